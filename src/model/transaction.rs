@@ -1,0 +1,208 @@
+//! Row images, changes and transactions.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::spill::SpilledChanges;
+use super::{Position, Value};
+
+/// A node's id, as named in the configuration file (`crm`, `helpdesk`). It is also the origin tag written
+/// on rows.
+pub type NodeId = Arc<str>;
+
+/// A physical table: PostgreSQL `schema.table`, or MySQL/MariaDB `database.table`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableRef {
+    pub schema: Arc<str>,
+    pub name: Arc<str>,
+}
+
+impl TableRef {
+    pub fn new(schema: &str, name: &str) -> Self {
+        TableRef {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for TableRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+    Truncate,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Insert => "insert",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::Truncate => "truncate",
+        }
+    }
+}
+
+/// How much of a row an image carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageKind {
+    /// Every column of the row.
+    Full,
+    /// Only the key (replica identity) columns.
+    Key,
+    /// Some columns; the others are unknown (not the same as NULL).
+    Partial,
+}
+
+/// One column of a row image. Names are shared `Arc<str>`s, so a decoder hands out the same allocation
+/// for every row of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    pub name: Arc<str>,
+    pub value: Value,
+}
+
+/// The columns of a row as they were before or after a change, in the table's column order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowImage {
+    pub kind: ImageKind,
+    pub fields: Vec<Field>,
+}
+
+impl RowImage {
+    pub fn new(kind: ImageKind, fields: Vec<Field>) -> Self {
+        RowImage { kind, fields }
+    }
+
+    /// The value of column `name`, if the image carries it.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find(|f| &*f.name == name)
+            .map(|f| &f.value)
+    }
+
+    /// Approximate heap bytes held, for memory budgets.
+    pub fn approx_bytes(&self) -> usize {
+        self.fields
+            .iter()
+            .map(|f| std::mem::size_of::<Field>() + value_bytes(&f.value))
+            .sum()
+    }
+}
+
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::Text(s) | Value::Json(s) | Value::Enum(s) => s.len(),
+        Value::Decimal(d) => d.as_str().len(),
+        Value::Bytes(b) | Value::Bits { bytes: b, .. } => b.len(),
+        Value::Set(items) => items.iter().map(String::len).sum(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| std::mem::size_of::<Value>() + value_bytes(i))
+            .sum(),
+        Value::Other { type_name, text } => type_name.len() + text.len(),
+        _ => 0,
+    }
+}
+
+/// One row change. Which images are present depends on the operation:
+///
+/// | op       | before                                   | after                           |
+/// |----------|------------------------------------------|---------------------------------|
+/// | insert   | `None`                                   | full                            |
+/// | update   | full or key (or `None` if the source had neither) | full (may hold `Unchanged`) |
+/// | delete   | full or key                              | `None`                          |
+/// | truncate | `None`                                   | `None`                          |
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub table: TableRef,
+    pub op: Op,
+    pub before: Option<RowImage>,
+    pub after: Option<RowImage>,
+}
+
+impl Change {
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Change>()
+            + self.before.as_ref().map_or(0, RowImage::approx_bytes)
+            + self.after.as_ref().map_or(0, RowImage::approx_bytes)
+    }
+}
+
+/// What the source server recorded about who wrote a transaction; the loop guard reads these.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopMarks {
+    /// PostgreSQL: the replication origin name of the session that wrote it (pgoutput Origin message).
+    pub pg_origin: Option<String>,
+    /// MySQL/MariaDB: the event header's `LOG_EVENT_SKIP_REPLICATION_F` (0x8000) flag was set.
+    pub skip_replication: bool,
+    /// MySQL/MariaDB: the `server_id` in the event headers.
+    pub server_id: Option<u32>,
+}
+
+/// The changes of one transaction, held in memory or, past the memory budget, in a spill file.
+#[derive(Debug)]
+pub enum ChangeSet {
+    Memory(Vec<Change>),
+    Spilled(SpilledChanges),
+}
+
+impl Default for ChangeSet {
+    fn default() -> Self {
+        ChangeSet::Memory(Vec::new())
+    }
+}
+
+impl ChangeSet {
+    pub fn len(&self) -> usize {
+        match self {
+            ChangeSet::Memory(v) => v.len(),
+            ChangeSet::Spilled(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads the changes in order. A spilled set reads them back from its file one at a time.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = std::io::Result<Change>> + '_> {
+        match self {
+            ChangeSet::Memory(v) => Box::new(v.iter().cloned().map(Ok)),
+            ChangeSet::Spilled(s) => Box::new(s.iter()),
+        }
+    }
+
+    /// All changes in memory (for tests and small transactions). A spilled set is read back whole.
+    pub fn to_vec(&self) -> std::io::Result<Vec<Change>> {
+        self.iter().collect()
+    }
+}
+
+/// One committed source transaction, engine-neutral.
+#[derive(Debug)]
+pub struct Transaction {
+    /// The node whose log the transaction was read from.
+    pub origin: NodeId,
+    /// The position of the transaction's commit in the source log; acknowledging it means everything up
+    /// to and including this transaction is durably applied.
+    pub position: Position,
+    /// Commit time at the source, microseconds since the Unix epoch (UTC).
+    pub commit_time: i64,
+    /// The source's transaction id, where it has one (PostgreSQL xid).
+    pub xid: Option<u64>,
+    pub marks: LoopMarks,
+    pub changes: ChangeSet,
+}
