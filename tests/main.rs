@@ -1,0 +1,4 @@
+//! The one integration-test binary: every module below talks to real database servers started by
+//! `tandem::harness`. Helpers live in `support/` and compile once.
+
+mod support;
