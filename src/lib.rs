@@ -1,4 +1,6 @@
 pub mod capture;
+pub mod cli;
 pub mod config;
 pub mod harness;
+pub mod mapping;
 pub mod model;

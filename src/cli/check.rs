@@ -1,0 +1,69 @@
+//! `tandem check`: is this pairing safe to run?
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{ConfigArg, OutputFormat};
+use crate::config::{Config, Problem, Severity};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+pub async fn run(args: CheckArgs) -> ExitCode {
+    let (problems, summary) = match Config::load(&args.config.path) {
+        Ok((config, warnings)) => {
+            let summary = format!(
+                "{}: {} node(s), {} table(s), {} link(s)",
+                args.config.path.display(),
+                config.nodes.len(),
+                config.tables.len(),
+                config.links().len()
+            );
+            (warnings, Some(summary))
+        }
+        Err(e) => (e.problems, None),
+    };
+    report(&problems, summary.as_deref(), args.format);
+    if problems.iter().any(|p| p.severity == Severity::Error) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn report(problems: &[Problem], summary: Option<&str>, format: OutputFormat) {
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    let warnings = problems.len() - errors;
+    match format {
+        OutputFormat::Json => {
+            let doc = serde_json::json!({
+                "ok": errors == 0,
+                "errors": errors,
+                "warnings": warnings,
+                "problems": problems,
+            });
+            println!("{doc}");
+        }
+        OutputFormat::Text => {
+            for p in problems {
+                println!("{p}");
+            }
+            match summary {
+                Some(s) if errors == 0 => println!("ok: {s} ({warnings} warning(s))"),
+                _ => println!(
+                    "{errors} error(s), {warnings} warning(s): the file is not safe to run"
+                ),
+            }
+        }
+    }
+}
