@@ -70,6 +70,9 @@ pub struct MappingError {
     pub node: String,
 }
 
+/// Business value -> stored value, as the file lists them for one node.
+type ValueMap = Vec<(String, Scalar)>;
+
 /// Maps changes from one source node to one target node (one link).
 #[derive(Debug)]
 pub struct Mapper {
@@ -87,7 +90,7 @@ struct LinkTable {
     /// Business column -> target physical column (shared name allocation).
     business_to_target: HashMap<String, Arc<str>>,
     /// Value maps: business column -> (source map, target map).
-    values: HashMap<String, (Option<Vec<(String, Scalar)>>, Option<Vec<(String, Scalar)>>)>,
+    values: HashMap<String, (Option<ValueMap>, Option<ValueMap>)>,
     excluded_source: Vec<String>,
 }
 
