@@ -4,3 +4,5 @@ pub mod config;
 pub mod harness;
 pub mod mapping;
 pub mod model;
+pub mod conflict;
+pub mod loopguard;
