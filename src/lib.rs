@@ -1,8 +1,9 @@
+pub mod apply;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod conflict;
 pub mod harness;
+pub mod loopguard;
 pub mod mapping;
 pub mod model;
-pub mod conflict;
-pub mod loopguard;

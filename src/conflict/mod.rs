@@ -91,12 +91,18 @@ impl ConflictKind {
 
     /// Whether the incoming change is a delete.
     pub fn incoming_is_delete(self) -> bool {
-        matches!(self, ConflictKind::DeleteMissing | ConflictKind::DeleteDiffers)
+        matches!(
+            self,
+            ConflictKind::DeleteMissing | ConflictKind::DeleteDiffers
+        )
     }
 
     /// Whether the target has no row for the key.
     pub fn current_missing(self) -> bool {
-        matches!(self, ConflictKind::UpdateMissing | ConflictKind::DeleteMissing)
+        matches!(
+            self,
+            ConflictKind::UpdateMissing | ConflictKind::DeleteMissing
+        )
     }
 }
 

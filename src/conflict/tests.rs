@@ -53,9 +53,17 @@ fn last_write_wins_takes_the_later_version_then_priority_then_node_id() {
     let c = update_differs(stamp(5, "b", 0), stamp(10, "a", 0), cols.clone());
     assert_eq!(resolve(&c, &r), Decision::KeepCurrent);
     let c = update_differs(stamp(10, "b", 0), stamp(10, "a", 0), cols.clone());
-    assert_eq!(resolve(&c, &r), Decision::ApplyIncoming, "tie: greater id b");
+    assert_eq!(
+        resolve(&c, &r),
+        Decision::ApplyIncoming,
+        "tie: greater id b"
+    );
     let c = update_differs(stamp(10, "b", 0), stamp(10, "a", 1), cols);
-    assert_eq!(resolve(&c, &r), Decision::KeepCurrent, "tie: priority first");
+    assert_eq!(
+        resolve(&c, &r),
+        Decision::KeepCurrent,
+        "tie: priority first"
+    );
 }
 
 #[test]
@@ -146,12 +154,7 @@ fn deletes_win_under_last_write_wins_and_the_preferred_updater_brings_the_row_ba
 /// `None` when the row is gone; `Err` for the manual outcomes.
 type Row = Option<(Vec<u8>, i128, String)>;
 
-fn outcome(
-    d: &Decision,
-    current: &Row,
-    incoming: &Row,
-    names: &[String],
-) -> Result<Row, Decision> {
+fn outcome(d: &Decision, current: &Row, incoming: &Row, names: &[String]) -> Result<Row, Decision> {
     Ok(match d {
         Decision::ApplyIncoming => incoming.clone(),
         Decision::KeepCurrent => current.clone(),
@@ -160,7 +163,10 @@ fn outcome(
             version_from_incoming,
             origin,
         } => {
-            let (cur, inc) = (current.clone().expect("row"), incoming.clone().expect("row"));
+            let (cur, inc) = (
+                current.clone().expect("row"),
+                incoming.clone().expect("row"),
+            );
             let values = names
                 .iter()
                 .enumerate()
@@ -181,7 +187,11 @@ fn outcome(
 
 fn any_rules() -> impl Strategy<Value = (ConflictRule, Option<&'static str>, ConflictRule)> {
     prop_oneof![
-        Just((ConflictRule::LastWriteWins, None, ConflictRule::LastWriteWins)),
+        Just((
+            ConflictRule::LastWriteWins,
+            None,
+            ConflictRule::LastWriteWins
+        )),
         Just((ConflictRule::Prefer, Some("a"), ConflictRule::LastWriteWins)),
         Just((ConflictRule::Prefer, Some("b"), ConflictRule::LastWriteWins)),
         Just((ConflictRule::Merge, None, ConflictRule::LastWriteWins)),
