@@ -1,5 +1,10 @@
 //! The one integration-test binary: every module below talks to real database servers started by
 //! `tandem::harness`. Helpers live in `support/` and compile once.
 
+mod apply_mysql;
+mod apply_pair;
+mod apply_postgres;
+mod apply_scenarios;
+mod apply_support;
 mod harness;
 mod support;

@@ -1,0 +1,95 @@
+//! The applier with MariaDB as the target (the source is PostgreSQL, whose changes are built by hand
+//! here: capture lands separately).
+
+use tandem::model::Op;
+
+use crate::apply_scenarios as sc;
+use crate::apply_support::*;
+
+#[tokio::test]
+async fn apply_my_setup_is_idempotent_and_dry_run_lists_the_sql() {
+    sc::setup_is_idempotent_and_dry_run_lists_the_sql(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_applies_once_and_resumes_from_the_checkpoint() {
+    sc::applies_once_and_resumes_from_the_checkpoint(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_every_conflict_kind_is_detected_and_recorded() {
+    sc::every_conflict_kind_is_detected_and_recorded(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_merge_keeps_columns_changed_on_one_side() {
+    sc::merge_keeps_columns_changed_on_one_side(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_prefer_and_owner_rules() {
+    sc::prefer_and_owner_rules(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_manual_parks_one_key_while_others_flow_until_resolved() {
+    sc::manual_parks_one_key_while_others_flow_until_resolved(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_manual_on_the_other_node_defers_to_the_decider() {
+    sc::manual_on_the_other_node_defers_to_the_decider(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_resolve_with_supplied_values() {
+    sc::resolve_with_supplied_values(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_definite_errors_go_to_the_dead_letter_table_and_replay() {
+    sc::definite_errors_go_to_the_dead_letter_table_and_replay(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_delete_policies_soft_and_ignore() {
+    sc::delete_policies_soft_and_ignore(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_a_multi_table_transaction_applies_whole() {
+    sc::a_multi_table_transaction_applies_whole(Kind::My).await;
+}
+
+/// An application that never mentions the marker columns: INSERT without a column list and SELECT *
+/// see only its own columns (the managed ones are INVISIBLE), and the row is stamped all the same.
+#[tokio::test]
+async fn apply_my_invisible_columns_keep_column_less_inserts_working() {
+    let mut f = Fixture::new(Kind::My, "", 0).await;
+    f.db.exec("INSERT INTO customer VALUES (5, 'app', 'app@x', NULL, 0)").await;
+    let star = f.db.rows("SELECT * FROM customer WHERE id = 5").await;
+    assert_eq!(star[0].len(), 5, "SELECT * shows the application's columns only");
+    assert_eq!(f.row(5).await.expect("row")[3], Some(TARGET.to_string()));
+}
+
+/// The applied transaction is in the binlog with the checkpoint write (the loop marker) in the same
+/// transaction, and the session ran with skip_replication.
+#[tokio::test]
+async fn apply_my_applied_transactions_carry_the_checkpoint_marker() {
+    let mut f = Fixture::new(Kind::My, "", 0).await;
+    f.db.exec("FLUSH BINARY LOGS").await;
+    let file = f.db.rows("SHOW MASTER STATUS").await[0][0].clone().expect("binlog file");
+    let mut a = f.applier().await;
+    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
+        .await
+        .expect("apply");
+    let events = f.db.rows(&format!("SHOW BINLOG EVENTS IN '{file}'")).await;
+    let info: Vec<String> = events.iter().filter_map(|r| r.get(5).cloned().flatten()).collect();
+    let customer_map = info.iter().position(|i| i.contains(&format!("`{}`.`customer`", f.db_name)));
+    let checkpoint_map = info.iter().position(|i| i.contains(&format!("`{}`.`checkpoint`", f.schema)));
+    let commit = info.iter().rposition(|i| i.starts_with("COMMIT"));
+    assert!(
+        matches!((customer_map, checkpoint_map, commit), (Some(a), Some(b), Some(c)) if a < c && b < c),
+        "customer and checkpoint written in one transaction: {info:#?}"
+    );
+}

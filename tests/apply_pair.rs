@@ -1,0 +1,189 @@
+//! Two real nodes (PostgreSQL `p`, MariaDB `m`) write the same row concurrently; each applies the
+//! other's change and both must end with the same row. Capture lands separately, so each side's
+//! change is built from its own rows, as the capture would deliver it.
+
+use tandem::apply::{self, Applier};
+use tandem::config::Config;
+use tandem::model::{Change, ChangeSet, LoopMarks, Lsn, Op, PgPosition, Position, BinlogPosition, RowImage, TableRef, Transaction, Value};
+
+use crate::apply_support::*;
+use crate::support::unique_name;
+
+struct Pair {
+    config: Config,
+    p: Db,
+    m: Db,
+    m_db: String,
+    seq: u64,
+}
+
+const TABLE: &str = "CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(20), email VARCHAR(40))";
+
+impl Pair {
+    async fn new(table_extra: &str) -> Pair {
+        let (p_db, m_db, schema) = (unique_name("pp"), unique_name("pm"), unique_name("tk"));
+        pg().await.create_database(&p_db).await.expect("db");
+        maria().await.create_database(&m_db).await.expect("db");
+        let text = format!(
+            r#"
+[tandem]
+schema = "{schema}"
+[nodes.p]
+url = "{}"
+[nodes.m]
+url = "{}"
+[[tables]]
+name = "customer"
+key = ["id"]
+on = {{ p = "public.customer", m = "{m_db}.customer" }}
+{table_extra}
+"#,
+            pg().await.url(&p_db),
+            maria().await.url(&m_db)
+        );
+        let (config, _) = Config::from_str_with_env(&text, "pair.toml", &|_| None)
+            .unwrap_or_else(|e| panic!("{:?}", e.problems));
+        let mut p = Db::open(Kind::Pg, &p_db).await;
+        let mut m = Db::open(Kind::My, &m_db).await;
+        p.exec(TABLE).await;
+        m.exec(TABLE).await;
+        apply::setup(&config, "p", false).await.expect("setup p");
+        apply::setup(&config, "m", false).await.expect("setup m");
+        Pair { config, p, m, m_db, seq: 0 }
+    }
+
+    fn db(&mut self, node: &str) -> &mut Db {
+        if node == "p" { &mut self.p } else { &mut self.m }
+    }
+
+    async fn image(&mut self, node: &str, id: i32) -> Option<RowImage> {
+        let r = self
+            .db(node)
+            .rows(&format!("SELECT name, email, _tandem_version, _tandem_origin FROM customer WHERE id = {id}"))
+            .await
+            .into_iter()
+            .next()?;
+        let text = |i: usize| r[i].clone().unwrap_or_default();
+        Some(customer(id, &text(0), &text(1), text(2).parse().expect("version"), &text(3)))
+    }
+
+    /// The change `node` made to row `id` since `before`, as its capture would deliver it.
+    async fn change(&mut self, node: &str, id: i32, before: Option<RowImage>) -> Transaction {
+        let after = self.image(node, id).await;
+        let op = match (&before, &after) {
+            (None, _) => Op::Insert,
+            (Some(_), Some(_)) => Op::Update,
+            (Some(_), None) => Op::Delete,
+        };
+        let table = if node == "p" { TableRef::new("public", "customer") } else { TableRef::new(&self.m_db, "customer") };
+        self.seq += 1;
+        let position = if node == "p" {
+            Position::Postgres(PgPosition { commit_lsn: Lsn(self.seq), lsn: Lsn(self.seq) })
+        } else {
+            Position::Binlog(BinlogPosition { file: "bin.000001".into(), offset: self.seq })
+        };
+        Transaction {
+            origin: node.into(),
+            position,
+            commit_time: 1_700_000_000_000_000,
+            xid: None,
+            marks: LoopMarks::default(),
+            changes: ChangeSet::Memory(vec![Change { table, op, before, after }]),
+        }
+    }
+
+    async fn apply(&self, source: &str, target: &str, tx: Transaction) {
+        let mut a = Applier::connect(&self.config, source, target).await.expect("connect");
+        a.apply(&[tx]).await.expect("apply");
+    }
+
+    /// Row 1 on both nodes, compared column by column (values, version, origin).
+    async fn assert_converged(&mut self, id: i32) -> Option<RowImage> {
+        let (p, m) = (self.image("p", id).await, self.image("m", id).await);
+        assert_eq!(p, m, "row {id} differs between p (left) and m (right)");
+        p
+    }
+
+    /// Inserts row 1 on p and replicates it to m.
+    async fn seed(&mut self) -> RowImage {
+        self.p.exec("INSERT INTO customer (id, name, email) VALUES (1, 'ann', 'a@x')").await;
+        let tx = self.change("p", 1, None).await;
+        self.apply("p", "m", tx).await;
+        self.assert_converged(1).await.expect("seeded")
+    }
+
+    /// p and m both update row 1 from the same base; each applies the other's change.
+    async fn concurrent(&mut self, p_sql: &str, m_sql: &str) -> Option<RowImage> {
+        let base = self.seed().await;
+        self.p.exec(p_sql).await;
+        self.m.exec(m_sql).await;
+        let from_p = self.change("p", 1, Some(base.clone())).await;
+        let from_m = self.change("m", 1, Some(base)).await;
+        self.apply("p", "m", from_p).await;
+        self.apply("m", "p", from_m).await;
+        self.assert_converged(1).await
+    }
+}
+
+fn field(img: &RowImage, name: &str) -> Value {
+    img.get(name).cloned().unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn apply_pair_last_write_wins_converges() {
+    let mut pair = Pair::new("").await;
+    let row = pair
+        .concurrent("UPDATE customer SET name = 'p-name' WHERE id = 1", "UPDATE customer SET email = 'm@x' WHERE id = 1")
+        .await
+        .expect("row");
+    // m wrote last (its version is later): its whole row wins on both nodes.
+    assert_eq!(field(&row, "name"), Value::Text("ann".into()));
+    assert_eq!(field(&row, "email"), Value::Text("m@x".into()));
+    assert_eq!(field(&row, "_tandem_origin"), Value::Text("m".into()));
+}
+
+#[tokio::test]
+async fn apply_pair_merge_converges_with_both_changes() {
+    let mut pair = Pair::new("conflict = \"merge\"").await;
+    let row = pair
+        .concurrent("UPDATE customer SET name = 'p-name' WHERE id = 1", "UPDATE customer SET email = 'm@x' WHERE id = 1")
+        .await
+        .expect("row");
+    assert_eq!(field(&row, "name"), Value::Text("p-name".into()));
+    assert_eq!(field(&row, "email"), Value::Text("m@x".into()));
+}
+
+#[tokio::test]
+async fn apply_pair_prefer_converges_on_the_preferred_node() {
+    let mut pair = Pair::new("conflict = \"prefer\"\nprefer = \"p\"").await;
+    let row = pair
+        .concurrent("UPDATE customer SET name = 'p-name' WHERE id = 1", "UPDATE customer SET name = 'm-name' WHERE id = 1")
+        .await
+        .expect("row");
+    assert_eq!(field(&row, "name"), Value::Text("p-name".into()));
+    assert_eq!(field(&row, "_tandem_origin"), Value::Text("p".into()));
+}
+
+#[tokio::test]
+async fn apply_pair_delete_against_update_converges() {
+    let mut pair = Pair::new("").await;
+    let row = pair
+        .concurrent("DELETE FROM customer WHERE id = 1", "UPDATE customer SET email = 'm@x' WHERE id = 1")
+        .await;
+    assert_eq!(row, None, "the delete wins on both nodes");
+}
+
+/// A local update of a row tandem last wrote is a local change: stamped with the local node, and its
+/// change replicates and applies cleanly on the other node (no conflict, no echo).
+#[tokio::test]
+async fn apply_pair_local_update_of_a_replicated_row_flows_back() {
+    let mut pair = Pair::new("").await;
+    let base = pair.seed().await;
+    pair.m.exec("UPDATE customer SET name = 'm-edit' WHERE id = 1").await;
+    let edited = pair.image("m", 1).await.expect("row");
+    assert_eq!(field(&edited, "_tandem_origin"), Value::Text("m".into()));
+    let tx = pair.change("m", 1, Some(base)).await;
+    pair.apply("m", "p", tx).await;
+    let row = pair.assert_converged(1).await.expect("row");
+    assert_eq!(field(&row, "name"), Value::Text("m-edit".into()));
+}

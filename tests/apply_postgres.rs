@@ -1,0 +1,95 @@
+//! The applier with PostgreSQL as the target (the source is MySQL/MariaDB, whose changes are built
+//! by hand here: capture lands separately).
+
+use tandem::model::Op;
+
+use crate::apply_scenarios as sc;
+use crate::apply_support::*;
+
+#[tokio::test]
+async fn apply_pg_setup_is_idempotent_and_dry_run_lists_the_sql() {
+    sc::setup_is_idempotent_and_dry_run_lists_the_sql(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_applies_once_and_resumes_from_the_checkpoint() {
+    sc::applies_once_and_resumes_from_the_checkpoint(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_every_conflict_kind_is_detected_and_recorded() {
+    sc::every_conflict_kind_is_detected_and_recorded(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_merge_keeps_columns_changed_on_one_side() {
+    sc::merge_keeps_columns_changed_on_one_side(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_prefer_and_owner_rules() {
+    sc::prefer_and_owner_rules(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_manual_parks_one_key_while_others_flow_until_resolved() {
+    sc::manual_parks_one_key_while_others_flow_until_resolved(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_manual_on_the_other_node_defers_to_the_decider() {
+    sc::manual_on_the_other_node_defers_to_the_decider(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_resolve_with_supplied_values() {
+    sc::resolve_with_supplied_values(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_definite_errors_go_to_the_dead_letter_table_and_replay() {
+    sc::definite_errors_go_to_the_dead_letter_table_and_replay(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_delete_policies_soft_and_ignore() {
+    sc::delete_policies_soft_and_ignore(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_a_multi_table_transaction_applies_whole() {
+    sc::a_multi_table_transaction_applies_whole(Kind::Pg).await;
+}
+
+/// The apply session's replication origin marks its transactions: a decoder asked for local changes
+/// only (`only-local`) sees none of them, while a local write on the same table is seen.
+#[tokio::test]
+async fn apply_pg_applied_transactions_carry_the_replication_origin() {
+    let mut f = Fixture::new(Kind::Pg, "", 0).await;
+    let slot = unique_slot();
+    f.db.exec(&format!("SELECT pg_create_logical_replication_slot('{slot}', 'test_decoding')")).await;
+    let mut a = f.applier().await;
+    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
+        .await
+        .expect("apply");
+    f.db.exec("INSERT INTO customer (id, name) VALUES (2, 'local')").await;
+    let local_only = f
+        .db
+        .rows(&format!("SELECT data FROM pg_logical_slot_peek_changes('{slot}', NULL, NULL, 'only-local', '1')"))
+        .await;
+    let text: Vec<String> = local_only.into_iter().filter_map(|r| r[0].clone()).collect();
+    assert!(text.iter().any(|d| d.contains("id[integer]:2")), "the local insert is seen: {text:?}");
+    assert!(!text.iter().any(|d| d.contains("id[integer]:1")), "the applied insert is filtered: {text:?}");
+    assert!(!text.iter().any(|d| d.contains("checkpoint")), "{text:?}");
+    let all = f
+        .db
+        .rows(&format!("SELECT data FROM pg_logical_slot_peek_changes('{slot}', NULL, NULL)"))
+        .await;
+    let all: Vec<String> = all.into_iter().filter_map(|r| r[0].clone()).collect();
+    assert!(all.iter().any(|d| d.contains(".checkpoint:") && d.contains(&format!("source_node[text]:'{SOURCE}'"))), "{all:?}");
+    f.db.exec(&format!("SELECT pg_drop_replication_slot('{slot}')")).await;
+}
+
+fn unique_slot() -> String {
+    crate::support::unique_name("tslot")
+}
