@@ -102,6 +102,8 @@ pub struct Fixture {
     pub schema: String,
     pub config: Config,
     pub db: Db,
+    /// The source node's id (`SOURCE` unless the test needs its own).
+    pub source: String,
 }
 
 pub const TARGET: &str = "t";
@@ -115,6 +117,11 @@ impl Fixture {
     /// `table_extra` is added to the customer table's `[[tables]]` section (`conflict = "merge"`).
     /// `target_priority` is the target node's priority (the source's is 0).
     pub async fn new(kind: Kind, table_extra: &str, target_priority: i32) -> Fixture {
+        Self::with_source(kind, table_extra, target_priority, SOURCE).await
+    }
+
+    /// A fixture whose source node has its own id (replication origins are server-wide).
+    pub async fn with_source(kind: Kind, table_extra: &str, target_priority: i32, source: &str) -> Fixture {
         let db_name = unique_name("ap");
         let schema = unique_name("tk");
         let (url, other, target_table, source_table) = match kind {
@@ -134,19 +141,19 @@ schema = "{schema}"
 [nodes.{TARGET}]
 url = "{url}"
 priority = {target_priority}
-[nodes.{SOURCE}]
+[nodes.{source}]
 url = "{other}"
 
 [[tables]]
 name = "customer"
 key = ["id"]
-on = {{ {TARGET} = "{target_table}.customer", {SOURCE} = "{source_table}.customer" }}
+on = {{ {TARGET} = "{target_table}.customer", {source} = "{source_table}.customer" }}
 {table_extra}
 
 [[tables]]
 name = "orders"
 key = ["id"]
-on = {{ {TARGET} = "{target_table}.orders", {SOURCE} = "{source_table}.orders" }}
+on = {{ {TARGET} = "{target_table}.orders", {source} = "{source_table}.orders" }}
 "#
         );
         let (config, _) = Config::from_str_with_env(&text, "test.toml", &|_| None)
@@ -155,11 +162,11 @@ on = {{ {TARGET} = "{target_table}.orders", {SOURCE} = "{source_table}.orders" }
         db.exec(CUSTOMER).await;
         db.exec(ORDERS).await;
         apply::setup(&config, TARGET, false).await.expect("setup runs");
-        Fixture { kind, db_name, schema, config, db }
+        Fixture { kind, db_name, schema, config, db, source: source.to_string() }
     }
 
     pub async fn applier(&self) -> Applier {
-        Applier::connect(&self.config, SOURCE, TARGET).await.expect("applier connects")
+        Applier::connect(&self.config, &self.source, TARGET).await.expect("applier connects")
     }
 
     /// The source's physical customer table.
@@ -180,7 +187,7 @@ on = {{ {TARGET} = "{target_table}.orders", {SOURCE} = "{source_table}.orders" }
 
     pub fn tx(&self, n: u64, changes: Vec<Change>) -> Transaction {
         Transaction {
-            origin: SOURCE.into(),
+            origin: self.source.as_str().into(),
             position: self.position(n),
             commit_time: 1_700_000_000_000_000 + n as i64,
             xid: None,
