@@ -66,9 +66,14 @@ async fn apply_my_a_multi_table_transaction_applies_whole() {
 #[tokio::test]
 async fn apply_my_invisible_columns_keep_column_less_inserts_working() {
     let mut f = Fixture::new(Kind::My, "", 0).await;
-    f.db.exec("INSERT INTO customer VALUES (5, 'app', 'app@x', NULL, 0)").await;
+    f.db.exec("INSERT INTO customer VALUES (5, 'app', 'app@x', NULL, 0)")
+        .await;
     let star = f.db.rows("SELECT * FROM customer WHERE id = 5").await;
-    assert_eq!(star[0].len(), 5, "SELECT * shows the application's columns only");
+    assert_eq!(
+        star[0].len(),
+        5,
+        "SELECT * shows the application's columns only"
+    );
     assert_eq!(f.row(5).await.expect("row")[3], Some(TARGET.to_string()));
 }
 
@@ -78,16 +83,30 @@ async fn apply_my_invisible_columns_keep_column_less_inserts_working() {
 async fn apply_my_applied_transactions_carry_the_checkpoint_marker() {
     let mut f = Fixture::new(Kind::My, "", 0).await;
     f.db.exec("FLUSH BINARY LOGS").await;
-    let file = f.db.rows("SHOW MASTER STATUS").await[0][0].clone().expect("binlog file");
+    let file = f.db.rows("SHOW MASTER STATUS").await[0][0]
+        .clone()
+        .expect("binlog file");
     let mut a = f.applier().await;
-    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
-        .await
-        .expect("apply");
+    a.apply(&[f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
     let events = f.db.rows(&format!("SHOW BINLOG EVENTS IN '{file}'")).await;
     // (event type, info); the binlog is server-wide, so find this test's table and its transaction.
     let events: Vec<(String, String)> = events
         .into_iter()
-        .map(|r| (r[2].clone().unwrap_or_default(), r[5].clone().unwrap_or_default()))
+        .map(|r| {
+            (
+                r[2].clone().unwrap_or_default(),
+                r[5].clone().unwrap_or_default(),
+            )
+        })
         .collect();
     let customer = events
         .iter()

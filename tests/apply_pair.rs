@@ -4,7 +4,10 @@
 
 use tandem::apply::{self, Applier};
 use tandem::config::Config;
-use tandem::model::{Change, ChangeSet, LoopMarks, Lsn, Op, PgPosition, Position, BinlogPosition, RowImage, TableRef, Transaction, Value};
+use tandem::model::{
+    BinlogPosition, Change, ChangeSet, LoopMarks, Lsn, Op, PgPosition, Position, RowImage,
+    TableRef, Transaction, Value,
+};
 
 use crate::apply_support::*;
 use crate::support::unique_name;
@@ -17,7 +20,8 @@ struct Pair {
     seq: u64,
 }
 
-const TABLE: &str = "CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(20), email VARCHAR(40))";
+const TABLE: &str =
+    "CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(20), email VARCHAR(40))";
 
 impl Pair {
     async fn new(table_extra: &str) -> Pair {
@@ -49,22 +53,40 @@ on = {{ p = "public.customer", m = "{m_db}.customer" }}
         m.exec(TABLE).await;
         apply::setup(&config, "p", false).await.expect("setup p");
         apply::setup(&config, "m", false).await.expect("setup m");
-        Pair { config, p, m, m_db, seq: 0 }
+        Pair {
+            config,
+            p,
+            m,
+            m_db,
+            seq: 0,
+        }
     }
 
     fn db(&mut self, node: &str) -> &mut Db {
-        if node == "p" { &mut self.p } else { &mut self.m }
+        if node == "p" {
+            &mut self.p
+        } else {
+            &mut self.m
+        }
     }
 
     async fn image(&mut self, node: &str, id: i32) -> Option<RowImage> {
         let r = self
             .db(node)
-            .rows(&format!("SELECT name, email, _tandem_version, _tandem_origin FROM customer WHERE id = {id}"))
+            .rows(&format!(
+                "SELECT name, email, _tandem_version, _tandem_origin FROM customer WHERE id = {id}"
+            ))
             .await
             .into_iter()
             .next()?;
         let text = |i: usize| r[i].clone().unwrap_or_default();
-        Some(customer(id, &text(0), &text(1), text(2).parse().expect("version"), &text(3)))
+        Some(customer(
+            id,
+            &text(0),
+            &text(1),
+            text(2).parse().expect("version"),
+            &text(3),
+        ))
     }
 
     /// The change `node` made to row `id` since `before`, as its capture would deliver it.
@@ -75,12 +97,22 @@ on = {{ p = "public.customer", m = "{m_db}.customer" }}
             (Some(_), Some(_)) => Op::Update,
             (Some(_), None) => Op::Delete,
         };
-        let table = if node == "p" { TableRef::new("public", "customer") } else { TableRef::new(&self.m_db, "customer") };
+        let table = if node == "p" {
+            TableRef::new("public", "customer")
+        } else {
+            TableRef::new(&self.m_db, "customer")
+        };
         self.seq += 1;
         let position = if node == "p" {
-            Position::Postgres(PgPosition { commit_lsn: Lsn(self.seq), lsn: Lsn(self.seq) })
+            Position::Postgres(PgPosition {
+                commit_lsn: Lsn(self.seq),
+                lsn: Lsn(self.seq),
+            })
         } else {
-            Position::Binlog(BinlogPosition { file: "bin.000001".into(), offset: self.seq })
+            Position::Binlog(BinlogPosition {
+                file: "bin.000001".into(),
+                offset: self.seq,
+            })
         };
         Transaction {
             origin: node.into(),
@@ -88,12 +120,19 @@ on = {{ p = "public.customer", m = "{m_db}.customer" }}
             commit_time: 1_700_000_000_000_000,
             xid: None,
             marks: LoopMarks::default(),
-            changes: ChangeSet::Memory(vec![Change { table, op, before, after }]),
+            changes: ChangeSet::Memory(vec![Change {
+                table,
+                op,
+                before,
+                after,
+            }]),
         }
     }
 
     async fn apply(&self, source: &str, target: &str, tx: Transaction) {
-        let mut a = Applier::connect(&self.config, source, target).await.expect("connect");
+        let mut a = Applier::connect(&self.config, source, target)
+            .await
+            .expect("connect");
         a.apply(&[tx]).await.expect("apply");
     }
 
@@ -106,7 +145,9 @@ on = {{ p = "public.customer", m = "{m_db}.customer" }}
 
     /// Inserts row 1 on p and replicates it to m.
     async fn seed(&mut self) -> RowImage {
-        self.p.exec("INSERT INTO customer (id, name, email) VALUES (1, 'ann', 'a@x')").await;
+        self.p
+            .exec("INSERT INTO customer (id, name, email) VALUES (1, 'ann', 'a@x')")
+            .await;
         let tx = self.change("p", 1, None).await;
         self.apply("p", "m", tx).await;
         self.assert_converged(1).await.expect("seeded")
@@ -133,7 +174,10 @@ fn field(img: &RowImage, name: &str) -> Value {
 async fn apply_pair_last_write_wins_converges() {
     let mut pair = Pair::new("").await;
     let row = pair
-        .concurrent("UPDATE customer SET name = 'p-name' WHERE id = 1", "UPDATE customer SET email = 'm@x' WHERE id = 1")
+        .concurrent(
+            "UPDATE customer SET name = 'p-name' WHERE id = 1",
+            "UPDATE customer SET email = 'm@x' WHERE id = 1",
+        )
         .await
         .expect("row");
     // m wrote last (its version is later): its whole row wins on both nodes.
@@ -146,7 +190,10 @@ async fn apply_pair_last_write_wins_converges() {
 async fn apply_pair_merge_converges_with_both_changes() {
     let mut pair = Pair::new("conflict = \"merge\"").await;
     let row = pair
-        .concurrent("UPDATE customer SET name = 'p-name' WHERE id = 1", "UPDATE customer SET email = 'm@x' WHERE id = 1")
+        .concurrent(
+            "UPDATE customer SET name = 'p-name' WHERE id = 1",
+            "UPDATE customer SET email = 'm@x' WHERE id = 1",
+        )
         .await
         .expect("row");
     assert_eq!(field(&row, "name"), Value::Text("p-name".into()));
@@ -157,7 +204,10 @@ async fn apply_pair_merge_converges_with_both_changes() {
 async fn apply_pair_prefer_converges_on_the_preferred_node() {
     let mut pair = Pair::new("conflict = \"prefer\"\nprefer = \"p\"").await;
     let row = pair
-        .concurrent("UPDATE customer SET name = 'p-name' WHERE id = 1", "UPDATE customer SET name = 'm-name' WHERE id = 1")
+        .concurrent(
+            "UPDATE customer SET name = 'p-name' WHERE id = 1",
+            "UPDATE customer SET name = 'm-name' WHERE id = 1",
+        )
         .await
         .expect("row");
     assert_eq!(field(&row, "name"), Value::Text("p-name".into()));
@@ -168,7 +218,10 @@ async fn apply_pair_prefer_converges_on_the_preferred_node() {
 async fn apply_pair_delete_against_update_converges() {
     let mut pair = Pair::new("").await;
     let row = pair
-        .concurrent("DELETE FROM customer WHERE id = 1", "UPDATE customer SET email = 'm@x' WHERE id = 1")
+        .concurrent(
+            "DELETE FROM customer WHERE id = 1",
+            "UPDATE customer SET email = 'm@x' WHERE id = 1",
+        )
         .await;
     assert_eq!(row, None, "the delete wins on both nodes");
 }
@@ -179,7 +232,9 @@ async fn apply_pair_delete_against_update_converges() {
 async fn apply_pair_local_update_of_a_replicated_row_flows_back() {
     let mut pair = Pair::new("").await;
     let base = pair.seed().await;
-    pair.m.exec("UPDATE customer SET name = 'm-edit' WHERE id = 1").await;
+    pair.m
+        .exec("UPDATE customer SET name = 'm-edit' WHERE id = 1")
+        .await;
     let edited = pair.image("m", 1).await.expect("row");
     assert_eq!(field(&edited, "_tandem_origin"), Value::Text("m".into()));
     let tx = pair.change("m", 1, Some(base)).await;

@@ -67,29 +67,57 @@ async fn apply_pg_a_multi_table_transaction_applies_whole() {
 async fn apply_pg_applied_transactions_carry_the_replication_origin() {
     let mut f = Fixture::with_source(Kind::Pg, "", 0, "origintest").await;
     let slot = unique_slot();
-    f.db.exec(&format!("SELECT pg_create_logical_replication_slot('{slot}', 'test_decoding')")).await;
+    f.db.exec(&format!(
+        "SELECT pg_create_logical_replication_slot('{slot}', 'test_decoding')"
+    ))
+    .await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, "origintest")))])])
-        .await
-        .expect("apply");
-    f.db.exec("INSERT INTO customer (id, name) VALUES (2, 'local')").await;
+    a.apply(&[f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, "origintest")),
+        )],
+    )])
+    .await
+    .expect("apply");
+    f.db.exec("INSERT INTO customer (id, name) VALUES (2, 'local')")
+        .await;
     let local_only = f
         .db
         .rows(&format!("SELECT data FROM pg_logical_slot_peek_changes('{slot}', NULL, NULL, 'only-local', '1')"))
         .await;
-    let text: Vec<String> = local_only.into_iter().filter_map(|r| r[0].clone()).collect();
-    assert!(text.iter().any(|d| d.contains("id[integer]:2")), "the local insert is seen: {text:?}");
-    assert!(!text.iter().any(|d| d.contains("id[integer]:1")), "the applied insert is filtered: {text:?}");
+    let text: Vec<String> = local_only
+        .into_iter()
+        .filter_map(|r| r[0].clone())
+        .collect();
+    assert!(
+        text.iter().any(|d| d.contains("id[integer]:2")),
+        "the local insert is seen: {text:?}"
+    );
+    assert!(
+        !text.iter().any(|d| d.contains("id[integer]:1")),
+        "the applied insert is filtered: {text:?}"
+    );
     assert!(!text.iter().any(|d| d.contains("checkpoint")), "{text:?}");
-    let all = f
-        .db
-        .rows(&format!("SELECT data FROM pg_logical_slot_peek_changes('{slot}', NULL, NULL)"))
+    let all =
+        f.db.rows(&format!(
+            "SELECT data FROM pg_logical_slot_peek_changes('{slot}', NULL, NULL)"
+        ))
         .await;
     let all: Vec<String> = all.into_iter().filter_map(|r| r[0].clone()).collect();
-    assert!(all.iter().any(|d| d.contains(".checkpoint:") && d.contains(&"source_node[text]:'origintest'")), "{all:?}");
-    let origins = f.db.one("SELECT string_agg(roname, ',') FROM pg_replication_origin").await;
+    assert!(
+        all.iter()
+            .any(|d| d.contains(".checkpoint:") && d.contains("source_node[text]:'origintest'")),
+        "{all:?}"
+    );
+    let origins =
+        f.db.one("SELECT string_agg(roname, ',') FROM pg_replication_origin")
+            .await;
     assert!(origins.unwrap_or_default().contains("tandem_origintest"));
-    f.db.exec(&format!("SELECT pg_drop_replication_slot('{slot}')")).await;
+    f.db.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"))
+        .await;
 }
 
 fn unique_slot() -> String {

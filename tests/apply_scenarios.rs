@@ -14,21 +14,41 @@ fn s(v: &str) -> Option<String> {
 
 pub async fn setup_is_idempotent_and_dry_run_lists_the_sql(kind: Kind) {
     let mut f = Fixture::new(kind, "", 0).await;
-    let dry = apply::setup(&f.config, TARGET, true).await.expect("dry run");
+    let dry = apply::setup(&f.config, TARGET, true)
+        .await
+        .expect("dry run");
     assert!(dry.iter().any(|s| s.contains("checkpoint")), "{dry:#?}");
     assert!(dry.iter().any(|s| s.contains("dead_letter")), "{dry:#?}");
     assert!(dry.iter().any(|s| s.contains("_tandem_origin")), "{dry:#?}");
-    let again = apply::setup(&f.config, TARGET, false).await.expect("setup runs a second time");
+    let again = apply::setup(&f.config, TARGET, false)
+        .await
+        .expect("setup runs a second time");
     assert_eq!(dry, again);
-    assert_eq!(f.db.one(&format!("SELECT count(*) FROM {}", f.book("schema_version"))).await, s("1"));
+    assert_eq!(
+        f.db.one(&format!(
+            "SELECT count(*) FROM {}",
+            f.book("schema_version")
+        ))
+        .await,
+        s("1")
+    );
     // A local write is stamped with the local node and a time-based version.
-    f.db.exec("INSERT INTO customer (id, name) VALUES (1, 'local')").await;
+    f.db.exec("INSERT INTO customer (id, name) VALUES (1, 'local')")
+        .await;
     let row = f.row(1).await.expect("row");
     assert_eq!(row[3], s(TARGET));
     let version: i64 = row[2].clone().unwrap_or_default().parse().expect("version");
-    assert!(version > 1_600_000_000_000_000, "version {version} carries the time");
-    f.db.exec("UPDATE customer SET name = 'again' WHERE id = 1").await;
-    let v2: i64 = f.row(1).await.expect("row")[2].clone().unwrap_or_default().parse().expect("v");
+    assert!(
+        version > 1_600_000_000_000_000,
+        "version {version} carries the time"
+    );
+    f.db.exec("UPDATE customer SET name = 'again' WHERE id = 1")
+        .await;
+    let v2: i64 = f.row(1).await.expect("row")[2]
+        .clone()
+        .unwrap_or_default()
+        .parse()
+        .expect("v");
     assert!(v2 > version, "a local update advances the version");
 }
 
@@ -36,14 +56,28 @@ pub async fn applies_once_and_resumes_from_the_checkpoint(kind: Kind) {
     let mut f = Fixture::new(kind, "", 0).await;
     let mut a = f.applier().await;
     assert_eq!(a.committed(), None);
-    let t1 = f.tx(100, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))]);
+    let t1 = f.tx(
+        100,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    );
     let committed = a.apply(std::slice::from_ref(&t1)).await.expect("apply");
     assert_eq!(committed, Some(f.position(100)));
-    assert_eq!(f.row(1).await, Some(vec![s("ann"), s("a@x"), s("10"), s(SOURCE)]));
+    assert_eq!(
+        f.row(1).await,
+        Some(vec![s("ann"), s("a@x"), s("10"), s(SOURCE)])
+    );
     // Crash before the caller acknowledges: the applier is gone, the source redelivers t1.
     drop(a);
     let mut a = f.applier().await;
-    assert_eq!(a.committed(), Some(&f.position(100)), "resumes from the target's checkpoint");
+    assert_eq!(
+        a.committed(),
+        Some(&f.position(100)),
+        "resumes from the target's checkpoint"
+    );
     let t2 = f.tx(
         200,
         vec![f.change(
@@ -54,13 +88,31 @@ pub async fn applies_once_and_resumes_from_the_checkpoint(kind: Kind) {
     );
     let committed = a.apply(&[t1, t2]).await.expect("apply");
     assert_eq!(committed, Some(f.position(200)));
-    assert_eq!(f.row(1).await, Some(vec![s("anne"), s("a@x"), s("11"), s(SOURCE)]));
-    assert!(f.conflicts().await.is_empty(), "the redelivered insert was skipped, not re-applied: {:?}", f.conflicts().await);
-    let t3 = f.tx(300, vec![f.change(Op::Delete, Some(customer(1, "anne", "a@x", 11, SOURCE)), None)]);
+    assert_eq!(
+        f.row(1).await,
+        Some(vec![s("anne"), s("a@x"), s("11"), s(SOURCE)])
+    );
+    assert!(
+        f.conflicts().await.is_empty(),
+        "the redelivered insert was skipped, not re-applied: {:?}",
+        f.conflicts().await
+    );
+    let t3 = f.tx(
+        300,
+        vec![f.change(
+            Op::Delete,
+            Some(customer(1, "anne", "a@x", 11, SOURCE)),
+            None,
+        )],
+    );
     a.apply(&[t3]).await.expect("apply delete");
     assert_eq!(f.row(1).await, None);
     assert_eq!(
-        f.db.one(&format!("SELECT position FROM {} WHERE source_node = '{SOURCE}'", f.book("checkpoint"))).await,
+        f.db.one(&format!(
+            "SELECT position FROM {} WHERE source_node = '{SOURCE}'",
+            f.book("checkpoint")
+        ))
+        .await,
         Some(f.position(300).to_string())
     );
 }
@@ -70,33 +122,74 @@ pub async fn every_conflict_kind_is_detected_and_recorded(kind: Kind) {
     let mut f = Fixture::new(kind, "", 0).await;
     let mut a = f.applier().await;
     // insert_exists: the target has the key with a later local version; the incoming insert loses.
-    f.db.exec("INSERT INTO customer (id, name, email) VALUES (1, 'local', 'l@x')").await;
-    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "remote", "r@x", 5, SOURCE)))])])
-        .await
-        .expect("apply");
+    f.db.exec("INSERT INTO customer (id, name, email) VALUES (1, 'local', 'l@x')")
+        .await;
+    a.apply(&[f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "remote", "r@x", 5, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
     assert_eq!(f.row(1).await.expect("row")[0], s("local"));
     // update_differs, incoming later (a huge version): incoming wins.
     let far = 9_000_000_000_000_000;
-    a.apply(&[f.tx(2, vec![f.change(Op::Update, Some(customer(1, "old", "r@x", 5, SOURCE)), Some(customer(1, "newer", "r@x", far, SOURCE)))])])
-        .await
-        .expect("apply");
-    assert_eq!(f.row(1).await, Some(vec![s("newer"), s("r@x"), Some(far.to_string()), s(SOURCE)]));
+    a.apply(&[f.tx(
+        2,
+        vec![f.change(
+            Op::Update,
+            Some(customer(1, "old", "r@x", 5, SOURCE)),
+            Some(customer(1, "newer", "r@x", far, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    assert_eq!(
+        f.row(1).await,
+        Some(vec![s("newer"), s("r@x"), Some(far.to_string()), s(SOURCE)])
+    );
     // update_missing: no row 2; the delete-wins rule keeps it absent.
-    a.apply(&[f.tx(3, vec![f.change(Op::Update, Some(customer(2, "x", "x", 1, SOURCE)), Some(customer(2, "y", "x", 2, SOURCE)))])])
-        .await
-        .expect("apply");
+    a.apply(&[f.tx(
+        3,
+        vec![f.change(
+            Op::Update,
+            Some(customer(2, "x", "x", 1, SOURCE)),
+            Some(customer(2, "y", "x", 2, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
     assert_eq!(f.row(2).await, None);
     // delete_missing.
-    a.apply(&[f.tx(4, vec![f.change(Op::Delete, Some(customer(3, "x", "x", 1, SOURCE)), None)])])
-        .await
-        .expect("apply");
+    a.apply(&[f.tx(
+        4,
+        vec![f.change(Op::Delete, Some(customer(3, "x", "x", 1, SOURCE)), None)],
+    )])
+    .await
+    .expect("apply");
     // delete_differs: the row changed here since; the delete wins.
-    f.db.exec("UPDATE customer SET email = 'changed@x' WHERE id = 1").await;
-    a.apply(&[f.tx(5, vec![f.change(Op::Delete, Some(customer(1, "newer", "r@x", far, SOURCE)), None)])])
-        .await
-        .expect("apply");
+    f.db.exec("UPDATE customer SET email = 'changed@x' WHERE id = 1")
+        .await;
+    a.apply(&[f.tx(
+        5,
+        vec![f.change(
+            Op::Delete,
+            Some(customer(1, "newer", "r@x", far, SOURCE)),
+            None,
+        )],
+    )])
+    .await
+    .expect("apply");
     assert_eq!(f.row(1).await, None);
-    let kinds: Vec<(String, String)> = f.conflicts().await.into_iter().map(|(k, d, _)| (k, d)).collect();
+    let kinds: Vec<(String, String)> = f
+        .conflicts()
+        .await
+        .into_iter()
+        .map(|(k, d, _)| (k, d))
+        .collect();
     let expect = [
         ("insert_exists", "keep_current"),
         ("update_differs", "apply_incoming"),
@@ -104,44 +197,100 @@ pub async fn every_conflict_kind_is_detected_and_recorded(kind: Kind) {
         ("delete_missing", "keep_current"),
         ("delete_differs", "apply_incoming"),
     ];
-    assert_eq!(kinds, expect.iter().map(|(k, d)| (k.to_string(), d.to_string())).collect::<Vec<_>>());
+    assert_eq!(
+        kinds,
+        expect
+            .iter()
+            .map(|(k, d)| (k.to_string(), d.to_string()))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(a.committed(), Some(&f.position(5)));
 }
 
 pub async fn merge_keeps_columns_changed_on_one_side(kind: Kind) {
     let mut f = Fixture::new(kind, "conflict = \"merge\"", 0).await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
-        .await
-        .expect("apply");
-    f.db.exec("UPDATE customer SET email = 'here@x' WHERE id = 1").await;
-    a.apply(&[f.tx(2, vec![f.change(Op::Update, Some(customer(1, "ann", "a@x", 10, SOURCE)), Some(customer(1, "anna", "a@x", 11, SOURCE)))])])
-        .await
-        .expect("apply");
+    a.apply(&[f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    f.db.exec("UPDATE customer SET email = 'here@x' WHERE id = 1")
+        .await;
+    a.apply(&[f.tx(
+        2,
+        vec![f.change(
+            Op::Update,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+            Some(customer(1, "anna", "a@x", 11, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
     let row = f.row(1).await.expect("row");
-    assert_eq!((row[0].clone(), row[1].clone()), (s("anna"), s("here@x")), "both one-sided changes survive");
+    assert_eq!(
+        (row[0].clone(), row[1].clone()),
+        (s("anna"), s("here@x")),
+        "both one-sided changes survive"
+    );
     assert_eq!(f.conflicts().await[0].1, "merge");
 }
 
 pub async fn prefer_and_owner_rules(kind: Kind) {
-    let mut f = Fixture::new(kind, &format!("conflict = \"prefer\"\nprefer = \"{SOURCE}\""), 0).await;
+    let mut f = Fixture::new(
+        kind,
+        &format!("conflict = \"prefer\"\nprefer = \"{SOURCE}\""),
+        0,
+    )
+    .await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
-        .await
-        .expect("apply");
-    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1").await;
+    a.apply(&[f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
+        .await;
     // The source is preferred: its older change wins over the later local one.
-    a.apply(&[f.tx(2, vec![f.change(Op::Update, Some(customer(1, "ann", "a@x", 10, SOURCE)), Some(customer(1, "src", "a@x", 11, SOURCE)))])])
-        .await
-        .expect("apply");
+    a.apply(&[f.tx(
+        2,
+        vec![f.change(
+            Op::Update,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+            Some(customer(1, "src", "a@x", 11, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
     assert_eq!(f.row(1).await.expect("row")[0], s("src"));
 
     let mut g = Fixture::new(kind, &format!("owner = \"{TARGET}\""), 0).await;
     let mut b = g.applier().await;
-    b.apply(&[g.tx(1, vec![g.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
-        .await
-        .expect("apply");
-    assert_eq!(g.row(1).await, None, "the target owns the table: the source's insert is not applied");
+    b.apply(&[g.tx(
+        1,
+        vec![g.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    assert_eq!(
+        g.row(1).await,
+        None,
+        "the target owns the table: the source's insert is not applied"
+    );
     assert_eq!(g.conflicts().await[0].0, "not_owner");
 }
 
@@ -149,55 +298,143 @@ pub async fn manual_parks_one_key_while_others_flow_until_resolved(kind: Kind) {
     // The target has the higher priority: it is the deciding node and parks.
     let mut f = Fixture::new(kind, "conflict = \"manual\"", 5).await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
+    a.apply(&[f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
+        .await;
+    let c1 = f.change(
+        Op::Update,
+        Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        Some(customer(1, "remote", "a@x", 11, SOURCE)),
+    );
+    let c2 = f.change(
+        Op::Update,
+        Some(customer(1, "remote", "a@x", 11, SOURCE)),
+        Some(customer(1, "remote", "r2@x", 12, SOURCE)),
+    );
+    let other = f.change(Op::Insert, None, Some(customer(2, "bob", "b@x", 1, SOURCE)));
+    a.apply(&[f.tx(2, vec![c1]), f.tx(3, vec![c2, other])])
         .await
         .expect("apply");
-    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1").await;
-    let c1 = f.change(Op::Update, Some(customer(1, "ann", "a@x", 10, SOURCE)), Some(customer(1, "remote", "a@x", 11, SOURCE)));
-    let c2 = f.change(Op::Update, Some(customer(1, "remote", "a@x", 11, SOURCE)), Some(customer(1, "remote", "r2@x", 12, SOURCE)));
-    let other = f.change(Op::Insert, None, Some(customer(2, "bob", "b@x", 1, SOURCE)));
-    a.apply(&[f.tx(2, vec![c1]), f.tx(3, vec![c2, other])]).await.expect("apply");
-    assert_eq!(f.row(1).await.expect("row")[0], s("local"), "parked: the row is untouched");
-    assert_eq!(f.row(2).await.expect("row")[0], s("bob"), "another key flows");
-    let states: Vec<String> = f.conflicts().await.into_iter().map(|(_, _, st)| st).collect();
+    assert_eq!(
+        f.row(1).await.expect("row")[0],
+        s("local"),
+        "parked: the row is untouched"
+    );
+    assert_eq!(
+        f.row(2).await.expect("row")[0],
+        s("bob"),
+        "another key flows"
+    );
+    let states: Vec<String> = f
+        .conflicts()
+        .await
+        .into_iter()
+        .map(|(_, _, st)| st)
+        .collect();
     assert_eq!(states, ["parked", "waiting"]);
     let open = a.list_conflicts(true, 10).await.expect("list");
-    let parked = open.iter().find(|c| c.record.kind == "update_differs").expect("parked entry");
+    let parked = open
+        .iter()
+        .find(|c| c.record.kind == "update_differs")
+        .expect("parked entry");
     assert!(a.show_conflict(parked.id).await.expect("show").is_some());
-    a.resolve_conflict(parked.id, &Resolution::TakeIncoming).await.expect("resolve");
+    a.resolve_conflict(parked.id, &Resolution::TakeIncoming)
+        .await
+        .expect("resolve");
     let row = f.row(1).await.expect("row");
-    assert_eq!((row[0].clone(), row[1].clone()), (s("remote"), s("r2@x")), "resolution and the waiting change applied");
-    let states: Vec<String> = f.conflicts().await.into_iter().map(|(_, _, st)| st).collect();
+    assert_eq!(
+        (row[0].clone(), row[1].clone()),
+        (s("remote"), s("r2@x")),
+        "resolution and the waiting change applied"
+    );
+    let states: Vec<String> = f
+        .conflicts()
+        .await
+        .into_iter()
+        .map(|(_, _, st)| st)
+        .collect();
     assert!(states.iter().all(|s| s == "resolved"), "{states:?}");
-    assert_eq!(row[3], s(SOURCE), "taking the incoming row is tandem's write: origin and version are the source's");
+    assert_eq!(
+        row[3],
+        s(SOURCE),
+        "taking the incoming row is tandem's write: origin and version are the source's"
+    );
     assert_eq!(row[2], s("12"));
 }
 
 pub async fn manual_on_the_other_node_defers_to_the_decider(kind: Kind) {
     let mut f = Fixture::new(kind, "conflict = \"manual\"", -5).await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
-        .await
-        .expect("apply");
-    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1").await;
-    a.apply(&[f.tx(2, vec![f.change(Op::Update, Some(customer(1, "ann", "a@x", 10, SOURCE)), Some(customer(1, "remote", "a@x", 11, SOURCE)))])])
-        .await
-        .expect("apply");
+    a.apply(&[f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
+        .await;
+    a.apply(&[f.tx(
+        2,
+        vec![f.change(
+            Op::Update,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+            Some(customer(1, "remote", "a@x", 11, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
     assert_eq!(f.row(1).await.expect("row")[0], s("local"));
     assert_eq!(f.conflicts().await[0].2, "deferred");
     // The decider's resolution arrives based on its own version: applied without a check.
-    a.apply(&[f.tx(3, vec![f.change(Op::Update, Some(customer(1, "remote", "a@x", 11, SOURCE)), Some(customer(1, "decided", "a@x", 12, SOURCE)))])])
-        .await
-        .expect("apply");
-    assert_eq!(f.row(1).await, Some(vec![s("decided"), s("a@x"), s("12"), s(SOURCE)]));
+    a.apply(&[f.tx(
+        3,
+        vec![f.change(
+            Op::Update,
+            Some(customer(1, "remote", "a@x", 11, SOURCE)),
+            Some(customer(1, "decided", "a@x", 12, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    assert_eq!(
+        f.row(1).await,
+        Some(vec![s("decided"), s("a@x"), s("12"), s(SOURCE)])
+    );
 }
 
 pub async fn definite_errors_go_to_the_dead_letter_table_and_replay(kind: Kind) {
     let mut f = Fixture::new(kind, "", 0).await;
     let mut a = f.applier().await;
     let long = "x".repeat(30);
-    let bad = f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, &long, "a@x", 10, SOURCE)))]);
-    let good = f.tx(2, vec![f.change(Op::Insert, None, Some(customer(2, "bob", "b@x", 10, SOURCE)))]);
+    let bad = f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, &long, "a@x", 10, SOURCE)),
+        )],
+    );
+    let good = f.tx(
+        2,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(2, "bob", "b@x", 10, SOURCE)),
+        )],
+    );
     let committed = a.apply(&[bad, good]).await.expect("the link goes on");
     assert_eq!(committed, Some(f.position(2)));
     assert_eq!(f.row(1).await, None);
@@ -205,8 +442,17 @@ pub async fn definite_errors_go_to_the_dead_letter_table_and_replay(kind: Kind) 
     let dead = a.list_dead_letters(true).await.expect("list");
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].source_position, f.position(1).to_string());
-    assert!(dead[0].error.contains("customer") && dead[0].error.contains("\"id\":\"1\"") && dead[0].error.contains("column name"), "{}", dead[0].error);
-    assert!(!dead[0].error.contains(&long), "the value is not in the message");
+    assert!(
+        dead[0].error.contains("customer")
+            && dead[0].error.contains("\"id\":\"1\"")
+            && dead[0].error.contains("column name"),
+        "{}",
+        dead[0].error
+    );
+    assert!(
+        !dead[0].error.contains(&long),
+        "the value is not in the message"
+    );
     // Replay before the fix fails again and counts the attempt.
     assert!(a.replay_dead_letter(dead[0].id).await.is_err());
     let again = a.list_dead_letters(true).await.expect("list");
@@ -217,7 +463,9 @@ pub async fn definite_errors_go_to_the_dead_letter_table_and_replay(kind: Kind) 
     })
     .await;
     let mut a = f.applier().await;
-    a.replay_dead_letter(dead[0].id).await.expect("replay after the fix");
+    a.replay_dead_letter(dead[0].id)
+        .await
+        .expect("replay after the fix");
     assert_eq!(f.row(1).await.expect("row")[0], s(&long));
     assert!(a.list_dead_letters(true).await.expect("list").is_empty());
 }
@@ -225,23 +473,54 @@ pub async fn definite_errors_go_to_the_dead_letter_table_and_replay(kind: Kind) 
 pub async fn delete_policies_soft_and_ignore(kind: Kind) {
     let mut f = Fixture::new(kind, "deletes = { soft = \"gone\" }", 0).await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
-        .await
-        .expect("apply");
-    a.apply(&[f.tx(2, vec![f.change(Op::Delete, Some(customer(1, "ann", "a@x", 10, SOURCE)), None)])])
-        .await
-        .expect("apply");
+    a.apply(&[f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    a.apply(&[f.tx(
+        2,
+        vec![f.change(
+            Op::Delete,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+            None,
+        )],
+    )])
+    .await
+    .expect("apply");
     let gone = f.db.one("SELECT gone FROM customer WHERE id = 1").await;
-    assert!(matches!(gone.as_deref(), Some("t" | "1")), "soft-deleted: {gone:?}");
+    assert!(
+        matches!(gone.as_deref(), Some("t" | "1")),
+        "soft-deleted: {gone:?}"
+    );
 
     let mut g = Fixture::new(kind, "deletes = \"ignore\"", 0).await;
     let mut b = g.applier().await;
-    b.apply(&[g.tx(1, vec![g.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
-        .await
-        .expect("apply");
-    b.apply(&[g.tx(2, vec![g.change(Op::Delete, Some(customer(1, "ann", "a@x", 10, SOURCE)), None)])])
-        .await
-        .expect("apply");
+    b.apply(&[g.tx(
+        1,
+        vec![g.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    b.apply(&[g.tx(
+        2,
+        vec![g.change(
+            Op::Delete,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+            None,
+        )],
+    )])
+    .await
+    .expect("apply");
     assert!(g.row(1).await.is_some(), "delete ignored");
 }
 
@@ -256,29 +535,66 @@ pub async fn a_multi_table_transaction_applies_whole(kind: Kind) {
         after: Some(image(&[
             ("id", tandem::model::Value::Int(7)),
             ("customer_id", tandem::model::Value::Int(1)),
-            ("total", tandem::model::Value::Decimal("12.50".parse().expect("decimal"))),
+            (
+                "total",
+                tandem::model::Value::Decimal("12.50".parse().expect("decimal")),
+            ),
         ])),
     };
-    let tx = f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE))), order]);
+    let tx = f.tx(
+        1,
+        vec![
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(1, "ann", "a@x", 10, SOURCE)),
+            ),
+            order,
+        ],
+    );
     a.apply(&[tx]).await.expect("apply");
-    assert_eq!(f.db.one("SELECT total FROM orders WHERE id = 7").await, s("12.50"));
+    assert_eq!(
+        f.db.one("SELECT total FROM orders WHERE id = 7").await,
+        s("12.50")
+    );
     assert_eq!(f.row(1).await.expect("row")[0], s("ann"));
 }
 
 pub async fn resolve_with_supplied_values(kind: Kind) {
     let mut f = Fixture::new(kind, "conflict = \"manual\"", 5).await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, "ann", "a@x", 10, SOURCE)))])])
-        .await
-        .expect("apply");
-    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1").await;
-    a.apply(&[f.tx(2, vec![f.change(Op::Update, Some(customer(1, "ann", "a@x", 10, SOURCE)), Some(customer(1, "remote", "a@x", 11, SOURCE)))])])
-        .await
-        .expect("apply");
+    a.apply(&[f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
+        .await;
+    a.apply(&[f.tx(
+        2,
+        vec![f.change(
+            Op::Update,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+            Some(customer(1, "remote", "a@x", 11, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
     let id = a.list_conflicts(true, 10).await.expect("list")[0].id;
     let values = BTreeMap::from([("name".to_string(), Some("chosen".to_string()))]);
-    a.resolve_conflict(id, &Resolution::Values(values)).await.expect("resolve");
+    a.resolve_conflict(id, &Resolution::Values(values))
+        .await
+        .expect("resolve");
     let row = f.row(1).await.expect("row");
     assert_eq!(row[0], s("chosen"));
-    assert_eq!(row[3], s(TARGET), "a resolution is a local write, stamped by the local node");
+    assert_eq!(
+        row[3],
+        s(TARGET),
+        "a resolution is a local write, stamped by the local node"
+    );
 }

@@ -50,8 +50,14 @@ impl Db {
 
     pub async fn exec(&mut self, sql: &str) {
         match self {
-            Db::Pg(c) => c.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}")),
-            Db::My(c) => c.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Db::Pg(c) => c
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}")),
+            Db::My(c) => c
+                .query_drop(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
         }
     }
 
@@ -91,7 +97,11 @@ impl Db {
     }
 
     pub async fn one(&mut self, sql: &str) -> Option<String> {
-        self.rows(sql).await.into_iter().next().and_then(|r| r.into_iter().next().flatten())
+        self.rows(sql)
+            .await
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
     }
 }
 
@@ -109,9 +119,11 @@ pub struct Fixture {
 pub const TARGET: &str = "t";
 pub const SOURCE: &str = "s";
 
-const CUSTOMER: &str = "CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(20), email VARCHAR(40), \
+const CUSTOMER: &str =
+    "CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(20), email VARCHAR(40), \
     deleted_at TIMESTAMP NULL, gone BOOLEAN NOT NULL DEFAULT FALSE)";
-const ORDERS: &str = "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total NUMERIC(10,2))";
+const ORDERS: &str =
+    "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total NUMERIC(10,2))";
 
 impl Fixture {
     /// `table_extra` is added to the customer table's `[[tables]]` section (`conflict = "merge"`).
@@ -121,17 +133,39 @@ impl Fixture {
     }
 
     /// A fixture whose source node has its own id (replication origins are server-wide).
-    pub async fn with_source(kind: Kind, table_extra: &str, target_priority: i32, source: &str) -> Fixture {
+    pub async fn with_source(
+        kind: Kind,
+        table_extra: &str,
+        target_priority: i32,
+        source: &str,
+    ) -> Fixture {
         let db_name = unique_name("ap");
         let schema = unique_name("tk");
         let (url, other, target_table, source_table) = match kind {
             Kind::Pg => {
-                pg().await.create_database(&db_name).await.expect("create db");
-                (pg().await.url(&db_name), "mysql://root@127.0.0.1:9/src".to_string(), "public".to_string(), "src".to_string())
+                pg().await
+                    .create_database(&db_name)
+                    .await
+                    .expect("create db");
+                (
+                    pg().await.url(&db_name),
+                    "mysql://root@127.0.0.1:9/src".to_string(),
+                    "public".to_string(),
+                    "src".to_string(),
+                )
             }
             Kind::My => {
-                maria().await.create_database(&db_name).await.expect("create db");
-                (maria().await.url(&db_name), "postgres://postgres@127.0.0.1:9/src".to_string(), db_name.clone(), "public".to_string())
+                maria()
+                    .await
+                    .create_database(&db_name)
+                    .await
+                    .expect("create db");
+                (
+                    maria().await.url(&db_name),
+                    "postgres://postgres@127.0.0.1:9/src".to_string(),
+                    db_name.clone(),
+                    "public".to_string(),
+                )
             }
         };
         let text = format!(
@@ -161,12 +195,23 @@ on = {{ {TARGET} = "{target_table}.orders", {source} = "{source_table}.orders" }
         let mut db = Db::open(kind, &db_name).await;
         db.exec(CUSTOMER).await;
         db.exec(ORDERS).await;
-        apply::setup(&config, TARGET, false).await.expect("setup runs");
-        Fixture { kind, db_name, schema, config, db, source: source.to_string() }
+        apply::setup(&config, TARGET, false)
+            .await
+            .expect("setup runs");
+        Fixture {
+            kind,
+            db_name,
+            schema,
+            config,
+            db,
+            source: source.to_string(),
+        }
     }
 
     pub async fn applier(&self) -> Applier {
-        Applier::connect(&self.config, &self.source, TARGET).await.expect("applier connects")
+        Applier::connect(&self.config, &self.source, TARGET)
+            .await
+            .expect("applier connects")
     }
 
     /// The source's physical customer table.
@@ -180,8 +225,14 @@ on = {{ {TARGET} = "{target_table}.orders", {source} = "{source_table}.orders" }
     /// A source position: binlog offsets for a MySQL source, LSNs for a PostgreSQL one.
     pub fn position(&self, n: u64) -> Position {
         match self.kind {
-            Kind::Pg => Position::Binlog(BinlogPosition { file: "bin.000001".into(), offset: n }),
-            Kind::My => Position::Postgres(PgPosition { commit_lsn: Lsn(n), lsn: Lsn(n) }),
+            Kind::Pg => Position::Binlog(BinlogPosition {
+                file: "bin.000001".into(),
+                offset: n,
+            }),
+            Kind::My => Position::Postgres(PgPosition {
+                commit_lsn: Lsn(n),
+                lsn: Lsn(n),
+            }),
         }
     }
 
@@ -197,7 +248,12 @@ on = {{ {TARGET} = "{target_table}.orders", {source} = "{source_table}.orders" }
     }
 
     pub fn change(&self, op: Op, before: Option<RowImage>, after: Option<RowImage>) -> Change {
-        Change { table: self.source_table("customer"), op, before, after }
+        Change {
+            table: self.source_table("customer"),
+            op,
+            before,
+            after,
+        }
     }
 
     /// `name, email, version, origin` of customer `id` on the target, as text.
@@ -214,8 +270,14 @@ on = {{ {TARGET} = "{target_table}.orders", {source} = "{source_table}.orders" }
     /// `(kind, decision, state)` of every conflict record, oldest first.
     pub async fn conflicts(&mut self) -> Vec<(String, String, String)> {
         let q = match self.kind {
-            Kind::Pg => format!("SELECT kind, decision, state FROM \"{}\".conflict ORDER BY id", self.schema),
-            Kind::My => format!("SELECT kind, decision, state FROM `{}`.conflict ORDER BY id", self.schema),
+            Kind::Pg => format!(
+                "SELECT kind, decision, state FROM \"{}\".conflict ORDER BY id",
+                self.schema
+            ),
+            Kind::My => format!(
+                "SELECT kind, decision, state FROM `{}`.conflict ORDER BY id",
+                self.schema
+            ),
         };
         self.db
             .rows(&q)
@@ -252,7 +314,10 @@ pub fn image(fields: &[(&str, Value)]) -> RowImage {
         ImageKind::Full,
         fields
             .iter()
-            .map(|(n, v)| Field { name: (*n).into(), value: v.clone() })
+            .map(|(n, v)| Field {
+                name: (*n).into(),
+                value: v.clone(),
+            })
             .collect(),
     )
 }

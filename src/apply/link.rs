@@ -426,7 +426,7 @@ impl<T: Target> Link<T> {
     }
 
     /// Applies the incoming change without a version check.
-    async fn force(
+    pub async fn force(
         &mut self,
         plan: &TablePlan,
         info: &TableInfo,
@@ -595,9 +595,9 @@ impl<T: Target> Link<T> {
             self.t.insert_conflict(&record).await?;
             return Ok(QueueState::Held);
         }
-        for e in entries
+        if let Some(e) = entries
             .iter()
-            .filter(|e| e.state == ConflictState::Deferred && e.source_node == self.ctx.source)
+            .find(|e| e.state == ConflictState::Deferred && e.source_node == self.ctx.source)
         {
             self.t
                 .set_conflict_state(e.id, ConflictState::Resolved, Some("released_by_decider"))

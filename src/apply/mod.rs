@@ -53,7 +53,7 @@ use crate::config::{Config, Engine};
 use crate::conflict::audit::{ConflictState, StoredConflict};
 use crate::loopguard::PG_ORIGIN_PREFIX;
 use crate::mapping::Mapper;
-use crate::model::{Change, Field, Op, Position, Transaction, Value};
+use crate::model::{Change, Field, Position, Transaction, Value};
 use link::{Link, TxMeta};
 use mysql::MyTarget;
 use postgres::PgTarget;
@@ -65,15 +65,21 @@ pub struct Applier {
 }
 
 enum Inner {
-    Postgres(Link<PgTarget>),
-    Mysql(Link<MyTarget>),
+    Postgres(Box<Link<PgTarget>>),
+    Mysql(Box<Link<MyTarget>>),
 }
 
 macro_rules! with_link {
     ($self:expr, $l:ident => $body:expr) => {
         match &mut $self.inner {
-            Inner::Postgres($l) => $body,
-            Inner::Mysql($l) => $body,
+            Inner::Postgres($l) => {
+                let $l = &mut **$l;
+                $body
+            }
+            Inner::Mysql($l) => {
+                let $l = &mut **$l;
+                $body
+            }
         }
     };
 }
@@ -134,11 +140,11 @@ impl Applier {
                 let t =
                     PgTarget::connect(url, target, &s.schema, src.utc_offset_secs, Some(origin))
                         .await?;
-                Inner::Postgres(Link::start(t, ctx, mapper).await?)
+                Inner::Postgres(Box::new(Link::start(t, ctx, mapper).await?))
             }
             Engine::Mysql => {
                 let t = MyTarget::connect(url, target, &s.schema, dst.utc_offset_secs).await?;
-                Inner::Mysql(Link::start(t, ctx, mapper).await?)
+                Inner::Mysql(Box::new(Link::start(t, ctx, mapper).await?))
             }
         };
         Ok(Applier { inner })
@@ -259,14 +265,29 @@ pub async fn setup(config: &Config, node: &str, dry_run: bool) -> Result<Vec<Str
     Ok(statements)
 }
 
+/// `TakeIncoming` is written as tandem's write (the incoming row with its version and origin, as if it
+/// had won): the source already holds that row, so nothing needs to replicate, and the changes that
+/// waited behind it (based on that version) apply cleanly. `KeepCurrent` and `Values` are local writes,
+/// stamped by the triggers, so that the other node (which deferred to this one) takes them.
 async fn resolve_on<T: Target>(
     l: &mut Link<T>,
     id: i64,
     resolution: &Resolution,
 ) -> Result<(), ApplyError> {
-    l.t.set_applying(false).await?;
+    let local = !matches!(resolution, Resolution::TakeIncoming);
+    if local {
+        l.t.set_applying(false).await?;
+    }
     l.t.begin().await?;
-    let done = resolve_write(l, id, resolution).await;
+    let done = async {
+        let key = resolve_write(l, id, resolution).await?;
+        if !local {
+            let source = l.ctx.source.clone();
+            l.t.touch_checkpoint(&source).await?;
+        }
+        Ok::<_, ApplyError>(key)
+    }
+    .await;
     let done = match done {
         Ok(key) => l.t.commit().await.map(|()| key),
         Err(e) => {
@@ -274,12 +295,14 @@ async fn resolve_on<T: Target>(
             Err(e)
         }
     };
-    l.t.set_applying(true).await?;
+    if local {
+        l.t.set_applying(true).await?;
+    }
     let (table, key) = done?;
     release_waiting(l, &table, &key).await
 }
 
-/// The resolution's local write; returns the entry's (target table, key).
+/// The resolution's write; returns the entry's (target table, key).
 async fn resolve_write<T: Target>(
     l: &mut Link<T>,
     id: i64,
@@ -312,35 +335,15 @@ async fn resolve_write<T: Target>(
             ))
         })?;
     let info = l.t.table(&plan.target).await?;
-    let first_key = row.key.first().cloned();
-    let exists =
-        l.t.update(
-            &info,
-            &Write {
-                key: row.key.clone(),
-                set: first_key.into_iter().collect(),
-            },
-            &row.version_column,
-            None,
-        )
-        .await?
-            > 0;
     match resolution {
-        Resolution::KeepCurrent => {}
-        Resolution::TakeIncoming if row.op == Op::Delete => {
-            l.t.delete(&info, &row.key, &row.version_column, None)
-                .await?;
-        }
-        Resolution::TakeIncoming => {
-            let w = Write {
+        Resolution::TakeIncoming => l.force(plan, &info, &row).await?,
+        Resolution::KeepCurrent => {
+            // Rewrite the row as it is, so that the triggers stamp it and it replicates.
+            let touch = Write {
                 key: row.key.clone(),
-                set: row.after.clone(),
+                set: row.key.clone(),
             };
-            if exists {
-                l.t.update(&info, &w, &row.version_column, None).await?;
-            } else {
-                l.t.insert(&info, &w).await?;
-            }
+            l.t.update(&info, &touch, &row.version_column, None).await?;
         }
         Resolution::Values(values) => {
             let set: Vec<Field> = values
@@ -350,14 +353,11 @@ async fn resolve_write<T: Target>(
                     value: v.clone().map_or(Value::Null, Value::Text),
                 })
                 .collect();
-            let w = Write {
+            let mut w = Write {
                 key: row.key.clone(),
                 set,
             };
-            if exists {
-                l.t.update(&info, &w, &row.version_column, None).await?;
-            } else {
-                let mut w = w;
+            if l.t.update(&info, &w, &row.version_column, None).await? == 0 {
                 w.set.extend(row.key.iter().cloned());
                 l.t.insert(&info, &w).await?;
             }
