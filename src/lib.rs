@@ -1,4 +1,5 @@
 pub mod capture;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod harness;

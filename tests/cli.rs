@@ -39,7 +39,8 @@ key = ["id"]
 #[test]
 fn cli_check_accepts_the_minimal_file() {
     let path = write_config(MINIMAL);
-    let (code, stdout, stderr) = tandem(&["check", "--config", path.to_str().unwrap()]);
+    let (code, stdout, stderr) =
+        tandem(&["check", "--offline", "--config", path.to_str().unwrap()]);
     std::fs::remove_file(&path).ok();
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
     assert!(
@@ -57,7 +58,7 @@ fn cli_check_names_every_problem_and_exits_1() {
         )
         .replace("key = [\"id\"]", "key = []\ncolour = \"blue\"");
     let path = write_config(&broken);
-    let (code, stdout, _) = tandem(&["check", "--config", path.to_str().unwrap()]);
+    let (code, stdout, _) = tandem(&["check", "--offline", "--config", path.to_str().unwrap()]);
     std::fs::remove_file(&path).ok();
     assert_eq!(code, 1, "{stdout}");
     for expected in [
@@ -100,7 +101,7 @@ fn cli_check_json_report() {
 fn cli_config_from_environment_variable() {
     let path = write_config(MINIMAL);
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .arg("check")
+        .args(["check", "--offline"])
         .env("TANDEM_CONFIG", &path)
         .output()
         .expect("run tandem");
@@ -124,7 +125,7 @@ fn cli_usage_errors_exit_2() {
 
 #[test]
 fn cli_missing_file_is_a_problem_not_a_crash() {
-    let (code, stdout, _) = tandem(&["check", "--config", "/nonexistent/tandem.toml"]);
+    let (code, stdout, _) = tandem(&["check", "--offline", "--config", "/nonexistent/tandem.toml"]);
     assert_eq!(code, 1);
     assert!(
         stdout.contains("cannot read /nonexistent/tandem.toml"),

@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+pub mod check;
 pub mod types;
 
 use crate::config::{Config, ConflictRule, DeletePolicy, OnError, Scalar, Table};
