@@ -1,2 +1,4 @@
 pub mod capture;
+pub mod config;
+pub mod harness;
 pub mod model;

@@ -1,4 +1,5 @@
 //! The one integration-test binary: every module below talks to real database servers started by
 //! `tandem::harness`. Helpers live in `support/` and compile once.
 
+mod harness;
 mod support;

@@ -23,4 +23,4 @@ pub use position::{
 pub use transaction::{
     Change, ChangeSet, Field, ImageKind, LoopMarks, NodeId, Op, RowImage, TableRef, Transaction,
 };
-pub use value::{Decimal, DecimalError, Value};
+pub use value::{format_uuid, parse_uuid, Decimal, DecimalError, Value};
