@@ -173,7 +173,14 @@ impl Assembler {
                     return Ok(None);
                 }
                 let changes = txn.buf.finish().map_err(PgCaptureError::Spill)?;
-                self.finish(txn.xid, commit_lsn, end_lsn, commit_time, txn.origin, changes)
+                self.finish(
+                    txn.xid,
+                    commit_lsn,
+                    end_lsn,
+                    commit_time,
+                    txn.origin,
+                    changes,
+                )
             }
             PgOutput::Relation {
                 oid,

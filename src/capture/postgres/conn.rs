@@ -196,7 +196,8 @@ impl ReplConn {
     pub async fn read_message(&mut self) -> Result<BackendMessage, PgCaptureError> {
         loop {
             if self.rbuf.len() >= 5 {
-                let len = i32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]]);
+                let len =
+                    i32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]]);
                 let len = usize::try_from(len)
                     .ok()
                     .filter(|&l| l >= 4)

@@ -322,8 +322,14 @@ impl Reader<'_> {
     }
 
     fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated(what))?;
-        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated(what))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError::Truncated(what))?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated(what))?;
         self.pos = end;
         Ok(s)
     }
@@ -386,7 +392,8 @@ impl Reader<'_> {
     /// last two followed by "Int32 Length of the column value" and the value's bytes.
     fn tuple(&mut self) -> Result<Vec<TupleValue>, DecodeError> {
         let n = self.i16("tuple column count")?;
-        let n = usize::try_from(n).map_err(|_| DecodeError::NegativeLength("tuple column count"))?;
+        let n =
+            usize::try_from(n).map_err(|_| DecodeError::NegativeLength("tuple column count"))?;
         let mut out = Vec::with_capacity(n.min(self.remaining()));
         for _ in 0..n {
             let v = match self.u8("tuple column kind")? {

@@ -288,7 +288,11 @@ impl PgSource {
             let sql = format!(
                 "CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput {}",
                 quote_ident(&self.opts.slot),
-                if self.opts.temporary_slot { " TEMPORARY" } else { "" },
+                if self.opts.temporary_slot {
+                    " TEMPORARY"
+                } else {
+                    ""
+                },
                 if self.conn.is_none() && self.snapshot.is_none() && self.reconnects == 0 {
                     "EXPORT_SNAPSHOT"
                 } else {

@@ -166,8 +166,9 @@ impl Socket {
             }
         }
         let config = client_config(p)?;
-        let name = ServerName::try_from(p.host.clone())
-            .map_err(|_| PgCaptureError::Tls(format!("{} is not a valid TLS server name", p.host)))?;
+        let name = ServerName::try_from(p.host.clone()).map_err(|_| {
+            PgCaptureError::Tls(format!("{} is not a valid TLS server name", p.host))
+        })?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
@@ -205,9 +206,7 @@ fn client_config(p: &ConnParams) -> Result<rustls::ClientConfig, PgCaptureError>
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    Ok(builder
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// sslmode=require/prefer: encrypt, check the handshake signatures, but accept any certificate, as
@@ -327,11 +326,15 @@ mod tests {
 
     #[test]
     fn url_and_redaction() {
-        let p = ConnParams::parse("postgres://al%40ice:s3cr%3At@db.example:6543/crm?sslmode=require")
-            .unwrap();
+        let p =
+            ConnParams::parse("postgres://al%40ice:s3cr%3At@db.example:6543/crm?sslmode=require")
+                .unwrap();
         assert_eq!(p.user, "al@ice");
         assert_eq!(p.password(), Some("s3cr:t"));
-        assert_eq!((p.host.as_str(), p.port, p.dbname.as_str()), ("db.example", 6543, "crm"));
+        assert_eq!(
+            (p.host.as_str(), p.port, p.dbname.as_str()),
+            ("db.example", 6543, "crm")
+        );
         assert_eq!(p.sslmode, SslMode::Require);
         let dbg = format!("{p:?}");
         assert!(!dbg.contains("s3cr"), "password leaked into Debug: {dbg}");

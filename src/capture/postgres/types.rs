@@ -230,7 +230,12 @@ fn parse_float<F: std::str::FromStr>(s: &str) -> Option<F> {
         "NaN" => "NaN",
         "Infinity" => "inf",
         "-Infinity" => "-inf",
-        _ if s.bytes().any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') => return None,
+        _ if s
+            .bytes()
+            .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') =>
+        {
+            return None
+        }
         _ => s,
     };
     special.parse().ok()
