@@ -370,3 +370,134 @@ async fn pg_large_transaction_spills_and_reads_back_complete() {
     assert_eq!(expect, 100_001);
     assert_eq!(src.spilled_transactions(), 1);
 }
+
+#[tokio::test]
+async fn pg_streamed_transaction_drops_rolled_back_savepoints() {
+    // The smallest logical_decoding_work_mem makes the server stream the transaction (protocol v2).
+    let f = Fixture::start_with(PgOptions {
+        settings: vec![("logical_decoding_work_mem".into(), "64kB".into())],
+        ..PgOptions::default()
+    })
+    .await;
+    f.sql("CREATE TABLE s (id int PRIMARY KEY, pad text)").await;
+    let mut src = f.source(&["s"], 64 * 1024).await;
+    f.sql(
+        "BEGIN;
+         INSERT INTO s SELECT g, repeat('x', 50) FROM generate_series(1, 5000) g;
+         SAVEPOINT sp;
+         INSERT INTO s SELECT g, repeat('y', 50) FROM generate_series(5001, 10000) g;
+         ROLLBACK TO sp;
+         INSERT INTO s SELECT g, repeat('z', 50) FROM generate_series(10001, 12000) g;
+         COMMIT;
+         BEGIN; INSERT INTO s SELECT g, 'a' FROM generate_series(20001, 30000) g; ROLLBACK;",
+    )
+    .await;
+    f.sql("INSERT INTO s VALUES (-1, 'after')").await;
+    let t = next_txn(&mut src).await;
+    let ids: Vec<i64> = t
+        .changes
+        .iter()
+        .map(|c| int(&field(&c.expect("read change"), "id")))
+        .collect();
+    let want: Vec<i64> = (1..=5000).chain(10001..=12000).collect();
+    assert_eq!(ids.len(), want.len(), "rolled-back savepoint rows leaked or rows were lost");
+    assert_eq!(ids, want);
+    let next = next_txn(&mut src).await;
+    assert_eq!(field(&changes(&next)[0], "id"), Value::Int(-1), "the rolled-back transaction arrived");
+    let streamed: i64 = f
+        .client
+        .query_one("SELECT coalesce(sum(stream_txns), 0)::int8 FROM pg_stat_replication_slots", &[])
+        .await
+        .expect("slot statistics")
+        .get(0);
+    assert!(streamed > 0, "the server did not stream, so this test proved nothing about protocol v2");
+}
+
+#[tokio::test]
+async fn pg_origin_name_reaches_loop_marks() {
+    let f = Fixture::start().await;
+    f.sql("CREATE TABLE o (id int PRIMARY KEY); SELECT pg_replication_origin_create('tandem_helpdesk')").await;
+    let mut src = f.source(&["o"], 1 << 20).await;
+    // The commit record takes the session's origin at commit time, so each step is its own statement.
+    f.sql("SELECT pg_replication_origin_session_setup('tandem_helpdesk')").await;
+    f.sql("INSERT INTO o VALUES (1)").await;
+    f.sql("SELECT pg_replication_origin_session_reset()").await;
+    f.sql("INSERT INTO o VALUES (2)").await;
+    let t = next_txn(&mut src).await;
+    assert_eq!(t.marks.pg_origin.as_deref(), Some("tandem_helpdesk"));
+    let t = next_txn(&mut src).await;
+    assert_eq!(t.marks.pg_origin, None);
+}
+
+#[tokio::test]
+async fn pg_flush_advances_only_on_confirm_and_heartbeats_move_a_quiet_slot() {
+    let f = Fixture::start().await;
+    f.sql("CREATE TABLE q (id int PRIMARY KEY); CREATE TABLE unpublished (id int)").await;
+    let tables = vec![TableRef::new("public", "q")];
+    let slot = slot_name(&unique_name("ack"));
+    setup(&f.url(), "tandem_pub", &tables, &[slot.clone()], false).await.expect("setup");
+    let created_at = f.confirmed_flush(&slot).await;
+    let mut src = PgSource::connect(options(&f.url(), &slot, tables, 1 << 20, None)).await.expect("connect");
+    f.sql("INSERT INTO q VALUES (1)").await;
+    let t = next_txn(&mut src).await;
+    let Position::Postgres(pos) = t.position.clone() else { panic!("not a PostgreSQL position") };
+    // Unconfirmed: keep the stream busy for a while and check the slot did not move.
+    f.sql("INSERT INTO unpublished VALUES (1)").await;
+    for _ in 0..3 {
+        let _ = tokio::time::timeout(Duration::from_millis(300), src.next()).await;
+    }
+    assert_eq!(f.confirmed_flush(&slot).await, created_at, "flushed without a confirm");
+    src.confirm(&t.position);
+    drive_until(&mut src, "the slot to reach the confirmed position", |_| async {
+        (f.confirmed_flush(&slot).await >= pos.lsn).then_some(())
+    })
+    .await;
+    // Quiet as far as this slot goes: WAL moves on (an unpublished table), and heartbeats let the
+    // consumer confirm past it.
+    f.sql("INSERT INTO unpublished SELECT generate_series(1, 100)").await;
+    let wal_now: Lsn = f
+        .client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .expect("current lsn")
+        .get::<_, String>(0)
+        .parse()
+        .expect("an LSN");
+    let beat = drive_until(&mut src, "a heartbeat past the unpublished writes", |ev| {
+        let found = match ev {
+            Some(CaptureEvent::Heartbeat(Position::Postgres(p))) if p.lsn >= wal_now => Some(p),
+            Some(CaptureEvent::Transaction(t)) => panic!("unexpected transaction at {}", t.position),
+            _ => None,
+        };
+        async move { found }
+    })
+    .await;
+    assert_eq!(f.confirmed_flush(&slot).await, pos.lsn, "a heartbeat was acknowledged unconfirmed");
+    src.confirm(&Position::Postgres(beat));
+    drive_until(&mut src, "the slot to pass the quiet WAL", |_| async {
+        (f.confirmed_flush(&slot).await >= beat.lsn).then_some(())
+    })
+    .await;
+}
+
+/// Keeps reading the stream (status updates ride on `next()`) until `check` says done, with a deadline.
+async fn drive_until<T, Fut>(
+    src: &mut PgSource,
+    what: &str,
+    mut check: impl FnMut(Option<CaptureEvent>) -> Fut,
+) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        let ev = match tokio::time::timeout(Duration::from_millis(200), src.next()).await {
+            Ok(ev) => Some(ev.expect("stream")),
+            Err(_) => None,
+        };
+        if let Some(v) = check(ev).await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out after {DEADLINE:?} waiting for {what}");
+    }
+}
