@@ -16,6 +16,8 @@
 //! - a `Heartbeat` says the source has nothing more up to that position; confirming it lets a quiet
 //!   source release its log.
 
+pub mod mysql;
+
 use crate::model::{Position, Transaction};
 
 /// One item read from a source stream.
