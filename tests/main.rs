@@ -1,5 +1,6 @@
 //! The one integration-test binary: every module below talks to real database servers started by
 //! `tandem::harness`. Helpers live in `support/` and compile once.
 
+mod capture_mysql;
 mod harness;
 mod support;
