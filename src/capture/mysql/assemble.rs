@@ -454,7 +454,10 @@ fn truncated_table(query: &str, default_schema: &str) -> Option<TableRef> {
         name = words.next()?;
     }
     let name = name.trim_end_matches(';');
-    let parts: Vec<String> = name.split('.').map(|p| p.trim_matches('`').to_string()).collect();
+    let parts: Vec<String> = name
+        .split('.')
+        .map(|p| p.trim_matches('`').to_string())
+        .collect();
     match parts.as_slice() {
         [t] => Some(TableRef::new(default_schema, t)),
         [s, t] => Some(TableRef::new(s, t)),

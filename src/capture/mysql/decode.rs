@@ -55,7 +55,11 @@ pub fn decode_rows(
     r.take(8)?; // table id, flags
     if kind.v2 {
         let extra = r.uint_le(2)? as usize;
-        r.take(extra.checked_sub(2).ok_or(DecodeError::Malformed("rows extra data"))?)?;
+        r.take(
+            extra
+                .checked_sub(2)
+                .ok_or(DecodeError::Malformed("rows extra data"))?,
+        )?;
     }
     let ncols = usize::try_from(r.lenenc()?).map_err(|_| DecodeError::Malformed("rows"))?;
     if ncols > table.columns.len() {

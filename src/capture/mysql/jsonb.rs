@@ -51,7 +51,9 @@ fn write_value(
     if depth > MAX_DEPTH {
         return Err(err("nesting too deep"));
     }
-    *budget = budget.checked_sub(1).ok_or_else(|| err("values share storage"))?;
+    *budget = budget
+        .checked_sub(1)
+        .ok_or_else(|| err("values share storage"))?;
     let mut r = Reader::new(data);
     match ty {
         0x00 => write_container(data, false, true, depth, budget, out),
@@ -306,7 +308,10 @@ mod tests {
 
     #[test]
     fn decodes_a_hand_built_document() {
-        assert_eq!(to_text(&sample_doc()).unwrap(), r#"{"a": 1, "b": [true, "x"]}"#);
+        assert_eq!(
+            to_text(&sample_doc()).unwrap(),
+            r#"{"a": 1, "b": [true, "x"]}"#
+        );
     }
 
     #[test]

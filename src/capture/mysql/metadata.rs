@@ -154,7 +154,8 @@ fn default_charset(v: &mut Reader<'_>, count: usize) -> Result<Vec<u16>, DecodeE
     while !v.is_empty() {
         let idx = lenenc_usize(v)?;
         let id = v.lenenc()? as u16;
-        *out.get_mut(idx).ok_or(DecodeError::Malformed("TABLE_MAP charset"))? = id;
+        *out.get_mut(idx)
+            .ok_or(DecodeError::Malformed("TABLE_MAP charset"))? = id;
     }
     Ok(out)
 }

@@ -121,7 +121,12 @@ async fn check(
             "SET GLOBAL binlog_row_metadata = 'FULL' and set it in the server config",
         ));
     }
-    if mariadb && matches!(var(variable(conn, "log_bin_compress").await).as_str(), "1" | "ON") {
+    if mariadb
+        && matches!(
+            var(variable(conn, "log_bin_compress").await).as_str(),
+            "1" | "ON"
+        )
+    {
         problems.push(problem(
             Error,
             "log_bin_compress is ON; compressed binlog events are not supported",
@@ -159,14 +164,17 @@ async fn check(
     Ok(())
 }
 
-async fn check_grants(conn: &mut Conn, problems: &mut Vec<Problem>) -> Result<(), MysqlCaptureError> {
-    let grants: Vec<String> = conn
-        .query("SHOW GRANTS")
-        .await
-        .map_err(|source| MysqlCaptureError::Query {
-            what: "SHOW GRANTS",
-            source,
-        })?;
+async fn check_grants(
+    conn: &mut Conn,
+    problems: &mut Vec<Problem>,
+) -> Result<(), MysqlCaptureError> {
+    let grants: Vec<String> =
+        conn.query("SHOW GRANTS")
+            .await
+            .map_err(|source| MysqlCaptureError::Query {
+                what: "SHOW GRANTS",
+                source,
+            })?;
     let all = grants.join("\n").to_ascii_uppercase();
     let has = |p: &str| all.contains("ALL PRIVILEGES ON *.*") || all.contains(p);
     if !has("REPLICATION SLAVE") && !has("REPLICATION REPLICA") {
@@ -206,9 +214,8 @@ pub(crate) fn gtid_sids(set: &MysqlGtidSet) -> Result<Vec<Sid<'static>>, MysqlCa
                     fix: "use untagged GTIDs on the source",
                 });
             }
-            let bytes = crate::model::parse_uuid(uuid).ok_or(MysqlCaptureError::WrongPositionKind(
-                uuid.clone(),
-            ))?;
+            let bytes = crate::model::parse_uuid(uuid)
+                .ok_or(MysqlCaptureError::WrongPositionKind(uuid.clone()))?;
             let mut sid = Sid::new(bytes);
             for &(s, e) in intervals {
                 sid = sid.with_interval(GnoInterval::new(s, e.saturating_add(1)));

@@ -77,27 +77,52 @@ pub enum ColType {
     LongLong,
     Float,
     Double,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Year,
     Date,
     /// Old (pre-5.6) TIME, DATETIME, TIMESTAMP: no fractional seconds.
     Time,
     Datetime,
     Timestamp,
-    Time2 { fsp: u8 },
-    Datetime2 { fsp: u8 },
-    Timestamp2 { fsp: u8 },
+    Time2 {
+        fsp: u8,
+    },
+    Datetime2 {
+        fsp: u8,
+    },
+    Timestamp2 {
+        fsp: u8,
+    },
     /// VARCHAR / VAR_STRING with the column's maximum length in bytes.
-    Varchar { max_len: u16 },
+    Varchar {
+        max_len: u16,
+    },
     /// CHAR / BINARY with the column's maximum length in bytes.
-    Char { max_len: u16 },
+    Char {
+        max_len: u16,
+    },
     /// BLOB / TEXT family: `len_bytes` is the width of the length prefix (1-4).
-    Blob { len_bytes: u8 },
-    Json { len_bytes: u8 },
-    Geometry { len_bytes: u8 },
-    Enum { pack: u8 },
-    Set { pack: u8 },
-    Bit { bits: u16 },
+    Blob {
+        len_bytes: u8,
+    },
+    Json {
+        len_bytes: u8,
+    },
+    Geometry {
+        len_bytes: u8,
+    },
+    Enum {
+        pack: u8,
+    },
+    Set {
+        pack: u8,
+    },
+    Bit {
+        bits: u16,
+    },
     Null,
 }
 
@@ -143,7 +168,10 @@ impl ColType {
                 // stored inverted in its bits 4-5 (MySQL `Field_string::do_save_field_metadata`).
                 let (b0, b1) = (m(0), m(1));
                 let (real, len) = if b0 & 0x30 != 0x30 {
-                    (b0 | 0x30, u16::from(b1) | ((u16::from(b0 & 0x30) ^ 0x30) << 4))
+                    (
+                        b0 | 0x30,
+                        u16::from(b1) | ((u16::from(b0 & 0x30) ^ 0x30) << 4),
+                    )
                 } else {
                     (b0, u16::from(b1))
                 };
@@ -314,7 +342,9 @@ impl<'a> Reader<'a> {
     /// An unsigned little-endian integer of `n` (<= 8) bytes.
     pub fn uint_le(&mut self, n: usize) -> Result<u64, DecodeError> {
         let b = self.take(n)?;
-        Ok(b.iter().rev().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+        Ok(b.iter()
+            .rev()
+            .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
     }
 
     /// An unsigned big-endian integer of `n` (<= 8) bytes.
@@ -555,7 +585,11 @@ fn timestamp_value(secs: i64, frac: i64) -> Value {
 
 /// Decodes character data in the column charset. `pad_to` re-pads BINARY(n), whose trailing zero
 /// bytes the binlog strips; CHAR's trailing spaces are dropped, as a SELECT would.
-fn text_value(col: &ColumnDecoder, bytes: &[u8], pad_to: Option<u16>) -> Result<Value, DecodeError> {
+fn text_value(
+    col: &ColumnDecoder,
+    bytes: &[u8],
+    pad_to: Option<u16>,
+) -> Result<Value, DecodeError> {
     let charset = col.charset.as_ref().unwrap_or(&Charset::Binary);
     let text = match charset {
         Charset::Binary => {
@@ -647,7 +681,11 @@ const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
 
 /// DECIMAL(precision, scale) in MySQL's binary format (`bin2decimal`): base-10^9 groups of 4 bytes,
 /// partial groups at both ends, sign in the top bit, negative numbers stored inverted.
-pub fn decode_decimal(r: &mut Reader<'_>, precision: u8, scale: u8) -> Result<Decimal, DecodeError> {
+pub fn decode_decimal(
+    r: &mut Reader<'_>,
+    precision: u8,
+    scale: u8,
+) -> Result<Decimal, DecodeError> {
     let bad = || DecodeError::Malformed("DECIMAL");
     if scale > precision || precision > 65 {
         return Err(bad());
