@@ -16,6 +16,7 @@
 //! - a `Heartbeat` says the source has nothing more up to that position; confirming it lets a quiet
 //!   source release its log.
 
+pub mod mysql;
 pub mod postgres;
 
 use crate::model::{Position, Transaction};
