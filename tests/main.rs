@@ -7,3 +7,4 @@ mod check_live;
 mod cli;
 mod harness;
 mod support;
+mod tail;

@@ -2,6 +2,7 @@
 //! logging and maps outcomes to exit codes: 0 ok, 1 problems found, 2 usage error.
 
 mod check;
+mod setup;
 mod tail;
 
 use std::path::PathBuf;
@@ -52,6 +53,8 @@ pub struct ConfigArg {
 pub enum Command {
     /// Validate the configuration file and hold it against the live databases.
     Check(check::CheckArgs),
+    /// Create on every node what the links need (publication and slots), idempotently.
+    Setup(setup::SetupArgs),
     /// Print a node's committed transactions as JSON lines, from now on, without applying them.
     Tail(tail::TailArgs),
 }
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Check(args) => check::run(args).await,
+            Command::Setup(args) => setup::run(args).await,
             Command::Tail(args) => tail::run(args).await,
         }
     })
