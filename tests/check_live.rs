@@ -126,3 +126,47 @@ async fn check_live_reports_an_unreachable_node() {
     );
     assert!(!out.contains("hunter2"), "password leaked:\n{out}");
 }
+
+#[tokio::test]
+async fn check_live_refuses_servers_without_logical_decoding_or_row_binlogs() {
+    use tandem::harness::{MariaDbOptions, PgOptions};
+    let pg = PgServer::start_with(PgOptions {
+        settings: vec![("wal_level".into(), "replica".into())],
+        ..Default::default()
+    });
+    let maria = MariaDb::start_with(MariaDbOptions {
+        settings: vec![("binlog-format".into(), "STATEMENT".into())],
+    });
+    let (pg, maria) = tokio::join!(pg, maria);
+    let (pg, maria) = (
+        pg.expect("PostgreSQL starts"),
+        maria.expect("MariaDB starts"),
+    );
+    pg.create_database("crm").await.unwrap();
+    pg.connect("crm")
+        .await
+        .unwrap()
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    maria.create_database("desk").await.unwrap();
+    let mut conn = maria.connect("desk").await.unwrap();
+    conn.query_drop("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+    let (code, out) = check(&pairing(
+        &pg,
+        &maria,
+        "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n",
+    ));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("error: nodes.crm: ") && out.contains("wal_level"),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: nodes.helpdesk: ") && out.contains("binlog_format"),
+        "{out}"
+    );
+}

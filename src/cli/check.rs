@@ -5,9 +5,11 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{ConfigArg, OutputFormat};
+use crate::capture;
 use crate::catalog;
-use crate::config::{Config, Problem, Severity};
+use crate::config::{scrub, Config, Engine, Node, Problem, Severity};
 use crate::mapping::check::{self, NodeSchemas};
+use crate::model::TableRef;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -59,6 +61,7 @@ async fn live_problems(config: &Config) -> Vec<Problem> {
         match catalog::read_tables(node, &tables).await {
             Ok(s) => {
                 schemas.insert(node.id.clone(), s);
+                problems.extend(prerequisites(node, &tables).await);
             }
             Err(e) => problems.push(Problem::error(
                 format!("nodes.{}.url", node.id),
@@ -73,6 +76,29 @@ async fn live_problems(config: &Config) -> Vec<Problem> {
     }
     problems.extend(check::analyze(config, &schemas));
     problems
+}
+
+/// The server settings and privileges capture needs, from each engine's own check.
+async fn prerequisites(node: &Node, tables: &[TableRef]) -> Vec<Problem> {
+    let path = format!("nodes.{}", node.id);
+    match node.engine {
+        Engine::Postgres => capture::postgres::check_prerequisites(node.url.expose(), tables)
+            .await
+            .into_iter()
+            .map(|p| Problem::error(&path, scrub(&p.message, &node.url), p.fix))
+            .collect(),
+        Engine::Mysql => capture::mysql::check_prerequisites(node.url.expose(), tables)
+            .await
+            .into_iter()
+            .map(|p| {
+                let message = scrub(&p.message, &node.url);
+                match p.severity {
+                    capture::mysql::Severity::Error => Problem::error(&path, message, p.fix),
+                    capture::mysql::Severity::Warning => Problem::warning(&path, message, p.fix),
+                }
+            })
+            .collect(),
+    }
 }
 
 fn report(problems: &[Problem], summary: Option<&str>, format: OutputFormat) {
