@@ -1,7 +1,10 @@
+pub mod apply;
 pub mod capture;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod conflict;
 pub mod harness;
+pub mod loopguard;
 pub mod mapping;
 pub mod model;
