@@ -8,3 +8,4 @@ pub mod harness;
 pub mod loopguard;
 pub mod mapping;
 pub mod model;
+pub mod run;

@@ -2,6 +2,7 @@
 //! logging and maps outcomes to exit codes: 0 ok, 1 problems found, 2 usage error.
 
 mod check;
+mod run;
 mod setup;
 mod tail;
 
@@ -53,8 +54,11 @@ pub struct ConfigArg {
 pub enum Command {
     /// Validate the configuration file and hold it against the live databases.
     Check(check::CheckArgs),
-    /// Create on every node what the links need (publication and slots), idempotently.
+    /// Create on every node what the links need (bookkeeping schema, origin and version columns,
+    /// publication and slots), idempotently.
     Setup(setup::SetupArgs),
+    /// Run the links of one node (--node, the sidecar beside it) or of every node, until SIGTERM.
+    Run(run::RunArgs),
     /// Print a node's committed transactions as JSON lines, from now on, without applying them.
     Tail(tail::TailArgs),
 }
@@ -77,6 +81,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Check(args) => check::run(args).await,
             Command::Setup(args) => setup::run(args).await,
+            Command::Run(args) => run::run(args).await,
             Command::Tail(args) => tail::run(args).await,
         }
     })
