@@ -1,5 +1,6 @@
 pub mod apply;
 pub mod capture;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod conflict;
@@ -7,3 +8,4 @@ pub mod harness;
 pub mod loopguard;
 pub mod mapping;
 pub mod model;
+pub mod run;

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{ConfigArg, OutputFormat};
-use crate::config::{Config, Problem, Severity};
+use crate::capture;
+use crate::catalog;
+use crate::config::{scrub, Config, Engine, Node, Problem, Severity};
+use crate::mapping::check::{self, NodeSchemas};
+use crate::model::TableRef;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -14,11 +18,17 @@ pub struct CheckArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Check the file alone, without connecting to any node.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 pub async fn run(args: CheckArgs) -> ExitCode {
     let (problems, summary) = match Config::load(&args.config.path) {
-        Ok((config, warnings)) => {
+        Ok((config, mut warnings)) => {
+            if !args.offline {
+                warnings.extend(live_problems(&config).await);
+            }
             let summary = format!(
                 "{}: {} node(s), {} table(s), {} link(s)",
                 args.config.path.display(),
@@ -35,6 +45,59 @@ pub async fn run(args: CheckArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Holds the file against every node's live schema.
+async fn live_problems(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut schemas = NodeSchemas::new();
+    for node in config.nodes.values() {
+        let tables: Vec<_> = config
+            .tables
+            .iter()
+            .filter_map(|t| t.physical.get(&node.id).cloned())
+            .collect();
+        match catalog::read_tables(node, &tables).await {
+            Ok(s) => {
+                schemas.insert(node.id.clone(), s);
+                problems.extend(prerequisites(node, &tables).await);
+            }
+            Err(e) => problems.push(Problem::error(
+                format!("nodes.{}.url", node.id),
+                e.to_string(),
+                format!(
+                    "make sure {} is running and reachable at {}, and the credentials are right",
+                    node.engine.name(),
+                    node.url
+                ),
+            )),
+        }
+    }
+    problems.extend(check::analyze(config, &schemas));
+    problems
+}
+
+/// The server settings and privileges capture needs, from each engine's own check.
+async fn prerequisites(node: &Node, tables: &[TableRef]) -> Vec<Problem> {
+    let path = format!("nodes.{}", node.id);
+    match node.engine {
+        Engine::Postgres => capture::postgres::check_prerequisites(node.url.expose(), tables)
+            .await
+            .into_iter()
+            .map(|p| Problem::error(&path, scrub(&p.message, &node.url), p.fix))
+            .collect(),
+        Engine::Mysql => capture::mysql::check_prerequisites(node.url.expose(), tables)
+            .await
+            .into_iter()
+            .map(|p| {
+                let message = scrub(&p.message, &node.url);
+                match p.severity {
+                    capture::mysql::Severity::Error => Problem::error(&path, message, p.fix),
+                    capture::mysql::Severity::Warning => Problem::warning(&path, message, p.fix),
+                }
+            })
+            .collect(),
     }
 }
 

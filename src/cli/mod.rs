@@ -2,6 +2,9 @@
 //! logging and maps outcomes to exit codes: 0 ok, 1 problems found, 2 usage error.
 
 mod check;
+mod run;
+mod setup;
+mod tail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,8 +52,15 @@ pub struct ConfigArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the configuration file and report every problem with its path.
+    /// Validate the configuration file and hold it against the live databases.
     Check(check::CheckArgs),
+    /// Create on every node what the links need (bookkeeping schema, origin and version columns,
+    /// publication and slots), idempotently.
+    Setup(setup::SetupArgs),
+    /// Run the links of one node (--node, the sidecar beside it) or of every node, until SIGTERM.
+    Run(run::RunArgs),
+    /// Print a node's committed transactions as JSON lines, from now on, without applying them.
+    Tail(tail::TailArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -70,8 +80,35 @@ pub fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Check(args) => check::run(args).await,
+            Command::Setup(args) => setup::run(args).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Tail(args) => tail::run(args).await,
         }
     })
+}
+
+/// Loads the file for a command that needs a valid one; prints the problems and gives exit code 1
+/// when it is not.
+fn load_config(arg: &ConfigArg) -> Result<crate::config::Config, ExitCode> {
+    match crate::config::Config::load(&arg.path) {
+        Ok((config, warnings)) => {
+            for w in warnings {
+                tracing::warn!(problem = %w, "configuration");
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            for p in &e.problems {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "{}: run `tandem check --config {}` for the full report",
+                e,
+                arg.path.display()
+            );
+            Err(ExitCode::from(1))
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -21,6 +21,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+pub mod check;
+pub mod types;
+
 use crate::config::{Config, ConflictRule, DeletePolicy, OnError, Scalar, Table};
 use crate::model::{Change, Field, RowImage, TableRef, Value};
 
