@@ -1,0 +1,187 @@
+//! Apply throughput per target engine: rows per second for one-row transactions and for 1,000-row
+//! transactions, against throwaway servers started by the harness.
+//!
+//! Run: `cargo bench --bench apply` (optionally `TANDEM_BENCH_ROWS=20000`). Numbers depend on the
+//! machine and on the harness servers' settings (fsync off); compare runs on the same machine only.
+
+use std::time::Instant;
+
+use tandem::apply::{self, Applier};
+use tandem::config::Config;
+use tandem::harness::{MariaDb, PgServer};
+use tandem::model::{
+    BinlogPosition, Change, ChangeSet, Field, ImageKind, LoopMarks, Lsn, Op, PgPosition, Position,
+    RowImage, TableRef, Transaction, Value,
+};
+
+const TABLE: &str =
+    "CREATE TABLE item (id BIGINT PRIMARY KEY, name VARCHAR(64), qty INT, price NUMERIC(12,2))";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    Postgres,
+    MariaDb,
+}
+
+fn config(target: Target, url: &str, schema: &str) -> Result<Config, String> {
+    let (other, target_table, source_table) = match target {
+        Target::Postgres => ("mysql://root@127.0.0.1:9/src", "public.item", "src.item"),
+        Target::MariaDb => (
+            "postgres://postgres@127.0.0.1:9/src",
+            "bench.item",
+            "public.item",
+        ),
+    };
+    let text = format!(
+        "[tandem]\nschema = \"{schema}\"\n[nodes.t]\nurl = \"{url}\"\n[nodes.s]\nurl = \"{other}\"\n\
+         [[tables]]\nname = \"item\"\nkey = [\"id\"]\non = {{ t = \"{target_table}\", s = \"{source_table}\" }}\n"
+    );
+    Config::from_str_with_env(&text, "bench.toml", &|_| None)
+        .map(|(c, _)| c)
+        .map_err(|e| format!("{:?}", e.problems))
+}
+
+fn row(id: i64) -> RowImage {
+    let f = |n: &str, v: Value| Field {
+        name: n.into(),
+        value: v,
+    };
+    RowImage::new(
+        ImageKind::Full,
+        vec![
+            f("id", Value::Int(id)),
+            f("name", Value::Text(format!("item {id}"))),
+            f("qty", Value::Int(id % 100)),
+            f("price", Value::Decimal("19.99".parse().expect("decimal"))),
+            f("_tandem_version", Value::Int(1)),
+            f("_tandem_origin", Value::Text("s".into())),
+        ],
+    )
+}
+
+fn position(target: Target, n: u64) -> Position {
+    match target {
+        Target::Postgres => Position::Binlog(BinlogPosition {
+            file: "bin.000001".into(),
+            offset: n,
+        }),
+        Target::MariaDb => Position::Postgres(PgPosition {
+            commit_lsn: Lsn(n),
+            lsn: Lsn(n),
+        }),
+    }
+}
+
+fn transactions(
+    target: Target,
+    rows: i64,
+    per_tx: i64,
+    first_id: i64,
+    first_pos: u64,
+) -> Vec<Transaction> {
+    let table = match target {
+        Target::Postgres => TableRef::new("src", "item"),
+        Target::MariaDb => TableRef::new("public", "item"),
+    };
+    (0..rows / per_tx)
+        .map(|t| Transaction {
+            origin: "s".into(),
+            position: position(target, first_pos + t as u64),
+            commit_time: 0,
+            xid: None,
+            marks: LoopMarks::default(),
+            changes: ChangeSet::Memory(
+                (0..per_tx)
+                    .map(|i| Change {
+                        table: table.clone(),
+                        op: Op::Insert,
+                        before: None,
+                        after: Some(row(first_id + t * per_tx + i)),
+                    })
+                    .collect(),
+            ),
+        })
+        .collect()
+}
+
+async fn measure(target: Target, url: &str, rows: i64) -> Result<(f64, f64), String> {
+    let cfg = config(target, url, "tandem_bench")?;
+    apply::setup(&cfg, "t", false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut a = Applier::connect(&cfg, "s", "t")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut rates = Vec::new();
+    for (per_tx, first_id, first_pos) in [(1, 0, 1), (1000, 10_000_000, 10_000_000)] {
+        let txs = transactions(target, rows, per_tx, first_id, first_pos);
+        let start = Instant::now();
+        for tx in &txs {
+            a.apply(std::slice::from_ref(tx))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        rates.push(rows as f64 / start.elapsed().as_secs_f64());
+    }
+    Ok((rates[0], rates[1]))
+}
+
+async fn run() -> Result<(), String> {
+    let rows: i64 = std::env::var("TANDEM_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let rows = (rows / 1000).max(1) * 1000;
+    let pg = PgServer::start().await.map_err(|e| e.to_string())?;
+    pg.create_database("bench")
+        .await
+        .map_err(|e| e.to_string())?;
+    pg.connect("bench")
+        .await
+        .map_err(|e| e.to_string())?
+        .batch_execute(TABLE)
+        .await
+        .map_err(|e| e.to_string())?;
+    let maria = MariaDb::start().await.map_err(|e| e.to_string())?;
+    maria
+        .create_database("bench")
+        .await
+        .map_err(|e| e.to_string())?;
+    {
+        use mysql_async::prelude::Queryable;
+        let mut c = maria.connect("bench").await.map_err(|e| e.to_string())?;
+        c.query_drop(TABLE).await.map_err(|e| e.to_string())?;
+        c.disconnect().await.map_err(|e| e.to_string())?;
+    }
+    println!(
+        "apply benchmark: {rows} inserted rows per case, build profile {}, PostgreSQL {} and MariaDB from the \
+         harness (fsync off), one applier session per target, version checks and checkpoint on",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        pg.version()
+    );
+    for (name, target, url) in [
+        ("PostgreSQL", Target::Postgres, pg.url("bench")),
+        ("MariaDB", Target::MariaDb, maria.url("bench")),
+    ] {
+        let (one, batch) = measure(target, &url, rows).await?;
+        println!("{name:<10}  1-row transactions: {one:>9.0} rows/s   1000-row transactions: {batch:>9.0} rows/s");
+    }
+    Ok(())
+}
+
+fn main() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run()) {
+        eprintln!("benchmark failed: {e}");
+        std::process::exit(1);
+    }
+}
