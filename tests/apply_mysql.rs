@@ -125,3 +125,13 @@ async fn apply_my_applied_transactions_carry_the_checkpoint_marker() {
         &events[customer..=end]
     );
 }
+
+#[tokio::test]
+async fn apply_my_values_of_every_kind_are_converted() {
+    sc::values_of_every_kind_are_converted(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_halt_policy_stops_the_link() {
+    sc::halt_policy_stops_the_link(Kind::My).await;
+}

@@ -123,3 +123,13 @@ async fn apply_pg_applied_transactions_carry_the_replication_origin() {
 fn unique_slot() -> String {
     crate::support::unique_name("tslot")
 }
+
+#[tokio::test]
+async fn apply_pg_values_of_every_kind_are_converted() {
+    sc::values_of_every_kind_are_converted(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_halt_policy_stops_the_link() {
+    sc::halt_policy_stops_the_link(Kind::Pg).await;
+}

@@ -598,3 +598,92 @@ pub async fn resolve_with_supplied_values(kind: Kind) {
         "a resolution is a local write, stamped by the local node"
     );
 }
+
+/// Values of every common kind reach the target column as the same value, and an unsent (unchanged
+/// TOAST) value leaves the target's column alone.
+pub async fn values_of_every_kind_are_converted(kind: Kind) {
+    use tandem::model::{parse_uuid, Value as V};
+    let mut f = Fixture::new(kind, "", 0).await;
+    let mut a = f.applier().await;
+    let uuid = parse_uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").expect("uuid");
+    let ts = 1_700_000_000_123_456;
+    let fields = vec![
+        ("id", V::Int(1)),
+        ("b", V::Bool(true)),
+        ("i", V::Int(-5)),
+        ("f", V::Float64(1.5)),
+        ("d", V::Decimal("12.345".parse().expect("decimal"))),
+        ("t", V::Text("héllo 'q' \\ ,".into())),
+        ("bin", V::Bytes(vec![0, 1, 255])),
+        ("j", V::Json("{\"a\": 1}".into())),
+        ("u", V::Uuid(uuid)),
+        ("dt", V::Date(19_000)),
+        ("tm", V::Time(3_723_000_001)),
+        ("ts", V::Timestamp(ts)),
+        ("tz", V::TimestampTz(ts)),
+        ("_tandem_version", V::Int(1)),
+        ("_tandem_origin", V::Text(f.source.clone())),
+    ];
+    let typed = f.source_table("typed");
+    let insert = tandem::model::Change { table: typed.clone(), op: Op::Insert, before: None, after: Some(image(&fields)) };
+    let nulls: Vec<(&str, V)> = fields
+        .iter()
+        .map(|(n, v)| (*n, if ["id", "_tandem_version", "_tandem_origin"].contains(n) { if *n == "id" { V::Int(2) } else { v.clone() } } else { V::Null }))
+        .collect();
+    let insert_nulls = tandem::model::Change { table: typed.clone(), op: Op::Insert, before: None, after: Some(image(&nulls)) };
+    a.apply(&[f.tx(1, vec![insert, insert_nulls])]).await.expect("apply");
+    f.db.exec(if kind == Kind::Pg { "SET TIME ZONE 'UTC'" } else { "SET time_zone = '+00:00'" }).await;
+    let q = match kind {
+        Kind::Pg => "SELECT b::text, i::text, f::text, d::text, t, encode(bin, 'hex'), j::text, u::text, dt::text, tm::text, ts::text, tz::text FROM typed WHERE id = 1",
+        Kind::My => "SELECT CAST(b AS CHAR), CAST(i AS CHAR), CAST(f AS CHAR), CAST(d AS CHAR), t, LOWER(HEX(bin)), CAST(j AS CHAR), u, CAST(dt AS CHAR), CAST(tm AS CHAR), CAST(ts AS CHAR), CAST(tz AS CHAR) FROM typed WHERE id = 1",
+    };
+    let got = f.db.rows(q).await.into_iter().next().expect("row");
+    let expect = [
+        if kind == Kind::Pg { "true" } else { "1" },
+        "-5",
+        "1.5",
+        "12.345",
+        "héllo 'q' \\ ,",
+        "0001ff",
+        "{\"a\": 1}",
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "2022-01-08",
+        "01:02:03.000001",
+        "2023-11-14 22:13:20.123456",
+        if kind == Kind::Pg { "2023-11-14 22:13:20.123456+00" } else { "2023-11-14 22:13:20.123456" },
+    ];
+    let names = ["b", "i", "f", "d", "t", "bin", "j", "u", "dt", "tm", "ts", "tz"];
+    for ((name, want), have) in names.iter().zip(expect).zip(&got) {
+        assert_eq!(have.as_deref(), Some(want), "table typed, key 1, column {name}");
+    }
+    let nulls = f.db.rows("SELECT b, i, f, d, t, bin, j, u, dt, tm, ts, tz FROM typed WHERE id = 2").await;
+    assert!(nulls[0].iter().all(Option::is_none), "NULLs stay NULL: {:?}", nulls[0]);
+    // An update whose after-image did not carry `t` (unchanged TOAST) leaves `t` as it is.
+    let mut after: Vec<(&str, V)> = fields.clone();
+    for (n, v) in after.iter_mut() {
+        match *n {
+            "t" => *v = V::Unchanged,
+            "i" => *v = V::Int(6),
+            "_tandem_version" => *v = V::Int(2),
+            _ => {}
+        }
+    }
+    let update = tandem::model::Change { table: typed, op: Op::Update, before: Some(image(&fields)), after: Some(image(&after)) };
+    a.apply(&[f.tx(2, vec![update])]).await.expect("apply");
+    assert_eq!(f.db.one("SELECT t FROM typed WHERE id = 1").await.as_deref(), Some("héllo 'q' \\ ,"));
+    assert_eq!(f.db.one(if kind == Kind::Pg { "SELECT i::text FROM typed WHERE id = 1" } else { "SELECT CAST(i AS CHAR) FROM typed WHERE id = 1" }).await, s("6"));
+    assert!(f.conflicts().await.is_empty(), "{:?}", f.conflicts().await);
+}
+
+/// A definite error under `on_error = "halt"` stops the link: nothing is committed past it.
+pub async fn halt_policy_stops_the_link(kind: Kind) {
+    let mut f = Fixture::new(kind, "on_error = \"halt\"", 0).await;
+    let mut a = f.applier().await;
+    let long = "x".repeat(30);
+    let bad = f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, &long, "a@x", 10, SOURCE)))]);
+    let err = a.apply(&[bad]).await.expect_err("halts");
+    assert!(!err.is_transient(), "{err}");
+    assert_eq!(a.committed(), None);
+    assert!(a.list_dead_letters(false).await.expect("list").is_empty());
+    assert_eq!(f.row(1).await, None);
+}

@@ -122,6 +122,10 @@ pub const SOURCE: &str = "s";
 const CUSTOMER: &str =
     "CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(20), email VARCHAR(40), \
     deleted_at TIMESTAMP NULL, gone BOOLEAN NOT NULL DEFAULT FALSE)";
+const TYPED_PG: &str = "CREATE TABLE typed (id INT PRIMARY KEY, b BOOLEAN, i BIGINT, f DOUBLE PRECISION, \
+    d NUMERIC(12,3), t TEXT, bin BYTEA, j JSONB, u UUID, dt DATE, tm TIME, ts TIMESTAMP, tz TIMESTAMPTZ)";
+const TYPED_MY: &str = "CREATE TABLE typed (id INT PRIMARY KEY, b BOOLEAN, i BIGINT, f DOUBLE, \
+    d DECIMAL(12,3), t TEXT, bin VARBINARY(16), j JSON, u CHAR(36), dt DATE, tm TIME(6), ts DATETIME(6), tz TIMESTAMP(6) NULL)";
 const ORDERS: &str =
     "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total NUMERIC(10,2))";
 
@@ -188,6 +192,11 @@ on = {{ {TARGET} = "{target_table}.customer", {source} = "{source_table}.custome
 name = "orders"
 key = ["id"]
 on = {{ {TARGET} = "{target_table}.orders", {source} = "{source_table}.orders" }}
+
+[[tables]]
+name = "typed"
+key = ["id"]
+on = {{ {TARGET} = "{target_table}.typed", {source} = "{source_table}.typed" }}
 "#
         );
         let (config, _) = Config::from_str_with_env(&text, "test.toml", &|_| None)
@@ -195,6 +204,7 @@ on = {{ {TARGET} = "{target_table}.orders", {source} = "{source_table}.orders" }
         let mut db = Db::open(kind, &db_name).await;
         db.exec(CUSTOMER).await;
         db.exec(ORDERS).await;
+        db.exec(if kind == Kind::Pg { TYPED_PG } else { TYPED_MY }).await;
         apply::setup(&config, TARGET, false)
             .await
             .expect("setup runs");
