@@ -625,14 +625,44 @@ pub async fn values_of_every_kind_are_converted(kind: Kind) {
         ("_tandem_origin", V::Text(f.source.clone())),
     ];
     let typed = f.source_table("typed");
-    let insert = tandem::model::Change { table: typed.clone(), op: Op::Insert, before: None, after: Some(image(&fields)) };
+    let insert = tandem::model::Change {
+        table: typed.clone(),
+        op: Op::Insert,
+        before: None,
+        after: Some(image(&fields)),
+    };
     let nulls: Vec<(&str, V)> = fields
         .iter()
-        .map(|(n, v)| (*n, if ["id", "_tandem_version", "_tandem_origin"].contains(n) { if *n == "id" { V::Int(2) } else { v.clone() } } else { V::Null }))
+        .map(|(n, v)| {
+            (
+                *n,
+                if ["id", "_tandem_version", "_tandem_origin"].contains(n) {
+                    if *n == "id" {
+                        V::Int(2)
+                    } else {
+                        v.clone()
+                    }
+                } else {
+                    V::Null
+                },
+            )
+        })
         .collect();
-    let insert_nulls = tandem::model::Change { table: typed.clone(), op: Op::Insert, before: None, after: Some(image(&nulls)) };
-    a.apply(&[f.tx(1, vec![insert, insert_nulls])]).await.expect("apply");
-    f.db.exec(if kind == Kind::Pg { "SET TIME ZONE 'UTC'" } else { "SET time_zone = '+00:00'" }).await;
+    let insert_nulls = tandem::model::Change {
+        table: typed.clone(),
+        op: Op::Insert,
+        before: None,
+        after: Some(image(&nulls)),
+    };
+    a.apply(&[f.tx(1, vec![insert, insert_nulls])])
+        .await
+        .expect("apply");
+    f.db.exec(if kind == Kind::Pg {
+        "SET TIME ZONE 'UTC'"
+    } else {
+        "SET time_zone = '+00:00'"
+    })
+    .await;
     let q = match kind {
         Kind::Pg => "SELECT b::text, i::text, f::text, d::text, t, encode(bin, 'hex'), j::text, u::text, dt::text, tm::text, ts::text, tz::text FROM typed WHERE id = 1",
         Kind::My => "SELECT CAST(b AS CHAR), CAST(i AS CHAR), CAST(f AS CHAR), CAST(d AS CHAR), t, LOWER(HEX(bin)), CAST(j AS CHAR), u, CAST(dt AS CHAR), CAST(tm AS CHAR), CAST(ts AS CHAR), CAST(tz AS CHAR) FROM typed WHERE id = 1",
@@ -650,14 +680,30 @@ pub async fn values_of_every_kind_are_converted(kind: Kind) {
         "2022-01-08",
         "01:02:03.000001",
         "2023-11-14 22:13:20.123456",
-        if kind == Kind::Pg { "2023-11-14 22:13:20.123456+00" } else { "2023-11-14 22:13:20.123456" },
+        if kind == Kind::Pg {
+            "2023-11-14 22:13:20.123456+00"
+        } else {
+            "2023-11-14 22:13:20.123456"
+        },
     ];
-    let names = ["b", "i", "f", "d", "t", "bin", "j", "u", "dt", "tm", "ts", "tz"];
+    let names = [
+        "b", "i", "f", "d", "t", "bin", "j", "u", "dt", "tm", "ts", "tz",
+    ];
     for ((name, want), have) in names.iter().zip(expect).zip(&got) {
-        assert_eq!(have.as_deref(), Some(want), "table typed, key 1, column {name}");
+        assert_eq!(
+            have.as_deref(),
+            Some(want),
+            "table typed, key 1, column {name}"
+        );
     }
-    let nulls = f.db.rows("SELECT b, i, f, d, t, bin, j, u, dt, tm, ts, tz FROM typed WHERE id = 2").await;
-    assert!(nulls[0].iter().all(Option::is_none), "NULLs stay NULL: {:?}", nulls[0]);
+    let nulls =
+        f.db.rows("SELECT b, i, f, d, t, bin, j, u, dt, tm, ts, tz FROM typed WHERE id = 2")
+            .await;
+    assert!(
+        nulls[0].iter().all(Option::is_none),
+        "NULLs stay NULL: {:?}",
+        nulls[0]
+    );
     // An update whose after-image did not carry `t` (unchanged TOAST) leaves `t` as it is.
     let mut after: Vec<(&str, V)> = fields.clone();
     for (n, v) in after.iter_mut() {
@@ -668,10 +714,28 @@ pub async fn values_of_every_kind_are_converted(kind: Kind) {
             _ => {}
         }
     }
-    let update = tandem::model::Change { table: typed, op: Op::Update, before: Some(image(&fields)), after: Some(image(&after)) };
+    let update = tandem::model::Change {
+        table: typed,
+        op: Op::Update,
+        before: Some(image(&fields)),
+        after: Some(image(&after)),
+    };
     a.apply(&[f.tx(2, vec![update])]).await.expect("apply");
-    assert_eq!(f.db.one("SELECT t FROM typed WHERE id = 1").await.as_deref(), Some("héllo 'q' \\ ,"));
-    assert_eq!(f.db.one(if kind == Kind::Pg { "SELECT i::text FROM typed WHERE id = 1" } else { "SELECT CAST(i AS CHAR) FROM typed WHERE id = 1" }).await, s("6"));
+    assert_eq!(
+        f.db.one("SELECT t FROM typed WHERE id = 1")
+            .await
+            .as_deref(),
+        Some("héllo 'q' \\ ,")
+    );
+    assert_eq!(
+        f.db.one(if kind == Kind::Pg {
+            "SELECT i::text FROM typed WHERE id = 1"
+        } else {
+            "SELECT CAST(i AS CHAR) FROM typed WHERE id = 1"
+        })
+        .await,
+        s("6")
+    );
     assert!(f.conflicts().await.is_empty(), "{:?}", f.conflicts().await);
 }
 
@@ -680,7 +744,14 @@ pub async fn halt_policy_stops_the_link(kind: Kind) {
     let mut f = Fixture::new(kind, "on_error = \"halt\"", 0).await;
     let mut a = f.applier().await;
     let long = "x".repeat(30);
-    let bad = f.tx(1, vec![f.change(Op::Insert, None, Some(customer(1, &long, "a@x", 10, SOURCE)))]);
+    let bad = f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, &long, "a@x", 10, SOURCE)),
+        )],
+    );
     let err = a.apply(&[bad]).await.expect_err("halts");
     assert!(!err.is_transient(), "{err}");
     assert_eq!(a.committed(), None);

@@ -204,7 +204,8 @@ on = {{ {TARGET} = "{target_table}.typed", {source} = "{source_table}.typed" }}
         let mut db = Db::open(kind, &db_name).await;
         db.exec(CUSTOMER).await;
         db.exec(ORDERS).await;
-        db.exec(if kind == Kind::Pg { TYPED_PG } else { TYPED_MY }).await;
+        db.exec(if kind == Kind::Pg { TYPED_PG } else { TYPED_MY })
+            .await;
         apply::setup(&config, TARGET, false)
             .await
             .expect("setup runs");

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every module below talks to real database servers started by
 //! `tandem::harness`. Helpers live in `support/` and compile once.
 
+mod apply_faults;
 mod apply_mysql;
 mod apply_pair;
 mod apply_postgres;
