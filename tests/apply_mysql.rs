@@ -135,3 +135,8 @@ async fn apply_my_values_of_every_kind_are_converted() {
 async fn apply_my_halt_policy_stops_the_link() {
     sc::halt_policy_stops_the_link(Kind::My).await;
 }
+
+#[tokio::test]
+async fn apply_my_batched_inserts_with_some_existing_keys() {
+    sc::batched_inserts_with_some_existing_keys(Kind::My).await;
+}

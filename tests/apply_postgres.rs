@@ -133,3 +133,8 @@ async fn apply_pg_values_of_every_kind_are_converted() {
 async fn apply_pg_halt_policy_stops_the_link() {
     sc::halt_policy_stops_the_link(Kind::Pg).await;
 }
+
+#[tokio::test]
+async fn apply_pg_batched_inserts_with_some_existing_keys() {
+    sc::batched_inserts_with_some_existing_keys(Kind::Pg).await;
+}

@@ -758,3 +758,53 @@ pub async fn halt_policy_stops_the_link(kind: Kind) {
     assert!(a.list_dead_letters(false).await.expect("list").is_empty());
     assert_eq!(f.row(1).await, None);
 }
+
+/// Many inserts into one table in one transaction go through the batch path; keys that exist take the
+/// conflict path one by one, the rest are inserted together.
+pub async fn batched_inserts_with_some_existing_keys(kind: Kind) {
+    let mut f = Fixture::new(kind, "", 0).await;
+    let mut a = f.applier().await;
+    f.db.exec("INSERT INTO customer (id, name) VALUES (3, 'local3'), (7, 'local7')")
+        .await;
+    let inserts = (1..=10)
+        .map(|id| {
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
+            )
+        })
+        .collect();
+    a.apply(&[f.tx(1, inserts)]).await.expect("apply");
+    for id in 1..=10 {
+        let want = if id == 3 || id == 7 {
+            format!("local{id}")
+        } else {
+            format!("r{id}")
+        };
+        assert_eq!(
+            f.row(id).await.expect("row")[0],
+            s(&want),
+            "table customer, key {id}, column name"
+        );
+    }
+    let kinds: Vec<String> = f.conflicts().await.into_iter().map(|(k, _, _)| k).collect();
+    assert_eq!(kinds, ["insert_exists", "insert_exists"]);
+    // Redelivered: every key exists now with the same version; nothing changes, nothing is inserted.
+    let mut b = f.applier().await;
+    let again = (1..=10)
+        .map(|id| {
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
+            )
+        })
+        .collect();
+    b.apply(&[f.tx(1, again)]).await.expect("duplicate");
+    assert_eq!(
+        f.conflicts().await.len(),
+        2,
+        "a duplicate transaction is skipped whole"
+    );
+}

@@ -48,11 +48,11 @@ pub(crate) struct Link<T: Target> {
     pub ctx: Arc<LinkContext>,
     pub mapper: Arc<Mapper>,
     pub committed: Option<Position>,
-    open_keys: HashSet<(String, String)>,
+    pub(super) open_keys: HashSet<(String, String)>,
     /// Set while releasing waiting changes: they pass the queue they were held in.
     pub skip_queue: bool,
     /// The table of the change being applied, for the on_error policy of a failure.
-    last_plan: Option<TablePlan>,
+    pub(super) last_plan: Option<TablePlan>,
 }
 
 impl<T: Target> Link<T> {
@@ -150,11 +150,37 @@ impl<T: Target> Link<T> {
             position: Some(tx.position.to_string()),
             commit_time: tx.commit_time,
         };
+        // Consecutive inserts into one table are applied as a batch; everything else row by row.
+        let mut run: Vec<Change> = Vec::new();
         for change in tx.changes.iter() {
             let change = change.map_err(ApplyError::Spill)?;
-            self.apply_change(&change, &meta).await?;
+            let joins = change.op == Op::Insert
+                && run.first().is_none_or(|first| first.table == change.table)
+                && run.len() < super::batch::MAX_ROWS;
+            if !joins {
+                self.flush_run(&mut run, &meta).await?;
+            }
+            if change.op == Op::Insert {
+                run.push(change);
+            } else {
+                self.apply_change(&change, &meta).await?;
+            }
         }
-        Ok(())
+        self.flush_run(&mut run, &meta).await
+    }
+
+    async fn flush_run(&mut self, run: &mut Vec<Change>, meta: &TxMeta) -> Result<(), ApplyError> {
+        match run.len() {
+            0 => Ok(()),
+            1 => {
+                let c = run.remove(0);
+                self.apply_change(&c, meta).await
+            }
+            _ => {
+                let changes = std::mem::take(run);
+                self.apply_inserts(&changes, meta).await
+            }
+        }
     }
 
     pub async fn apply_change(&mut self, src: &Change, meta: &TxMeta) -> Result<(), ApplyError> {
@@ -283,7 +309,7 @@ impl<T: Target> Link<T> {
         self.t.current(info, &probe).await
     }
 
-    async fn conflict(
+    pub(super) async fn conflict(
         &mut self,
         plan: &TablePlan,
         info: &TableInfo,
@@ -723,7 +749,7 @@ fn soft_write(info: &TableInfo, row: &RowChange, column: &str) -> Write {
 }
 
 /// Adds the business table to a row error that lacks it.
-fn with_row_context(e: ApplyError, plan: &TablePlan, _info: &TableInfo) -> ApplyError {
+pub(super) fn with_row_context(e: ApplyError, plan: &TablePlan, _info: &TableInfo) -> ApplyError {
     match e {
         ApplyError::Row {
             table,

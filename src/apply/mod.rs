@@ -31,6 +31,7 @@
 //! link goes on, or halts the link, per the table's `on_error`. Row values never reach a log above
 //! debug level; the dead-letter and conflict tables hold them for the operator.
 
+mod batch;
 pub mod error;
 mod link;
 pub mod mysql;

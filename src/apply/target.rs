@@ -135,6 +135,15 @@ pub(crate) trait Target {
     async fn table(&mut self, table: &TableRef) -> Result<Arc<TableInfo>, ApplyError>;
     /// Inserts unless the key exists; `false` when it does.
     async fn insert(&mut self, t: &TableInfo, w: &Write) -> Result<bool, ApplyError>;
+    /// For each key, whether the table has a row with it; the rows found are locked.
+    async fn existing(
+        &mut self,
+        t: &TableInfo,
+        keys: &[Vec<Field>],
+    ) -> Result<Vec<bool>, ApplyError>;
+    /// Inserts all rows (same columns each) in one statement. `false`, with nothing inserted, when a
+    /// key turned out to exist.
+    async fn insert_many(&mut self, t: &TableInfo, rows: &[Write]) -> Result<bool, ApplyError>;
     /// Updates the row with `w.key` (and, with `check`, only if its version equals it). Rows changed.
     async fn update(
         &mut self,

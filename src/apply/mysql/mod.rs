@@ -326,6 +326,42 @@ impl Target for MyTarget {
         }
     }
 
+    async fn existing(
+        &mut self,
+        t: &TableInfo,
+        keys: &[Vec<Field>],
+    ) -> Result<Vec<bool>, ApplyError> {
+        let sql = Builder::new(t, self.offset).existing(keys);
+        let rows = match self.rows(sql).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.row_err(t, &[], e)),
+        };
+        let mut found = vec![false; keys.len()];
+        for r in &rows {
+            let i = r
+                .get_opt::<Option<i64>, usize>(0)
+                .and_then(Result::ok)
+                .flatten();
+            if let Some(slot) = i
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| found.get_mut(i))
+            {
+                *slot = true;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn insert_many(&mut self, t: &TableInfo, rows: &[Write]) -> Result<bool, ApplyError> {
+        let sql = Builder::new(t, self.offset).insert_many(rows);
+        match self.run(sql).await {
+            Ok(_) => Ok(true),
+            // A failed statement is rolled back whole; the transaction goes on.
+            Err(mysql_async::Error::Server(e)) if e.code == 1062 => Ok(false),
+            Err(e) => Err(self.row_err(t, &[], e)),
+        }
+    }
+
     async fn update(
         &mut self,
         t: &TableInfo,

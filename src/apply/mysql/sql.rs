@@ -85,6 +85,59 @@ impl<'a> Builder<'a> {
         self.finish(text)
     }
 
+    /// One multi-row insert (every row with the same columns).
+    pub fn insert_many(mut self, rows: &[Write]) -> Sql {
+        let cols: Vec<String> = rows
+            .first()
+            .map(|w| w.set.iter().map(|f| ident(&f.name)).collect())
+            .unwrap_or_default();
+        let values: Vec<String> = rows
+            .iter()
+            .map(|w| {
+                let vals: Vec<&str> = w.set.iter().map(|f| self.bind(&f.name, &f.value)).collect();
+                format!("({})", vals.join(", "))
+            })
+            .collect();
+        let text = format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            qname(&self.info.table),
+            cols.join(", "),
+            values.join(", ")
+        );
+        self.finish(text)
+    }
+
+    /// The indexes (into `keys`) of the keys the table has, locking those rows.
+    pub fn existing(mut self, keys: &[Vec<Field>]) -> Sql {
+        let names: Vec<String> = keys
+            .first()
+            .map(|k| k.iter().map(|f| ident(&f.name)).collect())
+            .unwrap_or_default();
+        let rows: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let vals: Vec<String> = k
+                    .iter()
+                    .zip(&names)
+                    .map(|(f, n)| {
+                        self.bind(&f.name, &f.value);
+                        format!("? AS {n}")
+                    })
+                    .collect();
+                format!("SELECT {i} AS i, {}", vals.join(", "))
+            })
+            .collect();
+        let on: Vec<String> = names.iter().map(|n| format!("t.{n} = v.{n}")).collect();
+        let text = format!(
+            "SELECT v.i FROM ({}) v JOIN {} t ON {} FOR UPDATE",
+            rows.join(" UNION ALL "),
+            qname(&self.info.table),
+            on.join(" AND ")
+        );
+        self.finish(text)
+    }
+
     pub fn exists(mut self, key: &[Field]) -> Sql {
         let cond = self.key_where(key);
         let text = format!("SELECT 1 FROM {} t WHERE {cond}", qname(&self.info.table));

@@ -102,6 +102,16 @@ impl PgTarget {
         self.client.query(&stmt, &params).await
     }
 
+    /// Runs a statement without caching it (batch statements differ in their row count).
+    async fn run_unprepared(&mut self, sql: &Sql) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let params: Vec<&(dyn ToSql + Sync)> = sql
+            .params
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
+        self.client.query(sql.text.as_str(), &params).await
+    }
+
     async fn run(&mut self, sql: &Sql) -> Result<u64, tokio_postgres::Error> {
         let stmt = self.prepared(&sql.text).await?;
         let params: Vec<&(dyn ToSql + Sync)> = sql
@@ -377,6 +387,46 @@ impl Target for PgTarget {
                 }
             }
             Err(e) => Err(self.row_err(t, &w.set, &w.key, e)),
+        }
+    }
+
+    async fn existing(
+        &mut self,
+        t: &TableInfo,
+        keys: &[Vec<Field>],
+    ) -> Result<Vec<bool>, ApplyError> {
+        let sql = Builder::new(t, self.source_offset_secs).existing(keys);
+        let rows = match self.run_unprepared(&sql).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.row_err(t, &[], &[], e)),
+        };
+        let mut found = vec![false; keys.len()];
+        for r in &rows {
+            if let Some(i) = text(r, 0).and_then(|i| i.parse::<usize>().ok()) {
+                if let Some(slot) = found.get_mut(i) {
+                    *slot = true;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn insert_many(&mut self, t: &TableInfo, rows: &[Write]) -> Result<bool, ApplyError> {
+        let sql = Builder::new(t, self.source_offset_secs).insert_many(rows);
+        self.simple("SAVEPOINT tandem_batch").await?;
+        match self.run_unprepared(&sql).await {
+            Ok(_) => {
+                self.simple("RELEASE SAVEPOINT tandem_batch").await?;
+                Ok(true)
+            }
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                self.simple("ROLLBACK TO SAVEPOINT tandem_batch").await?;
+                Ok(false)
+            }
+            Err(e) => {
+                let fields: Vec<Field> = rows.iter().flat_map(|w| w.set.iter().cloned()).collect();
+                Err(self.row_err(t, &fields, &[], e))
+            }
         }
     }
 

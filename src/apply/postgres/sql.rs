@@ -94,6 +94,54 @@ impl<'a> Builder<'a> {
         self.finish(text)
     }
 
+    /// One multi-row insert (every row with the same columns).
+    pub fn insert_many(mut self, rows: &[Write]) -> Sql {
+        let cols: Vec<String> = rows
+            .first()
+            .map(|w| w.set.iter().map(|f| ident(&f.name)).collect())
+            .unwrap_or_default();
+        let values: Vec<String> = rows
+            .iter()
+            .map(|w| {
+                let vals: Vec<String> =
+                    w.set.iter().map(|f| self.bind(&f.name, &f.value)).collect();
+                format!("({})", vals.join(", "))
+            })
+            .collect();
+        let text = format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            qname(&self.info.table),
+            cols.join(", "),
+            values.join(", ")
+        );
+        self.finish(text)
+    }
+
+    /// The indexes (into `keys`) of the keys the table has, locking those rows.
+    pub fn existing(mut self, keys: &[Vec<Field>]) -> Sql {
+        let names: Vec<String> = keys
+            .first()
+            .map(|k| k.iter().map(|f| ident(&f.name)).collect())
+            .unwrap_or_default();
+        let rows: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let vals: Vec<String> = k.iter().map(|f| self.bind(&f.name, &f.value)).collect();
+                format!("({i}, {})", vals.join(", "))
+            })
+            .collect();
+        let on: Vec<String> = names.iter().map(|n| format!("t.{n} = v.{n}")).collect();
+        let text = format!(
+            "SELECT v.i::text FROM (VALUES {}) AS v(i, {}) JOIN {} t ON {} FOR UPDATE OF t",
+            rows.join(", "),
+            names.join(", "),
+            qname(&self.info.table),
+            on.join(" AND ")
+        );
+        self.finish(text)
+    }
+
     /// The same insert without `ON CONFLICT`, to surface the real error of a conflicting insert on a
     /// constraint other than the key.
     pub fn insert_strict(self, w: &Write) -> Sql {
