@@ -182,6 +182,33 @@ impl ApplyError {
     }
 }
 
+/// A server message with every quoted part replaced by `…`: servers quote the offending value
+/// (`invalid input syntax for type integer: "abc"`, `Duplicate entry 'x'`), and row values must not
+/// reach logs. The table, key and column are reported separately.
+pub fn scrub_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None if c == '\'' || c == '"' => {
+                out.push(c);
+                quote = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    if quote.is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// What to suggest for a definite error, by code.
 pub fn fix_for(code: &DbCode) -> &'static str {
     match code {
@@ -227,5 +254,21 @@ mod tests {
             assert_eq!(classify(&DbCode::Mysql(n)), ErrorClass::Transient, "{n}");
         }
         assert_eq!(classify(&DbCode::None), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn server_messages_lose_their_quoted_values() {
+        assert_eq!(
+            scrub_values("invalid input syntax for type integer: \"abc\""),
+            "invalid input syntax for type integer: \"…\""
+        );
+        assert_eq!(
+            scrub_values("Duplicate entry 'a@b.c' for key 'email'"),
+            "Duplicate entry '…' for key '…'"
+        );
+        assert_eq!(
+            scrub_values("value too long for type character varying(5)"),
+            "value too long for type character varying(5)"
+        );
     }
 }

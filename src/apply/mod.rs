@@ -31,7 +31,9 @@
 //! link goes on, or halts the link, per the table's `on_error`. Row values never reach a log above
 //! debug level; the dead-letter and conflict tables hold them for the operator.
 
+mod admin;
 mod batch;
+mod conflicts;
 pub mod error;
 mod link;
 pub mod mysql;
@@ -51,14 +53,14 @@ pub use row::{version_key, Names, RowChange};
 pub use target::DeadLetter;
 
 use crate::config::{Config, Engine};
-use crate::conflict::audit::{ConflictState, StoredConflict};
+use crate::conflict::audit::StoredConflict;
 use crate::loopguard::PG_ORIGIN_PREFIX;
 use crate::mapping::Mapper;
-use crate::model::{Change, Field, Position, Transaction, Value};
-use link::{Link, TxMeta};
+use crate::model::{Position, Transaction};
+use link::Link;
 use mysql::MyTarget;
 use postgres::PgTarget;
-use target::{Target, Write};
+use target::Target;
 
 /// The applier of one link (source node -> target node).
 pub struct Applier {
@@ -186,7 +188,7 @@ impl Applier {
         id: i64,
         resolution: &Resolution,
     ) -> Result<(), ApplyError> {
-        with_link!(self, l => resolve_on(l, id, resolution).await)
+        with_link!(self, l => admin::resolve_on(l, id, resolution).await)
     }
 
     /// Dead letters of this node (all links).
@@ -200,7 +202,7 @@ impl Applier {
     /// Applies a dead-lettered transaction of this link again (with version checks). On success the
     /// entry is marked `replayed`; on failure it stays open with the new error and one more attempt.
     pub async fn replay_dead_letter(&mut self, id: i64) -> Result<(), ApplyError> {
-        with_link!(self, l => replay_on(l, id).await)
+        with_link!(self, l => admin::replay_on(l, id).await)
     }
 }
 
@@ -264,190 +266,4 @@ pub async fn setup(config: &Config, node: &str, dry_run: bool) -> Result<Vec<Str
         }
     }
     Ok(statements)
-}
-
-/// `TakeIncoming` is written as tandem's write (the incoming row with its version and origin, as if it
-/// had won): the source already holds that row, so nothing needs to replicate, and the changes that
-/// waited behind it (based on that version) apply cleanly. `KeepCurrent` and `Values` are local writes,
-/// stamped by the triggers, so that the other node (which deferred to this one) takes them.
-async fn resolve_on<T: Target>(
-    l: &mut Link<T>,
-    id: i64,
-    resolution: &Resolution,
-) -> Result<(), ApplyError> {
-    let local = !matches!(resolution, Resolution::TakeIncoming);
-    if local {
-        l.t.set_applying(false).await?;
-    }
-    l.t.begin().await?;
-    let done = async {
-        let key = resolve_write(l, id, resolution).await?;
-        if !local {
-            let source = l.ctx.source.clone();
-            l.t.touch_checkpoint(&source).await?;
-        }
-        Ok::<_, ApplyError>(key)
-    }
-    .await;
-    let done = match done {
-        Ok(key) => l.t.commit().await.map(|()| key),
-        Err(e) => {
-            let _ = l.t.rollback().await;
-            Err(e)
-        }
-    };
-    if local {
-        l.t.set_applying(true).await?;
-    }
-    let (table, key) = done?;
-    release_waiting(l, &table, &key).await
-}
-
-/// The resolution's write; returns the entry's (target table, key).
-async fn resolve_write<T: Target>(
-    l: &mut Link<T>,
-    id: i64,
-    resolution: &Resolution,
-) -> Result<(String, String), ApplyError> {
-    let entry =
-        l.t.get_conflict(id)
-            .await?
-            .ok_or_else(|| ApplyError::Invalid(format!("no conflict with id {id}")))?;
-    if entry.record.state != ConflictState::Parked {
-        return Err(ApplyError::Invalid(format!(
-            "conflict {id} is {}, not parked; only parked conflicts are resolved",
-            entry.record.state.as_str()
-        )));
-    }
-    let row: RowChange = entry
-        .record
-        .payload
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .ok_or_else(|| ApplyError::Invalid(format!("conflict {id} holds no readable change")))?;
-    let mapper = l.mapper.clone();
-    let plan = mapper
-        .plans()
-        .find(|p| p.target.to_string() == entry.record.target_table)
-        .ok_or_else(|| {
-            ApplyError::Invalid(format!(
-                "table {} is not mapped on this link",
-                entry.record.target_table
-            ))
-        })?;
-    let info = l.t.table(&plan.target).await?;
-    match resolution {
-        Resolution::TakeIncoming => l.force(plan, &info, &row).await?,
-        Resolution::KeepCurrent => {
-            // Rewrite the row as it is, so that the triggers stamp it and it replicates.
-            let touch = Write {
-                key: row.key.clone(),
-                set: row.key.clone(),
-            };
-            l.t.update(&info, &touch, &row.version_column, None).await?;
-        }
-        Resolution::Values(values) => {
-            let set: Vec<Field> = values
-                .iter()
-                .map(|(k, v)| Field {
-                    name: k.as_str().into(),
-                    value: v.clone().map_or(Value::Null, Value::Text),
-                })
-                .collect();
-            let mut w = Write {
-                key: row.key.clone(),
-                set,
-            };
-            if l.t.update(&info, &w, &row.version_column, None).await? == 0 {
-                w.set.extend(row.key.iter().cloned());
-                l.t.insert(&info, &w).await?;
-            }
-        }
-    }
-    l.t.set_conflict_state(id, ConflictState::Resolved, Some(resolution.name()))
-        .await?;
-    Ok((entry.record.target_table, entry.record.key))
-}
-
-/// Applies the changes that waited behind a resolved key, in order, until one parks again.
-async fn release_waiting<T: Target>(
-    l: &mut Link<T>,
-    table: &str,
-    key: &str,
-) -> Result<(), ApplyError> {
-    l.t.begin().await?;
-    let result = async {
-        loop {
-            let entries = l.t.open_entries(table, key).await?;
-            if entries.iter().any(|e| e.state == ConflictState::Parked) {
-                break;
-            }
-            let Some(next) = entries
-                .into_iter()
-                .find(|e| e.state == ConflictState::Waiting)
-            else {
-                break;
-            };
-            l.t.set_conflict_state(next.id, ConflictState::Resolved, Some("released"))
-                .await?;
-            l.skip_queue = true;
-            let r = l
-                .apply_stored(table, next.payload.as_deref().unwrap_or_default(), None)
-                .await;
-            l.skip_queue = false;
-            r?;
-        }
-        l.t.touch_checkpoint(&l.ctx.source.clone()).await
-    }
-    .await;
-    match result {
-        Ok(()) => l.t.commit().await,
-        Err(e) => {
-            let _ = l.t.rollback().await;
-            Err(e)
-        }
-    }
-}
-
-async fn replay_on<T: Target>(l: &mut Link<T>, id: i64) -> Result<(), ApplyError> {
-    l.t.begin().await?;
-    let result = async {
-        let d =
-            l.t.get_dead_letter(id)
-                .await?
-                .ok_or_else(|| ApplyError::Invalid(format!("no dead letter with id {id}")))?;
-        if d.source_node != l.ctx.source {
-            return Err(ApplyError::Invalid(format!(
-                "dead letter {id} belongs to link {}; replay it with an applier for that link",
-                d.link
-            )));
-        }
-        let changes: Vec<Change> = serde_json::from_str(&d.payload).map_err(|e| {
-            ApplyError::Invalid(format!("dead letter {id} payload cannot be read: {e}"))
-        })?;
-        let meta = TxMeta {
-            origin: d.source_node.clone(),
-            position: Some(d.source_position.clone()),
-            commit_time: d.commit_time.unwrap_or(0),
-        };
-        for c in &changes {
-            l.apply_change(c, &meta).await?;
-        }
-        l.t.touch_checkpoint(&d.source_node).await?;
-        l.t.set_dead_letter(id, "replayed", None).await
-    }
-    .await;
-    match result {
-        Ok(()) => l.t.commit().await,
-        Err(e) => {
-            let _ = l.t.rollback().await;
-            if !e.is_transient() {
-                l.t.begin().await?;
-                l.t.set_dead_letter(id, "open", Some(&e.to_string()))
-                    .await?;
-                l.t.commit().await?;
-            }
-            Err(e)
-        }
-    }
 }

@@ -143,7 +143,11 @@ impl MyTarget {
             table: String::new(),
             key: crate::conflict::audit::key_json(key),
             column: source.column(),
-            message: format!("{} on {}", source, info.table),
+            message: format!(
+                "{} on {}",
+                super::error::scrub_values(&source.to_string()),
+                info.table
+            ),
             fix: fix_for(&code).to_string(),
             class: ErrorClass::Definite,
             code,

@@ -179,7 +179,11 @@ impl PgTarget {
             table: String::new(),
             key: crate::conflict::audit::key_json(key),
             column,
-            message: format!("{} on {}", source, info.table),
+            message: format!(
+                "{} on {}",
+                super::error::scrub_values(&source.to_string()),
+                info.table
+            ),
             fix: fix_for(&code).to_string(),
             class: ErrorClass::Definite,
             code,

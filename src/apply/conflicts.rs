@@ -1,0 +1,421 @@
+//! The conflict path of a link: reading the locked current row, deciding with `conflict::resolve`,
+//! carrying the decision out, the audit record, the review queue (parked, waiting and deferred keys)
+//! and owner rules.
+//!
+//! ```text
+//!  version check failed ─> current() (locked) ─> describe() ─> resolve() ─> carry_out() ─> audit()
+//!  key in the review queue ─> queue_check(): held behind a parked change | released by the decider
+//! ```
+//!
+//! Error handling: database errors propagate to the link, which rolls the target transaction back;
+//! nothing here is retried on its own.
+
+use super::error::ApplyError;
+use super::link::{rule_name, Link};
+use super::row::{version_key, RowChange};
+use super::target::{ColKind, Current, Probe, TableInfo, Target, Write};
+use crate::config::DeletePolicy;
+use crate::conflict::audit::{ConflictRecord, ConflictState};
+use crate::conflict::{resolve, ColumnState, Conflict, ConflictKind, Decision, Rules, Stamp};
+use crate::mapping::TablePlan;
+use crate::model::{Field, Op, Value};
+use tracing::debug;
+
+impl<T: Target> Link<T> {
+    pub(super) async fn current(
+        &mut self,
+        info: &TableInfo,
+        row: &RowChange,
+    ) -> Result<Option<Current>, ApplyError> {
+        let compared = row.compared();
+        let probe = Probe {
+            key: row.key.clone(),
+            before: compared
+                .iter()
+                .filter_map(|c| row.before.iter().find(|b| b.name == c.name).cloned())
+                .collect(),
+            after: compared,
+            version: row.version_column.clone(),
+            origin: row.origin_column.clone(),
+        };
+        self.t.current(info, &probe).await
+    }
+
+    pub(super) async fn conflict(
+        &mut self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        row: RowChange,
+        position: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        let cur = self.current(info, &row).await?;
+        let kind = match (row.op, cur.is_some()) {
+            (Op::Insert, _) => ConflictKind::InsertExists,
+            (Op::Update, true) => ConflictKind::UpdateDiffers,
+            (Op::Update, false) => ConflictKind::UpdateMissing,
+            (_, true) => ConflictKind::DeleteDiffers,
+            (_, false) => ConflictKind::DeleteMissing,
+        };
+        let conflict = self.describe(kind, &row, cur.as_ref());
+        let rules = Rules::from_plan(plan, &self.ctx.target, self.ctx.priority(&self.ctx.target));
+        let decision = resolve(&conflict, &rules);
+        debug!(link = %self.ctx.link(), table = %plan.business, kind = kind.as_str(), decision = decision.as_str(), "conflict");
+        self.carry_out(plan, info, &row, cur.is_some(), &decision)
+            .await?;
+        self.audit(plan, info, &row, kind, cur.as_ref(), &decision, position)
+            .await
+    }
+
+    fn describe(&self, kind: ConflictKind, row: &RowChange, cur: Option<&Current>) -> Conflict {
+        let incoming_version = match row.op {
+            Op::Delete => Some(i128::from(row.commit_time)),
+            _ => row.after_version.as_ref().and_then(version_key),
+        };
+        let incoming = Stamp {
+            version: incoming_version,
+            node: row.origin.clone(),
+            priority: self.ctx.priority(&row.origin),
+        };
+        let current = cur.map(|c| {
+            let node = c.origin.clone().unwrap_or_else(|| self.ctx.target.clone());
+            Stamp {
+                version: c.version_key,
+                priority: self.ctx.priority(&node),
+                node,
+            }
+        });
+        let compared = row.compared();
+        let columns = match (row.op, cur) {
+            (Op::Delete, _) => Vec::new(),
+            (_, None) => compared
+                .iter()
+                .map(|f| ColumnState {
+                    name: f.name.to_string(),
+                    changed_incoming: true,
+                    changed_current: true,
+                    differs: true,
+                })
+                .collect(),
+            (_, Some(c)) => {
+                let befores: Vec<&Field> = compared
+                    .iter()
+                    .filter_map(|f| row.before.iter().find(|b| b.name == f.name))
+                    .collect();
+                compared
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let base = befores.iter().position(|b| b.name == f.name);
+                        ColumnState {
+                            name: f.name.to_string(),
+                            changed_incoming: base.is_none_or(|b| befores[b].value != f.value),
+                            changed_current: base
+                                .is_none_or(|b| !c.same_as_before.get(b).copied().unwrap_or(false)),
+                            differs: !c.same_as_after.get(i).copied().unwrap_or(false),
+                        }
+                    })
+                    .collect()
+            }
+        };
+        Conflict {
+            kind,
+            incoming,
+            current,
+            columns,
+            incoming_complete: !row.partial,
+        }
+    }
+
+    async fn carry_out(
+        &mut self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        row: &RowChange,
+        exists: bool,
+        decision: &Decision,
+    ) -> Result<(), ApplyError> {
+        match decision {
+            Decision::ApplyIncoming => self.force_with(plan, info, row, exists).await,
+            Decision::KeepCurrent | Decision::Park | Decision::Defer { .. } => Ok(()),
+            Decision::Merge {
+                take_incoming,
+                version_from_incoming,
+                origin,
+            } => {
+                let mut set: Vec<Field> = row
+                    .after
+                    .iter()
+                    .filter(|f| take_incoming.iter().any(|t| *t == *f.name))
+                    .cloned()
+                    .collect();
+                if *version_from_incoming {
+                    let version = if row.managed_version {
+                        row.after_version.clone()
+                    } else {
+                        row.after
+                            .iter()
+                            .find(|f| *f.name == *row.version_column)
+                            .map(|f| f.value.clone())
+                    };
+                    if let Some(v) = version {
+                        set.retain(|f| *f.name != *row.version_column);
+                        set.push(Field {
+                            name: row.version_column.as_str().into(),
+                            value: v,
+                        });
+                    }
+                }
+                if let Some(col) = &row.origin_column {
+                    set.push(Field {
+                        name: col.as_str().into(),
+                        value: Value::Text(origin.clone()),
+                    });
+                }
+                if !set.is_empty() {
+                    let w = Write {
+                        key: row.key.clone(),
+                        set,
+                    };
+                    self.t.update(info, &w, &row.version_column, None).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies the incoming change without a version check.
+    pub async fn force(
+        &mut self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        row: &RowChange,
+    ) -> Result<(), ApplyError> {
+        let exists = self.current(info, row).await?.is_some();
+        self.force_with(plan, info, row, exists).await
+    }
+
+    async fn force_with(
+        &mut self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        row: &RowChange,
+        exists: bool,
+    ) -> Result<(), ApplyError> {
+        match (row.op, &plan.deletes) {
+            (Op::Delete, DeletePolicy::Propagate) => {
+                self.t
+                    .delete(info, &row.key, &row.version_column, None)
+                    .await?;
+            }
+            (Op::Delete, DeletePolicy::Soft(col)) => {
+                self.t
+                    .update(info, &soft_write(info, row, col), &row.version_column, None)
+                    .await?;
+            }
+            (Op::Delete | Op::Truncate, _) => {}
+            (_, _) if exists => {
+                self.t
+                    .update(info, &row.full_write(), &row.version_column, None)
+                    .await?;
+            }
+            (_, _) => {
+                self.t.insert(info, &row.full_write()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Columns owned by another node than the source are not changed; a change to one is recorded.
+    pub(super) async fn drop_owned_columns(
+        &mut self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        row: &mut RowChange,
+        position: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        let source = self.ctx.source.clone();
+        let owned = |name: &str| {
+            plan.columns
+                .get(name)
+                .and_then(|c| c.owner.as_deref())
+                .is_some_and(|o| o != source)
+        };
+        let changed: Vec<String> = row
+            .after
+            .iter()
+            .filter(|f| owned(&f.name))
+            .filter(|f| {
+                row.before
+                    .iter()
+                    .find(|b| b.name == f.name)
+                    .is_none_or(|b| b.value != f.value)
+            })
+            .map(|f| f.name.to_string())
+            .collect();
+        row.after.retain(|f| !owned(&f.name));
+        if !changed.is_empty() {
+            let cur = self.current(info, row).await?;
+            let decision = Decision::Merge {
+                take_incoming: Vec::new(),
+                version_from_incoming: true,
+                origin: row.origin.clone(),
+            };
+            self.audit(
+                plan,
+                info,
+                row,
+                ConflictKind::NotOwner,
+                cur.as_ref(),
+                &decision,
+                position,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn audit(
+        &mut self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        row: &RowChange,
+        kind: ConflictKind,
+        cur: Option<&Current>,
+        decision: &Decision,
+        position: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        let state = match decision {
+            Decision::Park => ConflictState::Parked,
+            Decision::Defer { .. } => ConflictState::Deferred,
+            _ => ConflictState::Resolved,
+        };
+        let rule = if kind == ConflictKind::NotOwner {
+            "owner"
+        } else {
+            rule_name(plan.conflict)
+        };
+        let record = ConflictRecord {
+            link: self.ctx.link(),
+            source_node: self.ctx.source.clone(),
+            table: plan.business.clone(),
+            target_table: info.table.to_string(),
+            key: row.key_text(),
+            kind: kind.as_str().to_string(),
+            before: row.before_json(),
+            current: cur.map(|c| c.image.clone()),
+            incoming: row.after_json(),
+            decision: decision.as_str().to_string(),
+            rule: rule.to_string(),
+            state,
+            source_position: position.map(str::to_string),
+            payload: matches!(state, ConflictState::Parked).then(|| payload(row)),
+        };
+        self.t.insert_conflict(&record).await?;
+        if state != ConflictState::Resolved {
+            self.open_keys.insert((record.target_table, record.key));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn queue_check(
+        &mut self,
+        queue_key: &(String, String),
+        row: &RowChange,
+        plan: &TablePlan,
+        position: Option<&str>,
+    ) -> Result<QueueState, ApplyError> {
+        let entries = self.t.open_entries(&queue_key.0, &queue_key.1).await?;
+        if entries.is_empty() {
+            self.open_keys.remove(queue_key);
+            return Ok(QueueState::Clear);
+        }
+        if entries
+            .iter()
+            .any(|e| matches!(e.state, ConflictState::Parked | ConflictState::Waiting))
+        {
+            let record = ConflictRecord {
+                link: self.ctx.link(),
+                source_node: self.ctx.source.clone(),
+                table: plan.business.clone(),
+                target_table: queue_key.0.clone(),
+                key: queue_key.1.clone(),
+                kind: "queued".into(),
+                before: row.before_json(),
+                current: None,
+                incoming: row.after_json(),
+                decision: "wait".into(),
+                rule: rule_name(plan.conflict).into(),
+                state: ConflictState::Waiting,
+                source_position: position.map(str::to_string),
+                payload: Some(payload(row)),
+            };
+            self.t.insert_conflict(&record).await?;
+            return Ok(QueueState::Held);
+        }
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.state == ConflictState::Deferred && e.source_node == self.ctx.source)
+        {
+            self.t
+                .set_conflict_state(e.id, ConflictState::Resolved, Some("released_by_decider"))
+                .await?;
+            return Ok(QueueState::Released);
+        }
+        Ok(QueueState::Clear)
+    }
+
+    /// Applies a stored row change (a waiting one, released) as this link would, with its version
+    /// check: it may conflict again.
+    pub async fn apply_stored(
+        &mut self,
+        target_table: &str,
+        payload: &str,
+        position: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        let row: RowChange = serde_json::from_str(payload)
+            .map_err(|e| ApplyError::Invalid(format!("stored change cannot be read: {e}")))?;
+        let mapper = self.mapper.clone();
+        let Some(plan) = mapper
+            .plans()
+            .find(|p| p.target.to_string() == target_table)
+        else {
+            return Err(ApplyError::Invalid(format!(
+                "table {target_table} is no longer mapped on link {}; fix: restore its mapping or resolve the entry by hand",
+                self.ctx.link()
+            )));
+        };
+        let info = self.t.table(&plan.target).await?;
+        self.apply_row(plan, &info, row, position).await
+    }
+}
+
+pub(super) enum QueueState {
+    /// Held behind a parked change.
+    Held,
+    /// A deferral was released: apply without a version check.
+    Released,
+    Clear,
+}
+
+fn payload(row: &RowChange) -> String {
+    serde_json::to_string(row).unwrap_or_default()
+}
+
+/// The write that soft-deletes a row: the flag column set to true (or 1), a time column to the
+/// delete's commit time.
+pub(super) fn soft_write(info: &TableInfo, row: &RowChange, column: &str) -> Write {
+    let value = match info.column(column).map(|c| c.kind) {
+        Some(ColKind::Bool) => Value::Bool(true),
+        Some(ColKind::Int) => Value::Int(1),
+        Some(ColKind::Timestamp) => Value::Timestamp(row.commit_time),
+        _ => Value::TimestampTz(row.commit_time),
+    };
+    Write {
+        key: row.key.clone(),
+        set: vec![Field {
+            name: column.into(),
+            value,
+        }],
+    }
+}
