@@ -242,3 +242,53 @@ async fn apply_pair_local_update_of_a_replicated_row_flows_back() {
     let row = pair.assert_converged(1).await.expect("row");
     assert_eq!(field(&row, "name"), Value::Text("m-edit".into()));
 }
+
+/// Manual on both nodes: p (higher priority) parks, m defers. Keeping p's row on p is a local write
+/// that replicates; m, deferring to p, takes it without a version check. Both end equal.
+#[tokio::test]
+async fn apply_pair_manual_resolved_on_the_decider_converges() {
+    let mut pair = Pair::new("conflict = \"manual\"").await;
+    let base = pair.seed().await;
+    pair.p
+        .exec("UPDATE customer SET name = 'p-name' WHERE id = 1")
+        .await;
+    pair.m
+        .exec("UPDATE customer SET name = 'm-name' WHERE id = 1")
+        .await;
+    let from_p = pair.change("p", 1, Some(base.clone())).await;
+    let from_m = pair.change("m", 1, Some(base)).await;
+    pair.apply("p", "m", from_p).await;
+    pair.apply("m", "p", from_m).await;
+    // Equal priorities: the greater node id, p, decides.
+    let parked = apply::list_conflicts(&pair.config, "p", true, 10)
+        .await
+        .expect("list");
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0].record.state.as_str(), "parked");
+    let deferred = apply::list_conflicts(&pair.config, "m", true, 10)
+        .await
+        .expect("list");
+    assert_eq!(deferred[0].record.state.as_str(), "deferred");
+    let before = pair.image("p", 1).await;
+    apply::resolve_conflict(
+        &pair.config,
+        "p",
+        parked[0].id,
+        &apply::Resolution::KeepCurrent,
+    )
+    .await
+    .expect("resolve");
+    // The resolution is a local write on p: its change goes to m like any other.
+    let resolution = pair.change("p", 1, before).await;
+    pair.apply("p", "m", resolution).await;
+    let row = pair.assert_converged(1).await.expect("row");
+    assert_eq!(field(&row, "name"), Value::Text("p-name".into()));
+    assert!(apply::list_conflicts(&pair.config, "m", true, 10)
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(apply::list_conflicts(&pair.config, "p", true, 10)
+        .await
+        .expect("list")
+        .is_empty());
+}

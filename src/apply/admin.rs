@@ -8,8 +8,9 @@ use super::error::ApplyError;
 use super::link::{Link, TxMeta};
 use super::row::RowChange;
 use super::target::{Target, Write};
-use super::Resolution;
-use crate::conflict::audit::ConflictState;
+use super::{Applier, DeadLetter, Resolution};
+use crate::config::Config;
+use crate::conflict::audit::{ConflictState, StoredConflict};
 use crate::model::{Change, Field, Value};
 
 /// `TakeIncoming` is written as tandem's write (the incoming row with its version and origin, as if it
@@ -196,4 +197,73 @@ pub(super) async fn replay_on<T: Target>(l: &mut Link<T>, id: i64) -> Result<(),
             Err(e)
         }
     }
+}
+
+/// Any link into `node`, for the actions that read only the node's bookkeeping tables.
+async fn any_link(config: &Config, node: &str) -> Result<Applier, ApplyError> {
+    let peer = config
+        .nodes
+        .keys()
+        .find(|id| *id != node)
+        .ok_or_else(|| ApplyError::Invalid(format!("node {node} has no peer in the file")))?;
+    Applier::connect(config, peer, node).await
+}
+
+/// `tandem conflicts list`: conflict records on `node`, newest first (`open_only`: parked, waiting
+/// and deferred entries only).
+pub async fn list_conflicts(
+    config: &Config,
+    node: &str,
+    open_only: bool,
+    limit: i64,
+) -> Result<Vec<StoredConflict>, ApplyError> {
+    any_link(config, node)
+        .await?
+        .list_conflicts(open_only, limit)
+        .await
+}
+
+/// `tandem conflicts show`.
+pub async fn show_conflict(
+    config: &Config,
+    node: &str,
+    id: i64,
+) -> Result<Option<StoredConflict>, ApplyError> {
+    any_link(config, node).await?.show_conflict(id).await
+}
+
+/// `tandem conflicts resolve`: resolves parked conflict `id` on `node`, on the link it came from.
+pub async fn resolve_conflict(
+    config: &Config,
+    node: &str,
+    id: i64,
+    resolution: &Resolution,
+) -> Result<(), ApplyError> {
+    let entry = show_conflict(config, node, id)
+        .await?
+        .ok_or_else(|| ApplyError::Invalid(format!("no conflict with id {id} on node {node}")))?;
+    let mut link = Applier::connect(config, &entry.record.source_node, node).await?;
+    link.resolve_conflict(id, resolution).await
+}
+
+/// `tandem dead-letter list`.
+pub async fn list_dead_letters(
+    config: &Config,
+    node: &str,
+    open_only: bool,
+) -> Result<Vec<DeadLetter>, ApplyError> {
+    any_link(config, node)
+        .await?
+        .list_dead_letters(open_only)
+        .await
+}
+
+/// `tandem dead-letter replay`: applies dead letter `id` on `node` again, on the link it came from.
+pub async fn replay_dead_letter(config: &Config, node: &str, id: i64) -> Result<(), ApplyError> {
+    let letters = list_dead_letters(config, node, false).await?;
+    let letter = letters.iter().find(|d| d.id == id).ok_or_else(|| {
+        ApplyError::Invalid(format!("no dead letter with id {id} on node {node}"))
+    })?;
+    let mut link = Applier::connect(config, &letter.source_node, node).await?;
+    link.replay_dead_letter(id).await
 }

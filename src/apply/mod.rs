@@ -47,6 +47,9 @@ use std::time::Duration;
 
 use tracing::warn;
 
+pub use admin::{
+    list_conflicts, list_dead_letters, replay_dead_letter, resolve_conflict, show_conflict,
+};
 pub use error::{classify, ApplyError, DbCode, ErrorClass};
 pub use link::LinkContext;
 pub use row::{version_key, Names, RowChange};
