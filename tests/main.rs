@@ -8,3 +8,4 @@ mod cli;
 mod harness;
 mod support;
 mod tail;
+mod two_way;

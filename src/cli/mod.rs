@@ -114,9 +114,12 @@ fn load_config(arg: &ConfigArg) -> Result<crate::config::Config, ExitCode> {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("TANDEM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -61,11 +61,17 @@ pub async fn run(args: SetupArgs) -> ExitCode {
 
 /// The statements run (or, dry, to run) on one node.
 async fn setup_node(config: &Config, node: &Node, dry_run: bool) -> Result<Vec<String>, String> {
-    let mapped: Vec<_> = config
-        .tables
-        .iter()
-        .filter_map(|t| t.physical.get(&node.id).cloned())
-        .collect();
+    let scrub = |e: &dyn std::fmt::Display| crate::config::scrub(&e.to_string(), &node.url);
+    // Bookkeeping first: the publication includes its checkpoint table.
+    let mut statements = crate::apply::setup(config, &node.id, dry_run)
+        .await
+        .map_err(|e| scrub(&e))?;
+    statements.extend(setup_capture(config, node, dry_run).await?);
+    Ok(statements)
+}
+
+async fn setup_capture(config: &Config, node: &Node, dry_run: bool) -> Result<Vec<String>, String> {
+    let mapped = capture::capture_tables(config, node);
     match node.engine {
         Engine::Postgres => {
             let slots: Vec<String> = config
