@@ -5,6 +5,7 @@ mod capture_mysql;
 mod capture_postgres;
 mod check_live;
 mod cli;
+mod convergence;
 mod demo;
 mod harness;
 mod support;

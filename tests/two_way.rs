@@ -1,15 +1,13 @@
 //! `tandem run` end to end: PostgreSQL and MariaDB with differently named tables, columns and value
 //! encodings, changes on both sides, nothing echoed, clean stop.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use tandem::harness::{MariaDb, PgServer};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use crate::support::{unique_name, wait_for};
+use crate::support::{start_tandem_run, unique_name, wait_for};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -78,49 +76,6 @@ async fn pair() -> Pair {
     Pair { pg, maria, config }
 }
 
-/// Starts `tandem run` and waits until every link has started.
-async fn run(config: &std::path::Path, links: usize) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("TANDEM_LOG", "info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start tandem run");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let started = tokio::time::timeout(DEADLINE, async {
-        let mut started = 0;
-        let mut log = String::new();
-        while let Ok(Some(line)) = stderr.next_line().await {
-            log.push_str(&line);
-            log.push('\n');
-            if line.contains("link started") {
-                started += 1;
-                if started == links {
-                    return Ok(());
-                }
-            }
-            if line.contains("halted") || line.contains("ERROR") {
-                return Err(log);
-            }
-        }
-        Err(log)
-    })
-    .await;
-    match started {
-        Ok(Ok(())) => {}
-        Ok(Err(log)) => panic!("tandem run failed to start its links:\n{log}"),
-        Err(_) => panic!("links did not start within {DEADLINE:?}"),
-    }
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = stderr.next_line().await {
-            eprintln!("[tandem run] {line}");
-        }
-    });
-    child
-}
-
 type PgRow = (i32, String, Option<String>, String);
 type MariaRow = (i32, String, Option<i8>, String);
 
@@ -152,7 +107,7 @@ async fn maria_rows(maria: &MariaDb) -> Vec<MariaRow> {
 #[tokio::test]
 async fn two_way_sync_between_postgres_and_mariadb() {
     let p = pair().await;
-    let mut tandem = run(&p.config, 2).await;
+    let mut tandem = start_tandem_run(&p.config, 2).await;
     let pg = p.pg.connect("crm").await.unwrap();
     let mut maria = p.maria.connect("desk").await.unwrap();
 
