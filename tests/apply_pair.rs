@@ -223,7 +223,8 @@ async fn apply_pair_delete_against_update_converges() {
             "UPDATE customer SET email = 'm@x' WHERE id = 1",
         )
         .await;
-    assert_eq!(row, None, "the delete wins on both nodes");
+    let row = row.expect("the update wins on both nodes");
+    assert_eq!(field(&row, "email"), Value::Text("m@x".into()));
 }
 
 /// A local update of a row tandem last wrote is a local change: stamped with the local node, and its
@@ -291,4 +292,31 @@ async fn apply_pair_manual_resolved_on_the_decider_converges() {
         .await
         .expect("list")
         .is_empty());
+}
+
+/// p deletes the row and inserts the key again while m updates it (after the re-insert): both nodes
+/// weigh m's update against p's re-insert by time and end equal.
+#[tokio::test]
+async fn apply_pair_reinsert_during_a_concurrent_update_converges() {
+    let mut pair = Pair::new("").await;
+    let base = pair.seed().await;
+    pair.p.exec("DELETE FROM customer WHERE id = 1").await;
+    let delete = pair.change("p", 1, Some(base.clone())).await;
+    pair.p
+        .exec("INSERT INTO customer (id, name, email) VALUES (1, 'again', 'p2@x')")
+        .await;
+    let insert = pair.change("p", 1, None).await;
+    pair.m
+        .exec("UPDATE customer SET email = 'm@x' WHERE id = 1")
+        .await;
+    let update = pair.change("m", 1, Some(base)).await;
+    pair.apply("p", "m", delete).await;
+    pair.apply("p", "m", insert).await;
+    pair.apply("m", "p", update).await;
+    let row = pair.assert_converged(1).await.expect("row");
+    assert_eq!(
+        field(&row, "email"),
+        Value::Text("m@x".into()),
+        "m wrote last"
+    );
 }

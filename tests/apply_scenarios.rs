@@ -151,7 +151,7 @@ pub async fn every_conflict_kind_is_detected_and_recorded(kind: Kind) {
         f.row(1).await,
         Some(vec![s("newer"), s("r@x"), Some(far.to_string()), s(SOURCE)])
     );
-    // update_missing: no row 2; the delete-wins rule keeps it absent.
+    // update_missing: no row 2; an update wins over a delete, so the row comes back.
     a.apply(&[f.tx(
         3,
         vec![f.change(
@@ -162,7 +162,10 @@ pub async fn every_conflict_kind_is_detected_and_recorded(kind: Kind) {
     )])
     .await
     .expect("apply");
-    assert_eq!(f.row(2).await, None);
+    assert_eq!(
+        f.row(2).await,
+        Some(vec![s("y"), s("x"), s("2"), s(SOURCE)])
+    );
     // delete_missing.
     a.apply(&[f.tx(
         4,
@@ -170,7 +173,7 @@ pub async fn every_conflict_kind_is_detected_and_recorded(kind: Kind) {
     )])
     .await
     .expect("apply");
-    // delete_differs: the row changed here since; the delete wins.
+    // delete_differs: the row changed here since; the update wins, the row stays.
     f.db.exec("UPDATE customer SET email = 'changed@x' WHERE id = 1")
         .await;
     a.apply(&[f.tx(
@@ -183,7 +186,7 @@ pub async fn every_conflict_kind_is_detected_and_recorded(kind: Kind) {
     )])
     .await
     .expect("apply");
-    assert_eq!(f.row(1).await, None);
+    assert_eq!(f.row(1).await.expect("row")[1], s("changed@x"));
     let kinds: Vec<(String, String)> = f
         .conflicts()
         .await
@@ -193,9 +196,9 @@ pub async fn every_conflict_kind_is_detected_and_recorded(kind: Kind) {
     let expect = [
         ("insert_exists", "keep_current"),
         ("update_differs", "apply_incoming"),
-        ("update_missing", "keep_current"),
+        ("update_missing", "apply_incoming"),
         ("delete_missing", "keep_current"),
-        ("delete_differs", "apply_incoming"),
+        ("delete_differs", "keep_current"),
     ];
     assert_eq!(
         kinds,

@@ -33,8 +33,12 @@
 //!   pair of stamps, only in mirror order; [`Stamp::cmp_lww`] is antisymmetric.
 //! - **Deletes.** A node that deleted a row keeps no record of when (there are no tombstones), so a
 //!   delete that meets a concurrent update cannot be timed on both sides. Under `last_write_wins` and
-//!   `merge` the delete wins on both nodes (`delete_differs`: delete; `update_missing`: stay deleted).
-//!   Under `prefer` the preferred node's side wins, as for any other conflict.
+//!   `merge` the *update* wins on both nodes: `delete_differs` keeps the updated row, `update_missing`
+//!   brings the row back from the incoming after-image (parked if the source did not send all of it).
+//!   "Delete wins" looks simpler but diverges when the deleting node re-inserts the key while the
+//!   update is in flight: the updater's node deletes and takes the re-insert, the deleter's node
+//!   weighs the update against the re-insert by time. With "update wins" both nodes weigh the update
+//!   against the re-insert by time. Under `prefer` the preferred node's side wins.
 //! - **Merge.** The base is the incoming before-image. A column changed on one side only takes that
 //!   side's value; one changed on both falls back to the column's own rule or `merge_fallback`. The
 //!   merged row gets the greater of the two versions and the origin of the last-write-wins winner, so

@@ -127,8 +127,9 @@ fn delete_vs_update(c: &Conflict, rules: &Rules) -> Decision {
             };
             !matches!(rules.prefer.as_deref(), Some(p) if p == updater && p != deleter)
         }
-        // Without tombstones the deleting node cannot tell when it deleted: the delete wins everywhere.
-        ConflictRule::LastWriteWins | ConflictRule::Merge => true,
+        // Without tombstones the deleting node cannot tell when it deleted: the update wins everywhere
+        // (see the module doc for why not the delete).
+        ConflictRule::LastWriteWins | ConflictRule::Merge => false,
     };
     match (c.kind == ConflictKind::DeleteDiffers, delete_wins) {
         (true, true) => Decision::ApplyIncoming,

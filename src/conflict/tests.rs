@@ -118,7 +118,7 @@ fn manual_parks_on_the_decider_and_defers_on_the_other_node() {
 }
 
 #[test]
-fn deletes_win_under_last_write_wins_and_the_preferred_updater_brings_the_row_back() {
+fn updates_win_over_deletes_unless_the_deleter_is_preferred() {
     let lww = rules(ConflictRule::LastWriteWins, None, "a");
     let delete_differs = Conflict {
         kind: ConflictKind::DeleteDiffers,
@@ -127,7 +127,7 @@ fn deletes_win_under_last_write_wins_and_the_preferred_updater_brings_the_row_ba
         columns: vec![],
         incoming_complete: true,
     };
-    assert_eq!(resolve(&delete_differs, &lww), Decision::ApplyIncoming);
+    assert_eq!(resolve(&delete_differs, &lww), Decision::KeepCurrent);
     let update_missing = Conflict {
         kind: ConflictKind::UpdateMissing,
         incoming: stamp(99, "b", 0),
@@ -135,7 +135,13 @@ fn deletes_win_under_last_write_wins_and_the_preferred_updater_brings_the_row_ba
         columns: vec![col("x", true, true, true)],
         incoming_complete: true,
     };
-    assert_eq!(resolve(&update_missing, &lww), Decision::KeepCurrent);
+    assert_eq!(resolve(&update_missing, &lww), Decision::ApplyIncoming);
+    let prefer_a = rules(ConflictRule::Prefer, Some("a"), "a");
+    assert_eq!(
+        resolve(&update_missing, &prefer_a),
+        Decision::KeepCurrent,
+        "a deleted and is preferred"
+    );
     let prefer_b = rules(ConflictRule::Prefer, Some("b"), "a");
     assert_eq!(resolve(&update_missing, &prefer_b), Decision::ApplyIncoming);
     let partial = Conflict {
