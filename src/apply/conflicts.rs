@@ -59,7 +59,7 @@ impl<T: Target> Link<T> {
         let conflict = self.describe(kind, &row, cur.as_ref());
         let rules = Rules::from_plan(plan, &self.ctx.target, self.ctx.priority(&self.ctx.target));
         let decision = resolve(&conflict, &rules);
-        debug!(link = %self.ctx.link(), table = %plan.business, kind = kind.as_str(), decision = decision.as_str(), "conflict");
+        debug!(link = %self.ctx.link(), table = %plan.business, key = %row.key_text(), kind = kind.as_str(), decision = decision.as_str(), "conflict");
         self.carry_out(plan, info, &row, cur.is_some(), &decision)
             .await?;
         self.audit(plan, info, &row, kind, cur.as_ref(), &decision, position)

@@ -97,6 +97,9 @@ impl<T: Target> Link<T> {
 
     /// Applies `txs` in order as one target transaction (see [`super::Applier::apply`]).
     pub async fn apply(&mut self, txs: &[Transaction]) -> Result<Option<Position>, ApplyError> {
+        for t in txs.iter().filter(|t| self.is_applied(&t.position)) {
+            debug!(link = %self.ctx.link(), position = %t.position, "duplicate skipped");
+        }
         let fresh: Vec<&Transaction> = txs
             .iter()
             .filter(|t| !self.is_applied(&t.position))
@@ -301,6 +304,7 @@ impl<T: Target> Link<T> {
             }
             (Op::Truncate, _) => true,
         };
+        debug!(link = %self.ctx.link(), table = %plan.business, key = %row.key_text(), op = row.op.as_str(), before_version = ?row.before_version, after_version = ?row.after_version, applied, "row");
         if applied {
             return Ok(());
         }
