@@ -24,7 +24,8 @@ pub struct RowChange {
     pub before_version: Option<Value>,
     /// Version in the source's after-image.
     pub after_version: Option<Value>,
-    /// The node whose write this is (the source row's origin marker, else the source node).
+    /// The node whose write this is: the after-image's origin marker, else (and always for a
+    /// delete) the source node.
     pub origin: String,
     /// Columns of the after-image the target has, without bookkeeping columns or unsent values.
     pub after: Vec<Field>,
@@ -97,10 +98,11 @@ impl RowChange {
             };
             (v(&before), v(&after))
         };
+        // A delete is the source node's act: the before-image's origin only says who wrote the row
+        // it removed.
         let origin = source
             .after
             .as_ref()
-            .or(source.before.as_ref())
             .and_then(|i| i.get(&names.origin_column))
             .and_then(|v| match v {
                 Value::Text(t) if !t.is_empty() => Some(t.clone()),
