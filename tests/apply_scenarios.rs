@@ -30,7 +30,8 @@ pub async fn setup_is_idempotent_and_dry_run_lists_the_sql(kind: Kind) {
             f.book("schema_version")
         ))
         .await,
-        s("1")
+        s("2"),
+        "schema versions 1 (bookkeeping) and 2 (tombstones)"
     );
     // A local write is stamped with the local node and a time-based version.
     f.db.exec("INSERT INTO customer (id, name) VALUES (1, 'local')")
@@ -50,6 +51,18 @@ pub async fn setup_is_idempotent_and_dry_run_lists_the_sql(kind: Kind) {
         .parse()
         .expect("v");
     assert!(v2 > version, "a local update advances the version");
+    // A local delete leaves a tombstone keyed exactly as the applier keys rows, stamped with the
+    // deleted row's version + 1.
+    f.db.exec("DELETE FROM customer WHERE id = 1").await;
+    let stone =
+        f.db.rows(&format!(
+            "SELECT row_key, version FROM {} WHERE target_table LIKE '%customer'",
+            f.book("tombstone")
+        ))
+        .await;
+    assert_eq!(stone.len(), 1, "{stone:?}");
+    assert_eq!(stone[0][0], s("{\"id\":\"1\"}"));
+    assert_eq!(stone[0][1], Some((v2 + 1).to_string()));
 }
 
 pub async fn applies_once_and_resumes_from_the_checkpoint(kind: Kind) {

@@ -60,7 +60,13 @@ impl<T: Target> Link<T> {
         let queued = keys
             .iter()
             .any(|k| self.open_keys.contains(&(table.clone(), k.clone())));
-        if keys.len() != rows.len() || !uniform || queued || rows.iter().any(|r| r.key.is_empty()) {
+        let tombstones = plan.managed_version && self.t.any_tombstone(&table).await?;
+        if keys.len() != rows.len()
+            || !uniform
+            || queued
+            || tombstones
+            || rows.iter().any(|r| r.key.is_empty())
+        {
             return self.one_by_one(changes, meta).await;
         }
         let key_lists: Vec<_> = rows.iter().map(|r| r.key.clone()).collect();

@@ -50,13 +50,20 @@ impl<T: Target> Link<T> {
     ) -> Result<(), ApplyError> {
         let cur = self.current(info, &row).await?;
         let kind = match (row.op, cur.is_some()) {
-            (Op::Insert, _) => ConflictKind::InsertExists,
+            (Op::Insert, false) => ConflictKind::InsertDeleted,
+            (Op::Insert, true) => ConflictKind::InsertExists,
             (Op::Update, true) => ConflictKind::UpdateDiffers,
             (Op::Update, false) => ConflictKind::UpdateMissing,
             (_, true) => ConflictKind::DeleteDiffers,
             (_, false) => ConflictKind::DeleteMissing,
         };
-        let conflict = self.describe(kind, &row, cur.as_ref());
+        let mut conflict = self.describe(kind, &row, cur.as_ref());
+        if kind.current_missing() && row.managed_version {
+            conflict.deleted_at = self
+                .t
+                .tombstone(&info.table.to_string(), &row.key_text())
+                .await?;
+        }
         let rules = Rules::from_plan(plan, &self.ctx.target, self.ctx.priority(&self.ctx.target));
         let decision = resolve(&conflict, &rules);
         debug!(link = %self.ctx.link(), table = %plan.business, key = %row.key_text(), kind = kind.as_str(), decision = decision.as_str(), "conflict");
@@ -68,7 +75,14 @@ impl<T: Target> Link<T> {
 
     fn describe(&self, kind: ConflictKind, row: &RowChange, cur: Option<&Current>) -> Conflict {
         let incoming_version = match row.op {
-            Op::Delete => Some(i128::from(row.commit_time)),
+            // A delete comes right after the write it saw (see conflict's module doc); with an
+            // application version there is no such stamp and the update wins.
+            Op::Delete if row.managed_version => row
+                .before_version
+                .as_ref()
+                .and_then(version_key)
+                .map(|v| v + 1),
+            Op::Delete => None,
             _ => row.after_version.as_ref().and_then(version_key),
         };
         let incoming = Stamp {
@@ -123,6 +137,7 @@ impl<T: Target> Link<T> {
             current,
             columns,
             incoming_complete: !row.partial,
+            deleted_at: None,
         }
     }
 

@@ -266,6 +266,7 @@ impl<T: Target> Link<T> {
             }
         }
         let applied = match (row.op, &plan.deletes) {
+            (Op::Insert, _) if self.deleted_later(info, &row).await? => false,
             (Op::Insert, _) => self.t.insert(info, &row.full_write()).await?,
             (Op::Update, _) => {
                 let n = self
@@ -309,6 +310,24 @@ impl<T: Target> Link<T> {
             return Ok(());
         }
         self.conflict(plan, info, row, position).await
+    }
+
+    /// Whether this node deleted the incoming insert's key later than the insert was written (its
+    /// tombstone is newer): the insert then takes the conflict path.
+    async fn deleted_later(
+        &mut self,
+        info: &TableInfo,
+        row: &RowChange,
+    ) -> Result<bool, ApplyError> {
+        if !row.managed_version {
+            return Ok(false);
+        }
+        let stone = self
+            .t
+            .tombstone(&info.table.to_string(), &row.key_text())
+            .await?;
+        let incoming = row.after_version.as_ref().and_then(super::row::version_key);
+        Ok(stone.is_some() && stone > incoming)
     }
 
     /// Sends a transaction that failed with a definite error to the dead-letter table (and moves the

@@ -11,6 +11,8 @@ pub struct SetupTable {
     pub table: TableRef,
     /// The managed version column to add, when the table names no version column of its own.
     pub managed_version: Option<String>,
+    /// The key columns on this node, in key order (for the tombstone the delete trigger writes).
+    pub key: Vec<String>,
 }
 
 /// The mapped tables of `node`.
@@ -25,6 +27,11 @@ pub fn tables_of(config: &Config, node: &str) -> Vec<SetupTable> {
                     .version
                     .is_none()
                     .then(|| config.settings.version_column.clone()),
+                key: t
+                    .key
+                    .iter()
+                    .map(|k| t.column_on(k, node).to_string())
+                    .collect(),
             })
         })
         .collect()

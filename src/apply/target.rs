@@ -165,6 +165,14 @@ pub(crate) trait Target {
         t: &TableInfo,
         probe: &Probe,
     ) -> Result<Option<Current>, ApplyError>;
+    /// The stamp of the tombstone a local delete left for a key, if any.
+    async fn tombstone(
+        &mut self,
+        target_table: &str,
+        key: &str,
+    ) -> Result<Option<i128>, ApplyError>;
+    /// Whether any tombstone exists for the table.
+    async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError>;
     async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError>;
     /// Open queue entries for a key, oldest first, locked.
     async fn open_entries(

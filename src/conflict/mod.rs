@@ -31,14 +31,15 @@
 //! - **Tie-break.** Equal (or unknown) versions go to the higher node priority, then the greater node id.
 //!   The node of each side is the row's origin marker (`_tandem_origin`), so both nodes compare the same
 //!   pair of stamps, only in mirror order; [`Stamp::cmp_lww`] is antisymmetric.
-//! - **Deletes.** A node that deleted a row keeps no record of when (there are no tombstones), so a
-//!   delete that meets a concurrent update cannot be timed on both sides. Under `last_write_wins` and
-//!   `merge` the *update* wins on both nodes: `delete_differs` keeps the updated row, `update_missing`
-//!   brings the row back from the incoming after-image (parked if the source did not send all of it).
-//!   "Delete wins" looks simpler but diverges when the deleting node re-inserts the key while the
-//!   update is in flight: the updater's node deletes and takes the re-insert, the deleter's node
-//!   weighs the update against the re-insert by time. With "update wins" both nodes weigh the update
-//!   against the re-insert by time. Under `prefer` the preferred node's side wins.
+//! - **Deletes.** A delete is stamped with the version of the row it removed, plus one: it comes
+//!   right after the write it saw, and both nodes can compute that stamp from the delete's
+//!   before-image. A local delete leaves a *tombstone* (key and stamp, written by a trigger), so a
+//!   change that arrives after the row is gone can still be weighed against it. Under
+//!   `last_write_wins` and `merge`: `delete_differs` deletes when the delete's stamp is later than
+//!   the current row's version; `update_missing` and `insert_deleted` bring the row back unless the
+//!   tombstone is later than the incoming version (equal stamps: the row stays). Without a tombstone
+//!   (an application version column, or a row that never existed here) the update wins. Under
+//!   `prefer` the preferred node's side wins.
 //! - **Merge.** The base is the incoming before-image. A column changed on one side only takes that
 //!   side's value; one changed on both falls back to the column's own rule or `merge_fallback`. The
 //!   merged row gets the greater of the two versions and the origin of the last-write-wins winner, so
@@ -49,14 +50,10 @@
 //!   without a version check, because the decider's resolution (or any later write of the decider) is
 //!   what both nodes must end with.
 //!
-//! ## Known limit
+//! ## Known limits
 //!
-//! The rules are symmetric for one conflict between two writes (property-tested) and converge in the
-//! two-node tests. Under random concurrent inserts, updates and deletes of the same keys through the
-//! real capture (the `convergence` suite), some keys still end different: interleavings of a delete,
-//! a re-insert and concurrent updates need to know *when* a row was deleted, which takes tombstones
-//! (a per-key record of the delete's stamp, written by the apply session and by a delete trigger)
-//! that this version does not keep.
+//! Tombstones are written for local deletes only (enough for a pair; a mesh would also need them for
+//! applied deletes) and are never pruned.
 //!
 //! Error handling: none; the functions here are total.
 
@@ -88,6 +85,8 @@ pub enum ConflictKind {
     DeleteDiffers,
     /// A change from a node that does not own the table or a changed column.
     NotOwner,
+    /// An insert of a key this node deleted later than the insert was written (a tombstone says so).
+    InsertDeleted,
 }
 
 impl ConflictKind {
@@ -99,6 +98,7 @@ impl ConflictKind {
             ConflictKind::DeleteMissing => "delete_missing",
             ConflictKind::DeleteDiffers => "delete_differs",
             ConflictKind::NotOwner => "not_owner",
+            ConflictKind::InsertDeleted => "insert_deleted",
         }
     }
 
@@ -168,6 +168,8 @@ pub struct Conflict {
     pub columns: Vec<ColumnState>,
     /// The incoming after-image can be written as a whole row (no column the source left unsent).
     pub incoming_complete: bool,
+    /// When the target has no row: the stamp of the local delete that removed it (its tombstone).
+    pub deleted_at: Option<i128>,
 }
 
 /// What to do with a conflicting incoming change.

@@ -66,7 +66,9 @@ enum Side {
 pub fn resolve(c: &Conflict, rules: &Rules) -> Decision {
     match c.kind {
         ConflictKind::NotOwner | ConflictKind::DeleteMissing => Decision::KeepCurrent,
-        ConflictKind::UpdateMissing | ConflictKind::DeleteDiffers => delete_vs_update(c, rules),
+        ConflictKind::UpdateMissing | ConflictKind::DeleteDiffers | ConflictKind::InsertDeleted => {
+            delete_vs_update(c, rules)
+        }
         ConflictKind::InsertExists | ConflictKind::UpdateDiffers => row_conflict(c, rules),
     }
 }
@@ -127,9 +129,14 @@ fn delete_vs_update(c: &Conflict, rules: &Rules) -> Decision {
             };
             !matches!(rules.prefer.as_deref(), Some(p) if p == updater && p != deleter)
         }
-        // Without tombstones the deleting node cannot tell when it deleted: the update wins everywhere
-        // (see the module doc for why not the delete).
-        ConflictRule::LastWriteWins | ConflictRule::Merge => false,
+        // The delete's stamp against the row's version; equal stamps keep the row (see the module doc).
+        ConflictRule::LastWriteWins | ConflictRule::Merge => match c.kind {
+            ConflictKind::DeleteDiffers => {
+                c.incoming.version.is_some()
+                    && c.incoming.version > c.current.as_ref().and_then(|s| s.version)
+            }
+            _ => c.deleted_at.is_some() && c.deleted_at > c.incoming.version,
+        },
     };
     match (c.kind == ConflictKind::DeleteDiffers, delete_wins) {
         (true, true) => Decision::ApplyIncoming,

@@ -41,6 +41,7 @@ fn update_differs(incoming: Stamp, current: Stamp, columns: Vec<ColumnState>) ->
         current: Some(current),
         columns,
         incoming_complete: true,
+        deleted_at: None,
     }
 }
 
@@ -126,6 +127,7 @@ fn updates_win_over_deletes_unless_the_deleter_is_preferred() {
         current: Some(stamp(99, "a", 0)),
         columns: vec![],
         incoming_complete: true,
+        deleted_at: None,
     };
     assert_eq!(resolve(&delete_differs, &lww), Decision::KeepCurrent);
     let update_missing = Conflict {
@@ -134,8 +136,27 @@ fn updates_win_over_deletes_unless_the_deleter_is_preferred() {
         current: None,
         columns: vec![col("x", true, true, true)],
         incoming_complete: true,
+        deleted_at: None,
     };
     assert_eq!(resolve(&update_missing, &lww), Decision::ApplyIncoming);
+    let tombstoned = Conflict {
+        deleted_at: Some(100),
+        ..update_missing.clone()
+    };
+    assert_eq!(
+        resolve(&tombstoned, &lww),
+        Decision::KeepCurrent,
+        "deleted here after the update"
+    );
+    let later_delete = Conflict {
+        incoming: stamp(100, "b", 0),
+        ..delete_differs.clone()
+    };
+    assert_eq!(
+        resolve(&later_delete, &lww),
+        Decision::ApplyIncoming,
+        "the delete is later"
+    );
     let prefer_a = rules(ConflictRule::Prefer, Some("a"), "a");
     assert_eq!(
         resolve(&update_missing, &prefer_a),
@@ -245,6 +266,7 @@ proptest! {
         (pa, pb) in (0i32..2, 0i32..2),
         (rule, prefer, fallback) in any_rules(),
         over in any_override(),
+        d in 0i128..5,
         scenario in prop_oneof![
             Just(Scenario::BothUpdate), Just(Scenario::BothInsert),
             Just(Scenario::DeleteUpdate), Just(Scenario::BothDelete)
@@ -279,22 +301,22 @@ proptest! {
                 let based = matches!(scenario, Scenario::BothUpdate);
                 let kind = if based { ConflictKind::UpdateDiffers } else { ConflictKind::InsertExists };
                 (
-                    Conflict { kind, incoming: sb.clone(), current: Some(sa.clone()), columns: cols(&b_vals, &a_vals, based), incoming_complete: true },
+                    Conflict { kind, incoming: sb.clone(), current: Some(sa.clone()), columns: cols(&b_vals, &a_vals, based), incoming_complete: true, deleted_at: None },
                     a_row.clone(), b_row.clone(),
-                    Conflict { kind, incoming: sa.clone(), current: Some(sb.clone()), columns: cols(&a_vals, &b_vals, based), incoming_complete: true },
+                    Conflict { kind, incoming: sa.clone(), current: Some(sb.clone()), columns: cols(&a_vals, &b_vals, based), incoming_complete: true, deleted_at: None },
                     b_row.clone(), a_row.clone(),
                 )
             }
             Scenario::DeleteUpdate => (
-                Conflict { kind: ConflictKind::UpdateMissing, incoming: sb.clone(), current: None, columns: cols(&b_vals, &b_vals, false), incoming_complete: true },
+                Conflict { kind: ConflictKind::UpdateMissing, incoming: sb.clone(), current: None, columns: cols(&b_vals, &b_vals, false), incoming_complete: true, deleted_at: Some(d) },
                 None, b_row.clone(),
-                Conflict { kind: ConflictKind::DeleteDiffers, incoming: sa.clone(), current: Some(sb.clone()), columns: vec![], incoming_complete: true },
+                Conflict { kind: ConflictKind::DeleteDiffers, incoming: stamp(d, "a", pa), current: Some(sb.clone()), columns: vec![], incoming_complete: true, deleted_at: None },
                 b_row.clone(), None,
             ),
             Scenario::BothDelete => (
-                Conflict { kind: ConflictKind::DeleteMissing, incoming: sb.clone(), current: None, columns: vec![], incoming_complete: true },
+                Conflict { kind: ConflictKind::DeleteMissing, incoming: sb.clone(), current: None, columns: vec![], incoming_complete: true, deleted_at: None },
                 None, None,
-                Conflict { kind: ConflictKind::DeleteMissing, incoming: sa.clone(), current: None, columns: vec![], incoming_complete: true },
+                Conflict { kind: ConflictKind::DeleteMissing, incoming: sa.clone(), current: None, columns: vec![], incoming_complete: true, deleted_at: None },
                 None, None,
             ),
         };

@@ -421,6 +421,33 @@ impl Target for MyTarget {
         }))
     }
 
+    async fn tombstone(
+        &mut self,
+        target_table: &str,
+        key: &str,
+    ) -> Result<Option<i128>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT CAST(version AS CHAR) FROM __S__.tombstone WHERE target_table = ? AND row_key = ?",
+                vec![s(target_table), s(key)],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| text(r, 0))
+            .and_then(|v| v.parse().ok()))
+    }
+
+    async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT 1 FROM __S__.tombstone WHERE target_table = ? LIMIT 1",
+                vec![s(target_table)],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
     async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError> {
         let json = |v: &Option<serde_json::Value>| opt(v.as_ref().map(|j| j.to_string()));
         self.book(

@@ -7,6 +7,7 @@ use super::sql::{ident, qname};
 use crate::apply::setup::{split_statements, SetupTable};
 
 const BOOKKEEPING: &str = include_str!("../../../sql/mysql/001_bookkeeping.sql");
+const TOMBSTONE: &str = include_str!("../../../sql/mysql/002_tombstone.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -17,6 +18,9 @@ pub fn statements(
     manage: bool,
 ) -> Vec<String> {
     let mut out = split_statements(&BOOKKEEPING.replace("`__SCHEMA__`", &ident(schema)));
+    out.extend(split_statements(
+        &TOMBSTONE.replace("`__SCHEMA__`", &ident(schema)),
+    ));
     if !manage {
         return out;
     }
@@ -52,6 +56,35 @@ pub fn statements(
                 node.replace('\'', "''"),
             ));
         }
+        if let Some(v) = &t.managed_version {
+            let key = t
+                .key
+                .iter()
+                .map(|k| {
+                    format!(
+                        "JSON_QUOTE({}), ':', JSON_QUOTE(CAST(OLD.{} AS CHAR))",
+                        lit(k),
+                        ident(k)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ',', ");
+            out.push(format!(
+                "CREATE OR REPLACE TRIGGER {}.{} AFTER DELETE ON {q} FOR EACH ROW BEGIN \
+                 IF COALESCE(@tandem_applying, 0) = 0 THEN \
+                 INSERT INTO {s}.tombstone (target_table, row_key, version) VALUES ({table}, CONCAT('{{', {key}, '}}'), OLD.{v} + 1) \
+                 ON DUPLICATE KEY UPDATE version = GREATEST(version, VALUES(version)), deleted_at = NOW(6); END IF; END",
+                ident(&t.table.schema),
+                ident(&format!("tandem_delete_{}", t.table.name)),
+                s = ident(schema),
+                table = lit(&t.table.to_string()),
+                v = ident(v),
+            ));
+        }
     }
     out
+}
+
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }

@@ -493,6 +493,33 @@ impl Target for PgTarget {
         }))
     }
 
+    async fn tombstone(
+        &mut self,
+        target_table: &str,
+        key: &str,
+    ) -> Result<Option<i128>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT version::text FROM __S__.tombstone WHERE target_table = $1::text AND row_key = $2::text",
+                &[Some(target_table.into()), Some(key.into())],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| text(r, 0))
+            .and_then(|v| v.parse().ok()))
+    }
+
+    async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT 1 FROM __S__.tombstone WHERE target_table = $1::text LIMIT 1",
+                &[Some(target_table.into())],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
     async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError> {
         let json = |v: &Option<serde_json::Value>| v.as_ref().map(|j| j.to_string());
         let rows = self
