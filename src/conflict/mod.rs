@@ -114,7 +114,7 @@ impl ConflictKind {
     pub fn current_missing(self) -> bool {
         matches!(
             self,
-            ConflictKind::UpdateMissing | ConflictKind::DeleteMissing
+            ConflictKind::UpdateMissing | ConflictKind::DeleteMissing | ConflictKind::InsertDeleted
         )
     }
 }

@@ -330,3 +330,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_insert_of_a_key_deleted_here_later_stays_deleted() {
+    assert!(ConflictKind::InsertDeleted.current_missing());
+    let c = Conflict {
+        kind: ConflictKind::InsertDeleted,
+        incoming: stamp(10, "b", 0),
+        current: None,
+        columns: vec![col("x", true, true, true)],
+        incoming_complete: true,
+        deleted_at: Some(11),
+    };
+    let lww = rules(ConflictRule::LastWriteWins, None, "a");
+    assert_eq!(resolve(&c, &lww), Decision::KeepCurrent);
+    let older = Conflict {
+        deleted_at: Some(9),
+        ..c
+    };
+    assert_eq!(resolve(&older, &lww), Decision::ApplyIncoming);
+}
