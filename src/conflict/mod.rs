@@ -53,7 +53,11 @@
 //! ## Known limits
 //!
 //! Tombstones are written for local deletes only (enough for a pair; a mesh would also need them for
-//! applied deletes) and are never pruned.
+//! applied deletes) and are never pruned. `merge` takes the incoming before-image as the common base;
+//! when one node deleted and re-inserted the key while the other updated it, that base is not an
+//! ancestor of the re-inserted row, the two nodes see different bases, and a column can end
+//! different (the `convergence` suite shows it under `merge`; `last_write_wins` and `prefer`
+//! converge there).
 //!
 //! Error handling: none; the functions here are total.
 
