@@ -400,17 +400,31 @@ async fn pg_streamed_transaction_drops_rolled_back_savepoints() {
         .map(|c| int(&field(&c.expect("read change"), "id")))
         .collect();
     let want: Vec<i64> = (1..=5000).chain(10001..=12000).collect();
-    assert_eq!(ids.len(), want.len(), "rolled-back savepoint rows leaked or rows were lost");
+    assert_eq!(
+        ids.len(),
+        want.len(),
+        "rolled-back savepoint rows leaked or rows were lost"
+    );
     assert_eq!(ids, want);
     let next = next_txn(&mut src).await;
-    assert_eq!(field(&changes(&next)[0], "id"), Value::Int(-1), "the rolled-back transaction arrived");
+    assert_eq!(
+        field(&changes(&next)[0], "id"),
+        Value::Int(-1),
+        "the rolled-back transaction arrived"
+    );
     let streamed: i64 = f
         .client
-        .query_one("SELECT coalesce(sum(stream_txns), 0)::int8 FROM pg_stat_replication_slots", &[])
+        .query_one(
+            "SELECT coalesce(sum(stream_txns), 0)::int8 FROM pg_stat_replication_slots",
+            &[],
+        )
         .await
         .expect("slot statistics")
         .get(0);
-    assert!(streamed > 0, "the server did not stream, so this test proved nothing about protocol v2");
+    assert!(
+        streamed > 0,
+        "the server did not stream, so this test proved nothing about protocol v2"
+    );
 }
 
 #[tokio::test]
@@ -419,7 +433,8 @@ async fn pg_origin_name_reaches_loop_marks() {
     f.sql("CREATE TABLE o (id int PRIMARY KEY); SELECT pg_replication_origin_create('tandem_helpdesk')").await;
     let mut src = f.source(&["o"], 1 << 20).await;
     // The commit record takes the session's origin at commit time, so each step is its own statement.
-    f.sql("SELECT pg_replication_origin_session_setup('tandem_helpdesk')").await;
+    f.sql("SELECT pg_replication_origin_session_setup('tandem_helpdesk')")
+        .await;
     f.sql("INSERT INTO o VALUES (1)").await;
     f.sql("SELECT pg_replication_origin_session_reset()").await;
     f.sql("INSERT INTO o VALUES (2)").await;
@@ -432,29 +447,43 @@ async fn pg_origin_name_reaches_loop_marks() {
 #[tokio::test]
 async fn pg_flush_advances_only_on_confirm_and_heartbeats_move_a_quiet_slot() {
     let f = Fixture::start().await;
-    f.sql("CREATE TABLE q (id int PRIMARY KEY); CREATE TABLE unpublished (id int)").await;
+    f.sql("CREATE TABLE q (id int PRIMARY KEY); CREATE TABLE unpublished (id int)")
+        .await;
     let tables = vec![TableRef::new("public", "q")];
     let slot = slot_name(&unique_name("ack"));
-    setup(&f.url(), "tandem_pub", &tables, &[slot.clone()], false).await.expect("setup");
+    setup(&f.url(), "tandem_pub", &tables, &[slot.clone()], false)
+        .await
+        .expect("setup");
     let created_at = f.confirmed_flush(&slot).await;
-    let mut src = PgSource::connect(options(&f.url(), &slot, tables, 1 << 20, None)).await.expect("connect");
+    let mut src = PgSource::connect(options(&f.url(), &slot, tables, 1 << 20, None))
+        .await
+        .expect("connect");
     f.sql("INSERT INTO q VALUES (1)").await;
     let t = next_txn(&mut src).await;
-    let Position::Postgres(pos) = t.position.clone() else { panic!("not a PostgreSQL position") };
+    let Position::Postgres(pos) = t.position.clone() else {
+        panic!("not a PostgreSQL position")
+    };
     // Unconfirmed: keep the stream busy for a while and check the slot did not move.
     f.sql("INSERT INTO unpublished VALUES (1)").await;
     for _ in 0..3 {
         let _ = tokio::time::timeout(Duration::from_millis(300), src.next()).await;
     }
-    assert_eq!(f.confirmed_flush(&slot).await, created_at, "flushed without a confirm");
+    assert_eq!(
+        f.confirmed_flush(&slot).await,
+        created_at,
+        "flushed without a confirm"
+    );
     src.confirm(&t.position);
-    drive_until(&mut src, "the slot to reach the confirmed position", |_| async {
-        (f.confirmed_flush(&slot).await >= pos.lsn).then_some(())
-    })
+    drive_until(
+        &mut src,
+        "the slot to reach the confirmed position",
+        |_| async { (f.confirmed_flush(&slot).await >= pos.lsn).then_some(()) },
+    )
     .await;
     // Quiet as far as this slot goes: WAL moves on (an unpublished table), and heartbeats let the
     // consumer confirm past it.
-    f.sql("INSERT INTO unpublished SELECT generate_series(1, 100)").await;
+    f.sql("INSERT INTO unpublished SELECT generate_series(1, 100)")
+        .await;
     let wal_now: Lsn = f
         .client
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
@@ -466,13 +495,19 @@ async fn pg_flush_advances_only_on_confirm_and_heartbeats_move_a_quiet_slot() {
     let beat = drive_until(&mut src, "a heartbeat past the unpublished writes", |ev| {
         let found = match ev {
             Some(CaptureEvent::Heartbeat(Position::Postgres(p))) if p.lsn >= wal_now => Some(p),
-            Some(CaptureEvent::Transaction(t)) => panic!("unexpected transaction at {}", t.position),
+            Some(CaptureEvent::Transaction(t)) => {
+                panic!("unexpected transaction at {}", t.position)
+            }
             _ => None,
         };
         async move { found }
     })
     .await;
-    assert_eq!(f.confirmed_flush(&slot).await, pos.lsn, "a heartbeat was acknowledged unconfirmed");
+    assert_eq!(
+        f.confirmed_flush(&slot).await,
+        pos.lsn,
+        "a heartbeat was acknowledged unconfirmed"
+    );
     src.confirm(&Position::Postgres(beat));
     drive_until(&mut src, "the slot to pass the quiet WAL", |_| async {
         (f.confirmed_flush(&slot).await >= beat.lsn).then_some(())
@@ -498,7 +533,10 @@ where
         if let Some(v) = check(ev).await {
             return v;
         }
-        assert!(start.elapsed() < DEADLINE, "timed out after {DEADLINE:?} waiting for {what}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
     }
 }
 
@@ -511,7 +549,11 @@ async fn collect_ids(src: &mut PgSource, n: i64, seen: &mut Vec<i64>) {
             let t = next_txn(src).await;
             for c in changes(&t) {
                 let id = int(&field(&c, "id"));
-                assert!(!seen.contains(&id), "id {id} delivered twice (at {})", t.position);
+                assert!(
+                    !seen.contains(&id),
+                    "id {id} delivered twice (at {})",
+                    t.position
+                );
                 seen.push(id);
             }
             count += 1;
@@ -549,12 +591,21 @@ async fn pg_resumes_after_walsender_is_terminated_without_loss_or_duplicates() {
     write.await.expect("writer finished");
     seen.sort_unstable();
     assert_eq!(seen, (1..=300).collect::<Vec<i64>>());
-    assert!(src.reconnects() >= 1, "the stream never noticed its walsender died");
+    assert!(
+        src.reconnects() >= 1,
+        "the stream never noticed its walsender died"
+    );
 }
 
 #[tokio::test]
 async fn pg_resumes_after_server_restart_without_loss_or_duplicates() {
-    let mut f = Fixture::start().await;
+    // A shutting-down walsender waits until its receiver flushed everything it sent, and tandem flushes
+    // only what its consumer confirmed, so shutdown waits for wal_sender_timeout: keep it short here.
+    let mut f = Fixture::start_with(PgOptions {
+        settings: vec![("wal_sender_timeout".into(), "3s".into())],
+        ..PgOptions::default()
+    })
+    .await;
     f.sql("CREATE TABLE r (id int PRIMARY KEY)").await;
     let mut src = f.source(&["r"], 1 << 20).await;
     for i in 1..=60 {
@@ -579,8 +630,12 @@ async fn pg_new_source_resumes_after_the_checkpoint_position() {
     f.sql("CREATE TABLE r (id int PRIMARY KEY)").await;
     let tables = vec![TableRef::new("public", "r")];
     let slot = slot_name(&unique_name("resume"));
-    setup(&f.url(), "tandem_pub", &tables, &[slot.clone()], false).await.expect("setup");
-    let mut src = PgSource::connect(options(&f.url(), &slot, tables.clone(), 1 << 20, None)).await.expect("connect");
+    setup(&f.url(), "tandem_pub", &tables, &[slot.clone()], false)
+        .await
+        .expect("setup");
+    let mut src = PgSource::connect(options(&f.url(), &slot, tables.clone(), 1 << 20, None))
+        .await
+        .expect("connect");
     for i in 1..=10 {
         f.sql(&format!("INSERT INTO r VALUES ({i})")).await;
     }
@@ -594,9 +649,155 @@ async fn pg_new_source_resumes_after_the_checkpoint_position() {
     }
     // The applier stored position 4 in its target but crashed before confirming anything.
     drop(src);
-    let mut src = PgSource::connect(options(&f.url(), &slot, tables, 1 << 20, checkpoint)).await.expect("reconnect");
+    let mut src = PgSource::connect(options(&f.url(), &slot, tables, 1 << 20, checkpoint))
+        .await
+        .expect("reconnect");
     for i in 5..=10 {
         let t = next_txn(&mut src).await;
-        assert_eq!(field(&changes(&t)[0], "id"), Value::Int(i), "resumed at the wrong transaction");
+        assert_eq!(
+            field(&changes(&t)[0], "id"),
+            Value::Int(i),
+            "resumed at the wrong transaction"
+        );
     }
+}
+
+#[tokio::test]
+async fn pg_prerequisite_checks_name_the_fix() {
+    let f = Fixture::start_with(PgOptions {
+        settings: vec![("wal_level".into(), "replica".into())],
+        ..PgOptions::default()
+    })
+    .await;
+    f.sql(
+        "CREATE TABLE keyed (id int PRIMARY KEY); CREATE TABLE nokey (v text);
+           CREATE ROLE bob LOGIN",
+    )
+    .await;
+    let tables = [
+        TableRef::new("public", "keyed"),
+        TableRef::new("public", "nokey"),
+        TableRef::new("public", "missing"),
+    ];
+    let problems = check_prerequisites(&f.url(), &tables).await;
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let has = |needle: &str| text.iter().any(|p| p.contains(needle));
+    assert!(has("ALTER SYSTEM SET wal_level = logical"), "{text:#?}");
+    assert!(
+        has("ALTER TABLE \"public\".\"nokey\" REPLICA IDENTITY FULL"),
+        "{text:#?}"
+    );
+    assert!(has("public.missing does not exist"), "{text:#?}");
+    assert!(
+        !has("keyed"),
+        "a table with a primary key was refused: {text:#?}"
+    );
+    assert_eq!(problems.len(), 3, "{text:#?}");
+    let bob_url = f.url().replace("postgres@", "bob@");
+    let problems = check_prerequisites(&bob_url, &tables[..1]).await;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.fix.contains("ALTER ROLE \"bob\" WITH REPLICATION")),
+        "{problems:#?}"
+    );
+}
+
+#[tokio::test]
+async fn pg_setup_is_idempotent_and_dry_run_runs_nothing() {
+    let f = Fixture::start().await;
+    f.sql("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)")
+        .await;
+    let a = vec![TableRef::new("public", "a")];
+    let slots = vec![slot_name("crm->helpdesk")];
+    let planned = setup(&f.url(), "tandem_pub", &a, &slots, true)
+        .await
+        .expect("dry run");
+    assert_eq!(
+        planned,
+        vec![
+            "CREATE PUBLICATION \"tandem_pub\" FOR TABLE \"public\".\"a\"".to_string(),
+            "SELECT pg_create_logical_replication_slot('tandem_crm__helpdesk', 'pgoutput')"
+                .to_string(),
+        ]
+    );
+    let pubs: i64 = f
+        .client
+        .query_one("SELECT count(*) FROM pg_publication", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pubs, 0, "the dry run created something");
+    assert_eq!(
+        setup(&f.url(), "tandem_pub", &a, &slots, false)
+            .await
+            .expect("setup"),
+        planned
+    );
+    assert!(setup(&f.url(), "tandem_pub", &a, &slots, false)
+        .await
+        .expect("again")
+        .is_empty());
+    let both = vec![TableRef::new("public", "a"), TableRef::new("public", "b")];
+    assert_eq!(
+        setup(&f.url(), "tandem_pub", &both, &slots, false)
+            .await
+            .expect("add b"),
+        vec!["ALTER PUBLICATION \"tandem_pub\" ADD TABLE \"public\".\"b\"".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn pg_password_authentication_scram_and_md5() {
+    let f = Fixture::start_with(PgOptions {
+        hba_lines: vec![
+            "host all alice 127.0.0.1/32 scram-sha-256".into(),
+            "host all bob 127.0.0.1/32 md5".into(),
+        ],
+        ..PgOptions::default()
+    })
+    .await;
+    f.sql(
+        "CREATE TABLE t (id int PRIMARY KEY);
+         CREATE ROLE alice LOGIN REPLICATION PASSWORD 's3cret:alice';
+         SET password_encryption = 'md5';
+         CREATE ROLE bob LOGIN REPLICATION PASSWORD 'bob-pw';
+         GRANT SELECT ON t TO alice, bob;",
+    )
+    .await;
+    let tables = vec![TableRef::new("public", "t")];
+    setup(&f.url(), "tandem_pub", &tables, &[], false)
+        .await
+        .expect("setup");
+    let port = f.pg.port();
+    for (user, password) in [("alice", "s3cret%3Aalice"), ("bob", "bob-pw")] {
+        let url = format!("postgres://{user}:{password}@127.0.0.1:{port}/{}", f.db);
+        let slot = slot_name(&unique_name(user));
+        let mut opts = options(&url, &slot, tables.clone(), 1 << 20, None);
+        opts.temporary_slot = true;
+        let mut src = PgSource::connect(opts)
+            .await
+            .unwrap_or_else(|e| panic!("{user} connects: {e}"));
+        f.sql("INSERT INTO t SELECT coalesce(max(id), 0) + 1 FROM t")
+            .await;
+        let t = next_txn(&mut src).await;
+        assert_eq!(changes(&t).len(), 1, "{user}");
+        let dbg = format!("{src:?}");
+        assert!(
+            !dbg.contains("s3cret") && !dbg.contains("bob-pw"),
+            "password in Debug: {dbg}"
+        );
+    }
+    let url = format!("postgres://alice:wrong-pw@127.0.0.1:{port}/{}", f.db);
+    let err = PgSource::connect(options(&url, "tandem_x", tables, 1 << 20, None))
+        .await
+        .expect_err("a wrong password is refused");
+    assert!(
+        !err.is_transient(),
+        "a wrong password is not worth retrying: {err}"
+    );
+    assert!(
+        !format!("{err} {err:?}").contains("wrong-pw"),
+        "password in the error: {err:?}"
+    );
 }

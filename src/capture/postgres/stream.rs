@@ -35,8 +35,8 @@ use super::types::{TypeInfo, TypeKind};
 use crate::capture::CaptureEvent;
 use crate::model::{Lsn, NodeId, PgPosition, Position, TableRef};
 
-/// How often a status update goes out even when nothing changed; well under the server's default
-/// `wal_sender_timeout` of 60 s.
+/// How often a status update goes out even when nothing changed, at most; a third of the server's
+/// `wal_sender_timeout` when that is shorter, so the server never gives up on a live stream.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -87,6 +87,7 @@ pub struct PgSource {
     opts: PgSourceOptions,
     params: ConnParams,
     server_version: i32,
+    status_interval: Duration,
     conn: Option<ReplConn>,
     replicating: bool,
     snapshot: Option<String>,
@@ -124,6 +125,17 @@ impl PgSource {
             .query_one("SELECT current_setting('server_version_num')::int", &[])
             .await?;
         let server_version: i32 = row.try_get(0)?;
+        let row = catalog
+            .query_one(
+                "SELECT setting::int8 FROM pg_settings WHERE name = 'wal_sender_timeout'",
+                &[],
+            )
+            .await?;
+        let timeout_ms: i64 = row.try_get(0)?;
+        let status_interval = match u64::try_from(timeout_ms / 3) {
+            Ok(ms) if ms > 0 => STATUS_INTERVAL.min(Duration::from_millis(ms)),
+            _ => STATUS_INTERVAL,
+        };
         let start = match &opts.start {
             Some(Position::Postgres(p)) => p.lsn,
             Some(other) => {
@@ -143,6 +155,7 @@ impl PgSource {
             opts,
             params,
             server_version,
+            status_interval,
             conn: None,
             replicating: false,
             snapshot: None,
@@ -228,7 +241,7 @@ impl PgSource {
         if due <= now {
             conn.queue_status(self.received.0, self.confirmed.0, self.confirmed.0);
             conn.flush().await?;
-            self.status_due = Some(Instant::now() + STATUS_INTERVAL);
+            self.status_due = Some(Instant::now() + self.status_interval);
             return Ok(None);
         }
         let msg = match tokio::time::timeout(due - now, conn.recv()).await {
