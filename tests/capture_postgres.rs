@@ -815,23 +815,80 @@ fn make_certificates() -> std::path::PathBuf {
             .current_dir(&dir)
             .output()
             .expect("the openssl tool is needed for the TLS test (apt-get install openssl)");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     std::fs::write(
         dir.join("ext.cnf"),
         "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .expect("ext file");
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=tandem test CA"]);
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
-    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tandem test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
-    std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod key");
-    std::fs::set_permissions(dir.join("server.pem"), std::fs::Permissions::from_mode(0o644)).expect("chmod cert");
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod key");
+    std::fs::set_permissions(
+        dir.join("server.pem"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod cert");
     let uid = Command::new("id").args(["-u"]).output().expect("id -u");
     if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
-        let out = Command::new("chown").args(["postgres", "server.key"]).current_dir(&dir).output().expect("chown");
+        let out = Command::new("chown")
+            .args(["postgres", "server.key"])
+            .current_dir(&dir)
+            .output()
+            .expect("chown");
         assert!(out.status.success(), "chown postgres server.key failed");
     }
     dir
@@ -843,26 +900,49 @@ async fn pg_tls_require_and_verify_full() {
     let f = Fixture::start_with(PgOptions {
         settings: vec![
             ("ssl".into(), "on".into()),
-            ("ssl_cert_file".into(), certs.join("server.pem").display().to_string()),
-            ("ssl_key_file".into(), certs.join("server.key").display().to_string()),
+            (
+                "ssl_cert_file".into(),
+                certs.join("server.pem").display().to_string(),
+            ),
+            (
+                "ssl_key_file".into(),
+                certs.join("server.key").display().to_string(),
+            ),
         ],
         ..PgOptions::default()
     })
     .await;
     f.sql("CREATE TABLE t (id int PRIMARY KEY)").await;
     let tables = vec![TableRef::new("public", "t")];
-    setup(&f.url(), "tandem_pub", &tables, &[], false).await.expect("setup");
+    setup(&f.url(), "tandem_pub", &tables, &[], false)
+        .await
+        .expect("setup");
     let port = f.pg.port();
     let ca = certs.join("ca.pem").display().to_string();
     let urls = [
-        format!("postgres://postgres@127.0.0.1:{port}/{}?sslmode=require", f.db),
-        format!("postgres://postgres@localhost:{port}/{}?sslmode=verify-full&sslrootcert={ca}", f.db),
+        format!(
+            "postgres://postgres@127.0.0.1:{port}/{}?sslmode=require",
+            f.db
+        ),
+        format!(
+            "postgres://postgres@localhost:{port}/{}?sslmode=verify-full&sslrootcert={ca}",
+            f.db
+        ),
     ];
     for url in urls {
-        let mut opts = options(&url, &slot_name(&unique_name("tls")), tables.clone(), 1 << 20, None);
+        let mut opts = options(
+            &url,
+            &slot_name(&unique_name("tls")),
+            tables.clone(),
+            1 << 20,
+            None,
+        );
         opts.temporary_slot = true;
-        let mut src = PgSource::connect(opts).await.unwrap_or_else(|e| panic!("{url}: {e}"));
-        f.sql("INSERT INTO t SELECT coalesce(max(id), 0) + 1 FROM t").await;
+        let mut src = PgSource::connect(opts)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        f.sql("INSERT INTO t SELECT coalesce(max(id), 0) + 1 FROM t")
+            .await;
         next_txn(&mut src).await;
         let rows = f
             .client
@@ -873,10 +953,16 @@ async fn pg_tls_require_and_verify_full() {
             .await
             .expect("pg_stat_ssl");
         assert!(!rows.is_empty(), "no tandem connection found");
-        assert!(rows.iter().all(|r| r.get::<_, bool>(0)), "a tandem connection is not encrypted ({url})");
+        assert!(
+            rows.iter().all(|r| r.get::<_, bool>(0)),
+            "a tandem connection is not encrypted ({url})"
+        );
     }
     // verify-full against the public roots must refuse a private CA, definitively.
-    let url = format!("postgres://postgres@localhost:{port}/{}?sslmode=verify-full", f.db);
+    let url = format!(
+        "postgres://postgres@localhost:{port}/{}?sslmode=verify-full",
+        f.db
+    );
     let err = PgSource::connect(options(&url, "tandem_tls_bad", tables, 1 << 20, None))
         .await
         .expect_err("an unknown CA is refused under verify-full");
