@@ -16,7 +16,13 @@
 //! - a `Heartbeat` says the source has nothing more up to that position; confirming it lets a quiet
 //!   source release its log.
 
+pub mod mysql;
 pub mod postgres;
+mod source;
+
+pub use source::{
+    capture_tables, link_name, publication_name, replica_server_id, CaptureError, Reader, Source,
+};
 
 use crate::model::{Position, Transaction};
 

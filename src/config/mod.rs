@@ -124,7 +124,7 @@ impl Config {
         let mut problems = Vec::new();
         let config =
             read(text, lookup, &mut problems).and_then(|f| resolve::resolve(f, &mut problems));
-        problems.sort_by(|a, b| b.severity.cmp(&a.severity));
+        problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
         match config {
             Some(c) if !problems.iter().any(|p| p.severity == Severity::Error) => Ok((c, problems)),
             _ => Err(ConfigError {
