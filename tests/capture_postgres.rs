@@ -969,3 +969,35 @@ async fn pg_tls_require_and_verify_full() {
     assert!(!err.is_transient(), "{err}");
     let _ = std::fs::remove_dir_all(&certs);
 }
+
+#[tokio::test]
+async fn pg_idle_stream_answers_keepalives_and_survives_a_short_sender_timeout() {
+    let f = Fixture::start_with(PgOptions {
+        settings: vec![("wal_sender_timeout".into(), "2s".into())],
+        ..PgOptions::default()
+    })
+    .await;
+    f.sql("CREATE TABLE k (id int PRIMARY KEY)").await;
+    let mut src = f.source(&["k"], 1 << 20).await;
+    f.sql("INSERT INTO k VALUES (1)").await;
+    next_txn(&mut src).await;
+    // Several sender timeouts of silence, read through repeatedly cancelled next() calls.
+    let quiet = std::time::Instant::now();
+    drive_until(&mut src, "8 s of an idle stream", |ev| {
+        if let Some(CaptureEvent::Transaction(t)) = ev {
+            panic!("unexpected transaction at {}", t.position);
+        }
+        async move { (quiet.elapsed() > Duration::from_secs(8)).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        src.reconnects(),
+        0,
+        "the server dropped an idle but live stream"
+    );
+    f.sql("INSERT INTO k VALUES (2)").await;
+    assert_eq!(
+        field(&changes(&next_txn(&mut src).await)[0], "id"),
+        Value::Int(2)
+    );
+}

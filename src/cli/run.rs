@@ -30,14 +30,20 @@ pub async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let links: Vec<(String, String)> =
-        config.links().into_iter().filter(|(s, _)| args.node.as_ref().is_none_or(|n| n == s)).collect();
+    let links: Vec<(String, String)> = config
+        .links()
+        .into_iter()
+        .filter(|(s, _)| args.node.as_ref().is_none_or(|n| n == s))
+        .collect();
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = links
         .into_iter()
         .map(|(s, t)| tokio::spawn(run_link(config.clone(), s, t, stop_rx.clone())))
         .collect();
-    tracing::info!(links = tasks.len(), "tandem running; stop with SIGTERM or Ctrl-C");
+    tracing::info!(
+        links = tasks.len(),
+        "tandem running; stop with SIGTERM or Ctrl-C"
+    );
     let watcher = tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stopping: finishing the transactions in flight");

@@ -46,7 +46,12 @@ enum LinkError {
 const APPLY_ATTEMPTS: u32 = 1_000;
 
 /// Runs the link `source -> target` until `stop` turns true or a definite error halts it.
-pub async fn run_link(config: Arc<Config>, source: String, target: String, mut stop: watch::Receiver<bool>) -> LinkEnd {
+pub async fn run_link(
+    config: Arc<Config>,
+    source: String,
+    target: String,
+    mut stop: watch::Receiver<bool>,
+) -> LinkEnd {
     let link = link_name(&source, &target);
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -79,15 +84,30 @@ fn is_transient(e: &LinkError) -> bool {
     }
 }
 
-async fn run_once(config: &Config, source: &str, target: &str, stop: &mut watch::Receiver<bool>) -> Result<(), LinkError> {
+async fn run_once(
+    config: &Config,
+    source: &str,
+    target: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), LinkError> {
     let link = link_name(source, target);
     let (Some(source_node), Some(_)) = (config.node(source), config.node(target)) else {
-        return Err(LinkError::Apply(ApplyError::Invalid(format!("link {link}: unknown node"))));
+        return Err(LinkError::Apply(ApplyError::Invalid(format!(
+            "link {link}: unknown node"
+        ))));
     };
     let applier = Applier::connect(config, source, target).await?;
     let start = applier.committed().cloned();
     let mut applier = Some(applier);
-    let mut stream = Source::open(config, source_node, Reader::Link { target: target.to_string() }, start.clone()).await?;
+    let mut stream = Source::open(
+        config,
+        source_node,
+        Reader::Link {
+            target: target.to_string(),
+        },
+        start.clone(),
+    )
+    .await?;
     info!(link = %link, checkpoint = %start.as_ref().map_or_else(|| "none (from now)".to_string(), ToString::to_string), "link started");
     loop {
         let event = tokio::select! {
@@ -98,14 +118,27 @@ async fn run_once(config: &Config, source: &str, target: &str, stop: &mut watch:
         match event {
             CaptureEvent::Heartbeat(position) => stream.confirm(&position),
             CaptureEvent::Transaction(tx) => {
-                if !should_forward(&provenance(&tx, &config.settings.schema), source, target, false) {
+                if !should_forward(
+                    &provenance(&tx, &config.settings.schema),
+                    source,
+                    target,
+                    false,
+                ) {
                     tracing::debug!(link = %link, position = %tx.position, "dropped a transaction tandem applied");
                     stream.confirm(&tx.position);
                     continue;
                 }
                 let position = tx.position.clone();
                 let changes = tx.changes.len();
-                let committed = apply_retrying(config, source, target, &mut applier, std::slice::from_ref(&tx), APPLY_ATTEMPTS).await?;
+                let committed = apply_retrying(
+                    config,
+                    source,
+                    target,
+                    &mut applier,
+                    std::slice::from_ref(&tx),
+                    APPLY_ATTEMPTS,
+                )
+                .await?;
                 tracing::debug!(link = %link, position = %position, changes, "applied");
                 // A duplicate below the checkpoint returns no new position; it is confirmed all the same.
                 stream.confirm(committed.as_ref().unwrap_or(&position));

@@ -92,6 +92,9 @@ pub struct PgSource {
     replicating: bool,
     snapshot: Option<String>,
     asm: Assembler,
+    /// A decoded message waiting for its type lookups; kept here so that a cancelled `next()` does not
+    /// lose it.
+    pending: Option<PgOutput>,
     catalog: Option<tokio_postgres::Client>,
     /// Highest position the caller confirmed: the flush LSN reported.
     confirmed: Lsn,
@@ -160,6 +163,7 @@ impl PgSource {
             replicating: false,
             snapshot: None,
             asm,
+            pending: None,
             catalog: Some(catalog),
             confirmed: start,
             received: start,
@@ -215,6 +219,7 @@ impl PgSource {
                     tracing::warn!(slot = %self.opts.slot, error = %e, backoff_ms = self.backoff.as_millis() as u64, "postgres capture lost its stream; reconnecting");
                     self.conn = None;
                     self.replicating = false;
+                    self.pending = None;
                     self.asm.reset();
                     tokio::time::sleep(self.backoff).await;
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
@@ -227,6 +232,9 @@ impl PgSource {
 
     /// One round: make sure we stream, send a due status update, read one message.
     async fn step(&mut self) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if self.pending.is_some() {
+            return self.deliver().await;
+        }
         if self.conn.is_none() {
             self.open().await?;
         }
@@ -271,24 +279,32 @@ impl PgSource {
                 wal_start, data, ..
             } => {
                 self.received = self.received.max(Lsn(wal_start));
-                let msg = decode(&data, self.asm.in_stream())?;
-                if let PgOutput::Relation { columns, .. } = &msg {
-                    let oids: Vec<u32> = columns.iter().map(|c| c.type_oid).collect();
-                    self.resolve_types(&oids).await?;
-                }
-                let ev = self.asm.handle(msg)?;
-                if let Some(ev) = &ev {
-                    let end = match ev {
-                        CaptureEvent::Transaction(t) => &t.position,
-                        CaptureEvent::Heartbeat(p) => p,
-                    };
-                    if let Position::Postgres(p) = end {
-                        self.delivered = self.delivered.max(p.lsn);
-                    }
-                }
-                Ok(ev)
+                self.pending = Some(decode(&data, self.asm.in_stream())?);
+                self.deliver().await
             }
         }
+    }
+
+    /// Resolves the pending message's types (Relation messages) and hands it to the assembler.
+    async fn deliver(&mut self) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if let Some(PgOutput::Relation { columns, .. }) = &self.pending {
+            let oids: Vec<u32> = columns.iter().map(|c| c.type_oid).collect();
+            self.resolve_types(&oids).await?;
+        }
+        let Some(msg) = self.pending.take() else {
+            return Ok(None);
+        };
+        let ev = self.asm.handle(msg)?;
+        if let Some(ev) = &ev {
+            let end = match ev {
+                CaptureEvent::Transaction(t) => &t.position,
+                CaptureEvent::Heartbeat(p) => p,
+            };
+            if let Position::Postgres(p) = end {
+                self.delivered = self.delivered.max(p.lsn);
+            }
+        }
+        Ok(ev)
     }
 
     /// Opens the replication connection and makes sure the slot exists.
