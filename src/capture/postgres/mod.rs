@@ -12,6 +12,7 @@
 //!  setup.rs     prerequisite checks, publication and slot creation
 //! ```
 
+mod array;
 pub mod assemble;
 pub mod conn;
 pub mod decode;
