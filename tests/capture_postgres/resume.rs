@@ -123,3 +123,45 @@ async fn pg_new_source_resumes_after_the_checkpoint_position() {
         );
     }
 }
+
+#[tokio::test]
+async fn pg_exported_snapshot_and_stream_meet_without_gap_or_overlap() {
+    let f = Fixture::start().await;
+    f.sql("CREATE TABLE r (id int PRIMARY KEY); INSERT INTO r SELECT generate_series(1, 10)")
+        .await;
+    let tables = vec![TableRef::new("public", "r")];
+    setup(&f.url(), "tandem_pub", &tables, &[], false)
+        .await
+        .expect("publication");
+    let slot = slot_name(&unique_name("snap"));
+    let mut src = PgSource::connect(options(&f.url(), &slot, tables, 1 << 20, None))
+        .await
+        .expect("connect creates the slot");
+    let snapshot = src
+        .snapshot_name()
+        .expect("a new slot exports its snapshot")
+        .to_owned();
+    f.sql("INSERT INTO r SELECT generate_series(11, 15)").await;
+    // An initial copy in the exported snapshot sees exactly the rows from before the slot.
+    let copier = f.pg.connect(&f.db).await.expect("copier connects");
+    copier
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '{snapshot}'"
+        ))
+        .await
+        .expect("import the snapshot");
+    let copied: i64 = copier
+        .query_one("SELECT count(*) FROM r", &[])
+        .await
+        .expect("count")
+        .get(0);
+    copier.batch_execute("COMMIT").await.expect("commit");
+    assert_eq!(copied, 10, "the snapshot does not match the slot's start");
+    let t = next_txn(&mut src).await;
+    let ids: Vec<i64> = changes(&t).iter().map(|c| int(&field(c, "id"))).collect();
+    assert_eq!(ids, (11..=15).collect::<Vec<i64>>());
+    assert!(
+        src.snapshot_name().is_none(),
+        "the snapshot is gone once streaming started"
+    );
+}

@@ -322,7 +322,9 @@ impl PgSource {
                 } else {
                     ""
                 },
-                if self.conn.is_none() && self.snapshot.is_none() && self.reconnects == 0 {
+                // Only the first slot of a source is worth a snapshot: an initial copy happens before
+                // streaming starts, never after a reconnect.
+                if self.reconnects == 0 {
                     "EXPORT_SNAPSHOT"
                 } else {
                     "NOEXPORT_SNAPSHOT"
