@@ -5,6 +5,8 @@ mod capture_mysql;
 mod capture_postgres;
 mod check_live;
 mod cli;
+mod demo;
 mod harness;
 mod support;
 mod tail;
+mod two_way;

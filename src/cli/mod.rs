@@ -2,6 +2,7 @@
 //! logging and maps outcomes to exit codes: 0 ok, 1 problems found, 2 usage error.
 
 mod check;
+mod demo;
 mod run;
 mod setup;
 mod tail;
@@ -54,6 +55,8 @@ pub struct ConfigArg {
 pub enum Command {
     /// Validate the configuration file and hold it against the live databases.
     Check(check::CheckArgs),
+    /// Run a two-way sync between a throwaway PostgreSQL and MariaDB, with scripted edits.
+    Demo(demo::DemoArgs),
     /// Create on every node what the links need (bookkeeping schema, origin and version columns,
     /// publication and slots), idempotently.
     Setup(setup::SetupArgs),
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Check(args) => check::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Setup(args) => setup::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Tail(args) => tail::run(args).await,
@@ -114,9 +118,12 @@ fn load_config(arg: &ConfigArg) -> Result<crate::config::Config, ExitCode> {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("TANDEM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

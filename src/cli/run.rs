@@ -38,7 +38,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = links
         .into_iter()
-        .map(|(s, t)| tokio::spawn(run_link(config.clone(), s, t, stop_rx.clone())))
+        .map(|(s, t)| tokio::spawn(run_link(config.clone(), s, t, stop_rx.clone(), None)))
         .collect();
     tracing::info!(
         links = tasks.len(),

@@ -136,7 +136,7 @@ impl Drop for Supervised {
 }
 
 /// Whether this process runs as root (real uid 0), read from `/proc/self/status`.
-pub(crate) fn running_as_root() -> bool {
+pub fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

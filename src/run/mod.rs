@@ -25,6 +25,38 @@ use crate::capture::{link_name, CaptureError, CaptureEvent, Reader, Source};
 use crate::config::Config;
 use crate::loopguard::{provenance, should_forward};
 
+/// What a link did, for a watcher such as `tandem demo`. Carries table names and counts, never values.
+#[derive(Debug, Clone)]
+pub enum LinkEvent {
+    Started {
+        link: String,
+        checkpoint: Option<String>,
+    },
+    /// A transaction was read from the source.
+    Captured {
+        link: String,
+        position: String,
+        tables: Vec<(String, &'static str)>,
+    },
+    /// The loop guard dropped a transaction tandem had applied itself.
+    Dropped { link: String, position: String },
+    /// The target committed the transaction.
+    Applied {
+        link: String,
+        position: String,
+        changes: usize,
+    },
+}
+
+/// Where link events go; `None` when nobody watches.
+pub type Events = Option<tokio::sync::mpsc::UnboundedSender<LinkEvent>>;
+
+fn emit(events: &Events, event: LinkEvent) {
+    if let Some(tx) = events {
+        let _ = tx.send(event);
+    }
+}
+
 /// How a link ended.
 #[derive(Debug)]
 pub enum LinkEnd {
@@ -51,11 +83,12 @@ pub async fn run_link(
     source: String,
     target: String,
     mut stop: watch::Receiver<bool>,
+    events: Events,
 ) -> LinkEnd {
     let link = link_name(&source, &target);
     let mut backoff = Duration::from_millis(200);
     loop {
-        match run_once(&config, &source, &target, &mut stop).await {
+        match run_once(&config, &source, &target, &mut stop, &events).await {
             Ok(()) => {
                 info!(link = %link, "link stopped");
                 return LinkEnd::Stopped;
@@ -89,6 +122,7 @@ async fn run_once(
     source: &str,
     target: &str,
     stop: &mut watch::Receiver<bool>,
+    events: &Events,
 ) -> Result<(), LinkError> {
     let link = link_name(source, target);
     let (Some(source_node), Some(_)) = (config.node(source), config.node(target)) else {
@@ -108,7 +142,15 @@ async fn run_once(
         start.clone(),
     )
     .await?;
-    info!(link = %link, checkpoint = %start.as_ref().map_or_else(|| "none (from now)".to_string(), ToString::to_string), "link started");
+    let checkpoint = start.as_ref().map(ToString::to_string);
+    info!(link = %link, checkpoint = %checkpoint.as_deref().unwrap_or("none (from now)"), "link started");
+    emit(
+        events,
+        LinkEvent::Started {
+            link: link.clone(),
+            checkpoint,
+        },
+    );
     loop {
         let event = tokio::select! {
             biased;
@@ -118,6 +160,22 @@ async fn run_once(
         match event {
             CaptureEvent::Heartbeat(position) => stream.confirm(&position),
             CaptureEvent::Transaction(tx) => {
+                if events.is_some() {
+                    let tables = tx
+                        .changes
+                        .iter()
+                        .flatten()
+                        .map(|c| (c.table.to_string(), c.op.as_str()))
+                        .collect();
+                    emit(
+                        events,
+                        LinkEvent::Captured {
+                            link: link.clone(),
+                            position: tx.position.to_string(),
+                            tables,
+                        },
+                    );
+                }
                 if !should_forward(
                     &provenance(&tx, &config.settings.schema),
                     source,
@@ -126,6 +184,13 @@ async fn run_once(
                 ) {
                     tracing::debug!(link = %link, position = %tx.position, "dropped a transaction tandem applied");
                     stream.confirm(&tx.position);
+                    emit(
+                        events,
+                        LinkEvent::Dropped {
+                            link: link.clone(),
+                            position: tx.position.to_string(),
+                        },
+                    );
                     continue;
                 }
                 let position = tx.position.clone();
@@ -140,6 +205,14 @@ async fn run_once(
                 )
                 .await?;
                 tracing::debug!(link = %link, position = %position, changes, "applied");
+                emit(
+                    events,
+                    LinkEvent::Applied {
+                        link: link.clone(),
+                        position: position.to_string(),
+                        changes,
+                    },
+                );
                 // A duplicate below the checkpoint returns no new position; it is confirmed all the same.
                 stream.confirm(committed.as_ref().unwrap_or(&position));
             }
