@@ -176,7 +176,8 @@ async fn converge_under(rule: &str) {
     let rows = match converged {
         Ok(rows) => rows,
         Err(_) => panic!(
-            "under `{rule}` the nodes did not converge within 90 s; first difference: {last}"
+            "under `{rule}` the nodes did not converge within 90 s; first difference: {last}\n{}",
+            bookkeeping(&pg, &maria).await
         ),
     };
 
@@ -244,4 +245,58 @@ async fn converge_prefer_a_node() {
 #[tokio::test]
 async fn converge_merge() {
     converge_under("conflict = \"merge\"").await;
+}
+
+/// The dead letters and conflicts of both nodes, for a failure message.
+async fn bookkeeping(pg: &PgServer, maria: &MariaDb) -> String {
+    let mut out = String::new();
+    let c = pg.connect("crm").await.unwrap();
+    for r in c
+        .query(
+            "SELECT link, error, payload::text FROM tandem.dead_letter",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        out += &format!(
+            "crm dead letter: {} {} {}\n",
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, String>(2)
+        );
+    }
+    for r in c
+        .query(
+            "SELECT kind, decision, row_key, state FROM tandem.conflict ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        out += &format!(
+            "crm conflict: {} {} {} {}\n",
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, String>(2),
+            r.get::<_, String>(3)
+        );
+    }
+    let mut m = maria.connect("desk").await.unwrap();
+    let dead: Vec<(String, String, String)> = m
+        .query("SELECT link, error, payload FROM tandem.dead_letter")
+        .await
+        .unwrap();
+    for (l, e, p) in dead {
+        out += &format!("helpdesk dead letter: {l} {e} {p}\n");
+    }
+    let conflicts: Vec<(String, String, String, String)> = m
+        .query("SELECT kind, decision, row_key, state FROM tandem.conflict ORDER BY id")
+        .await
+        .unwrap();
+    for (k, d, key, s) in conflicts {
+        out += &format!("helpdesk conflict: {k} {d} {key} {s}\n");
+    }
+    m.disconnect().await.unwrap();
+    out
 }
