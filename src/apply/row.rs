@@ -97,11 +97,14 @@ impl RowChange {
             };
             (v(&before), v(&after))
         };
+        // A delete is the source node's own act; the before-image's marker names the row's previous
+        // writer, which would credit the delete to the wrong node in a conflict.
         let origin = source
             .after
             .as_ref()
-            .or(source.before.as_ref())
+            .filter(|_| mapped.op != Op::Delete)
             .and_then(|i| i.get(&names.origin_column))
+
             .and_then(|v| match v {
                 Value::Text(t) if !t.is_empty() => Some(t.clone()),
                 _ => None,
