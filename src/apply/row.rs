@@ -104,7 +104,6 @@ impl RowChange {
             .as_ref()
             .filter(|_| mapped.op != Op::Delete)
             .and_then(|i| i.get(&names.origin_column))
-
             .and_then(|v| match v {
                 Value::Text(t) if !t.is_empty() => Some(t.clone()),
                 _ => None,
