@@ -142,5 +142,10 @@ fn cli_the_docker_example_config_is_valid() {
         .env("HELPDESK_PASSWORD", "y")
         .output()
         .expect("run tandem");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
