@@ -10,4 +10,5 @@ mod demo;
 mod harness;
 mod support;
 mod tail;
+mod topologies;
 mod two_way;
