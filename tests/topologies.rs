@@ -213,7 +213,8 @@ async fn mesh(kinds: &[bool]) {
     std::fs::remove_file(&config).ok();
 }
 
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+/// Awaits each future in turn.
+async fn start_each<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
     let handles: Vec<_> = futures.collect();
     let mut out = Vec::new();
     for f in handles {
