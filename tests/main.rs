@@ -7,6 +7,7 @@ mod check_live;
 mod cli;
 mod convergence;
 mod demo;
+mod faults;
 mod harness;
 mod support;
 mod tail;
