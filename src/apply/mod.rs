@@ -36,6 +36,7 @@ mod link;
 pub mod mysql;
 pub mod postgres;
 mod row;
+pub mod seed;
 pub mod setup;
 pub mod target;
 
