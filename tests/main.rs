@@ -9,6 +9,7 @@ mod convergence;
 mod demo;
 mod faults;
 mod harness;
+mod mapping_matrix;
 mod support;
 mod tail;
 mod topologies;
