@@ -8,6 +8,7 @@ mod cli;
 mod convergence;
 mod demo;
 mod faults;
+mod governance;
 mod harness;
 mod mapping_matrix;
 mod support;

@@ -162,7 +162,10 @@ async fn mapping_matrix_values_survive_the_round_trip_both_ways() {
         .await
         .unwrap();
     let report = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "check refused a pair this test expects to be safe:\n{report}");
+    assert!(
+        check.status.success(),
+        "check refused a pair this test expects to be safe:\n{report}"
+    );
 
     let setup = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["setup", "--config"])
