@@ -168,6 +168,14 @@ pub struct ColumnFile {
     pub conflict: Option<ConflictRule>,
     /// With `conflict = "prefer"`: the node that wins for this column.
     pub prefer: Option<String>,
+    /// One-way transforms applied on the way to a node, in order: `trim`, `lowercase`, `uppercase`,
+    /// `squeeze`, `e164`, `e164:+<country code>`. The column needs an owner.
+    #[serde(default)]
+    pub transform: BTreeMap<String, Vec<String>>,
+    /// Per node: the text that stands for NULL there (`""` for a NOT NULL text column); it reads back
+    /// as NULL.
+    #[serde(default)]
+    pub null_as: BTreeMap<String, String>,
 }
 
 /// A scalar written in the file (a stored value in a value map).

@@ -8,6 +8,7 @@ use super::file::{
     ColumnFile, ConflictRule, FileConfig, NodeFile, OnError, Scalar, Settings, TableFile,
 };
 use super::{ConnUrl, Problem};
+use crate::mapping::transform::Transform;
 use crate::model::TableRef;
 
 /// The validated configuration.
@@ -102,6 +103,10 @@ pub struct Column {
     pub owner: Option<String>,
     pub conflict: Option<ConflictRule>,
     pub prefer: Option<String>,
+    /// Per node: one-way transforms applied on the way there.
+    pub transform: BTreeMap<String, Vec<Transform>>,
+    /// Per node: the text that stands for NULL there.
+    pub null_as: BTreeMap<String, String>,
 }
 
 impl Table {
@@ -564,7 +569,7 @@ fn resolve_table(
                     "remove the column entry or the exclusion",
                 ));
             }
-            resolve_column(c, &cpath, node_ids, problems)
+            resolve_column(c, &cpath, t.owner.as_deref(), node_ids, problems)
         })
         .collect();
     Table {
@@ -586,6 +591,7 @@ fn resolve_table(
 fn resolve_column(
     c: ColumnFile,
     path: &str,
+    table_owner: Option<&str>,
     nodes: &BTreeSet<String>,
     problems: &mut Vec<Problem>,
 ) -> Column {
@@ -648,6 +654,50 @@ fn resolve_column(
         }
         values.insert(node, map.into_iter().collect());
     }
+    let mut transform = BTreeMap::new();
+    for (node, names) in c.transform {
+        check_node_ref(
+            &Some(node.clone()),
+            format!("{path}.transform.{node}"),
+            nodes,
+            problems,
+        );
+        let mut list = Vec::new();
+        for (k, name) in names.iter().enumerate() {
+            match name.parse::<Transform>() {
+                Ok(t) => list.push(t),
+                Err(e) => problems.push(Problem::error(
+                    format!("{path}.transform.{node}[{k}]"),
+                    e,
+                    "correct the transform's name",
+                )),
+            }
+        }
+        let owner = c.owner.as_deref().or(table_owner);
+        if !list.is_empty() && owner.is_none() {
+            problems.push(Problem::error(
+                format!("{path}.transform.{node}"),
+                "a one-way transform on a column without an owner: the transformed value would flow back and overwrite the original",
+                "give the column (or the table) an owner = \"<node>\" whose values are the originals",
+            ));
+        }
+        if owner == Some(node.as_str()) {
+            problems.push(Problem::warning(
+                format!("{path}.transform.{node}"),
+                "the transform is on the owner node, which takes no values from the others, so it never runs",
+                "put the transform on the nodes that receive the owner's values",
+            ));
+        }
+        transform.insert(node, list);
+    }
+    for node in c.null_as.keys() {
+        check_node_ref(
+            &Some(node.clone()),
+            format!("{path}.null_as.{node}"),
+            nodes,
+            problems,
+        );
+    }
     Column {
         name: c.name,
         on: c.on,
@@ -655,5 +705,7 @@ fn resolve_column(
         owner: c.owner,
         conflict: c.conflict,
         prefer: c.prefer,
+        transform,
+        null_as: c.null_as,
     }
 }
