@@ -144,6 +144,11 @@ pub struct TableFile {
     /// Business columns that never leave their node.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Row filter: only rows whose business column holds one of the listed values are synced, e.g.
+    /// `filter = { region = ["EU", "UK"] }` (every listed column must match). A row updated into the
+    /// filter arrives as an insert, one updated out of it as a delete.
+    #[serde(default)]
+    pub filter: BTreeMap<String, Vec<Scalar>>,
     /// Columns whose names, values or rules differ per node. Columns with the same name on every node
     /// map by name without being listed.
     #[serde(default)]

@@ -89,6 +89,8 @@ pub struct Table {
     pub deletes: DeletePolicy,
     pub on_error: OnError,
     pub exclude: Vec<String>,
+    /// Business column -> the values a synced row may hold there.
+    pub filter: BTreeMap<String, Vec<Scalar>>,
     pub columns: Vec<Column>,
 }
 
@@ -548,6 +550,22 @@ fn resolve_table(
             ));
         }
     }
+    for (column, allowed) in &t.filter {
+        if allowed.is_empty() {
+            problems.push(Problem::error(
+                format!("{path}.filter.{column}"),
+                "an empty list lets no row through",
+                "list the values whose rows are synced, or remove the filter",
+            ));
+        }
+        if t.exclude.contains(column) {
+            problems.push(Problem::error(
+                format!("{path}.filter.{column}"),
+                format!("column {column:?} is excluded, so the filter could not see it on the other nodes"),
+                "filter on a column that is synced",
+            ));
+        }
+    }
     let mut seen = BTreeSet::new();
     let columns = t
         .columns
@@ -584,6 +602,7 @@ fn resolve_table(
         deletes,
         on_error: t.on_error.unwrap_or(settings.on_error),
         exclude: t.exclude,
+        filter: t.filter,
         columns,
     }
 }

@@ -26,7 +26,7 @@ pub mod transform;
 pub mod types;
 
 use crate::config::{Config, ConflictRule, DeletePolicy, OnError, Scalar, Table};
-use crate::model::{Change, Field, RowImage, TableRef, Value};
+use crate::model::{Change, Field, ImageKind, Op, RowImage, TableRef, Value};
 use transform::Transform;
 
 /// Everything an applier needs to know about one business table on its target node, in the target's
@@ -114,6 +114,8 @@ struct LinkTable {
     /// The text standing for NULL: by business column, (on the source, on the target).
     null_as: HashMap<String, (Option<String>, Option<String>)>,
     excluded_source: Vec<String>,
+    /// Row filter in source terms: physical column, allowed business values, the column's source map.
+    filter: Vec<(String, Vec<Scalar>, Option<ValueMap>)>,
 }
 
 impl Mapper {
@@ -160,9 +162,18 @@ impl Mapper {
         self.tables.iter().map(|t| &t.plan)
     }
 
-    /// Maps one source change. `None` when the table is not synced on this link.
+    /// Maps one source change. `None` when the table is not synced on this link, or the row filter
+    /// keeps the row home. A row updated into the filter becomes an insert, one updated out of it a
+    /// delete.
     pub fn map(&self, change: &Change) -> Option<Result<Change, MappingError>> {
         let t = &self.tables[*self.by_source_table.get(&change.table)?];
+        let filtered;
+        let change = if t.filter.is_empty() {
+            change
+        } else {
+            filtered = t.admit(change)?;
+            &filtered
+        };
         let map_image = |img: &Option<RowImage>| -> Result<Option<RowImage>, MappingError> {
             img.as_ref()
                 .map(|i| t.map_image(i, &self.source, &self.target))
@@ -180,6 +191,45 @@ impl Mapper {
 }
 
 impl LinkTable {
+    /// Whether a row image passes the row filter (an image without a filtered column does not).
+    fn passes(&self, img: &RowImage) -> bool {
+        self.filter.iter().all(|(column, allowed, map)| {
+            img.get(column).is_some_and(|v| {
+                allowed.iter().any(|a| {
+                    scalar_matches(a, v)
+                        || map
+                            .as_ref()
+                            .and_then(|m| decode(m, v))
+                            .is_some_and(|b| a.to_string().trim_matches('"') == b)
+                })
+            })
+        })
+    }
+
+    /// The change as it crosses the filter, or `None` when it stays home.
+    fn admit(&self, change: &Change) -> Option<Change> {
+        let full_before = change.before.as_ref().filter(|b| b.kind == ImageKind::Full);
+        let before = full_before.map(|b| self.passes(b));
+        let after = change.after.as_ref().map(|a| self.passes(a));
+        let op = match (change.op, before, after) {
+            (Op::Insert, _, Some(true)) | (Op::Truncate, _, _) => change.op,
+            (Op::Delete, Some(true), _) => Op::Delete,
+            (Op::Delete, None, _) => Op::Delete, // a key-only image cannot be judged: let it through
+            (Op::Update, Some(true) | None, Some(true)) => Op::Update,
+            (Op::Update, Some(false), Some(true)) => Op::Insert,
+            (Op::Update, Some(true), Some(false)) => Op::Delete,
+            _ => return None,
+        };
+        let mut out = change.clone();
+        out.op = op;
+        match op {
+            Op::Insert => out.before = None,
+            Op::Delete if change.op == Op::Update => out.after = None,
+            _ => {}
+        }
+        Some(out)
+    }
+
     fn new(config: &Config, t: &Table, source: &str, target: &str) -> LinkTable {
         let settings = &config.settings;
         let target_col = |business: &str| t.column_on(business, target).to_string();
@@ -222,6 +272,22 @@ impl LinkTable {
         };
         let mut source_to_business = HashMap::new();
         let mut business_to_target = HashMap::new();
+        let filter = t
+            .filter
+            .iter()
+            .map(|(column, allowed)| {
+                let map = t
+                    .columns
+                    .iter()
+                    .find(|c| &c.name == column)
+                    .and_then(|c| c.values.get(source).cloned());
+                (
+                    t.column_on(column, source).to_string(),
+                    allowed.clone(),
+                    map,
+                )
+            })
+            .collect();
         let mut values = HashMap::new();
         let mut transforms = HashMap::new();
         let mut null_as = HashMap::new();
@@ -256,6 +322,7 @@ impl LinkTable {
             transforms,
             null_as,
             excluded_source,
+            filter,
         }
     }
 

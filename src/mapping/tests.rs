@@ -229,3 +229,64 @@ transform = { helpdesk = ["lowercase", "shout"] }
         "{problems:?}"
     );
 }
+
+#[test]
+fn row_filters_admit_convert_and_drop() {
+    let text = r#"
+[nodes.crm]
+url = "postgres://postgres@127.0.0.1:5433/crm"
+[nodes.helpdesk]
+url = "mysql://root@127.0.0.1:3307/desk"
+[[tables]]
+name = "contact"
+key = ["id"]
+filter = { region = ["EU", "UK"] }
+"#;
+    let c = Config::from_str_with_env(text, "t", &|_| None)
+        .expect("valid")
+        .0;
+    let m = Mapper::new(&c, "crm", "helpdesk");
+    let t = TableRef::new("public", "contact");
+    let img = |region: &str| {
+        row(&[
+            ("id", Value::Int(1)),
+            ("region", Value::Text(region.into())),
+        ])
+    };
+    let change = |op, before: Option<&str>, after: Option<&str>| Change {
+        table: t.clone(),
+        op,
+        before: before.map(img),
+        after: after.map(img),
+    };
+    let op_of = |c: Change| m.map(&c).map(|r| r.unwrap().op);
+    assert_eq!(
+        op_of(change(Op::Insert, None, Some("EU"))),
+        Some(Op::Insert)
+    );
+    assert_eq!(
+        op_of(change(Op::Insert, None, Some("US"))),
+        None,
+        "a row outside the filter stays home"
+    );
+    assert_eq!(
+        op_of(change(Op::Update, Some("EU"), Some("UK"))),
+        Some(Op::Update)
+    );
+    assert_eq!(
+        op_of(change(Op::Update, Some("US"), Some("EU"))),
+        Some(Op::Insert),
+        "entering the filter"
+    );
+    assert_eq!(
+        op_of(change(Op::Update, Some("EU"), Some("US"))),
+        Some(Op::Delete),
+        "leaving the filter"
+    );
+    assert_eq!(op_of(change(Op::Update, Some("US"), Some("US"))), None);
+    assert_eq!(op_of(change(Op::Delete, Some("US"), None)), None);
+    assert_eq!(
+        op_of(change(Op::Delete, Some("UK"), None)),
+        Some(Op::Delete)
+    );
+}
