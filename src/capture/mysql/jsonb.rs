@@ -271,7 +271,7 @@ fn base64(data: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Builds a small object `{"a": 1, "b": [true, "x"]}` by hand from the documented layout.

@@ -391,4 +391,4 @@ impl MetadataCache {
 
 #[cfg(test)]
 #[path = "metadata_tests.rs"]
-mod tests;
+pub(crate) mod tests;

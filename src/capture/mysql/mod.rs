@@ -27,6 +27,7 @@ pub mod assemble;
 pub mod decode;
 mod error;
 pub mod events;
+pub mod fixtures;
 pub mod jsonb;
 pub mod metadata;
 mod server;
