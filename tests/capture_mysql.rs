@@ -684,3 +684,39 @@ async fn mysql_prerequisites_pass_on_a_row_binlog_server_and_name_fixes() {
         );
     }
 }
+
+#[tokio::test]
+async fn mysql_minimal_row_metadata_falls_back_to_information_schema() {
+    let (maria, db, mut conn) = server_with_db().await;
+    exec(
+        &mut conn,
+        "CREATE TABLE mm (id INT PRIMARY KEY, y YEAR, u INT UNSIGNED, e ENUM('p','q'), j JSON, l VARCHAR(5) CHARACTER SET latin1)",
+    )
+    .await;
+    let mut src = MysqlSource::connect(options(&maria, &db, &["mm"], None))
+        .await
+        .expect("source connects");
+    let expected = [
+        ("y", Value::Int(2001)),
+        ("u", Value::UInt(4294967295)),
+        ("e", Value::Enum("q".into())),
+        ("j", Value::Json(r#"{"k": [1]}"#.into())),
+        ("l", Value::Text("é".into())),
+    ];
+    let insert = |id: i64| {
+        format!(r#"INSERT INTO mm VALUES ({id}, 2001, 4294967295, 'q', '{{"k": [1]}}', 'é')"#)
+    };
+    exec(&mut conn, &insert(1)).await;
+    let c = changes(&next_txn(&mut src).await).remove(0);
+    assert_row(&c, &expected);
+
+    exec(&mut conn, "SET GLOBAL binlog_row_metadata = 'MINIMAL'").await;
+    let mut conn = maria
+        .connect(&db)
+        .await
+        .expect("new session sees the new setting");
+    exec(&mut conn, &insert(2)).await;
+    let c = changes(&next_txn(&mut src).await).remove(0);
+    assert_eq!(after_value(&c, "id"), Value::Int(2));
+    assert_row(&c, &expected);
+}
