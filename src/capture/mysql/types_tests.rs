@@ -35,7 +35,7 @@ fn encode_decimal(text: &str, precision: u8, scale: u8) -> Vec<u8> {
     };
     let lead = intg % 9;
     push(&int[..lead]);
-    for g in int[lead..].as_bytes().chunks(9) {
+    for g in int.as_bytes()[lead..].chunks(9) {
         push(std::str::from_utf8(g).unwrap());
     }
     for g in frac.as_bytes().chunks(9) {
