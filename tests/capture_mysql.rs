@@ -720,3 +720,54 @@ async fn mysql_minimal_row_metadata_falls_back_to_information_schema() {
     assert_eq!(after_value(&c, "id"), Value::Int(2));
     assert_row(&c, &expected);
 }
+
+#[tokio::test]
+async fn mysql_next_is_cancel_safe_and_quiet_sources_send_heartbeats() {
+    let (maria, db, mut conn) = server_with_db().await;
+    exec(&mut conn, "CREATE TABLE cs (id INT PRIMARY KEY, pad TEXT)").await;
+    let mut src = MysqlSource::connect(options(&maria, &db, &["cs"], None))
+        .await
+        .expect("source connects");
+    let writer = {
+        let mut conn = maria.connect(&db).await.expect("writer connects");
+        tokio::spawn(async move {
+            for id in 1..=200 {
+                let sql = format!("INSERT INTO cs VALUES ({id}, REPEAT('x', {}))", id * 50);
+                conn.query_drop(sql).await.expect("insert");
+            }
+        })
+    };
+    // Poll with tiny timeouts so that many calls are dropped mid-read: nothing may be lost or doubled.
+    let mut ids = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ids.last() != Some(&200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only got {} rows",
+            ids.len()
+        );
+        if let Ok(ev) = tokio::time::timeout(Duration::from_micros(200), src.next()).await {
+            if let CaptureEvent::Transaction(t) = ev.expect("stream keeps going") {
+                ids.extend(changes(&t).iter().map(int_id));
+            }
+        }
+    }
+    writer.await.expect("writer finished");
+    assert_eq!(
+        ids,
+        (1..=200).collect::<Vec<_>>(),
+        "every row once, in order"
+    );
+
+    let last = src.current_position();
+    let heartbeat = loop {
+        let ev = tokio::time::timeout(WAIT, src.next())
+            .await
+            .expect("a heartbeat on a quiet source")
+            .expect("stream keeps going");
+        if let CaptureEvent::Heartbeat(p) = ev {
+            break p;
+        }
+    };
+    assert!(heartbeat >= last, "heartbeat {heartbeat} is behind {last}");
+}
