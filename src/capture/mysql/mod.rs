@@ -24,15 +24,18 @@
 //! [`Transaction`]: crate::model::Transaction
 
 pub mod assemble;
+mod decimal;
 pub mod decode;
 mod error;
 pub mod events;
 pub mod fixtures;
 pub mod jsonb;
 pub mod metadata;
+mod reader;
 mod server;
 mod setup;
 mod stream;
+mod temporal;
 pub mod types;
 
 pub use error::MysqlCaptureError;

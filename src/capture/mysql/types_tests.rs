@@ -1,4 +1,6 @@
 use super::*;
+use crate::capture::mysql::decimal::DIG2BYTES;
+use crate::model::time::{days_from_civil, MICROS_PER_DAY};
 use proptest::prelude::*;
 
 fn col(ty: ColType) -> ColumnDecoder {
