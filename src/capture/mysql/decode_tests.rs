@@ -77,6 +77,35 @@ fn truncated_rows_are_errors() {
     }
 }
 
+#[test]
+fn zero_column_events_are_rejected_not_looped_on() {
+    let mut body = rows_event(42, true, false, 5, &[row()]);
+    body[10] = 0; // column count
+    let r = decode_rows(
+        RowsKind {
+            op: Op::Insert,
+            v2: true,
+        },
+        &body,
+        &table(),
+    );
+    assert_eq!(r, Err(DecodeError::Malformed("rows event without columns")));
+    let mut body = rows_event(42, true, false, 5, &[row()]);
+    body[11] = 0; // present bitmap: no column
+    let r = decode_rows(
+        RowsKind {
+            op: Op::Insert,
+            v2: true,
+        },
+        &body,
+        &table(),
+    );
+    assert!(
+        r.is_err(),
+        "an empty present bitmap with data left must not loop"
+    );
+}
+
 proptest! {
     #[test]
     fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..100), v2 in any::<bool>(), t in 0u8..3) {

@@ -140,3 +140,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn enum_labels_decode_in_their_charset_and_dropped_tables_need_names() {
+    let body = table_map(
+        9,
+        "shop",
+        "t",
+        &[(code::STRING, vec![code::ENUM, 1])],
+        &[
+            (4, column_names(&["e"])),
+            (6, [lenenc(1), lenenc(1), vec![0xE9]].concat()),
+            (10, lenenc(8)),
+        ],
+    );
+    let meta = resolve(
+        &parse_table_map(&body).unwrap(),
+        None,
+        &Collations::default(),
+    )
+    .unwrap();
+    assert_eq!(&*meta.columns[0].decoder.enum_values, ["é"]);
+
+    let minimal = table_map(9, "shop", "t", &[(code::LONG, vec![])], &[]);
+    let map = parse_table_map(&minimal).unwrap();
+    assert!(matches!(
+        resolve(&map, Some(&SchemaInfo::default()), &Collations::default()),
+        Err(MetadataError::NoNames { .. })
+    ));
+}

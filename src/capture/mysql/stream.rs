@@ -198,8 +198,14 @@ impl MysqlSource {
             if let Some(table) = self.assembler.captured_table(event.data()) {
                 if self.assembler.metadata.schema_info(&table).is_none() {
                     self.pending = Some(event);
-                    let info = self.load_schema_info(table).await?;
-                    self.assembler.metadata.set_schema_info(info.0, info.1);
+                    let info = match self.load_schema_info(table.clone()).await {
+                        Ok((_, info)) => info,
+                        // Dropped since this event was written: with binlog_row_metadata=FULL the
+                        // TABLE_MAP's own names still decode it (metadata::resolve decides).
+                        Err(MysqlCaptureError::MissingTable { .. }) => SchemaInfo::default(),
+                        Err(e) => return Err(e),
+                    };
+                    self.assembler.metadata.set_schema_info(table, info);
                     return Ok(None);
                 }
             }

@@ -387,16 +387,31 @@ fn text_value(
     pad_to: Option<u16>,
 ) -> Result<Value, DecodeError> {
     let charset = col.charset.as_ref().unwrap_or(&Charset::Binary);
-    let text = match charset {
-        Charset::Binary => {
-            let mut b = bytes.to_vec();
-            if let Some(n) = pad_to {
-                if b.len() < usize::from(n) {
-                    b.resize(usize::from(n), 0);
-                }
+    if *charset == Charset::Binary {
+        let mut b = bytes.to_vec();
+        if let Some(n) = pad_to {
+            if b.len() < usize::from(n) {
+                b.resize(usize::from(n), 0);
             }
-            return Ok(Value::Bytes(b));
         }
+        return Ok(Value::Bytes(b));
+    }
+    let text = decode_text(charset, bytes)?;
+    let text = if pad_to.is_some() {
+        text.trim_end_matches(' ').to_string()
+    } else {
+        text
+    };
+    Ok(if col.json_text {
+        Value::Json(text)
+    } else {
+        Value::Text(text)
+    })
+}
+
+/// Character data in `charset` as a string; binary data is not text and gives an error.
+pub fn decode_text(charset: &Charset, bytes: &[u8]) -> Result<String, DecodeError> {
+    Ok(match charset {
         Charset::Utf8 => std::str::from_utf8(bytes)
             .map_err(|_| DecodeError::BadText)?
             .to_string(),
@@ -413,17 +428,8 @@ fn text_value(
                 .collect::<Option<String>>()
                 .ok_or(DecodeError::BadText)?
         }
+        Charset::Binary => return Err(DecodeError::BadText),
         Charset::Other(name) => return Err(DecodeError::UnsupportedCharset(name.to_string())),
-    };
-    let text = if pad_to.is_some() {
-        text.trim_end_matches(' ').to_string()
-    } else {
-        text
-    };
-    Ok(if col.json_text {
-        Value::Json(text)
-    } else {
-        Value::Text(text)
     })
 }
 
