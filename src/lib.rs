@@ -1,3 +1,13 @@
+pub mod apply;
 pub mod capture;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod conflict;
+pub mod demo;
 pub mod harness;
+pub mod loopguard;
+pub mod mapping;
 pub mod model;
+pub mod run;
+pub mod setup;

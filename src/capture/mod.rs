@@ -17,6 +17,12 @@
 //!   source release its log.
 
 pub mod mysql;
+pub mod postgres;
+mod source;
+
+pub use source::{
+    capture_tables, link_name, publication_name, replica_server_id, CaptureError, Reader, Source,
+};
 
 use crate::model::{Position, Transaction};
 

@@ -75,10 +75,14 @@ impl MariaDb {
         let as_root = process::running_as_root();
         let root = process::temp_root("mariadb", None)?;
         let data = root.join("data");
+        // A private tmpdir: concurrent bootstraps sharing /tmp collide on their temporary table names.
+        let tmp = root.join("tmp");
+        std::fs::create_dir(&tmp).map_err(HarnessError::io(&tmp))?;
         let mut install = Command::new(&install_db);
         install
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args([
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
@@ -230,6 +234,7 @@ fn server_argv(
         ("port".into(), port.to_string()),
         ("bind-address".into(), "127.0.0.1".into()),
         ("socket".into(), path(&root.join("mariadb.sock"))),
+        ("tmpdir".into(), path(&root.join("tmp"))),
         ("pid-file".into(), path(&root.join("mariadb.pid"))),
         ("log-bin".into(), path(&root.join("binlog"))),
         ("binlog-format".into(), "ROW".into()),

@@ -21,6 +21,7 @@ mod process;
 
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{PgOptions, PgServer};
+pub use process::running_as_root;
 
 use std::path::PathBuf;
 

@@ -136,7 +136,7 @@ impl Drop for Supervised {
 }
 
 /// Whether this process runs as root (real uid 0), read from `/proc/self/status`.
-pub(crate) fn running_as_root() -> bool {
+pub fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -236,9 +236,20 @@ pub(crate) fn run(
     } else {
         let text = String::from_utf8_lossy(&out.stderr).to_string()
             + &String::from_utf8_lossy(&out.stdout);
+        // The error lines tell the cause; the tail of a long output is mostly advice.
+        let errors: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("FATAL"))
+            .take(10)
+            .collect();
+        let detail = if errors.is_empty() {
+            last_lines(&text, 15)
+        } else {
+            errors.join("\n")
+        };
         Err(HarnessError::Command {
             what: what.to_string(),
-            detail: last_lines(&text, 15),
+            detail,
         })
     }
 }

@@ -178,7 +178,7 @@ impl ChangeSet {
     }
 
     /// Reads the changes in order. A spilled set reads them back from its file one at a time.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = std::io::Result<Change>> + '_> {
+    pub fn iter(&self) -> Box<dyn Iterator<Item = std::io::Result<Change>> + Send + '_> {
         match self {
             ChangeSet::Memory(v) => Box::new(v.iter().cloned().map(Ok)),
             ChangeSet::Spilled(s) => Box::new(s.iter()),

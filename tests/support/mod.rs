@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+
 use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `deadline`.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
@@ -31,4 +33,47 @@ pub fn unique_name(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Starts `tandem run` and waits until every link has started.
+pub async fn start_tandem_run(config: &std::path::Path, links: usize) -> tokio::process::Child {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("TANDEM_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tandem run");
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut started = 0;
+        let mut log = String::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("link started") {
+                started += 1;
+                if started == links {
+                    return Ok(());
+                }
+            }
+            if line.contains("halted") || line.contains("ERROR") {
+                return Err(log);
+            }
+        }
+        Err(log)
+    })
+    .await;
+    match started {
+        Ok(Ok(())) => {}
+        Ok(Err(log)) => panic!("tandem run failed to start its links:\n{log}"),
+        Err(_) => panic!("links did not start within 30 s"),
+    }
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            eprintln!("[tandem run] {line}");
+        }
+    });
+    child
 }

@@ -1,0 +1,452 @@
+//! Apply: source transactions become target transactions, exactly once, with per-row version checks.
+//!
+//! ```text
+//!  [Transaction, …] ──> Applier::apply ──> BEGIN
+//!                                          for each change: map ─> version-checked write
+//!                                                                └─ conflict: lock row, resolve, audit
+//!                                          upsert <schema>.checkpoint (source node, last position)
+//!                                          COMMIT ──> returns the committed position
+//! ```
+//!
+//! ## Contract
+//!
+//! - **Ordering.** Transactions are applied in the order given; a group passed to one `apply` call
+//!   shares one target transaction, in order, and a source transaction is never split.
+//! - **Exactly once.** The checkpoint row of the link (in the target's bookkeeping schema) is written
+//!   in the same target transaction as the changes. [`Applier::connect`] reads it back, and `apply`
+//!   skips every transaction at or below it: such a transaction is a *duplicate* (a redelivery after
+//!   a crash or reconnect) and is acknowledged without being applied again.
+//! - **Acknowledge after commit.** `apply` returns the position of the last committed transaction;
+//!   the caller confirms that to the source, and nothing earlier. After an error, the caller must not
+//!   acknowledge; on a transient error it reconnects (a new `Applier` reads the checkpoint again, so
+//!   a commit whose reply was lost is recognised) and redelivers.
+//! - **Loop marks.** Every target transaction carries the checkpoint write; the PostgreSQL session also
+//!   uses the replication origin `tandem_<source>`, the MySQL/MariaDB session `skip_replication`. The
+//!   session marks itself as tandem's (`tandem.applying` / `@tandem_applying`) so the stamping triggers
+//!   leave the incoming origin and version as written.
+//!
+//! Error handling: errors are classified once ([`error::classify`]). A transient error leaves the
+//! position where it was. A definite one sends the failing transaction (found by retrying a group
+//! one transaction at a time) to the dead-letter table together with a checkpoint past it, so the
+//! link goes on, or halts the link, per the table's `on_error`. Row values never reach a log above
+//! debug level; the dead-letter and conflict tables hold them for the operator.
+
+pub mod error;
+mod link;
+pub mod mysql;
+pub mod postgres;
+mod row;
+pub mod setup;
+pub mod target;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tracing::warn;
+
+pub use error::{classify, ApplyError, DbCode, ErrorClass};
+pub use link::LinkContext;
+pub use row::{version_key, Names, RowChange};
+pub use target::DeadLetter;
+
+use crate::config::{Config, Engine};
+use crate::conflict::audit::{ConflictState, StoredConflict};
+use crate::loopguard::PG_ORIGIN_PREFIX;
+use crate::mapping::Mapper;
+use crate::model::{Change, Field, Op, Position, Transaction, Value};
+use link::{Link, TxMeta};
+use mysql::MyTarget;
+use postgres::PgTarget;
+use target::{Target, Write};
+
+/// The applier of one link (source node -> target node).
+pub struct Applier {
+    inner: Inner,
+}
+
+enum Inner {
+    Postgres(Link<PgTarget>),
+    Mysql(Link<MyTarget>),
+}
+
+macro_rules! with_link {
+    ($self:expr, $l:ident => $body:expr) => {
+        match &mut $self.inner {
+            Inner::Postgres($l) => $body,
+            Inner::Mysql($l) => $body,
+        }
+    };
+}
+
+/// How a person resolves a parked conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Write the parked incoming change.
+    TakeIncoming,
+    /// Keep the row as it is here (rewritten, so that the other nodes take it too).
+    KeepCurrent,
+    /// Write these values (text forms, `None` for NULL) over the row.
+    Values(BTreeMap<String, Option<String>>),
+}
+
+impl Resolution {
+    fn name(&self) -> &'static str {
+        match self {
+            Resolution::TakeIncoming => "take_incoming",
+            Resolution::KeepCurrent => "keep_current",
+            Resolution::Values(_) => "values",
+        }
+    }
+}
+
+impl Applier {
+    /// Opens the link's apply session on `target`, marks it as tandem's, and reads the checkpoint.
+    pub async fn connect(
+        config: &Config,
+        source: &str,
+        target: &str,
+    ) -> Result<Applier, ApplyError> {
+        let (Some(src), Some(dst)) = (config.node(source), config.node(target)) else {
+            return Err(ApplyError::Invalid(format!(
+                "link {source}->{target}: both nodes must be defined in the file"
+            )));
+        };
+        let s = &config.settings;
+        let ctx = LinkContext {
+            source: source.to_string(),
+            target: target.to_string(),
+            names: Names {
+                origin_column: s.origin_column.clone(),
+                version_column: s.version_column.clone(),
+            },
+            priorities: config
+                .nodes
+                .iter()
+                .map(|(id, n)| (id.clone(), n.priority))
+                .collect(),
+            on_error: s.on_error,
+        };
+        let mapper = Mapper::new(config, source, target);
+        let url = dst.url.expose();
+        let inner = match dst.engine {
+            Engine::Postgres => {
+                let origin = format!("{PG_ORIGIN_PREFIX}{source}");
+                let t =
+                    PgTarget::connect(url, target, &s.schema, src.utc_offset_secs, Some(origin))
+                        .await?;
+                Inner::Postgres(Link::start(t, ctx, mapper).await?)
+            }
+            Engine::Mysql => {
+                let t = MyTarget::connect(url, target, &s.schema, dst.utc_offset_secs).await?;
+                Inner::Mysql(Link::start(t, ctx, mapper).await?)
+            }
+        };
+        Ok(Applier { inner })
+    }
+
+    /// The last position committed on the target for this link (read at connect, advanced by `apply`).
+    pub fn committed(&self) -> Option<&Position> {
+        match &self.inner {
+            Inner::Postgres(l) => l.committed.as_ref(),
+            Inner::Mysql(l) => l.committed.as_ref(),
+        }
+    }
+
+    /// Applies `txs`, in order, in one target transaction with the checkpoint; returns the committed
+    /// position to acknowledge. Transactions at or below the checkpoint are skipped as duplicates.
+    pub async fn apply(&mut self, txs: &[Transaction]) -> Result<Option<Position>, ApplyError> {
+        with_link!(self, l => l.apply(txs).await)
+    }
+
+    /// Conflict records on this node, newest first.
+    pub async fn list_conflicts(
+        &mut self,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<StoredConflict>, ApplyError> {
+        with_link!(self, l => l.t.list_conflicts(open_only, limit).await)
+    }
+
+    pub async fn show_conflict(&mut self, id: i64) -> Result<Option<StoredConflict>, ApplyError> {
+        with_link!(self, l => l.t.get_conflict(id).await)
+    }
+
+    /// Resolves a parked conflict of this link: the chosen row is written as a local write (stamped
+    /// by the triggers, so it replicates like any other change), the entry is marked resolved, and
+    /// the changes waiting behind it are applied in order (they may conflict again).
+    pub async fn resolve_conflict(
+        &mut self,
+        id: i64,
+        resolution: &Resolution,
+    ) -> Result<(), ApplyError> {
+        with_link!(self, l => resolve_on(l, id, resolution).await)
+    }
+
+    /// Dead letters of this node (all links).
+    pub async fn list_dead_letters(
+        &mut self,
+        open_only: bool,
+    ) -> Result<Vec<DeadLetter>, ApplyError> {
+        with_link!(self, l => l.t.list_dead_letters(open_only).await)
+    }
+
+    /// Applies a dead-lettered transaction of this link again (with version checks). On success the
+    /// entry is marked `replayed`; on failure it stays open with the new error and one more attempt.
+    pub async fn replay_dead_letter(&mut self, id: i64) -> Result<(), ApplyError> {
+        with_link!(self, l => replay_on(l, id).await)
+    }
+}
+
+/// Applies with retries: a transient error waits (100 ms doubling to 30 s), reconnects (which reads
+/// the checkpoint again, so nothing is applied twice) and retries, up to `attempts` times.
+pub async fn apply_retrying(
+    config: &Config,
+    source: &str,
+    target: &str,
+    applier: &mut Option<Applier>,
+    txs: &[Transaction],
+    attempts: u32,
+) -> Result<Option<Position>, ApplyError> {
+    let mut delay = Duration::from_millis(100);
+    let mut tried = 0;
+    loop {
+        tried += 1;
+        let result = match applier {
+            Some(a) => a.apply(txs).await,
+            None => match Applier::connect(config, source, target).await {
+                Ok(a) => applier.insert(a).apply(txs).await,
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Err(e) if e.is_transient() && tried < attempts => {
+                warn!(link = %format!("{source}->{target}"), error = %e, retry_in_ms = delay.as_millis() as u64, "transient apply error");
+                *applier = None;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs `tandem setup` on `node`: every statement, in order (idempotent). With `dry_run` nothing is
+/// run. Returns the statements.
+pub async fn setup(config: &Config, node: &str, dry_run: bool) -> Result<Vec<String>, ApplyError> {
+    let statements = setup::statements(config, node)
+        .ok_or_else(|| ApplyError::Invalid(format!("no node named {node} in the file")))?;
+    if dry_run {
+        return Ok(statements);
+    }
+    let n = config
+        .node(node)
+        .ok_or_else(|| ApplyError::Invalid(format!("no node named {node}")))?;
+    match n.engine {
+        Engine::Postgres => {
+            let mut t =
+                PgTarget::connect(n.url.expose(), node, &config.settings.schema, 0, None).await?;
+            for s in &statements {
+                t.simple(s).await?;
+            }
+        }
+        Engine::Mysql => {
+            let mut t = MyTarget::connect(n.url.expose(), node, &config.settings.schema, 0).await?;
+            for s in &statements {
+                t.simple(s).await?;
+            }
+        }
+    }
+    Ok(statements)
+}
+
+async fn resolve_on<T: Target>(
+    l: &mut Link<T>,
+    id: i64,
+    resolution: &Resolution,
+) -> Result<(), ApplyError> {
+    l.t.set_applying(false).await?;
+    l.t.begin().await?;
+    let done = resolve_write(l, id, resolution).await;
+    let done = match done {
+        Ok(key) => l.t.commit().await.map(|()| key),
+        Err(e) => {
+            let _ = l.t.rollback().await;
+            Err(e)
+        }
+    };
+    l.t.set_applying(true).await?;
+    let (table, key) = done?;
+    release_waiting(l, &table, &key).await
+}
+
+/// The resolution's local write; returns the entry's (target table, key).
+async fn resolve_write<T: Target>(
+    l: &mut Link<T>,
+    id: i64,
+    resolution: &Resolution,
+) -> Result<(String, String), ApplyError> {
+    let entry =
+        l.t.get_conflict(id)
+            .await?
+            .ok_or_else(|| ApplyError::Invalid(format!("no conflict with id {id}")))?;
+    if entry.record.state != ConflictState::Parked {
+        return Err(ApplyError::Invalid(format!(
+            "conflict {id} is {}, not parked; only parked conflicts are resolved",
+            entry.record.state.as_str()
+        )));
+    }
+    let row: RowChange = entry
+        .record
+        .payload
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .ok_or_else(|| ApplyError::Invalid(format!("conflict {id} holds no readable change")))?;
+    let mapper = l.mapper.clone();
+    let plan = mapper
+        .plans()
+        .find(|p| p.target.to_string() == entry.record.target_table)
+        .ok_or_else(|| {
+            ApplyError::Invalid(format!(
+                "table {} is not mapped on this link",
+                entry.record.target_table
+            ))
+        })?;
+    let info = l.t.table(&plan.target).await?;
+    let first_key = row.key.first().cloned();
+    let exists =
+        l.t.update(
+            &info,
+            &Write {
+                key: row.key.clone(),
+                set: first_key.into_iter().collect(),
+            },
+            &row.version_column,
+            None,
+        )
+        .await?
+            > 0;
+    match resolution {
+        Resolution::KeepCurrent => {}
+        Resolution::TakeIncoming if row.op == Op::Delete => {
+            l.t.delete(&info, &row.key, &row.version_column, None)
+                .await?;
+        }
+        Resolution::TakeIncoming => {
+            let w = Write {
+                key: row.key.clone(),
+                set: row.after.clone(),
+            };
+            if exists {
+                l.t.update(&info, &w, &row.version_column, None).await?;
+            } else {
+                l.t.insert(&info, &w).await?;
+            }
+        }
+        Resolution::Values(values) => {
+            let set: Vec<Field> = values
+                .iter()
+                .map(|(k, v)| Field {
+                    name: k.as_str().into(),
+                    value: v.clone().map_or(Value::Null, Value::Text),
+                })
+                .collect();
+            let w = Write {
+                key: row.key.clone(),
+                set,
+            };
+            if exists {
+                l.t.update(&info, &w, &row.version_column, None).await?;
+            } else {
+                let mut w = w;
+                w.set.extend(row.key.iter().cloned());
+                l.t.insert(&info, &w).await?;
+            }
+        }
+    }
+    l.t.set_conflict_state(id, ConflictState::Resolved, Some(resolution.name()))
+        .await?;
+    Ok((entry.record.target_table, entry.record.key))
+}
+
+/// Applies the changes that waited behind a resolved key, in order, until one parks again.
+async fn release_waiting<T: Target>(
+    l: &mut Link<T>,
+    table: &str,
+    key: &str,
+) -> Result<(), ApplyError> {
+    l.t.begin().await?;
+    let result = async {
+        loop {
+            let entries = l.t.open_entries(table, key).await?;
+            if entries.iter().any(|e| e.state == ConflictState::Parked) {
+                break;
+            }
+            let Some(next) = entries
+                .into_iter()
+                .find(|e| e.state == ConflictState::Waiting)
+            else {
+                break;
+            };
+            l.t.set_conflict_state(next.id, ConflictState::Resolved, Some("released"))
+                .await?;
+            l.skip_queue = true;
+            let r = l
+                .apply_stored(table, next.payload.as_deref().unwrap_or_default(), None)
+                .await;
+            l.skip_queue = false;
+            r?;
+        }
+        l.t.touch_checkpoint(&l.ctx.source.clone()).await
+    }
+    .await;
+    match result {
+        Ok(()) => l.t.commit().await,
+        Err(e) => {
+            let _ = l.t.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn replay_on<T: Target>(l: &mut Link<T>, id: i64) -> Result<(), ApplyError> {
+    l.t.begin().await?;
+    let result = async {
+        let d =
+            l.t.get_dead_letter(id)
+                .await?
+                .ok_or_else(|| ApplyError::Invalid(format!("no dead letter with id {id}")))?;
+        if d.source_node != l.ctx.source {
+            return Err(ApplyError::Invalid(format!(
+                "dead letter {id} belongs to link {}; replay it with an applier for that link",
+                d.link
+            )));
+        }
+        let changes: Vec<Change> = serde_json::from_str(&d.payload).map_err(|e| {
+            ApplyError::Invalid(format!("dead letter {id} payload cannot be read: {e}"))
+        })?;
+        let meta = TxMeta {
+            origin: d.source_node.clone(),
+            position: Some(d.source_position.clone()),
+            commit_time: d.commit_time.unwrap_or(0),
+        };
+        for c in &changes {
+            l.apply_change(c, &meta).await?;
+        }
+        l.t.touch_checkpoint(&d.source_node).await?;
+        l.t.set_dead_letter(id, "replayed", None).await
+    }
+    .await;
+    match result {
+        Ok(()) => l.t.commit().await,
+        Err(e) => {
+            let _ = l.t.rollback().await;
+            if !e.is_transient() {
+                l.t.begin().await?;
+                l.t.set_dead_letter(id, "open", Some(&e.to_string()))
+                    .await?;
+                l.t.commit().await?;
+            }
+            Err(e)
+        }
+    }
+}

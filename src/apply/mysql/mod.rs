@@ -1,0 +1,551 @@
+//! The MySQL/MariaDB target: one session per link, marked as tandem's by `@tandem_applying = 1` (the
+//! stamping triggers leave its writes alone) and by `skip_replication = 1` (so the MySQL capture sees
+//! `marks.skip_replication`). The session runs in strict SQL mode, so a value the column cannot hold
+//! is an error naming the column rather than a silent truncation, and in UTC.
+//!
+//! Error handling: every driver error becomes an [`ApplyError`] classified by error number; a row
+//! error names the table, key and the column the server named.
+
+pub mod setup;
+pub mod sql;
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Params, Row, Value as My};
+use tracing::warn;
+
+use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
+use super::target::{ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Write};
+use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
+use crate::model::{Field, TableRef, Value};
+use sql::{ident, Builder, Sql};
+
+const SESSION: &str = "SET SESSION time_zone = '+00:00', \
+    SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'";
+
+pub struct MyTarget {
+    conn: Conn,
+    node: String,
+    schema: String,
+    offset: i32,
+    tables: HashMap<TableRef, Arc<TableInfo>>,
+}
+
+fn s(v: impl Into<String>) -> My {
+    My::Bytes(v.into().into_bytes())
+}
+
+fn opt(v: Option<impl Into<String>>) -> My {
+    v.map_or(My::NULL, s)
+}
+
+fn text(row: &Row, i: usize) -> Option<String> {
+    row.get_opt::<Option<String>, usize>(i)
+        .and_then(Result::ok)
+        .flatten()
+}
+
+fn micros_text(t: i64) -> My {
+    s(crate::model::time::format_timestamp(t).replace('T', " "))
+}
+
+impl MyTarget {
+    pub async fn connect(
+        url: &str,
+        node: &str,
+        schema: &str,
+        offset: i32,
+    ) -> Result<MyTarget, ApplyError> {
+        let invalid = |e: mysql_async::UrlError| ApplyError::Connect {
+            node: node.to_string(),
+            source: DriverError::Mysql(e.into()),
+        };
+        let opts = OptsBuilder::from_opts(Opts::from_url(url).map_err(invalid)?)
+            .client_found_rows(true)
+            .stmt_cache_size(256);
+        let conn = Conn::new(opts).await.map_err(|e| ApplyError::Connect {
+            node: node.to_string(),
+            source: DriverError::Mysql(e),
+        })?;
+        let mut t = MyTarget {
+            conn,
+            node: node.to_string(),
+            schema: schema.to_string(),
+            offset,
+            tables: HashMap::new(),
+        };
+        t.simple(SESSION).await?;
+        Ok(t)
+    }
+
+    fn db_err(&self, what: &str, e: mysql_async::Error) -> ApplyError {
+        let source = DriverError::Mysql(e);
+        ApplyError::Database {
+            node: self.node.clone(),
+            what: what.to_string(),
+            code: source.code(),
+            source,
+        }
+    }
+
+    pub(crate) async fn simple(&mut self, text: &str) -> Result<(), ApplyError> {
+        let r = self.conn.query_drop(text).await;
+        r.map_err(|e| self.db_err("a session statement", e))
+    }
+
+    async fn run(&mut self, sql: Sql) -> Result<u64, mysql_async::Error> {
+        self.conn
+            .exec_drop(sql.text, Params::Positional(sql.params))
+            .await?;
+        Ok(self.conn.affected_rows())
+    }
+
+    async fn rows(&mut self, sql: Sql) -> Result<Vec<Row>, mysql_async::Error> {
+        self.conn
+            .exec(sql.text, Params::Positional(sql.params))
+            .await
+    }
+
+    fn book_sql(&self, text: &str, params: Vec<My>) -> Sql {
+        Sql {
+            text: text.replace("__S__", &ident(&self.schema)),
+            params,
+        }
+    }
+
+    async fn book(&mut self, text: &str, params: Vec<My>) -> Result<u64, ApplyError> {
+        let sql = self.book_sql(text, params);
+        let r = self.run(sql).await;
+        r.map_err(|e| self.db_err("a bookkeeping statement", e))
+    }
+
+    async fn book_rows(&mut self, text: &str, params: Vec<My>) -> Result<Vec<Row>, ApplyError> {
+        let sql = self.book_sql(text, params);
+        let r = self.rows(sql).await;
+        r.map_err(|e| self.db_err("a bookkeeping statement", e))
+    }
+
+    fn row_err(&self, info: &TableInfo, key: &[Field], e: mysql_async::Error) -> ApplyError {
+        let source = DriverError::Mysql(e);
+        let code = source.code();
+        if classify(&code) == ErrorClass::Transient {
+            return ApplyError::Database {
+                node: self.node.clone(),
+                what: format!("writing to {}", info.table),
+                code,
+                source,
+            };
+        }
+        ApplyError::Row {
+            table: String::new(),
+            key: crate::conflict::audit::key_json(key),
+            column: source.column(),
+            message: format!("{} on {}", source, info.table),
+            fix: fix_for(&code).to_string(),
+            class: ErrorClass::Definite,
+            code,
+        }
+    }
+
+    async fn last_id(&mut self) -> i64 {
+        self.conn
+            .last_insert_id()
+            .and_then(|i| i64::try_from(i).ok())
+            .unwrap_or(0)
+    }
+}
+
+const CONFLICT_COLUMNS: &str =
+    "CAST(id AS CHAR), link, source_node, table_name, target_table, row_key, kind, \
+    before_image, current_image, incoming_image, decision, rule, state, source_position, payload, \
+    CAST(detected_at AS CHAR), CAST(resolved_at AS CHAR), resolution";
+
+fn stored_conflict(r: &Row) -> Option<StoredConflict> {
+    let json = |i| text(r, i).and_then(|t| serde_json::from_str(&t).ok());
+    Some(StoredConflict {
+        id: text(r, 0)?.parse().ok()?,
+        record: ConflictRecord {
+            link: text(r, 1)?,
+            source_node: text(r, 2)?,
+            table: text(r, 3)?,
+            target_table: text(r, 4)?,
+            key: text(r, 5)?,
+            kind: text(r, 6)?,
+            before: json(7),
+            current: json(8),
+            incoming: json(9),
+            decision: text(r, 10)?,
+            rule: text(r, 11)?,
+            state: ConflictState::parse(&text(r, 12)?)?,
+            source_position: text(r, 13),
+            payload: text(r, 14),
+        },
+        detected_at: text(r, 15)?,
+        resolved_at: text(r, 16),
+        resolution: text(r, 17),
+    })
+}
+
+const DEAD_COLUMNS: &str = "CAST(id AS CHAR), link, source_node, source_position, \
+    CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', commit_time) AS CHAR), payload, error, CAST(attempts AS CHAR), state";
+
+fn dead_letter(r: &Row) -> Option<DeadLetter> {
+    Some(DeadLetter {
+        id: text(r, 0)?.parse().ok()?,
+        link: text(r, 1)?,
+        source_node: text(r, 2)?,
+        source_position: text(r, 3)?,
+        commit_time: text(r, 4).and_then(|t| t.parse().ok()),
+        payload: text(r, 5)?,
+        error: text(r, 6)?,
+        attempts: text(r, 7)?.parse().ok()?,
+        state: text(r, 8)?,
+    })
+}
+
+impl Target for MyTarget {
+    async fn begin(&mut self) -> Result<(), ApplyError> {
+        self.simple("START TRANSACTION").await
+    }
+
+    async fn commit(&mut self) -> Result<(), ApplyError> {
+        self.simple("COMMIT").await
+    }
+
+    async fn rollback(&mut self) -> Result<(), ApplyError> {
+        self.simple("ROLLBACK").await
+    }
+
+    async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError> {
+        let flag = u8::from(on);
+        self.simple(&format!("SET @tandem_applying = {flag}"))
+            .await?;
+        if let Err(e) = self
+            .conn
+            .query_drop(format!("SET SESSION skip_replication = {flag}"))
+            .await
+        {
+            // The checkpoint row still marks every applied transaction.
+            warn!(node = %self.node, error = %e, "skip_replication not set on the apply session");
+        }
+        Ok(())
+    }
+
+    async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT position FROM __S__.checkpoint WHERE source_node = ?",
+                vec![s(source)],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| text(r, 0)))
+    }
+
+    async fn write_checkpoint(
+        &mut self,
+        source: &str,
+        position: &str,
+        commit_time: i64,
+    ) -> Result<(), ApplyError> {
+        self.book(
+            "INSERT INTO __S__.checkpoint (source_node, position, commit_time, applied_at) VALUES (?, ?, ?, NOW(6)) \
+             ON DUPLICATE KEY UPDATE position = VALUES(position), commit_time = VALUES(commit_time), applied_at = NOW(6)",
+            vec![s(source), s(position), micros_text(commit_time)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn touch_checkpoint(&mut self, source: &str) -> Result<(), ApplyError> {
+        self.book(
+            "UPDATE __S__.checkpoint SET applied_at = SYSDATE(6) WHERE source_node = ?",
+            vec![s(source)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn table(&mut self, table: &TableRef) -> Result<Arc<TableInfo>, ApplyError> {
+        if let Some(t) = self.tables.get(table) {
+            return Ok(t.clone());
+        }
+        let rows = self
+            .book_rows(
+                "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                vec![s(&*table.schema), s(&*table.name)],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Err(ApplyError::Row {
+                table: String::new(),
+                key: String::new(),
+                column: None,
+                message: format!("table {table} does not exist on node {}", self.node),
+                code: DbCode::Mysql(1146),
+                fix: fix_for(&DbCode::Mysql(1146)).into(),
+                class: ErrorClass::Definite,
+            });
+        }
+        let columns = rows
+            .iter()
+            .filter_map(|r| {
+                let (name, ty, data) = (text(r, 0)?, text(r, 1)?, text(r, 2)?);
+                Some(ColumnInfo {
+                    kind: types::kind_of(&data.to_lowercase(), &ty.to_lowercase()),
+                    name,
+                    base_type: data,
+                    type_name: ty,
+                })
+            })
+            .collect();
+        let info = Arc::new(TableInfo {
+            table: table.clone(),
+            columns,
+        });
+        self.tables.insert(table.clone(), info.clone());
+        Ok(info)
+    }
+
+    async fn insert(&mut self, t: &TableInfo, w: &Write) -> Result<bool, ApplyError> {
+        let sql = Builder::new(t, self.offset).insert(w);
+        match self.run(sql).await {
+            Ok(_) => Ok(true),
+            Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
+                let exists = Builder::new(t, self.offset).exists(&w.key);
+                match self.rows(exists).await {
+                    Ok(rows) if !rows.is_empty() => Ok(false),
+                    Ok(_) => Err(self.row_err(t, &w.key, mysql_async::Error::Server(e))),
+                    Err(e) => Err(self.row_err(t, &w.key, e)),
+                }
+            }
+            Err(e) => Err(self.row_err(t, &w.key, e)),
+        }
+    }
+
+    async fn update(
+        &mut self,
+        t: &TableInfo,
+        w: &Write,
+        version: &str,
+        check: Option<&Value>,
+    ) -> Result<u64, ApplyError> {
+        let sql = Builder::new(t, self.offset).update(w, version, check);
+        let r = self.run(sql).await;
+        r.map_err(|e| self.row_err(t, &w.key, e))
+    }
+
+    async fn delete(
+        &mut self,
+        t: &TableInfo,
+        key: &[Field],
+        version: &str,
+        check: Option<&Value>,
+    ) -> Result<u64, ApplyError> {
+        let sql = Builder::new(t, self.offset).delete(key, version, check);
+        let r = self.run(sql).await;
+        r.map_err(|e| self.row_err(t, key, e))
+    }
+
+    async fn current(
+        &mut self,
+        t: &TableInfo,
+        probe: &Probe,
+    ) -> Result<Option<Current>, ApplyError> {
+        let sql = Builder::new(t, self.offset).current(probe);
+        let rows = match self.rows(sql).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.row_err(t, &probe.key, e)),
+        };
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let flag = |i: usize| {
+            r.get_opt::<Option<i64>, usize>(i)
+                .and_then(Result::ok)
+                .flatten()
+                .is_some_and(|v| v != 0)
+        };
+        let nb = probe.before.len();
+        Ok(Some(Current {
+            version_key: text(r, 0).and_then(|v| v.parse().ok()),
+            origin: text(r, 1),
+            same_as_before: (0..nb).map(|i| flag(3 + i)).collect(),
+            same_as_after: (0..probe.after.len()).map(|i| flag(3 + nb + i)).collect(),
+            image: text(r, 2)
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or(serde_json::Value::Null),
+        }))
+    }
+
+    async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError> {
+        let json = |v: &Option<serde_json::Value>| opt(v.as_ref().map(|j| j.to_string()));
+        self.book(
+            "INSERT INTO __S__.conflict (link, source_node, table_name, target_table, row_key, kind, \
+             before_image, current_image, incoming_image, decision, rule, state, source_position, payload) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                s(&*r.link),
+                s(&*r.source_node),
+                s(&*r.table),
+                s(&*r.target_table),
+                s(&*r.key),
+                s(&*r.kind),
+                json(&r.before),
+                json(&r.current),
+                json(&r.incoming),
+                s(&*r.decision),
+                s(&*r.rule),
+                s(r.state.as_str()),
+                opt(r.source_position.clone()),
+                opt(r.payload.clone()),
+            ],
+        )
+        .await?;
+        Ok(self.last_id().await)
+    }
+
+    async fn open_entries(
+        &mut self,
+        target_table: &str,
+        key: &str,
+    ) -> Result<Vec<OpenEntry>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT CAST(id AS CHAR), state, source_node, payload FROM __S__.conflict \
+                 WHERE target_table = ? AND row_key = ? AND state <> 'resolved' ORDER BY id FOR UPDATE",
+                vec![s(target_table), s(key)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some(OpenEntry {
+                    id: text(r, 0)?.parse().ok()?,
+                    state: ConflictState::parse(&text(r, 1)?)?,
+                    source_node: text(r, 2)?,
+                    payload: text(r, 3),
+                })
+            })
+            .collect())
+    }
+
+    async fn open_keys(&mut self) -> Result<Vec<(String, String)>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT DISTINCT target_table, row_key FROM __S__.conflict WHERE state <> 'resolved'",
+                vec![],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((text(r, 0)?, text(r, 1)?)))
+            .collect())
+    }
+
+    async fn set_conflict_state(
+        &mut self,
+        id: i64,
+        state: ConflictState,
+        resolution: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        self.book(
+            "UPDATE __S__.conflict SET state = ?, resolution = COALESCE(?, resolution), \
+             resolved_at = IF(state = 'resolved', NOW(6), resolved_at) WHERE id = ?",
+            vec![s(state.as_str()), opt(resolution), My::Int(id)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn list_conflicts(
+        &mut self,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<StoredConflict>, ApplyError> {
+        let filter = if open_only {
+            "WHERE state <> 'resolved'"
+        } else {
+            ""
+        };
+        let rows = self
+            .book_rows(
+                &format!("SELECT {CONFLICT_COLUMNS} FROM __S__.conflict {filter} ORDER BY id DESC LIMIT ?"),
+                vec![My::Int(limit)],
+            )
+            .await?;
+        Ok(rows.iter().filter_map(stored_conflict).collect())
+    }
+
+    async fn get_conflict(&mut self, id: i64) -> Result<Option<StoredConflict>, ApplyError> {
+        let rows = self
+            .book_rows(
+                &format!("SELECT {CONFLICT_COLUMNS} FROM __S__.conflict WHERE id = ? FOR UPDATE"),
+                vec![My::Int(id)],
+            )
+            .await?;
+        Ok(rows.first().and_then(stored_conflict))
+    }
+
+    async fn insert_dead_letter(&mut self, d: &DeadLetter) -> Result<i64, ApplyError> {
+        self.book(
+            "INSERT INTO __S__.dead_letter (link, source_node, source_position, commit_time, payload, error, attempts, state) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                s(&*d.link),
+                s(&*d.source_node),
+                s(&*d.source_position),
+                d.commit_time.map_or(My::NULL, micros_text),
+                s(&*d.payload),
+                s(&*d.error),
+                My::Int(i64::from(d.attempts)),
+                s(&*d.state),
+            ],
+        )
+        .await?;
+        Ok(self.last_id().await)
+    }
+
+    async fn list_dead_letters(&mut self, open_only: bool) -> Result<Vec<DeadLetter>, ApplyError> {
+        let filter = if open_only {
+            "WHERE state = 'open'"
+        } else {
+            ""
+        };
+        let rows = self
+            .book_rows(
+                &format!("SELECT {DEAD_COLUMNS} FROM __S__.dead_letter {filter} ORDER BY id"),
+                vec![],
+            )
+            .await?;
+        Ok(rows.iter().filter_map(dead_letter).collect())
+    }
+
+    async fn get_dead_letter(&mut self, id: i64) -> Result<Option<DeadLetter>, ApplyError> {
+        let rows = self
+            .book_rows(
+                &format!("SELECT {DEAD_COLUMNS} FROM __S__.dead_letter WHERE id = ? FOR UPDATE"),
+                vec![My::Int(id)],
+            )
+            .await?;
+        Ok(rows.first().and_then(dead_letter))
+    }
+
+    async fn set_dead_letter(
+        &mut self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        self.book(
+            "UPDATE __S__.dead_letter SET attempts = attempts + IF(? IS NULL, 0, 1), state = ?, \
+             error = COALESCE(?, error), last_attempt_at = NOW(6) WHERE id = ?",
+            vec![opt(error), s(state), opt(error), My::Int(id)],
+        )
+        .await
+        .map(drop)
+    }
+}

@@ -1,0 +1,57 @@
+//! `tandem setup` statements for a MySQL/MariaDB node: the bookkeeping database, and on each mapped
+//! table INVISIBLE origin and version columns (so `SELECT *` and `INSERT … VALUES` without a column
+//! list keep working) and the triggers that stamp local writes. The apply session sets
+//! `@tandem_applying = 1`, which the triggers leave alone.
+
+use super::sql::{ident, qname};
+use crate::apply::setup::{split_statements, SetupTable};
+
+const BOOKKEEPING: &str = include_str!("../../../sql/mysql/001_bookkeeping.sql");
+
+/// Every statement, in order. Each is idempotent.
+pub fn statements(
+    node: &str,
+    schema: &str,
+    origin: &str,
+    tables: &[SetupTable],
+    manage: bool,
+) -> Vec<String> {
+    let mut out = split_statements(&BOOKKEEPING.replace("`__SCHEMA__`", &ident(schema)));
+    if !manage {
+        return out;
+    }
+    let now = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)";
+    for t in tables {
+        let q = qname(&t.table);
+        out.push(format!(
+            "ALTER TABLE {q} ADD COLUMN IF NOT EXISTS {} VARCHAR(64) NULL INVISIBLE",
+            ident(origin)
+        ));
+        if let Some(v) = &t.managed_version {
+            out.push(format!(
+                "ALTER TABLE {q} ADD COLUMN IF NOT EXISTS {} BIGINT NOT NULL DEFAULT 0 INVISIBLE",
+                ident(v)
+            ));
+        }
+        for (event, prior) in [("INSERT", "COALESCE(NEW.{v}, 0)"), ("UPDATE", "OLD.{v}")] {
+            let version = match &t.managed_version {
+                Some(v) => format!(
+                    " SET NEW.{v} = GREATEST({} + 1, {now});",
+                    prior.replace("{v}", &ident(v)),
+                    v = ident(v)
+                ),
+                None => String::new(),
+            };
+            let name = format!("tandem_{}_{}", event.to_lowercase(), t.table.name);
+            out.push(format!(
+                "CREATE OR REPLACE TRIGGER {}.{} BEFORE {event} ON {q} FOR EACH ROW BEGIN \
+                 IF COALESCE(@tandem_applying, 0) = 0 THEN SET NEW.{} = '{}';{version} END IF; END",
+                ident(&t.table.schema),
+                ident(&name),
+                ident(origin),
+                node.replace('\'', "''"),
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! MySQL/MariaDB statement text for the row operations, with positional `?` parameters.
+
+use mysql_async::Value as My;
+
+use super::types::to_my;
+use crate::apply::target::{ColKind, Probe, TableInfo, Write};
+use crate::model::{Field, TableRef, Value};
+
+pub fn ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+pub fn qname(t: &TableRef) -> String {
+    format!("{}.{}", ident(&t.schema), ident(&t.name))
+}
+
+/// A statement and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<My>,
+}
+
+pub struct Builder<'a> {
+    info: &'a TableInfo,
+    offset: i32,
+    params: Vec<My>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(info: &'a TableInfo, target_offset_secs: i32) -> Self {
+        Builder {
+            info,
+            offset: target_offset_secs,
+            params: Vec::new(),
+        }
+    }
+
+    fn kind(&self, name: &str) -> ColKind {
+        self.info.column(name).map_or(ColKind::Other, |c| c.kind)
+    }
+
+    fn bind(&mut self, name: &str, v: &Value) -> &'static str {
+        let kind = self.kind(name);
+        self.params.push(to_my(v, kind, self.offset));
+        "?"
+    }
+
+    fn key_where(&mut self, key: &[Field]) -> String {
+        key.iter()
+            .map(|f| {
+                self.bind(&f.name, &f.value);
+                format!("t.{} = ?", ident(&f.name))
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    fn version_check(&mut self, version: &str, check: Option<&Value>) -> String {
+        match check {
+            None => String::new(),
+            Some(v) => {
+                self.bind(version, v);
+                format!(" AND t.{} <=> ?", ident(version))
+            }
+        }
+    }
+
+    fn finish(self, text: String) -> Sql {
+        Sql {
+            text,
+            params: self.params,
+        }
+    }
+
+    pub fn insert(mut self, w: &Write) -> Sql {
+        let cols: Vec<String> = w.set.iter().map(|f| ident(&f.name)).collect();
+        let vals: Vec<&str> = w.set.iter().map(|f| self.bind(&f.name, &f.value)).collect();
+        let text = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            qname(&self.info.table),
+            cols.join(", "),
+            vals.join(", ")
+        );
+        self.finish(text)
+    }
+
+    pub fn exists(mut self, key: &[Field]) -> Sql {
+        let cond = self.key_where(key);
+        let text = format!("SELECT 1 FROM {} t WHERE {cond}", qname(&self.info.table));
+        self.finish(text)
+    }
+
+    pub fn update(mut self, w: &Write, version: &str, check: Option<&Value>) -> Sql {
+        let sets: Vec<String> = w
+            .set
+            .iter()
+            .map(|f| {
+                self.bind(&f.name, &f.value);
+                format!("t.{} = ?", ident(&f.name))
+            })
+            .collect();
+        let cond = self.key_where(&w.key);
+        let vcheck = self.version_check(version, check);
+        let text = format!(
+            "UPDATE {} t SET {} WHERE {cond}{vcheck}",
+            qname(&self.info.table),
+            sets.join(", ")
+        );
+        self.finish(text)
+    }
+
+    pub fn delete(mut self, key: &[Field], version: &str, check: Option<&Value>) -> Sql {
+        let cond = self.key_where(key);
+        let vcheck = self.version_check(version, check);
+        let text = format!(
+            "DELETE t FROM {} t WHERE {cond}{vcheck}",
+            qname(&self.info.table)
+        );
+        self.finish(text)
+    }
+
+    /// Columns: version key, origin, row JSON, then one 0/1 per compared value.
+    pub fn current(mut self, probe: &Probe) -> Sql {
+        let v = format!("t.{}", ident(&probe.version));
+        let version_key = match self.info.column(&probe.version).map(|c| c.kind) {
+            Some(ColKind::Int) => format!("CAST({v} AS CHAR)"),
+            Some(ColKind::Numeric) => format!("CAST(TRUNCATE({v}, 0) AS CHAR)"),
+            Some(ColKind::Timestamp | ColKind::TimestampTz) => {
+                format!("CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {v}) AS CHAR)")
+            }
+            _ => "NULL".into(),
+        };
+        let origin = match &probe.origin {
+            Some(o) => format!("CAST(t.{} AS CHAR)", ident(o)),
+            None => "NULL".into(),
+        };
+        let json = self
+            .info
+            .columns
+            .iter()
+            .map(|c| format!("'{}', t.{}", c.name.replace('\'', "''"), ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut same = Vec::new();
+        for f in probe.before.iter().chain(&probe.after) {
+            self.bind(&f.name, &f.value);
+            let col = format!("t.{}", ident(&f.name));
+            same.push(match self.kind(&f.name) {
+                ColKind::Text | ColKind::Json => {
+                    format!("(CAST({col} AS BINARY) <=> CAST(? AS BINARY))")
+                }
+                _ => format!("({col} <=> ?)"),
+            });
+        }
+        let cond = self.key_where(&probe.key);
+        let same = if same.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", same.join(", "))
+        };
+        let text = format!(
+            "SELECT {version_key}, {origin}, CAST(JSON_OBJECT({json}) AS CHAR){same} FROM {} t WHERE {cond} FOR UPDATE",
+            qname(&self.info.table)
+        );
+        self.finish(text)
+    }
+}

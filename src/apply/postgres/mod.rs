@@ -1,0 +1,621 @@
+//! The PostgreSQL target: one client session per link, marked as tandem's by the `tandem.applying`
+//! setting (the stamping triggers leave its writes alone) and by a replication origin
+//! `tandem_<source node>` (so the PostgreSQL capture sees `marks.pg_origin`).
+//!
+//! Error handling: every driver error becomes an [`ApplyError`] classified by SQLSTATE; a row error
+//! names the table, key and (where the server or the declared type tells) the column.
+
+pub mod setup;
+pub mod sql;
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
+use tracing::warn;
+
+use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
+use super::target::{ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Write};
+use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
+use crate::model::{Field, TableRef, Value};
+use sql::{ident, Builder, Sql};
+
+pub struct PgTarget {
+    client: Client,
+    node: String,
+    schema: String,
+    source_offset_secs: i32,
+    /// Replication origin to mark applied transactions with.
+    origin_name: Option<String>,
+    origin_active: bool,
+    statements: HashMap<String, Statement>,
+    tables: HashMap<TableRef, Arc<TableInfo>>,
+}
+
+impl PgTarget {
+    pub async fn connect(
+        url: &str,
+        node: &str,
+        schema: &str,
+        source_offset_secs: i32,
+        origin_name: Option<String>,
+    ) -> Result<PgTarget, ApplyError> {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| ApplyError::Connect {
+                node: node.to_string(),
+                source: DriverError::Postgres(e),
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "postgres connection ended");
+            }
+        });
+        let mut t = PgTarget {
+            client,
+            node: node.to_string(),
+            schema: schema.to_string(),
+            source_offset_secs,
+            origin_name,
+            origin_active: false,
+            statements: HashMap::new(),
+            tables: HashMap::new(),
+        };
+        t.simple("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'")
+            .await?;
+        Ok(t)
+    }
+
+    fn db_err(&self, what: &str, e: tokio_postgres::Error) -> ApplyError {
+        let source = DriverError::Postgres(e);
+        ApplyError::Database {
+            node: self.node.clone(),
+            what: what.to_string(),
+            code: source.code(),
+            source,
+        }
+    }
+
+    pub(crate) async fn simple(&mut self, text: &str) -> Result<(), ApplyError> {
+        let r = self.client.batch_execute(text).await;
+        r.map_err(|e| self.db_err("a session statement", e))
+    }
+
+    async fn prepared(&mut self, text: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.statements.get(text) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(text).await?;
+        self.statements.insert(text.to_string(), s.clone());
+        Ok(s)
+    }
+
+    async fn run_rows(&mut self, sql: &Sql) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let stmt = self.prepared(&sql.text).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = sql
+            .params
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
+        self.client.query(&stmt, &params).await
+    }
+
+    async fn run(&mut self, sql: &Sql) -> Result<u64, tokio_postgres::Error> {
+        let stmt = self.prepared(&sql.text).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = sql
+            .params
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
+        self.client.execute(&stmt, &params).await
+    }
+
+    async fn book_rows(
+        &mut self,
+        text: &str,
+        params: &[Option<String>],
+    ) -> Result<Vec<Row>, ApplyError> {
+        let sql = Sql {
+            text: text.replace("__S__", &ident(&self.schema)),
+            params: params.to_vec(),
+        };
+        let r = self.run_rows(&sql).await;
+        r.map_err(|e| self.db_err("a bookkeeping statement", e))
+    }
+
+    async fn book(&mut self, text: &str, params: &[Option<String>]) -> Result<u64, ApplyError> {
+        let sql = Sql {
+            text: text.replace("__S__", &ident(&self.schema)),
+            params: params.to_vec(),
+        };
+        let r = self.run(&sql).await;
+        r.map_err(|e| self.db_err("a bookkeeping statement", e))
+    }
+
+    /// A row statement's error, with table, key and column.
+    fn row_err(
+        &self,
+        info: &TableInfo,
+        fields: &[Field],
+        key: &[Field],
+        e: tokio_postgres::Error,
+    ) -> ApplyError {
+        let source = DriverError::Postgres(e);
+        let code = source.code();
+        if classify(&code) == ErrorClass::Transient {
+            return ApplyError::Database {
+                node: self.node.clone(),
+                what: format!("writing to {}", info.table),
+                code,
+                source,
+            };
+        }
+        let state = match &code {
+            DbCode::SqlState(s) => s.clone(),
+            _ => String::new(),
+        };
+        let column = source.column().or_else(|| {
+            types::suspect_column(
+                fields.iter().filter_map(|f| {
+                    info.column(&f.name)
+                        .map(|c| (&*f.name, &f.value, c.type_name.as_str()))
+                }),
+                &state,
+            )
+        });
+        ApplyError::Row {
+            table: String::new(),
+            key: crate::conflict::audit::key_json(key),
+            column,
+            message: format!("{} on {}", source, info.table),
+            fix: fix_for(&code).to_string(),
+            class: ErrorClass::Definite,
+            code,
+        }
+    }
+}
+
+fn text(row: &Row, i: usize) -> Option<String> {
+    row.try_get::<_, Option<String>>(i).ok().flatten()
+}
+
+fn micros_text(t: i64) -> Option<String> {
+    Some(format!("{}Z", crate::model::time::format_timestamp(t)))
+}
+
+const CONFLICT_COLUMNS: &str =
+    "id::text, link, source_node, table_name, target_table, row_key, kind, \
+    before_image::text, current_image::text, incoming_image::text, decision, rule, state, \
+    source_position, payload::text, detected_at::text, resolved_at::text, resolution";
+
+fn stored_conflict(r: &Row) -> Option<StoredConflict> {
+    let json = |i| text(r, i).and_then(|t| serde_json::from_str(&t).ok());
+    Some(StoredConflict {
+        id: text(r, 0)?.parse().ok()?,
+        record: ConflictRecord {
+            link: text(r, 1)?,
+            source_node: text(r, 2)?,
+            table: text(r, 3)?,
+            target_table: text(r, 4)?,
+            key: text(r, 5)?,
+            kind: text(r, 6)?,
+            before: json(7),
+            current: json(8),
+            incoming: json(9),
+            decision: text(r, 10)?,
+            rule: text(r, 11)?,
+            state: ConflictState::parse(&text(r, 12)?)?,
+            source_position: text(r, 13),
+            payload: text(r, 14),
+        },
+        detected_at: text(r, 15)?,
+        resolved_at: text(r, 16),
+        resolution: text(r, 17),
+    })
+}
+
+const DEAD_COLUMNS: &str = "id::text, link, source_node, source_position, \
+    (extract(epoch from commit_time) * 1000000)::bigint::text, payload::text, error, attempts::text, state";
+
+fn dead_letter(r: &Row) -> Option<DeadLetter> {
+    Some(DeadLetter {
+        id: text(r, 0)?.parse().ok()?,
+        link: text(r, 1)?,
+        source_node: text(r, 2)?,
+        source_position: text(r, 3)?,
+        commit_time: text(r, 4).and_then(|t| t.parse().ok()),
+        payload: text(r, 5)?,
+        error: text(r, 6)?,
+        attempts: text(r, 7)?.parse().ok()?,
+        state: text(r, 8)?,
+    })
+}
+
+impl Target for PgTarget {
+    async fn begin(&mut self) -> Result<(), ApplyError> {
+        self.simple("BEGIN").await
+    }
+
+    async fn commit(&mut self) -> Result<(), ApplyError> {
+        self.simple("COMMIT").await
+    }
+
+    async fn rollback(&mut self) -> Result<(), ApplyError> {
+        self.simple("ROLLBACK").await
+    }
+
+    async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError> {
+        if on {
+            self.simple("SET tandem.applying = 'on'").await?;
+            if let Some(name) = self.origin_name.clone() {
+                let setup = self
+                    .client
+                    .batch_execute(&format!(
+                        "SELECT pg_replication_origin_create('{n}') WHERE NOT EXISTS \
+                         (SELECT 1 FROM pg_replication_origin WHERE roname = '{n}'); \
+                         SELECT pg_replication_origin_session_setup('{n}')",
+                        n = name.replace('\'', "''")
+                    ))
+                    .await;
+                match setup {
+                    Ok(()) => self.origin_active = true,
+                    // The checkpoint row still marks every applied transaction.
+                    Err(e) => {
+                        warn!(node = %self.node, origin = %name, error = %e, "replication origin not set on the apply session")
+                    }
+                }
+            }
+        } else {
+            self.simple("SET tandem.applying = 'off'").await?;
+            if self.origin_active {
+                self.simple("SELECT pg_replication_origin_session_reset()")
+                    .await?;
+                self.origin_active = false;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT position FROM __S__.checkpoint WHERE source_node = $1::text",
+                &[Some(source.to_string())],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| text(r, 0)))
+    }
+
+    async fn write_checkpoint(
+        &mut self,
+        source: &str,
+        position: &str,
+        commit_time: i64,
+    ) -> Result<(), ApplyError> {
+        self.book(
+            "INSERT INTO __S__.checkpoint (source_node, position, commit_time, applied_at) \
+             VALUES ($1::text, $2::text, $3::text::timestamptz, now()) ON CONFLICT (source_node) DO UPDATE \
+             SET position = EXCLUDED.position, commit_time = EXCLUDED.commit_time, applied_at = now()",
+            &[Some(source.into()), Some(position.into()), micros_text(commit_time)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn touch_checkpoint(&mut self, source: &str) -> Result<(), ApplyError> {
+        self.book(
+            "UPDATE __S__.checkpoint SET applied_at = clock_timestamp() WHERE source_node = $1::text",
+            &[Some(source.into())],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn table(&mut self, table: &TableRef) -> Result<Arc<TableInfo>, ApplyError> {
+        if let Some(t) = self.tables.get(table) {
+            return Ok(t.clone());
+        }
+        let rows = self
+            .book_rows(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL) \
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1::text AND c.relname = $2::text AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                &[Some(table.schema.to_string()), Some(table.name.to_string())],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Err(ApplyError::Row {
+                table: String::new(),
+                key: String::new(),
+                column: None,
+                message: format!("table {table} does not exist on node {}", self.node),
+                code: DbCode::SqlState("42P01".into()),
+                fix: fix_for(&DbCode::SqlState("42P01".into())).into(),
+                class: ErrorClass::Definite,
+            });
+        }
+        let columns = rows
+            .iter()
+            .filter_map(|r| {
+                let base = text(r, 2)?;
+                Some(ColumnInfo {
+                    name: text(r, 0)?,
+                    type_name: text(r, 1)?,
+                    kind: types::kind_of(&base),
+                    base_type: base,
+                })
+            })
+            .collect();
+        let info = Arc::new(TableInfo {
+            table: table.clone(),
+            columns,
+        });
+        self.tables.insert(table.clone(), info.clone());
+        Ok(info)
+    }
+
+    async fn insert(&mut self, t: &TableInfo, w: &Write) -> Result<bool, ApplyError> {
+        let sql = Builder::new(t, self.source_offset_secs).insert(w);
+        let n = match self.run(&sql).await {
+            Ok(n) => n,
+            Err(e) => return Err(self.row_err(t, &w.set, &w.key, e)),
+        };
+        if n > 0 {
+            return Ok(true);
+        }
+        let exists = Builder::new(t, self.source_offset_secs).exists(&w.key);
+        match self.run_rows(&exists).await {
+            Ok(rows) if !rows.is_empty() => Ok(false),
+            Ok(_) => {
+                // A unique constraint other than the key: let the server say which.
+                let strict = Builder::new(t, self.source_offset_secs).insert_strict(w);
+                match self.run(&strict).await {
+                    Ok(_) => Ok(true),
+                    Err(e) => Err(self.row_err(t, &w.set, &w.key, e)),
+                }
+            }
+            Err(e) => Err(self.row_err(t, &w.set, &w.key, e)),
+        }
+    }
+
+    async fn update(
+        &mut self,
+        t: &TableInfo,
+        w: &Write,
+        version: &str,
+        check: Option<&Value>,
+    ) -> Result<u64, ApplyError> {
+        let sql = Builder::new(t, self.source_offset_secs).update(w, version, check);
+        match self.run(&sql).await {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.row_err(t, &w.set, &w.key, e)),
+        }
+    }
+
+    async fn delete(
+        &mut self,
+        t: &TableInfo,
+        key: &[Field],
+        version: &str,
+        check: Option<&Value>,
+    ) -> Result<u64, ApplyError> {
+        let sql = Builder::new(t, self.source_offset_secs).delete(key, version, check);
+        match self.run(&sql).await {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.row_err(t, &[], key, e)),
+        }
+    }
+
+    async fn current(
+        &mut self,
+        t: &TableInfo,
+        probe: &Probe,
+    ) -> Result<Option<Current>, ApplyError> {
+        let sql = Builder::new(t, self.source_offset_secs).current(probe);
+        let rows = match self.run_rows(&sql).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.row_err(t, &probe.after, &probe.key, e)),
+        };
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let same: Vec<bool> = r
+            .try_get::<_, Vec<Option<bool>>>(2)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| b.unwrap_or(false))
+            .collect();
+        let (before, after) = same.split_at(probe.before.len().min(same.len()));
+        Ok(Some(Current {
+            version_key: text(r, 0).and_then(|v| v.parse().ok()),
+            origin: text(r, 1),
+            same_as_before: before.to_vec(),
+            same_as_after: after.to_vec(),
+            image: text(r, 3)
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or(serde_json::Value::Null),
+        }))
+    }
+
+    async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError> {
+        let json = |v: &Option<serde_json::Value>| v.as_ref().map(|j| j.to_string());
+        let rows = self
+            .book_rows(
+                "INSERT INTO __S__.conflict (link, source_node, table_name, target_table, row_key, kind, \
+                 before_image, current_image, incoming_image, decision, rule, state, source_position, payload) \
+                 VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text::jsonb, $8::text::jsonb, \
+                 $9::text::jsonb, $10::text, $11::text, $12::text, $13::text, $14::text::jsonb) RETURNING id::text",
+                &[
+                    Some(r.link.clone()),
+                    Some(r.source_node.clone()),
+                    Some(r.table.clone()),
+                    Some(r.target_table.clone()),
+                    Some(r.key.clone()),
+                    Some(r.kind.clone()),
+                    json(&r.before),
+                    json(&r.current),
+                    json(&r.incoming),
+                    Some(r.decision.clone()),
+                    Some(r.rule.clone()),
+                    Some(r.state.as_str().into()),
+                    r.source_position.clone(),
+                    r.payload.clone(),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| text(r, 0))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0))
+    }
+
+    async fn open_entries(
+        &mut self,
+        target_table: &str,
+        key: &str,
+    ) -> Result<Vec<OpenEntry>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT id::text, state, source_node, payload::text FROM __S__.conflict \
+                 WHERE target_table = $1::text AND row_key = $2::text AND state <> 'resolved' ORDER BY id FOR UPDATE",
+                &[Some(target_table.into()), Some(key.into())],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some(OpenEntry {
+                    id: text(r, 0)?.parse().ok()?,
+                    state: ConflictState::parse(&text(r, 1)?)?,
+                    source_node: text(r, 2)?,
+                    payload: text(r, 3),
+                })
+            })
+            .collect())
+    }
+
+    async fn open_keys(&mut self) -> Result<Vec<(String, String)>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT DISTINCT target_table, row_key FROM __S__.conflict WHERE state <> 'resolved'",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((text(r, 0)?, text(r, 1)?)))
+            .collect())
+    }
+
+    async fn set_conflict_state(
+        &mut self,
+        id: i64,
+        state: ConflictState,
+        resolution: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        self.book(
+            "UPDATE __S__.conflict SET state = $2::text, resolution = coalesce($3::text, resolution), \
+             resolved_at = CASE WHEN $2::text = 'resolved' THEN now() ELSE resolved_at END WHERE id = $1::text::bigint",
+            &[Some(id.to_string()), Some(state.as_str().into()), resolution.map(str::to_string)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn list_conflicts(
+        &mut self,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<StoredConflict>, ApplyError> {
+        let filter = if open_only {
+            "WHERE state <> 'resolved'"
+        } else {
+            ""
+        };
+        let rows = self
+            .book_rows(
+                &format!("SELECT {CONFLICT_COLUMNS} FROM __S__.conflict {filter} ORDER BY id DESC LIMIT $1::text::bigint"),
+                &[Some(limit.to_string())],
+            )
+            .await?;
+        Ok(rows.iter().filter_map(stored_conflict).collect())
+    }
+
+    async fn get_conflict(&mut self, id: i64) -> Result<Option<StoredConflict>, ApplyError> {
+        let rows = self
+            .book_rows(
+                &format!("SELECT {CONFLICT_COLUMNS} FROM __S__.conflict WHERE id = $1::text::bigint FOR UPDATE"),
+                &[Some(id.to_string())],
+            )
+            .await?;
+        Ok(rows.first().and_then(stored_conflict))
+    }
+
+    async fn insert_dead_letter(&mut self, d: &DeadLetter) -> Result<i64, ApplyError> {
+        let rows = self
+            .book_rows(
+                "INSERT INTO __S__.dead_letter (link, source_node, source_position, commit_time, payload, error, attempts, state) \
+                 VALUES ($1::text, $2::text, $3::text, $4::text::timestamptz, $5::text::jsonb, $6::text, $7::text::int, $8::text) RETURNING id::text",
+                &[
+                    Some(d.link.clone()),
+                    Some(d.source_node.clone()),
+                    Some(d.source_position.clone()),
+                    d.commit_time.and_then(micros_text),
+                    Some(d.payload.clone()),
+                    Some(d.error.clone()),
+                    Some(d.attempts.to_string()),
+                    Some(d.state.clone()),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| text(r, 0))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0))
+    }
+
+    async fn list_dead_letters(&mut self, open_only: bool) -> Result<Vec<DeadLetter>, ApplyError> {
+        let filter = if open_only {
+            "WHERE state = 'open'"
+        } else {
+            ""
+        };
+        let rows = self
+            .book_rows(
+                &format!("SELECT {DEAD_COLUMNS} FROM __S__.dead_letter {filter} ORDER BY id"),
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().filter_map(dead_letter).collect())
+    }
+
+    async fn get_dead_letter(&mut self, id: i64) -> Result<Option<DeadLetter>, ApplyError> {
+        let rows = self
+            .book_rows(
+                &format!("SELECT {DEAD_COLUMNS} FROM __S__.dead_letter WHERE id = $1::text::bigint FOR UPDATE"),
+                &[Some(id.to_string())],
+            )
+            .await?;
+        Ok(rows.first().and_then(dead_letter))
+    }
+
+    async fn set_dead_letter(
+        &mut self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<(), ApplyError> {
+        self.book(
+            "UPDATE __S__.dead_letter SET state = $2::text, error = coalesce($3::text, error), \
+             attempts = attempts + CASE WHEN $3::text IS NULL THEN 0 ELSE 1 END, last_attempt_at = now() \
+             WHERE id = $1::text::bigint",
+            &[Some(id.to_string()), Some(state.into()), error.map(str::to_string)],
+        )
+        .await
+        .map(drop)
+    }
+}

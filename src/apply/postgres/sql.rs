@@ -1,0 +1,218 @@
+//! PostgreSQL statement text for the row operations. Every parameter is sent as text and cast to the
+//! column's base type, so one code path handles every type and the server's own input rules apply.
+
+use crate::apply::target::{ColKind, ColumnInfo, Probe, TableInfo, Write};
+use crate::model::{Field, TableRef, Value};
+
+use super::types::to_text;
+
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+pub fn qname(t: &TableRef) -> String {
+    format!("{}.{}", ident(&t.schema), ident(&t.name))
+}
+
+/// A statement and its text parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<Option<String>>,
+}
+
+/// Builds statements for one table.
+pub struct Builder<'a> {
+    pub info: &'a TableInfo,
+    pub source_offset_secs: i32,
+    params: Vec<Option<String>>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(info: &'a TableInfo, source_offset_secs: i32) -> Self {
+        Builder {
+            info,
+            source_offset_secs,
+            params: Vec::new(),
+        }
+    }
+
+    fn column(&self, name: &str) -> ColumnInfo {
+        self.info.column(name).cloned().unwrap_or(ColumnInfo {
+            name: name.to_string(),
+            type_name: "text".into(),
+            base_type: "text".into(),
+            kind: ColKind::Text,
+        })
+    }
+
+    /// `$n::text::<base type>` for a value of column `name`.
+    fn bind(&mut self, name: &str, v: &Value) -> String {
+        let col = self.column(name);
+        self.params
+            .push(to_text(v, col.kind, self.source_offset_secs));
+        format!("${}::text::{}", self.params.len(), col.base_type)
+    }
+
+    fn key_where(&mut self, key: &[Field]) -> String {
+        key.iter()
+            .map(|f| {
+                let p = self.bind(&f.name, &f.value);
+                format!("t.{} = {p}", ident(&f.name))
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    fn version_check(&mut self, version: &str, check: Option<&Value>) -> String {
+        match check {
+            None => String::new(),
+            Some(Value::Null) => format!(" AND t.{} IS NULL", ident(version)),
+            Some(v) => {
+                let p = self.bind(version, v);
+                format!(" AND t.{}::text = ({p})::text", ident(version))
+            }
+        }
+    }
+
+    fn finish(self, text: String) -> Sql {
+        Sql {
+            text,
+            params: self.params,
+        }
+    }
+
+    pub fn insert(mut self, w: &Write) -> Sql {
+        let cols: Vec<String> = w.set.iter().map(|f| ident(&f.name)).collect();
+        let vals: Vec<String> = w.set.iter().map(|f| self.bind(&f.name, &f.value)).collect();
+        let text = format!(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+            qname(&self.info.table),
+            cols.join(", "),
+            vals.join(", ")
+        );
+        self.finish(text)
+    }
+
+    /// The same insert without `ON CONFLICT`, to surface the real error of a conflicting insert on a
+    /// constraint other than the key.
+    pub fn insert_strict(self, w: &Write) -> Sql {
+        let mut sql = self.insert(w);
+        sql.text = sql.text.replace(" ON CONFLICT DO NOTHING", "");
+        sql
+    }
+
+    pub fn exists(mut self, key: &[Field]) -> Sql {
+        let cond = self.key_where(key);
+        let text = format!("SELECT 1 FROM {} t WHERE {cond}", qname(&self.info.table));
+        self.finish(text)
+    }
+
+    pub fn update(mut self, w: &Write, version: &str, check: Option<&Value>) -> Sql {
+        let sets: Vec<String> = w
+            .set
+            .iter()
+            .map(|f| format!("{} = {}", ident(&f.name), self.bind(&f.name, &f.value)))
+            .collect();
+        let cond = self.key_where(&w.key);
+        let vcheck = self.version_check(version, check);
+        let text = format!(
+            "UPDATE {} AS t SET {} WHERE {cond}{vcheck}",
+            qname(&self.info.table),
+            sets.join(", ")
+        );
+        self.finish(text)
+    }
+
+    pub fn delete(mut self, key: &[Field], version: &str, check: Option<&Value>) -> Sql {
+        let cond = self.key_where(key);
+        let vcheck = self.version_check(version, check);
+        let text = format!(
+            "DELETE FROM {} AS t WHERE {cond}{vcheck}",
+            qname(&self.info.table)
+        );
+        self.finish(text)
+    }
+
+    /// Reads and locks the current row: version key, origin, per-column equality with the incoming
+    /// before and after values, and the row as JSON.
+    pub fn current(mut self, probe: &Probe) -> Sql {
+        let version_key = match self.info.column(&probe.version).map(|c| c.kind) {
+            Some(ColKind::Int) => format!("t.{}::text", ident(&probe.version)),
+            Some(ColKind::Numeric) => format!("trunc(t.{})::text", ident(&probe.version)),
+            Some(ColKind::Timestamp | ColKind::TimestampTz) => format!(
+                "(extract(epoch from t.{}) * 1000000)::bigint::text",
+                ident(&probe.version)
+            ),
+            _ => "NULL::text".into(),
+        };
+        let origin = match &probe.origin {
+            Some(o) => format!("t.{}::text", ident(o)),
+            None => "NULL::text".into(),
+        };
+        let mut same = Vec::new();
+        for f in probe.before.iter().chain(&probe.after) {
+            let p = self.bind(&f.name, &f.value);
+            same.push(format!(
+                "(t.{}::text IS NOT DISTINCT FROM ({p})::text)",
+                ident(&f.name)
+            ));
+        }
+        let cond = self.key_where(&probe.key);
+        let text = format!(
+            "SELECT {version_key}, {origin}, ARRAY[{}]::boolean[], to_jsonb(t)::text FROM {} t WHERE {cond} FOR UPDATE",
+            same.join(", "),
+            qname(&self.info.table)
+        );
+        self.finish(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::postgres::types::kind_of;
+
+    fn info() -> TableInfo {
+        let col = |n: &str, t: &str, b: &str| ColumnInfo {
+            name: n.into(),
+            type_name: t.into(),
+            base_type: b.into(),
+            kind: kind_of(b),
+        };
+        TableInfo {
+            table: TableRef::new("public", "customers"),
+            columns: vec![
+                col("id", "integer", "integer"),
+                col("name", "character varying(5)", "character varying"),
+                col("_tandem_version", "bigint", "bigint"),
+            ],
+        }
+    }
+
+    fn f(n: &str, v: Value) -> Field {
+        Field {
+            name: n.into(),
+            value: v,
+        }
+    }
+
+    #[test]
+    fn update_checks_key_and_version() {
+        let info = info();
+        let w = Write {
+            key: vec![f("id", Value::Int(7))],
+            set: vec![f("name", Value::Text("x".into()))],
+        };
+        let sql = Builder::new(&info, 0).update(&w, "_tandem_version", Some(&Value::Int(3)));
+        assert_eq!(
+            sql.text,
+            "UPDATE \"public\".\"customers\" AS t SET \"name\" = $1::text::character varying \
+             WHERE t.\"id\" = $2::text::integer AND t.\"_tandem_version\"::text = ($3::text::bigint)::text"
+        );
+        assert_eq!(
+            sql.params,
+            vec![Some("x".into()), Some("7".into()), Some("3".into())]
+        );
+    }
+}

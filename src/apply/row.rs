@@ -1,0 +1,194 @@
+//! One incoming row change, prepared for a target: key, versions, origin and the columns to write, in
+//! the target's physical names and limited to the columns the target has.
+
+use crate::conflict::audit::{fields_json, image_json, key_json};
+use crate::mapping::TablePlan;
+use crate::model::{Change, Field, ImageKind, Op, RowImage, Value};
+
+use super::target::{TableInfo, Write};
+
+/// The bookkeeping column names shared by every node (`[tandem]` settings).
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub origin_column: String,
+    pub version_column: String,
+}
+
+/// An incoming row change, ready to apply.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RowChange {
+    pub op: Op,
+    /// The key that finds the target row (from the before-image when there is one).
+    pub key: Vec<Field>,
+    /// Version in the source's before-image (`None`: unknown, no check possible).
+    pub before_version: Option<Value>,
+    /// Version in the source's after-image.
+    pub after_version: Option<Value>,
+    /// The node whose write this is (the source row's origin marker, else the source node).
+    pub origin: String,
+    /// Columns of the after-image the target has, without bookkeeping columns or unsent values.
+    pub after: Vec<Field>,
+    /// Columns of the before-image the target has (the merge base).
+    pub before: Vec<Field>,
+    /// The after-image lacked some values (PostgreSQL unchanged TOAST): it is not a whole row.
+    pub partial: bool,
+    /// Source commit time, microseconds.
+    pub commit_time: i64,
+    /// Physical version column on the target.
+    pub version_column: String,
+    /// Whether the version column is tandem's (written from `after_version`) or the application's
+    /// (written as one of `after`).
+    pub managed_version: bool,
+    /// Origin column, when the target table has it.
+    pub origin_column: Option<String>,
+}
+
+impl RowChange {
+    /// Builds the row change from the source change and its mapped form.
+    pub fn new(
+        plan: &TablePlan,
+        info: &TableInfo,
+        names: &Names,
+        source: &Change,
+        mapped: &Change,
+        tx_origin: &str,
+        commit_time: i64,
+    ) -> RowChange {
+        let has = |name: &str| info.column(name).is_some();
+        let keep = |img: &Option<RowImage>| -> Vec<Field> {
+            img.as_ref()
+                .map(|i| {
+                    i.fields
+                        .iter()
+                        .filter(|f| has(&f.name) && !matches!(f.value, Value::Unchanged))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let after = keep(&mapped.after);
+        let before = keep(&mapped.before);
+        let partial = mapped.after.as_ref().is_some_and(|a| {
+            a.kind != ImageKind::Full || a.fields.iter().any(|f| f.value == Value::Unchanged)
+        });
+        let key_from = |fields: &[Field]| -> Option<Vec<Field>> {
+            plan.key
+                .iter()
+                .map(|k| fields.iter().find(|f| &*f.name == k).cloned())
+                .collect()
+        };
+        let key = key_from(&before)
+            .or_else(|| key_from(&after))
+            .unwrap_or_default();
+        let (before_version, after_version) = if plan.managed_version {
+            let v = |img: &Option<RowImage>| {
+                img.as_ref()
+                    .and_then(|i| i.get(&names.version_column))
+                    .filter(|v| !matches!(v, Value::Null | Value::Unchanged))
+                    .cloned()
+            };
+            (v(&source.before), v(&source.after))
+        } else {
+            let v = |fields: &[Field]| {
+                fields
+                    .iter()
+                    .find(|f| *f.name == *plan.version)
+                    .map(|f| f.value.clone())
+            };
+            (v(&before), v(&after))
+        };
+        let origin = source
+            .after
+            .as_ref()
+            .or(source.before.as_ref())
+            .and_then(|i| i.get(&names.origin_column))
+            .and_then(|v| match v {
+                Value::Text(t) if !t.is_empty() => Some(t.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| tx_origin.to_string());
+        RowChange {
+            op: mapped.op,
+            key,
+            before_version,
+            after_version,
+            origin,
+            after,
+            before,
+            partial,
+            commit_time,
+            version_column: plan.version.clone(),
+            managed_version: plan.managed_version,
+            origin_column: has(&plan.origin_column).then(|| plan.origin_column.clone()),
+        }
+    }
+
+    pub fn key_text(&self) -> String {
+        key_json(&self.key)
+    }
+
+    /// The bookkeeping fields this write carries: the incoming version (managed) and origin.
+    pub fn stamp_fields(&self, version: bool) -> Vec<Field> {
+        let mut out = Vec::new();
+        if version && self.managed_version {
+            if let Some(v) = &self.after_version {
+                out.push(Field {
+                    name: self.version_column.as_str().into(),
+                    value: v.clone(),
+                });
+            }
+        }
+        if let Some(col) = &self.origin_column {
+            out.push(Field {
+                name: col.as_str().into(),
+                value: Value::Text(self.origin.clone()),
+            });
+        }
+        out
+    }
+
+    /// The incoming row as a write: every after column plus version and origin.
+    pub fn full_write(&self) -> Write {
+        let mut set = self.after.clone();
+        set.extend(self.stamp_fields(true));
+        Write {
+            key: self.key.clone(),
+            set,
+        }
+    }
+
+    /// The after columns that are compared field by field in a conflict: everything except the key
+    /// and an application version column.
+    pub fn compared(&self) -> Vec<Field> {
+        self.after
+            .iter()
+            .filter(|f| !self.key.iter().any(|k| k.name == f.name))
+            .filter(|f| self.managed_version || *f.name != *self.version_column)
+            .cloned()
+            .collect()
+    }
+
+    pub fn before_json(&self) -> Option<serde_json::Value> {
+        (!self.before.is_empty()).then(|| fields_json(self.before.iter()))
+    }
+
+    pub fn after_json(&self) -> Option<serde_json::Value> {
+        (self.op != Op::Delete).then(|| {
+            let mut fields = self.after.clone();
+            fields.extend(self.stamp_fields(true));
+            image_json(&RowImage::new(ImageKind::Partial, fields))
+        })
+    }
+}
+
+/// A version value as an orderable number: integers as they are, times in microseconds.
+pub fn version_key(v: &Value) -> Option<i128> {
+    match v {
+        Value::Int(i) => Some(i128::from(*i)),
+        Value::UInt(u) => Some(i128::from(*u)),
+        Value::Timestamp(t) | Value::TimestampTz(t) => Some(i128::from(*t)),
+        Value::Decimal(d) => d.normalized().split('.').next()?.parse().ok(),
+        Value::Text(t) => t.trim().parse().ok(),
+        _ => None,
+    }
+}

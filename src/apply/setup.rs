@@ -1,0 +1,78 @@
+//! `tandem setup`: the bookkeeping schema and, where `manage_columns` is on, the origin and version
+//! columns and stamping triggers on every mapped table of one node. Every statement is idempotent, so
+//! setup can run again after an upgrade or a new table; a dry run returns the statements unrun.
+
+use crate::config::{Config, Engine};
+use crate::model::TableRef;
+
+/// A mapped table on the node being set up.
+#[derive(Debug, Clone)]
+pub struct SetupTable {
+    pub table: TableRef,
+    /// The managed version column to add, when the table names no version column of its own.
+    pub managed_version: Option<String>,
+}
+
+/// The mapped tables of `node`.
+pub fn tables_of(config: &Config, node: &str) -> Vec<SetupTable> {
+    config
+        .tables
+        .iter()
+        .filter_map(|t| {
+            Some(SetupTable {
+                table: t.physical.get(node)?.clone(),
+                managed_version: t
+                    .version
+                    .is_none()
+                    .then(|| config.settings.version_column.clone()),
+            })
+        })
+        .collect()
+}
+
+/// Every statement setup runs on `node`, in order.
+pub fn statements(config: &Config, node: &str) -> Option<Vec<String>> {
+    let n = config.node(node)?;
+    let s = &config.settings;
+    let tables = tables_of(config, node);
+    Some(match n.engine {
+        Engine::Postgres => super::postgres::setup::statements(
+            node,
+            &s.schema,
+            &s.origin_column,
+            &tables,
+            s.manage_columns,
+        ),
+        Engine::Mysql => super::mysql::setup::statements(
+            node,
+            &s.schema,
+            &s.origin_column,
+            &tables,
+            s.manage_columns,
+        ),
+    })
+}
+
+/// Splits a SQL file into statements: each ends with `;` at the end of a line. Comment lines are
+/// dropped.
+pub fn split_statements(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if trimmed.ends_with(';') {
+            let stmt = current.trim().trim_end_matches(';').trim().to_string();
+            out.push(stmt);
+            current.clear();
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_string());
+    }
+    out
+}

@@ -1,0 +1,189 @@
+//! What the engine-neutral apply logic asks of a target database. One implementation per engine
+//! (`postgres`, `mysql`); every method runs on the link's one session, inside the transaction the
+//! driver opened, unless it says otherwise.
+
+use std::sync::Arc;
+
+use super::error::ApplyError;
+use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
+use crate::model::{Field, TableRef, Value};
+
+/// How the applier treats a target column's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColKind {
+    Bool,
+    Int,
+    Float,
+    Numeric,
+    Text,
+    Bytes,
+    Json,
+    Uuid,
+    Date,
+    Time,
+    /// Wall-clock date-time (PostgreSQL `timestamp`, MySQL `DATETIME`).
+    Timestamp,
+    /// An instant (PostgreSQL `timestamptz`, MySQL `TIMESTAMP`).
+    TimestampTz,
+    Bit,
+    Other,
+}
+
+/// A live target column.
+#[derive(Debug, Clone)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// The type as the server prints it (`character varying(5)`, `varchar(5)`).
+    pub type_name: String,
+    /// The type without modifiers (`character varying`), what values are cast to before assignment
+    /// (an explicit cast to `varchar(5)` would truncate instead of failing).
+    pub base_type: String,
+    pub kind: ColKind,
+}
+
+/// A live target table, read from the catalog once per link.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub table: TableRef,
+    pub columns: Vec<ColumnInfo>,
+}
+
+impl TableInfo {
+    pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// A row write: the key that finds the row, and the columns to set (for an insert, every column).
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub key: Vec<Field>,
+    pub set: Vec<Field>,
+}
+
+/// What to compare the locked current row with.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    pub key: Vec<Field>,
+    /// The incoming before-image's values, for "changed here since the base".
+    pub before: Vec<Field>,
+    /// The incoming after-image's values, for "differs from the incoming row".
+    pub after: Vec<Field>,
+    /// The version column.
+    pub version: String,
+    /// The origin column, if the table has one.
+    pub origin: Option<String>,
+}
+
+/// The locked current row.
+#[derive(Debug, Clone)]
+pub struct Current {
+    /// The version as an orderable number, where the column's type allows.
+    pub version_key: Option<i128>,
+    pub origin: Option<String>,
+    /// Per `Probe::before` field: equal to the current value.
+    pub same_as_before: Vec<bool>,
+    /// Per `Probe::after` field: equal to the current value.
+    pub same_as_after: Vec<bool>,
+    /// The whole row as `{column: text}` for the audit log.
+    pub image: serde_json::Value,
+}
+
+/// An open (not resolved) review-queue entry for a key.
+#[derive(Debug, Clone)]
+pub struct OpenEntry {
+    pub id: i64,
+    pub state: ConflictState,
+    pub source_node: String,
+    pub payload: Option<String>,
+}
+
+/// A dead-letter row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub link: String,
+    pub source_node: String,
+    pub source_position: String,
+    /// Source commit time, microseconds since the epoch.
+    pub commit_time: Option<i64>,
+    /// The transaction's changes as JSON (model `Change`s, source names).
+    pub payload: String,
+    pub error: String,
+    pub attempts: i32,
+    pub state: String,
+}
+
+/// The engine operations. Errors are already classified `ApplyError`s.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Target {
+    async fn begin(&mut self) -> Result<(), ApplyError>;
+    async fn commit(&mut self) -> Result<(), ApplyError>;
+    async fn rollback(&mut self) -> Result<(), ApplyError>;
+    /// Marks the session's writes as tandem's (`true`) or as local writes that replicate (`false`).
+    async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError>;
+    async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError>;
+    async fn write_checkpoint(
+        &mut self,
+        source: &str,
+        position: &str,
+        commit_time: i64,
+    ) -> Result<(), ApplyError>;
+    /// Rewrites the checkpoint row's applied time (position unchanged): marks a transaction that
+    /// applies no new position (a replay) as tandem's.
+    async fn touch_checkpoint(&mut self, source: &str) -> Result<(), ApplyError>;
+    async fn table(&mut self, table: &TableRef) -> Result<Arc<TableInfo>, ApplyError>;
+    /// Inserts unless the key exists; `false` when it does.
+    async fn insert(&mut self, t: &TableInfo, w: &Write) -> Result<bool, ApplyError>;
+    /// Updates the row with `w.key` (and, with `check`, only if its version equals it). Rows changed.
+    async fn update(
+        &mut self,
+        t: &TableInfo,
+        w: &Write,
+        version: &str,
+        check: Option<&Value>,
+    ) -> Result<u64, ApplyError>;
+    async fn delete(
+        &mut self,
+        t: &TableInfo,
+        key: &[Field],
+        version: &str,
+        check: Option<&Value>,
+    ) -> Result<u64, ApplyError>;
+    /// Reads and locks the row with `probe.key`.
+    async fn current(
+        &mut self,
+        t: &TableInfo,
+        probe: &Probe,
+    ) -> Result<Option<Current>, ApplyError>;
+    async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError>;
+    /// Open queue entries for a key, oldest first, locked.
+    async fn open_entries(
+        &mut self,
+        target_table: &str,
+        key: &str,
+    ) -> Result<Vec<OpenEntry>, ApplyError>;
+    /// Every (target table, key) with an open queue entry.
+    async fn open_keys(&mut self) -> Result<Vec<(String, String)>, ApplyError>;
+    async fn set_conflict_state(
+        &mut self,
+        id: i64,
+        state: ConflictState,
+        resolution: Option<&str>,
+    ) -> Result<(), ApplyError>;
+    async fn list_conflicts(
+        &mut self,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<StoredConflict>, ApplyError>;
+    async fn get_conflict(&mut self, id: i64) -> Result<Option<StoredConflict>, ApplyError>;
+    async fn insert_dead_letter(&mut self, d: &DeadLetter) -> Result<i64, ApplyError>;
+    async fn list_dead_letters(&mut self, open_only: bool) -> Result<Vec<DeadLetter>, ApplyError>;
+    async fn get_dead_letter(&mut self, id: i64) -> Result<Option<DeadLetter>, ApplyError>;
+    async fn set_dead_letter(
+        &mut self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<(), ApplyError>;
+}

@@ -1,0 +1,388 @@
+//! The streaming replication connection: startup in `replication=database` mode, authentication
+//! (trust, cleartext, md5, SCRAM-SHA-256), simple queries (IDENTIFY_SYSTEM, CREATE_REPLICATION_SLOT,
+//! START_REPLICATION) and the CopyBoth sub-protocol that carries WAL data.
+//!
+//! From "Streaming Replication Protocol": "To initiate streaming replication, the frontend sends the
+//! replication parameter in the startup message. … Only the simple query protocol can be used in
+//! walsender mode." START_REPLICATION answers with CopyBothResponse ('W'), a message postgres-protocol
+//! does not parse, so this module frames backend messages itself and uses postgres-protocol only to
+//! build frontend messages and for the SCRAM exchange.
+//!
+//! Reads go through an internal buffer and writes through a queue that is drained with `write_buf`, so
+//! dropping a future of this module between awaits loses no bytes (the stream relies on that for its
+//! cancel safety).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::error::PgCaptureError;
+use super::tls::{ConnParams, Socket};
+
+/// Session settings that make the walsender print values in the one form `types.rs` parses.
+pub const SESSION_OPTIONS: &str = "-c DateStyle=ISO -c IntervalStyle=iso_8601 \
+     -c extra_float_digits=3 -c TimeZone=UTC -c bytea_output=hex -c client_encoding=UTF8";
+
+/// One backend message: its tag and body.
+#[derive(Debug)]
+pub struct BackendMessage {
+    pub tag: u8,
+    pub body: Bytes,
+}
+
+/// What a CopyData message of the replication stream carries (server to client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicationMessage {
+    /// "XLogData (B): Byte1('w') … Int64 The starting point of the WAL data in this message. Int64 The
+    /// current end of WAL on the server. Int64 The server's system clock at the time of transmission,
+    /// as microseconds since midnight on 2000-01-01. Byten A section of the WAL data stream."
+    XLogData {
+        wal_start: u64,
+        wal_end: u64,
+        data: Bytes,
+    },
+    /// "Primary keepalive message (B): Byte1('k') … Int64 The current end of WAL on the server. Int64
+    /// The server's system clock … Byte1 1 means that the client should reply to this message as soon
+    /// as possible, to avoid a timeout disconnect. 0 otherwise."
+    Keepalive { wal_end: u64, reply: bool },
+}
+
+impl ReplicationMessage {
+    pub fn parse(mut b: Bytes) -> Result<ReplicationMessage, PgCaptureError> {
+        let short = || PgCaptureError::Protocol("truncated replication message".into());
+        if b.is_empty() {
+            return Err(short());
+        }
+        match b.get_u8() {
+            b'w' if b.len() >= 24 => {
+                let wal_start = b.get_u64();
+                let wal_end = b.get_u64();
+                b.advance(8);
+                Ok(ReplicationMessage::XLogData {
+                    wal_start,
+                    wal_end,
+                    data: b,
+                })
+            }
+            b'k' if b.len() >= 17 => {
+                let wal_end = b.get_u64();
+                b.advance(8);
+                Ok(ReplicationMessage::Keepalive {
+                    wal_end,
+                    reply: b.get_u8() == 1,
+                })
+            }
+            b'w' | b'k' => Err(short()),
+            other => Err(PgCaptureError::Protocol(format!(
+                "unknown replication message {other:#04x}"
+            ))),
+        }
+    }
+}
+
+/// A replication-mode connection.
+pub struct ReplConn {
+    socket: Socket,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+}
+
+impl ReplConn {
+    /// Connects, authenticates and waits for ReadyForQuery.
+    pub async fn connect(p: &ConnParams) -> Result<ReplConn, PgCaptureError> {
+        let socket = Socket::connect(p).await?;
+        let mut c = ReplConn {
+            socket,
+            rbuf: BytesMut::with_capacity(1 << 16),
+            wbuf: BytesMut::new(),
+        };
+        let params = [
+            ("user", p.user.as_str()),
+            ("database", p.dbname.as_str()),
+            ("replication", "database"),
+            ("application_name", "tandem"),
+            ("options", SESSION_OPTIONS),
+        ];
+        frontend::startup_message(params.iter().copied(), &mut c.wbuf)?;
+        c.flush().await?;
+        c.authenticate(p).await?;
+        loop {
+            let m = c.read_message().await?;
+            match m.tag {
+                b'Z' => return Ok(c),
+                b'E' => return Err(server_error(&m.body)),
+                // ParameterStatus, BackendKeyData, NoticeResponse: nothing tandem needs.
+                _ => {}
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, p: &ConnParams) -> Result<(), PgCaptureError> {
+        let password = || {
+            p.password().map(str::as_bytes).ok_or_else(|| {
+                PgCaptureError::Auth(format!(
+                    "the server asks user {} for a password and the URL has none",
+                    p.user
+                ))
+            })
+        };
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let mut m = self.read_message().await?;
+            match m.tag {
+                b'E' => {
+                    let e = server_error(&m.body);
+                    return Err(match e {
+                        PgCaptureError::Server { ref code, .. } if code.starts_with("28") => {
+                            PgCaptureError::Auth(e.to_string())
+                        }
+                        other => other,
+                    });
+                }
+                b'R' if m.body.len() >= 4 => {}
+                _ => return Err(PgCaptureError::Protocol("expected authentication".into())),
+            }
+            match m.body.get_i32() {
+                0 => return Ok(()),
+                3 => frontend::password_message(password()?, &mut self.wbuf)?,
+                5 if m.body.len() >= 4 => {
+                    let salt = [m.body[0], m.body[1], m.body[2], m.body[3]];
+                    let hash = postgres_protocol::authentication::md5_hash(
+                        p.user.as_bytes(),
+                        password()?,
+                        salt,
+                    );
+                    frontend::password_message(hash.as_bytes(), &mut self.wbuf)?;
+                }
+                10 => {
+                    let offered = m.body.split(|&b| b == 0).any(|s| s == b"SCRAM-SHA-256");
+                    if !offered {
+                        return Err(PgCaptureError::Auth(
+                            "the server offers no SASL mechanism tandem speaks (SCRAM-SHA-256)"
+                                .into(),
+                        ));
+                    }
+                    let s = ScramSha256::new(password()?, ChannelBinding::unsupported());
+                    frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut self.wbuf)?;
+                    scram = Some(s);
+                }
+                11 => {
+                    let s = scram.as_mut().ok_or_else(|| {
+                        PgCaptureError::Protocol("SASL continue without SASL start".into())
+                    })?;
+                    s.update(&m.body)
+                        .map_err(|e| PgCaptureError::Auth(format!("SCRAM: {e}")))?;
+                    frontend::sasl_response(s.message(), &mut self.wbuf)?;
+                }
+                12 => {
+                    let s = scram.as_mut().ok_or_else(|| {
+                        PgCaptureError::Protocol("SASL final without SASL start".into())
+                    })?;
+                    s.finish(&m.body)
+                        .map_err(|e| PgCaptureError::Auth(format!("SCRAM: {e}")))?;
+                }
+                other => {
+                    return Err(PgCaptureError::Auth(format!(
+                        "authentication method {other} is not supported (use trust, md5 or scram-sha-256)"
+                    )))
+                }
+            }
+            self.flush().await?;
+        }
+    }
+
+    /// Reads one whole backend message. Cancel-safe: partial input stays in the buffer.
+    pub async fn read_message(&mut self) -> Result<BackendMessage, PgCaptureError> {
+        loop {
+            if self.rbuf.len() >= 5 {
+                let len =
+                    i32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]]);
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|&l| l >= 4)
+                    .ok_or_else(|| PgCaptureError::Protocol("invalid message length".into()))?;
+                if self.rbuf.len() > len {
+                    let tag = self.rbuf[0];
+                    self.rbuf.advance(5);
+                    let body = self.rbuf.split_to(len - 4).freeze();
+                    return Ok(BackendMessage { tag, body });
+                }
+                self.rbuf.reserve(len + 1 - self.rbuf.len());
+            }
+            if self.socket.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(PgCaptureError::Closed);
+            }
+        }
+    }
+
+    /// Writes everything queued. Cancel-safe: unsent bytes stay queued.
+    pub async fn flush(&mut self) -> Result<(), PgCaptureError> {
+        while !self.wbuf.is_empty() {
+            self.socket.write_buf(&mut self.wbuf).await?;
+        }
+        self.socket.flush().await?;
+        Ok(())
+    }
+
+    /// Runs one simple query and returns its rows as text (NULL as `None`).
+    pub async fn simple_query(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, PgCaptureError> {
+        frontend::query(sql, &mut self.wbuf)?;
+        self.flush().await?;
+        let mut rows = Vec::new();
+        let mut error = None;
+        loop {
+            let m = self.read_message().await?;
+            match m.tag {
+                b'D' => rows.push(data_row(m.body)?),
+                b'E' => error = Some(server_error(&m.body)),
+                b'Z' => return error.map_or(Ok(rows), Err),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends START_REPLICATION and waits for CopyBothResponse.
+    pub async fn start_replication(&mut self, sql: &str) -> Result<(), PgCaptureError> {
+        frontend::query(sql, &mut self.wbuf)?;
+        self.flush().await?;
+        loop {
+            let m = self.read_message().await?;
+            match m.tag {
+                b'W' => return Ok(()),
+                b'E' => return Err(server_error(&m.body)),
+                b'N' => {}
+                other => {
+                    return Err(PgCaptureError::Protocol(format!(
+                        "expected CopyBothResponse, got {:?}",
+                        other as char
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The next replication message of the CopyBoth stream.
+    pub async fn recv(&mut self) -> Result<ReplicationMessage, PgCaptureError> {
+        loop {
+            let m = self.read_message().await?;
+            match m.tag {
+                b'd' => return ReplicationMessage::parse(m.body),
+                b'E' => return Err(server_error(&m.body)),
+                b'c' | b'C' | b'Z' => return Err(PgCaptureError::Closed),
+                _ => {}
+            }
+        }
+    }
+
+    /// Queues a standby status update: "Byte1('r') … Int64 The location of the last WAL byte + 1
+    /// received and written to disk in the standby. Int64 The location of the last WAL byte + 1 flushed
+    /// to disk in the standby. Int64 The location of the last WAL byte + 1 applied in the standby.
+    /// Int64 The client's system clock … Byte1 If 1, the client requests the server to reply to this
+    /// message immediately."
+    pub fn queue_status(&mut self, write: u64, flush: u64, apply: u64) {
+        let mut msg = BytesMut::with_capacity(34);
+        msg.put_u8(b'r');
+        msg.put_u64(write);
+        msg.put_u64(flush);
+        msg.put_u64(apply);
+        msg.put_i64(pg_now());
+        msg.put_u8(0);
+        if let Ok(cd) = frontend::CopyData::new(msg.freeze()) {
+            cd.write(&mut self.wbuf);
+        }
+    }
+}
+
+/// Microseconds since 2000-01-01 by the local clock.
+fn pg_now() -> i64 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    unix - super::assemble::PG_EPOCH_OFFSET_MICROS
+}
+
+fn data_row(mut b: Bytes) -> Result<Vec<Option<String>>, PgCaptureError> {
+    let short = || PgCaptureError::Protocol("truncated DataRow".into());
+    if b.len() < 2 {
+        return Err(short());
+    }
+    let n = b.get_i16();
+    let mut row = Vec::new();
+    for _ in 0..n {
+        if b.len() < 4 {
+            return Err(short());
+        }
+        let len = b.get_i32();
+        if len < 0 {
+            row.push(None);
+            continue;
+        }
+        let len = len as usize;
+        if b.len() < len {
+            return Err(short());
+        }
+        let v = b.split_to(len);
+        row.push(Some(String::from_utf8_lossy(&v).into_owned()));
+    }
+    Ok(row)
+}
+
+/// An ErrorResponse: "(Byte1 field type, String value)* terminated by a zero byte".
+pub fn server_error(body: &[u8]) -> PgCaptureError {
+    let (mut code, mut message, mut detail, mut hint) = (String::new(), String::new(), None, None);
+    let mut rest = body;
+    while let Some((&kind, tail)) = rest.split_first() {
+        if kind == 0 {
+            break;
+        }
+        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+        let value = String::from_utf8_lossy(&tail[..end]).into_owned();
+        match kind {
+            b'C' => code = value,
+            b'M' => message = value,
+            b'D' => detail = Some(value),
+            b'H' => hint = Some(value),
+            _ => {}
+        }
+        rest = tail.get(end + 1..).unwrap_or_default();
+    }
+    PgCaptureError::Server {
+        code,
+        message,
+        detail,
+        hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_messages_parse_and_refuse_truncation() {
+        let mut k = BytesMut::new();
+        k.put_u8(b'k');
+        k.put_u64(0x16_B374_D848);
+        k.put_i64(1);
+        k.put_u8(1);
+        assert_eq!(
+            ReplicationMessage::parse(k.clone().freeze()).unwrap(),
+            ReplicationMessage::Keepalive {
+                wal_end: 0x16_B374_D848,
+                reply: true
+            }
+        );
+        for n in 0..k.len() {
+            assert!(ReplicationMessage::parse(k.clone().freeze().slice(..n)).is_err());
+        }
+        let e = server_error(b"SERROR\0C42P01\0Mrelation \"x\" does not exist\0\0");
+        assert_eq!(e.sql_state(), Some("42P01"));
+        assert!(!e.is_transient());
+        let _ = server_error(b"C4");
+    }
+}

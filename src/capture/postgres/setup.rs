@@ -1,0 +1,246 @@
+//! Preparing a PostgreSQL node for capture: prerequisite checks whose errors name the fix, and the
+//! idempotent creation of the publication and the per-link replication slots (with a dry run that only
+//! returns the SQL it would run).
+
+use std::fmt;
+
+use super::error::PgCaptureError;
+use super::tls::{catalog_client, ConnParams};
+use crate::model::TableRef;
+
+/// One unmet prerequisite: what is wrong, and what to run or change about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; fix: {}", self.message, self.fix)
+    }
+}
+
+/// The slot name for an outgoing link: `tandem_<link>`, lowercased, every character outside
+/// `[a-z0-9_]` replaced by `_`, cut to PostgreSQL's 63-byte name limit.
+pub fn slot_name(link: &str) -> String {
+    let mut s = String::from("tandem_");
+    s.extend(link.chars().map(|c| {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
+    s.truncate(63);
+    s
+}
+
+/// `"name"` with embedded quotes doubled.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// `'text'` with embedded quotes doubled (standard_conforming_strings, the default since 9.1).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn qualified(t: &TableRef) -> String {
+    format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
+}
+
+/// Checks everything capture needs and returns every problem found (empty: ready).
+pub async fn check_prerequisites(url: &str, tables: &[TableRef]) -> Vec<Problem> {
+    match check(url, tables).await {
+        Ok(problems) => problems,
+        Err(e) => vec![Problem {
+            message: format!("cannot check the PostgreSQL prerequisites: {e}"),
+            fix: "make sure the server is reachable with the configured URL and credentials".into(),
+        }],
+    }
+}
+
+async fn check(url: &str, tables: &[TableRef]) -> Result<Vec<Problem>, PgCaptureError> {
+    let params = ConnParams::parse(url)?;
+    let c = catalog_client(&params).await?;
+    let mut problems = Vec::new();
+    let r = c
+        .query_one(
+            "SELECT current_setting('wal_level'), \
+             current_setting('max_replication_slots')::int, \
+             (SELECT count(*)::int FROM pg_replication_slots), \
+             current_setting('max_wal_senders')::int, \
+             (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'walsender'), \
+             (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), \
+             current_user::text",
+            &[],
+        )
+        .await?;
+    let wal_level: String = r.try_get(0)?;
+    if wal_level != "logical" {
+        problems.push(Problem {
+            message: format!("wal_level is {wal_level}, logical replication needs logical"),
+            fix: "run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL".into(),
+        });
+    }
+    let (max_slots, used_slots): (i32, i32) = (r.try_get(1)?, r.try_get(2)?);
+    if used_slots >= max_slots {
+        problems.push(Problem {
+            message: format!("all {max_slots} replication slots are in use (max_replication_slots)"),
+            fix: format!(
+                "run ALTER SYSTEM SET max_replication_slots = {}; then restart PostgreSQL, or drop unused slots with pg_drop_replication_slot",
+                max_slots + 4
+            ),
+        });
+    }
+    let (max_senders, used_senders): (i32, i32) = (r.try_get(3)?, r.try_get(4)?);
+    if used_senders >= max_senders {
+        problems.push(Problem {
+            message: format!("all {max_senders} WAL senders are in use (max_wal_senders)"),
+            fix: format!(
+                "run ALTER SYSTEM SET max_wal_senders = {}; then restart PostgreSQL",
+                max_senders + 4
+            ),
+        });
+    }
+    let can_replicate: Option<bool> = r.try_get(5)?;
+    let user: String = r.try_get(6)?;
+    if can_replicate != Some(true) {
+        problems.push(Problem {
+            message: format!("role {user} lacks the REPLICATION privilege"),
+            fix: format!("run ALTER ROLE {} WITH REPLICATION;", quote_ident(&user)),
+        });
+    }
+    for t in tables {
+        let rows = c
+            .query(
+                "SELECT c.relreplident::text, \
+                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+                &[&&*t.schema, &&*t.name],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            problems.push(Problem {
+                message: format!("table {t} does not exist"),
+                fix: format!("create {t} or remove it from the configuration"),
+            });
+            continue;
+        };
+        let ident: String = row.try_get(0)?;
+        let has_pk: bool = row.try_get(1)?;
+        let identified = match ident.as_str() {
+            "f" | "i" => true,
+            "d" => has_pk,
+            _ => false,
+        };
+        if !identified {
+            problems.push(Problem {
+                message: format!(
+                    "table {t} has no primary key or replica identity, so its updates and deletes cannot be captured"
+                ),
+                fix: format!(
+                    "run ALTER TABLE {} REPLICA IDENTITY FULL; (or add a primary key)",
+                    qualified(t)
+                ),
+            });
+        }
+    }
+    Ok(problems)
+}
+
+/// Creates the publication for `tables` (or adds the missing tables to it) and the logical slots
+/// `slots` that do not exist yet. With `dry_run`, runs nothing and returns the statements it would
+/// run; otherwise returns the statements it ran. Running it twice runs nothing the second time.
+pub async fn setup(
+    url: &str,
+    publication: &str,
+    tables: &[TableRef],
+    slots: &[String],
+    dry_run: bool,
+) -> Result<Vec<String>, PgCaptureError> {
+    let params = ConnParams::parse(url)?;
+    let c = catalog_client(&params).await?;
+    let mut sql = Vec::new();
+    let exists = !c
+        .query(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await?
+        .is_empty();
+    if !exists {
+        if tables.is_empty() {
+            sql.push(format!("CREATE PUBLICATION {}", quote_ident(publication)));
+        } else {
+            let list: Vec<String> = tables.iter().map(qualified).collect();
+            sql.push(format!(
+                "CREATE PUBLICATION {} FOR TABLE {}",
+                quote_ident(publication),
+                list.join(", ")
+            ));
+        }
+    } else {
+        let rows = c
+            .query(
+                "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+                &[&publication],
+            )
+            .await?;
+        let mut published = Vec::new();
+        for r in &rows {
+            let (s, n): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            published.push(TableRef::new(&s, &n));
+        }
+        let missing: Vec<String> = tables
+            .iter()
+            .filter(|t| !published.contains(t))
+            .map(qualified)
+            .collect();
+        if !missing.is_empty() {
+            sql.push(format!(
+                "ALTER PUBLICATION {} ADD TABLE {}",
+                quote_ident(publication),
+                missing.join(", ")
+            ));
+        }
+    }
+    for slot in slots {
+        let exists = !c
+            .query(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                &[slot],
+            )
+            .await?
+            .is_empty();
+        if !exists {
+            sql.push(format!(
+                "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
+                quote_literal(slot)
+            ));
+        }
+    }
+    if !dry_run {
+        for s in &sql {
+            tracing::info!(statement = %s, "postgres setup");
+            c.batch_execute(s).await?;
+        }
+    }
+    Ok(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_names_are_sanitized() {
+        assert_eq!(slot_name("crm->Helpdesk"), "tandem_crm__helpdesk");
+        assert_eq!(slot_name(&"x".repeat(100)).len(), 63);
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+}

@@ -1,0 +1,444 @@
+//! [`PgSource`]: the PostgreSQL source stream. It wires the replication connection, the pgoutput
+//! decoder and the transaction assembler together, reports acknowledged positions to the server, and
+//! reconnects after failures.
+//!
+//! ```text
+//!   next() ──> ReplConn::recv ──> 'w' XLogData ──> decode ──> (Relation: resolve types) ──> Assembler
+//!      │                      └─> 'k' keepalive ──> Heartbeat when nothing is pending
+//!      └─ status update ('r': write = received, flush = apply = confirmed) when confirmed moved, when
+//!         the server asks, and every STATUS_INTERVAL
+//! ```
+//!
+//! Acknowledgement: the flush LSN sent to the server only ever comes from [`PgSource::confirm`]; the
+//! stream never acknowledges on the caller's behalf (DESIGN rule 1).
+//!
+//! Error handling: a transient error (see [`PgCaptureError::is_transient`]) drops the connection and
+//! the partly read transaction, waits with exponential backoff, reconnects and restarts replication
+//! from the confirmed position; transactions at or below the last confirmed or delivered position are
+//! filtered. A definite error is returned to the caller.
+//!
+//! Cancel safety: `next()` may be dropped at any await point (e.g. in `tokio::select!`) without losing
+//! or duplicating data: socket input is buffered inside the connection, output is queued, and state
+//! changes happen between awaits. A catalog lookup interrupted this way is simply repeated.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::assemble::Assembler;
+use super::conn::{ReplConn, ReplicationMessage};
+use super::decode::{decode, PgOutput};
+use super::error::PgCaptureError;
+use super::setup::{quote_ident, quote_literal};
+use super::tls::{catalog_client, ConnParams};
+use super::types::{TypeInfo, TypeKind};
+use crate::capture::CaptureEvent;
+use crate::model::{Lsn, NodeId, PgPosition, Position, TableRef};
+
+/// How often a status update goes out even when nothing changed, at most; a third of the server's
+/// `wal_sender_timeout` when that is shorter, so the server never gives up on a live stream.
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// What to capture and how.
+#[derive(Clone)]
+pub struct PgSourceOptions {
+    /// The node this database is; stamped on every transaction as its origin.
+    pub node: NodeId,
+    /// `postgres://user:password@host:port/db?sslmode=…`.
+    pub url: String,
+    /// Replication slot name (see [`super::slot_name`] for the `tandem_<link>` convention).
+    pub slot: String,
+    /// Publication to read (see [`super::setup()`]).
+    pub publication: String,
+    /// A temporary slot lives only as long as the connection: for `tandem tail` and tests. After a
+    /// reconnect it is created anew, so changes made while disconnected are not seen.
+    pub temporary_slot: bool,
+    /// Tables the publication is meant to cover (used by setup and checks; the stream itself reads
+    /// whatever the publication publishes).
+    pub tables: Vec<TableRef>,
+    /// A transaction whose changes exceed this many bytes in memory moves to a spill file.
+    pub memory_budget_bytes: usize,
+    pub spill_dir: PathBuf,
+    /// Resume after this position (the checkpoint stored in the target).
+    pub start: Option<Position>,
+}
+
+impl fmt::Debug for PgSourceOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params = ConnParams::parse(&self.url).ok();
+        f.debug_struct("PgSourceOptions")
+            .field("node", &self.node)
+            .field("connection", &params)
+            .field("slot", &self.slot)
+            .field("publication", &self.publication)
+            .field("temporary_slot", &self.temporary_slot)
+            .field("tables", &self.tables)
+            .field("memory_budget_bytes", &self.memory_budget_bytes)
+            .field("spill_dir", &self.spill_dir)
+            .field("start", &self.start)
+            .finish()
+    }
+}
+
+/// A PostgreSQL source stream; see the module docs.
+pub struct PgSource {
+    opts: PgSourceOptions,
+    params: ConnParams,
+    server_version: i32,
+    status_interval: Duration,
+    conn: Option<ReplConn>,
+    replicating: bool,
+    snapshot: Option<String>,
+    asm: Assembler,
+    /// A decoded message waiting for its type lookups; kept here so that a cancelled `next()` does not
+    /// lose it.
+    pending: Option<PgOutput>,
+    catalog: Option<tokio_postgres::Client>,
+    /// Highest position the caller confirmed: the flush LSN reported.
+    confirmed: Lsn,
+    /// Highest WAL position received: the write LSN reported.
+    received: Lsn,
+    /// End of the last transaction (or heartbeat) handed to the caller.
+    delivered: Lsn,
+    status_due: Option<Instant>,
+    backoff: Duration,
+    reconnects: u64,
+}
+
+impl fmt::Debug for PgSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgSource")
+            .field("params", &self.params)
+            .field("slot", &self.opts.slot)
+            .field("confirmed", &self.confirmed)
+            .field("delivered", &self.delivered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgSource {
+    /// Connects, creates the slot if it does not exist (keeping its exported snapshot until the first
+    /// `next()`), but does not start streaming yet.
+    pub async fn connect(opts: PgSourceOptions) -> Result<PgSource, PgCaptureError> {
+        let params = ConnParams::parse(&opts.url)?;
+        let catalog = catalog_client(&params).await?;
+        let row = catalog
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await?;
+        let server_version: i32 = row.try_get(0)?;
+        let row = catalog
+            .query_one(
+                "SELECT setting::int8 FROM pg_settings WHERE name = 'wal_sender_timeout'",
+                &[],
+            )
+            .await?;
+        let timeout_ms: i64 = row.try_get(0)?;
+        let status_interval = match u64::try_from(timeout_ms / 3) {
+            Ok(ms) if ms > 0 => STATUS_INTERVAL.min(Duration::from_millis(ms)),
+            _ => STATUS_INTERVAL,
+        };
+        let start = match &opts.start {
+            Some(Position::Postgres(p)) => p.lsn,
+            Some(other) => {
+                return Err(PgCaptureError::Config(format!(
+                    "start position {other} is not a PostgreSQL position"
+                )))
+            }
+            None => Lsn(0),
+        };
+        let asm = Assembler::new(
+            opts.node.clone(),
+            opts.memory_budget_bytes,
+            opts.spill_dir.clone(),
+            start,
+        );
+        let mut src = PgSource {
+            opts,
+            params,
+            server_version,
+            status_interval,
+            conn: None,
+            replicating: false,
+            snapshot: None,
+            asm,
+            pending: None,
+            catalog: Some(catalog),
+            confirmed: start,
+            received: start,
+            delivered: start,
+            status_due: None,
+            backoff: BACKOFF_MIN,
+            reconnects: 0,
+        };
+        src.open().await?;
+        Ok(src)
+    }
+
+    /// The snapshot exported when this source created its slot: valid for `SET TRANSACTION SNAPSHOT`
+    /// until the first call to [`PgSource::next`], for an initial copy consistent with the slot.
+    pub fn snapshot_name(&self) -> Option<&str> {
+        if self.replicating {
+            None
+        } else {
+            self.snapshot.as_deref()
+        }
+    }
+
+    /// How many times the stream reconnected.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    /// How many transactions went through a spill file.
+    pub fn spilled_transactions(&self) -> u64 {
+        self.asm.spilled_count()
+    }
+
+    /// Marks everything up to and including `position` as durably applied. The server hears of it with
+    /// the next status update, sent by the next call to [`PgSource::next`]. Positions of other engines,
+    /// and positions below one already confirmed, are ignored.
+    pub fn confirm(&mut self, position: &Position) {
+        if let Position::Postgres(p) = position {
+            if p.lsn > self.confirmed {
+                self.confirmed = p.lsn;
+                self.status_due = Some(Instant::now());
+            }
+        }
+    }
+
+    /// The next transaction or heartbeat. Retries transient failures itself; returns definite ones.
+    /// Call it regularly: status updates (and so the server's view of the connection) ride on it.
+    pub async fn next(&mut self) -> Result<CaptureEvent, PgCaptureError> {
+        loop {
+            match self.step().await {
+                Ok(Some(ev)) => return Ok(ev),
+                Ok(None) => {}
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(slot = %self.opts.slot, error = %e, backoff_ms = self.backoff.as_millis() as u64, "postgres capture lost its stream; reconnecting");
+                    self.conn = None;
+                    self.replicating = false;
+                    self.pending = None;
+                    self.asm.reset();
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    self.reconnects += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One round: make sure we stream, send a due status update, read one message.
+    async fn step(&mut self) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if self.pending.is_some() {
+            return self.deliver().await;
+        }
+        if self.conn.is_none() {
+            self.open().await?;
+        }
+        if !self.replicating {
+            self.start().await?;
+        }
+        let now = Instant::now();
+        let due = self.status_due.unwrap_or(now);
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(PgCaptureError::Closed);
+        };
+        if due <= now {
+            conn.queue_status(self.received.0, self.confirmed.0, self.confirmed.0);
+            conn.flush().await?;
+            self.status_due = Some(Instant::now() + self.status_interval);
+            return Ok(None);
+        }
+        let msg = match tokio::time::timeout(due - now, conn.recv()).await {
+            Err(_) => return Ok(None),
+            Ok(m) => m?,
+        };
+        self.backoff = BACKOFF_MIN;
+        match msg {
+            ReplicationMessage::Keepalive { wal_end, reply } => {
+                self.received = self.received.max(Lsn(wal_end));
+                if reply {
+                    self.status_due = Some(Instant::now());
+                }
+                let wal_end = Lsn(wal_end);
+                let nothing_pending = self.asm.is_idle() && self.delivered <= self.confirmed;
+                if nothing_pending && wal_end > self.confirmed && wal_end > self.delivered {
+                    self.delivered = wal_end;
+                    let p = PgPosition {
+                        commit_lsn: wal_end,
+                        lsn: wal_end,
+                    };
+                    return Ok(Some(CaptureEvent::Heartbeat(Position::Postgres(p))));
+                }
+                Ok(None)
+            }
+            ReplicationMessage::XLogData {
+                wal_start, data, ..
+            } => {
+                self.received = self.received.max(Lsn(wal_start));
+                self.pending = Some(decode(&data, self.asm.in_stream())?);
+                self.deliver().await
+            }
+        }
+    }
+
+    /// Resolves the pending message's types (Relation messages) and hands it to the assembler.
+    async fn deliver(&mut self) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if let Some(PgOutput::Relation { columns, .. }) = &self.pending {
+            let oids: Vec<u32> = columns.iter().map(|c| c.type_oid).collect();
+            self.resolve_types(&oids).await?;
+        }
+        let Some(msg) = self.pending.take() else {
+            return Ok(None);
+        };
+        let ev = self.asm.handle(msg)?;
+        if let Some(ev) = &ev {
+            let end = match ev {
+                CaptureEvent::Transaction(t) => &t.position,
+                CaptureEvent::Heartbeat(p) => p,
+            };
+            if let Position::Postgres(p) = end {
+                self.delivered = self.delivered.max(p.lsn);
+            }
+        }
+        Ok(ev)
+    }
+
+    /// Opens the replication connection and makes sure the slot exists.
+    async fn open(&mut self) -> Result<(), PgCaptureError> {
+        let mut conn = ReplConn::connect(&self.params).await?;
+        conn.simple_query("IDENTIFY_SYSTEM").await?;
+        let exists = !self.opts.temporary_slot && self.slot_exists().await?;
+        if !exists {
+            // The pre-15 syntax is still accepted by 15-17 and works on 10-14 too.
+            let sql = format!(
+                "CREATE_REPLICATION_SLOT {}{} LOGICAL pgoutput {}",
+                quote_ident(&self.opts.slot),
+                if self.opts.temporary_slot {
+                    " TEMPORARY"
+                } else {
+                    ""
+                },
+                // Only the first slot of a source is worth a snapshot: an initial copy happens before
+                // streaming starts, never after a reconnect.
+                if self.reconnects == 0 {
+                    "EXPORT_SNAPSHOT"
+                } else {
+                    "NOEXPORT_SNAPSHOT"
+                }
+            );
+            match conn.simple_query(&sql).await {
+                Ok(rows) => {
+                    if self.reconnects == 0 {
+                        self.snapshot = rows.first().and_then(|r| r.get(2).cloned().flatten());
+                    }
+                    tracing::info!(slot = %self.opts.slot, temporary = self.opts.temporary_slot, "created replication slot");
+                }
+                // Someone else created it in between: use theirs.
+                Err(e) if e.sql_state() == Some("42710") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.conn = Some(conn);
+        self.replicating = false;
+        Ok(())
+    }
+
+    async fn start(&mut self) -> Result<(), PgCaptureError> {
+        let pubs = quote_literal(&quote_ident(&self.opts.publication));
+        let opts = if self.server_version >= 140000 {
+            format!("proto_version '2', streaming 'on', messages 'true', publication_names {pubs}")
+        } else {
+            format!("proto_version '1', publication_names {pubs}")
+        };
+        let sql = format!(
+            "START_REPLICATION SLOT {} LOGICAL {} ({opts})",
+            quote_ident(&self.opts.slot),
+            self.confirmed
+        );
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(PgCaptureError::Closed);
+        };
+        conn.start_replication(&sql).await?;
+        tracing::info!(slot = %self.opts.slot, from = %self.confirmed, "replication started");
+        self.replicating = true;
+        self.status_due = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn catalog(&mut self) -> Result<&tokio_postgres::Client, PgCaptureError> {
+        if self.catalog.as_ref().is_none_or(|c| c.is_closed()) {
+            self.catalog = Some(catalog_client(&self.params).await?);
+        }
+        self.catalog.as_ref().ok_or(PgCaptureError::Closed)
+    }
+
+    async fn slot_exists(&mut self) -> Result<bool, PgCaptureError> {
+        let slot = self.opts.slot.clone();
+        let rows = self
+            .catalog()
+            .await?
+            .query(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Looks up enums, domains and arrays the registry does not know yet, following domains and array
+    /// elements down to built-in types.
+    async fn resolve_types(&mut self, oids: &[u32]) -> Result<(), PgCaptureError> {
+        for &oid in oids {
+            while let Some(missing) = self.asm.types().missing(oid) {
+                let rows = self
+                    .catalog()
+                    .await?
+                    .query(
+                        "SELECT t.typname::text, n.nspname::text, t.typtype::text, t.typbasetype, \
+                         t.typelem, t.typdelim::text, t.typcategory::text \
+                         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $1",
+                        &[&missing],
+                    )
+                    .await?;
+                let info = match rows.first() {
+                    None => TypeInfo {
+                        name: format!("oid {missing}"),
+                        kind: TypeKind::Other,
+                    },
+                    Some(r) => type_info(r)?,
+                };
+                self.asm.types_mut().insert(missing, info);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn type_info(r: &tokio_postgres::Row) -> Result<TypeInfo, PgCaptureError> {
+    let name: String = r.try_get(0)?;
+    let schema: String = r.try_get(1)?;
+    let typtype: String = r.try_get(2)?;
+    let base: u32 = r.try_get(3)?;
+    let elem: u32 = r.try_get(4)?;
+    let delim: String = r.try_get(5)?;
+    let category: String = r.try_get(6)?;
+    let kind = match (typtype.as_str(), category.as_str()) {
+        ("e", _) => TypeKind::Enum,
+        ("d", _) => TypeKind::Domain { base },
+        (_, "A") if elem != 0 => TypeKind::Array {
+            elem,
+            delim: delim.bytes().next().unwrap_or(b','),
+        },
+        _ => TypeKind::Other,
+    };
+    let name = if schema == "pg_catalog" {
+        name
+    } else {
+        format!("{schema}.{name}")
+    };
+    Ok(TypeInfo { name, kind })
+}

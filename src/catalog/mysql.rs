@@ -1,0 +1,92 @@
+//! MySQL/MariaDB catalog queries (`information_schema`).
+
+use std::collections::BTreeMap;
+
+use mysql_async::prelude::Queryable;
+
+use super::{CatalogError, ColumnSchema, TableSchema};
+use crate::config::Node;
+use crate::mapping::types::parse_mysql;
+use crate::model::TableRef;
+
+const COLUMNS: &str = "
+SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE = 'YES',
+       (COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%' OR EXTRA LIKE '%GENERATED%'),
+       EXISTS (SELECT 1 FROM information_schema.CHECK_CONSTRAINTS cc
+               WHERE cc.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND cc.TABLE_NAME = c.TABLE_NAME
+                 AND cc.CHECK_CLAUSE LIKE CONCAT('json_valid(`', c.COLUMN_NAME, '`)'))
+FROM information_schema.COLUMNS c
+WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
+ORDER BY ORDINAL_POSITION";
+
+const KEYS: &str = "
+SELECT INDEX_NAME, COLUMN_NAME
+FROM information_schema.STATISTICS
+WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0
+ORDER BY INDEX_NAME, SEQ_IN_INDEX";
+
+pub(super) async fn read_tables(
+    node: &Node,
+    tables: &[TableRef],
+) -> Result<BTreeMap<TableRef, Option<TableSchema>>, CatalogError> {
+    let connect = |detail: String| CatalogError::Connect {
+        node: node.id.clone(),
+        detail,
+    };
+    let opts =
+        mysql_async::Opts::from_url(node.url.expose()).map_err(|e| connect(e.to_string()))?;
+    let mut conn = mysql_async::Conn::new(opts)
+        .await
+        .map_err(|e| connect(e.to_string()))?;
+    let query = |e: mysql_async::Error| CatalogError::Query {
+        node: node.id.clone(),
+        detail: e.to_string(),
+    };
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let rows: Vec<(String, String, bool, bool, bool)> = conn
+            .exec(COLUMNS, (&*t.schema, &*t.name))
+            .await
+            .map_err(query)?;
+        if rows.is_empty() {
+            out.insert(t.clone(), None);
+            continue;
+        }
+        let columns = rows
+            .into_iter()
+            .map(
+                |(name, declared, nullable, has_default, is_json)| ColumnSchema {
+                    name,
+                    ty: parse_mysql(&declared, is_json),
+                    declared,
+                    nullable,
+                    has_default,
+                },
+            )
+            .collect();
+        let mut schema = TableSchema {
+            table: t.clone(),
+            columns,
+            primary_key: Vec::new(),
+            unique_keys: Vec::new(),
+        };
+        let keys: Vec<(String, String)> = conn
+            .exec(KEYS, (&*t.schema, &*t.name))
+            .await
+            .map_err(query)?;
+        let mut by_index: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (index, column) in keys {
+            by_index.entry(index).or_default().push(column);
+        }
+        for (index, cols) in by_index {
+            if index == "PRIMARY" {
+                schema.primary_key = cols;
+            } else {
+                schema.unique_keys.push(cols);
+            }
+        }
+        out.insert(t.clone(), Some(schema));
+    }
+    let _ = conn.disconnect().await;
+    Ok(out)
+}

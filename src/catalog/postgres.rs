@@ -1,0 +1,99 @@
+//! PostgreSQL catalog queries.
+
+use std::collections::BTreeMap;
+
+use super::{CatalogError, ColumnSchema, TableSchema};
+use crate::config::Node;
+use crate::mapping::types::parse_postgres;
+use crate::model::TableRef;
+
+const COLUMNS: &str = "
+SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+       (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''),
+       CASE WHEN t.typtype = 'e' THEN
+         (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
+       WHEN et.typtype = 'e' THEN
+         (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = et.oid)
+       END
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typelem <> 0
+WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum";
+
+const KEYS: &str = "
+SELECT i.indisprimary, array_agg(a.attname::text ORDER BY k.ord)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+GROUP BY i.indexrelid, i.indisprimary";
+
+pub(super) async fn read_tables(
+    node: &Node,
+    tables: &[TableRef],
+) -> Result<BTreeMap<TableRef, Option<TableSchema>>, CatalogError> {
+    let (client, conn) = tokio_postgres::connect(node.url.expose(), tokio_postgres::NoTls)
+        .await
+        .map_err(|e| CatalogError::Connect {
+            node: node.id.clone(),
+            detail: e.to_string(),
+        })?;
+    let task = tokio::spawn(conn);
+    let query = |e: tokio_postgres::Error| CatalogError::Query {
+        node: node.id.clone(),
+        detail: e.to_string(),
+    };
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let rows = client
+            .query(COLUMNS, &[&&*t.schema, &&*t.name])
+            .await
+            .map_err(query)?;
+        if rows.is_empty() {
+            out.insert(t.clone(), None);
+            continue;
+        }
+        let columns = rows
+            .iter()
+            .map(|r| {
+                let declared: String = r.get(1);
+                let labels: Option<Vec<String>> = r.get(4);
+                ColumnSchema {
+                    name: r.get(0),
+                    ty: parse_postgres(&declared, labels),
+                    declared,
+                    nullable: r.get(2),
+                    has_default: r.get(3),
+                }
+            })
+            .collect();
+        let mut schema = TableSchema {
+            table: t.clone(),
+            columns,
+            primary_key: Vec::new(),
+            unique_keys: Vec::new(),
+        };
+        for r in client
+            .query(KEYS, &[&&*t.schema, &&*t.name])
+            .await
+            .map_err(query)?
+        {
+            let primary: bool = r.get(0);
+            let cols: Vec<String> = r.get(1);
+            if primary {
+                schema.primary_key = cols;
+            } else {
+                schema.unique_keys.push(cols);
+            }
+        }
+        out.insert(t.clone(), Some(schema));
+    }
+    drop(client);
+    let _ = task.await;
+    Ok(out)
+}

@@ -1,0 +1,131 @@
+//! The command line. Each subcommand lives in its own file; this one parses arguments, sets up
+//! logging and maps outcomes to exit codes: 0 ok, 1 problems found, 2 usage error.
+
+mod check;
+mod demo;
+mod run;
+mod setup;
+mod tail;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Two-way change-data-capture replication between PostgreSQL and MySQL/MariaDB"
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// The configuration file option shared by every command that needs one.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The pairing's configuration file.
+    #[arg(
+        long = "config",
+        short = 'c',
+        env = "TANDEM_CONFIG",
+        value_name = "FILE"
+    )]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration file and hold it against the live databases.
+    Check(check::CheckArgs),
+    /// Run a two-way sync between a throwaway PostgreSQL and MariaDB, with scripted edits.
+    Demo(demo::DemoArgs),
+    /// Create on every node what the links need (bookkeeping schema, origin and version columns,
+    /// publication and slots), idempotently.
+    Setup(setup::SetupArgs),
+    /// Run the links of one node (--node, the sidecar beside it) or of every node, until SIGTERM.
+    Run(run::RunArgs),
+    /// Print a node's committed transactions as JSON lines, from now on, without applying them.
+    Tail(tail::TailArgs),
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Check(args) => check::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Setup(args) => setup::run(args).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Tail(args) => tail::run(args).await,
+        }
+    })
+}
+
+/// Loads the file for a command that needs a valid one; prints the problems and gives exit code 1
+/// when it is not.
+fn load_config(arg: &ConfigArg) -> Result<crate::config::Config, ExitCode> {
+    match crate::config::Config::load(&arg.path) {
+        Ok((config, warnings)) => {
+            for w in warnings {
+                tracing::warn!(problem = %w, "configuration");
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            for p in &e.problems {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "{}: run `tandem check --config {}` for the full report",
+                e,
+                arg.path.display()
+            );
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TANDEM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,87 @@
+//! `tandem run`: run the links of one node (the sidecar beside it) or of every node, until SIGTERM or
+//! SIGINT.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::sync::watch;
+
+use super::{load_config, ConfigArg};
+use crate::run::{run_link, LinkEnd};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Run only the links whose source is this node (the sidecar beside it); default: every link.
+    #[arg(long)]
+    pub node: Option<String>,
+}
+
+pub async fn run(args: RunArgs) -> ExitCode {
+    let config = match load_config(&args.config) {
+        Ok(c) => Arc::new(c),
+        Err(code) => return code,
+    };
+    if let Some(n) = &args.node {
+        if config.node(n).is_none() {
+            eprintln!("error: no node {n:?} in {}", args.config.path.display());
+            return ExitCode::from(2);
+        }
+    }
+    let links: Vec<(String, String)> = config
+        .links()
+        .into_iter()
+        .filter(|(s, _)| args.node.as_ref().is_none_or(|n| n == s))
+        .collect();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tasks: Vec<_> = links
+        .into_iter()
+        .map(|(s, t)| tokio::spawn(run_link(config.clone(), s, t, stop_rx.clone(), None)))
+        .collect();
+    tracing::info!(
+        links = tasks.len(),
+        "tandem running; stop with SIGTERM or Ctrl-C"
+    );
+    let watcher = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: finishing the transactions in flight");
+        let _ = stop_tx.send(true);
+    });
+    let mut halted = 0;
+    for task in tasks {
+        match task.await {
+            Ok(LinkEnd::Stopped) => {}
+            Ok(LinkEnd::Halted(message)) => {
+                eprintln!("error: {message}");
+                halted += 1;
+            }
+            Err(e) => {
+                eprintln!("error: a link task failed: {e}");
+                halted += 1;
+            }
+        }
+    }
+    watcher.abort();
+    if halted > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The configuration file as written: plain data, one doc comment per key.
+//!
+//! Every sidecar reads the same file. Unknown keys are errors (collected by the loader with their
+//! paths); `${VAR}` in any string is replaced from the environment before these types are read.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileConfig {
+    /// Settings that apply to every link unless a table overrides them.
+    #[serde(default)]
+    pub tandem: Settings,
+    /// The databases taking part, by node id (the id is also the origin tag written on rows).
+    #[serde(default)]
+    pub nodes: BTreeMap<String, NodeFile>,
+    /// The business tables kept in sync.
+    #[serde(default)]
+    pub tables: Vec<TableFile>,
+    /// Prometheus metrics endpoint for `tandem run`.
+    pub metrics: Option<MetricsFile>,
+    /// False when a section could not be read (its problem is reported): checks that count nodes or
+    /// tables are then skipped, as they would report what is only a consequence.
+    #[serde(skip, default = "yes")]
+    pub complete: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Global settings (`[tandem]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Name of the origin marker column on every synced table.
+    pub origin_column: String,
+    /// Name of the version column `tandem setup` manages where a table names none of its own.
+    pub version_column: String,
+    /// Name of the bookkeeping schema (PostgreSQL) or database (MySQL/MariaDB) on every node.
+    pub schema: String,
+    /// Whether `tandem setup` adds the origin and version columns and their triggers to mapped tables.
+    pub manage_columns: bool,
+    /// In-memory budget per transaction, in MiB; larger transactions spill to `spill_dir`.
+    pub memory_budget_mib: u64,
+    /// Directory for spilled transactions (default: the system temp directory).
+    pub spill_dir: Option<String>,
+    /// Default conflict rule for tables that name none.
+    pub conflict: ConflictRule,
+    /// Default delete policy: `"propagate"`, `"ignore"`, or `{ soft = "<column>" }`.
+    pub deletes: Option<toml::Value>,
+    /// What a definite apply error does: `dead_letter` (record it, go on) or `halt` (stop the link).
+    pub on_error: OnError,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            origin_column: "_tandem_origin".into(),
+            version_column: "_tandem_version".into(),
+            schema: "tandem".into(),
+            manage_columns: true,
+            memory_budget_mib: 64,
+            spill_dir: None,
+            conflict: ConflictRule::LastWriteWins,
+            deletes: None,
+            on_error: OnError::DeadLetter,
+        }
+    }
+}
+
+/// One node (`[nodes.<id>]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeFile {
+    /// Connection URL: `postgres://user@host:port/db` or `mysql://user@host:port/db` (MariaDB too).
+    /// Put a password in the environment: `postgres://app:${CRM_PASSWORD}@db/crm`.
+    pub url: String,
+    /// TLS mode: `disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`.
+    pub tls: Option<String>,
+    /// CA certificate file (PEM) for `verify-ca` / `verify-full`.
+    pub tls_ca_file: Option<String>,
+    /// Time zone of the node's zone-less date-times (MySQL DATETIME), as a UTC offset like `+02:00`
+    /// or `UTC`. Default `UTC`.
+    pub timezone: Option<String>,
+    /// MySQL/MariaDB: base `server_id` for this node's binlog readers; each link adds its index.
+    pub server_id: Option<u32>,
+    /// Priority for the `last_write_wins` tie-break and `prefer` defaults: higher wins. Default 0.
+    pub priority: Option<i32>,
+}
+
+/// Conflict resolution rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictRule {
+    /// The change with the later source commit time wins; equal times go to the higher node priority,
+    /// then the greater node id.
+    LastWriteWins,
+    /// The node named by `prefer` (or the table's `owner`) wins.
+    Prefer,
+    /// Field by field: columns changed on one side only all survive; a column changed on both sides
+    /// falls back to `merge_fallback`.
+    Merge,
+    /// Park the incoming change for a person to resolve; later changes to the same key wait behind it.
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    DeadLetter,
+    Halt,
+}
+
+/// One business table (`[[tables]]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TableFile {
+    /// Business name of the table.
+    pub name: String,
+    /// Business columns that identify a row (a primary key or unique key on every node).
+    pub key: Vec<String>,
+    /// Physical table per node: PostgreSQL `schema.table` (default `public.<name>`), MySQL/MariaDB
+    /// `database.table` or `table` (default `<name>` in the URL's database).
+    #[serde(default)]
+    pub on: BTreeMap<String, String>,
+    /// Business column holding the row version (`lock_version`, `updated_at`); default: the managed
+    /// `_tandem_version` column.
+    pub version: Option<String>,
+    /// Conflict rule for this table (default: `[tandem].conflict`).
+    pub conflict: Option<ConflictRule>,
+    /// With `conflict = "prefer"`: the node that wins.
+    pub prefer: Option<String>,
+    /// System of record: changes to this table from other nodes are not applied (logged as `not_owner`).
+    pub owner: Option<String>,
+    /// With `conflict = "merge"`: rule for a column changed on both sides (`last_write_wins`, `prefer`,
+    /// `manual`). Default `last_write_wins`.
+    pub merge_fallback: Option<ConflictRule>,
+    /// Delete policy for this table (default: `[tandem].deletes`): `"propagate"`, `"ignore"`, or
+    /// `{ soft = "<column>" }` (set that column instead of deleting the row).
+    pub deletes: Option<toml::Value>,
+    /// Definite-error policy for this table (default: `[tandem].on_error`).
+    pub on_error: Option<OnError>,
+    /// Business columns that never leave their node.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Columns whose names, values or rules differ per node. Columns with the same name on every node
+    /// map by name without being listed.
+    #[serde(default)]
+    pub columns: Vec<ColumnFile>,
+}
+
+/// One business column (`[[tables.columns]]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ColumnFile {
+    /// Business name of the column.
+    pub name: String,
+    /// Physical column per node (default: the business name).
+    #[serde(default)]
+    pub on: BTreeMap<String, String>,
+    /// Value maps: for each node, business value -> stored value. A node without a map stores the
+    /// business value itself. Each map must be one-to-one.
+    #[serde(default)]
+    pub values: BTreeMap<String, BTreeMap<String, Scalar>>,
+    /// System of record for this column: other nodes' changes to it are not applied.
+    pub owner: Option<String>,
+    /// Conflict rule for this column, overriding the table's.
+    pub conflict: Option<ConflictRule>,
+    /// With `conflict = "prefer"`: the node that wins for this column.
+    pub prefer: Option<String>,
+}
+
+/// A scalar written in the file (a stored value in a value map).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Text(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsFile {
+    /// Address for `/metrics` and `/health`, e.g. `127.0.0.1:9464`.
+    pub listen: String,
+}

@@ -1,0 +1,114 @@
+//! Connection URLs that hold passwords: never printed, logged or serialized with the password.
+
+use std::fmt;
+
+/// A database connection URL. `Debug` and `Display` show it with the password replaced by `***`;
+/// only [`ConnUrl::expose`] gives the real text, for handing to a driver.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnUrl {
+    raw: String,
+    parsed: url::Url,
+}
+
+impl ConnUrl {
+    pub fn parse(text: &str) -> Result<Self, url::ParseError> {
+        let parsed = url::Url::parse(text)?;
+        Ok(ConnUrl {
+            raw: text.to_string(),
+            parsed,
+        })
+    }
+
+    /// The URL with its password, for a driver. Never log or print this.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn scheme(&self) -> &str {
+        self.parsed.scheme()
+    }
+
+    pub fn host(&self) -> Option<String> {
+        self.parsed.host_str().map(str::to_string)
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.parsed.port()
+    }
+
+    pub fn user(&self) -> &str {
+        self.parsed.username()
+    }
+
+    pub fn has_password(&self) -> bool {
+        self.parsed.password().is_some()
+    }
+
+    /// The database named by the URL's path (`/app` -> `app`), percent-decoded.
+    pub fn database(&self) -> Option<String> {
+        let path = self.parsed.path().trim_start_matches('/');
+        if path.is_empty() {
+            return None;
+        }
+        Some(
+            url::form_urlencoded::parse(format!("x={path}").as_bytes())
+                .next()
+                .map_or_else(|| path.to_string(), |(_, v)| v.into_owned()),
+        )
+    }
+
+    /// A query parameter (`?sslmode=require`).
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.parsed
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// The URL with the password replaced, safe to print.
+    pub fn redacted(&self) -> String {
+        let mut u = self.parsed.clone();
+        if u.password().is_some() {
+            let _ = u.set_password(Some("***"));
+        }
+        u.to_string()
+    }
+}
+
+impl fmt::Debug for ConnUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnUrl({:?})", self.redacted())
+    }
+}
+
+impl fmt::Display for ConnUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Hides a password from error texts that might quote it (driver errors sometimes echo the URL).
+pub fn scrub(text: &str, url: &ConnUrl) -> String {
+    match url.parsed.password() {
+        Some(p) if !p.is_empty() => text.replace(p, "***"),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_never_shows() {
+        let u =
+            ConnUrl::parse("postgres://app:s3cr%21t@db.example:5433/crm?sslmode=require").unwrap();
+        for shown in [format!("{u:?}"), u.to_string(), u.redacted()] {
+            assert!(!shown.contains("s3cr"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
+        assert_eq!(u.database().as_deref(), Some("crm"));
+        assert_eq!(u.param("sslmode").as_deref(), Some("require"));
+        assert_eq!(scrub("failed for s3cr%21t", &u), "failed for ***");
+    }
+}

@@ -1,0 +1,116 @@
+//! Audit records: what a conflict looked like and what was decided, as stored in the bookkeeping
+//! `conflict` table (the audit log and the manual review queue). Pure data; the appliers write it.
+//!
+//! Row images are stored as JSON objects of column name to the value's text form (`null` for NULL),
+//! so an operator can read them with any client. Values go to the table, never to logs.
+
+use serde::{Deserialize, Serialize};
+
+use super::ConflictKind;
+use crate::model::{Field, RowImage, Value};
+
+/// Where a conflict record stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictState {
+    /// Decided and carried out (or resolved by a person).
+    Resolved,
+    /// Waiting in the review queue for a person (`manual`).
+    Parked,
+    /// A later change to a parked key, held behind it.
+    Waiting,
+    /// `manual` on the non-deciding node: the row was kept, and the decider's next change to the key
+    /// will be applied without a version check.
+    Deferred,
+}
+
+impl ConflictState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictState::Resolved => "resolved",
+            ConflictState::Parked => "parked",
+            ConflictState::Waiting => "waiting",
+            ConflictState::Deferred => "deferred",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ConflictState> {
+        Some(match s {
+            "resolved" => ConflictState::Resolved,
+            "parked" => ConflictState::Parked,
+            "waiting" => ConflictState::Waiting,
+            "deferred" => ConflictState::Deferred,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of the `conflict` table, as written when a conflict is detected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictRecord {
+    /// `source->target`.
+    pub link: String,
+    pub source_node: String,
+    /// Business table name.
+    pub table: String,
+    /// Physical target table, `schema.table`.
+    pub target_table: String,
+    /// The row key as a JSON object (see [`key_json`]).
+    pub key: String,
+    /// A conflict kind, or `queued` for a change waiting behind a parked one.
+    pub kind: String,
+    pub before: Option<serde_json::Value>,
+    pub current: Option<serde_json::Value>,
+    pub incoming: Option<serde_json::Value>,
+    pub decision: String,
+    /// The rule that decided (`last_write_wins`, `prefer`, `merge`, `manual`, `owner`).
+    pub rule: String,
+    pub state: ConflictState,
+    pub source_position: Option<String>,
+    /// For parked and waiting changes: the change itself (JSON), so it can be applied later.
+    pub payload: Option<String>,
+}
+
+impl ConflictRecord {
+    pub fn kind_name(kind: ConflictKind) -> String {
+        kind.as_str().to_string()
+    }
+}
+
+/// A conflict record read back, with its id and times.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredConflict {
+    pub id: i64,
+    #[serde(flatten)]
+    pub record: ConflictRecord,
+    /// Detection time, as the database prints it.
+    pub detected_at: String,
+    pub resolved_at: Option<String>,
+    /// How a person resolved it (`take_incoming`, `keep_current`, `values`), or an automatic release.
+    pub resolution: Option<String>,
+}
+
+/// The text form a row image is stored with: `{column: text or null}`; unsent values are left out.
+pub fn image_json(image: &RowImage) -> serde_json::Value {
+    fields_json(image.fields.iter())
+}
+
+/// `{column: text or null}` for a set of fields.
+pub fn fields_json<'a>(fields: impl Iterator<Item = &'a Field>) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for f in fields {
+        let v = match &f.value {
+            Value::Unchanged => continue,
+            Value::Null => serde_json::Value::Null,
+            other => serde_json::Value::String(other.to_string()),
+        };
+        map.insert(f.name.to_string(), v);
+    }
+    serde_json::Value::Object(map)
+}
+
+/// The canonical text of a row key: a JSON object of the key columns, in key order. Two changes to the
+/// same row always give the same text, which is how the review queue finds "the same key".
+pub fn key_json(key: &[Field]) -> String {
+    fields_json(key.iter()).to_string()
+}

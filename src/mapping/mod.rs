@@ -1,0 +1,326 @@
+//! Mapping: a change to a physical table on one node becomes the same change to the physical table of
+//! another node, through the business table the file declares.
+//!
+//! ```text
+//!  source Change (crm: public.customers, columns id, status='Approved', ssn)
+//!     │ rename columns to business names, decode value maps, drop excluded and unmapped columns
+//!     ▼
+//!  business row (customer: id, status='Approved')
+//!     │ rename to the target's columns, encode value maps
+//!     ▼
+//!  target Change (helpdesk: desk.clients, columns client_id, status_code=1)
+//! ```
+//!
+//! Columns the file does not list map by name; a column the target does not have is dropped by the
+//! applier, which knows the live schema (`tandem check` lists such columns). The bookkeeping columns
+//! (origin marker, managed version) are never mapped: each node has its own.
+//!
+//! Error handling: a value with no entry in a value map is a [`MappingError`] naming the table, column
+//! and node; the applier treats it as a definite error (dead letter or halt, as configured).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub mod check;
+pub mod types;
+
+use crate::config::{Config, ConflictRule, DeletePolicy, OnError, Scalar, Table};
+use crate::model::{Change, Field, RowImage, TableRef, Value};
+
+/// Everything an applier needs to know about one business table on its target node, in the target's
+/// physical names.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    /// Business name (for audit rows and messages).
+    pub business: String,
+    pub target: TableRef,
+    /// Physical key columns on the target, in key order.
+    pub key: Vec<String>,
+    /// Physical version column on the target (the table's own, or the managed one).
+    pub version: String,
+    /// True when `version` is tandem's managed column (advanced by tandem's trigger), false when it is
+    /// the application's own (`lock_version`, `updated_at`).
+    pub managed_version: bool,
+    /// Physical origin marker column on the target.
+    pub origin_column: String,
+    pub conflict: ConflictRule,
+    /// Node that wins under `prefer` (also the table owner, when one is set).
+    pub prefer: Option<String>,
+    /// System of record for the whole table.
+    pub owner: Option<String>,
+    pub merge_fallback: ConflictRule,
+    /// Per physical target column: its own rule, preferred node and owner, where the file sets them.
+    pub columns: BTreeMap<String, ColumnRule>,
+    /// Delete policy; a soft-delete column is given in the target's physical name.
+    pub deletes: DeletePolicy,
+    pub on_error: OnError,
+}
+
+/// A column's own conflict settings.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnRule {
+    pub conflict: Option<ConflictRule>,
+    pub prefer: Option<String>,
+    pub owner: Option<String>,
+}
+
+/// A value that cannot be mapped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("table {table}, column {column}: value not in the value map of node {node}; add it to tables.columns.values.{node} in the file")]
+pub struct MappingError {
+    pub table: String,
+    pub column: String,
+    pub node: String,
+}
+
+/// Business value -> stored value, as the file lists them for one node.
+type ValueMap = Vec<(String, Scalar)>;
+
+/// Maps changes from one source node to one target node (one link).
+#[derive(Debug)]
+pub struct Mapper {
+    source: String,
+    target: String,
+    by_source_table: HashMap<TableRef, usize>,
+    tables: Vec<LinkTable>,
+}
+
+#[derive(Debug)]
+struct LinkTable {
+    plan: TablePlan,
+    /// Source physical column -> business column, for columns that are synced.
+    source_to_business: HashMap<String, String>,
+    /// Business column -> target physical column (shared name allocation).
+    business_to_target: HashMap<String, Arc<str>>,
+    /// Value maps: business column -> (source map, target map).
+    values: HashMap<String, (Option<ValueMap>, Option<ValueMap>)>,
+    excluded_source: Vec<String>,
+}
+
+impl Mapper {
+    pub fn new(config: &Config, source: &str, target: &str) -> Mapper {
+        let mut by_source_table = HashMap::new();
+        let mut tables = Vec::new();
+        for t in &config.tables {
+            let (Some(src), Some(_)) = (t.physical.get(source), t.physical.get(target)) else {
+                continue;
+            };
+            by_source_table.insert(src.clone(), tables.len());
+            tables.push(LinkTable::new(config, t, source, target));
+        }
+        Mapper {
+            source: source.to_string(),
+            target: target.to_string(),
+            by_source_table,
+            tables,
+        }
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The source tables this link reads.
+    pub fn source_tables(&self) -> impl Iterator<Item = &TableRef> {
+        self.by_source_table.keys()
+    }
+
+    /// The plan for the business table that `source_table` belongs to.
+    pub fn plan_for_source(&self, source_table: &TableRef) -> Option<&TablePlan> {
+        self.by_source_table
+            .get(source_table)
+            .map(|&i| &self.tables[i].plan)
+    }
+
+    /// All target plans of this link.
+    pub fn plans(&self) -> impl Iterator<Item = &TablePlan> {
+        self.tables.iter().map(|t| &t.plan)
+    }
+
+    /// Maps one source change. `None` when the table is not synced on this link.
+    pub fn map(&self, change: &Change) -> Option<Result<Change, MappingError>> {
+        let t = &self.tables[*self.by_source_table.get(&change.table)?];
+        let map_image = |img: &Option<RowImage>| -> Result<Option<RowImage>, MappingError> {
+            img.as_ref()
+                .map(|i| t.map_image(i, &self.source, &self.target))
+                .transpose()
+        };
+        Some((|| {
+            Ok(Change {
+                table: t.plan.target.clone(),
+                op: change.op,
+                before: map_image(&change.before)?,
+                after: map_image(&change.after)?,
+            })
+        })())
+    }
+}
+
+impl LinkTable {
+    fn new(config: &Config, t: &Table, source: &str, target: &str) -> LinkTable {
+        let settings = &config.settings;
+        let target_col = |business: &str| t.column_on(business, target).to_string();
+        let version_business = t.version.clone();
+        let version = version_business
+            .as_deref()
+            .map_or_else(|| settings.version_column.clone(), target_col);
+        let columns = t
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    target_col(&c.name),
+                    ColumnRule {
+                        conflict: c.conflict,
+                        prefer: c.prefer.clone(),
+                        owner: c.owner.clone(),
+                    },
+                )
+            })
+            .collect();
+        let deletes = match &t.deletes {
+            DeletePolicy::Soft(col) => DeletePolicy::Soft(target_col(col)),
+            other => other.clone(),
+        };
+        let plan = TablePlan {
+            business: t.name.clone(),
+            target: t.physical[target].clone(),
+            key: t.key.iter().map(|k| target_col(k)).collect(),
+            version,
+            managed_version: t.version.is_none(),
+            origin_column: settings.origin_column.clone(),
+            conflict: t.conflict,
+            prefer: t.prefer.clone().or_else(|| t.owner.clone()),
+            owner: t.owner.clone(),
+            merge_fallback: t.merge_fallback,
+            columns,
+            deletes,
+            on_error: t.on_error,
+        };
+        let mut source_to_business = HashMap::new();
+        let mut business_to_target = HashMap::new();
+        let mut values = HashMap::new();
+        for c in &t.columns {
+            source_to_business.insert(t.column_on(&c.name, source).to_string(), c.name.clone());
+            business_to_target.insert(c.name.clone(), Arc::from(t.column_on(&c.name, target)));
+            let (s, d) = (c.values.get(source).cloned(), c.values.get(target).cloned());
+            if s.is_some() || d.is_some() {
+                values.insert(c.name.clone(), (s, d));
+            }
+        }
+        let excluded_source = t
+            .exclude
+            .iter()
+            .map(|e| t.column_on(e, source).to_string())
+            .collect();
+        LinkTable {
+            plan,
+            source_to_business,
+            business_to_target,
+            values,
+            excluded_source,
+        }
+    }
+
+    fn map_image(
+        &self,
+        img: &RowImage,
+        source: &str,
+        target: &str,
+    ) -> Result<RowImage, MappingError> {
+        let mut fields = Vec::with_capacity(img.fields.len());
+        for f in &img.fields {
+            let name: &str = &f.name;
+            if name == self.plan.origin_column
+                || (self.plan.managed_version && name == self.plan.version)
+                || self.excluded_source.iter().any(|e| e == name)
+            {
+                continue;
+            }
+            let business = self
+                .source_to_business
+                .get(name)
+                .map_or(name, String::as_str);
+            let target_name = self
+                .business_to_target
+                .get(business)
+                .cloned()
+                .unwrap_or_else(|| {
+                    if business == name {
+                        f.name.clone()
+                    } else {
+                        Arc::from(business)
+                    }
+                });
+            let value = match self.values.get(business) {
+                Some((from, to)) if !matches!(f.value, Value::Null | Value::Unchanged) => {
+                    let business_value = match from {
+                        Some(map) => decode(map, &f.value).ok_or_else(|| MappingError {
+                            table: self.plan.business.clone(),
+                            column: business.to_string(),
+                            node: source.to_string(),
+                        })?,
+                        None => value_text(&f.value),
+                    };
+                    match to {
+                        Some(map) => encode(map, &business_value).ok_or_else(|| MappingError {
+                            table: self.plan.business.clone(),
+                            column: business.to_string(),
+                            node: target.to_string(),
+                        })?,
+                        None => Value::Text(business_value),
+                    }
+                }
+                _ => f.value.clone(),
+            };
+            fields.push(Field {
+                name: target_name,
+                value,
+            });
+        }
+        Ok(RowImage::new(img.kind, fields))
+    }
+}
+
+/// The business value (a key of the value map) whose stored form equals `v`.
+fn decode(map: &[(String, Scalar)], v: &Value) -> Option<String> {
+    map.iter()
+        .find(|(_, stored)| scalar_matches(stored, v))
+        .map(|(b, _)| b.clone())
+}
+
+fn encode(map: &[(String, Scalar)], business: &str) -> Option<Value> {
+    map.iter()
+        .find(|(b, _)| b == business)
+        .map(|(_, s)| match s {
+            Scalar::Int(i) => Value::Int(*i),
+            Scalar::Float(x) => Value::Float64(*x),
+            Scalar::Bool(b) => Value::Bool(*b),
+            Scalar::Text(t) => Value::Text(t.clone()),
+        })
+}
+
+fn scalar_matches(s: &Scalar, v: &Value) -> bool {
+    match (s, v) {
+        (Scalar::Int(i), Value::Int(x)) => i == x,
+        (Scalar::Int(i), Value::UInt(x)) => u64::try_from(*i).is_ok_and(|i| i == *x),
+        (Scalar::Int(i), Value::Decimal(d)) => d.normalized() == i.to_string(),
+        (Scalar::Bool(b), Value::Bool(x)) => b == x,
+        (Scalar::Bool(b), Value::Int(x)) => i64::from(*b) == *x,
+        (Scalar::Float(f), Value::Float64(x)) => f == x,
+        (Scalar::Float(f), Value::Float32(x)) => *f == f64::from(*x),
+        (Scalar::Text(t), Value::Text(x) | Value::Enum(x)) => t == x,
+        (s, v) => s.to_string().trim_matches('"') == value_text(v),
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests;

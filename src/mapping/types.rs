@@ -1,0 +1,909 @@
+//! Column types of both engines in one vocabulary, and whether a value survives the trip between two
+//! of them.
+//!
+//! `tandem check` reads each mapped column's declared type from the live catalogs (PostgreSQL
+//! `format_type()`, MySQL/MariaDB `information_schema.COLUMNS.COLUMN_TYPE`), parses it here, and asks
+//! [`round_trip`] about every pair. The answer is one of:
+//!
+//! - `Exact`: every value of either side is held exactly by the other;
+//! - `Conventional`: the engines have no exact counterpart and the usual mapping is used (PostgreSQL
+//!   `boolean` as MySQL `TINYINT(1)`, an enum as a string); values outside the convention are refused at
+//!   apply time (a warning);
+//! - `Narrowing`: every value comes back unchanged, but some values of one side do not fit the other and
+//!   are refused at apply time (dead letter or halt): a warning naming the fix (widen the column);
+//! - `Lossy`: a value can come back different (rounded, truncated, padded, shifted): a two-way mapping
+//!   would corrupt data or make endless false conflicts, so `check` refuses it.
+
+use std::fmt;
+
+/// A column type, engine-neutral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnType {
+    Bool,
+    /// Integer of `bytes` bytes (1, 2, 3, 4, 8). MySQL `TINYINT(1)` is `Int { bytes: 1, .. }` with
+    /// `display_width` 1.
+    Int {
+        bytes: u8,
+        unsigned: bool,
+        display_width: Option<u32>,
+    },
+    /// Exact decimal; `None` precision is PostgreSQL's unconstrained `numeric`.
+    Decimal {
+        precision: Option<u32>,
+        scale: u32,
+    },
+    Float {
+        double: bool,
+    },
+    /// Character data; `max_chars` `None` is unbounded; `fixed` pads with spaces (CHAR).
+    Text {
+        max_chars: Option<u64>,
+        fixed: bool,
+    },
+    Bytes {
+        max_bytes: Option<u64>,
+        fixed: bool,
+    },
+    Date,
+    /// Time of day; `frac` fractional-second digits. `signed_hours` for MySQL's TIME (±838 h).
+    Time {
+        frac: u8,
+        signed_hours: bool,
+        tz: bool,
+    },
+    /// A date-time; `utc` for an instant (PostgreSQL timestamptz, MySQL TIMESTAMP), wall clock otherwise.
+    Timestamp {
+        frac: u8,
+        utc: bool,
+        min_year: i32,
+        max_year: i32,
+    },
+    Interval,
+    Json,
+    Uuid,
+    Enum {
+        labels: Vec<String>,
+    },
+    Set {
+        labels: Vec<String>,
+    },
+    Bits {
+        len: u32,
+        varying: bool,
+    },
+    Year,
+    Array(Box<ColumnType>),
+    /// Anything else, by its declared name.
+    Other(String),
+}
+
+/// The answer about one pair of column types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fit {
+    Exact,
+    Conventional(String),
+    Narrowing(String),
+    Lossy(String),
+}
+
+impl Fit {
+    fn rank(&self) -> u8 {
+        match self {
+            Fit::Exact => 0,
+            Fit::Conventional(_) => 1,
+            Fit::Narrowing(_) => 2,
+            Fit::Lossy(_) => 3,
+        }
+    }
+
+    /// The worse of two answers.
+    fn worst(self, other: Fit) -> Fit {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ColumnType::Bool => f.write_str("boolean"),
+            ColumnType::Int {
+                bytes, unsigned, ..
+            } => {
+                let name = match bytes {
+                    1 => "tinyint",
+                    2 => "smallint",
+                    3 => "mediumint",
+                    4 => "integer",
+                    _ => "bigint",
+                };
+                write!(f, "{name}{}", if *unsigned { " unsigned" } else { "" })
+            }
+            ColumnType::Decimal {
+                precision: Some(p),
+                scale,
+            } => write!(f, "decimal({p},{scale})"),
+            ColumnType::Decimal {
+                precision: None, ..
+            } => f.write_str("numeric"),
+            ColumnType::Float { double } => f.write_str(if *double { "double" } else { "float" }),
+            ColumnType::Text {
+                max_chars: Some(n),
+                fixed,
+            } => write!(f, "{}({n})", if *fixed { "char" } else { "varchar" }),
+            ColumnType::Text {
+                max_chars: None, ..
+            } => f.write_str("text"),
+            ColumnType::Bytes {
+                max_bytes: Some(n),
+                fixed,
+            } => write!(f, "{}({n})", if *fixed { "binary" } else { "varbinary" }),
+            ColumnType::Bytes {
+                max_bytes: None, ..
+            } => f.write_str("bytes"),
+            ColumnType::Date => f.write_str("date"),
+            ColumnType::Time { frac, tz, .. } => write!(
+                f,
+                "time({frac}){}",
+                if *tz { " with time zone" } else { "" }
+            ),
+            ColumnType::Timestamp { frac, utc, .. } => write!(
+                f,
+                "timestamp({frac}){}",
+                if *utc { " with time zone" } else { "" }
+            ),
+            ColumnType::Interval => f.write_str("interval"),
+            ColumnType::Json => f.write_str("json"),
+            ColumnType::Uuid => f.write_str("uuid"),
+            ColumnType::Enum { labels } => write!(f, "enum({})", labels.join(",")),
+            ColumnType::Set { labels } => write!(f, "set({})", labels.join(",")),
+            ColumnType::Bits { len, varying } => {
+                write!(f, "bit{}({len})", if *varying { " varying" } else { "" })
+            }
+            ColumnType::Year => f.write_str("year"),
+            ColumnType::Array(inner) => write!(f, "{inner}[]"),
+            ColumnType::Other(name) => f.write_str(name),
+        }
+    }
+}
+
+fn int_range(bytes: u8, unsigned: bool) -> (i128, i128) {
+    let bits = u32::from(bytes) * 8;
+    if unsigned {
+        (0, (1i128 << bits) - 1)
+    } else {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    }
+}
+
+/// Whether every value of `from` is held exactly by `to` (one direction).
+pub fn fits(from: &ColumnType, to: &ColumnType) -> Fit {
+    use ColumnType as T;
+    match (from, to) {
+        (a, b) if a == b => Fit::Exact,
+        (
+            T::Bool,
+            T::Int {
+                bytes: 1,
+                display_width: Some(1),
+                ..
+            },
+        ) => Fit::Conventional("boolean stored as TINYINT(1): 0 and 1 only".into()),
+        (
+            T::Int {
+                bytes: 1,
+                display_width: Some(1),
+                ..
+            },
+            T::Bool,
+        ) => Fit::Conventional(
+            "TINYINT(1) read as boolean: a value other than 0 or 1 is refused at apply time".into(),
+        ),
+        (T::Bool, T::Int { .. }) => Fit::Conventional("boolean stored as an integer 0/1".into()),
+        (
+            T::Int {
+                bytes: a,
+                unsigned: ua,
+                ..
+            },
+            T::Int {
+                bytes: b,
+                unsigned: ub,
+                ..
+            },
+        ) => {
+            let (fa, ta) = int_range(*a, *ua);
+            let (fb, tb) = int_range(*b, *ub);
+            if fb <= fa && ta <= tb {
+                Fit::Exact
+            } else {
+                Fit::Narrowing(format!("{from} values outside {fb}..={tb} do not fit {to}"))
+            }
+        }
+        (
+            T::Int {
+                bytes, unsigned, ..
+            },
+            T::Decimal { precision, scale },
+        ) => {
+            let (lo, hi) = int_range(*bytes, *unsigned);
+            let digits = hi.max(-lo).to_string().len() as u32;
+            match precision {
+                None => Fit::Exact,
+                Some(p) if p.saturating_sub(*scale) >= digits => Fit::Exact,
+                Some(_) => Fit::Narrowing(format!("large {from} values do not fit {to}")),
+            }
+        }
+        (
+            T::Decimal {
+                precision: pa,
+                scale: sa,
+            },
+            T::Decimal {
+                precision: pb,
+                scale: sb,
+            },
+        ) => {
+            if sb < sa {
+                return Fit::Lossy(format!(
+                    "{from} has {sa} decimal places, {to} only {sb}: values are rounded"
+                ));
+            }
+            match (pa, pb) {
+                (_, None) => Fit::Exact,
+                (Some(pa), Some(pb)) if pb - sb >= pa - sa => Fit::Exact,
+                _ => Fit::Narrowing(format!(
+                    "{from} values with more integer digits than {to} holds do not fit"
+                )),
+            }
+        }
+        (T::Float { double: false }, T::Float { double: true }) => Fit::Exact,
+        (T::Float { double: true }, T::Float { double: false }) => {
+            Fit::Lossy("a double stored as a single-precision float is rounded".into())
+        }
+        (
+            T::Text {
+                max_chars: a,
+                fixed: fa,
+            },
+            T::Text {
+                max_chars: b,
+                fixed: fb,
+            },
+        ) => {
+            if *fb && !*fa {
+                return Fit::Lossy(format!(
+                    "{to} pads values with spaces, so they come back longer"
+                ));
+            }
+            if *fa && !*fb {
+                return Fit::Lossy(format!(
+                    "{from} pads with spaces that {to} keeps, so values change"
+                ));
+            }
+            match (a, b) {
+                (_, None) => Fit::Exact,
+                (Some(a), Some(b)) if a <= b => Fit::Exact,
+                _ => Fit::Narrowing(format!("values longer than {to} allows are refused")),
+            }
+        }
+        (
+            T::Bytes {
+                max_bytes: a,
+                fixed: fa,
+            },
+            T::Bytes {
+                max_bytes: b,
+                fixed: fb,
+            },
+        ) => {
+            if fa != fb && !(*fa && a == b) {
+                return Fit::Lossy(format!("{to} pads values with zero bytes"));
+            }
+            match (a, b) {
+                (_, None) => Fit::Exact,
+                (Some(a), Some(b)) if a <= b => Fit::Exact,
+                _ => Fit::Narrowing(format!("values longer than {to} allows are refused")),
+            }
+        }
+        (T::Uuid, T::Text { max_chars, fixed }) => match max_chars {
+            Some(n) if *n < 36 => {
+                Fit::Narrowing(format!("a UUID needs 36 characters, {to} has {n}"))
+            }
+            Some(36) | None => Fit::Exact,
+            Some(_) if *fixed => Fit::Lossy(format!("{to} pads a UUID with spaces")),
+            Some(_) => Fit::Exact,
+        },
+        (T::Text { .. }, T::Uuid) => {
+            Fit::Conventional("text read as a UUID: a value that is not a UUID is refused".into())
+        }
+        (
+            T::Uuid,
+            T::Bytes {
+                max_bytes: Some(16),
+                ..
+            },
+        )
+        | (
+            T::Bytes {
+                max_bytes: Some(16),
+                ..
+            },
+            T::Uuid,
+        ) => Fit::Exact,
+        (T::Json, T::Json) => Fit::Exact,
+        (
+            T::Json,
+            T::Text {
+                max_chars: None, ..
+            },
+        ) => Fit::Exact,
+        (
+            T::Text {
+                max_chars: None, ..
+            },
+            T::Json,
+        ) => Fit::Conventional("text read as JSON: text that is not JSON is refused".into()),
+        (T::Array(_), T::Json) => Fit::Conventional("an array stored as a JSON array".into()),
+        (T::Json, T::Array(_)) => {
+            Fit::Conventional("a JSON array read as an array: other JSON is refused".into())
+        }
+        (T::Enum { labels: a }, T::Enum { labels: b }) => {
+            if a.iter().all(|l| b.contains(l)) {
+                Fit::Exact
+            } else {
+                Fit::Narrowing(format!("labels missing from {to}"))
+            }
+        }
+        (
+            T::Enum { labels },
+            T::Text {
+                max_chars,
+                fixed: false,
+            },
+        ) => match max_chars {
+            Some(n) if labels.iter().any(|l| l.chars().count() as u64 > *n) => {
+                Fit::Narrowing(format!("a label is longer than {to} holds"))
+            }
+            _ => Fit::Conventional("an enum label stored as a string".into()),
+        },
+        (T::Text { .. }, T::Enum { .. }) => {
+            Fit::Conventional("a string read as an enum label: other strings are refused".into())
+        }
+        (T::Date, T::Date) => Fit::Exact,
+        (T::Date, T::Timestamp { .. }) => Fit::Conventional("a date stored as midnight".into()),
+        (
+            T::Time {
+                frac: fa,
+                signed_hours: sa,
+                tz: za,
+            },
+            T::Time {
+                frac: fb,
+                signed_hours: sb,
+                tz: zb,
+            },
+        ) => {
+            if za != zb {
+                return Fit::Lossy("time with and without time zone differ".into());
+            }
+            if fb < fa {
+                return Fit::Lossy(format!(
+                    "{from} keeps {fa} fractional digits, {to} only {fb}: values are rounded"
+                ));
+            }
+            if *sa && !*sb {
+                Fit::Narrowing("negative times and times over 24 hours do not fit".into())
+            } else {
+                Fit::Exact
+            }
+        }
+        (
+            T::Timestamp {
+                frac: fa,
+                utc: ua,
+                min_year: la,
+                max_year: ha,
+            },
+            T::Timestamp {
+                frac: fb,
+                utc: ub,
+                min_year: lb,
+                max_year: hb,
+            },
+        ) => {
+            let mut fit = Fit::Exact;
+            if fb < fa {
+                fit = fit.worst(Fit::Lossy(format!(
+                    "{from} keeps {fa} fractional digits, {to} only {fb}: values are rounded"
+                )));
+            }
+            if ua != ub {
+                fit = fit.worst(Fit::Conventional(
+                    "an instant stored as a wall-clock date-time in the node's time zone".into(),
+                ));
+            }
+            if lb > la || hb < ha {
+                fit = fit.worst(Fit::Narrowing(format!(
+                    "{to} holds years {lb} to {hb} only"
+                )));
+            }
+            fit
+        }
+        (T::Year, T::Int { bytes, .. }) if *bytes >= 2 => Fit::Exact,
+        (T::Int { .. }, T::Year) => Fit::Narrowing("only years 1901 to 2155 fit YEAR".into()),
+        (T::Bits { len: a, .. }, T::Bits { len: b, .. }) if a <= b => Fit::Exact,
+        (T::Array(a), T::Array(b)) => fits(a, b),
+        _ => Fit::Lossy(format!("{from} has no conversion to {to}")),
+    }
+}
+
+/// Whether a two-way mapping between `a` and `b` is safe: the worse of both directions.
+pub fn round_trip(a: &ColumnType, b: &ColumnType) -> Fit {
+    fits(a, b).worst(fits(b, a))
+}
+
+/// Scale given to PostgreSQL's unconstrained `numeric`: its largest display scale.
+const UNBOUNDED_SCALE: u32 = 16_383;
+
+fn args(s: &str) -> Vec<u64> {
+    s.split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(inner, _)| {
+            inner
+                .split(',')
+                .filter_map(|a| a.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn labels(s: &str) -> Vec<String> {
+    // enum('a','b''c') -> ["a", "b'c"]
+    let Some((_, inner)) = s.split_once('(') else {
+        return Vec::new();
+    };
+    let inner = inner.strip_suffix(')').unwrap_or(inner);
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_quote = false;
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, in_quote) {
+            ('\'', true) if chars.peek() == Some(&'\'') => {
+                cur.push('\'');
+                chars.next();
+            }
+            ('\'', true) => {
+                in_quote = false;
+                out.push(std::mem::take(&mut cur));
+            }
+            ('\'', false) => in_quote = true,
+            (c, true) => cur.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Parses PostgreSQL's `format_type()` text. `enum_labels` is given when the type is an enum.
+pub fn parse_postgres(format_type: &str, enum_labels: Option<Vec<String>>) -> ColumnType {
+    let t = format_type.trim().to_ascii_lowercase();
+    if let Some(inner) = t.strip_suffix("[]") {
+        return ColumnType::Array(Box::new(parse_postgres(inner, enum_labels)));
+    }
+    if let Some(labels) = enum_labels {
+        return ColumnType::Enum { labels };
+    }
+    let a = args(&t);
+    let base = t.split('(').next().unwrap_or(&t).trim();
+    let frac = a.first().map_or(6, |f| (*f).min(6) as u8);
+    let pg_ts = |utc| ColumnType::Timestamp {
+        frac,
+        utc,
+        min_year: -4713,
+        max_year: 294_276,
+    };
+    match base {
+        "boolean" => ColumnType::Bool,
+        "smallint" => ColumnType::Int {
+            bytes: 2,
+            unsigned: false,
+            display_width: None,
+        },
+        "integer" => ColumnType::Int {
+            bytes: 4,
+            unsigned: false,
+            display_width: None,
+        },
+        "bigint" => ColumnType::Int {
+            bytes: 8,
+            unsigned: false,
+            display_width: None,
+        },
+        "numeric" => match a.as_slice() {
+            [] => ColumnType::Decimal {
+                precision: None,
+                scale: UNBOUNDED_SCALE,
+            },
+            [p] => ColumnType::Decimal {
+                precision: Some(*p as u32),
+                scale: 0,
+            },
+            [p, s, ..] => ColumnType::Decimal {
+                precision: Some(*p as u32),
+                scale: *s as u32,
+            },
+        },
+        "real" => ColumnType::Float { double: false },
+        "double precision" => ColumnType::Float { double: true },
+        "text" | "name" | "citext" => ColumnType::Text {
+            max_chars: None,
+            fixed: false,
+        },
+        "character varying" => ColumnType::Text {
+            max_chars: a.first().copied(),
+            fixed: false,
+        },
+        "character" | "bpchar" => ColumnType::Text {
+            max_chars: Some(a.first().copied().unwrap_or(1)),
+            fixed: true,
+        },
+        "bytea" => ColumnType::Bytes {
+            max_bytes: None,
+            fixed: false,
+        },
+        "date" => ColumnType::Date,
+        _ if base.starts_with("timestamp") => pg_ts(t.contains("with time zone")),
+        _ if base.starts_with("time") => ColumnType::Time {
+            frac,
+            signed_hours: false,
+            tz: t.contains("with time zone"),
+        },
+        "interval" => ColumnType::Interval,
+        "json" | "jsonb" => ColumnType::Json,
+        "uuid" => ColumnType::Uuid,
+        "bit" => ColumnType::Bits {
+            len: a.first().copied().unwrap_or(1) as u32,
+            varying: false,
+        },
+        "bit varying" => ColumnType::Bits {
+            len: a.first().copied().unwrap_or(u64::from(u32::MAX)) as u32,
+            varying: true,
+        },
+        _ => ColumnType::Other(format_type.to_string()),
+    }
+}
+
+/// Parses MySQL/MariaDB `information_schema.COLUMNS.COLUMN_TYPE` text (`int(10) unsigned`,
+/// `enum('a','b')`, `datetime(6)`). MariaDB's JSON is `longtext` with a JSON check: pass
+/// `is_json` for it.
+pub fn parse_mysql(column_type: &str, is_json: bool) -> ColumnType {
+    if is_json {
+        return ColumnType::Json;
+    }
+    let t = column_type.trim();
+    let lower = t.to_ascii_lowercase();
+    let base = lower.split(['(', ' ']).next().unwrap_or(&lower);
+    let unsigned = lower.contains("unsigned");
+    let a = args(&lower);
+    let int = |bytes| ColumnType::Int {
+        bytes,
+        unsigned,
+        display_width: a.first().map(|w| *w as u32),
+    };
+    let frac = a.first().map_or(0, |f| (*f).min(6) as u8);
+    match base {
+        "tinyint" | "bool" | "boolean" => int(1),
+        "smallint" => int(2),
+        "mediumint" => int(3),
+        "int" | "integer" => int(4),
+        "bigint" => int(8),
+        "decimal" | "numeric" => ColumnType::Decimal {
+            precision: Some(a.first().copied().unwrap_or(10) as u32),
+            scale: a.get(1).copied().unwrap_or(0) as u32,
+        },
+        "float" => ColumnType::Float { double: false },
+        "double" | "real" => ColumnType::Float { double: true },
+        "char" => ColumnType::Text {
+            max_chars: Some(a.first().copied().unwrap_or(1)),
+            fixed: true,
+        },
+        "varchar" => ColumnType::Text {
+            max_chars: a.first().copied(),
+            fixed: false,
+        },
+        "tinytext" => ColumnType::Text {
+            max_chars: Some(255),
+            fixed: false,
+        },
+        "text" => ColumnType::Text {
+            max_chars: Some(65_535),
+            fixed: false,
+        },
+        "mediumtext" => ColumnType::Text {
+            max_chars: Some(16_777_215),
+            fixed: false,
+        },
+        "longtext" => ColumnType::Text {
+            max_chars: None,
+            fixed: false,
+        },
+        "binary" => ColumnType::Bytes {
+            max_bytes: Some(a.first().copied().unwrap_or(1)),
+            fixed: true,
+        },
+        "varbinary" => ColumnType::Bytes {
+            max_bytes: a.first().copied(),
+            fixed: false,
+        },
+        "tinyblob" => ColumnType::Bytes {
+            max_bytes: Some(255),
+            fixed: false,
+        },
+        "blob" => ColumnType::Bytes {
+            max_bytes: Some(65_535),
+            fixed: false,
+        },
+        "mediumblob" => ColumnType::Bytes {
+            max_bytes: Some(16_777_215),
+            fixed: false,
+        },
+        "longblob" => ColumnType::Bytes {
+            max_bytes: None,
+            fixed: false,
+        },
+        "date" => ColumnType::Date,
+        "time" => ColumnType::Time {
+            frac,
+            signed_hours: true,
+            tz: false,
+        },
+        "datetime" => ColumnType::Timestamp {
+            frac,
+            utc: false,
+            min_year: 1000,
+            max_year: 9999,
+        },
+        "timestamp" => ColumnType::Timestamp {
+            frac,
+            utc: true,
+            min_year: 1970,
+            max_year: 2038,
+        },
+        "year" => ColumnType::Year,
+        "json" => ColumnType::Json,
+        "enum" => ColumnType::Enum { labels: labels(t) },
+        "set" => ColumnType::Set { labels: labels(t) },
+        "bit" => ColumnType::Bits {
+            len: a.first().copied().unwrap_or(1) as u32,
+            varying: false,
+        },
+        "uuid" => ColumnType::Uuid,
+        _ => ColumnType::Other(column_type.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(bytes: u8, unsigned: bool) -> ColumnType {
+        ColumnType::Int {
+            bytes,
+            unsigned,
+            display_width: None,
+        }
+    }
+
+    #[test]
+    fn parses_catalog_type_names() {
+        assert_eq!(
+            parse_postgres("numeric(65,30)", None),
+            ColumnType::Decimal {
+                precision: Some(65),
+                scale: 30
+            }
+        );
+        assert_eq!(
+            parse_postgres("character varying(20)", None),
+            ColumnType::Text {
+                max_chars: Some(20),
+                fixed: false
+            }
+        );
+        assert_eq!(
+            parse_postgres("timestamp(3) with time zone", None),
+            ColumnType::Timestamp {
+                frac: 3,
+                utc: true,
+                min_year: -4713,
+                max_year: 294_276
+            }
+        );
+        assert_eq!(
+            parse_postgres("integer[]", None),
+            ColumnType::Array(Box::new(int(4, false)))
+        );
+        assert_eq!(
+            parse_mysql("int(10) unsigned", false),
+            ColumnType::Int {
+                bytes: 4,
+                unsigned: true,
+                display_width: Some(10)
+            }
+        );
+        assert_eq!(
+            parse_mysql("enum('a','it''s')", false),
+            ColumnType::Enum {
+                labels: vec!["a".into(), "it's".into()]
+            }
+        );
+        assert_eq!(
+            parse_mysql("datetime(6)", false),
+            ColumnType::Timestamp {
+                frac: 6,
+                utc: false,
+                min_year: 1000,
+                max_year: 9999
+            }
+        );
+        assert_eq!(parse_mysql("longtext", true), ColumnType::Json);
+    }
+
+    #[test]
+    fn typical_pairs_across_engines() {
+        let pg = |t| parse_postgres(t, None);
+        let my = |t| parse_mysql(t, false);
+        assert_eq!(round_trip(&pg("integer"), &my("int(11)")), Fit::Exact);
+        assert_eq!(round_trip(&pg("bigint"), &my("bigint(20)")), Fit::Exact);
+        assert_eq!(
+            round_trip(&pg("numeric(10,2)"), &my("decimal(10,2)")),
+            Fit::Exact
+        );
+        assert_eq!(round_trip(&pg("text"), &my("longtext")), Fit::Exact);
+        assert_eq!(round_trip(&pg("bytea"), &my("longblob")), Fit::Exact);
+        assert_eq!(round_trip(&pg("jsonb"), &my("json")), Fit::Exact);
+        assert_eq!(round_trip(&pg("uuid"), &my("binary(16)")), Fit::Exact);
+        assert!(matches!(
+            round_trip(&pg("timestamp(6) with time zone"), &my("datetime(6)")),
+            Fit::Conventional(_) | Fit::Narrowing(_)
+        ));
+        assert!(
+            matches!(
+                round_trip(&pg("numeric"), &my("decimal(65,30)")),
+                Fit::Lossy(_)
+            ),
+            "unconstrained numeric rounds in DECIMAL(65,30)"
+        );
+        assert!(
+            matches!(
+                round_trip(&pg("timestamp(6) without time zone"), &my("datetime")),
+                Fit::Lossy(_)
+            ),
+            "microseconds are lost in DATETIME(0)"
+        );
+    }
+
+    #[test]
+    fn the_conventional_pairs() {
+        let tinyint1 = ColumnType::Int {
+            bytes: 1,
+            unsigned: false,
+            display_width: Some(1),
+        };
+        assert!(matches!(
+            round_trip(&ColumnType::Bool, &tinyint1),
+            Fit::Conventional(_)
+        ));
+        let varchar = ColumnType::Text {
+            max_chars: Some(20),
+            fixed: false,
+        };
+        assert!(matches!(
+            round_trip(
+                &ColumnType::Enum {
+                    labels: vec!["a".into()]
+                },
+                &varchar
+            ),
+            Fit::Conventional(_)
+        ));
+    }
+
+    #[test]
+    fn integers_by_range() {
+        assert_eq!(round_trip(&int(4, false), &int(4, false)), Fit::Exact);
+        assert!(matches!(
+            round_trip(&int(8, false), &int(4, false)),
+            Fit::Narrowing(_)
+        ));
+        assert!(matches!(
+            round_trip(&int(8, true), &int(8, false)),
+            Fit::Narrowing(_)
+        ));
+        assert_eq!(fits(&int(4, true), &int(8, false)), Fit::Exact);
+        assert_eq!(
+            fits(
+                &int(8, true),
+                &ColumnType::Decimal {
+                    precision: Some(20),
+                    scale: 0
+                }
+            ),
+            Fit::Exact
+        );
+    }
+
+    #[test]
+    fn lossy_pairs_are_refused() {
+        let ts = |frac, utc| ColumnType::Timestamp {
+            frac,
+            utc,
+            min_year: 1000,
+            max_year: 9999,
+        };
+        assert!(matches!(
+            round_trip(&ts(6, true), &ts(0, true)),
+            Fit::Lossy(_)
+        ));
+        assert!(matches!(
+            round_trip(
+                &ColumnType::Float { double: true },
+                &ColumnType::Float { double: false }
+            ),
+            Fit::Lossy(_)
+        ));
+        let dec = |p, s| ColumnType::Decimal {
+            precision: Some(p),
+            scale: s,
+        };
+        assert!(matches!(
+            round_trip(&dec(10, 4), &dec(10, 2)),
+            Fit::Lossy(_)
+        ));
+        assert!(matches!(
+            round_trip(
+                &ColumnType::Text {
+                    max_chars: Some(5),
+                    fixed: true
+                },
+                &ColumnType::Text {
+                    max_chars: Some(5),
+                    fixed: false
+                }
+            ),
+            Fit::Lossy(_)
+        ));
+        assert!(matches!(
+            round_trip(&ColumnType::Json, &ColumnType::Uuid),
+            Fit::Lossy(_)
+        ));
+    }
+
+    #[test]
+    fn narrowing_lengths_and_precision() {
+        let v = |n| ColumnType::Text {
+            max_chars: Some(n),
+            fixed: false,
+        };
+        assert!(matches!(round_trip(&v(20), &v(50)), Fit::Narrowing(_)));
+        let unbounded = ColumnType::Decimal {
+            precision: None,
+            scale: 30,
+        };
+        assert!(matches!(
+            round_trip(
+                &unbounded,
+                &ColumnType::Decimal {
+                    precision: Some(65),
+                    scale: 30
+                }
+            ),
+            Fit::Narrowing(_)
+        ));
+    }
+}

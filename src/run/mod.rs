@@ -1,0 +1,221 @@
+//! Running links: the wiring from a node's log to another node's tables, and nothing more.
+//!
+//! ```text
+//!  Source::next (capture) ─> loopguard::provenance ─> Applier::apply (mapping, conflicts, checkpoint)
+//!        ^                                                   │ committed position
+//!        └──────────────────── Source::confirm <─────────────┘
+//! ```
+//!
+//! One task per link. A link starts from the checkpoint stored in its target, so a restart resumes
+//! exactly where the last commit left off. A transaction is confirmed to its source only after the
+//! target committed it (or after the loop guard dropped it, which needs no commit). On shutdown the
+//! transaction being applied finishes (commits or rolls back) before the link stops.
+//!
+//! Error handling: capture and apply retry their transient errors themselves; what reaches this
+//! module is definite, and halts the link alone with a message naming the fix. The other links go on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::apply::{apply_retrying, Applier, ApplyError};
+use crate::capture::{link_name, CaptureError, CaptureEvent, Reader, Source};
+use crate::config::Config;
+use crate::loopguard::{provenance, should_forward};
+
+/// What a link did, for a watcher such as `tandem demo`. Carries table names and counts, never values.
+#[derive(Debug, Clone)]
+pub enum LinkEvent {
+    Started {
+        link: String,
+        checkpoint: Option<String>,
+    },
+    /// A transaction was read from the source.
+    Captured {
+        link: String,
+        position: String,
+        tables: Vec<(String, &'static str)>,
+    },
+    /// The loop guard dropped a transaction tandem had applied itself.
+    Dropped { link: String, position: String },
+    /// The target committed the transaction.
+    Applied {
+        link: String,
+        position: String,
+        changes: usize,
+    },
+}
+
+/// Where link events go; `None` when nobody watches.
+pub type Events = Option<tokio::sync::mpsc::UnboundedSender<LinkEvent>>;
+
+fn emit(events: &Events, event: LinkEvent) {
+    if let Some(tx) = events {
+        let _ = tx.send(event);
+    }
+}
+
+/// How a link ended.
+#[derive(Debug)]
+pub enum LinkEnd {
+    /// Stopped on request.
+    Stopped,
+    /// Halted by a definite error; the message says what to do.
+    Halted(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("capture: {0}")]
+    Capture(#[from] CaptureError),
+    #[error("apply: {0}")]
+    Apply(#[from] ApplyError),
+}
+
+/// Attempts for one apply before a transient error is given up as a halt.
+const APPLY_ATTEMPTS: u32 = 1_000;
+
+/// Runs the link `source -> target` until `stop` turns true or a definite error halts it.
+pub async fn run_link(
+    config: Arc<Config>,
+    source: String,
+    target: String,
+    mut stop: watch::Receiver<bool>,
+    events: Events,
+) -> LinkEnd {
+    let link = link_name(&source, &target);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match run_once(&config, &source, &target, &mut stop, &events).await {
+            Ok(()) => {
+                info!(link = %link, "link stopped");
+                return LinkEnd::Stopped;
+            }
+            Err(e) if is_transient(&e) && !*stop.borrow() => {
+                warn!(link = %link, error = %e, retry_in_ms = backoff.as_millis() as u64, "link interrupted; restarting from its checkpoint");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return LinkEnd::Stopped,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => {
+                let message = format!("link {link} halted: {e}");
+                error!(link = %link, error = %e, "link halted; fix the cause and restart tandem: the link resumes from its checkpoint");
+                return LinkEnd::Halted(message);
+            }
+        }
+    }
+}
+
+fn is_transient(e: &LinkError) -> bool {
+    match e {
+        LinkError::Capture(c) => c.is_transient(),
+        LinkError::Apply(a) => a.is_transient(),
+    }
+}
+
+async fn run_once(
+    config: &Config,
+    source: &str,
+    target: &str,
+    stop: &mut watch::Receiver<bool>,
+    events: &Events,
+) -> Result<(), LinkError> {
+    let link = link_name(source, target);
+    let (Some(source_node), Some(_)) = (config.node(source), config.node(target)) else {
+        return Err(LinkError::Apply(ApplyError::Invalid(format!(
+            "link {link}: unknown node"
+        ))));
+    };
+    let applier = Applier::connect(config, source, target).await?;
+    let start = applier.committed().cloned();
+    let mut applier = Some(applier);
+    let mut stream = Source::open(
+        config,
+        source_node,
+        Reader::Link {
+            target: target.to_string(),
+        },
+        start.clone(),
+    )
+    .await?;
+    let checkpoint = start.as_ref().map(ToString::to_string);
+    info!(link = %link, checkpoint = %checkpoint.as_deref().unwrap_or("none (from now)"), "link started");
+    emit(
+        events,
+        LinkEvent::Started {
+            link: link.clone(),
+            checkpoint,
+        },
+    );
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = stop.changed() => return Ok(()),
+            e = stream.next() => e?,
+        };
+        match event {
+            CaptureEvent::Heartbeat(position) => stream.confirm(&position),
+            CaptureEvent::Transaction(tx) => {
+                if events.is_some() {
+                    let tables = tx
+                        .changes
+                        .iter()
+                        .flatten()
+                        .map(|c| (c.table.to_string(), c.op.as_str()))
+                        .collect();
+                    emit(
+                        events,
+                        LinkEvent::Captured {
+                            link: link.clone(),
+                            position: tx.position.to_string(),
+                            tables,
+                        },
+                    );
+                }
+                if !should_forward(
+                    &provenance(&tx, &config.settings.schema),
+                    source,
+                    target,
+                    false,
+                ) {
+                    tracing::debug!(link = %link, position = %tx.position, "dropped a transaction tandem applied");
+                    stream.confirm(&tx.position);
+                    emit(
+                        events,
+                        LinkEvent::Dropped {
+                            link: link.clone(),
+                            position: tx.position.to_string(),
+                        },
+                    );
+                    continue;
+                }
+                let position = tx.position.clone();
+                let changes = tx.changes.len();
+                let committed = apply_retrying(
+                    config,
+                    source,
+                    target,
+                    &mut applier,
+                    std::slice::from_ref(&tx),
+                    APPLY_ATTEMPTS,
+                )
+                .await?;
+                tracing::debug!(link = %link, position = %position, changes, "applied");
+                emit(
+                    events,
+                    LinkEvent::Applied {
+                        link: link.clone(),
+                        position: position.to_string(),
+                        changes,
+                    },
+                );
+                // A duplicate below the checkpoint returns no new position; it is confirmed all the same.
+                stream.confirm(committed.as_ref().unwrap_or(&position));
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! `tandem setup` on one node: the bookkeeping schema, the managed columns and triggers (apply), then
+//! what capture needs (PostgreSQL publication and slots; MySQL/MariaDB prerequisites).
+
+use crate::capture::{self, link_name};
+use crate::config::{Config, Engine, Node};
+
+/// The statements run (or, dry, to run) on one node.
+pub async fn setup_node(
+    config: &Config,
+    node: &Node,
+    dry_run: bool,
+) -> Result<Vec<String>, String> {
+    let scrub = |e: &dyn std::fmt::Display| crate::config::scrub(&e.to_string(), &node.url);
+    // Bookkeeping first: the publication includes its checkpoint table.
+    let mut statements = crate::apply::setup(config, &node.id, dry_run)
+        .await
+        .map_err(|e| scrub(&e))?;
+    statements.extend(setup_capture(config, node, dry_run).await?);
+    Ok(statements)
+}
+
+async fn setup_capture(config: &Config, node: &Node, dry_run: bool) -> Result<Vec<String>, String> {
+    let mapped = capture::capture_tables(config, node);
+    match node.engine {
+        Engine::Postgres => {
+            let slots: Vec<String> = config
+                .nodes
+                .keys()
+                .filter(|t| **t != node.id)
+                .map(|t| capture::postgres::slot_name(&link_name(&node.id, t)))
+                .collect();
+            capture::postgres::setup(
+                node.url.expose(),
+                &capture::publication_name(config),
+                &mapped,
+                &slots,
+                dry_run,
+            )
+            .await
+            .map_err(|e| crate::config::scrub(&e.to_string(), &node.url))
+        }
+        Engine::Mysql => {
+            // A binlog reader needs no objects on the server; its prerequisites are checked instead.
+            let problems = capture::mysql::check_prerequisites(node.url.expose(), &mapped).await;
+            let errors: Vec<String> = problems
+                .iter()
+                .filter(|p| p.severity == capture::mysql::Severity::Error)
+                .map(|p| format!("{p}"))
+                .collect();
+            if errors.is_empty() {
+                Ok(Vec::new())
+            } else {
+                Err(errors.join("; "))
+            }
+        }
+    }
+}

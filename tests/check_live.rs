@@ -1,0 +1,172 @@
+//! `tandem check` against live databases: a sound pairing passes, a broken one lists every problem.
+
+use std::process::Command;
+
+use mysql_async::prelude::Queryable;
+use tandem::harness::{MariaDb, PgServer};
+
+use crate::support::unique_name;
+
+fn check(config: &str) -> (i32, String) {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_check")));
+    std::fs::write(&path, config).expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run tandem check");
+    std::fs::remove_file(&path).ok();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+async fn servers(pg_sql: &str, maria_sql: &str) -> (PgServer, MariaDb) {
+    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
+    let (pg, maria) = (
+        pg.expect("PostgreSQL starts"),
+        maria.expect("MariaDB starts"),
+    );
+    pg.create_database("crm").await.unwrap();
+    pg.connect("crm")
+        .await
+        .unwrap()
+        .batch_execute(pg_sql)
+        .await
+        .expect("PostgreSQL schema");
+    maria.create_database("desk").await.unwrap();
+    let mut conn = maria.connect("desk").await.unwrap();
+    conn.query_drop(maria_sql).await.expect("MariaDB schema");
+    conn.disconnect().await.unwrap();
+    (pg, maria)
+}
+
+fn pairing(pg: &PgServer, maria: &MariaDb, tables: &str) -> String {
+    format!(
+        "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n{tables}",
+        pg.url("crm"),
+        maria.url("desk")
+    )
+}
+
+const MAPPING: &str = r#"
+[[tables]]
+name = "customer"
+key = ["id"]
+on = { crm = "public.customers", helpdesk = "clients" }
+
+[[tables.columns]]
+name = "id"
+on = { helpdesk = "client_id" }
+
+[[tables.columns]]
+name = "status"
+on = { helpdesk = "status_code" }
+values = { helpdesk = { "Approved" = 1, "Pending review" = 2 } }
+"#;
+
+#[tokio::test]
+async fn check_live_accepts_a_sound_pairing() {
+    let (pg, maria) = servers(
+        "CREATE TABLE customers (id int PRIMARY KEY, name varchar(100) NOT NULL, status text, \
+         amount numeric(12,2), born date, seen timestamp(6), notes text, crm_only int)",
+        "CREATE TABLE clients (client_id int PRIMARY KEY, name varchar(100) NOT NULL, status_code tinyint, \
+         amount decimal(12,2), born date, seen datetime(6), notes longtext)",
+    )
+    .await;
+    let (code, out) = check(&pairing(&pg, &maria, MAPPING));
+    assert_eq!(code, 0, "a sound pairing must pass:\n{out}");
+    assert!(out.contains("column crm_only exists on crm only"), "{out}");
+    assert!(
+        out.contains("run `tandem setup`"),
+        "the missing managed version column is a warning:\n{out}"
+    );
+}
+
+#[tokio::test]
+async fn check_live_lists_every_problem_of_a_broken_pairing() {
+    let (pg, maria) = servers(
+        "CREATE TABLE customers (id int, name varchar(100), status text, amount numeric(12,4), \
+         seen timestamp(6), required_here int NOT NULL)",
+        "CREATE TABLE clients (client_id int PRIMARY KEY, name varchar(40), status_code tinyint, \
+         amount decimal(12,2), seen datetime)",
+    )
+    .await;
+    let broken = format!("{MAPPING}\n[[tables.columns]]\nname = \"email\"\n\n[[tables]]\nname = \"orders\"\nkey = [\"id\"]\n");
+    let (code, out) = check(&pairing(&pg, &maria, &broken));
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "(id) is not a primary key or NOT NULL unique key of public.customers on node crm",
+        "column amount: numeric(12,4) on crm and decimal(12,2) on helpdesk",
+        "column seen: timestamp(6) without time zone on crm and datetime on helpdesk",
+        "column name: character varying(100) on crm and varchar(40) on helpdesk",
+        "required_here on node crm is NOT NULL without a default",
+        "column email does not exist in public.customers on node crm",
+        "table public.orders does not exist on node crm",
+        "table desk.orders does not exist on node helpdesk",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+#[tokio::test]
+async fn check_live_reports_an_unreachable_node() {
+    let pg = PgServer::start().await.expect("PostgreSQL starts");
+    pg.create_database("crm").await.unwrap();
+    let config = format!(
+        "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"mysql://root:hunter2@127.0.0.1:1/desk\"\n[[tables]]\nname = \"t\"\nkey = [\"id\"]\n",
+        pg.url("crm")
+    );
+    let (code, out) = check(&config);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("nodes.helpdesk.url: cannot connect to node helpdesk"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2"), "password leaked:\n{out}");
+}
+
+#[tokio::test]
+async fn check_live_refuses_servers_without_logical_decoding_or_row_binlogs() {
+    use tandem::harness::{MariaDbOptions, PgOptions};
+    let pg = PgServer::start_with(PgOptions {
+        settings: vec![("wal_level".into(), "replica".into())],
+        ..Default::default()
+    });
+    let maria = MariaDb::start_with(MariaDbOptions {
+        settings: vec![("binlog-format".into(), "STATEMENT".into())],
+    });
+    let (pg, maria) = tokio::join!(pg, maria);
+    let (pg, maria) = (
+        pg.expect("PostgreSQL starts"),
+        maria.expect("MariaDB starts"),
+    );
+    pg.create_database("crm").await.unwrap();
+    pg.connect("crm")
+        .await
+        .unwrap()
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    maria.create_database("desk").await.unwrap();
+    let mut conn = maria.connect("desk").await.unwrap();
+    conn.query_drop("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+    let (code, out) = check(&pairing(
+        &pg,
+        &maria,
+        "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n",
+    ));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("error: nodes.crm: ") && out.contains("wal_level"),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: nodes.helpdesk: ") && out.contains("binlog_format"),
+        "{out}"
+    );
+}

@@ -1,0 +1,134 @@
+//! The command line as a user meets it: exit codes and messages.
+
+use std::process::Command;
+
+fn tandem(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .env_remove("TANDEM_CONFIG")
+        .output()
+        .expect("run tandem");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_config(text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "{}.toml",
+        crate::support::unique_name("tandem_cli")
+    ));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+const MINIMAL: &str = r#"
+[nodes.a]
+url = "postgres://postgres@127.0.0.1:5433/app"
+
+[nodes.b]
+url = "mysql://root@127.0.0.1:3307/app"
+
+[[tables]]
+name = "customers"
+key = ["id"]
+"#;
+
+#[test]
+fn cli_check_accepts_the_minimal_file() {
+    let path = write_config(MINIMAL);
+    let (code, stdout, stderr) =
+        tandem(&["check", "--offline", "--config", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains("2 node(s), 1 table(s), 2 link(s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cli_check_names_every_problem_and_exits_1() {
+    let broken = MINIMAL
+        .replace(
+            "postgres://postgres@127.0.0.1:5433/app",
+            "postgres://app:pa55word@127.0.0.1:5433",
+        )
+        .replace("key = [\"id\"]", "key = []\ncolour = \"blue\"");
+    let path = write_config(&broken);
+    let (code, stdout, _) = tandem(&["check", "--offline", "--config", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code, 1, "{stdout}");
+    for expected in [
+        "nodes.a.url",
+        "no database",
+        "tables[0].key",
+        "tables[0].colour",
+        "unknown key",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("pa55word"),
+        "the password leaked:\n{stdout}"
+    );
+}
+
+#[test]
+fn cli_check_json_report() {
+    let path = write_config(&MINIMAL.replace("key = [\"id\"]", "key = []"));
+    let (code, stdout, _) = tandem(&[
+        "check",
+        "--format",
+        "json",
+        "--config",
+        path.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code, 1);
+    let doc: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON document");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["problems"][0]["path"], "tables[0].key");
+    assert_eq!(doc["problems"][0]["severity"], "error");
+}
+
+#[test]
+fn cli_config_from_environment_variable() {
+    let path = write_config(MINIMAL);
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["check", "--offline"])
+        .env("TANDEM_CONFIG", &path)
+        .output()
+        .expect("run tandem");
+    std::fs::remove_file(&path).ok();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn cli_usage_errors_exit_2() {
+    let (code, _, stderr) = tandem(&["check"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--config"), "{stderr}");
+    let (code, _, _) = tandem(&["frobnicate"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn cli_missing_file_is_a_problem_not_a_crash() {
+    let (code, stdout, _) = tandem(&["check", "--offline", "--config", "/nonexistent/tandem.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("cannot read /nonexistent/tandem.toml"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,232 @@
+//! `tandem run` end to end: PostgreSQL and MariaDB with differently named tables, columns and value
+//! encodings, changes on both sides, nothing echoed, clean stop.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use tandem::harness::{MariaDb, PgServer};
+use tokio::process::Command;
+
+use crate::support::{start_tandem_run, unique_name, wait_for};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+const MAPPING: &str = r#"
+[[tables]]
+name = "customer"
+key = ["id"]
+on = { crm = "public.customers", helpdesk = "clients" }
+
+[[tables.columns]]
+name = "id"
+on = { helpdesk = "client_id" }
+
+[[tables.columns]]
+name = "status"
+on = { helpdesk = "status_code" }
+values = { helpdesk = { "Approved" = 1, "Pending review" = 2 } }
+"#;
+
+struct Pair {
+    pg: PgServer,
+    maria: MariaDb,
+    config: std::path::PathBuf,
+}
+
+async fn pair() -> Pair {
+    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
+    let (pg, maria) = (
+        pg.expect("PostgreSQL starts"),
+        maria.expect("MariaDB starts"),
+    );
+    pg.create_database("crm").await.unwrap();
+    pg.connect("crm")
+        .await
+        .unwrap()
+        .batch_execute(
+            "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, status text)",
+        )
+        .await
+        .unwrap();
+    maria.create_database("desk").await.unwrap();
+    let mut conn = maria.connect("desk").await.unwrap();
+    conn.query_drop("CREATE TABLE clients (client_id int PRIMARY KEY, name varchar(200) NOT NULL, status_code tinyint)")
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+    let text = format!(
+        "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n{MAPPING}",
+        pg.url("crm"),
+        maria.url("desk")
+    );
+    let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_two_way")));
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "setup failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Pair { pg, maria, config }
+}
+
+type PgRow = (i32, String, Option<String>, String);
+type MariaRow = (i32, String, Option<i8>, String);
+
+async fn pg_rows(pg: &PgServer) -> Vec<PgRow> {
+    let c = pg.connect("crm").await.unwrap();
+    c.query(
+        "SELECT id, name, status, _tandem_origin FROM customers ORDER BY id",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect()
+}
+
+async fn maria_rows(maria: &MariaDb) -> Vec<MariaRow> {
+    let mut c = maria.connect("desk").await.unwrap();
+    let rows = c
+        .query(
+            "SELECT client_id, name, status_code, _tandem_origin FROM clients ORDER BY client_id",
+        )
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+    rows
+}
+
+#[tokio::test]
+async fn two_way_sync_between_postgres_and_mariadb() {
+    let p = pair().await;
+    let mut tandem = start_tandem_run(&p.config, 2).await;
+    let pg = p.pg.connect("crm").await.unwrap();
+    let mut maria = p.maria.connect("desk").await.unwrap();
+
+    // An application that never mentions the marker or version columns, on both sides.
+    pg.batch_execute("INSERT INTO customers VALUES (1, 'Ada', 'Approved')")
+        .await
+        .unwrap();
+    maria
+        .query_drop("INSERT INTO clients VALUES (2, 'Grace', 2)")
+        .await
+        .unwrap();
+    let want_maria: Vec<MariaRow> = vec![
+        (1, "Ada".into(), Some(1), "crm".into()),
+        (2, "Grace".into(), Some(2), "helpdesk".into()),
+    ];
+    wait_for("both inserts on MariaDB", DEADLINE, || async {
+        (maria_rows(&p.maria).await == want_maria).then_some(())
+    })
+    .await;
+    let want_pg: Vec<PgRow> = vec![
+        (1, "Ada".into(), Some("Approved".into()), "crm".into()),
+        (
+            2,
+            "Grace".into(),
+            Some("Pending review".into()),
+            "helpdesk".into(),
+        ),
+    ];
+    wait_for("both inserts on PostgreSQL", DEADLINE, || async {
+        (pg_rows(&p.pg).await == want_pg).then_some(())
+    })
+    .await;
+
+    // A local update of a row tandem last wrote is replicated (not mistaken for an echo).
+    pg.batch_execute("UPDATE customers SET status = 'Approved' WHERE id = 2")
+        .await
+        .unwrap();
+    wait_for("the update on MariaDB", DEADLINE, || async {
+        (maria_rows(&p.maria).await.get(1) == Some(&(2, "Grace".into(), Some(1), "crm".into())))
+            .then_some(())
+    })
+    .await;
+    // A multi-statement transaction and a delete from the other side.
+    maria.query_drop("START TRANSACTION").await.unwrap();
+    maria
+        .query_drop("UPDATE clients SET name = 'Ada L.' WHERE client_id = 1")
+        .await
+        .unwrap();
+    maria
+        .query_drop("DELETE FROM clients WHERE client_id = 2")
+        .await
+        .unwrap();
+    maria.query_drop("COMMIT").await.unwrap();
+    let want_pg: Vec<PgRow> = vec![(
+        1,
+        "Ada L.".into(),
+        Some("Approved".into()),
+        "helpdesk".into(),
+    )];
+    wait_for("the transaction on PostgreSQL", DEADLINE, || async {
+        (pg_rows(&p.pg).await == want_pg).then_some(())
+    })
+    .await;
+
+    // Nothing echoes. Had crm sent helpdesk's change back, that echo would precede this marker in
+    // crm's log, so once the marker has arrived on MariaDB the echo would have been applied there too.
+    let maria_version = |maria: &MariaDb| {
+        let url = maria.url("desk");
+        async move {
+            let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+            let v: Option<(i64, u64)> = c
+                .query_first(
+                    "SELECT (SELECT _tandem_version FROM clients WHERE client_id = 1), \
+                     (SELECT COUNT(*) FROM tandem.conflict)",
+                )
+                .await
+                .unwrap();
+            c.disconnect().await.unwrap();
+            v.unwrap()
+        }
+    };
+    let before = maria_version(&p.maria).await;
+    pg.batch_execute("INSERT INTO customers VALUES (3, 'Marker', NULL)")
+        .await
+        .unwrap();
+    wait_for("the marker row on MariaDB", DEADLINE, || async {
+        maria_rows(&p.maria)
+            .await
+            .iter()
+            .any(|r| r.0 == 3)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        maria_version(&p.maria).await,
+        before,
+        "row 1 changed again on MariaDB, or a conflict was logged: an echo"
+    );
+    let pg_conflicts: i64 = pg
+        .query_one("SELECT count(*) FROM tandem.conflict", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        pg_conflicts, 0,
+        "an echo would have shown as a conflict on PostgreSQL"
+    );
+    assert_eq!(maria_rows(&p.maria).await.len(), 2);
+
+    // Clean stop on SIGTERM, exit 0.
+    let pid = tandem.id().expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(DEADLINE, tandem.wait())
+        .await
+        .expect("stops within the deadline")
+        .unwrap();
+    assert!(status.success(), "tandem run exited with {status}");
+    maria.disconnect().await.unwrap();
+    std::fs::remove_file(&p.config).ok();
+}
