@@ -771,3 +771,58 @@ async fn mysql_next_is_cancel_safe_and_quiet_sources_send_heartbeats() {
     };
     assert!(heartbeat >= last, "heartbeat {heartbeat} is behind {last}");
 }
+
+#[tokio::test]
+async fn mysql_file_offset_stream_survives_kill_and_tandem_checkpoint_passes() {
+    let (maria, db, mut conn) = server_with_db().await;
+    exec(&mut conn, "CREATE TABLE f (id INT PRIMARY KEY)").await;
+    exec(&mut conn, "CREATE DATABASE tandem").await;
+    exec(
+        &mut conn,
+        "CREATE TABLE tandem.checkpoint (id INT PRIMARY KEY)",
+    )
+    .await;
+    let row: mysql_async::Row = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .expect("status")
+        .expect("binlog on");
+    let start = Position::Binlog(tandem::model::BinlogPosition {
+        file: row.get(0).expect("file"),
+        offset: row.get(1).expect("offset"),
+    });
+    let mut opts = options(&maria, &db, &["f"], Some(start));
+    opts.tables.push(TableRef::new("tandem", "checkpoint"));
+    let mut src = MysqlSource::connect(opts).await.expect("source connects");
+
+    exec(&mut conn, "BEGIN").await;
+    exec(&mut conn, "INSERT INTO f VALUES (1)").await;
+    exec(&mut conn, "INSERT INTO tandem.checkpoint VALUES (1)").await;
+    exec(&mut conn, "COMMIT").await;
+    let t = next_txn(&mut src).await;
+    let tables: Vec<String> = changes(&t).iter().map(|c| c.table.to_string()).collect();
+    assert_eq!(tables, [format!("{db}.f"), "tandem.checkpoint".to_string()]);
+    assert!(matches!(t.position, Position::Binlog(_)));
+    src.confirm(&t.position);
+
+    insert_each(&mut conn, "f", 2..=3).await;
+    let mut seen = Vec::new();
+    while seen.last() != Some(&3) {
+        seen.extend(changes(&next_txn(&mut src).await).iter().map(int_id));
+    }
+    let dumps: Vec<u64> = conn
+        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+        .await
+        .expect("processlist readable");
+    assert!(!dumps.is_empty(), "a binlog dump thread exists");
+    for id in &dumps {
+        exec(&mut conn, &format!("KILL {id}")).await;
+    }
+    insert_each(&mut conn, "f", 4..=5).await;
+    seen.extend(read_ids_until(&mut src, 5).await);
+    assert_eq!(
+        seen,
+        vec![2, 3, 4, 5],
+        "binlog-position resume: nothing lost, nothing twice"
+    );
+}
