@@ -55,3 +55,38 @@ async fn setup_capture(config: &Config, node: &Node, dry_run: bool) -> Result<Ve
         }
     }
 }
+
+/// Seeds, on every node, the checkpoint of each incoming link whose source is MySQL/MariaDB with the
+/// source's current binlog position (see `apply::seed`). Returns `(node, statement)` pairs.
+pub async fn seed_checkpoints(
+    config: &Config,
+    only: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for source in config.nodes.values().filter(|n| n.engine == Engine::Mysql) {
+        let position = capture::mysql::current_position(source.url.expose())
+            .await
+            .map_err(|e| {
+                format!(
+                    "node {}: reading the binlog position: {}",
+                    source.id,
+                    crate::config::scrub(&e.to_string(), &source.url)
+                )
+            })?;
+        for target in config
+            .nodes
+            .values()
+            .filter(|t| t.id != source.id && only.is_none_or(|o| o == t.id))
+        {
+            let sql = crate::apply::seed::statement(config, target, &source.id, &position);
+            if !dry_run {
+                crate::apply::seed::run(target, &sql)
+                    .await
+                    .map_err(|e| format!("node {}: {e}", target.id))?;
+            }
+            out.push((target.id.clone(), sql));
+        }
+    }
+    Ok(out)
+}

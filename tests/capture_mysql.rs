@@ -684,3 +684,145 @@ async fn mysql_prerequisites_pass_on_a_row_binlog_server_and_name_fixes() {
         );
     }
 }
+
+#[tokio::test]
+async fn mysql_minimal_row_metadata_falls_back_to_information_schema() {
+    let (maria, db, mut conn) = server_with_db().await;
+    exec(
+        &mut conn,
+        "CREATE TABLE mm (id INT PRIMARY KEY, y YEAR, u INT UNSIGNED, e ENUM('p','q'), j JSON, l VARCHAR(5) CHARACTER SET latin1)",
+    )
+    .await;
+    let mut src = MysqlSource::connect(options(&maria, &db, &["mm"], None))
+        .await
+        .expect("source connects");
+    let expected = [
+        ("y", Value::Int(2001)),
+        ("u", Value::UInt(4294967295)),
+        ("e", Value::Enum("q".into())),
+        ("j", Value::Json(r#"{"k": [1]}"#.into())),
+        ("l", Value::Text("é".into())),
+    ];
+    let insert = |id: i64| {
+        format!(r#"INSERT INTO mm VALUES ({id}, 2001, 4294967295, 'q', '{{"k": [1]}}', 'é')"#)
+    };
+    exec(&mut conn, &insert(1)).await;
+    let c = changes(&next_txn(&mut src).await).remove(0);
+    assert_row(&c, &expected);
+
+    exec(&mut conn, "SET GLOBAL binlog_row_metadata = 'MINIMAL'").await;
+    let mut conn = maria
+        .connect(&db)
+        .await
+        .expect("new session sees the new setting");
+    exec(&mut conn, &insert(2)).await;
+    let c = changes(&next_txn(&mut src).await).remove(0);
+    assert_eq!(after_value(&c, "id"), Value::Int(2));
+    assert_row(&c, &expected);
+}
+
+#[tokio::test]
+async fn mysql_next_is_cancel_safe_and_quiet_sources_send_heartbeats() {
+    let (maria, db, mut conn) = server_with_db().await;
+    exec(&mut conn, "CREATE TABLE cs (id INT PRIMARY KEY, pad TEXT)").await;
+    let mut src = MysqlSource::connect(options(&maria, &db, &["cs"], None))
+        .await
+        .expect("source connects");
+    let writer = {
+        let mut conn = maria.connect(&db).await.expect("writer connects");
+        tokio::spawn(async move {
+            for id in 1..=200 {
+                let sql = format!("INSERT INTO cs VALUES ({id}, REPEAT('x', {}))", id * 50);
+                conn.query_drop(sql).await.expect("insert");
+            }
+        })
+    };
+    // Poll with tiny timeouts so that many calls are dropped mid-read: nothing may be lost or doubled.
+    let mut ids = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ids.last() != Some(&200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only got {} rows",
+            ids.len()
+        );
+        if let Ok(ev) = tokio::time::timeout(Duration::from_micros(200), src.next()).await {
+            if let CaptureEvent::Transaction(t) = ev.expect("stream keeps going") {
+                ids.extend(changes(&t).iter().map(int_id));
+            }
+        }
+    }
+    writer.await.expect("writer finished");
+    assert_eq!(
+        ids,
+        (1..=200).collect::<Vec<_>>(),
+        "every row once, in order"
+    );
+
+    let last = src.current_position();
+    let heartbeat = loop {
+        let ev = tokio::time::timeout(WAIT, src.next())
+            .await
+            .expect("a heartbeat on a quiet source")
+            .expect("stream keeps going");
+        if let CaptureEvent::Heartbeat(p) = ev {
+            break p;
+        }
+    };
+    assert!(heartbeat >= last, "heartbeat {heartbeat} is behind {last}");
+}
+
+#[tokio::test]
+async fn mysql_file_offset_stream_survives_kill_and_tandem_checkpoint_passes() {
+    let (maria, db, mut conn) = server_with_db().await;
+    exec(&mut conn, "CREATE TABLE f (id INT PRIMARY KEY)").await;
+    exec(&mut conn, "CREATE DATABASE tandem").await;
+    exec(
+        &mut conn,
+        "CREATE TABLE tandem.checkpoint (id INT PRIMARY KEY)",
+    )
+    .await;
+    let row: mysql_async::Row = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .expect("status")
+        .expect("binlog on");
+    let start = Position::Binlog(tandem::model::BinlogPosition {
+        file: row.get(0).expect("file"),
+        offset: row.get(1).expect("offset"),
+    });
+    let mut opts = options(&maria, &db, &["f"], Some(start));
+    opts.tables.push(TableRef::new("tandem", "checkpoint"));
+    let mut src = MysqlSource::connect(opts).await.expect("source connects");
+
+    exec(&mut conn, "BEGIN").await;
+    exec(&mut conn, "INSERT INTO f VALUES (1)").await;
+    exec(&mut conn, "INSERT INTO tandem.checkpoint VALUES (1)").await;
+    exec(&mut conn, "COMMIT").await;
+    let t = next_txn(&mut src).await;
+    let tables: Vec<String> = changes(&t).iter().map(|c| c.table.to_string()).collect();
+    assert_eq!(tables, [format!("{db}.f"), "tandem.checkpoint".to_string()]);
+    assert!(matches!(t.position, Position::Binlog(_)));
+    src.confirm(&t.position);
+
+    insert_each(&mut conn, "f", 2..=3).await;
+    let mut seen = Vec::new();
+    while seen.last() != Some(&3) {
+        seen.extend(changes(&next_txn(&mut src).await).iter().map(int_id));
+    }
+    let dumps: Vec<u64> = conn
+        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+        .await
+        .expect("processlist readable");
+    assert!(!dumps.is_empty(), "a binlog dump thread exists");
+    for id in &dumps {
+        exec(&mut conn, &format!("KILL {id}")).await;
+    }
+    insert_each(&mut conn, "f", 4..=5).await;
+    seen.extend(read_ids_until(&mut src, 5).await);
+    assert_eq!(
+        seen,
+        vec![2, 3, 4, 5],
+        "binlog-position resume: nothing lost, nothing twice"
+    );
+}

@@ -170,3 +170,37 @@ async fn check_live_refuses_servers_without_logical_decoding_or_row_binlogs() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn check_live_sample_dry_run_finds_what_the_target_would_reject() {
+    let (pg, maria) = servers(
+        "CREATE TABLE customers (id int PRIMARY KEY, name varchar(100), status text); \
+         INSERT INTO customers VALUES (1, 'A name far too long for the help desk', 'Approved'), \
+         (2, NULL, 'Pending review'), (3, 'Ok', 'Escalated'), (4, 'Fine', 'Approved')",
+        "CREATE TABLE clients (client_id int PRIMARY KEY, name varchar(10) NOT NULL, status_code tinyint)",
+    )
+    .await;
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_sample")));
+    std::fs::write(&path, pairing(&pg, &maria, MAPPING)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["check", "--sample", "10", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run tandem check");
+    std::fs::remove_file(&path).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for expected in [
+        "desk.clients would reject 1 of 4 sampled row(s) from crm in column name: longer than varchar(10) allows (first: client_id=1)",
+        "desk.clients would reject 1 of 4 sampled row(s) from crm in column name: NULL for a NOT NULL column (first: client_id=2)",
+        "would reject 1 of 4 sampled row(s) from crm in column status: the value is not in the value map",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    let mut conn = maria.connect("desk").await.unwrap();
+    let written: Option<i64> = conn
+        .query_first("SELECT COUNT(*) FROM clients")
+        .await
+        .unwrap();
+    assert_eq!(written, Some(0), "a dry run wrote rows");
+}

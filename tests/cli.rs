@@ -132,3 +132,20 @@ fn cli_missing_file_is_a_problem_not_a_crash() {
         "{stdout}"
     );
 }
+
+#[test]
+fn cli_the_docker_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/tandem.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["check", "--offline", "--config", path])
+        .env("CRM_PASSWORD", "x")
+        .env("HELPDESK_PASSWORD", "y")
+        .output()
+        .expect("run tandem");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -230,3 +230,36 @@ async fn two_way_sync_between_postgres_and_mariadb() {
     maria.disconnect().await.unwrap();
     std::fs::remove_file(&p.config).ok();
 }
+
+#[tokio::test]
+async fn two_way_writes_between_setup_and_the_first_run_are_not_lost() {
+    let p = pair().await;
+    // Written after `tandem setup` but before any link ran: the PostgreSQL slot holds the first, the
+    // checkpoint setup seeded from MariaDB's binlog position holds the second.
+    p.pg.connect("crm")
+        .await
+        .unwrap()
+        .batch_execute("INSERT INTO customers VALUES (10, 'Early PG', 'Approved')")
+        .await
+        .unwrap();
+    let mut m = p.maria.connect("desk").await.unwrap();
+    m.query_drop("INSERT INTO clients VALUES (20, 'Early Maria', 2)")
+        .await
+        .unwrap();
+    m.disconnect().await.unwrap();
+    let mut tandem = start_tandem_run(&p.config, 2).await;
+    wait_for("the early PostgreSQL row on MariaDB", DEADLINE, || async {
+        maria_rows(&p.maria)
+            .await
+            .iter()
+            .any(|r| r.0 == 10)
+            .then_some(())
+    })
+    .await;
+    wait_for("the early MariaDB row on PostgreSQL", DEADLINE, || async {
+        pg_rows(&p.pg).await.iter().any(|r| r.0 == 20).then_some(())
+    })
+    .await;
+    tandem.kill().await.ok();
+    std::fs::remove_file(&p.config).ok();
+}

@@ -39,6 +39,7 @@ mod link;
 pub mod mysql;
 pub mod postgres;
 mod row;
+pub mod seed;
 pub mod setup;
 pub mod target;
 

@@ -84,3 +84,55 @@ pub async fn read_tables(
         },
     })
 }
+
+/// Reads up to `limit` rows of `table` on `node` as row images (values in a neutral form: text,
+/// integers, decimals, booleans, JSON; good enough to test lengths, NULLs and value maps).
+pub async fn sample_rows(
+    node: &Node,
+    schema: &TableSchema,
+    limit: u32,
+) -> Result<Vec<crate::model::RowImage>, CatalogError> {
+    let rows = match node.engine {
+        Engine::Postgres => postgres::sample_json(node, &schema.table, limit).await,
+        Engine::Mysql => mysql::sample_json(node, schema, limit).await,
+    }
+    .map_err(|e| match e {
+        CatalogError::Query { node: n, detail } => CatalogError::Query {
+            node: n,
+            detail: scrub(&detail, &node.url),
+        },
+        other => other,
+    })?;
+    Ok(rows.iter().filter_map(|text| json_row(text)).collect())
+}
+
+fn json_row(text: &str) -> Option<crate::model::RowImage> {
+    use crate::model::{Field, ImageKind, RowImage, Value};
+    let serde_json::Value::Object(map) = serde_json::from_str::<serde_json::Value>(text).ok()?
+    else {
+        return None;
+    };
+    let fields = map
+        .into_iter()
+        .map(|(name, v)| {
+            let value = match v {
+                serde_json::Value::Null => Value::Null,
+                serde_json::Value::Bool(b) => Value::Bool(b),
+                serde_json::Value::String(s) => Value::Text(s),
+                serde_json::Value::Number(n) => match n.as_i64() {
+                    Some(i) => Value::Int(i),
+                    None => n
+                        .to_string()
+                        .parse()
+                        .map_or(Value::Text(n.to_string()), Value::Decimal),
+                },
+                other => Value::Json(other.to_string()),
+            };
+            Field {
+                name: name.as_str().into(),
+                value,
+            }
+        })
+        .collect();
+    Some(RowImage::new(ImageKind::Full, fields))
+}

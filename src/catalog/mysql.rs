@@ -90,3 +90,46 @@ pub(super) async fn read_tables(
     let _ = conn.disconnect().await;
     Ok(out)
 }
+
+pub(super) async fn sample_json(
+    node: &Node,
+    schema: &TableSchema,
+    limit: u32,
+) -> Result<Vec<String>, CatalogError> {
+    let connect = |detail: String| CatalogError::Connect {
+        node: node.id.clone(),
+        detail,
+    };
+    let opts =
+        mysql_async::Opts::from_url(node.url.expose()).map_err(|e| connect(e.to_string()))?;
+    let mut conn = mysql_async::Conn::new(opts)
+        .await
+        .map_err(|e| connect(e.to_string()))?;
+    let q = |s: &str| format!("`{}`", s.replace('`', "``"));
+    let pairs: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| {
+            // Bytes are not text: send them base64, so that a sample never fails on them.
+            let expr = match c.ty {
+                crate::mapping::types::ColumnType::Bytes { .. } => {
+                    format!("TO_BASE64({})", q(&c.name))
+                }
+                _ => q(&c.name),
+            };
+            format!("'{}', {expr}", c.name.replace('\'', "''"))
+        })
+        .collect();
+    let sql = format!(
+        "SELECT JSON_OBJECT({}) FROM {}.{} LIMIT {limit}",
+        pairs.join(", "),
+        q(&schema.table.schema),
+        q(&schema.table.name)
+    );
+    let rows: Result<Vec<String>, _> = conn.query(sql).await;
+    let _ = conn.disconnect().await;
+    rows.map_err(|e| CatalogError::Query {
+        node: node.id.clone(),
+        detail: e.to_string(),
+    })
+}

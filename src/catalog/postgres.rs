@@ -97,3 +97,33 @@ pub(super) async fn read_tables(
     let _ = task.await;
     Ok(out)
 }
+
+pub(super) async fn sample_json(
+    node: &Node,
+    table: &TableRef,
+    limit: u32,
+) -> Result<Vec<String>, CatalogError> {
+    let (client, conn) = tokio_postgres::connect(node.url.expose(), tokio_postgres::NoTls)
+        .await
+        .map_err(|e| CatalogError::Connect {
+            node: node.id.clone(),
+            detail: e.to_string(),
+        })?;
+    let task = tokio::spawn(conn);
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let sql = format!(
+        "SELECT row_to_json(t)::text FROM {}.{} t LIMIT {limit}",
+        q(&table.schema),
+        q(&table.name)
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|e| CatalogError::Query {
+            node: node.id.clone(),
+            detail: e.to_string(),
+        })?;
+    drop(client);
+    let _ = task.await;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

@@ -9,6 +9,7 @@ use crate::capture;
 use crate::catalog;
 use crate::config::{scrub, Config, Engine, Node, Problem, Severity};
 use crate::mapping::check::{self, NodeSchemas};
+use crate::mapping::{sample, Mapper};
 use crate::model::TableRef;
 
 #[derive(Debug, Args)]
@@ -21,13 +22,17 @@ pub struct CheckArgs {
     /// Check the file alone, without connecting to any node.
     #[arg(long)]
     pub offline: bool,
+    /// Also read N rows of each mapped table on each node, map them to every other node, and report
+    /// what the target would reject. Writes nothing.
+    #[arg(long, value_name = "N", conflicts_with = "offline")]
+    pub sample: Option<u32>,
 }
 
 pub async fn run(args: CheckArgs) -> ExitCode {
     let (problems, summary) = match Config::load(&args.config.path) {
         Ok((config, mut warnings)) => {
             if !args.offline {
-                warnings.extend(live_problems(&config).await);
+                warnings.extend(live_problems(&config, args.sample.unwrap_or(0)).await);
             }
             let summary = format!(
                 "{}: {} node(s), {} table(s), {} link(s)",
@@ -49,7 +54,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
 }
 
 /// Holds the file against every node's live schema.
-async fn live_problems(config: &Config) -> Vec<Problem> {
+async fn live_problems(config: &Config, sample: u32) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut schemas = NodeSchemas::new();
     for node in config.nodes.values() {
@@ -75,6 +80,53 @@ async fn live_problems(config: &Config) -> Vec<Problem> {
         }
     }
     problems.extend(check::analyze(config, &schemas));
+    if sample > 0 {
+        problems.extend(sample_problems(config, &schemas, sample).await);
+    }
+    problems
+}
+
+/// The sample dry run: each node's rows mapped onto every other node's schema.
+async fn sample_problems(config: &Config, schemas: &NodeSchemas, limit: u32) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, table) in config.tables.iter().enumerate() {
+        let path = format!("tables[{i}]");
+        let schema_of = |node: &str| {
+            schemas
+                .get(node)
+                .and_then(|s| s.get(table.physical.get(node)?))
+                .and_then(Option::as_ref)
+        };
+        for source in config.nodes.values() {
+            let Some(source_schema) = schema_of(&source.id) else {
+                continue;
+            };
+            let rows = match catalog::sample_rows(source, source_schema, limit).await {
+                Ok(r) => r,
+                Err(e) => {
+                    problems.push(Problem::warning(
+                        &path,
+                        format!("could not sample {}: {e}", source_schema.table),
+                        "",
+                    ));
+                    continue;
+                }
+            };
+            for target in config.nodes.values().filter(|t| t.id != source.id) {
+                let Some(target_schema) = schema_of(&target.id) else {
+                    continue;
+                };
+                let mapper = Mapper::new(config, &source.id, &target.id);
+                problems.extend(sample::analyze(
+                    &path,
+                    &mapper,
+                    &source_schema.table,
+                    &rows,
+                    target_schema,
+                ));
+            }
+        }
+    }
     problems
 }
 

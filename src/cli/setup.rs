@@ -51,6 +51,21 @@ pub async fn run(args: SetupArgs) -> ExitCode {
             }
         }
     }
+    if !failed {
+        match crate::setup::seed_checkpoints(&config, args.node.as_deref(), args.dry_run).await {
+            Ok(seeds) => {
+                for (node, sql) in seeds {
+                    println!(
+                        "-- node {node}: where the link from a MySQL/MariaDB source starts\n{sql};"
+                    );
+                }
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                failed = true;
+            }
+        }
+    }
     if failed {
         ExitCode::from(1)
     } else {

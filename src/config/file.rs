@@ -144,6 +144,11 @@ pub struct TableFile {
     /// Business columns that never leave their node.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Row filter: only rows whose business column holds one of the listed values are synced, e.g.
+    /// `filter = { region = ["EU", "UK"] }` (every listed column must match). A row updated into the
+    /// filter arrives as an insert, one updated out of it as a delete.
+    #[serde(default)]
+    pub filter: BTreeMap<String, Vec<Scalar>>,
     /// Columns whose names, values or rules differ per node. Columns with the same name on every node
     /// map by name without being listed.
     #[serde(default)]
@@ -168,6 +173,14 @@ pub struct ColumnFile {
     pub conflict: Option<ConflictRule>,
     /// With `conflict = "prefer"`: the node that wins for this column.
     pub prefer: Option<String>,
+    /// One-way transforms applied on the way to a node, in order: `trim`, `lowercase`, `uppercase`,
+    /// `squeeze`, `e164`, `e164:+<country code>`. The column needs an owner.
+    #[serde(default)]
+    pub transform: BTreeMap<String, Vec<String>>,
+    /// Per node: the text that stands for NULL there (`""` for a NOT NULL text column); it reads back
+    /// as NULL.
+    #[serde(default)]
+    pub null_as: BTreeMap<String, String>,
 }
 
 /// A scalar written in the file (a stored value in a value map).

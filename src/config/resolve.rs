@@ -8,6 +8,7 @@ use super::file::{
     ColumnFile, ConflictRule, FileConfig, NodeFile, OnError, Scalar, Settings, TableFile,
 };
 use super::{ConnUrl, Problem};
+use crate::mapping::transform::Transform;
 use crate::model::TableRef;
 
 /// The validated configuration.
@@ -88,6 +89,8 @@ pub struct Table {
     pub deletes: DeletePolicy,
     pub on_error: OnError,
     pub exclude: Vec<String>,
+    /// Business column -> the values a synced row may hold there.
+    pub filter: BTreeMap<String, Vec<Scalar>>,
     pub columns: Vec<Column>,
 }
 
@@ -102,6 +105,10 @@ pub struct Column {
     pub owner: Option<String>,
     pub conflict: Option<ConflictRule>,
     pub prefer: Option<String>,
+    /// Per node: one-way transforms applied on the way there.
+    pub transform: BTreeMap<String, Vec<Transform>>,
+    /// Per node: the text that stands for NULL there.
+    pub null_as: BTreeMap<String, String>,
 }
 
 impl Table {
@@ -543,6 +550,22 @@ fn resolve_table(
             ));
         }
     }
+    for (column, allowed) in &t.filter {
+        if allowed.is_empty() {
+            problems.push(Problem::error(
+                format!("{path}.filter.{column}"),
+                "an empty list lets no row through",
+                "list the values whose rows are synced, or remove the filter",
+            ));
+        }
+        if t.exclude.contains(column) {
+            problems.push(Problem::error(
+                format!("{path}.filter.{column}"),
+                format!("column {column:?} is excluded, so the filter could not see it on the other nodes"),
+                "filter on a column that is synced",
+            ));
+        }
+    }
     let mut seen = BTreeSet::new();
     let columns = t
         .columns
@@ -564,7 +587,7 @@ fn resolve_table(
                     "remove the column entry or the exclusion",
                 ));
             }
-            resolve_column(c, &cpath, node_ids, problems)
+            resolve_column(c, &cpath, t.owner.as_deref(), node_ids, problems)
         })
         .collect();
     Table {
@@ -579,6 +602,7 @@ fn resolve_table(
         deletes,
         on_error: t.on_error.unwrap_or(settings.on_error),
         exclude: t.exclude,
+        filter: t.filter,
         columns,
     }
 }
@@ -586,6 +610,7 @@ fn resolve_table(
 fn resolve_column(
     c: ColumnFile,
     path: &str,
+    table_owner: Option<&str>,
     nodes: &BTreeSet<String>,
     problems: &mut Vec<Problem>,
 ) -> Column {
@@ -648,6 +673,50 @@ fn resolve_column(
         }
         values.insert(node, map.into_iter().collect());
     }
+    let mut transform = BTreeMap::new();
+    for (node, names) in c.transform {
+        check_node_ref(
+            &Some(node.clone()),
+            format!("{path}.transform.{node}"),
+            nodes,
+            problems,
+        );
+        let mut list = Vec::new();
+        for (k, name) in names.iter().enumerate() {
+            match name.parse::<Transform>() {
+                Ok(t) => list.push(t),
+                Err(e) => problems.push(Problem::error(
+                    format!("{path}.transform.{node}[{k}]"),
+                    e,
+                    "correct the transform's name",
+                )),
+            }
+        }
+        let owner = c.owner.as_deref().or(table_owner);
+        if !list.is_empty() && owner.is_none() {
+            problems.push(Problem::error(
+                format!("{path}.transform.{node}"),
+                "a one-way transform on a column without an owner: the transformed value would flow back and overwrite the original",
+                "give the column (or the table) an owner = \"<node>\" whose values are the originals",
+            ));
+        }
+        if owner == Some(node.as_str()) {
+            problems.push(Problem::warning(
+                format!("{path}.transform.{node}"),
+                "the transform is on the owner node, which takes no values from the others, so it never runs",
+                "put the transform on the nodes that receive the owner's values",
+            ));
+        }
+        transform.insert(node, list);
+    }
+    for node in c.null_as.keys() {
+        check_node_ref(
+            &Some(node.clone()),
+            format!("{path}.null_as.{node}"),
+            nodes,
+            problems,
+        );
+    }
     Column {
         name: c.name,
         on: c.on,
@@ -655,5 +724,7 @@ fn resolve_column(
         owner: c.owner,
         conflict: c.conflict,
         prefer: c.prefer,
+        transform,
+        null_as: c.null_as,
     }
 }

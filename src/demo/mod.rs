@@ -105,6 +105,9 @@ pub async fn run(duration: Option<Duration>) -> Result<(), DemoError> {
             .map_err(step("setup"))?;
         println!("   {}: {} statement(s)", node.id, statements.len());
     }
+    crate::setup::seed_checkpoints(&config, None, false)
+        .await
+        .map_err(step("seeding checkpoints"))?;
 
     let (mut links, events) = Links::start(config.clone());
     let printer = tokio::spawn(print_events(events));

@@ -202,6 +202,7 @@ impl PgServer {
                 "could not create",
                 "invalid value for parameter",
                 "unrecognized configuration",
+                "not supported by this build",
             ]
             .iter()
             .any(|m| log.contains(m));

@@ -22,10 +22,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub mod check;
+pub mod sample;
+pub mod transform;
 pub mod types;
 
 use crate::config::{Config, ConflictRule, DeletePolicy, OnError, Scalar, Table};
-use crate::model::{Change, Field, RowImage, TableRef, Value};
+use crate::model::{Change, Field, ImageKind, Op, RowImage, TableRef, Value};
+use transform::Transform;
 
 /// Everything an applier needs to know about one business table on its target node, in the target's
 /// physical names.
@@ -66,11 +69,24 @@ pub struct ColumnRule {
 
 /// A value that cannot be mapped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("table {table}, column {column}: value not in the value map of node {node}; add it to tables.columns.values.{node} in the file")]
+#[error("table {table}, column {column}, node {node}: {reason}")]
 pub struct MappingError {
     pub table: String,
     pub column: String,
     pub node: String,
+    /// What went wrong and what to do, without the value itself.
+    pub reason: String,
+}
+
+fn not_in_map(table: &str, column: &str, node: &str) -> MappingError {
+    MappingError {
+        table: table.to_string(),
+        column: column.to_string(),
+        node: node.to_string(),
+        reason: format!(
+            "the value is not in the value map; add it to tables.columns.values.{node} in the file"
+        ),
+    }
 }
 
 /// Business value -> stored value, as the file lists them for one node.
@@ -94,7 +110,13 @@ struct LinkTable {
     business_to_target: HashMap<String, Arc<str>>,
     /// Value maps: business column -> (source map, target map).
     values: HashMap<String, (Option<ValueMap>, Option<ValueMap>)>,
+    /// One-way transforms on the way to the target, by business column.
+    transforms: HashMap<String, Vec<Transform>>,
+    /// The text standing for NULL: by business column, (on the source, on the target).
+    null_as: HashMap<String, (Option<String>, Option<String>)>,
     excluded_source: Vec<String>,
+    /// Row filter in source terms: physical column, allowed business values, the column's source map.
+    filter: Vec<(String, Vec<Scalar>, Option<ValueMap>)>,
 }
 
 impl Mapper {
@@ -141,9 +163,18 @@ impl Mapper {
         self.tables.iter().map(|t| &t.plan)
     }
 
-    /// Maps one source change. `None` when the table is not synced on this link.
+    /// Maps one source change. `None` when the table is not synced on this link, or the row filter
+    /// keeps the row home. A row updated into the filter becomes an insert, one updated out of it a
+    /// delete.
     pub fn map(&self, change: &Change) -> Option<Result<Change, MappingError>> {
         let t = &self.tables[*self.by_source_table.get(&change.table)?];
+        let filtered;
+        let change = if t.filter.is_empty() {
+            change
+        } else {
+            filtered = t.admit(change)?;
+            &filtered
+        };
         let map_image = |img: &Option<RowImage>| -> Result<Option<RowImage>, MappingError> {
             img.as_ref()
                 .map(|i| t.map_image(i, &self.source, &self.target))
@@ -161,6 +192,45 @@ impl Mapper {
 }
 
 impl LinkTable {
+    /// Whether a row image passes the row filter (an image without a filtered column does not).
+    fn passes(&self, img: &RowImage) -> bool {
+        self.filter.iter().all(|(column, allowed, map)| {
+            img.get(column).is_some_and(|v| {
+                allowed.iter().any(|a| {
+                    scalar_matches(a, v)
+                        || map
+                            .as_ref()
+                            .and_then(|m| decode(m, v))
+                            .is_some_and(|b| a.to_string().trim_matches('"') == b)
+                })
+            })
+        })
+    }
+
+    /// The change as it crosses the filter, or `None` when it stays home.
+    fn admit(&self, change: &Change) -> Option<Change> {
+        let full_before = change.before.as_ref().filter(|b| b.kind == ImageKind::Full);
+        let before = full_before.map(|b| self.passes(b));
+        let after = change.after.as_ref().map(|a| self.passes(a));
+        let op = match (change.op, before, after) {
+            (Op::Insert, _, Some(true)) | (Op::Truncate, _, _) => change.op,
+            (Op::Delete, Some(true), _) => Op::Delete,
+            (Op::Delete, None, _) => Op::Delete, // a key-only image cannot be judged: let it through
+            (Op::Update, Some(true) | None, Some(true)) => Op::Update,
+            (Op::Update, Some(false), Some(true)) => Op::Insert,
+            (Op::Update, Some(true), Some(false)) => Op::Delete,
+            _ => return None,
+        };
+        let mut out = change.clone();
+        out.op = op;
+        match op {
+            Op::Insert => out.before = None,
+            Op::Delete if change.op == Op::Update => out.after = None,
+            _ => {}
+        }
+        Some(out)
+    }
+
     fn new(config: &Config, t: &Table, source: &str, target: &str) -> LinkTable {
         let settings = &config.settings;
         let target_col = |business: &str| t.column_on(business, target).to_string();
@@ -203,13 +273,41 @@ impl LinkTable {
         };
         let mut source_to_business = HashMap::new();
         let mut business_to_target = HashMap::new();
+        let filter = t
+            .filter
+            .iter()
+            .map(|(column, allowed)| {
+                let map = t
+                    .columns
+                    .iter()
+                    .find(|c| &c.name == column)
+                    .and_then(|c| c.values.get(source).cloned());
+                (
+                    t.column_on(column, source).to_string(),
+                    allowed.clone(),
+                    map,
+                )
+            })
+            .collect();
         let mut values = HashMap::new();
+        let mut transforms = HashMap::new();
+        let mut null_as = HashMap::new();
         for c in &t.columns {
             source_to_business.insert(t.column_on(&c.name, source).to_string(), c.name.clone());
             business_to_target.insert(c.name.clone(), Arc::from(t.column_on(&c.name, target)));
             let (s, d) = (c.values.get(source).cloned(), c.values.get(target).cloned());
             if s.is_some() || d.is_some() {
                 values.insert(c.name.clone(), (s, d));
+            }
+            if let Some(list) = c.transform.get(target).filter(|l| !l.is_empty()) {
+                transforms.insert(c.name.clone(), list.clone());
+            }
+            let (s, d) = (
+                c.null_as.get(source).cloned(),
+                c.null_as.get(target).cloned(),
+            );
+            if s.is_some() || d.is_some() {
+                null_as.insert(c.name.clone(), (s, d));
             }
         }
         let excluded_source = t
@@ -222,7 +320,10 @@ impl LinkTable {
             source_to_business,
             business_to_target,
             values,
+            transforms,
+            null_as,
             excluded_source,
+            filter,
         }
     }
 
@@ -256,27 +357,40 @@ impl LinkTable {
                         Arc::from(business)
                     }
                 });
-            let value = match self.values.get(business) {
-                Some((from, to)) if !matches!(f.value, Value::Null | Value::Unchanged) => {
+            let (null_from, null_to) = self
+                .null_as
+                .get(business)
+                .map_or((None, None), |(s, t)| (s.as_ref(), t.as_ref()));
+            let incoming = match (&f.value, null_from) {
+                (Value::Text(t), Some(n)) if t == n => Value::Null,
+                (v, _) => v.clone(),
+            };
+            let mut value = match self.values.get(business) {
+                Some((from, to)) if !matches!(incoming, Value::Null | Value::Unchanged) => {
                     let business_value = match from {
-                        Some(map) => decode(map, &f.value).ok_or_else(|| MappingError {
-                            table: self.plan.business.clone(),
-                            column: business.to_string(),
-                            node: source.to_string(),
-                        })?,
-                        None => value_text(&f.value),
+                        Some(map) => decode(map, &incoming)
+                            .ok_or_else(|| not_in_map(&self.plan.business, business, source))?,
+                        None => value_text(&incoming),
                     };
                     match to {
-                        Some(map) => encode(map, &business_value).ok_or_else(|| MappingError {
-                            table: self.plan.business.clone(),
-                            column: business.to_string(),
-                            node: target.to_string(),
-                        })?,
+                        Some(map) => encode(map, &business_value)
+                            .ok_or_else(|| not_in_map(&self.plan.business, business, target))?,
                         None => Value::Text(business_value),
                     }
                 }
-                _ => f.value.clone(),
+                _ => incoming,
             };
+            for t in self.transforms.get(business).into_iter().flatten() {
+                value = t.apply(value).map_err(|e| MappingError {
+                    table: self.plan.business.clone(),
+                    column: business.to_string(),
+                    node: target.to_string(),
+                    reason: format!("{e}; correct the value at its source"),
+                })?;
+            }
+            if let (Value::Null, Some(n)) = (&value, null_to) {
+                value = Value::Text(n.clone());
+            }
             fields.push(Field {
                 name: target_name,
                 value,

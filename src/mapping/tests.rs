@@ -103,12 +103,13 @@ fn a_value_missing_from_the_map_names_table_column_and_node() {
         .expect("mapped table")
         .expect_err("9 is not in the map");
     assert_eq!(
-        err,
-        MappingError {
-            table: "customer".into(),
-            column: "status".into(),
-            node: "helpdesk".into()
-        }
+        (err.table.as_str(), err.column.as_str(), err.node.as_str()),
+        ("customer", "status", "helpdesk")
+    );
+    assert!(
+        err.to_string()
+            .contains("add it to tables.columns.values.helpdesk"),
+        "{err}"
     );
 }
 
@@ -126,4 +127,166 @@ fn unmapped_tables_are_not_on_the_link_and_plans_use_target_names() {
     assert_eq!(plan.version, "_tandem_version");
     assert!(plan.managed_version);
     assert_eq!(plan.target.to_string(), "desk.clients");
+}
+
+#[test]
+fn transforms_and_null_stand_ins() {
+    let text = r#"
+[nodes.crm]
+url = "postgres://postgres@127.0.0.1:5433/crm"
+[nodes.helpdesk]
+url = "mysql://root@127.0.0.1:3307/desk"
+
+[[tables]]
+name = "contact"
+key = ["id"]
+
+[[tables.columns]]
+name = "email"
+owner = "crm"
+transform = { helpdesk = ["trim", "lowercase"] }
+
+[[tables.columns]]
+name = "phone"
+owner = "crm"
+transform = { helpdesk = ["e164:+1"] }
+
+[[tables.columns]]
+name = "note"
+null_as = { helpdesk = "" }
+"#;
+    let c = Config::from_str_with_env(text, "t", &|_| None)
+        .expect("valid")
+        .0;
+    let there = Mapper::new(&c, "crm", "helpdesk");
+    let src = insert(
+        TableRef::new("public", "contact"),
+        &[
+            ("id", Value::Int(1)),
+            ("email", Value::Text(" Ada@Example.COM ".into())),
+            ("phone", Value::Text("(415) 555-2671".into())),
+            ("note", Value::Null),
+        ],
+    );
+    let out = there.map(&src).unwrap().unwrap();
+    assert_eq!(
+        out.after,
+        Some(row(&[
+            ("id", Value::Int(1)),
+            ("email", Value::Text("ada@example.com".into())),
+            ("phone", Value::Text("+14155552671".into())),
+            ("note", Value::Text(String::new())),
+        ]))
+    );
+    let back = Mapper::new(&c, "helpdesk", "crm")
+        .map(&out)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        back.after.as_ref().and_then(|r| r.get("note")),
+        Some(&Value::Null),
+        "the stand-in reads back as NULL"
+    );
+    let bad = insert(
+        TableRef::new("public", "contact"),
+        &[
+            ("id", Value::Int(2)),
+            ("phone", Value::Text("call me".into())),
+        ],
+    );
+    let err = there.map(&bad).unwrap().unwrap_err();
+    assert_eq!(err.column, "phone");
+    assert!(
+        !err.to_string().contains("call me"),
+        "errors never carry the value: {err}"
+    );
+}
+
+#[test]
+fn a_one_way_transform_needs_an_owner() {
+    let text = r#"
+[nodes.crm]
+url = "postgres://postgres@127.0.0.1:5433/crm"
+[nodes.helpdesk]
+url = "mysql://root@127.0.0.1:3307/desk"
+[[tables]]
+name = "contact"
+key = ["id"]
+[[tables.columns]]
+name = "email"
+transform = { helpdesk = ["lowercase", "shout"] }
+"#;
+    let problems = Config::from_str_with_env(text, "t", &|_| None)
+        .unwrap_err()
+        .problems;
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert!(
+        paths.contains(&"tables[0].columns[0].transform.helpdesk"),
+        "{problems:?}"
+    );
+    assert!(
+        paths.contains(&"tables[0].columns[0].transform.helpdesk[1]"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn row_filters_admit_convert_and_drop() {
+    let text = r#"
+[nodes.crm]
+url = "postgres://postgres@127.0.0.1:5433/crm"
+[nodes.helpdesk]
+url = "mysql://root@127.0.0.1:3307/desk"
+[[tables]]
+name = "contact"
+key = ["id"]
+filter = { region = ["EU", "UK"] }
+"#;
+    let c = Config::from_str_with_env(text, "t", &|_| None)
+        .expect("valid")
+        .0;
+    let m = Mapper::new(&c, "crm", "helpdesk");
+    let t = TableRef::new("public", "contact");
+    let img = |region: &str| {
+        row(&[
+            ("id", Value::Int(1)),
+            ("region", Value::Text(region.into())),
+        ])
+    };
+    let change = |op, before: Option<&str>, after: Option<&str>| Change {
+        table: t.clone(),
+        op,
+        before: before.map(img),
+        after: after.map(img),
+    };
+    let op_of = |c: Change| m.map(&c).map(|r| r.unwrap().op);
+    assert_eq!(
+        op_of(change(Op::Insert, None, Some("EU"))),
+        Some(Op::Insert)
+    );
+    assert_eq!(
+        op_of(change(Op::Insert, None, Some("US"))),
+        None,
+        "a row outside the filter stays home"
+    );
+    assert_eq!(
+        op_of(change(Op::Update, Some("EU"), Some("UK"))),
+        Some(Op::Update)
+    );
+    assert_eq!(
+        op_of(change(Op::Update, Some("US"), Some("EU"))),
+        Some(Op::Insert),
+        "entering the filter"
+    );
+    assert_eq!(
+        op_of(change(Op::Update, Some("EU"), Some("US"))),
+        Some(Op::Delete),
+        "leaving the filter"
+    );
+    assert_eq!(op_of(change(Op::Update, Some("US"), Some("US"))), None);
+    assert_eq!(op_of(change(Op::Delete, Some("US"), None)), None);
+    assert_eq!(
+        op_of(change(Op::Delete, Some("UK"), None)),
+        Some(Op::Delete)
+    );
 }

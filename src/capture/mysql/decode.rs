@@ -62,6 +62,10 @@ pub fn decode_rows(
         )?;
     }
     let ncols = usize::try_from(r.lenenc()?).map_err(|_| DecodeError::Malformed("rows"))?;
+    // A zero-column image would consume no bytes, and the row loop would never end.
+    if ncols == 0 {
+        return Err(DecodeError::Malformed("rows event without columns"));
+    }
     if ncols > table.columns.len() {
         return Err(DecodeError::Malformed(
             "rows event has more columns than its TABLE_MAP",
@@ -76,6 +80,7 @@ pub fn decode_rows(
     };
     let mut changes = Vec::new();
     while !r.is_empty() {
+        let before_len = r.remaining().len();
         let change = match kind.op {
             Op::Insert => Change {
                 table: table.table.clone(),
@@ -100,6 +105,10 @@ pub fn decode_rows(
                 }
             }
         };
+        // An image with no present columns consumes nothing; without progress the loop never ends.
+        if r.remaining().len() == before_len {
+            return Err(DecodeError::Malformed("rows event image without columns"));
+        }
         changes.push(change);
     }
     Ok(changes)

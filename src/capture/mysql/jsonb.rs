@@ -163,7 +163,7 @@ fn write_container(
             .ok_or_else(|| err("value entry"))?;
         let mut e = Reader::new(entry);
         let ty = e.u8()?;
-        let inlined = matches!(ty, 0x04 | 0x05 | 0x06) || (large && matches!(ty, 0x07 | 0x08));
+        let inlined = matches!(ty, 0x04..=0x06) || (large && matches!(ty, 0x07 | 0x08));
         if inlined {
             write_value(ty, e.take(w)?, depth + 1, budget, out)?;
         } else {
@@ -271,7 +271,7 @@ fn base64(data: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Builds a small object `{"a": 1, "b": [true, "x"]}` by hand from the documented layout.

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::types::{Charset, ColType, ColumnDecoder, DecodeError, Reader};
+use super::types::{decode_text, Charset, ColType, ColumnDecoder, DecodeError, Reader};
 use crate::model::TableRef;
 
 /// A TABLE_MAP event body, parsed.
@@ -38,8 +38,9 @@ pub struct OptionalMeta {
     pub charsets: Vec<u16>,
     /// Collation id per ENUM/SET column.
     pub enum_set_charsets: Vec<u16>,
-    pub enum_values: Vec<Vec<String>>,
-    pub set_values: Vec<Vec<String>>,
+    /// ENUM / SET labels as raw bytes in the column's charset (decoded in `resolve`).
+    pub enum_values: Vec<Vec<Vec<u8>>>,
+    pub set_values: Vec<Vec<Vec<u8>>>,
     pub primary_key: Vec<usize>,
 }
 
@@ -160,16 +161,32 @@ fn default_charset(v: &mut Reader<'_>, count: usize) -> Result<Vec<u16>, DecodeE
     Ok(out)
 }
 
-fn string_lists(v: &mut Reader<'_>) -> Result<Vec<Vec<String>>, DecodeError> {
+fn string_lists(v: &mut Reader<'_>) -> Result<Vec<Vec<Vec<u8>>>, DecodeError> {
     let mut out = Vec::new();
     while !v.is_empty() {
         let n = lenenc_usize(v)?;
         if n > v.remaining().len() {
             return Err(DecodeError::Malformed("TABLE_MAP labels"));
         }
-        out.push((0..n).map(|_| lenenc_string(v)).collect::<Result<_, _>>()?);
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = lenenc_usize(v)?;
+            labels.push(v.take(len)?.to_vec());
+        }
+        out.push(labels);
     }
     Ok(out)
+}
+
+/// Labels in their charset; a label the charset cannot decode is kept lossily rather than failing
+/// the table (the label text is only ever compared with the same server's labels).
+fn decode_labels(labels: &[Vec<u8>], charset: &Charset) -> Arc<[String]> {
+    labels
+        .iter()
+        .map(|l| {
+            decode_text(charset, l).unwrap_or_else(|_| String::from_utf8_lossy(l).into_owned())
+        })
+        .collect()
 }
 
 /// What `information_schema` says about a table's columns, in ordinal order.
@@ -220,7 +237,10 @@ pub enum MetadataError {
         binlog: usize,
         schema: usize,
     },
-    #[error("TABLE_MAP for {table} has no column names and information_schema was not read")]
+    #[error(
+        "the binlog does not name the columns of {table} and information_schema has no such table \
+         (dropped since?); set binlog_row_metadata=FULL on the source so the binlog carries names"
+    )]
     NoNames { table: TableRef },
 }
 
@@ -254,6 +274,11 @@ pub fn resolve(
                     table: map.table.clone(),
                 })
             }
+            Some([]) => {
+                return Err(MetadataError::NoNames {
+                    table: map.table.clone(),
+                })
+            }
             Some(c) if c.len() != map.columns.len() => {
                 return Err(MetadataError::ColumnCountMismatch {
                     table: map.table.clone(),
@@ -264,7 +289,7 @@ pub fn resolve(
             Some(_) => {}
         }
     }
-    let (mut numeric, mut character, mut enums, mut sets) = (0, 0, 0, 0);
+    let (mut numeric, mut character, mut enum_set, mut enums, mut sets) = (0, 0, 0, 0, 0);
     let mut columns = Vec::with_capacity(map.columns.len());
     for (i, ty) in map.columns.iter().enumerate() {
         let name: String = if have_names {
@@ -298,10 +323,18 @@ pub fn resolve(
             d.json_text = ic.is_some_and(|c| c.is_json);
             character += 1;
         }
+        let label_charset = if ty.is_enum_or_set() {
+            enum_set += 1;
+            opt.enum_set_charsets
+                .get(enum_set - 1)
+                .map_or(Charset::Utf8, |&id| collations.charset(id))
+        } else {
+            Charset::Utf8
+        };
         match ty {
             ColType::Enum { .. } => {
                 d.enum_values = match (opt.enum_values.get(enums), ic) {
-                    (Some(v), _) => v.clone().into(),
+                    (Some(v), _) => decode_labels(v, &label_charset),
                     (None, Some(c)) => c.enum_values.clone().into(),
                     (None, None) => Arc::from(Vec::new()),
                 };
@@ -309,7 +342,7 @@ pub fn resolve(
             }
             ColType::Set { .. } => {
                 d.set_values = match (opt.set_values.get(sets), ic) {
-                    (Some(v), _) => v.clone().into(),
+                    (Some(v), _) => decode_labels(v, &label_charset),
                     (None, Some(c)) => c.set_values.clone().into(),
                     (None, None) => Arc::from(Vec::new()),
                 };
@@ -391,4 +424,4 @@ impl MetadataCache {
 
 #[cfg(test)]
 #[path = "metadata_tests.rs"]
-mod tests;
+pub(crate) mod tests;

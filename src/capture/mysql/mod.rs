@@ -10,8 +10,9 @@
 //! ```
 //!
 //! Positions emitted: the kind of the start position. With no start position, MariaDB streams report
-//! `Position::MariaGtid` (the GTID state after each transaction, as `@slave_connect_state` takes it)
-//! and MySQL streams `Position::Binlog` (file and end offset of the commit event). A MySQL GTID set
+//! `Position::MariaGtid` (the GTID state after each transaction, as `@slave_connect_state` takes it;
+//! `Position::Binlog` while the server has written no GTID yet) and MySQL streams `Position::Binlog`
+//! (file and end offset of the commit event). A MySQL GTID set
 //! start gives `Position::MysqlGtid`. Every emitted position is one a dump can resume after.
 //!
 //! Loop marks: `Transaction.marks.skip_replication` is set when any event of the transaction carries
@@ -24,14 +25,18 @@
 //! [`Transaction`]: crate::model::Transaction
 
 pub mod assemble;
+mod decimal;
 pub mod decode;
 mod error;
 pub mod events;
+pub mod fixtures;
 pub mod jsonb;
 pub mod metadata;
+mod reader;
 mod server;
 mod setup;
 mod stream;
+mod temporal;
 pub mod types;
 
 pub use error::MysqlCaptureError;

@@ -36,7 +36,8 @@ pub async fn is_mariadb(conn: &mut Conn) -> Result<bool, MysqlCaptureError> {
 }
 
 /// The end of the binlog right now: a MariaDB GTID list on MariaDB (exactly the state at that file
-/// and offset, via `BINLOG_GTID_POS`), a file and offset on MySQL.
+/// and offset, via `BINLOG_GTID_POS`; file and offset while no GTID exists yet), a file and offset
+/// on MySQL.
 pub async fn current_position(conn: &mut Conn) -> Result<Position, MysqlCaptureError> {
     let mariadb = is_mariadb(conn).await?;
     let status: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
@@ -72,7 +73,11 @@ pub async fn current_position(conn: &mut Conn) -> Result<Position, MysqlCaptureE
             what: "an unreadable GTID position from BINLOG_GTID_POS",
             fix: "check the server's gtid_binlog_pos",
         })?;
-        return Ok(Position::MariaGtid(list));
+        // An empty GTID state as @slave_connect_state means "from the oldest binlog", not "now";
+        // with no GTID written yet, file and offset are the exact point instead.
+        if !list.domains.is_empty() {
+            return Ok(Position::MariaGtid(list));
+        }
     }
     Ok(Position::Binlog(BinlogPosition { file, offset }))
 }

@@ -29,10 +29,11 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
 use super::assemble::{Assembler, AssemblerConfig};
 use super::error::{is_purged, MysqlCaptureError};
 use super::events::{kind, RawEvent};
-use super::metadata::Collations;
+use super::metadata::{Collations, SchemaInfo};
 use super::server;
 use crate::capture::CaptureEvent;
 use crate::model::{NodeId, Position, TableRef};
+use tokio::task::JoinHandle;
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// No event, not even a heartbeat, for this long means the connection is dead.
@@ -86,11 +87,19 @@ pub struct MysqlSource {
     binlog: Option<BinlogStream>,
     /// Connection for information_schema reads, opened on demand.
     meta_conn: Option<Conn>,
+    /// An information_schema read in flight. It runs as its own task so that a dropped `next`
+    /// future neither loses its progress nor leaves a half-read connection behind.
+    schema_fetch: Option<SchemaFetch>,
     /// An event taken from the stream but not yet fed (kept across cancellation).
     pending: Option<Event>,
     failures: u32,
     last_heartbeat: Option<Instant>,
 }
+
+struct SchemaFetch(
+    TableRef,
+    JoinHandle<(Option<Conn>, Result<SchemaInfo, MysqlCaptureError>)>,
+);
 
 impl std::fmt::Debug for MysqlSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -132,6 +141,7 @@ impl MysqlSource {
             resume: start,
             binlog: None,
             meta_conn: Some(conn),
+            schema_fetch: None,
             pending: None,
             failures: 0,
             last_heartbeat: None,
@@ -188,7 +198,13 @@ impl MysqlSource {
             if let Some(table) = self.assembler.captured_table(event.data()) {
                 if self.assembler.metadata.schema_info(&table).is_none() {
                     self.pending = Some(event);
-                    let info = self.load_schema_info(&table).await?;
+                    let info = match self.load_schema_info(table.clone()).await {
+                        Ok((_, info)) => info,
+                        // Dropped since this event was written: with binlog_row_metadata=FULL the
+                        // TABLE_MAP's own names still decode it (metadata::resolve decides).
+                        Err(MysqlCaptureError::MissingTable { .. }) => SchemaInfo::default(),
+                        Err(e) => return Err(e),
+                    };
                     self.assembler.metadata.set_schema_info(table, info);
                     return Ok(None);
                 }
@@ -244,19 +260,34 @@ impl MysqlSource {
 
     async fn load_schema_info(
         &mut self,
-        table: &TableRef,
-    ) -> Result<super::metadata::SchemaInfo, MysqlCaptureError> {
-        if self.meta_conn.is_none() {
-            self.meta_conn = Some(server::connect(&self.opts).await?);
+        table: TableRef,
+    ) -> Result<(TableRef, SchemaInfo), MysqlCaptureError> {
+        if self.schema_fetch.as_ref().is_none_or(|f| f.0 != table) {
+            let conn = self.meta_conn.take();
+            let opts = self.opts.clone();
+            let t = table.clone();
+            let task = tokio::spawn(async move {
+                let mut conn = match conn {
+                    Some(c) => c,
+                    None => match server::connect(&opts).await {
+                        Ok(c) => c,
+                        Err(e) => return (None, Err(e)),
+                    },
+                };
+                let result = server::schema_info(&mut conn, &t).await;
+                let keep = !result.as_ref().is_err_and(MysqlCaptureError::is_transient);
+                (keep.then_some(conn), result)
+            });
+            self.schema_fetch = Some(SchemaFetch(table.clone(), task));
         }
-        let Some(conn) = self.meta_conn.as_mut() else {
+        let Some(fetch) = self.schema_fetch.as_mut() else {
             return Err(MysqlCaptureError::StreamEnded);
         };
-        let result = server::schema_info(conn, table).await;
-        if result.as_ref().is_err_and(MysqlCaptureError::is_transient) {
-            self.meta_conn = None;
-        }
-        result
+        let joined = (&mut fetch.1).await;
+        self.schema_fetch = None;
+        let (conn, result) = joined.map_err(|_| MysqlCaptureError::StreamEnded)?;
+        self.meta_conn = conn;
+        result.map(|info| (table, info))
     }
 
     async fn open_dump(&mut self) -> Result<(), MysqlCaptureError> {

@@ -29,8 +29,9 @@
 
 use std::sync::Arc;
 
-use crate::model::time::{days_from_civil, is_valid_date, MICROS_PER_DAY};
-use crate::model::{Decimal, Value};
+pub use super::decimal::decode_decimal;
+pub use super::reader::{DecodeError, Reader};
+use crate::model::Value;
 
 /// Binlog column type codes (`enum_field_types`).
 pub mod code {
@@ -284,87 +285,6 @@ impl ColumnDecoder {
     }
 }
 
-/// Why a value could not be decoded. Carries no row data.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("event truncated: needed {needed} more bytes")]
-    Truncated { needed: usize },
-    #[error("unsupported binlog column type {0}")]
-    UnsupportedType(u8),
-    #[error("malformed {0} value")]
-    Malformed(&'static str),
-    #[error("column charset {0} is not supported (use utf8mb4, latin1 or binary)")]
-    UnsupportedCharset(String),
-    #[error("text is not valid in the column charset")]
-    BadText,
-    #[error("enum index {0} outside the column's labels")]
-    EnumIndex(u64),
-    #[error("set bitmap names a member the column does not have")]
-    SetBits,
-    #[error("malformed binary JSON: {0}")]
-    Json(String),
-}
-
-/// A bounds-checked reader over event bytes.
-#[derive(Debug, Clone)]
-pub struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf }
-    }
-
-    pub fn remaining(&self) -> &'a [u8] {
-        self.buf
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.buf.len() {
-            return Err(DecodeError::Truncated {
-                needed: n - self.buf.len(),
-            });
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    pub fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-
-    /// An unsigned little-endian integer of `n` (<= 8) bytes.
-    pub fn uint_le(&mut self, n: usize) -> Result<u64, DecodeError> {
-        let b = self.take(n)?;
-        Ok(b.iter()
-            .rev()
-            .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
-    }
-
-    /// An unsigned big-endian integer of `n` (<= 8) bytes.
-    pub fn uint_be(&mut self, n: usize) -> Result<u64, DecodeError> {
-        let b = self.take(n)?;
-        Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
-    }
-
-    /// A length-encoded integer (protocol `int<lenenc>`).
-    pub fn lenenc(&mut self) -> Result<u64, DecodeError> {
-        match self.u8()? {
-            x @ 0..=250 => Ok(u64::from(x)),
-            0xFC => self.uint_le(2),
-            0xFD => self.uint_le(3),
-            0xFE => self.uint_le(8),
-            _ => Err(DecodeError::Malformed("length-encoded integer")),
-        }
-    }
-}
-
 /// Decodes one non-NULL value of column `col` from `r`.
 pub fn decode_value(col: &ColumnDecoder, r: &mut Reader<'_>) -> Result<Value, DecodeError> {
     let int = |r: &mut Reader<'_>, n: usize| -> Result<Value, DecodeError> {
@@ -391,57 +311,13 @@ pub fn decode_value(col: &ColumnDecoder, r: &mut Reader<'_>) -> Result<Value, De
             0 => Value::Int(0),
             y => Value::Int(1900 + i64::from(y)),
         },
-        ColType::Date => {
-            let v = r.uint_le(3)?;
-            date_value((v >> 9) as i64, ((v >> 5) & 15) as u32, (v & 31) as u32)
-        }
-        ColType::Time => {
-            let raw = r.uint_le(3)? as i64;
-            let v = (raw << 40) >> 40;
-            let a = v.unsigned_abs() as i64;
-            let (h, m, s) = (a / 10000, (a / 100) % 100, a % 100);
-            let micros = ((h * 60 + m) * 60 + s) * 1_000_000;
-            Value::Time(if v < 0 { -micros } else { micros })
-        }
-        ColType::Time2 { fsp } => Value::Time(decode_time2(r, *fsp)?),
-        ColType::Datetime => {
-            let v = r.uint_le(8)?;
-            let (date, time) = (v / 1_000_000, v % 1_000_000);
-            datetime_value(
-                (date / 10000) as i64,
-                ((date / 100) % 100) as u32,
-                (date % 100) as u32,
-                (time / 10000) as i64,
-                ((time / 100) % 100) as i64,
-                (time % 100) as i64,
-                0,
-            )
-        }
-        ColType::Datetime2 { fsp } => {
-            let int = r.uint_be(5)? as i64 - 0x80_0000_0000;
-            let frac = read_frac(r, *fsp)?;
-            if int < 0 {
-                return Err(DecodeError::Malformed("DATETIME2"));
-            }
-            let ymd = int >> 17;
-            let ym = ymd >> 5;
-            let hms = int & 0x1FFFF;
-            datetime_value(
-                ym / 13,
-                (ym % 13) as u32,
-                (ymd & 31) as u32,
-                hms >> 12,
-                (hms >> 6) & 63,
-                hms & 63,
-                frac,
-            )
-        }
-        ColType::Timestamp => timestamp_value(r.uint_le(4)? as i64, 0),
-        ColType::Timestamp2 { fsp } => {
-            let secs = r.uint_be(4)? as i64;
-            let frac = read_frac(r, *fsp)?;
-            timestamp_value(secs, frac)
-        }
+        ColType::Date
+        | ColType::Time
+        | ColType::Time2 { .. }
+        | ColType::Datetime
+        | ColType::Datetime2 { .. }
+        | ColType::Timestamp
+        | ColType::Timestamp2 { .. } => super::temporal::decode_temporal(&col.ty, r)?,
         ColType::Varchar { max_len } => {
             let n = if *max_len > 255 { 2 } else { 1 };
             let len = r.uint_le(n)? as usize;
@@ -503,86 +379,6 @@ pub fn decode_value(col: &ColumnDecoder, r: &mut Reader<'_>) -> Result<Value, De
     })
 }
 
-/// Reads the fractional-seconds part of a TIME2/DATETIME2/TIMESTAMP2 as microseconds.
-fn read_frac(r: &mut Reader<'_>, fsp: u8) -> Result<i64, DecodeError> {
-    Ok(match fsp {
-        0 => 0,
-        1 | 2 => r.uint_be(1)? as i64 * 10_000,
-        3 | 4 => r.uint_be(2)? as i64 * 100,
-        5 | 6 => r.uint_be(3)? as i64,
-        _ => return Err(DecodeError::Malformed("fractional seconds precision")),
-    })
-}
-
-/// TIME2: a packed signed value, `(hms bits << 24) + microseconds`, stored offset big-endian
-/// (MySQL `my_time_packed_from_binary`).
-fn decode_time2(r: &mut Reader<'_>, fsp: u8) -> Result<i64, DecodeError> {
-    let packed: i64 = match fsp {
-        0 => (r.uint_be(3)? as i64 - 0x80_0000) << 24,
-        1..=4 => {
-            let mut int = r.uint_be(3)? as i64 - 0x80_0000;
-            let (mut frac, unit, wrap) = if fsp <= 2 {
-                (r.uint_be(1)? as i64, 10_000, 0x100)
-            } else {
-                (r.uint_be(2)? as i64, 100, 0x1_0000)
-            };
-            // Negative values store the fraction as a complement that borrows from the seconds.
-            if int < 0 && frac != 0 {
-                int += 1;
-                frac -= wrap;
-            }
-            (int << 24) + frac * unit
-        }
-        5 | 6 => r.uint_be(6)? as i64 - 0x8000_0000_0000,
-        _ => return Err(DecodeError::Malformed("TIME2 precision")),
-    };
-    let neg = packed < 0;
-    let p = packed.unsigned_abs() as i64;
-    let int = p >> 24;
-    let frac = p & 0xFF_FFFF;
-    let (h, m, s) = ((int >> 12) & 0x3FF, (int >> 6) & 63, int & 63);
-    if m > 59 || s > 59 || frac > 999_999 {
-        return Err(DecodeError::Malformed("TIME2"));
-    }
-    let micros = ((h * 60 + m) * 60 + s) * 1_000_000 + frac;
-    Ok(if neg { -micros } else { micros })
-}
-
-fn zero_date(text: String) -> Value {
-    Value::Other {
-        type_name: "zero_date".into(),
-        text,
-    }
-}
-
-fn date_value(y: i64, m: u32, d: u32) -> Value {
-    if is_valid_date(y, m, d) {
-        Value::Date(days_from_civil(y, m, d) as i32)
-    } else {
-        zero_date(format!("{y:04}-{m:02}-{d:02}"))
-    }
-}
-
-fn datetime_value(y: i64, mo: u32, d: u32, h: i64, mi: i64, s: i64, frac: i64) -> Value {
-    if !is_valid_date(y, mo, d) {
-        let mut text = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
-        if frac != 0 {
-            text.push_str(&format!(".{frac:06}"));
-        }
-        return zero_date(text);
-    }
-    let tod = ((h * 60 + mi) * 60 + s) * 1_000_000 + frac;
-    Value::Timestamp(days_from_civil(y, mo, d) * MICROS_PER_DAY + tod)
-}
-
-fn timestamp_value(secs: i64, frac: i64) -> Value {
-    // MySQL cannot store 1970-01-01 00:00:00 UTC in a TIMESTAMP: zero seconds is the zero date.
-    if secs == 0 && frac == 0 {
-        return zero_date("0000-00-00 00:00:00".into());
-    }
-    Value::TimestampTz(secs * 1_000_000 + frac)
-}
-
 /// Decodes character data in the column charset. `pad_to` re-pads BINARY(n), whose trailing zero
 /// bytes the binlog strips; CHAR's trailing spaces are dropped, as a SELECT would.
 fn text_value(
@@ -591,16 +387,31 @@ fn text_value(
     pad_to: Option<u16>,
 ) -> Result<Value, DecodeError> {
     let charset = col.charset.as_ref().unwrap_or(&Charset::Binary);
-    let text = match charset {
-        Charset::Binary => {
-            let mut b = bytes.to_vec();
-            if let Some(n) = pad_to {
-                if b.len() < usize::from(n) {
-                    b.resize(usize::from(n), 0);
-                }
+    if *charset == Charset::Binary {
+        let mut b = bytes.to_vec();
+        if let Some(n) = pad_to {
+            if b.len() < usize::from(n) {
+                b.resize(usize::from(n), 0);
             }
-            return Ok(Value::Bytes(b));
         }
+        return Ok(Value::Bytes(b));
+    }
+    let text = decode_text(charset, bytes)?;
+    let text = if pad_to.is_some() {
+        text.trim_end_matches(' ').to_string()
+    } else {
+        text
+    };
+    Ok(if col.json_text {
+        Value::Json(text)
+    } else {
+        Value::Text(text)
+    })
+}
+
+/// Character data in `charset` as a string; binary data is not text and gives an error.
+pub fn decode_text(charset: &Charset, bytes: &[u8]) -> Result<String, DecodeError> {
+    Ok(match charset {
         Charset::Utf8 => std::str::from_utf8(bytes)
             .map_err(|_| DecodeError::BadText)?
             .to_string(),
@@ -617,17 +428,8 @@ fn text_value(
                 .collect::<Option<String>>()
                 .ok_or(DecodeError::BadText)?
         }
+        Charset::Binary => return Err(DecodeError::BadText),
         Charset::Other(name) => return Err(DecodeError::UnsupportedCharset(name.to_string())),
-    };
-    let text = if pad_to.is_some() {
-        text.trim_end_matches(' ').to_string()
-    } else {
-        text
-    };
-    Ok(if col.json_text {
-        Value::Json(text)
-    } else {
-        Value::Text(text)
     })
 }
 
@@ -674,69 +476,6 @@ fn left_align_bits(raw: &[u8], len: u32) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Bytes used by a group of `digits` (< 9) decimal digits (MySQL `dig2bytes`).
-const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
-
-/// DECIMAL(precision, scale) in MySQL's binary format (`bin2decimal`): base-10^9 groups of 4 bytes,
-/// partial groups at both ends, sign in the top bit, negative numbers stored inverted.
-pub fn decode_decimal(
-    r: &mut Reader<'_>,
-    precision: u8,
-    scale: u8,
-) -> Result<Decimal, DecodeError> {
-    let bad = || DecodeError::Malformed("DECIMAL");
-    if scale > precision || precision > 65 {
-        return Err(bad());
-    }
-    let intg = usize::from(precision - scale);
-    let frac = usize::from(scale);
-    let (intg0, intg0x, frac0, frac0x) = (intg / 9, intg % 9, frac / 9, frac % 9);
-    let size = intg0 * 4 + DIG2BYTES[intg0x] + frac0 * 4 + DIG2BYTES[frac0x];
-    let mut bytes = r.take(size)?.to_vec();
-    let Some(first) = bytes.first_mut() else {
-        return Err(bad());
-    };
-    let negative = *first & 0x80 == 0;
-    *first ^= 0x80;
-    if negative {
-        bytes.iter_mut().for_each(|b| *b = !*b);
-    }
-    let mut g = Reader::new(&bytes);
-    let group = |g: &mut Reader<'_>, digits: usize| -> Result<String, DecodeError> {
-        let n = if digits == 9 { 4 } else { DIG2BYTES[digits] };
-        let v = g.uint_be(n)?;
-        if v >= 10u64.pow(digits as u32) {
-            return Err(bad());
-        }
-        Ok(format!("{v:0digits$}"))
-    };
-    let mut int_part = String::new();
-    if intg0x > 0 {
-        int_part.push_str(&group(&mut g, intg0x)?);
-    }
-    for _ in 0..intg0 {
-        int_part.push_str(&group(&mut g, 9)?);
-    }
-    let mut frac_part = String::new();
-    for _ in 0..frac0 {
-        frac_part.push_str(&group(&mut g, 9)?);
-    }
-    if frac0x > 0 {
-        frac_part.push_str(&group(&mut g, frac0x)?);
-    }
-    let mut text = String::with_capacity(intg + frac + 3);
-    if negative {
-        text.push('-');
-    }
-    let trimmed = int_part.trim_start_matches('0');
-    text.push_str(if trimmed.is_empty() { "0" } else { trimmed });
-    if !frac_part.is_empty() {
-        text.push('.');
-        text.push_str(&frac_part);
-    }
-    text.parse().map_err(|_| bad())
 }
 
 #[cfg(test)]

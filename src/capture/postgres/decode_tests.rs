@@ -208,6 +208,67 @@ fn decodes_a_begin() {
     );
 }
 
+/// Begin, Relation, Insert, Commit as a PostgreSQL 15 walsender produced them for
+/// `INSERT INTO bench VALUES (42, 9000000000, 'Ada Lovelace', …)` (read with
+/// `pg_logical_slot_peek_binary_changes(…, 'proto_version', '1', 'publication_names', 'p')`).
+pub fn captured_pg15_insert() -> Vec<Bytes> {
+    include_str!("testdata/pg15_insert.hex")
+        .lines()
+        .map(|l| {
+            let b = l.trim().as_bytes();
+            let digit = |c: u8| (c as char).to_digit(16).expect("hex digit") as u8;
+            b.chunks(2)
+                .map(|p| (digit(p[0]) << 4) | digit(p[1]))
+                .collect::<Vec<u8>>()
+                .into()
+        })
+        .collect()
+}
+
+#[test]
+fn decodes_captured_pg15_messages() {
+    let msgs = captured_pg15_insert();
+    let decoded: Vec<PgOutput> = msgs
+        .iter()
+        .map(|m| decode(m, false).expect("decodes"))
+        .collect();
+    let PgOutput::Relation {
+        namespace,
+        name,
+        columns,
+        ..
+    } = &decoded[1]
+    else {
+        panic!("second message is not a Relation: {:?}", decoded[1])
+    };
+    assert_eq!(
+        (namespace.as_str(), name.as_str(), columns.len()),
+        ("public", "bench", 10)
+    );
+    assert!(columns[0].key && !columns[1].key);
+    assert_eq!(columns[4].type_oid, 1700);
+    let PgOutput::Insert { new, .. } = &decoded[2] else {
+        panic!("third message is not an Insert")
+    };
+    assert_eq!(
+        new[2],
+        TupleValue::Text(Bytes::from_static(b"Ada Lovelace"))
+    );
+    let (
+        PgOutput::Begin { final_lsn, .. },
+        PgOutput::Commit {
+            commit_lsn,
+            end_lsn,
+            ..
+        },
+    ) = (&decoded[0], &decoded[3])
+    else {
+        panic!("not framed by Begin and Commit")
+    };
+    assert_eq!(final_lsn, commit_lsn);
+    assert!(end_lsn > commit_lsn);
+}
+
 #[test]
 fn streamed_changes_carry_their_xid() {
     let m = PgOutput::Insert {

@@ -11,7 +11,13 @@
 //!  stream.rs    PgSource: drives the above, acknowledges confirmed positions, reconnects
 //!  setup.rs     prerequisite checks, publication and slot creation
 //! ```
+//!
+//! Use: [`check_prerequisites`] and [`setup()`] (`tandem check` / `tandem setup`) prepare a node; a
+//! [`PgSource`] per outgoing link then yields [`crate::capture::CaptureEvent`]s in commit order, and
+//! the caller calls [`PgSource::confirm`] with a position once the target committed it. A new slot's
+//! exported snapshot ([`PgSource::snapshot_name`]) serves an initial copy until the first `next()`.
 
+mod array;
 pub mod assemble;
 pub mod conn;
 pub mod decode;

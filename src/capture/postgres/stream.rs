@@ -35,8 +35,8 @@ use super::types::{TypeInfo, TypeKind};
 use crate::capture::CaptureEvent;
 use crate::model::{Lsn, NodeId, PgPosition, Position, TableRef};
 
-/// How often a status update goes out even when nothing changed; well under the server's default
-/// `wal_sender_timeout` of 60 s.
+/// How often a status update goes out even when nothing changed, at most; a third of the server's
+/// `wal_sender_timeout` when that is shorter, so the server never gives up on a live stream.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -87,10 +87,14 @@ pub struct PgSource {
     opts: PgSourceOptions,
     params: ConnParams,
     server_version: i32,
+    status_interval: Duration,
     conn: Option<ReplConn>,
     replicating: bool,
     snapshot: Option<String>,
     asm: Assembler,
+    /// A decoded message waiting for its type lookups; kept here so that a cancelled `next()` does not
+    /// lose it.
+    pending: Option<PgOutput>,
     catalog: Option<tokio_postgres::Client>,
     /// Highest position the caller confirmed: the flush LSN reported.
     confirmed: Lsn,
@@ -124,6 +128,17 @@ impl PgSource {
             .query_one("SELECT current_setting('server_version_num')::int", &[])
             .await?;
         let server_version: i32 = row.try_get(0)?;
+        let row = catalog
+            .query_one(
+                "SELECT setting::int8 FROM pg_settings WHERE name = 'wal_sender_timeout'",
+                &[],
+            )
+            .await?;
+        let timeout_ms: i64 = row.try_get(0)?;
+        let status_interval = match u64::try_from(timeout_ms / 3) {
+            Ok(ms) if ms > 0 => STATUS_INTERVAL.min(Duration::from_millis(ms)),
+            _ => STATUS_INTERVAL,
+        };
         let start = match &opts.start {
             Some(Position::Postgres(p)) => p.lsn,
             Some(other) => {
@@ -143,10 +158,12 @@ impl PgSource {
             opts,
             params,
             server_version,
+            status_interval,
             conn: None,
             replicating: false,
             snapshot: None,
             asm,
+            pending: None,
             catalog: Some(catalog),
             confirmed: start,
             received: start,
@@ -202,6 +219,7 @@ impl PgSource {
                     tracing::warn!(slot = %self.opts.slot, error = %e, backoff_ms = self.backoff.as_millis() as u64, "postgres capture lost its stream; reconnecting");
                     self.conn = None;
                     self.replicating = false;
+                    self.pending = None;
                     self.asm.reset();
                     tokio::time::sleep(self.backoff).await;
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
@@ -214,6 +232,9 @@ impl PgSource {
 
     /// One round: make sure we stream, send a due status update, read one message.
     async fn step(&mut self) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if self.pending.is_some() {
+            return self.deliver().await;
+        }
         if self.conn.is_none() {
             self.open().await?;
         }
@@ -228,7 +249,7 @@ impl PgSource {
         if due <= now {
             conn.queue_status(self.received.0, self.confirmed.0, self.confirmed.0);
             conn.flush().await?;
-            self.status_due = Some(Instant::now() + STATUS_INTERVAL);
+            self.status_due = Some(Instant::now() + self.status_interval);
             return Ok(None);
         }
         let msg = match tokio::time::timeout(due - now, conn.recv()).await {
@@ -258,24 +279,32 @@ impl PgSource {
                 wal_start, data, ..
             } => {
                 self.received = self.received.max(Lsn(wal_start));
-                let msg = decode(&data, self.asm.in_stream())?;
-                if let PgOutput::Relation { columns, .. } = &msg {
-                    let oids: Vec<u32> = columns.iter().map(|c| c.type_oid).collect();
-                    self.resolve_types(&oids).await?;
-                }
-                let ev = self.asm.handle(msg)?;
-                if let Some(ev) = &ev {
-                    let end = match ev {
-                        CaptureEvent::Transaction(t) => &t.position,
-                        CaptureEvent::Heartbeat(p) => p,
-                    };
-                    if let Position::Postgres(p) = end {
-                        self.delivered = self.delivered.max(p.lsn);
-                    }
-                }
-                Ok(ev)
+                self.pending = Some(decode(&data, self.asm.in_stream())?);
+                self.deliver().await
             }
         }
+    }
+
+    /// Resolves the pending message's types (Relation messages) and hands it to the assembler.
+    async fn deliver(&mut self) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if let Some(PgOutput::Relation { columns, .. }) = &self.pending {
+            let oids: Vec<u32> = columns.iter().map(|c| c.type_oid).collect();
+            self.resolve_types(&oids).await?;
+        }
+        let Some(msg) = self.pending.take() else {
+            return Ok(None);
+        };
+        let ev = self.asm.handle(msg)?;
+        if let Some(ev) = &ev {
+            let end = match ev {
+                CaptureEvent::Transaction(t) => &t.position,
+                CaptureEvent::Heartbeat(p) => p,
+            };
+            if let Position::Postgres(p) = end {
+                self.delivered = self.delivered.max(p.lsn);
+            }
+        }
+        Ok(ev)
     }
 
     /// Opens the replication connection and makes sure the slot exists.
@@ -293,7 +322,9 @@ impl PgSource {
                 } else {
                     ""
                 },
-                if self.conn.is_none() && self.snapshot.is_none() && self.reconnects == 0 {
+                // Only the first slot of a source is worth a snapshot: an initial copy happens before
+                // streaming starts, never after a reconnect.
+                if self.reconnects == 0 {
                     "EXPORT_SNAPSHOT"
                 } else {
                     "NOEXPORT_SNAPSHOT"

@@ -1,6 +1,7 @@
 //! Value decoding tests: every supported type's text forms, including the edge values.
 
 use super::*;
+use crate::capture::postgres::array::parse_array;
 use crate::model::time::days_from_civil;
 
 fn d(oid: u32, s: &str) -> Value {

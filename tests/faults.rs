@@ -1,0 +1,224 @@
+//! Faults: tandem killed with SIGKILL mid-stream and restarted, and each database restarted mid-stream.
+//! Afterwards every row is on both nodes and nothing was applied twice (a redelivered transaction that
+//! slipped past the checkpoint would show as a conflict).
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use tandem::harness::{MariaDb, PgServer};
+use tokio::process::{Child, Command};
+
+use crate::support::{start_tandem_run, unique_name, wait_for};
+
+const ROWS: i32 = 300;
+
+async fn count_pg(pg: &PgServer) -> i64 {
+    match pg.connect("crm").await {
+        Ok(c) => c
+            .query_one("SELECT count(*) FROM items", &[])
+            .await
+            .map_or(-1, |r| r.get(0)),
+        Err(_) => -1,
+    }
+}
+
+async fn count_maria(maria: &MariaDb) -> i64 {
+    let Ok(mut c) = maria.connect("desk").await else {
+        return -1;
+    };
+    let n: Option<i64> = c
+        .query_first("SELECT COUNT(*) FROM items")
+        .await
+        .ok()
+        .flatten();
+    let _ = c.disconnect().await;
+    n.unwrap_or(-1)
+}
+
+async fn bookkeeping_counts(pg: &PgServer, maria: &MariaDb) -> (i64, i64, i64, i64) {
+    let c = pg.connect("crm").await.unwrap();
+    let pc: i64 = c
+        .query_one("SELECT count(*) FROM tandem.conflict", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let pd: i64 = c
+        .query_one("SELECT count(*) FROM tandem.dead_letter", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut m = maria.connect("desk").await.unwrap();
+    let mc: Option<i64> = m
+        .query_first("SELECT COUNT(*) FROM tandem.conflict")
+        .await
+        .unwrap();
+    let md: Option<i64> = m
+        .query_first("SELECT COUNT(*) FROM tandem.dead_letter")
+        .await
+        .unwrap();
+    m.disconnect().await.unwrap();
+    (pc, pd, mc.unwrap_or(-1), md.unwrap_or(-1))
+}
+
+async fn setup() -> (PgServer, MariaDb, std::path::PathBuf) {
+    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
+    let (pg, maria) = (
+        pg.expect("PostgreSQL starts"),
+        maria.expect("MariaDB starts"),
+    );
+    pg.create_database("crm").await.unwrap();
+    pg.connect("crm")
+        .await
+        .unwrap()
+        .batch_execute("CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL)")
+        .await
+        .unwrap();
+    maria.create_database("desk").await.unwrap();
+    let mut c = maria.connect("desk").await.unwrap();
+    c.query_drop("CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL)")
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+    let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_faults")));
+    std::fs::write(
+        &config,
+        format!(
+            "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
+            pg.url("crm"),
+            maria.url("desk")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (pg, maria, config)
+}
+
+/// Inserts ROWS rows on each side (PostgreSQL ids 1.., MariaDB ids 10001..), one transaction each,
+/// retrying a row while its server is restarting.
+async fn write_both(pg_url: String, maria_url: String) {
+    let pg = tokio::spawn(async move {
+        for i in 1..=ROWS {
+            loop {
+                if let Ok((c, conn)) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    if c.execute(
+                        "INSERT INTO items VALUES ($1, $1) ON CONFLICT DO NOTHING",
+                        &[&i],
+                    )
+                    .await
+                    .is_ok()
+                    {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    let maria = tokio::spawn(async move {
+        for i in 1..=ROWS {
+            loop {
+                if let Ok(mut c) = mysql_async::Conn::from_url(maria_url.clone()).await {
+                    let ok = c
+                        .exec_drop("INSERT IGNORE INTO items VALUES (?, ?)", (10_000 + i, i))
+                        .await
+                        .is_ok();
+                    let _ = c.disconnect().await;
+                    if ok {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    pg.await.unwrap();
+    maria.await.unwrap();
+}
+
+async fn all_arrived_exactly_once(pg: &PgServer, maria: &MariaDb) {
+    wait_for(
+        "every row on both nodes",
+        Duration::from_secs(90),
+        || async {
+            (count_pg(pg).await == 2 * i64::from(ROWS)
+                && count_maria(maria).await == 2 * i64::from(ROWS))
+            .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        bookkeeping_counts(pg, maria).await,
+        (0, 0, 0, 0),
+        "conflicts or dead letters: a change applied twice or lost"
+    );
+}
+
+fn sigkill(child: &Child) {
+    let pid = child.id().expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
+#[tokio::test]
+async fn fault_sigkill_and_restart_loses_nothing_and_applies_nothing_twice() {
+    let (pg, maria, config) = setup().await;
+    let mut tandem = start_tandem_run(&config, 2).await;
+    let writer = tokio::spawn(write_both(pg.url("crm"), maria.url("desk")));
+    for round in 1..=3i64 {
+        // Kill once the stream is visibly moving: the round's share of rows has crossed both ways.
+        wait_for(
+            "progress before a kill",
+            Duration::from_secs(60),
+            || async {
+                let done = count_pg(&pg).await.min(count_maria(&maria).await);
+                (done >= round * i64::from(ROWS) / 3).then_some(())
+            },
+        )
+        .await;
+        sigkill(&tandem);
+        let _ = tandem.wait().await;
+        tandem = start_tandem_run(&config, 2).await;
+    }
+    writer.await.unwrap();
+    all_arrived_exactly_once(&pg, &maria).await;
+    sigkill(&tandem);
+    std::fs::remove_file(&config).ok();
+}
+
+#[tokio::test]
+async fn fault_database_restarts_lose_nothing() {
+    let (mut pg, mut maria, config) = setup().await;
+    let tandem = start_tandem_run(&config, 2).await;
+    let writer = tokio::spawn(write_both(pg.url("crm"), maria.url("desk")));
+    wait_for(
+        "progress before the MariaDB restart",
+        Duration::from_secs(60),
+        || async { (count_pg(&pg).await >= i64::from(ROWS) / 3).then_some(()) },
+    )
+    .await;
+    maria.restart().await.expect("MariaDB restarts");
+    wait_for(
+        "progress before the PostgreSQL restart",
+        Duration::from_secs(60),
+        || async { (count_maria(&maria).await >= i64::from(ROWS)).then_some(()) },
+    )
+    .await;
+    pg.restart().await.expect("PostgreSQL restarts");
+    writer.await.unwrap();
+    all_arrived_exactly_once(&pg, &maria).await;
+    sigkill(&tandem);
+    std::fs::remove_file(&config).ok();
+}

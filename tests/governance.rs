@@ -1,0 +1,132 @@
+//! Ownership and excluded columns, in both directions: a column owned by one node takes no value from
+//! another (logged as `not_owner`), and an excluded column never leaves its node.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use tandem::harness::{MariaDb, PgServer};
+use tokio::process::Command;
+
+use crate::support::{start_tandem_run, unique_name, wait_for};
+
+type Row = (i32, String, i32, Option<String>);
+
+async fn pg_row(pg: &PgServer) -> Option<Row> {
+    let c = pg.connect("crm").await.unwrap();
+    c.query_opt(
+        "SELECT id, name, credit_limit, ssn FROM customers WHERE id = 1",
+        &[],
+    )
+    .await
+    .unwrap()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+}
+
+async fn maria_row(maria: &MariaDb) -> Option<Row> {
+    let mut c = maria.connect("desk").await.unwrap();
+    let r: Option<Row> = c
+        .query_first("SELECT id, name, credit_limit, ssn FROM customers WHERE id = 1")
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+    r
+}
+
+#[tokio::test]
+async fn governance_owned_and_excluded_columns_in_both_directions() {
+    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
+    let (pg, maria) = (
+        pg.expect("PostgreSQL starts"),
+        maria.expect("MariaDB starts"),
+    );
+    pg.create_database("crm").await.unwrap();
+    let c = pg.connect("crm").await.unwrap();
+    c.batch_execute("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, credit_limit int NOT NULL, ssn text)")
+        .await
+        .unwrap();
+    maria.create_database("desk").await.unwrap();
+    let mut m = maria.connect("desk").await.unwrap();
+    m.query_drop("CREATE TABLE customers (id int PRIMARY KEY, name varchar(100) NOT NULL, credit_limit int NOT NULL, ssn varchar(20))")
+        .await
+        .unwrap();
+    let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_governance")));
+    std::fs::write(
+        &config,
+        format!(
+            "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n\n[[tables]]\nname = \"customers\"\nkey = [\"id\"]\n\
+             exclude = [\"ssn\"]\n\n[[tables.columns]]\nname = \"credit_limit\"\nowner = \"crm\"\n",
+            pg.url("crm"),
+            maria.url("desk")
+        ),
+    )
+    .unwrap();
+    let setup = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let mut tandem = start_tandem_run(&config, 2).await;
+
+    c.batch_execute("INSERT INTO customers VALUES (1, 'Ada', 100, 'crm-secret')")
+        .await
+        .unwrap();
+    let arrived = wait_for("the insert on MariaDB", Duration::from_secs(30), || async {
+        maria_row(&maria).await
+    })
+    .await;
+    assert_eq!(
+        arrived,
+        (1, "Ada".into(), 100, None),
+        "the owner's value arrives; the excluded ssn does not"
+    );
+
+    // The help desk changes the name (synced), the credit limit (owned by crm) and its own ssn.
+    m.query_drop("UPDATE customers SET name = 'Ada L.', credit_limit = 999, ssn = 'desk-secret' WHERE id = 1").await.unwrap();
+    wait_for(
+        "the name change on PostgreSQL",
+        Duration::from_secs(30),
+        || async { pg_row(&pg).await.filter(|r| r.1 == "Ada L.") },
+    )
+    .await;
+    assert_eq!(
+        pg_row(&pg).await,
+        Some((1, "Ada L.".into(), 100, Some("crm-secret".into())))
+    );
+    let not_owner: i64 = c
+        .query_one(
+            "SELECT count(*) FROM tandem.conflict WHERE kind = 'not_owner'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        not_owner >= 1,
+        "the rejected credit_limit change left no not_owner record"
+    );
+
+    // The owner's own change goes out and overrides the other node's value.
+    c.batch_execute("UPDATE customers SET credit_limit = 200 WHERE id = 1")
+        .await
+        .unwrap();
+    wait_for(
+        "the owner's change on MariaDB",
+        Duration::from_secs(30),
+        || async { maria_row(&maria).await.filter(|r| r.2 == 200) },
+    )
+    .await;
+    assert_eq!(
+        maria_row(&maria).await.and_then(|r| r.3),
+        Some("desk-secret".into()),
+        "MariaDB's own ssn stays"
+    );
+    m.disconnect().await.unwrap();
+    tandem.kill().await.ok();
+    std::fs::remove_file(&config).ok();
+}
