@@ -56,9 +56,15 @@ impl Fixture {
     pub async fn source(&self, tables: &[&str], budget: usize) -> PgSource {
         let tables: Vec<TableRef> = tables.iter().map(|t| TableRef::new("public", t)).collect();
         let slot = slot_name(&unique_name("link"));
-        setup(&self.url(), "tandem_pub", &tables, &[slot.clone()], false)
-            .await
-            .expect("setup");
+        setup(
+            &self.url(),
+            "tandem_pub",
+            &tables,
+            std::slice::from_ref(&slot),
+            false,
+        )
+        .await
+        .expect("setup");
         PgSource::connect(options(&self.url(), &slot, tables, budget, None))
             .await
             .expect("source connects")

@@ -279,10 +279,6 @@ async fn converge_merge() {
 }
 
 #[tokio::test]
-#[ignore = "known divergence: node A deletes a row while node B, not yet seeing the delete, inserts it \
-            again; A applies B's insert (no conflict), B lets A's late delete win (delete_differs under \
-            last_write_wins), so A keeps the row and B loses it. Timing a delete against a later write \
-            needs tombstones"]
 async fn converge_last_write_wins_with_deletes() {
     converge_under("conflict = \"last_write_wins\"", true).await;
 }

@@ -11,6 +11,7 @@ mod capture_mysql;
 mod capture_postgres;
 mod check_live;
 mod cli;
+mod conflicts_cli;
 mod convergence;
 mod demo;
 mod faults;

@@ -2,6 +2,7 @@
 //! logging and maps outcomes to exit codes: 0 ok, 1 problems found, 2 usage error.
 
 mod check;
+mod conflicts;
 mod demo;
 mod run;
 mod setup;
@@ -55,6 +56,11 @@ pub struct ConfigArg {
 pub enum Command {
     /// Validate the configuration file and hold it against the live databases.
     Check(check::CheckArgs),
+    /// List, show and resolve conflicts (the audit log and the manual review queue) on every node.
+    Conflicts(conflicts::ConflictsArgs),
+    /// List and replay transactions that could not be applied.
+    #[command(name = "dead-letter")]
+    DeadLetter(conflicts::DeadLetterArgs),
     /// Run a two-way sync between a throwaway PostgreSQL and MariaDB, with scripted edits.
     Demo(demo::DemoArgs),
     /// Create on every node what the links need (bookkeeping schema, origin and version columns,
@@ -83,6 +89,8 @@ pub fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Check(args) => check::run(args).await,
+            Command::Conflicts(args) => conflicts::run(args).await,
+            Command::DeadLetter(args) => conflicts::run_dead_letter(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Setup(args) => setup::run(args).await,
             Command::Run(args) => run::run(args).await,

@@ -9,9 +9,15 @@ async fn pg_flush_advances_only_on_confirm_and_heartbeats_move_a_quiet_slot() {
         .await;
     let tables = vec![TableRef::new("public", "q")];
     let slot = slot_name(&unique_name("ack"));
-    setup(&f.url(), "tandem_pub", &tables, &[slot.clone()], false)
-        .await
-        .expect("setup");
+    setup(
+        &f.url(),
+        "tandem_pub",
+        &tables,
+        std::slice::from_ref(&slot),
+        false,
+    )
+    .await
+    .expect("setup");
     let created_at = f.confirmed_flush(&slot).await;
     let mut src = PgSource::connect(options(&f.url(), &slot, tables, 1 << 20, None))
         .await

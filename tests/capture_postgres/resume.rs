@@ -92,9 +92,15 @@ async fn pg_new_source_resumes_after_the_checkpoint_position() {
     f.sql("CREATE TABLE r (id int PRIMARY KEY)").await;
     let tables = vec![TableRef::new("public", "r")];
     let slot = slot_name(&unique_name("resume"));
-    setup(&f.url(), "tandem_pub", &tables, &[slot.clone()], false)
-        .await
-        .expect("setup");
+    setup(
+        &f.url(),
+        "tandem_pub",
+        &tables,
+        std::slice::from_ref(&slot),
+        false,
+    )
+    .await
+    .expect("setup");
     let mut src = PgSource::connect(options(&f.url(), &slot, tables.clone(), 1 << 20, None))
         .await
         .expect("connect");

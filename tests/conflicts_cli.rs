@@ -1,0 +1,188 @@
+//! `tandem conflicts` and `tandem dead-letter` as an operator uses them: a manual conflict parked in
+//! the review queue, listed, shown, resolved, and the result on both nodes; a dead letter listed.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use tandem::harness::{MariaDb, PgServer};
+use tokio::process::Command;
+
+use crate::support::{start_tandem_run, unique_name, wait_for};
+
+async fn tandem(args: &[&str], config: &std::path::Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn names(pg: &PgServer, maria: &MariaDb) -> (Option<String>, Option<String>) {
+    let c = pg.connect("crm").await.unwrap();
+    let a = c
+        .query_opt("SELECT name FROM items WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .map(|r| r.get(0));
+    let mut m = maria.connect("desk").await.unwrap();
+    let b: Option<String> = m
+        .query_first("SELECT name FROM items WHERE id = 1")
+        .await
+        .unwrap();
+    m.disconnect().await.unwrap();
+    (a, b)
+}
+
+#[tokio::test]
+async fn conflicts_cli_lists_shows_and_resolves_a_parked_conflict() {
+    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
+    let (pg, maria) = (
+        pg.expect("PostgreSQL starts"),
+        maria.expect("MariaDB starts"),
+    );
+    pg.create_database("crm").await.unwrap();
+    let c = pg.connect("crm").await.unwrap();
+    c.batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)")
+        .await
+        .unwrap();
+    maria.create_database("desk").await.unwrap();
+    let mut m = maria.connect("desk").await.unwrap();
+    m.query_drop("CREATE TABLE items (id int PRIMARY KEY, name varchar(50) NOT NULL)")
+        .await
+        .unwrap();
+    let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_conflicts")));
+    std::fs::write(
+        &config,
+        format!(
+            "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n[[tables]]\nname = \"items\"\nkey = [\"id\"]\n\
+             conflict = \"manual\"\nprefer = \"helpdesk\"\n",
+            pg.url("crm"),
+            maria.url("desk")
+        ),
+    )
+    .unwrap();
+    assert_eq!(tandem(&["setup"], &config).await.0, 0);
+    let mut run = start_tandem_run(&config, 2).await;
+    c.batch_execute("INSERT INTO items VALUES (1, 'original')")
+        .await
+        .unwrap();
+    wait_for("the row on MariaDB", Duration::from_secs(30), || async {
+        (names(&pg, &maria).await.1.as_deref() == Some("original")).then_some(())
+    })
+    .await;
+    // Both sides edit the row while tandem is down.
+    run.kill().await.unwrap();
+    c.batch_execute("UPDATE items SET name = 'crm edit' WHERE id = 1")
+        .await
+        .unwrap();
+    m.query_drop("UPDATE items SET name = 'desk edit' WHERE id = 1")
+        .await
+        .unwrap();
+    let mut run = start_tandem_run(&config, 2).await;
+
+    // helpdesk (the preferred node) decides: it parks crm's change in its review queue.
+    let id = wait_for(
+        "a parked conflict on helpdesk",
+        Duration::from_secs(30),
+        || async {
+            let (code, out) = tandem(
+                &[
+                    "conflicts",
+                    "list",
+                    "--open",
+                    "--node",
+                    "helpdesk",
+                    "--format",
+                    "json",
+                ],
+                &config,
+            )
+            .await;
+            assert_eq!(code, 0, "{out}");
+            out.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|e| e["state"] == "parked")
+                .and_then(|e| e["id"].as_i64())
+        },
+    )
+    .await;
+    let (code, text) = tandem(&["conflicts", "list"], &config).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("update_differs") && text.contains("parked"),
+        "{text}"
+    );
+    let (code, shown) = tandem(
+        &["conflicts", "show", "--node", "helpdesk", &id.to_string()],
+        &config,
+    )
+    .await;
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("crm edit") && shown.contains("desk edit"),
+        "show has both images:\n{shown}"
+    );
+
+    let (code, out) = tandem(
+        &[
+            "conflicts",
+            "resolve",
+            "--node",
+            "helpdesk",
+            &id.to_string(),
+            "--take",
+            "current",
+        ],
+        &config,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    wait_for(
+        "both nodes to hold helpdesk's edit (keeping it is a local write that replicates)",
+        Duration::from_secs(30),
+        || async {
+            (names(&pg, &maria).await == (Some("desk edit".into()), Some("desk edit".into())))
+                .then_some(())
+        },
+    )
+    .await;
+    // crm deferred to helpdesk; the resolution's write reaching crm releases that entry too.
+    wait_for(
+        "no open conflict on either node",
+        Duration::from_secs(30),
+        || async {
+            let (code, out) = tandem(&["conflicts", "list", "--open"], &config).await;
+            assert_eq!(code, 0, "{out}");
+            out.contains("0 conflict record(s)").then_some(())
+        },
+    )
+    .await;
+    let (code, out) = tandem(&["dead-letter", "list"], &config).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 dead letter(s)"), "{out}");
+    let (code, _) = tandem(
+        &[
+            "conflicts",
+            "resolve",
+            "--node",
+            "helpdesk",
+            &id.to_string(),
+        ],
+        &config,
+    )
+    .await;
+    assert_eq!(code, 2, "resolve without a choice is a usage error");
+    run.kill().await.ok();
+    m.disconnect().await.unwrap();
+    std::fs::remove_file(&config).ok();
+}
