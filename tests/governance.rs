@@ -130,3 +130,100 @@ async fn governance_owned_and_excluded_columns_in_both_directions() {
     tandem.kill().await.ok();
     std::fs::remove_file(&config).ok();
 }
+
+#[tokio::test]
+async fn governance_row_filter_syncs_only_matching_rows() {
+    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
+    let (pg, maria) = (
+        pg.expect("PostgreSQL starts"),
+        maria.expect("MariaDB starts"),
+    );
+    pg.create_database("crm").await.unwrap();
+    let c = pg.connect("crm").await.unwrap();
+    c.batch_execute("CREATE TABLE accounts (id int PRIMARY KEY, region text NOT NULL)")
+        .await
+        .unwrap();
+    maria.create_database("desk").await.unwrap();
+    let mut m = maria.connect("desk").await.unwrap();
+    m.query_drop("CREATE TABLE accounts (id int PRIMARY KEY, region varchar(10) NOT NULL)")
+        .await
+        .unwrap();
+    let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_filter")));
+    std::fs::write(
+        &config,
+        format!(
+            "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n[[tables]]\nname = \"accounts\"\nkey = [\"id\"]\n\
+             filter = {{ region = [\"EU\"] }}\n",
+            pg.url("crm"),
+            maria.url("desk")
+        ),
+    )
+    .unwrap();
+    let setup = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let mut tandem = start_tandem_run(&config, 2).await;
+    let maria_ids = |maria: &MariaDb| {
+        let url = maria.url("desk");
+        async move {
+            let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+            let ids: Vec<(i32, String)> = c
+                .query("SELECT id, region FROM accounts ORDER BY id")
+                .await
+                .unwrap();
+            c.disconnect().await.unwrap();
+            ids
+        }
+    };
+    c.batch_execute("INSERT INTO accounts VALUES (1, 'EU'), (2, 'US'); UPDATE accounts SET region = 'EU' WHERE id = 2")
+        .await
+        .unwrap();
+    // A marker row that passes, written last: once it is there, everything before it was decided.
+    c.batch_execute("INSERT INTO accounts VALUES (9, 'EU')")
+        .await
+        .unwrap();
+    wait_for("the marker on MariaDB", Duration::from_secs(30), || async {
+        maria_ids(&maria)
+            .await
+            .iter()
+            .any(|r| r.0 == 9)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        maria_ids(&maria).await,
+        vec![(1, "EU".into()), (2, "EU".into()), (9, "EU".into())],
+        "row 2 entered the filter by its update and arrived as an insert"
+    );
+    c.batch_execute("UPDATE accounts SET region = 'US' WHERE id = 1; INSERT INTO accounts VALUES (3, 'US'), (10, 'EU')")
+        .await
+        .unwrap();
+    wait_for(
+        "the second marker on MariaDB",
+        Duration::from_secs(30),
+        || async {
+            maria_ids(&maria)
+                .await
+                .iter()
+                .any(|r| r.0 == 10)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        maria_ids(&maria).await,
+        vec![(2, "EU".into()), (9, "EU".into()), (10, "EU".into())],
+        "row 1 left the filter (deleted there), row 3 never entered"
+    );
+    tandem.kill().await.ok();
+    m.disconnect().await.unwrap();
+    std::fs::remove_file(&config).ok();
+}
