@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use tandem::harness::{MariaDb, PgServer};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::support::{start_tandem_run, unique_name, wait_for};
+use crate::support::{start_tandem_run, wait_for, Pair};
 
 const ROWS: i32 = 300;
 
@@ -60,47 +60,9 @@ async fn bookkeeping_counts(pg: &PgServer, maria: &MariaDb) -> (i64, i64, i64, i
     (pc, pd, mc.unwrap_or(-1), md.unwrap_or(-1))
 }
 
-async fn setup() -> (PgServer, MariaDb, std::path::PathBuf) {
-    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
-    let (pg, maria) = (
-        pg.expect("PostgreSQL starts"),
-        maria.expect("MariaDB starts"),
-    );
-    pg.create_database("crm").await.unwrap();
-    pg.connect("crm")
-        .await
-        .unwrap()
-        .batch_execute("CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL)")
-        .await
-        .unwrap();
-    maria.create_database("desk").await.unwrap();
-    let mut c = maria.connect("desk").await.unwrap();
-    c.query_drop("CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL)")
-        .await
-        .unwrap();
-    c.disconnect().await.unwrap();
-    let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_faults")));
-    std::fs::write(
-        &config,
-        format!(
-            "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
-            pg.url("crm"),
-            maria.url("desk")
-        ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["setup", "--config"])
-        .arg(&config)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "setup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (pg, maria, config)
+async fn setup() -> Pair {
+    const TABLE: &str = "CREATE TABLE items (id int PRIMARY KEY, v int NOT NULL)";
+    Pair::start(TABLE, TABLE, "[[tables]]\nname = \"items\"\nkey = [\"id\"]").await
 }
 
 /// Inserts ROWS rows on each side (PostgreSQL ids 1.., MariaDB ids 10001..), one transaction each,
@@ -174,8 +136,9 @@ fn sigkill(child: &Child) {
 
 #[tokio::test]
 async fn fault_sigkill_and_restart_loses_nothing_and_applies_nothing_twice() {
-    let (pg, maria, config) = setup().await;
-    let mut tandem = start_tandem_run(&config, 2).await;
+    let p = setup().await;
+    let (pg, maria, config) = (&p.pg, &p.maria, &p.config);
+    let mut tandem = start_tandem_run(config, 2).await;
     let writer = tokio::spawn(write_both(pg.url("crm"), maria.url("desk")));
     for round in 1..=3i64 {
         // Kill once the stream is visibly moving: the round's share of rows has crossed both ways.
@@ -183,42 +146,41 @@ async fn fault_sigkill_and_restart_loses_nothing_and_applies_nothing_twice() {
             "progress before a kill",
             Duration::from_secs(60),
             || async {
-                let done = count_pg(&pg).await.min(count_maria(&maria).await);
+                let done = count_pg(pg).await.min(count_maria(maria).await);
                 (done >= round * i64::from(ROWS) / 3).then_some(())
             },
         )
         .await;
         sigkill(&tandem);
         let _ = tandem.wait().await;
-        tandem = start_tandem_run(&config, 2).await;
+        tandem = start_tandem_run(config, 2).await;
     }
     writer.await.unwrap();
-    all_arrived_exactly_once(&pg, &maria).await;
+    all_arrived_exactly_once(pg, maria).await;
     sigkill(&tandem);
-    std::fs::remove_file(&config).ok();
 }
 
 #[tokio::test]
 async fn fault_database_restarts_lose_nothing() {
-    let (mut pg, mut maria, config) = setup().await;
+    let mut p = setup().await;
+    let config = p.config.clone();
     let tandem = start_tandem_run(&config, 2).await;
-    let writer = tokio::spawn(write_both(pg.url("crm"), maria.url("desk")));
+    let writer = tokio::spawn(write_both(p.pg.url("crm"), p.maria.url("desk")));
     wait_for(
         "progress before the MariaDB restart",
         Duration::from_secs(60),
-        || async { (count_pg(&pg).await >= i64::from(ROWS) / 3).then_some(()) },
+        || async { (count_pg(&p.pg).await >= i64::from(ROWS) / 3).then_some(()) },
     )
     .await;
-    maria.restart().await.expect("MariaDB restarts");
+    p.maria.restart().await.expect("MariaDB restarts");
     wait_for(
         "progress before the PostgreSQL restart",
         Duration::from_secs(60),
-        || async { (count_maria(&maria).await >= i64::from(ROWS)).then_some(()) },
+        || async { (count_maria(&p.maria).await >= i64::from(ROWS)).then_some(()) },
     )
     .await;
-    pg.restart().await.expect("PostgreSQL restarts");
+    p.pg.restart().await.expect("PostgreSQL restarts");
     writer.await.unwrap();
-    all_arrived_exactly_once(&pg, &maria).await;
+    all_arrived_exactly_once(&p.pg, &p.maria).await;
     sigkill(&tandem);
-    std::fs::remove_file(&config).ok();
 }

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use tandem::harness::{MariaDb, PgServer};
-use tokio::process::Command;
 
-use crate::support::{start_tandem_run, unique_name, wait_for};
+use crate::support::{start_tandem_run, wait_for, Pair};
 
 type Row = (i32, String, i32, Option<String>);
 
@@ -34,50 +33,22 @@ async fn maria_row(maria: &MariaDb) -> Option<Row> {
 
 #[tokio::test]
 async fn governance_owned_and_excluded_columns_in_both_directions() {
-    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
-    let (pg, maria) = (
-        pg.expect("PostgreSQL starts"),
-        maria.expect("MariaDB starts"),
-    );
-    pg.create_database("crm").await.unwrap();
-    let c = pg.connect("crm").await.unwrap();
-    c.batch_execute("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, credit_limit int NOT NULL, ssn text)")
-        .await
-        .unwrap();
-    maria.create_database("desk").await.unwrap();
-    let mut m = maria.connect("desk").await.unwrap();
-    m.query_drop("CREATE TABLE customers (id int PRIMARY KEY, name varchar(100) NOT NULL, credit_limit int NOT NULL, ssn varchar(20))")
-        .await
-        .unwrap();
-    let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_governance")));
-    std::fs::write(
-        &config,
-        format!(
-            "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n\n[[tables]]\nname = \"customers\"\nkey = [\"id\"]\n\
-             exclude = [\"ssn\"]\n\n[[tables.columns]]\nname = \"credit_limit\"\nowner = \"crm\"\n",
-            pg.url("crm"),
-            maria.url("desk")
-        ),
+    let p = Pair::start(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, credit_limit int NOT NULL, ssn text)",
+        "CREATE TABLE customers (id int PRIMARY KEY, name varchar(100) NOT NULL, credit_limit int NOT NULL, ssn varchar(20))",
+        "[[tables]]\nname = \"customers\"\nkey = [\"id\"]\nexclude = [\"ssn\"]\n\n[[tables.columns]]\nname = \"credit_limit\"\nowner = \"crm\"",
     )
-    .unwrap();
-    let setup = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["setup", "--config"])
-        .arg(&config)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "setup: {}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let mut tandem = start_tandem_run(&config, 2).await;
+    .await;
+    let (pg, maria, config) = (&p.pg, &p.maria, &p.config);
+    let c = pg.connect("crm").await.unwrap();
+    let mut m = maria.connect("desk").await.unwrap();
+    let mut tandem = start_tandem_run(config, 2).await;
 
     c.batch_execute("INSERT INTO customers VALUES (1, 'Ada', 100, 'crm-secret')")
         .await
         .unwrap();
     let arrived = wait_for("the insert on MariaDB", Duration::from_secs(30), || async {
-        maria_row(&maria).await
+        maria_row(maria).await
     })
     .await;
     assert_eq!(
@@ -91,11 +62,11 @@ async fn governance_owned_and_excluded_columns_in_both_directions() {
     wait_for(
         "the name change on PostgreSQL",
         Duration::from_secs(30),
-        || async { pg_row(&pg).await.filter(|r| r.1 == "Ada L.") },
+        || async { pg_row(pg).await.filter(|r| r.1 == "Ada L.") },
     )
     .await;
     assert_eq!(
-        pg_row(&pg).await,
+        pg_row(pg).await,
         Some((1, "Ada L.".into(), 100, Some("crm-secret".into())))
     );
     let not_owner: i64 = c
@@ -118,59 +89,29 @@ async fn governance_owned_and_excluded_columns_in_both_directions() {
     wait_for(
         "the owner's change on MariaDB",
         Duration::from_secs(30),
-        || async { maria_row(&maria).await.filter(|r| r.2 == 200) },
+        || async { maria_row(maria).await.filter(|r| r.2 == 200) },
     )
     .await;
     assert_eq!(
-        maria_row(&maria).await.and_then(|r| r.3),
+        maria_row(maria).await.and_then(|r| r.3),
         Some("desk-secret".into()),
         "MariaDB's own ssn stays"
     );
     m.disconnect().await.unwrap();
     tandem.kill().await.ok();
-    std::fs::remove_file(&config).ok();
 }
 
 #[tokio::test]
 async fn governance_row_filter_syncs_only_matching_rows() {
-    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
-    let (pg, maria) = (
-        pg.expect("PostgreSQL starts"),
-        maria.expect("MariaDB starts"),
-    );
-    pg.create_database("crm").await.unwrap();
-    let c = pg.connect("crm").await.unwrap();
-    c.batch_execute("CREATE TABLE accounts (id int PRIMARY KEY, region text NOT NULL)")
-        .await
-        .unwrap();
-    maria.create_database("desk").await.unwrap();
-    let mut m = maria.connect("desk").await.unwrap();
-    m.query_drop("CREATE TABLE accounts (id int PRIMARY KEY, region varchar(10) NOT NULL)")
-        .await
-        .unwrap();
-    let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_filter")));
-    std::fs::write(
-        &config,
-        format!(
-            "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n[[tables]]\nname = \"accounts\"\nkey = [\"id\"]\n\
-             filter = {{ region = [\"EU\"] }}\n",
-            pg.url("crm"),
-            maria.url("desk")
-        ),
+    let p = Pair::start(
+        "CREATE TABLE accounts (id int PRIMARY KEY, region text NOT NULL)",
+        "CREATE TABLE accounts (id int PRIMARY KEY, region varchar(10) NOT NULL)",
+        "[[tables]]\nname = \"accounts\"\nkey = [\"id\"]\nfilter = { region = [\"EU\"] }",
     )
-    .unwrap();
-    let setup = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["setup", "--config"])
-        .arg(&config)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "setup: {}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let mut tandem = start_tandem_run(&config, 2).await;
+    .await;
+    let (maria, config) = (&p.maria, &p.config);
+    let c = p.pg.connect("crm").await.unwrap();
+    let mut tandem = start_tandem_run(config, 2).await;
     let maria_ids = |maria: &MariaDb| {
         let url = maria.url("desk");
         async move {
@@ -191,7 +132,7 @@ async fn governance_row_filter_syncs_only_matching_rows() {
         .await
         .unwrap();
     wait_for("the marker on MariaDB", Duration::from_secs(30), || async {
-        maria_ids(&maria)
+        maria_ids(maria)
             .await
             .iter()
             .any(|r| r.0 == 9)
@@ -199,7 +140,7 @@ async fn governance_row_filter_syncs_only_matching_rows() {
     })
     .await;
     assert_eq!(
-        maria_ids(&maria).await,
+        maria_ids(maria).await,
         vec![(1, "EU".into()), (2, "EU".into()), (9, "EU".into())],
         "row 2 entered the filter by its update and arrived as an insert"
     );
@@ -210,7 +151,7 @@ async fn governance_row_filter_syncs_only_matching_rows() {
         "the second marker on MariaDB",
         Duration::from_secs(30),
         || async {
-            maria_ids(&maria)
+            maria_ids(maria)
                 .await
                 .iter()
                 .any(|r| r.0 == 10)
@@ -219,11 +160,9 @@ async fn governance_row_filter_syncs_only_matching_rows() {
     )
     .await;
     assert_eq!(
-        maria_ids(&maria).await,
+        maria_ids(maria).await,
         vec![(2, "EU".into()), (9, "EU".into()), (10, "EU".into())],
         "row 1 left the filter (deleted there), row 3 never entered"
     );
     tandem.kill().await.ok();
-    m.disconnect().await.unwrap();
-    std::fs::remove_file(&config).ok();
 }

@@ -77,3 +77,61 @@ pub async fn start_tandem_run(config: &std::path::Path, links: usize) -> tokio::
     });
     child
 }
+
+/// A PostgreSQL node `crm` (database `crm`) and a MariaDB node `helpdesk` (database `desk`) with their
+/// tables created, a configuration file naming both plus `tables_toml`, and `tandem setup` run.
+pub struct Pair {
+    pub pg: tandem::harness::PgServer,
+    pub maria: tandem::harness::MariaDb,
+    pub config: std::path::PathBuf,
+}
+
+impl Pair {
+    pub async fn start(pg_sql: &str, maria_sql: &str, tables_toml: &str) -> Pair {
+        use mysql_async::prelude::Queryable;
+        let (pg, maria) = tokio::join!(
+            tandem::harness::PgServer::start(),
+            tandem::harness::MariaDb::start()
+        );
+        let (pg, maria) = (
+            pg.expect("PostgreSQL starts"),
+            maria.expect("MariaDB starts"),
+        );
+        pg.create_database("crm").await.unwrap();
+        pg.connect("crm")
+            .await
+            .unwrap()
+            .batch_execute(pg_sql)
+            .await
+            .expect("PostgreSQL schema");
+        maria.create_database("desk").await.unwrap();
+        let mut conn = maria.connect("desk").await.unwrap();
+        conn.query_drop(maria_sql).await.expect("MariaDB schema");
+        conn.disconnect().await.unwrap();
+        let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_pair")));
+        let text = format!(
+            "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n{tables_toml}\n",
+            pg.url("crm"),
+            maria.url("desk")
+        );
+        std::fs::write(&config, text).unwrap();
+        let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["setup", "--config"])
+            .arg(&config)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            setup.status.success(),
+            "setup failed: {}",
+            String::from_utf8_lossy(&setup.stderr)
+        );
+        Pair { pg, maria, config }
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
