@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -151,71 +152,112 @@ async fn run_once(
             checkpoint,
         },
     );
+    let mut pending: Option<CaptureEvent> = None;
     loop {
-        let event = tokio::select! {
-            biased;
-            _ = stop.changed() => return Ok(()),
-            e = stream.next() => e?,
+        let event = match pending.take() {
+            Some(e) => e,
+            None => tokio::select! {
+                biased;
+                _ = stop.changed() => return Ok(()),
+                e = stream.next() => e?,
+            },
         };
-        match event {
-            CaptureEvent::Heartbeat(position) => stream.confirm(&position),
-            CaptureEvent::Transaction(tx) => {
-                if events.is_some() {
-                    let tables = tx
-                        .changes
-                        .iter()
-                        .flatten()
-                        .map(|c| (c.table.to_string(), c.op.as_str()))
-                        .collect();
-                    emit(
-                        events,
-                        LinkEvent::Captured {
-                            link: link.clone(),
-                            position: tx.position.to_string(),
-                            tables,
-                        },
-                    );
+        let first = match event {
+            CaptureEvent::Heartbeat(position) => {
+                stream.confirm(&position);
+                continue;
+            }
+            CaptureEvent::Transaction(tx) => tx,
+        };
+        // Group what the source already has ready behind this transaction into one target
+        // transaction (never splitting one); a heartbeat or an empty buffer ends the group.
+        let mut last = first.position.clone();
+        let mut group = Vec::new();
+        let mut failure = None;
+        admit(config, &link, source, target, events, first, &mut group);
+        while group.len() < MAX_GROUP {
+            match stream.next().now_or_never() {
+                Some(Ok(CaptureEvent::Transaction(tx))) => {
+                    last = tx.position.clone();
+                    admit(config, &link, source, target, events, tx, &mut group);
                 }
-                if !should_forward(
-                    &provenance(&tx, &config.settings.schema),
-                    source,
-                    target,
-                    false,
-                ) {
-                    tracing::debug!(link = %link, position = %tx.position, "dropped a transaction tandem applied");
-                    stream.confirm(&tx.position);
-                    emit(
-                        events,
-                        LinkEvent::Dropped {
-                            link: link.clone(),
-                            position: tx.position.to_string(),
-                        },
-                    );
-                    continue;
+                Some(Ok(heartbeat)) => {
+                    pending = Some(heartbeat);
+                    break;
                 }
-                let position = tx.position.clone();
-                let changes = tx.changes.len();
-                let committed = apply_retrying(
-                    config,
-                    source,
-                    target,
-                    &mut applier,
-                    std::slice::from_ref(&tx),
-                    APPLY_ATTEMPTS,
-                )
-                .await?;
-                tracing::debug!(link = %link, position = %position, changes, "applied");
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                None => break,
+            }
+        }
+        if !group.is_empty() {
+            apply_retrying(config, source, target, &mut applier, &group, APPLY_ATTEMPTS).await?;
+            for tx in &group {
+                tracing::debug!(link = %link, position = %tx.position, changes = tx.changes.len(), "applied");
                 emit(
                     events,
                     LinkEvent::Applied {
                         link: link.clone(),
-                        position: position.to_string(),
-                        changes,
+                        position: tx.position.to_string(),
+                        changes: tx.changes.len(),
                     },
                 );
-                // A duplicate below the checkpoint returns no new position; it is confirmed all the same.
-                stream.confirm(committed.as_ref().unwrap_or(&position));
             }
         }
+        // Everything up to `last` is committed (or was tandem's own and needs nothing).
+        stream.confirm(&last);
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+    }
+}
+
+/// Most transactions one target transaction carries.
+const MAX_GROUP: usize = 100;
+
+/// Reports a captured transaction and keeps it for the group unless the loop guard drops it.
+fn admit(
+    config: &Config,
+    link: &str,
+    source: &str,
+    target: &str,
+    events: &Events,
+    tx: crate::model::Transaction,
+    group: &mut Vec<crate::model::Transaction>,
+) {
+    if events.is_some() {
+        let tables = tx
+            .changes
+            .iter()
+            .flatten()
+            .map(|c| (c.table.to_string(), c.op.as_str()))
+            .collect();
+        emit(
+            events,
+            LinkEvent::Captured {
+                link: link.to_string(),
+                position: tx.position.to_string(),
+                tables,
+            },
+        );
+    }
+    if should_forward(
+        &provenance(&tx, &config.settings.schema),
+        source,
+        target,
+        false,
+    ) {
+        group.push(tx);
+    } else {
+        tracing::debug!(link = %link, position = %tx.position, "dropped a transaction tandem applied");
+        emit(
+            events,
+            LinkEvent::Dropped {
+                link: link.to_string(),
+                position: tx.position.to_string(),
+            },
+        );
     }
 }
