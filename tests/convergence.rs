@@ -149,26 +149,11 @@ async fn converge_under(rule: &str, deletes: bool) {
     );
     let mut tandem = start_tandem_run(&config, 2).await;
     // TANDEM_CONVERGE_TRACE=DIR records both nodes' logs as JSON lines, to replay a divergence.
-    let _traces: Vec<tokio::process::Child> = match std::env::var_os("TANDEM_CONVERGE_TRACE") {
-        Some(dir) => ["crm", "helpdesk"]
-            .iter()
-            .map(|node| {
-                let out =
-                    std::fs::File::create(std::path::Path::new(&dir).join(format!("{node}.jsonl")))
-                        .unwrap();
-                Command::new(env!("CARGO_BIN_EXE_tandem"))
-                    .args(["tail", "--node", node, "--config"])
-                    .arg(&config)
-                    .stdout(out)
-                    .kill_on_drop(true)
-                    .spawn()
-                    .unwrap()
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    if !_traces.is_empty() {
-        tokio::time::sleep(Duration::from_secs(2)).await; // let the tails open their slots
+    let mut _traces: Vec<tokio::process::Child> = Vec::new();
+    if let Some(dir) = std::env::var_os("TANDEM_CONVERGE_TRACE") {
+        for node in ["crm", "helpdesk"] {
+            _traces.push(start_trace(&config, node, std::path::Path::new(&dir)).await);
+        }
     }
 
     let mut writers = Vec::new();
@@ -290,6 +275,38 @@ async fn converge_last_write_wins_with_deletes() {
             --include-ignored"]
 async fn converge_prefer_a_node_with_deletes() {
     converge_under("conflict = \"prefer\"\nprefer = \"helpdesk\"", true).await;
+}
+
+/// Starts `tandem tail` for `node` writing to `DIR/<node>.jsonl`, and waits until it reads the log.
+async fn start_trace(
+    config: &std::path::Path,
+    node: &str,
+    dir: &std::path::Path,
+) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let out = std::fs::File::create(dir.join(format!("{node}.jsonl"))).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["tail", "--node", node, "--config"])
+        .arg(config)
+        .env("TANDEM_LOG", "info")
+        .stdout(out)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if line.contains("tail started") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(started, Ok(true), "the trace tail of {node} did not start");
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    child
 }
 
 /// The dead letters and conflicts of both nodes, for a failure message.
