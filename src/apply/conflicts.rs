@@ -61,14 +61,21 @@ impl<T: Target> Link<T> {
         if kind.current_missing() && row.managed_version {
             conflict.deleted_at = self
                 .t
-                .tombstone(&info.table.to_string(), &row.key_text())
-                .await?;
+                .tombstones(&info.table.to_string(), &row.key_text())
+                .await?
+                .iter()
+                .map(|t| t.version)
+                .max();
         }
         let rules = Rules::from_plan(plan, &self.ctx.target, self.ctx.priority(&self.ctx.target));
         let decision = resolve(&conflict, &rules);
         debug!(link = %self.ctx.link(), table = %plan.business, key = %row.key_text(), kind = kind.as_str(), decision = decision.as_str(), "conflict");
         self.carry_out(plan, info, &row, cur.is_some(), &decision)
             .await?;
+        if kind == ConflictKind::DeleteMissing && plan.deletes == DeletePolicy::Propagate {
+            // This node has now seen that delete too (see `Link::deleted_here`).
+            self.leave_tombstone(info, &row).await?;
+        }
         self.audit(plan, info, &row, kind, cur.as_ref(), &decision, position)
             .await
     }
@@ -221,6 +228,7 @@ impl<T: Target> Link<T> {
                 self.t
                     .delete(info, &row.key, &row.version_column, None)
                     .await?;
+                self.leave_tombstone(info, row).await?;
             }
             (Op::Delete, DeletePolicy::Soft(col)) => {
                 self.t

@@ -20,11 +20,11 @@ use tracing::{debug, warn};
 use super::conflicts::{soft_write, QueueState};
 use super::error::ApplyError;
 use super::row::{Names, RowChange};
-use super::target::{TableInfo, Target};
+use super::target::{TableInfo, Target, Tombstone};
 use crate::config::{ConflictRule, DeletePolicy, OnError};
 use crate::conflict::{ConflictKind, Decision};
 use crate::mapping::{Mapper, TablePlan};
-use crate::model::{Change, Op, Position, Transaction};
+use crate::model::{Change, Op, Position, Transaction, Value};
 
 /// What a link knows about its pairing.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct LinkContext {
     pub names: Names,
     pub priorities: BTreeMap<String, i32>,
     pub on_error: OnError,
+    /// The bookkeeping schema (`[tandem] schema`).
+    pub schema: String,
 }
 
 impl LinkContext {
@@ -64,6 +66,62 @@ pub(crate) struct Link<T: Target> {
     pub skip_queue: bool,
     /// The table of the change being applied, for the on_error policy of a failure.
     pub(super) last_plan: Option<TablePlan>,
+    /// The tombstones the source transaction being applied removed (keys it inserted again).
+    pub(super) revived: Vec<Revived>,
+}
+
+/// A tombstone a source transaction revived: its node inserted the key again, having seen that
+/// node's deletes of the key up to that stamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Revived {
+    /// The source's physical table, as the tombstone names it (`schema.table`).
+    pub source_table: String,
+    /// The key's values as text, sorted (column names differ between nodes).
+    pub values: Vec<String>,
+    pub stone: Tombstone,
+}
+
+impl Revived {
+    /// Reads an updated row of the source's `tombstone` table (a local insert bumps `revived`).
+    fn from_change(change: &Change, schema: &str) -> Option<Revived> {
+        if change.op != Op::Update
+            || &*change.table.schema != schema
+            || &*change.table.name != "tombstone"
+        {
+            return None;
+        }
+        let image = change.after.as_ref()?;
+        let text = |name: &str| match image.get(name) {
+            Some(Value::Text(t)) => Some(t.clone()),
+            Some(Value::Bytes(b)) => String::from_utf8(b.clone()).ok(),
+            Some(Value::Int(i)) => Some(i.to_string()),
+            _ => None,
+        };
+        Some(Revived {
+            source_table: text("target_table")?,
+            values: key_values(&text("row_key")?)?,
+            stone: Tombstone {
+                version: text("version")?.parse().ok()?,
+                node: text("node").unwrap_or_default(),
+            },
+        })
+    }
+}
+
+/// The values of a key text (`{"col":"value",…}`), sorted.
+fn key_values(key: &str) -> Option<Vec<String>> {
+    let serde_json::Value::Object(map) = serde_json::from_str(key).ok()? else {
+        return None;
+    };
+    let mut values: Vec<String> = map
+        .values()
+        .map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    values.sort();
+    Some(values)
 }
 
 impl<T: Target> Link<T> {
@@ -76,6 +134,7 @@ impl<T: Target> Link<T> {
             open_keys: HashSet::new(),
             skip_queue: false,
             last_plan: None,
+            revived: Vec::new(),
         };
         link.t.set_applying(true).await?;
         link.committed = match link.t.read_checkpoint(&link.ctx.source).await? {
@@ -164,6 +223,12 @@ impl<T: Target> Link<T> {
             position: Some(tx.position.to_string()),
             commit_time: tx.commit_time,
         };
+        self.revived = tx
+            .changes
+            .iter()
+            .flatten()
+            .filter_map(|c| Revived::from_change(&c, &self.ctx.schema))
+            .collect();
         // Consecutive inserts into one table are applied as a batch; everything else row by row.
         let mut run: Vec<Change> = Vec::new();
         for change in tx.changes.iter() {
@@ -266,7 +331,7 @@ impl<T: Target> Link<T> {
             }
         }
         let applied = match (row.op, &plan.deletes) {
-            (Op::Insert, _) if self.deleted_later(info, &row).await? => false,
+            (Op::Insert, _) if self.concurrent_delete(plan, info, &row).await? => false,
             (Op::Insert, _) => self.t.insert(info, &row.full_write()).await?,
             (Op::Update, _) => {
                 let n = self
@@ -294,6 +359,9 @@ impl<T: Target> Link<T> {
                         row.before_version.as_ref(),
                     )
                     .await?;
+                if n > 0 {
+                    self.leave_tombstone(info, &row).await?;
+                }
                 n > 0
             }
             (Op::Delete, DeletePolicy::Soft(col)) => {
@@ -312,22 +380,78 @@ impl<T: Target> Link<T> {
         self.conflict(plan, info, row, position).await
     }
 
-    /// Whether this node deleted the incoming insert's key later than the insert was written (its
-    /// tombstone is newer): the insert then takes the conflict path.
-    async fn deleted_later(
+    /// Whether the incoming insert's key was deleted here by a delete its node had not seen: then
+    /// the insert takes the conflict path (`insert_deleted`, or `insert_exists` when the key lives
+    /// here again), where the table's rule weighs it against the delete. The inserting node had
+    /// seen every delete this node knows of when its transaction revived, for each node whose
+    /// deletes of the key this node holds, a tombstone at least as late.
+    async fn concurrent_delete(
         &mut self,
+        plan: &TablePlan,
         info: &TableInfo,
         row: &RowChange,
     ) -> Result<bool, ApplyError> {
         if !row.managed_version {
             return Ok(false);
         }
-        let stone = self
+        let stones = self
             .t
-            .tombstone(&info.table.to_string(), &row.key_text())
+            .tombstones(&info.table.to_string(), &row.key_text())
             .await?;
-        let incoming = row.after_version.as_ref().and_then(super::row::version_key);
-        Ok(stone.is_some() && stone > incoming)
+        if stones.iter().any(|s| s.node.is_empty()) {
+            // Written before bookkeeping version 5: only the stamps can be compared.
+            let latest = stones.iter().map(|s| s.version).max();
+            let incoming = row.after_version.as_ref().and_then(super::row::version_key);
+            return Ok(latest > incoming);
+        }
+        let values = key_values(&row.key_text()).unwrap_or_default();
+        let mapper = self.mapper.clone();
+        let seen: Vec<&Tombstone> = self
+            .revived
+            .iter()
+            .filter(|r| {
+                r.values == values
+                    && r.source_table
+                        .split_once('.')
+                        .map(|(s, n)| crate::model::TableRef::new(s, n))
+                        .is_some_and(|t| {
+                            mapper
+                                .plan_for_source(&t)
+                                .is_some_and(|p| p.target == plan.target)
+                        })
+            })
+            .map(|r| &r.stone)
+            .collect();
+        Ok(!stones.iter().all(|mine| {
+            seen.iter()
+                .any(|s| s.node == mine.node && s.version >= mine.version)
+        }))
+    }
+
+    /// Records an applied delete in this node's tombstone for the deleting node, stamped as that
+    /// node stamped it, so that a later insert of the key can be placed (see `concurrent_delete`).
+    pub(super) async fn leave_tombstone(
+        &mut self,
+        info: &TableInfo,
+        row: &RowChange,
+    ) -> Result<(), ApplyError> {
+        if !row.managed_version {
+            return Ok(());
+        }
+        let Some(version) = row
+            .before_version
+            .as_ref()
+            .and_then(super::row::version_key)
+        else {
+            return Ok(());
+        };
+        let stone = Tombstone {
+            version: version + 1,
+            node: row.origin.clone(),
+        };
+        self.t
+            .put_tombstone(&info.table.to_string(), &row.key_text(), &stone)
+            .await
     }
 
     /// Sends a transaction that failed with a definite error to the dead-letter table (and moves the

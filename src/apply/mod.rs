@@ -138,6 +138,7 @@ impl Applier {
                 .map(|(id, n)| (id.clone(), n.priority))
                 .collect(),
             on_error: s.on_error,
+            schema: s.schema.clone(),
         };
         let mapper = Mapper::new(config, source, target);
         let url = dst.url.expose();

@@ -98,6 +98,15 @@ pub struct OpenEntry {
     pub payload: Option<String>,
 }
 
+/// What a node's deletes of a key left behind: the latest stamp (the deleted row's version + 1) and
+/// the node that deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub version: i128,
+    /// Empty for tombstones written before bookkeeping version 5.
+    pub node: String,
+}
+
 /// A dead-letter row.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeadLetter {
@@ -165,12 +174,19 @@ pub(crate) trait Target {
         t: &TableInfo,
         probe: &Probe,
     ) -> Result<Option<Current>, ApplyError>;
-    /// The stamp of the tombstone a local delete left for a key, if any.
-    async fn tombstone(
+    /// The tombstones of a key: one per node whose deletes of it this node has seen.
+    async fn tombstones(
         &mut self,
         target_table: &str,
         key: &str,
-    ) -> Result<Option<i128>, ApplyError>;
+    ) -> Result<Vec<Tombstone>, ApplyError>;
+    /// Records a delete of `key` by `stone.node` (the node's later stamp wins).
+    async fn put_tombstone(
+        &mut self,
+        target_table: &str,
+        key: &str,
+        stone: &Tombstone,
+    ) -> Result<(), ApplyError>;
     /// Whether any tombstone exists for the table.
     async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError>;
     async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError>;

@@ -52,8 +52,9 @@ pub fn link_name(source: &str, target: &str) -> String {
     format!("{source}_to_{target}")
 }
 
-/// The tables a node's streams read: every mapped table of the node, and tandem's checkpoint table
-/// (its writes mark the transactions tandem applied, which the loop guard drops).
+/// The tables a node's streams read: every mapped table of the node, tandem's checkpoint table
+/// (its writes mark the transactions tandem applied, which the loop guard drops), and its tombstone
+/// table (a local insert that removes a tombstone tells the peers it came after that delete).
 pub fn capture_tables(config: &Config, node: &Node) -> Vec<TableRef> {
     let mut tables: Vec<TableRef> = config
         .tables
@@ -61,6 +62,7 @@ pub fn capture_tables(config: &Config, node: &Node) -> Vec<TableRef> {
         .filter_map(|t| t.physical.get(&node.id).cloned())
         .collect();
     tables.push(TableRef::new(&config.settings.schema, "checkpoint"));
+    tables.push(TableRef::new(&config.settings.schema, "tombstone"));
     tables
 }
 

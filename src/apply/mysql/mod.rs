@@ -18,7 +18,9 @@ use mysql_async::{Conn, Opts, OptsBuilder, Params, Row, Value as My};
 use tracing::warn;
 
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
-use super::target::{ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Write};
+use super::target::{
+    ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Tombstone, Write,
+};
 use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
 use crate::model::{Field, TableRef, Value};
 use sql::{ident, Builder, Sql};
@@ -421,21 +423,46 @@ impl Target for MyTarget {
         }))
     }
 
-    async fn tombstone(
+    async fn tombstones(
         &mut self,
         target_table: &str,
         key: &str,
-    ) -> Result<Option<i128>, ApplyError> {
+    ) -> Result<Vec<Tombstone>, ApplyError> {
         let rows = self
             .book_rows(
-                "SELECT CAST(version AS CHAR) FROM __S__.tombstone WHERE target_table = ? AND row_key = ?",
+                "SELECT CAST(version AS CHAR), node FROM __S__.tombstone WHERE target_table = ? AND row_key = ?",
                 vec![s(target_table), s(key)],
             )
             .await?;
         Ok(rows
-            .first()
-            .and_then(|r| text(r, 0))
-            .and_then(|v| v.parse().ok()))
+            .iter()
+            .filter_map(|r| {
+                Some(Tombstone {
+                    version: text(r, 0)?.parse().ok()?,
+                    node: text(r, 1).unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn put_tombstone(
+        &mut self,
+        target_table: &str,
+        key: &str,
+        stone: &Tombstone,
+    ) -> Result<(), ApplyError> {
+        self.book(
+            "INSERT INTO __S__.tombstone (target_table, row_key, version, node) VALUES (?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE version = GREATEST(version, VALUES(version)), deleted_at = NOW(6)",
+            vec![
+                s(target_table),
+                s(key),
+                s(stone.version.to_string()),
+                s(&stone.node),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError> {

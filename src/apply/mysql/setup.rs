@@ -8,6 +8,7 @@ use crate::apply::setup::{split_statements, SetupTable};
 
 const BOOKKEEPING: &str = include_str!("../../../sql/mysql/001_bookkeeping.sql");
 const TOMBSTONE: &str = include_str!("../../../sql/mysql/002_tombstone.sql");
+const TOMBSTONE_ORIGIN: &str = include_str!("../../../sql/mysql/005_tombstone_origin.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -18,9 +19,11 @@ pub fn statements(
     manage: bool,
 ) -> Vec<String> {
     let mut out = split_statements(&BOOKKEEPING.replace("`__SCHEMA__`", &ident(schema)));
-    out.extend(split_statements(
-        &TOMBSTONE.replace("`__SCHEMA__`", &ident(schema)),
-    ));
+    for file in [TOMBSTONE, TOMBSTONE_ORIGIN] {
+        out.extend(split_statements(
+            &file.replace("`__SCHEMA__`", &ident(schema)),
+        ));
+    }
     if !manage {
         return out;
     }
@@ -38,7 +41,7 @@ pub fn statements(
             ));
         }
         for (event, prior) in [("INSERT", "COALESCE(NEW.{v}, 0)"), ("UPDATE", "OLD.{v}")] {
-            let version = match &t.managed_version {
+            let mut version = match &t.managed_version {
                 Some(v) => format!(
                     " SET NEW.{v} = GREATEST({} + 1, {now});",
                     prior.replace("{v}", &ident(v)),
@@ -46,6 +49,16 @@ pub fn statements(
                 ),
                 None => String::new(),
             };
+            if event == "INSERT" && t.managed_version.is_some() {
+                // The key lives again: the insert shows, in its own transaction, which deletes of
+                // the key this node had seen (see 005).
+                version.push_str(&format!(
+                    " UPDATE {s}.tombstone SET revived = revived + 1 WHERE target_table = {table} AND row_key = CONCAT('{{', {key}, '}}');",
+                    s = ident(schema),
+                    table = lit(&t.table.to_string()),
+                    key = key_text(t, "NEW"),
+                ));
+            }
             let name = format!("tandem_{}_{}", event.to_lowercase(), t.table.name);
             out.push(format!(
                 "CREATE OR REPLACE TRIGGER {}.{} BEFORE {event} ON {q} FOR EACH ROW BEGIN \
@@ -57,32 +70,38 @@ pub fn statements(
             ));
         }
         if let Some(v) = &t.managed_version {
-            let key = t
-                .key
-                .iter()
-                .map(|k| {
-                    format!(
-                        "JSON_QUOTE({}), ':', JSON_QUOTE(CAST(OLD.{} AS CHAR))",
-                        lit(k),
-                        ident(k)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ',', ");
+            let key = key_text(t, "OLD");
             out.push(format!(
                 "CREATE OR REPLACE TRIGGER {}.{} AFTER DELETE ON {q} FOR EACH ROW BEGIN \
                  IF COALESCE(@tandem_applying, 0) = 0 THEN \
-                 INSERT INTO {s}.tombstone (target_table, row_key, version) VALUES ({table}, CONCAT('{{', {key}, '}}'), OLD.{v} + 1) \
+                 INSERT INTO {s}.tombstone (target_table, row_key, version, node) VALUES ({table}, CONCAT('{{', {key}, '}}'), OLD.{v} + 1, {n}) \
                  ON DUPLICATE KEY UPDATE version = GREATEST(version, VALUES(version)), deleted_at = NOW(6); END IF; END",
                 ident(&t.table.schema),
                 ident(&format!("tandem_delete_{}", t.table.name)),
                 s = ident(schema),
                 table = lit(&t.table.to_string()),
                 v = ident(v),
+                n = lit(node),
             ));
         }
     }
     out
+}
+
+/// The key text of the row `rec` (`OLD` or `NEW`) as CONCAT arguments, without its braces, built
+/// exactly as the applier builds it (`"col":"text",…`).
+fn key_text(t: &SetupTable, rec: &str) -> String {
+    t.key
+        .iter()
+        .map(|k| {
+            format!(
+                "JSON_QUOTE({}), ':', JSON_QUOTE(CAST({rec}.{} AS CHAR))",
+                lit(k),
+                ident(k)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ',', ")
 }
 
 fn lit(s: &str) -> String {

@@ -17,7 +17,9 @@ use tokio_postgres::{Client, Row, Statement};
 use tracing::warn;
 
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
-use super::target::{ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Write};
+use super::target::{
+    ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Tombstone, Write,
+};
 use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
 use crate::model::{Field, TableRef, Value};
 use sql::{ident, Builder, Sql};
@@ -493,21 +495,48 @@ impl Target for PgTarget {
         }))
     }
 
-    async fn tombstone(
+    async fn tombstones(
         &mut self,
         target_table: &str,
         key: &str,
-    ) -> Result<Option<i128>, ApplyError> {
+    ) -> Result<Vec<Tombstone>, ApplyError> {
         let rows = self
             .book_rows(
-                "SELECT version::text FROM __S__.tombstone WHERE target_table = $1::text AND row_key = $2::text",
+                "SELECT version::text, node FROM __S__.tombstone WHERE target_table = $1::text AND row_key = $2::text",
                 &[Some(target_table.into()), Some(key.into())],
             )
             .await?;
         Ok(rows
-            .first()
-            .and_then(|r| text(r, 0))
-            .and_then(|v| v.parse().ok()))
+            .iter()
+            .filter_map(|r| {
+                Some(Tombstone {
+                    version: text(r, 0)?.parse().ok()?,
+                    node: text(r, 1).unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn put_tombstone(
+        &mut self,
+        target_table: &str,
+        key: &str,
+        stone: &Tombstone,
+    ) -> Result<(), ApplyError> {
+        self.book_rows(
+            "INSERT INTO __S__.tombstone AS t (target_table, row_key, version, node) \
+             VALUES ($1::text, $2::text, $3::text::bigint, $4::text) \
+             ON CONFLICT (target_table, row_key, node) DO UPDATE SET \
+             version = greatest(t.version, EXCLUDED.version), deleted_at = now()",
+            &[
+                Some(target_table.into()),
+                Some(key.into()),
+                Some(stone.version.to_string()),
+                Some(stone.node.clone()),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError> {

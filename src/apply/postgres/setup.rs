@@ -7,6 +7,7 @@ use crate::apply::setup::{split_statements, SetupTable};
 
 const BOOKKEEPING: &str = include_str!("../../../sql/postgres/001_bookkeeping.sql");
 const TOMBSTONE: &str = include_str!("../../../sql/postgres/002_tombstone.sql");
+const TOMBSTONE_ORIGIN: &str = include_str!("../../../sql/postgres/005_tombstone_origin.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -17,9 +18,11 @@ pub fn statements(
     manage: bool,
 ) -> Vec<String> {
     let mut out = split_statements(&BOOKKEEPING.replace("__SCHEMA__", &ident(schema)));
-    out.extend(split_statements(
-        &TOMBSTONE.replace("__SCHEMA__", &ident(schema)),
-    ));
+    for file in [TOMBSTONE, TOMBSTONE_ORIGIN] {
+        out.extend(split_statements(
+            &file.replace("__SCHEMA__", &ident(schema)),
+        ));
+    }
     for t in tables {
         let q = qname(&t.table);
         out.push(format!("ALTER TABLE {q} REPLICA IDENTITY FULL"));
@@ -44,8 +47,12 @@ pub fn statements(
         let version = match &t.managed_version {
             Some(v) => format!(
                 "  IF TG_OP = 'UPDATE' THEN\n    NEW.{v} := greatest(OLD.{v} + 1, (extract(epoch from clock_timestamp()) * 1000000)::bigint);\n  \
-                 ELSE\n    NEW.{v} := greatest(coalesce(NEW.{v}, 0) + 1, (extract(epoch from clock_timestamp()) * 1000000)::bigint);\n  END IF;\n",
-                v = ident(v)
+                 ELSE\n    NEW.{v} := greatest(coalesce(NEW.{v}, 0) + 1, (extract(epoch from clock_timestamp()) * 1000000)::bigint);\n    \
+                 UPDATE {s}.tombstone SET revived = revived + 1 WHERE target_table = {table} AND row_key = '{{' || {key} || '}}';\n  END IF;\n",
+                v = ident(v),
+                s = ident(schema),
+                table = lit(&t.table.to_string()),
+                key = key_text(t, "NEW"),
             ),
             None => String::new(),
         };
@@ -60,7 +67,7 @@ pub fn statements(
             "CREATE OR REPLACE TRIGGER tandem_stamp BEFORE INSERT OR UPDATE ON {q} FOR EACH ROW EXECUTE FUNCTION {func}()"
         ));
         if let Some(v) = &t.managed_version {
-            out.extend(tombstone_trigger(schema, t, v));
+            out.extend(tombstone_trigger(schema, node, t, v));
         }
     }
     out
@@ -68,40 +75,47 @@ pub fn statements(
 
 /// The AFTER DELETE trigger that records a local delete's key and stamp (the deleted row's version
 /// + 1). The key text is built exactly as the applier builds it (`{"col":"text",…}`).
-fn tombstone_trigger(schema: &str, t: &SetupTable, version: &str) -> Vec<String> {
+fn tombstone_trigger(schema: &str, node: &str, t: &SetupTable, version: &str) -> Vec<String> {
     let q = qname(&t.table);
     let func = format!(
         "{}.{}",
         ident(schema),
         ident(&format!("tombstone_{}_{}", t.table.schema, t.table.name))
     );
-    let key = t
-        .key
-        .iter()
-        .map(|k| {
-            format!(
-                "to_json({}::text)::text || ':' || to_json(OLD.{}::text)::text",
-                lit(k),
-                ident(k)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" || ',' || ");
+    let key = key_text(t, "OLD");
     vec![
         format!(
             "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $tandem$\nBEGIN\n  \
              IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN OLD;\n  END IF;\n  \
-             INSERT INTO {s}.tombstone (target_table, row_key, version) VALUES ({table}, '{{' || {key} || '}}', OLD.{v} + 1)\n  \
-             ON CONFLICT (target_table, row_key) DO UPDATE SET version = greatest({s}.tombstone.version, EXCLUDED.version), deleted_at = now();\n  \
+             INSERT INTO {s}.tombstone (target_table, row_key, version, node) VALUES ({table}, '{{' || {key} || '}}', OLD.{v} + 1, {n})\n  \
+             ON CONFLICT (target_table, row_key, node) DO UPDATE SET \
+             version = greatest({s}.tombstone.version, EXCLUDED.version), deleted_at = now();\n  \
              RETURN OLD;\nEND\n$tandem$",
             s = ident(schema),
             table = lit(&t.table.to_string()),
             v = ident(version),
+            n = lit(node),
         ),
         format!(
             "CREATE OR REPLACE TRIGGER tandem_tombstone AFTER DELETE ON {q} FOR EACH ROW EXECUTE FUNCTION {func}()"
         ),
     ]
+}
+
+/// The key text of the row `rec` (`OLD` or `NEW`) without its braces, built exactly as the applier
+/// builds it (`"col":"text",…`).
+fn key_text(t: &SetupTable, rec: &str) -> String {
+    t.key
+        .iter()
+        .map(|k| {
+            format!(
+                "to_json({}::text)::text || ':' || to_json({rec}.{}::text)::text",
+                lit(k),
+                ident(k)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" || ',' || ")
 }
 
 fn lit(s: &str) -> String {
