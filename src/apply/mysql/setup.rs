@@ -8,6 +8,7 @@ use crate::apply::setup::{split_statements, SetupTable};
 
 const BOOKKEEPING: &str = include_str!("../../../sql/mysql/001_bookkeeping.sql");
 const TOMBSTONE: &str = include_str!("../../../sql/mysql/002_tombstone.sql");
+const HEARTBEAT: &str = include_str!("../../../sql/mysql/003_heartbeat.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -20,6 +21,9 @@ pub fn statements(
     let mut out = split_statements(&BOOKKEEPING.replace("`__SCHEMA__`", &ident(schema)));
     out.extend(split_statements(
         &TOMBSTONE.replace("`__SCHEMA__`", &ident(schema)),
+    ));
+    out.extend(split_statements(
+        &HEARTBEAT.replace("`__SCHEMA__`", &ident(schema)),
     ));
     if !manage {
         return out;
