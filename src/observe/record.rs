@@ -9,6 +9,7 @@ use tracing::info;
 use super::health::{self, LinkState};
 use super::names::*;
 use crate::capture::SourceStats;
+use crate::config::Config;
 use crate::model::{ChangeSet, Transaction};
 
 /// The business table of the tandem heartbeat: a transaction touching only it is progress, not data.
@@ -36,13 +37,37 @@ pub struct LinkMeter {
 }
 
 impl LinkMeter {
-    /// Registers the link (state `starting`).
-    pub fn new(link: &str, schema: &str) -> LinkMeter {
-        health::set_state(link, LinkState::Starting);
-        gauge!(LINK_UP, "link" => link.to_string()).set(0.0);
+    /// Registers the link (state `starting`) and its counters at zero, so that a rate or an alert
+    /// on them works before the first event.
+    pub fn new(config: &Config, source: &str, target: &str) -> LinkMeter {
+        let link = crate::capture::link_name(source, target);
+        health::set_state(&link, LinkState::Starting);
+        gauge!(LINK_UP, "link" => link.clone()).set(0.0);
+        for name in [
+            TRANSACTIONS_CAPTURED,
+            CHANGES_CAPTURED,
+            TRANSACTIONS_APPLIED,
+            CHANGES_APPLIED,
+            ECHOES_SKIPPED,
+            HEARTBEATS,
+            SOURCE_READ_BYTES,
+            RECONNECTS,
+            SPILLED_TRANSACTIONS,
+        ] {
+            counter!(name, "link" => link.clone()).absolute(0);
+        }
+        for stage in ["apply", "link"] {
+            counter!(RETRIES, "link" => link.clone(), "stage" => stage).absolute(0);
+        }
+        for table in &config.tables {
+            counter!(DEAD_LETTERS, "link" => link.clone(), "table" => table.name.clone())
+                .absolute(0);
+        }
+        gauge!(QUEUE_TRANSACTIONS, "link" => link.clone()).set(0.0);
+        gauge!(SPILL_BYTES, "link" => link.clone()).set(0.0);
         LinkMeter {
-            link: link.to_string(),
-            schema: schema.to_string(),
+            link,
+            schema: config.settings.schema.clone(),
             seen: SourceStats::default(),
         }
     }

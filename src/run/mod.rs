@@ -88,7 +88,7 @@ pub async fn run_link(
     events: Events,
 ) -> LinkEnd {
     let link = link_name(&source, &target);
-    let mut meter = LinkMeter::new(&link, &config.settings.schema);
+    let mut meter = LinkMeter::new(&config, &source, &target);
     let mut backoff = Duration::from_millis(200);
     loop {
         match run_once(&config, &source, &target, &mut stop, &events, &mut meter).await {
