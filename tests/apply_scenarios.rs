@@ -30,8 +30,8 @@ pub async fn setup_is_idempotent_and_dry_run_lists_the_sql(kind: Kind) {
             f.book("schema_version")
         ))
         .await,
-        s("2"),
-        "schema versions 1 (bookkeeping) and 2 (tombstones)"
+        s("3"),
+        "schema versions 1 (bookkeeping), 2 (tombstones) and 3 (heartbeats)"
     );
     // A local write is stamped with the local node and a time-based version.
     f.db.exec("INSERT INTO customer (id, name) VALUES (1, 'local')")

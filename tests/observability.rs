@@ -68,8 +68,8 @@ async fn observability_metrics_count_applies_exactly_and_health_turns_503_when_a
     .await;
     let mut tandem = start_tandem_run(&p.config, 2).await;
     let crm = p.pg.connect("crm").await.unwrap();
-    for id in 1..=5 {
-        crm.execute("INSERT INTO customers VALUES ($1, 'ok')", &[&(id as i32)])
+    for id in 1..=5i32 {
+        crm.execute("INSERT INTO customers VALUES ($1, 'ok')", &[&id])
             .await
             .unwrap();
     }
