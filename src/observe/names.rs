@@ -173,3 +173,17 @@ pub const ALL: [&str; 26] = [
     OLDEST_PARKED_AGE,
     DEAD_LETTERS_OPEN,
 ];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_metric_is_documented_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        for name in super::ALL {
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "README.md has no row for {name} in its metrics table"
+            );
+        }
+    }
+}
