@@ -9,5 +9,6 @@ pub mod harness;
 pub mod loopguard;
 pub mod mapping;
 pub mod model;
+pub mod observe;
 pub mod run;
 pub mod setup;

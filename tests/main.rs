@@ -18,6 +18,7 @@ mod faults;
 mod governance;
 mod harness;
 mod mapping_matrix;
+mod observability;
 mod support;
 mod tail;
 mod topologies;

@@ -335,6 +335,14 @@ impl<T: Target> Link<T> {
             payload: matches!(state, ConflictState::Parked).then(|| payload(row)),
         };
         self.t.insert_conflict(&record).await?;
+        crate::observe::conflict(
+            &self.ctx.source,
+            &self.ctx.target,
+            &record.table,
+            &record.key,
+            &record.kind,
+            &record.decision,
+        );
         if state != ConflictState::Resolved {
             self.open_keys.insert((record.target_table, record.key));
         }
@@ -374,6 +382,14 @@ impl<T: Target> Link<T> {
                 payload: Some(payload(row)),
             };
             self.t.insert_conflict(&record).await?;
+            crate::observe::conflict(
+                &self.ctx.source,
+                &self.ctx.target,
+                &record.table,
+                &record.key,
+                &record.kind,
+                &record.decision,
+            );
             return Ok(QueueState::Held);
         }
         if let Some(e) = entries

@@ -496,6 +496,11 @@ impl<T: Target> Link<T> {
             Ok(()) => {
                 self.t.commit().await?;
                 self.committed = Some(tx.position.clone());
+                crate::observe::dead_letter(
+                    &self.ctx.source,
+                    &self.ctx.target,
+                    self.last_plan.as_ref().map_or("", |p| p.business.as_str()),
+                );
                 Ok(())
             }
             Err(e) => {

@@ -236,6 +236,7 @@ pub async fn apply_retrying(
             Err(e) if e.is_transient() && tried < attempts => {
                 warn!(link = %format!("{source}->{target}"), error = %e, retry_in_ms = delay.as_millis() as u64, "transient apply error");
                 *applier = None;
+                crate::observe::apply_retry(source, target);
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }

@@ -22,6 +22,7 @@ mod source;
 
 pub use source::{
     capture_tables, link_name, publication_name, replica_server_id, CaptureError, Reader, Source,
+    SourceStats,
 };
 
 use crate::model::{Position, Transaction};

@@ -35,6 +35,15 @@ impl CaptureError {
     }
 }
 
+/// Running totals of one stream since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Bytes of log read from the server (pgoutput XLogData payloads; binlog event bodies).
+    pub bytes_read: u64,
+    /// Reconnects after transient failures.
+    pub reconnects: u64,
+}
+
 /// A node's change stream.
 #[derive(Debug)]
 pub enum Source {
@@ -53,8 +62,9 @@ pub fn link_name(source: &str, target: &str) -> String {
 }
 
 /// The tables a node's streams read: every mapped table of the node, tandem's checkpoint table
-/// (its writes mark the transactions tandem applied, which the loop guard drops), and its tombstone
-/// table (a local insert that removes a tombstone tells the peers it came after that delete).
+/// (its writes mark the transactions tandem applied, which the loop guard drops), its heartbeat
+/// table (progress on a quiet source; no mapping names it, so it is never applied as a row), and its
+/// tombstone table (a local insert that revives tombstones tells the peers which deletes it had seen).
 pub fn capture_tables(config: &Config, node: &Node) -> Vec<TableRef> {
     let mut tables: Vec<TableRef> = config
         .tables
@@ -62,6 +72,10 @@ pub fn capture_tables(config: &Config, node: &Node) -> Vec<TableRef> {
         .filter_map(|t| t.physical.get(&node.id).cloned())
         .collect();
     tables.push(TableRef::new(&config.settings.schema, "checkpoint"));
+    tables.push(TableRef::new(
+        &config.settings.schema,
+        crate::observe::HEARTBEAT_TABLE,
+    ));
     tables.push(TableRef::new(&config.settings.schema, "tombstone"));
     tables
 }
@@ -140,6 +154,20 @@ impl Source {
         match self {
             Source::Postgres(s) => Ok(s.next().await?),
             Source::Mysql(s) => Ok(s.next().await?),
+        }
+    }
+
+    /// Running totals of the stream, for metrics.
+    pub fn stats(&self) -> SourceStats {
+        match self {
+            Source::Postgres(s) => SourceStats {
+                bytes_read: s.bytes_read(),
+                reconnects: s.reconnects(),
+            },
+            Source::Mysql(s) => SourceStats {
+                bytes_read: s.bytes_read(),
+                reconnects: s.reconnects(),
+            },
         }
     }
 

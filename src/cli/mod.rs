@@ -6,6 +6,7 @@ mod conflicts;
 mod demo;
 mod run;
 mod setup;
+mod status;
 mod tail;
 
 use std::path::PathBuf;
@@ -68,6 +69,9 @@ pub enum Command {
     Setup(setup::SetupArgs),
     /// Run the links of one node (--node, the sidecar beside it) or of every node, until SIGTERM.
     Run(run::RunArgs),
+    /// Show every link's state, position, lag, review queue, dead letters and log retention, read
+    /// from the databases (no tandem process needed).
+    Status(status::StatusArgs),
     /// Print a node's committed transactions as JSON lines, from now on, without applying them.
     Tail(tail::TailArgs),
 }
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Setup(args) => setup::run(args).await,
             Command::Run(args) => run::run(args).await,
+            Command::Status(args) => status::run(args).await,
             Command::Tail(args) => tail::run(args).await,
         }
     })

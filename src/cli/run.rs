@@ -35,6 +35,37 @@ pub async fn run(args: RunArgs) -> ExitCode {
         .into_iter()
         .filter(|(s, _)| args.node.as_ref().is_none_or(|n| n == s))
         .collect();
+    let mut background = Vec::new();
+    if let Some(addr) = config.metrics_listen {
+        match crate::observe::server::start(addr).await {
+            Ok((listener, handle)) => {
+                background.push(tokio::spawn(crate::observe::server::serve(
+                    listener,
+                    handle.clone(),
+                )));
+                background.push(tokio::spawn(crate::observe::server::tick(
+                    config.clone(),
+                    args.node.clone(),
+                    handle,
+                )));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    if let Some(every) = config.heartbeat {
+        let sources: std::collections::BTreeSet<String> =
+            links.iter().map(|(s, _)| s.clone()).collect();
+        for node in sources {
+            background.push(tokio::spawn(crate::observe::heartbeat::run(
+                config.clone(),
+                node,
+                every,
+            )));
+        }
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = links
         .into_iter()
@@ -64,6 +95,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     }
     watcher.abort();
+    for task in background {
+        task.abort();
+    }
     if halted > 0 {
         ExitCode::from(1)
     } else {

@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub tables: Vec<TableFile>,
     /// Prometheus metrics endpoint for `tandem run`.
     pub metrics: Option<MetricsFile>,
+    /// Periodic heartbeat writes on each source node, for honest lag on a quiet database.
+    pub heartbeat: Option<HeartbeatFile>,
     /// False when a section could not be read (its problem is reported): checks that count nodes or
     /// tables are then skipped, as they would report what is only a consequence.
     #[serde(skip, default = "yes")]
@@ -209,4 +211,13 @@ impl std::fmt::Display for Scalar {
 pub struct MetricsFile {
     /// Address for `/metrics` and `/health`, e.g. `127.0.0.1:9464`.
     pub listen: String,
+}
+
+/// `[heartbeat]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HeartbeatFile {
+    /// How often `tandem run` writes a heartbeat row on each node whose links it runs, e.g. `"10s"`,
+    /// `"500ms"`, `"1m"`. The write travels every outgoing link as progress (lag, checkpoint, slot
+    /// position) but never as data.
+    pub interval: String,
 }

@@ -23,8 +23,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use file::{
-    ColumnFile, ConflictRule, FileConfig, MetricsFile, NodeFile, OnError, Scalar, Settings,
-    TableFile,
+    ColumnFile, ConflictRule, FileConfig, HeartbeatFile, MetricsFile, NodeFile, OnError, Scalar,
+    Settings, TableFile,
 };
 pub use resolve::{Column, Config, DeletePolicy, Engine, Node, Table, TlsMode};
 pub use secret::{scrub, ConnUrl};
@@ -135,7 +135,7 @@ impl Config {
     }
 }
 
-const TOP_LEVEL: [&str; 4] = ["tandem", "nodes", "tables", "metrics"];
+const TOP_LEVEL: [&str; 5] = ["tandem", "nodes", "tables", "metrics", "heartbeat"];
 
 /// TOML text to the file types, collecting syntax errors, unset variables, unknown keys and type
 /// errors section by section, so that one bad section does not hide the problems of the others.
@@ -221,12 +221,21 @@ fn read(
         }
         None => None,
     };
+    let heartbeat = match root.remove("heartbeat") {
+        Some(v) => {
+            let h = section::<HeartbeatFile>(v, "heartbeat", problems);
+            ok &= h.is_some();
+            h
+        }
+        None => None,
+    };
     let settings = settings?;
     Some(FileConfig {
         tandem: settings,
         nodes,
         tables,
         metrics,
+        heartbeat,
         complete: ok,
     })
 }

@@ -18,6 +18,8 @@ pub struct Config {
     pub nodes: BTreeMap<String, Node>,
     pub tables: Vec<Table>,
     pub metrics_listen: Option<SocketAddr>,
+    /// `[heartbeat] interval`: how often `tandem run` writes a heartbeat on each source node.
+    pub heartbeat: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -216,12 +218,42 @@ pub(super) fn resolve(file: FileConfig, problems: &mut Vec<Problem>) -> Option<C
                 None
             }
         });
+    let heartbeat = file
+        .heartbeat
+        .and_then(|h| match parse_duration(&h.interval) {
+            Some(d) if d >= std::time::Duration::from_millis(100) => Some(d),
+            _ => {
+                problems.push(Problem::error(
+                    "heartbeat.interval",
+                    format!("{:?} is not a duration of at least 100ms", h.interval),
+                    "write a number with a unit: \"10s\", \"500ms\", \"1m\"",
+                ));
+                None
+            }
+        });
     Some(Config {
         settings,
         nodes,
         tables,
         metrics_listen,
+        heartbeat,
     })
+}
+
+/// `"10s"`, `"500ms"`, `"2m"`, `"1h"` to a duration.
+pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(n.checked_mul(millis)?))
 }
 
 fn is_identifier(s: &str) -> bool {

@@ -398,3 +398,25 @@ owner = "nobody"
         assert!(paths.contains(&want), "missing {want} in {paths:?}");
     }
 }
+
+#[test]
+fn heartbeat_interval_is_read_and_checked() {
+    let (c, _) = load(&format!("{MINIMAL}\n[heartbeat]\ninterval = \"1500ms\"\n")).unwrap();
+    assert_eq!(c.heartbeat, Some(std::time::Duration::from_millis(1500)));
+    let (c, _) = load(&format!("{MINIMAL}\n[heartbeat]\ninterval = \"2m\"\n")).unwrap();
+    assert_eq!(c.heartbeat, Some(std::time::Duration::from_secs(120)));
+    let (c, _) = load(MINIMAL).unwrap();
+    assert_eq!(c.heartbeat, None);
+    for bad in ["10", "often", "5ms", "s"] {
+        assert_problem(
+            &format!("{MINIMAL}\n[heartbeat]\ninterval = \"{bad}\"\n"),
+            "heartbeat.interval",
+            "not a duration",
+        );
+    }
+    assert_problem(
+        &format!("{MINIMAL}\n[heartbeat]\ninterval = \"1s\"\nevery = 2\n"),
+        "heartbeat.every",
+        "unknown key",
+    );
+}

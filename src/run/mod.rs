@@ -25,6 +25,7 @@ use crate::apply::{apply_retrying, Applier, ApplyError};
 use crate::capture::{link_name, CaptureError, CaptureEvent, Reader, Source};
 use crate::config::Config;
 use crate::loopguard::{provenance, should_forward};
+use crate::observe::LinkMeter;
 
 /// What a link did, for a watcher such as `tandem demo`. Carries table names and counts, never values.
 #[derive(Debug, Clone)]
@@ -87,14 +88,17 @@ pub async fn run_link(
     events: Events,
 ) -> LinkEnd {
     let link = link_name(&source, &target);
+    let mut meter = LinkMeter::new(&config, &source, &target);
     let mut backoff = Duration::from_millis(200);
     loop {
-        match run_once(&config, &source, &target, &mut stop, &events).await {
+        match run_once(&config, &source, &target, &mut stop, &events, &mut meter).await {
             Ok(()) => {
                 info!(link = %link, "link stopped");
+                meter.stopped();
                 return LinkEnd::Stopped;
             }
             Err(e) if is_transient(&e) && !*stop.borrow() => {
+                meter.restarting(&e.to_string());
                 warn!(link = %link, error = %e, retry_in_ms = backoff.as_millis() as u64, "link interrupted; restarting from its checkpoint");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -105,6 +109,7 @@ pub async fn run_link(
             Err(e) => {
                 let message = format!("link {link} halted: {e}");
                 error!(link = %link, error = %e, "link halted; fix the cause and restart tandem: the link resumes from its checkpoint");
+                meter.halted(&e.to_string());
                 return LinkEnd::Halted(message);
             }
         }
@@ -124,6 +129,7 @@ async fn run_once(
     target: &str,
     stop: &mut watch::Receiver<bool>,
     events: &Events,
+    meter: &mut LinkMeter,
 ) -> Result<(), LinkError> {
     let link = link_name(source, target);
     let (Some(source_node), Some(_)) = (config.node(source), config.node(target)) else {
@@ -143,6 +149,7 @@ async fn run_once(
         start.clone(),
     )
     .await?;
+    meter.stream_opened();
     let checkpoint = start.as_ref().map(ToString::to_string);
     info!(link = %link, checkpoint = %checkpoint.as_deref().unwrap_or("none (from now)"), "link started");
     emit(
@@ -162,9 +169,11 @@ async fn run_once(
                 e = stream.next() => e?,
             },
         };
+        meter.source(stream.stats());
         let first = match event {
             CaptureEvent::Heartbeat(position) => {
                 stream.confirm(&position);
+                meter.idle();
                 continue;
             }
             CaptureEvent::Transaction(tx) => tx,
@@ -174,12 +183,16 @@ async fn run_once(
         let mut last = first.position.clone();
         let mut group = Vec::new();
         let mut failure = None;
-        admit(config, &link, source, target, events, first, &mut group);
+        admit(config, meter, source, target, events, first, &mut group);
+        let mut more = false;
         while group.len() < MAX_GROUP {
-            match stream.next().now_or_never() {
+            let next = stream.next().now_or_never();
+            meter.source(stream.stats());
+            match next {
                 Some(Ok(CaptureEvent::Transaction(tx))) => {
                     last = tx.position.clone();
-                    admit(config, &link, source, target, events, tx, &mut group);
+                    admit(config, meter, source, target, events, tx, &mut group);
+                    more = group.len() >= MAX_GROUP;
                 }
                 Some(Ok(heartbeat)) => {
                     pending = Some(heartbeat);
@@ -192,8 +205,15 @@ async fn run_once(
                 None => break,
             }
         }
-        if !group.is_empty() {
+        if group.is_empty() {
+            if !more {
+                meter.idle();
+            }
+        } else {
+            meter.queued(&group);
+            let began = std::time::Instant::now();
             apply_retrying(config, source, target, &mut applier, &group, APPLY_ATTEMPTS).await?;
+            meter.applied(&group, began.elapsed(), more);
             for tx in &group {
                 tracing::debug!(link = %link, position = %tx.position, changes = tx.changes.len(), "applied");
                 emit(
@@ -220,13 +240,15 @@ const MAX_GROUP: usize = 100;
 /// Reports a captured transaction and keeps it for the group unless the loop guard drops it.
 fn admit(
     config: &Config,
-    link: &str,
+    meter: &LinkMeter,
     source: &str,
     target: &str,
     events: &Events,
     tx: crate::model::Transaction,
     group: &mut Vec<crate::model::Transaction>,
 ) {
+    let link = meter.link();
+    meter.captured(&tx);
     if events.is_some() {
         let tables = tx
             .changes
@@ -251,6 +273,7 @@ fn admit(
     ) {
         group.push(tx);
     } else {
+        meter.echo();
         tracing::debug!(link = %link, position = %tx.position, "dropped a transaction tandem applied");
         emit(
             events,

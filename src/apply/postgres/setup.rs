@@ -8,6 +8,7 @@ use crate::apply::setup::{split_statements, SetupTable};
 const BOOKKEEPING: &str = include_str!("../../../sql/postgres/001_bookkeeping.sql");
 const TOMBSTONE: &str = include_str!("../../../sql/postgres/002_tombstone.sql");
 const TOMBSTONE_ORIGIN: &str = include_str!("../../../sql/postgres/005_tombstone_origin.sql");
+const HEARTBEAT: &str = include_str!("../../../sql/postgres/003_heartbeat.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -18,7 +19,7 @@ pub fn statements(
     manage: bool,
 ) -> Vec<String> {
     let mut out = split_statements(&BOOKKEEPING.replace("__SCHEMA__", &ident(schema)));
-    for file in [TOMBSTONE, TOMBSTONE_ORIGIN] {
+    for file in [TOMBSTONE, HEARTBEAT, TOMBSTONE_ORIGIN] {
         out.extend(split_statements(
             &file.replace("__SCHEMA__", &ident(schema)),
         ));

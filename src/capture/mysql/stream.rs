@@ -40,6 +40,8 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 const SILENCE: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The common header of every binlog event (v4), which `Event::data` leaves out.
+const EVENT_HEADER_BYTES: usize = 19;
 /// Heartbeats for groups that touched no captured table are coalesced to one per interval.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
@@ -94,6 +96,8 @@ pub struct MysqlSource {
     pending: Option<Event>,
     failures: u32,
     last_heartbeat: Option<Instant>,
+    reconnects: u64,
+    bytes_read: u64,
 }
 
 struct SchemaFetch(
@@ -145,6 +149,8 @@ impl MysqlSource {
             pending: None,
             failures: 0,
             last_heartbeat: None,
+            reconnects: 0,
+            bytes_read: 0,
         };
         source.open_dump().await?;
         Ok(source)
@@ -179,6 +185,16 @@ impl MysqlSource {
     /// The position after the last transaction read (delivered or skipped).
     pub fn current_position(&self) -> Position {
         self.assembler.position()
+    }
+
+    /// Bytes of binlog events (header and body) read since the stream was opened.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// How many times the binlog stream was reopened after a failure.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
     }
 
     /// The position the next reconnect resumes after.
@@ -242,7 +258,10 @@ impl MysqlSource {
         };
         let result = tokio::time::timeout(SILENCE, stream.next()).await;
         let err = match result {
-            Ok(Some(Ok(event))) => return Ok(event),
+            Ok(Some(Ok(event))) => {
+                self.bytes_read += (EVENT_HEADER_BYTES + event.data().len()) as u64;
+                return Ok(event);
+            }
             Ok(Some(Err(e))) if is_purged(&e) => MysqlCaptureError::PurgedPosition {
                 position: self.resume.to_string(),
                 source: e,
@@ -353,6 +372,7 @@ impl MysqlSource {
     async fn back_off(&mut self, error: &MysqlCaptureError) {
         self.binlog = None;
         self.failures = self.failures.saturating_add(1);
+        self.reconnects += 1;
         let exp = BACKOFF_MIN.saturating_mul(1u32 << self.failures.min(10));
         let delay = exp.min(BACKOFF_MAX);
         tracing::warn!(

@@ -105,6 +105,7 @@ pub struct PgSource {
     status_due: Option<Instant>,
     backoff: Duration,
     reconnects: u64,
+    bytes_read: u64,
 }
 
 impl fmt::Debug for PgSource {
@@ -171,6 +172,7 @@ impl PgSource {
             status_due: None,
             backoff: BACKOFF_MIN,
             reconnects: 0,
+            bytes_read: 0,
         };
         src.open().await?;
         Ok(src)
@@ -189,6 +191,11 @@ impl PgSource {
     /// How many times the stream reconnected.
     pub fn reconnects(&self) -> u64 {
         self.reconnects
+    }
+
+    /// Bytes of XLogData payload read since the stream was opened.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// How many transactions went through a spill file.
@@ -279,6 +286,7 @@ impl PgSource {
                 wal_start, data, ..
             } => {
                 self.received = self.received.max(Lsn(wal_start));
+                self.bytes_read += data.len() as u64;
                 self.pending = Some(decode(&data, self.asm.in_stream())?);
                 self.deliver().await
             }

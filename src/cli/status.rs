@@ -1,0 +1,116 @@
+//! `tandem status`: every link's state, positions, lag, review queue, dead letters and log retention,
+//! read from the databases themselves (see `observe::probe`), so it works with no tandem running.
+//! Exit 0 when every link is streaming with nothing waiting for a person; 1 otherwise.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{load_config, ConfigArg, OutputFormat};
+use crate::observe::probe::{status, LinkStatus};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only the links whose source is this node.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// `text` for people, `json` (one array of links) for machines.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+pub async fn run(args: StatusArgs) -> ExitCode {
+    let config = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Some(n) = &args.node {
+        if config.node(n).is_none() {
+            eprintln!("error: no node {n:?} in {}", args.config.path.display());
+            return ExitCode::from(2);
+        }
+    }
+    let links = status(&config, args.node.as_deref()).await;
+    match args.format {
+        OutputFormat::Json => match serde_json::to_string_pretty(&links) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        OutputFormat::Text => {
+            for l in &links {
+                print!("{}", render(l));
+            }
+        }
+    }
+    if links.iter().any(LinkStatus::needs_attention) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn or_dash<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), ToString::to_string)
+}
+
+/// One link as a small table.
+fn render(l: &LinkStatus) -> String {
+    let mark = if l.needs_attention() {
+        "  <- look here"
+    } else {
+        ""
+    };
+    let mut lag = match l.lag_seconds {
+        Some(s) => format!("{s:.1} s since the last applied source commit"),
+        None => "- (nothing applied yet)".to_string(),
+    };
+    if let Some(b) = l.lag_bytes {
+        lag.push_str(&format!(", {b} bytes of log behind"));
+    }
+    if let Some(t) = l.lag_transactions {
+        lag.push_str(&format!(", {t} transactions behind"));
+    }
+    let parked = match l.oldest_parked_seconds {
+        Some(s) => format!(", oldest parked {s:.0} s ago"),
+        None => String::new(),
+    };
+    let mut out = format!(
+        "link {} ({} -> {}): {}{mark}\n",
+        l.link, l.source, l.target, l.state
+    );
+    let rows = [
+        ("source position", or_dash(&l.source_position)),
+        ("confirmed position", or_dash(&l.confirmed_position)),
+        ("lag", lag),
+        ("last applied", or_dash(&l.last_applied)),
+        (
+            "conflicts open",
+            format!(
+                "{} (review queue {}{parked})",
+                l.conflicts_open, l.review_queue
+            ),
+        ),
+        ("dead letters open", l.dead_letters_open.to_string()),
+        (
+            "log retention",
+            format!(
+                "{} ({} bytes held)",
+                l.retention,
+                or_dash(&l.retained_bytes)
+            ),
+        ),
+    ];
+    for (k, v) in rows {
+        out.push_str(&format!("  {k:<19} {v}\n"));
+    }
+    for p in &l.problems {
+        out.push_str(&format!("  problem             {p}\n"));
+    }
+    out
+}
