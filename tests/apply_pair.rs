@@ -294,6 +294,69 @@ async fn apply_pair_manual_resolved_on_the_decider_converges() {
         .is_empty());
 }
 
+/// Manual, resolved on the decider by taking the incoming row (m's): the resolution replicates, and
+/// m, which deferred to p and holds that row already, closes its deferral without writing. A later
+/// change from p is then version-checked again on m, not forced.
+#[tokio::test]
+async fn apply_pair_manual_take_incoming_closes_the_deferral() {
+    let mut pair = Pair::new("conflict = \"manual\"").await;
+    let base = pair.seed().await;
+    pair.p
+        .exec("UPDATE customer SET name = 'p-name' WHERE id = 1")
+        .await;
+    pair.m
+        .exec("UPDATE customer SET name = 'm-name' WHERE id = 1")
+        .await;
+    let from_p = pair.change("p", 1, Some(base.clone())).await;
+    let from_m = pair.change("m", 1, Some(base)).await;
+    pair.apply("p", "m", from_p).await;
+    pair.apply("m", "p", from_m).await;
+    let parked = apply::list_conflicts(&pair.config, "p", true, 10)
+        .await
+        .expect("list");
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    let m_row = pair.image("m", 1).await.expect("row");
+    let before = pair.image("p", 1).await;
+    apply::resolve_conflict(
+        &pair.config,
+        "p",
+        parked[0].id,
+        &apply::Resolution::TakeIncoming,
+    )
+    .await
+    .expect("resolve");
+    let row = pair.image("p", 1).await.expect("row");
+    assert_eq!(row, m_row, "p holds m's row, version and origin included");
+    let resolution = pair.change("p", 1, before).await;
+    pair.apply("p", "m", resolution).await;
+    assert_eq!(
+        pair.image("m", 1).await.expect("row"),
+        m_row,
+        "m kept its row"
+    );
+    assert!(
+        apply::list_conflicts(&pair.config, "m", true, 10)
+            .await
+            .expect("list")
+            .is_empty(),
+        "m's deferral is closed"
+    );
+    // The next change from p is checked as usual: it applies cleanly on m's row.
+    pair.p
+        .exec("UPDATE customer SET name = 'p-later' WHERE id = 1")
+        .await;
+    let later = pair.change("p", 1, Some(m_row)).await;
+    pair.apply("p", "m", later).await;
+    let row = pair.assert_converged(1).await.expect("row");
+    assert_eq!(field(&row, "name"), Value::Text("p-later".into()));
+    for node in ["m", "p"] {
+        assert!(apply::list_conflicts(&pair.config, node, true, 10)
+            .await
+            .expect("list")
+            .is_empty());
+    }
+}
+
 /// p deletes the row and inserts the key again while m updates it (after the re-insert): both nodes
 /// weigh m's update against p's re-insert by time and end equal.
 #[tokio::test]

@@ -43,8 +43,18 @@ async fn names(pg: &PgServer, maria: &MariaDb) -> (Option<String>, Option<String
     (a, b)
 }
 
-#[tokio::test]
-async fn conflicts_cli_lists_shows_and_resolves_a_parked_conflict() {
+/// Two servers, `items` under `manual` with helpdesk deciding, and a conflict parked on helpdesk
+/// (crm's edit against helpdesk's) while `tandem run` runs.
+struct Parked {
+    pg: PgServer,
+    maria: MariaDb,
+    config: std::path::PathBuf,
+    run: tokio::process::Child,
+    id: i64,
+    m: mysql_async::Conn,
+}
+
+async fn parked_conflict() -> Parked {
     let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
     let (pg, maria) = (
         pg.expect("PostgreSQL starts"),
@@ -88,7 +98,7 @@ async fn conflicts_cli_lists_shows_and_resolves_a_parked_conflict() {
     m.query_drop("UPDATE items SET name = 'desk edit' WHERE id = 1")
         .await
         .unwrap();
-    let mut run = start_tandem_run(&config, 2).await;
+    let run = start_tandem_run(&config, 2).await;
 
     // helpdesk (the preferred node) decides: it parks crm's change in its review queue.
     let id = wait_for(
@@ -116,6 +126,26 @@ async fn conflicts_cli_lists_shows_and_resolves_a_parked_conflict() {
         },
     )
     .await;
+    Parked {
+        pg,
+        maria,
+        config,
+        run,
+        id,
+        m,
+    }
+}
+
+#[tokio::test]
+async fn conflicts_cli_lists_shows_and_resolves_a_parked_conflict() {
+    let Parked {
+        pg,
+        maria,
+        config,
+        mut run,
+        id,
+        m,
+    } = parked_conflict().await;
     let (code, text) = tandem(&["conflicts", "list"], &config).await;
     assert_eq!(code, 0, "{text}");
     assert!(
@@ -182,6 +212,56 @@ async fn conflicts_cli_lists_shows_and_resolves_a_parked_conflict() {
     )
     .await;
     assert_eq!(code, 2, "resolve without a choice is a usage error");
+    run.kill().await.ok();
+    m.disconnect().await.unwrap();
+    std::fs::remove_file(&config).ok();
+}
+
+/// Taking the incoming row (crm's) on the decider: both nodes end with crm's edit, and crm, which
+/// deferred to helpdesk, closes its deferral when the resolution reaches it.
+#[tokio::test]
+async fn conflicts_cli_take_incoming_closes_both_sides() {
+    let Parked {
+        pg,
+        maria,
+        config,
+        mut run,
+        id,
+        m,
+    } = parked_conflict().await;
+    let (code, out) = tandem(
+        &[
+            "conflicts",
+            "resolve",
+            "--node",
+            "helpdesk",
+            &id.to_string(),
+            "--take",
+            "incoming",
+        ],
+        &config,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    wait_for(
+        "both nodes to hold crm's edit",
+        Duration::from_secs(30),
+        || async {
+            (names(&pg, &maria).await == (Some("crm edit".into()), Some("crm edit".into())))
+                .then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        "no open conflict on either node",
+        Duration::from_secs(30),
+        || async {
+            let (code, out) = tandem(&["conflicts", "list", "--open"], &config).await;
+            assert_eq!(code, 0, "{out}");
+            out.contains("0 conflict record(s)").then_some(())
+        },
+    )
+    .await;
     run.kill().await.ok();
     m.disconnect().await.unwrap();
     std::fs::remove_file(&config).ok();

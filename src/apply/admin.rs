@@ -13,29 +13,23 @@ use crate::config::Config;
 use crate::conflict::audit::{ConflictState, StoredConflict};
 use crate::model::{Change, Field, Value};
 
-/// `TakeIncoming` is written as tandem's write (the incoming row with its version and origin, as if it
-/// had won): the source already holds that row, so nothing needs to replicate, and the changes that
-/// waited behind it (based on that version) apply cleanly. `KeepCurrent` and `Values` are local writes,
-/// stamped by the triggers, so that the other node (which deferred to this one) takes them.
+/// `TakeIncoming` is written with the incoming row's own version and origin (as if it had won), so
+/// that the changes that waited behind it (based on that version) apply cleanly; it still replicates,
+/// without the engine's replication mark, so that the source node, which deferred to this one, sees
+/// the decision and closes its deferral (it holds that row already: see `Link::apply_row`).
+/// `KeepCurrent` and `Values` are local writes, stamped by the triggers, so that the other node takes
+/// them.
 pub(super) async fn resolve_on<T: Target>(
     l: &mut Link<T>,
     id: i64,
     resolution: &Resolution,
 ) -> Result<(), ApplyError> {
-    let local = !matches!(resolution, Resolution::TakeIncoming);
-    if local {
-        l.t.set_applying(false).await?;
+    match resolution {
+        Resolution::TakeIncoming => l.t.set_replicating().await?,
+        _ => l.t.set_applying(false).await?,
     }
     l.t.begin().await?;
-    let done = async {
-        let key = resolve_write(l, id, resolution).await?;
-        if !local {
-            let source = l.ctx.source.clone();
-            l.t.touch_checkpoint(&source).await?;
-        }
-        Ok::<_, ApplyError>(key)
-    }
-    .await;
+    let done = resolve_write(l, id, resolution).await;
     let done = match done {
         Ok(key) => l.t.commit().await.map(|()| key),
         Err(e) => {
@@ -43,9 +37,7 @@ pub(super) async fn resolve_on<T: Target>(
             Err(e)
         }
     };
-    if local {
-        l.t.set_applying(true).await?;
-    }
+    l.t.set_applying(true).await?;
     let (table, key) = done?;
     release_waiting(l, &table, &key).await
 }

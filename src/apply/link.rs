@@ -326,6 +326,9 @@ impl<T: Target> Link<T> {
         if !self.skip_queue && self.open_keys.contains(&queue_key) {
             match self.queue_check(&queue_key, &row, plan, position).await? {
                 QueueState::Held => return Ok(()),
+                // The decider took this node's own row (`resolve --take incoming`): it is here
+                // already, or a later write of this node that waited behind it there.
+                QueueState::Released if row.origin == self.ctx.target => return Ok(()),
                 QueueState::Released => return self.force(plan, info, &row).await,
                 QueueState::Clear => {}
             }
@@ -338,7 +341,7 @@ impl<T: Target> Link<T> {
                     .t
                     .update(
                         info,
-                        &row.full_write(),
+                        &row.changed_write(),
                         &row.version_column,
                         row.before_version.as_ref(),
                     )

@@ -159,6 +159,32 @@ impl RowChange {
         }
     }
 
+    /// The write of an update whose version check passed: only the columns the source changed (its
+    /// after-image against its before-image), with the stamps. The target row then stands where
+    /// the source row stood, except after a merge, where it also holds the other side's columns,
+    /// which a whole-row write would undo. Without a before-image to compare, the whole row.
+    pub fn changed_write(&self) -> Write {
+        let mut set: Vec<Field> = self
+            .after
+            .iter()
+            .filter(|f| {
+                self.before
+                    .iter()
+                    .find(|b| b.name == f.name)
+                    .is_none_or(|b| b.value != f.value)
+            })
+            .cloned()
+            .collect();
+        set.extend(self.stamp_fields(true));
+        if set.is_empty() {
+            return self.full_write();
+        }
+        Write {
+            key: self.key.clone(),
+            set,
+        }
+    }
+
     /// The after columns that are compared field by field in a conflict: everything except the key
     /// and an application version column.
     pub fn compared(&self) -> Vec<Field> {

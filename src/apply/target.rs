@@ -131,6 +131,9 @@ pub(crate) trait Target {
     async fn rollback(&mut self) -> Result<(), ApplyError>;
     /// Marks the session's writes as tandem's (`true`) or as local writes that replicate (`false`).
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError>;
+    /// Keeps the session's writes as tandem's for the triggers (stamps left as written) but drops the
+    /// engine's replication mark, so that they replicate; `set_applying(true)` restores the mark.
+    async fn set_replicating(&mut self) -> Result<(), ApplyError>;
     async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError>;
     async fn write_checkpoint(
         &mut self,

@@ -240,6 +240,11 @@ impl Target for MyTarget {
         Ok(())
     }
 
+    async fn set_replicating(&mut self) -> Result<(), ApplyError> {
+        self.simple("SET @tandem_applying = 1").await?;
+        self.simple("SET SESSION skip_replication = 0").await
+    }
+
     async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError> {
         let rows = self
             .book_rows(

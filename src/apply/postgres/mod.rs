@@ -294,6 +294,16 @@ impl Target for PgTarget {
         Ok(())
     }
 
+    async fn set_replicating(&mut self) -> Result<(), ApplyError> {
+        self.simple("SET tandem.applying = 'on'").await?;
+        if self.origin_active {
+            self.simple("SELECT pg_replication_origin_session_reset()")
+                .await?;
+            self.origin_active = false;
+        }
+        Ok(())
+    }
+
     async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError> {
         let rows = self
             .book_rows(
