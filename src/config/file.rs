@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub tables: Vec<TableFile>,
     /// Prometheus metrics endpoint for `tandem run`.
     pub metrics: Option<MetricsFile>,
+    /// Initial copy of the rows that exist before the links first start.
+    pub copy: Option<CopyFile>,
     /// False when a section could not be read (its problem is reported): checks that count nodes or
     /// tables are then skipped, as they would report what is only a consequence.
     #[serde(skip, default = "yes")]
@@ -209,4 +211,15 @@ impl std::fmt::Display for Scalar {
 pub struct MetricsFile {
     /// Address for `/metrics` and `/health`, e.g. `127.0.0.1:9464`.
     pub listen: String,
+}
+
+/// `[copy]`: the initial copy. Before a link out of `from` first streams, every mapped row of `from`
+/// is copied to the link's target (compared where the key exists there), and the stream then starts
+/// exactly where the copy's snapshot was taken.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CopyFile {
+    /// The node whose rows are copied to every other node.
+    pub from: String,
+    /// Rows per target transaction (and per progress record). Default 1000.
+    pub batch_rows: Option<u32>,
 }

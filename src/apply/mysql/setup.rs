@@ -8,6 +8,7 @@ use crate::apply::setup::{split_statements, SetupTable};
 
 const BOOKKEEPING: &str = include_str!("../../../sql/mysql/001_bookkeeping.sql");
 const TOMBSTONE: &str = include_str!("../../../sql/mysql/002_tombstone.sql");
+const COPY: &str = include_str!("../../../sql/mysql/004_copy.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -21,6 +22,7 @@ pub fn statements(
     out.extend(split_statements(
         &TOMBSTONE.replace("`__SCHEMA__`", &ident(schema)),
     ));
+    out.extend(split_statements(&COPY.replace("`__SCHEMA__`", &ident(schema))));
     if !manage {
         return out;
     }

@@ -7,6 +7,7 @@ use crate::apply::setup::{split_statements, SetupTable};
 
 const BOOKKEEPING: &str = include_str!("../../../sql/postgres/001_bookkeeping.sql");
 const TOMBSTONE: &str = include_str!("../../../sql/postgres/002_tombstone.sql");
+const COPY: &str = include_str!("../../../sql/postgres/004_copy.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -20,6 +21,7 @@ pub fn statements(
     out.extend(split_statements(
         &TOMBSTONE.replace("__SCHEMA__", &ident(schema)),
     ));
+    out.extend(split_statements(&COPY.replace("__SCHEMA__", &ident(schema))));
     for t in tables {
         let q = qname(&t.table);
         out.push(format!("ALTER TABLE {q} REPLICA IDENTITY FULL"));
