@@ -260,7 +260,11 @@ impl<T: Target + CopyBook> Link<T> {
 
     /// Rewrites the rows the target kept as local writes (so they replicate to the source) and
     /// records the batch's progress, in one transaction of the session's local mode.
-    async fn send_back(&mut self, batch: &CopyBatch, keys: &[Vec<Field>]) -> Result<(), ApplyError> {
+    async fn send_back(
+        &mut self,
+        batch: &CopyBatch,
+        keys: &[Vec<Field>],
+    ) -> Result<(), ApplyError> {
         let mapper = self.mapper.clone();
         let Some(plan) = mapper.plan_for_source(&batch.source_table) else {
             return Ok(());

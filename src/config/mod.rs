@@ -23,8 +23,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use file::{
-    ColumnFile, ConflictRule, CopyFile, FileConfig, MetricsFile, NodeFile, OnError, Scalar, Settings,
-    TableFile,
+    ColumnFile, ConflictRule, CopyFile, FileConfig, MetricsFile, NodeFile, OnError, Scalar,
+    Settings, TableFile,
 };
 pub use resolve::{Column, Config, CopySettings, DeletePolicy, Engine, Node, Table, TlsMode};
 pub use secret::{scrub, ConnUrl};

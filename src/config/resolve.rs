@@ -230,9 +230,7 @@ pub(super) fn resolve(file: FileConfig, problems: &mut Vec<Problem>) -> Option<C
                 None
             }
         });
-    let copy = file
-        .copy
-        .and_then(|c| resolve_copy(c, &nodes, problems));
+    let copy = file.copy.and_then(|c| resolve_copy(c, &nodes, problems));
     Some(Config {
         settings,
         nodes,
@@ -268,7 +266,7 @@ fn resolve_copy(
         ));
         ok = false;
     }
-    ok.then(|| CopySettings {
+    ok.then_some(CopySettings {
         from: c.from,
         batch_rows,
     })

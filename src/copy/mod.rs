@@ -39,8 +39,8 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::apply::{Applier, ApplyError, CopyBatch, CopyProgress, CopyStats};
-use crate::capture::postgres::PgCaptureError;
 use crate::capture::mysql::MysqlCaptureError;
+use crate::capture::postgres::PgCaptureError;
 use crate::capture::{link_name, CaptureError, Reader, Source};
 use crate::config::{Config, Engine, Node, Table};
 use crate::model::{Lsn, PgPosition, Position, RowImage, TableRef};
@@ -161,15 +161,17 @@ pub async fn run(
     info!(link = %link, written = totals.written, equal = totals.equal, differed = totals.differed, sent_back = totals.sent_back, stream_start = %start, "initial copy done; streaming from its snapshot");
     let stream = match stream {
         Some(s) => s,
-        None => Source::open(
-            config,
-            source,
-            Reader::Link {
-                target: target.to_string(),
-            },
-            Some(start),
-        )
-        .await?,
+        None => {
+            Source::open(
+                config,
+                source,
+                Reader::Link {
+                    target: target.to_string(),
+                },
+                Some(start),
+            )
+            .await?
+        }
     };
     Ok(Copied::Done(stream))
 }
@@ -198,10 +200,9 @@ async fn begin_fresh(
             )
             .await?;
             let (snapshot, point) = match &stream {
-                Source::Postgres(s) => (
-                    s.snapshot_name().map(str::to_string),
-                    s.consistent_point(),
-                ),
+                Source::Postgres(s) => {
+                    (s.snapshot_name().map(str::to_string), s.consistent_point())
+                }
                 Source::Mysql(_) => (None, None),
             };
             let (Some(snapshot), Some(point)) = (snapshot, point) else {

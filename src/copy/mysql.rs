@@ -55,10 +55,11 @@ impl MyReader {
                 source: MysqlCaptureError::Query { what, source },
             }
         };
-        let opts = mysql_async::Opts::from_url(node.url.expose()).map_err(|_| CopyError::Mysql {
-            node: node.id.clone(),
-            source: MysqlCaptureError::Url,
-        })?;
+        let opts =
+            mysql_async::Opts::from_url(node.url.expose()).map_err(|_| CopyError::Mysql {
+                node: node.id.clone(),
+                source: MysqlCaptureError::Url,
+            })?;
         let mut conn = Conn::new(opts).await.map_err(|e| CopyError::Mysql {
             node: node.id.clone(),
             source: MysqlCaptureError::Connect(e),
@@ -73,11 +74,12 @@ impl MyReader {
                 node.id
             )));
         }
-        conn.query_drop(
-            "SET time_zone = '+00:00', SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-        )
-        .await
-        .map_err(err("preparing the copy session"))?;
+        conn.query_drop("SET time_zone = '+00:00'")
+            .await
+            .map_err(err("preparing the copy session"))?;
+        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(err("preparing the copy session"))?;
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             .await
             .map_err(err("START TRANSACTION WITH CONSISTENT SNAPSHOT"))?;
@@ -215,17 +217,16 @@ impl MyReader {
         limit: u32,
     ) -> Result<(Vec<RowImage>, Option<String>), CopyError> {
         let cols = self.columns(table).await?;
-        let key_index: Vec<usize> = key
-            .iter()
-            .map(|k| {
-                cols.iter().position(|c| c.name == *k).ok_or_else(|| {
-                    CopyError::Definite(format!(
-                        "table {table} on node {} has no key column {k}; fix: correct the table's key in the file",
-                        self.node
-                    ))
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let mut key_index = Vec::with_capacity(key.len());
+        for k in key {
+            let Some(i) = cols.iter().position(|c| c.name == *k) else {
+                return Err(CopyError::Definite(format!(
+                    "table {table} on node {} has no key column {k}; fix: correct the table's key in the file",
+                    self.node
+                )));
+            };
+            key_index.push(i);
+        }
         let list: Vec<String> = cols.iter().map(|c| ident(&c.name)).collect();
         let order: Vec<String> = key.iter().map(|k| ident(k)).collect();
         let mut sql = format!("SELECT {} FROM {}", list.join(", "), qualified(table));

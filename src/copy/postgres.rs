@@ -134,17 +134,16 @@ impl PgReader {
         limit: u32,
     ) -> Result<(Vec<RowImage>, Option<String>), CopyError> {
         let cols = self.columns(table).await?;
-        let key_index: Vec<usize> = key
-            .iter()
-            .map(|k| {
-                cols.iter().position(|(n, _)| n == k).ok_or_else(|| {
-                    CopyError::Definite(format!(
-                        "table {table} on node {} has no key column {k}; fix: correct the table's key in the file",
-                        self.node
-                    ))
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let mut key_index = Vec::with_capacity(key.len());
+        for k in key {
+            let Some(i) = cols.iter().position(|(n, _)| n == k) else {
+                return Err(CopyError::Definite(format!(
+                    "table {table} on node {} has no key column {k}; fix: correct the table's key in the file",
+                    self.node
+                )));
+            };
+            key_index.push(i);
+        }
         let list: Vec<String> = cols.iter().map(|(n, _)| quote_ident(n)).collect();
         let order: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
         let mut sql = format!("SELECT {} FROM {}", list.join(", "), qualified(table));

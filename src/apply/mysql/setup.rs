@@ -22,7 +22,9 @@ pub fn statements(
     out.extend(split_statements(
         &TOMBSTONE.replace("`__SCHEMA__`", &ident(schema)),
     ));
-    out.extend(split_statements(&COPY.replace("`__SCHEMA__`", &ident(schema))));
+    out.extend(split_statements(
+        &COPY.replace("`__SCHEMA__`", &ident(schema)),
+    ));
     if !manage {
         return out;
     }

@@ -21,7 +21,9 @@ pub fn statements(
     out.extend(split_statements(
         &TOMBSTONE.replace("__SCHEMA__", &ident(schema)),
     ));
-    out.extend(split_statements(&COPY.replace("__SCHEMA__", &ident(schema))));
+    out.extend(split_statements(
+        &COPY.replace("__SCHEMA__", &ident(schema)),
+    ));
     for t in tables {
         let q = qname(&t.table);
         out.push(format!("ALTER TABLE {q} REPLICA IDENTITY FULL"));
