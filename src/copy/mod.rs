@@ -261,7 +261,7 @@ impl Job<'_> {
         let mut p = progress.clone();
         let mut meter = Meter::new(p.rows, estimate);
         let mut totals = CopyStats::default();
-        info!(link = %self.link, table = %table.name, rows_done = p.rows, rows_estimate = ?estimate, "copying table");
+        info!(link = %self.link, table = %table.name, rows_done = p.rows, rows_estimate = %shown(estimate), "copying table");
         while !p.done {
             if *stop.borrow() {
                 info!(link = %self.link, table = %table.name, rows_done = p.rows, "initial copy stopped; it resumes from here");
@@ -290,9 +290,9 @@ impl Job<'_> {
                     link = %self.link,
                     table = %table.name,
                     rows_done = r.done,
-                    rows_estimate = ?r.estimate,
+                    rows_estimate = %shown(r.estimate),
                     rows_per_sec = r.rate as u64,
-                    eta_secs = ?r.eta_secs,
+                    eta_secs = %shown(r.eta_secs),
                     "copy progress"
                 );
             }
@@ -300,6 +300,11 @@ impl Job<'_> {
         info!(link = %self.link, table = %table.name, rows = p.rows, written = totals.written, equal = totals.equal, differed = totals.differed, sent_back = totals.sent_back, "table copied");
         Ok(Some(totals))
     }
+}
+
+/// A count for the log, `unknown` when there is none.
+fn shown(n: Option<u64>) -> String {
+    n.map_or_else(|| "unknown".to_string(), |n| n.to_string())
 }
 
 fn add(total: &mut CopyStats, s: CopyStats) {
