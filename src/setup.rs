@@ -64,7 +64,13 @@ pub async fn seed_checkpoints(
     dry_run: bool,
 ) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
-    for source in config.nodes.values().filter(|n| n.engine == Engine::Mysql) {
+    // A link out of the `[copy] from` node starts where its copy's snapshot is taken instead.
+    let copies = |n: &Node| config.copy.as_ref().is_some_and(|c| c.from == n.id);
+    for source in config
+        .nodes
+        .values()
+        .filter(|n| n.engine == Engine::Mysql && !copies(n))
+    {
         let position = capture::mysql::current_position(source.url.expose())
             .await
             .map_err(|e| {

@@ -17,6 +17,7 @@ mod demo;
 mod faults;
 mod governance;
 mod harness;
+mod initial_copy;
 mod mapping_matrix;
 mod observability;
 mod support;

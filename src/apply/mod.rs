@@ -34,6 +34,7 @@
 mod admin;
 mod batch;
 mod conflicts;
+mod copy;
 pub mod error;
 mod link;
 pub mod mysql;
@@ -51,6 +52,7 @@ use tracing::warn;
 pub use admin::{
     list_conflicts, list_dead_letters, replay_dead_letter, resolve_conflict, show_conflict,
 };
+pub use copy::{CopyBatch, CopyProgress, CopyStats};
 pub use error::{classify, ApplyError, DbCode, ErrorClass};
 pub use link::LinkContext;
 pub use row::{version_key, Names, RowChange};
@@ -170,6 +172,26 @@ impl Applier {
     /// position to acknowledge. Transactions at or below the checkpoint are skipped as duplicates.
     pub async fn apply(&mut self, txs: &[Transaction]) -> Result<Option<Position>, ApplyError> {
         with_link!(self, l => l.apply(txs).await)
+    }
+
+    /// The initial copy's progress on this link's target, one entry per table (empty: never started).
+    pub async fn copy_progress(&mut self) -> Result<Vec<CopyProgress>, ApplyError> {
+        with_link!(self, l => l.copy_progress().await)
+    }
+
+    /// Records that the copy of `tables` starts, with the link's stream to start at `start`.
+    pub async fn copy_start(
+        &mut self,
+        start: &Position,
+        tables: &[String],
+        time: i64,
+    ) -> Result<(), ApplyError> {
+        with_link!(self, l => l.copy_start(start, tables, time).await)
+    }
+
+    /// Writes one batch of copied rows with its progress (see `apply::copy`).
+    pub async fn copy_batch(&mut self, batch: &CopyBatch) -> Result<CopyStats, ApplyError> {
+        with_link!(self, l => l.copy_batch(batch).await)
     }
 
     /// Conflict records on this node, newest first.

@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub metrics: Option<MetricsFile>,
     /// Periodic heartbeat writes on each source node, for honest lag on a quiet database.
     pub heartbeat: Option<HeartbeatFile>,
+    /// Initial copy of the rows that exist before the links first start.
+    pub copy: Option<CopyFile>,
     /// False when a section could not be read (its problem is reported): checks that count nodes or
     /// tables are then skipped, as they would report what is only a consequence.
     #[serde(skip, default = "yes")]
@@ -220,4 +222,15 @@ pub struct HeartbeatFile {
     /// `"500ms"`, `"1m"`. The write travels every outgoing link as progress (lag, checkpoint, slot
     /// position) but never as data.
     pub interval: String,
+}
+
+/// `[copy]`: the initial copy. Before a link out of `from` first streams, every mapped row of `from`
+/// is copied to the link's target (compared where the key exists there), and the stream then starts
+/// exactly where the copy's snapshot was taken.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CopyFile {
+    /// The node whose rows are copied to every other node.
+    pub from: String,
+    /// Rows per target transaction (and per progress record). Default 1000.
+    pub batch_rows: Option<u32>,
 }

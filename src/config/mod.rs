@@ -23,10 +23,10 @@ use std::fmt;
 use std::path::Path;
 
 pub use file::{
-    ColumnFile, ConflictRule, FileConfig, HeartbeatFile, MetricsFile, NodeFile, OnError, Scalar,
-    Settings, TableFile,
+    ColumnFile, ConflictRule, CopyFile, FileConfig, HeartbeatFile, MetricsFile, NodeFile, OnError,
+    Scalar, Settings, TableFile,
 };
-pub use resolve::{Column, Config, DeletePolicy, Engine, Node, Table, TlsMode};
+pub use resolve::{Column, Config, CopySettings, DeletePolicy, Engine, Node, Table, TlsMode};
 pub use secret::{scrub, ConnUrl};
 
 /// How bad a problem is: an `Error` makes the file (or pairing) unsafe to run; a `Warning` does not.
@@ -135,7 +135,7 @@ impl Config {
     }
 }
 
-const TOP_LEVEL: [&str; 5] = ["tandem", "nodes", "tables", "metrics", "heartbeat"];
+const TOP_LEVEL: [&str; 6] = ["tandem", "nodes", "tables", "metrics", "heartbeat", "copy"];
 
 /// TOML text to the file types, collecting syntax errors, unset variables, unknown keys and type
 /// errors section by section, so that one bad section does not hide the problems of the others.
@@ -229,6 +229,14 @@ fn read(
         }
         None => None,
     };
+    let copy = match root.remove("copy") {
+        Some(v) => {
+            let c = section::<CopyFile>(v, "copy", problems);
+            ok &= c.is_some();
+            c
+        }
+        None => None,
+    };
     let settings = settings?;
     Some(FileConfig {
         tandem: settings,
@@ -236,6 +244,7 @@ fn read(
         tables,
         metrics,
         heartbeat,
+        copy,
         complete: ok,
     })
 }

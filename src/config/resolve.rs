@@ -20,7 +20,21 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// `[heartbeat] interval`: how often `tandem run` writes a heartbeat on each source node.
     pub heartbeat: Option<std::time::Duration>,
+    /// `[copy]`, when the file asks for an initial copy.
+    pub copy: Option<CopySettings>,
 }
+
+/// The initial copy, resolved (`[copy]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySettings {
+    /// The node whose rows are copied to the others.
+    pub from: String,
+    /// Rows per target transaction.
+    pub batch_rows: u32,
+}
+
+/// Rows per copy batch when `[copy] batch_rows` is not set.
+pub const DEFAULT_COPY_BATCH_ROWS: u32 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -231,12 +245,46 @@ pub(super) fn resolve(file: FileConfig, problems: &mut Vec<Problem>) -> Option<C
                 None
             }
         });
+    let copy = file.copy.and_then(|c| resolve_copy(c, &nodes, problems));
     Some(Config {
         settings,
         nodes,
         tables,
         metrics_listen,
         heartbeat,
+        copy,
+    })
+}
+
+fn resolve_copy(
+    c: super::file::CopyFile,
+    nodes: &BTreeMap<String, Node>,
+    problems: &mut Vec<Problem>,
+) -> Option<CopySettings> {
+    let mut ok = true;
+    if !nodes.contains_key(&c.from) {
+        problems.push(Problem::error(
+            "copy.from",
+            format!("no node named {:?}", c.from),
+            format!(
+                "name the node whose rows are copied, one of: {}",
+                nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+        ok = false;
+    }
+    let batch_rows = c.batch_rows.unwrap_or(DEFAULT_COPY_BATCH_ROWS);
+    if !(1..=100_000).contains(&batch_rows) {
+        problems.push(Problem::error(
+            "copy.batch_rows",
+            format!("{batch_rows} is out of range"),
+            "use 1 to 100000 rows per batch (default 1000)",
+        ));
+        ok = false;
+    }
+    ok.then_some(CopySettings {
+        from: c.from,
+        batch_rows,
     })
 }
 

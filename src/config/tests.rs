@@ -420,3 +420,32 @@ fn heartbeat_interval_is_read_and_checked() {
         "unknown key",
     );
 }
+
+#[test]
+fn copy_section_is_read_and_checked() {
+    let (c, _) = load(&format!("{MINIMAL}\n[copy]\nfrom = \"a\"\n")).unwrap();
+    assert_eq!(
+        c.copy,
+        Some(CopySettings {
+            from: "a".into(),
+            batch_rows: 1000
+        })
+    );
+    let (c, _) = load(MINIMAL).unwrap();
+    assert_eq!(c.copy, None);
+    assert_problem(
+        &format!("{MINIMAL}\n[copy]\nfrom = \"nobody\"\n"),
+        "copy.from",
+        "no node named",
+    );
+    assert_problem(
+        &format!("{MINIMAL}\n[copy]\nfrom = \"a\"\nbatch_rows = 0\n"),
+        "copy.batch_rows",
+        "out of range",
+    );
+    assert_problem(
+        &format!("{MINIMAL}\n[copy]\nfrom = \"a\"\nbatchrows = 5\n"),
+        "copy.batchrows",
+        "unknown key",
+    );
+}

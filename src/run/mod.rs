@@ -74,6 +74,8 @@ enum LinkError {
     Capture(#[from] CaptureError),
     #[error("apply: {0}")]
     Apply(#[from] ApplyError),
+    #[error("initial copy: {0}")]
+    Copy(#[from] crate::copy::CopyError),
 }
 
 /// Attempts for one apply before a transient error is given up as a halt.
@@ -120,6 +122,7 @@ fn is_transient(e: &LinkError) -> bool {
     match e {
         LinkError::Capture(c) => c.is_transient(),
         LinkError::Apply(a) => a.is_transient(),
+        LinkError::Copy(c) => c.is_transient(),
     }
 }
 
@@ -137,18 +140,25 @@ async fn run_once(
             "link {link}: unknown node"
         ))));
     };
-    let applier = Applier::connect(config, source, target).await?;
+    let mut applier = Applier::connect(config, source, target).await?;
+    let copied = crate::copy::run(config, source_node, target, &mut applier, stop).await?;
     let start = applier.committed().cloned();
     let mut applier = Some(applier);
-    let mut stream = Source::open(
-        config,
-        source_node,
-        Reader::Link {
-            target: target.to_string(),
-        },
-        start.clone(),
-    )
-    .await?;
+    let mut stream = match copied {
+        crate::copy::Copied::Done(stream) => stream,
+        crate::copy::Copied::Stopped => return Ok(()),
+        crate::copy::Copied::NotDue => {
+            Source::open(
+                config,
+                source_node,
+                Reader::Link {
+                    target: target.to_string(),
+                },
+                start.clone(),
+            )
+            .await?
+        }
+    };
     meter.stream_opened();
     let checkpoint = start.as_ref().map(ToString::to_string);
     info!(link = %link, checkpoint = %checkpoint.as_deref().unwrap_or("none (from now)"), "link started");

@@ -6,6 +6,7 @@
 //! Error handling: every driver error becomes an [`ApplyError`] classified by error number; a row
 //! error names the table, key and the column the server named.
 
+mod copy;
 pub mod setup;
 pub mod sql;
 pub mod types;

@@ -10,6 +10,7 @@ const BOOKKEEPING: &str = include_str!("../../../sql/mysql/001_bookkeeping.sql")
 const TOMBSTONE: &str = include_str!("../../../sql/mysql/002_tombstone.sql");
 const TOMBSTONE_ORIGIN: &str = include_str!("../../../sql/mysql/005_tombstone_origin.sql");
 const HEARTBEAT: &str = include_str!("../../../sql/mysql/003_heartbeat.sql");
+const COPY: &str = include_str!("../../../sql/mysql/004_copy.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -20,7 +21,7 @@ pub fn statements(
     manage: bool,
 ) -> Vec<String> {
     let mut out = split_statements(&BOOKKEEPING.replace("`__SCHEMA__`", &ident(schema)));
-    for file in [TOMBSTONE, HEARTBEAT, TOMBSTONE_ORIGIN] {
+    for file in [TOMBSTONE, HEARTBEAT, COPY, TOMBSTONE_ORIGIN] {
         out.extend(split_statements(
             &file.replace("`__SCHEMA__`", &ident(schema)),
         ));

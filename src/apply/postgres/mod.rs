@@ -5,6 +5,7 @@
 //! Error handling: every driver error becomes an [`ApplyError`] classified by SQLSTATE; a row error
 //! names the table, key and (where the server or the declared type tells) the column.
 
+mod copy;
 pub mod setup;
 pub mod sql;
 pub mod types;

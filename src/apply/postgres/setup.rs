@@ -9,6 +9,7 @@ const BOOKKEEPING: &str = include_str!("../../../sql/postgres/001_bookkeeping.sq
 const TOMBSTONE: &str = include_str!("../../../sql/postgres/002_tombstone.sql");
 const TOMBSTONE_ORIGIN: &str = include_str!("../../../sql/postgres/005_tombstone_origin.sql");
 const HEARTBEAT: &str = include_str!("../../../sql/postgres/003_heartbeat.sql");
+const COPY: &str = include_str!("../../../sql/postgres/004_copy.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -19,7 +20,7 @@ pub fn statements(
     manage: bool,
 ) -> Vec<String> {
     let mut out = split_statements(&BOOKKEEPING.replace("__SCHEMA__", &ident(schema)));
-    for file in [TOMBSTONE, HEARTBEAT, TOMBSTONE_ORIGIN] {
+    for file in [TOMBSTONE, HEARTBEAT, COPY, TOMBSTONE_ORIGIN] {
         out.extend(split_statements(
             &file.replace("__SCHEMA__", &ident(schema)),
         ));

@@ -464,7 +464,7 @@ fn cp1252(b: u8) -> char {
 
 /// The binlog stores BIT(n) right-aligned in ceil(n/8) big-endian bytes; the model wants the n bits
 /// left-aligned (most significant first).
-fn left_align_bits(raw: &[u8], len: u32) -> Vec<u8> {
+pub(crate) fn left_align_bits(raw: &[u8], len: u32) -> Vec<u8> {
     let total = raw.len() as u32 * 8;
     let skip = total.saturating_sub(len);
     let mut out = vec![0u8; len.div_ceil(8) as usize];

@@ -91,6 +91,8 @@ pub struct PgSource {
     conn: Option<ReplConn>,
     replicating: bool,
     snapshot: Option<String>,
+    /// The new slot's consistent point: where its stream starts, and what its snapshot shows.
+    consistent_point: Option<Lsn>,
     asm: Assembler,
     /// A decoded message waiting for its type lookups; kept here so that a cancelled `next()` does not
     /// lose it.
@@ -163,6 +165,7 @@ impl PgSource {
             conn: None,
             replicating: false,
             snapshot: None,
+            consistent_point: None,
             asm,
             pending: None,
             catalog: Some(catalog),
@@ -186,6 +189,12 @@ impl PgSource {
         } else {
             self.snapshot.as_deref()
         }
+    }
+
+    /// The consistent point of the slot this source created, with [`PgSource::snapshot_name`]: every
+    /// transaction the snapshot does not show comes after it in the stream.
+    pub fn consistent_point(&self) -> Option<Lsn> {
+        self.snapshot_name().and(self.consistent_point)
     }
 
     /// How many times the stream reconnected.
@@ -341,7 +350,11 @@ impl PgSource {
             match conn.simple_query(&sql).await {
                 Ok(rows) => {
                     if self.reconnects == 0 {
-                        self.snapshot = rows.first().and_then(|r| r.get(2).cloned().flatten());
+                        let row = rows.first();
+                        self.snapshot = row.and_then(|r| r.get(2).cloned().flatten());
+                        self.consistent_point = row
+                            .and_then(|r| r.get(1).cloned().flatten())
+                            .and_then(|t| t.parse().ok());
                     }
                     tracing::info!(slot = %self.opts.slot, temporary = self.opts.temporary_slot, "created replication slot");
                 }
@@ -426,7 +439,8 @@ impl PgSource {
     }
 }
 
-fn type_info(r: &tokio_postgres::Row) -> Result<TypeInfo, PgCaptureError> {
+/// A `pg_type` row (name, schema, typtype, typbasetype, typelem, typdelim, typcategory) as [`TypeInfo`].
+pub(crate) fn type_info(r: &tokio_postgres::Row) -> Result<TypeInfo, PgCaptureError> {
     let name: String = r.try_get(0)?;
     let schema: String = r.try_get(1)?;
     let typtype: String = r.try_get(2)?;

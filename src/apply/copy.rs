@@ -1,0 +1,291 @@
+//! The target side of the initial copy: a batch of source rows becomes one target transaction that
+//! writes the rows like streamed inserts, records the copy's progress, and carries the link's
+//! checkpoint (the stream start), so it is marked as tandem's like every applied transaction.
+//!
+//! ```text
+//!  copy_batch(rows) ─> BEGIN ─> map ─> existing keys? ── no ──> batched insert (batch.rs)
+//!                                             └ yes ─> equal? skip (align a managed version)
+//!                                                      differs? conflict rules + audit (conflicts.rs)
+//!                      progress + checkpoint(stream start) ─> COMMIT
+//!  rows the target kept (its row won) ─> BEGIN as a local write: touch ─> progress ─> COMMIT
+//! ```
+//!
+//! Why the touch: a row that differs and whose target version wins (or is merged) was never sent
+//! from the target, so the source would keep its own. Rewriting it as a local write (stamped by the
+//! triggers, not marked as tandem's) lets the reverse link carry it to the source, exactly as a
+//! `keep_current` resolution does. The progress is written in that second transaction, so a crash
+//! between the two copies the batch again rather than forget the touch.
+//!
+//! Error handling: as in `link.rs`: a failing transaction is rolled back and the error returned; a
+//! definite row error halts the copy (the caller names the table and the fix); nothing is retried here.
+
+use super::error::ApplyError;
+use super::link::{Link, TxMeta};
+use super::row::{version_key, RowChange};
+use super::target::{Target, Write};
+use crate::model::{Change, Field, Op, Position, RowImage, TableRef};
+
+/// One table's copy progress on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyProgress {
+    /// Business table name.
+    pub table: String,
+    /// The last key copied, in the source reader's own form (JSON); `None`: nothing yet.
+    pub last_key: Option<String>,
+    pub rows: i64,
+    pub done: bool,
+    /// Where the link's stream starts (the first snapshot's position).
+    pub stream_start: String,
+}
+
+/// A batch of source rows of one table, in key order, and the progress after it.
+#[derive(Debug, Clone)]
+pub struct CopyBatch {
+    /// The physical source table the rows come from.
+    pub source_table: TableRef,
+    pub rows: Vec<RowImage>,
+    /// Progress to record with the batch (its last key, the new count, done).
+    pub progress: CopyProgress,
+    pub stream_start: Position,
+    /// Source time of the snapshot, microseconds since the epoch.
+    pub snapshot_time: i64,
+}
+
+/// What a batch did on the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Rows written (inserted, or an existing row that differed and was decided by the rules).
+    pub written: u64,
+    /// Rows that were already equal on the target.
+    pub equal: u64,
+    /// Existing rows that differed (each went through the conflict rules and was audited).
+    pub differed: u64,
+    /// Rows whose target version won and were rewritten as local writes to reach the source.
+    pub sent_back: u64,
+}
+
+/// The copy's bookkeeping on a target.
+#[allow(async_fn_in_trait)]
+pub(crate) trait CopyBook {
+    async fn read_copy_progress(&mut self, source: &str) -> Result<Vec<CopyProgress>, ApplyError>;
+    async fn write_copy_progress(
+        &mut self,
+        source: &str,
+        p: &CopyProgress,
+    ) -> Result<(), ApplyError>;
+}
+
+impl<T: Target + CopyBook> Link<T> {
+    /// Records the start of the copy: a progress row per table and the checkpoint at `start`.
+    pub(super) async fn copy_start(
+        &mut self,
+        start: &Position,
+        tables: &[String],
+        time: i64,
+    ) -> Result<(), ApplyError> {
+        let source = self.ctx.source.clone();
+        self.t.begin().await?;
+        let r = async {
+            for table in tables {
+                let p = CopyProgress {
+                    table: table.clone(),
+                    last_key: None,
+                    rows: 0,
+                    done: false,
+                    stream_start: start.to_string(),
+                };
+                self.t.write_copy_progress(&source, &p).await?;
+            }
+            self.t
+                .write_checkpoint(&source, &start.to_string(), time)
+                .await
+        }
+        .await;
+        self.finish(r).await?;
+        self.committed = Some(start.clone());
+        Ok(())
+    }
+
+    pub(super) async fn copy_progress(&mut self) -> Result<Vec<CopyProgress>, ApplyError> {
+        let source = self.ctx.source.clone();
+        self.t.read_copy_progress(&source).await
+    }
+
+    /// Applies one batch (see the module doc).
+    pub(super) async fn copy_batch(&mut self, batch: &CopyBatch) -> Result<CopyStats, ApplyError> {
+        let source = self.ctx.source.clone();
+        let meta = TxMeta {
+            origin: source.clone(),
+            position: Some(format!("copy:{}", batch.stream_start)),
+            commit_time: batch.snapshot_time,
+        };
+        self.t.begin().await?;
+        let body = async {
+            let (stats, touch) = self.copy_rows(batch, &meta).await?;
+            if touch.is_empty() {
+                self.t.write_copy_progress(&source, &batch.progress).await?;
+            }
+            self.t
+                .write_checkpoint(
+                    &source,
+                    &batch.stream_start.to_string(),
+                    batch.snapshot_time,
+                )
+                .await?;
+            Ok((stats, touch))
+        }
+        .await;
+        let (stats, touch) = match body {
+            Ok(v) => {
+                self.t.commit().await?;
+                v
+            }
+            Err(e) => return Err(self.rolled_back(e).await),
+        };
+        self.committed = Some(batch.stream_start.clone());
+        if !touch.is_empty() {
+            self.send_back(batch, &touch).await?;
+        }
+        Ok(stats)
+    }
+
+    /// Commits on `Ok`, rolls back and returns the error otherwise.
+    async fn finish(&mut self, r: Result<(), ApplyError>) -> Result<(), ApplyError> {
+        match r {
+            Ok(()) => self.t.commit().await,
+            Err(e) => Err(self.rolled_back(e).await),
+        }
+    }
+
+    async fn rolled_back(&mut self, e: ApplyError) -> ApplyError {
+        if let Err(rb) = self.t.rollback().await {
+            tracing::debug!(error = %rb, "rollback after a failed copy batch failed");
+        }
+        e
+    }
+
+    /// The rows of a batch, inside the open transaction. Returns the stats and the keys to send back.
+    async fn copy_rows(
+        &mut self,
+        batch: &CopyBatch,
+        meta: &TxMeta,
+    ) -> Result<(CopyStats, Vec<Vec<Field>>), ApplyError> {
+        let mut stats = CopyStats::default();
+        let mapper = self.mapper.clone();
+        let Some(plan) = mapper.plan_for_source(&batch.source_table) else {
+            return Ok((stats, Vec::new()));
+        };
+        let info = self.t.table(&plan.target).await?;
+        let mut prepared = Vec::new();
+        for image in &batch.rows {
+            let change = Change {
+                table: batch.source_table.clone(),
+                op: Op::Insert,
+                before: None,
+                after: Some(image.clone()),
+            };
+            let Some(mapped) = mapper.map(&change) else {
+                continue; // outside the table's filter: stays home
+            };
+            let mapped = mapped?;
+            let row = RowChange::new(
+                plan,
+                &info,
+                &self.ctx.names,
+                &change,
+                &mapped,
+                &meta.origin,
+                meta.commit_time,
+            );
+            prepared.push((change, row));
+        }
+        let keys: Vec<Vec<Field>> = prepared.iter().map(|(_, r)| r.key.clone()).collect();
+        let exists = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.t.existing(&info, &keys).await?
+        };
+        let mut write = Vec::new();
+        let mut differing = Vec::new();
+        for ((change, row), exists) in prepared.into_iter().zip(exists) {
+            let cur = if exists {
+                self.current(&info, &row).await?
+            } else {
+                None
+            };
+            let Some(cur) = cur else {
+                write.push(change);
+                continue;
+            };
+            let incoming = row.after_version.as_ref().and_then(version_key);
+            let same_values = cur.same_as_after.iter().all(|b| *b);
+            if same_values && (incoming.is_none() || incoming == cur.version_key) {
+                stats.equal += 1;
+            } else if same_values && row.managed_version {
+                // Same data, different managed stamps: take the source's, so that the next change
+                // from either side passes the other's version check.
+                stats.equal += 1;
+                let w = Write {
+                    key: row.key.clone(),
+                    set: row.stamp_fields(true),
+                };
+                self.t.update(&info, &w, &row.version_column, None).await?;
+            } else {
+                stats.differed += 1;
+                write.push(change);
+                differing.push(row);
+            }
+        }
+        stats.written = write.len() as u64;
+        if !write.is_empty() {
+            self.apply_inserts(&write, meta).await?;
+        }
+        let mut touch = Vec::new();
+        for row in differing {
+            let queued = self
+                .open_keys
+                .contains(&(info.table.to_string(), row.key_text()));
+            if queued {
+                continue; // parked for a person; their resolution replicates
+            }
+            if let Some(cur) = self.current(&info, &row).await? {
+                if !cur.same_as_after.iter().all(|b| *b) {
+                    touch.push(row.key.clone());
+                }
+            }
+        }
+        stats.sent_back = touch.len() as u64;
+        Ok((stats, touch))
+    }
+
+    /// Rewrites the rows the target kept as local writes (so they replicate to the source) and
+    /// records the batch's progress, in one transaction of the session's local mode.
+    async fn send_back(
+        &mut self,
+        batch: &CopyBatch,
+        keys: &[Vec<Field>],
+    ) -> Result<(), ApplyError> {
+        let mapper = self.mapper.clone();
+        let Some(plan) = mapper.plan_for_source(&batch.source_table) else {
+            return Ok(());
+        };
+        let info = self.t.table(&plan.target).await?;
+        let source = self.ctx.source.clone();
+        self.t.set_applying(false).await?;
+        self.t.begin().await?;
+        let r = async {
+            for key in keys {
+                let w = Write {
+                    key: key.clone(),
+                    set: key.clone(),
+                };
+                self.t.update(&info, &w, &plan.version, None).await?;
+            }
+            self.t.write_copy_progress(&source, &batch.progress).await
+        }
+        .await;
+        let r = self.finish(r).await;
+        self.t.set_applying(true).await?;
+        r
+    }
+}

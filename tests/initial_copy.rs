@@ -1,0 +1,312 @@
+//! The initial copy on real servers: rows that exist before the first `tandem run` arrive exactly
+//! once, a row present on both sides with different values is decided by the conflict rule (and
+//! audited, and the winner reaches both nodes), streaming continues with the writes made during and
+//! after the copy, an interrupted copy resumes from its last key, and nothing echoes back.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use tandem::harness::{MariaDb, PgServer};
+use tokio::io::AsyncBufReadExt;
+
+use crate::support::{start_tandem_run, wait_for, Pair};
+
+type Rows = BTreeMap<i32, String>;
+
+async fn pg_rows(pg: &PgServer) -> Option<Rows> {
+    let c = pg.connect("crm").await.ok()?;
+    let rows = c.query("SELECT id, v FROM items", &[]).await.ok()?;
+    Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+async fn maria_rows(maria: &MariaDb) -> Option<Rows> {
+    let mut c = maria.connect("desk").await.ok()?;
+    let rows: Vec<(i32, String)> = c.query("SELECT id, v FROM items").await.ok()?;
+    let _ = c.disconnect().await;
+    Some(rows.into_iter().collect())
+}
+
+async fn pg_conflicts(pg: &PgServer) -> Vec<(String, String)> {
+    let c = pg.connect("crm").await.unwrap();
+    c.query("SELECT row_key, kind FROM tandem.conflict ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+async fn maria_conflicts(maria: &MariaDb) -> Vec<(String, String)> {
+    let mut c = maria.connect("desk").await.unwrap();
+    let rows: Vec<(String, String)> = c
+        .query("SELECT row_key, kind FROM tandem.conflict ORDER BY id")
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+    rows
+}
+
+/// Waits until both nodes hold the same rows, apart from `only_maria` (rows the copy leaves alone).
+async fn wait_equal(pair: &Pair, only_maria: &[i32]) -> Rows {
+    wait_for(
+        "both nodes to hold the same rows",
+        Duration::from_secs(90),
+        || async {
+            let p = pg_rows(&pair.pg).await?;
+            let mut m = maria_rows(&pair.maria).await?;
+            for k in only_maria {
+                m.remove(k)?;
+            }
+            (p == m).then_some(p)
+        },
+    )
+    .await
+}
+
+fn describe_diff(a: &Rows, b: &Rows) -> String {
+    let mut out = Vec::new();
+    for (k, v) in a {
+        if b.get(k) != Some(v) {
+            out.push(format!("id {k}: {v:?} vs {:?}", b.get(k)));
+        }
+    }
+    for k in b.keys().filter(|k| !a.contains_key(k)) {
+        out.push(format!("id {k}: missing vs {:?}", b.get(k)));
+    }
+    out.truncate(10);
+    out.join("; ")
+}
+
+const PG_TABLE: &str = "CREATE TABLE items (id int PRIMARY KEY, v text NOT NULL);";
+const MARIA_TABLE: &str = "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(100) NOT NULL);";
+
+fn config(from: &str, batch_rows: u32) -> String {
+    format!(
+        "[copy]\nfrom = \"{from}\"\nbatch_rows = {batch_rows}\n[[tables]]\nname = \"items\"\nkey = [\"id\"]\n"
+    )
+}
+
+/// Pre-existing rows on the copy source arrive once; the row both sides hold with different values
+/// is decided by last write wins (equal versions: the greater node id, helpdesk) and audited once on
+/// the target; the writes made while the copy runs and after it stream on; nothing comes back.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_rows_copied_to_mariadb_then_streamed() {
+    let pg_sql = format!(
+        "{PG_TABLE} INSERT INTO items SELECT g, 'pg ' || g FROM generate_series(1, 500) g; \
+         UPDATE items SET v = 'from pg' WHERE id = 2;"
+    );
+    let maria_sql = format!(
+        "{MARIA_TABLE} INSERT INTO items VALUES (1, 'pg 1'), (2, 'from maria'), (100000, 'maria only');"
+    );
+    let pair = Pair::start(&pg_sql, &maria_sql, &config("crm", 50)).await;
+    // Writes racing the copy: before, during and after its snapshot.
+    let url = pair.pg.url("crm");
+    let writer = tokio::spawn(async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        for i in 0..40 {
+            c.execute("INSERT INTO items VALUES ($1, 'new')", &[&(1000 + i)])
+                .await
+                .unwrap();
+            c.execute("UPDATE items SET v = v || '+' WHERE id = $1", &[&(10 + i)])
+                .await
+                .unwrap();
+        }
+        c.execute("DELETE FROM items WHERE id = 300", &[])
+            .await
+            .unwrap();
+    });
+    let _run = start_tandem_run(&pair.config, 2).await;
+    writer.await.unwrap();
+    let c = pair.pg.connect("crm").await.unwrap();
+    c.execute("UPDATE items SET v = 'after' WHERE id = 400", &[])
+        .await
+        .unwrap();
+    let rows = wait_equal(&pair, &[100000]).await;
+    assert_eq!(rows.len(), 500 + 40 - 1, "every source row exactly once");
+    assert_eq!(rows.get(&2).map(String::as_str), Some("from maria"));
+    assert_eq!(rows.get(&400).map(String::as_str), Some("after"));
+    assert_eq!(rows.get(&15).map(String::as_str), Some("pg 15+"));
+    let maria = maria_rows(&pair.maria).await.unwrap();
+    assert_eq!(
+        maria.get(&100000).map(String::as_str),
+        Some("maria only"),
+        "a row only the target holds is left alone"
+    );
+    assert_eq!(
+        maria_conflicts(&pair.maria).await,
+        vec![(r#"{"id":"2"}"#.to_string(), "insert_exists".to_string())],
+        "exactly the differing row is audited on the target"
+    );
+    assert_eq!(
+        pg_conflicts(&pair.pg).await,
+        Vec::new(),
+        "nothing the copy wrote came back to PostgreSQL as a change"
+    );
+}
+
+/// The same from MariaDB: the snapshot's binlog position starts the stream, the differing row goes to
+/// helpdesk's version (the greater node id wins the tie) on PostgreSQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_rows_copied_to_postgres_then_streamed() {
+    let pg_sql = format!("{PG_TABLE} INSERT INTO items VALUES (1, 'm 1'), (2, 'from pg');");
+    let values: Vec<String> = (1..=500).map(|i| format!("({i}, 'm {i}')")).collect();
+    let maria_sql = format!(
+        "{MARIA_TABLE} INSERT INTO items VALUES {}; UPDATE items SET v = 'from maria' WHERE id = 2;",
+        values.join(", ")
+    );
+    let pair = Pair::start(&pg_sql, &maria_sql, &config("helpdesk", 50)).await;
+    let url = pair.maria.url("desk");
+    let writer = tokio::spawn(async move {
+        let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+        for i in 0..40 {
+            c.exec_drop("INSERT INTO items VALUES (?, 'new')", (1000 + i,))
+                .await
+                .unwrap();
+            c.exec_drop(
+                "UPDATE items SET v = CONCAT(v, '+') WHERE id = ?",
+                (10 + i,),
+            )
+            .await
+            .unwrap();
+        }
+        c.query_drop("DELETE FROM items WHERE id = 300")
+            .await
+            .unwrap();
+        c.disconnect().await.unwrap();
+    });
+    let _run = start_tandem_run(&pair.config, 2).await;
+    writer.await.unwrap();
+    let mut c = pair.maria.connect("desk").await.unwrap();
+    c.query_drop("UPDATE items SET v = 'after' WHERE id = 400")
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+    let rows = wait_equal(&pair, &[]).await;
+    assert_eq!(rows.len(), 500 + 40 - 1, "every source row exactly once");
+    assert_eq!(rows.get(&2).map(String::as_str), Some("from maria"));
+    assert_eq!(rows.get(&400).map(String::as_str), Some("after"));
+    assert_eq!(rows.get(&15).map(String::as_str), Some("m 15+"));
+    assert_eq!(
+        pg_conflicts(&pair.pg).await,
+        vec![(r#"{"id":"2"}"#.to_string(), "insert_exists".to_string())],
+        "exactly the differing row is audited on the target"
+    );
+    assert_eq!(
+        maria_conflicts(&pair.maria).await,
+        Vec::new(),
+        "nothing the copy wrote came back to MariaDB as a change"
+    );
+}
+
+/// Starts `tandem run` keeping every log line.
+fn spawn_run(config: &std::path::Path) -> (tokio::process::Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("TANDEM_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tandem run");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let sink = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[tandem run] {line}");
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, log)
+}
+
+async fn progress(maria: &MariaDb) -> Option<(i64, bool)> {
+    let mut c = maria.connect("desk").await.ok()?;
+    let r: Option<(i64, i8)> = c
+        .query_first(
+            "SELECT rows_copied, done FROM tandem.copy_progress WHERE table_name = 'items'",
+        )
+        .await
+        .ok()?;
+    let _ = c.disconnect().await;
+    r.map(|(n, d)| (n, d != 0))
+}
+
+/// A copy killed mid-way resumes from its last key (the second run compares no row the first one
+/// copied), the changes made while it was down arrive whether they fall in the copied or the
+/// uncopied range (the latter replayed over a fresh snapshot, harmlessly), and the nodes end equal.
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupted_copy_resumes_from_its_last_key() {
+    const ROWS: i32 = 5000;
+    let pg_sql = format!(
+        "{PG_TABLE} INSERT INTO items SELECT g, 'pg ' || g FROM generate_series(1, {ROWS}) g;"
+    );
+    let pair = Pair::start(&pg_sql, MARIA_TABLE, &config("crm", 10)).await;
+    let (mut first, _) = spawn_run(&pair.config);
+    let copied = wait_for(
+        "the copy to be under way",
+        Duration::from_secs(60),
+        || async { progress(&pair.maria).await.filter(|(n, _)| *n >= 200) },
+    )
+    .await;
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let (done_before, finished) = progress(&pair.maria).await.unwrap();
+    assert!(
+        !finished && done_before < i64::from(ROWS),
+        "the copy finished ({done_before} rows) before it could be interrupted; raise ROWS"
+    );
+    assert!(done_before >= copied.0);
+    // Changes while tandem is down: in the copied range, in the range not copied yet, and new rows.
+    let c = pair.pg.connect("crm").await.unwrap();
+    c.batch_execute(
+        "UPDATE items SET v = 'down low' WHERE id IN (1, 2, 3); \
+         UPDATE items SET v = 'down high' WHERE id IN (4990, 4991); \
+         DELETE FROM items WHERE id IN (5, 4995); \
+         INSERT INTO items VALUES (9001, 'down new');",
+    )
+    .await
+    .unwrap();
+    let (_second, log) = spawn_run(&pair.config);
+    let rows = wait_equal(&pair, &[]).await;
+    assert_eq!(rows.len(), ROWS as usize - 2 + 1);
+    assert_eq!(rows.get(&4990).map(String::as_str), Some("down high"));
+    assert_eq!(rows.get(&1).map(String::as_str), Some("down low"));
+    assert!(!rows.contains_key(&5) && !rows.contains_key(&4995));
+    let lines = log.lock().unwrap().clone();
+    let resumed = lines
+        .iter()
+        .any(|l| l.contains("initial copy resumes from its progress"));
+    assert!(
+        resumed,
+        "the second run did not resume:\n{}",
+        lines.join("\n")
+    );
+    let copied_line = lines
+        .iter()
+        .find(|l| l.contains("table copied"))
+        .unwrap_or_else(|| panic!("no 'table copied' line:\n{}", lines.join("\n")));
+    assert!(
+        copied_line.contains("equal=0"),
+        "the second run compared rows the first had copied (it started over): {copied_line}"
+    );
+    let (total, done) = progress(&pair.maria).await.unwrap();
+    assert!(done);
+    assert!(
+        total >= i64::from(ROWS) - 1,
+        "progress counts the rows of both runs: {total}"
+    );
+    assert_eq!(
+        pg_conflicts(&pair.pg).await,
+        Vec::new(),
+        "nothing echoed back to PostgreSQL"
+    );
+    let p = pg_rows(&pair.pg).await.unwrap();
+    let m = maria_rows(&pair.maria).await.unwrap();
+    assert_eq!(p, m, "{}", describe_diff(&p, &m));
+}
