@@ -50,19 +50,33 @@ async fn maria_conflicts(maria: &MariaDb) -> Vec<(String, String)> {
 
 /// Waits until both nodes hold the same rows, apart from `only_maria` (rows the copy leaves alone).
 async fn wait_equal(pair: &Pair, only_maria: &[i32]) -> Rows {
-    wait_for(
-        "both nodes to hold the same rows",
+    let last = Mutex::new(String::new());
+    let found = tokio::time::timeout(
         Duration::from_secs(90),
-        || async {
-            let p = pg_rows(&pair.pg).await?;
-            let mut m = maria_rows(&pair.maria).await?;
-            for k in only_maria {
-                m.remove(k)?;
-            }
-            (p == m).then_some(p)
-        },
+        wait_for(
+            "both nodes to hold the same rows",
+            Duration::from_secs(3600),
+            || async {
+                let p = pg_rows(&pair.pg).await?;
+                let mut m = maria_rows(&pair.maria).await?;
+                for k in only_maria {
+                    m.remove(k)?;
+                }
+                if p != m {
+                    *last.lock().unwrap() = describe_diff(&p, &m);
+                }
+                (p == m).then_some(p)
+            },
+        ),
     )
-    .await
+    .await;
+    match found {
+        Ok(rows) => rows,
+        Err(_) => panic!(
+            "the nodes did not hold the same rows within 90 s; PostgreSQL vs MariaDB: {}",
+            last.lock().unwrap()
+        ),
+    }
 }
 
 fn describe_diff(a: &Rows, b: &Rows) -> String {

@@ -162,7 +162,8 @@ impl RowChange {
     /// The write of an update whose version check passed: only the columns the source changed (its
     /// after-image against its before-image), with the stamps. The target row then stands where
     /// the source row stood, except after a merge, where it also holds the other side's columns,
-    /// which a whole-row write would undo. Without a before-image to compare, the whole row.
+    /// which a whole-row write would undo. Without a before-image to compare, or when no value
+    /// changed (a row rewritten as it is so that it replicates), the whole row.
     pub fn changed_write(&self) -> Write {
         let mut set: Vec<Field> = self
             .after
@@ -175,10 +176,10 @@ impl RowChange {
             })
             .cloned()
             .collect();
-        set.extend(self.stamp_fields(true));
         if set.is_empty() {
             return self.full_write();
         }
+        set.extend(self.stamp_fields(true));
         Write {
             key: self.key.clone(),
             set,
