@@ -9,12 +9,11 @@
 //! |---------------------------------------------|-----------|------------|-------------------|
 //! | (nothing) or `require_ssl=false`            | no        |            |                   |
 //! | `require_ssl=true&verify_ca=false`          | yes       | no         | no                |
-//! | `require_ssl=true&verify_identity=false`    | yes       | yes        | no                |
 //! | `require_ssl=true`                          | yes       | yes        | yes               |
 
 use std::path::PathBuf;
 
-use mysql_async::{Opts, OptsBuilder, SslOpts};
+use mysql_async::{Opts, OptsBuilder};
 
 use super::tls::{read_pem, Failure};
 use super::{ConnectError, TlsFailure};
@@ -43,6 +42,18 @@ pub fn mysql_opts(url: &str) -> Result<Opts, ConnectError> {
             )));
         }
     }
+    if param("verify_identity").is_some_and(|v| v == "false")
+        && param("verify_ca").is_none_or(|v| v != "false")
+    {
+        // mysql_async 0.37 recognises a name mismatch by the text "NotValidForName", which rustls
+        // 0.23 no longer prints, so it would check the name anyway and fail confusingly later.
+        return Err(config(
+            "verify_identity=false is not honoured by the MySQL driver (it checks the host name \
+             anyway): connect with a host name the server's certificate lists, or use \
+             verify_ca=false to encrypt without checking the certificate"
+                .into(),
+        ));
+    }
     let ca = param("ssl_ca").map(PathBuf::from);
     if let Some(path) = &ca {
         read_pem(path).map_err(|e| config(format!("ssl_ca: {e}")))?;
@@ -65,16 +76,22 @@ pub fn mysql_opts(url: &str) -> Result<Opts, ConnectError> {
             other => format!("MySQL/MariaDB connection URL: {other}"),
         })
     })?;
-    let Some(path) = ca else {
+    let Some(ssl) = opts.ssl_opts().cloned() else {
         return Ok(opts);
     };
-    let ssl = opts
-        .ssl_opts()
-        .cloned()
-        .unwrap_or_else(SslOpts::default)
-        .with_root_certs(vec![path.into()])
-        .with_disable_built_in_roots(true);
-    Ok(OptsBuilder::from_opts(opts).ssl_opts(ssl).into())
+    let mut builder = OptsBuilder::from_opts(opts);
+    if param("prefer_socket").is_none() {
+        // mysql_async would otherwise swap a loopback TCP connection for the server's unix socket,
+        // which it never encrypts: with require_ssl=true every connection is TLS.
+        builder = builder.prefer_socket(false);
+    }
+    if let Some(path) = ca {
+        builder = builder.ssl_opts(
+            ssl.with_root_certs(vec![path.into()])
+                .with_disable_built_in_roots(true),
+        );
+    }
+    Ok(builder.into())
 }
 
 /// Connects with `opts`; a failed TLS setup comes back as [`ConnectError::Tls`] in words.
@@ -111,8 +128,7 @@ pub async fn mysql(opts: Opts) -> Result<mysql_async::Conn, ConnectError> {
                         .to_string(),
                     Failure::NameMismatch => format!(
                         "connect with a host name the certificate lists (subjectAltName), \
-                         reissue the certificate for {host}, or add verify_identity=false to \
-                         check the CA only"
+                         or reissue the certificate for {host}"
                     ),
                     Failure::Expired => {
                         "renew the server's certificate (or correct this machine's clock)".into()
@@ -162,9 +178,20 @@ mod tests {
 
     #[test]
     fn url_parameters_reach_the_ssl_options() {
-        let opts = mysql_opts("mysql://u@h/db?require_ssl=true&verify_identity=false").unwrap();
+        let opts = mysql_opts("mysql://u@h/db?require_ssl=true").unwrap();
         let ssl = opts.ssl_opts().expect("TLS on");
-        assert!(ssl.skip_domain_validation() && !ssl.accept_invalid_certs());
+        assert!(!ssl.skip_domain_validation() && !ssl.accept_invalid_certs());
+        let err = mysql_opts("mysql://u@h/db?require_ssl=true&verify_identity=false")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("verify_identity=false is not honoured"),
+            "{err}"
+        );
+        assert!(
+            !opts.prefer_socket(),
+            "a TLS connection must not move to the unix socket"
+        );
         let opts = mysql_opts("mysql://u@h/db?require_ssl=true&verify_ca=false").unwrap();
         assert!(opts.ssl_opts().expect("TLS on").accept_invalid_certs());
         assert!(mysql_opts("mysql://u@h/db").unwrap().ssl_opts().is_none());
