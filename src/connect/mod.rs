@@ -39,8 +39,8 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// Whether trying again can succeed without anyone changing anything: false for URL and TLS
-    /// problems, true for the drivers' errors (their callers classify those further).
+    /// A URL or TLS problem: retrying cannot help, someone must change the URL or a certificate.
+    /// The drivers' errors are not (their callers classify those as before).
     pub fn is_tls_or_config(&self) -> bool {
         matches!(self, ConnectError::Config(_) | ConnectError::Tls(_))
     }
