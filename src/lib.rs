@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod conflict;
+pub mod connect;
 pub mod copy;
 pub mod demo;
 pub mod harness;

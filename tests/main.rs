@@ -22,5 +22,6 @@ mod mapping_matrix;
 mod observability;
 mod support;
 mod tail;
+mod tls;
 mod topologies;
 mod two_way;

@@ -122,11 +122,11 @@ impl DriverError {
 /// what to do; the driver error is the `source`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("cannot connect to node {node}")]
+    /// The cause is part of the message: a TLS or URL problem says what to change.
+    #[error("cannot connect to node {node}: {cause}")]
     Connect {
         node: String,
-        #[source]
-        source: DriverError,
+        cause: crate::connect::ConnectError,
     },
     #[error("{what} on node {node} failed ({code})")]
     Database {
@@ -159,6 +159,8 @@ pub enum ApplyError {
 impl ApplyError {
     pub fn class(&self) -> ErrorClass {
         match self {
+            // Retrying cannot fix a URL or a certificate; anything else may be the network.
+            ApplyError::Connect { cause, .. } if cause.is_tls_or_config() => ErrorClass::Definite,
             ApplyError::Connect { .. } | ApplyError::Spill(_) => ErrorClass::Transient,
             ApplyError::Database { code, .. } => classify(code),
             ApplyError::Row { class, .. } => *class,
@@ -176,7 +178,15 @@ impl ApplyError {
     pub fn code(&self) -> DbCode {
         match self {
             ApplyError::Database { code, .. } | ApplyError::Row { code, .. } => code.clone(),
-            ApplyError::Connect { source, .. } => source.code(),
+            ApplyError::Connect { cause, .. } => match cause {
+                crate::connect::ConnectError::Postgres(e) => e
+                    .code()
+                    .map_or(DbCode::None, |c| DbCode::SqlState(c.code().to_string())),
+                crate::connect::ConnectError::Mysql(mysql_async::Error::Server(s)) => {
+                    DbCode::Mysql(s.code)
+                }
+                _ => DbCode::None,
+            },
             _ => DbCode::None,
         }
     }

@@ -35,10 +35,9 @@ pub async fn run(target: &Node, sql: &str) -> Result<(), String> {
     let scrub = |e: String| crate::config::scrub(&e, &target.url);
     match target.engine {
         Engine::Postgres => {
-            let (client, conn) =
-                tokio_postgres::connect(target.url.expose(), tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| scrub(e.to_string()))?;
+            let (client, conn) = crate::connect::postgres(target.url.expose())
+                .await
+                .map_err(|e| scrub(e.to_string()))?;
             let task = tokio::spawn(conn);
             let r = client
                 .batch_execute(sql)
@@ -49,9 +48,9 @@ pub async fn run(target: &Node, sql: &str) -> Result<(), String> {
             r
         }
         Engine::Mysql => {
-            let opts = mysql_async::Opts::from_url(target.url.expose())
+            let opts = crate::connect::mysql_opts(target.url.expose())
                 .map_err(|e| scrub(e.to_string()))?;
-            let mut conn = mysql_async::Conn::new(opts)
+            let mut conn = crate::connect::mysql(opts)
                 .await
                 .map_err(|e| scrub(e.to_string()))?;
             let r = conn.query_drop(sql).await.map_err(|e| scrub(e.to_string()));

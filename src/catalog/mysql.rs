@@ -33,9 +33,8 @@ pub(super) async fn read_tables(
         node: node.id.clone(),
         detail,
     };
-    let opts =
-        mysql_async::Opts::from_url(node.url.expose()).map_err(|e| connect(e.to_string()))?;
-    let mut conn = mysql_async::Conn::new(opts)
+    let opts = crate::connect::mysql_opts(node.url.expose()).map_err(|e| connect(e.to_string()))?;
+    let mut conn = crate::connect::mysql(opts)
         .await
         .map_err(|e| connect(e.to_string()))?;
     let query = |e: mysql_async::Error| CatalogError::Query {
@@ -100,9 +99,8 @@ pub(super) async fn sample_json(
         node: node.id.clone(),
         detail,
     };
-    let opts =
-        mysql_async::Opts::from_url(node.url.expose()).map_err(|e| connect(e.to_string()))?;
-    let mut conn = mysql_async::Conn::new(opts)
+    let opts = crate::connect::mysql_opts(node.url.expose()).map_err(|e| connect(e.to_string()))?;
+    let mut conn = crate::connect::mysql(opts)
         .await
         .map_err(|e| connect(e.to_string()))?;
     let q = |s: &str| format!("`{}`", s.replace('`', "``"));

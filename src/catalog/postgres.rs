@@ -37,7 +37,7 @@ pub(super) async fn read_tables(
     node: &Node,
     tables: &[TableRef],
 ) -> Result<BTreeMap<TableRef, Option<TableSchema>>, CatalogError> {
-    let (client, conn) = tokio_postgres::connect(node.url.expose(), tokio_postgres::NoTls)
+    let (client, conn) = crate::connect::postgres(node.url.expose())
         .await
         .map_err(|e| CatalogError::Connect {
             node: node.id.clone(),
@@ -103,7 +103,7 @@ pub(super) async fn sample_json(
     table: &TableRef,
     limit: u32,
 ) -> Result<Vec<String>, CatalogError> {
-    let (client, conn) = tokio_postgres::connect(node.url.expose(), tokio_postgres::NoTls)
+    let (client, conn) = crate::connect::postgres(node.url.expose())
         .await
         .map_err(|e| CatalogError::Connect {
             node: node.id.clone(),

@@ -55,15 +55,12 @@ impl MyReader {
                 source: MysqlCaptureError::Query { what, source },
             }
         };
-        let opts =
-            mysql_async::Opts::from_url(node.url.expose()).map_err(|_| CopyError::Mysql {
-                node: node.id.clone(),
-                source: MysqlCaptureError::Url,
-            })?;
-        let mut conn = Conn::new(opts).await.map_err(|e| CopyError::Mysql {
+        let setup = |e| CopyError::Mysql {
             node: node.id.clone(),
-            source: MysqlCaptureError::Connect(e),
-        })?;
+            source: MysqlCaptureError::Setup(e),
+        };
+        let opts = crate::connect::mysql_opts(node.url.expose()).map_err(setup)?;
+        let mut conn = crate::connect::mysql(opts).await.map_err(setup)?;
         let version: Option<String> = conn
             .query_first("SELECT VERSION()")
             .await

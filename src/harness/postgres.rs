@@ -132,14 +132,16 @@ impl PgServer {
         self.root.join("server.log")
     }
 
-    /// Opens a plain (non-replication) client connection to `db`.
+    /// Opens a (non-replication) client connection to `db`: TLS, unverified, when the server has
+    /// `ssl=on` (so a `hostssl`-only server works too), plain otherwise.
     pub async fn connect(&self, db: &str) -> Result<tokio_postgres::Client, HarnessError> {
-        let (client, conn) = tokio_postgres::connect(&self.url(db), tokio_postgres::NoTls)
-            .await
-            .map_err(|e| HarnessError::Command {
-                what: format!("connecting to {}", self.url(db)),
-                detail: e.to_string(),
-            })?;
+        let (client, conn) =
+            crate::connect::postgres(&self.url(db))
+                .await
+                .map_err(|e| HarnessError::Command {
+                    what: format!("connecting to {}", self.url(db)),
+                    detail: e.to_string(),
+                })?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -187,7 +189,7 @@ impl PgServer {
         let start = Instant::now();
         let url = self.url("postgres");
         loop {
-            if let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            if let Ok((client, conn)) = crate::connect::postgres(&url).await {
                 let task = tokio::spawn(conn);
                 let ok = client.simple_query("SELECT 1").await.is_ok();
                 drop(client);

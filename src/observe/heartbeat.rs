@@ -60,7 +60,7 @@ async fn write(
     if conn.is_none() {
         *conn = Some(match n.engine {
             Engine::Postgres => {
-                let (client, c) = tokio_postgres::connect(n.url.expose(), tokio_postgres::NoTls)
+                let (client, c) = crate::connect::postgres(n.url.expose())
                     .await
                     .map_err(|e| e.to_string())?;
                 tokio::spawn(async move {
@@ -69,9 +69,11 @@ async fn write(
                 Conn::Postgres(client)
             }
             Engine::Mysql => Conn::Mysql(
-                mysql_async::Conn::from_url(n.url.expose())
-                    .await
-                    .map_err(|e| e.to_string())?,
+                crate::connect::mysql(
+                    crate::connect::mysql_opts(n.url.expose()).map_err(|e| e.to_string())?,
+                )
+                .await
+                .map_err(|e| e.to_string())?,
             ),
         });
     }

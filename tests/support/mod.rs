@@ -135,3 +135,95 @@ impl Drop for Pair {
         let _ = std::fs::remove_file(&self.config);
     }
 }
+
+/// A throwaway CA and a `localhost` server certificate signed by it, made with the openssl tool; the
+/// key is handed to the `postgres` user when running as root, since the server refuses a key others
+/// can read.
+pub fn make_certificates() -> std::path::PathBuf {
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(unique_name("tandem-tls"));
+    std::fs::create_dir_all(&dir).expect("cert dir");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("the openssl tool is needed for the TLS test (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext file");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tandem test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod key");
+    std::fs::set_permissions(
+        dir.join("server.pem"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod cert");
+    let uid = Command::new("id").args(["-u"]).output().expect("id -u");
+    if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
+        let out = Command::new("chown")
+            .args(["postgres", "server.key"])
+            .current_dir(&dir)
+            .output()
+            .expect("chown");
+        assert!(out.status.success(), "chown postgres server.key failed");
+    }
+    dir
+}

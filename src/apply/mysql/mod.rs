@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Params, Row, Value as My};
+use mysql_async::{Conn, OptsBuilder, Params, Row, Value as My};
 use tracing::warn;
 
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
@@ -62,17 +62,14 @@ impl MyTarget {
         schema: &str,
         offset: i32,
     ) -> Result<MyTarget, ApplyError> {
-        let invalid = |e: mysql_async::UrlError| ApplyError::Connect {
+        let failed = |cause| ApplyError::Connect {
             node: node.to_string(),
-            source: DriverError::Mysql(e.into()),
+            cause,
         };
-        let opts = OptsBuilder::from_opts(Opts::from_url(url).map_err(invalid)?)
+        let opts = OptsBuilder::from_opts(crate::connect::mysql_opts(url).map_err(failed)?)
             .client_found_rows(true)
             .stmt_cache_size(256);
-        let conn = Conn::new(opts).await.map_err(|e| ApplyError::Connect {
-            node: node.to_string(),
-            source: DriverError::Mysql(e),
-        })?;
+        let conn = crate::connect::mysql(opts.into()).await.map_err(failed)?;
         let mut t = MyTarget {
             conn,
             node: node.to_string(),

@@ -45,12 +45,13 @@ impl PgTarget {
         source_offset_secs: i32,
         origin_name: Option<String>,
     ) -> Result<PgTarget, ApplyError> {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| ApplyError::Connect {
-                node: node.to_string(),
-                source: DriverError::Postgres(e),
-            })?;
+        let (client, conn) =
+            crate::connect::postgres(url)
+                .await
+                .map_err(|cause| ApplyError::Connect {
+                    node: node.to_string(),
+                    cause,
+                })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "postgres connection ended");

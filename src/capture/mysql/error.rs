@@ -22,10 +22,11 @@ mod code {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MysqlCaptureError {
-    #[error("invalid MySQL/MariaDB source URL (expected mysql://user[:password]@host[:port]/db)")]
-    Url,
     #[error("connecting to the MySQL/MariaDB source failed")]
     Connect(#[source] mysql_async::Error),
+    /// A URL parameter or the TLS setup; the message says what to change.
+    #[error("connecting to the MySQL/MariaDB source failed: {0}")]
+    Setup(crate::connect::ConnectError),
     #[error("{what} failed on the source")]
     Query {
         what: &'static str,
@@ -82,8 +83,8 @@ impl MysqlCaptureError {
             | MysqlCaptureError::Stream(e) => driver_error_is_transient(e),
             MysqlCaptureError::StreamEnded | MysqlCaptureError::Silent { .. } => true,
             MysqlCaptureError::Spill(_) => true,
-            MysqlCaptureError::Url
-            | MysqlCaptureError::PurgedPosition { .. }
+            MysqlCaptureError::Setup(e) => !e.is_tls_or_config(),
+            MysqlCaptureError::PurgedPosition { .. }
             | MysqlCaptureError::Decode { .. }
             | MysqlCaptureError::Metadata(_)
             | MysqlCaptureError::Unsupported { .. }

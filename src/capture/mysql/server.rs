@@ -9,17 +9,21 @@ use mysql_async::{Conn, Opts};
 use super::error::MysqlCaptureError;
 use super::metadata::{InfoColumn, SchemaInfo};
 use super::types::Charset;
+use crate::connect::ConnectError;
 use crate::model::{BinlogPosition, MariaGtidList, Position, TableRef};
 
-/// Parses a `mysql://` URL. The driver's own error is dropped: it may quote the URL, password included.
+/// Parses a `mysql://` URL, TLS parameters included; errors name the parameter, never the URL.
 pub fn parse_url(url: &str) -> Result<Opts, MysqlCaptureError> {
-    Opts::from_url(url).map_err(|_| MysqlCaptureError::Url)
+    crate::connect::mysql_opts(url).map_err(MysqlCaptureError::Setup)
 }
 
 pub async fn connect(opts: &Opts) -> Result<Conn, MysqlCaptureError> {
-    Conn::new(opts.clone())
+    crate::connect::mysql(opts.clone())
         .await
-        .map_err(MysqlCaptureError::Connect)
+        .map_err(|e| match e {
+            ConnectError::Mysql(e) => MysqlCaptureError::Connect(e),
+            other => MysqlCaptureError::Setup(other),
+        })
 }
 
 fn query_err(what: &'static str) -> impl FnOnce(mysql_async::Error) -> MysqlCaptureError {

@@ -20,7 +20,8 @@ pub enum PgCaptureError {
     #[error("PostgreSQL connection i/o failed")]
     Io(#[source] io::Error),
     /// TLS could not be set up (handshake, certificates, or the server refused TLS under sslmode=require).
-    #[error("TLS to PostgreSQL failed: {0}")]
+    /// The message says where, what failed, and the fix.
+    #[error("{0}")]
     Tls(String),
     /// The server answered with an ErrorResponse.
     #[error("PostgreSQL error {code}: {message}")]

@@ -1,9 +1,9 @@
-//! Connection settings from a `postgres://` URL, and the socket (plain TCP or TLS via rustls/ring).
+//! Connection settings from a `postgres://` URL, and the socket (plain TCP or TLS via rustls/ring)
+//! of the replication connection, which speaks the protocol itself.
 //!
-//! sslmode follows libpq: `disable` (plain), `prefer` (TLS if the server offers it, unverified, the
-//! default), `require` (TLS, encrypted but the certificate is not checked), `verify-full` (TLS, the
-//! certificate chains to `sslrootcert` or the webpki roots and names the host). `verify-ca` is refused
-//! rather than silently treated as something else.
+//! sslmode follows libpq, read and checked exactly as for every other connection
+//! ([`crate::connect::postgres`], which also supplies the rustls configuration): `disable`, `prefer`
+//! (the default), `require`, `verify-full`; `verify-ca` is refused.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,20 +14,12 @@ use std::task::{Context, Poll};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 use super::error::PgCaptureError;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    Disable,
-    Prefer,
-    Require,
-    VerifyFull,
-}
+pub use crate::connect::postgres::SslMode;
+use crate::connect::postgres::TlsParams;
+use crate::connect::tls::Failure;
 
 /// Where and how to connect. `Debug` never shows the password.
 #[derive(Clone)]
@@ -81,19 +73,7 @@ impl ConnParams {
         }
         for (k, v) in u.query_pairs() {
             match &*k {
-                "sslmode" => {
-                    p.sslmode = match &*v {
-                        "disable" => SslMode::Disable,
-                        "prefer" | "allow" => SslMode::Prefer,
-                        "require" => SslMode::Require,
-                        "verify-full" => SslMode::VerifyFull,
-                        other => {
-                            return Err(bad(&format!(
-                                "sslmode={other} is not supported; use disable, prefer, require or verify-full"
-                            )))
-                        }
-                    }
-                }
+                "sslmode" => p.sslmode = SslMode::parse(&v).map_err(|e| bad(&e))?,
                 "sslrootcert" => p.sslrootcert = Some(PathBuf::from(&*v)),
                 "user" => p.user = v.into_owned(),
                 "password" => p.password = Some(v.into_owned()),
@@ -108,6 +88,13 @@ impl ConnParams {
 
     pub fn password(&self) -> Option<&str> {
         self.password.as_deref()
+    }
+
+    fn tls(&self) -> TlsParams {
+        TlsParams {
+            sslmode: self.sslmode,
+            sslrootcert: self.sslrootcert.clone(),
+        }
     }
 }
 
@@ -154,10 +141,9 @@ impl Socket {
             b'S' => {}
             b'N' if p.sslmode == SslMode::Prefer => return Ok(Socket::Plain(tcp)),
             b'N' => {
-                return Err(PgCaptureError::Tls(format!(
-                    "the server at {}:{} does not accept TLS but sslmode requires it",
-                    p.host, p.port
-                )))
+                return Err(PgCaptureError::Tls(
+                    p.tls().refused(&p.host, p.port).to_string(),
+                ))
             }
             other => {
                 return Err(PgCaptureError::Protocol(format!(
@@ -165,97 +151,24 @@ impl Socket {
                 )))
             }
         }
-        let config = client_config(p)?;
+        let config = p.tls().client_config().map_err(PgCaptureError::Config)?;
         let name = ServerName::try_from(p.host.clone()).map_err(|_| {
-            PgCaptureError::Tls(format!("{} is not a valid TLS server name", p.host))
+            PgCaptureError::Tls(format!(
+                "TLS to PostgreSQL failed: {} is not a valid TLS server name",
+                p.host
+            ))
         })?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
-            .map_err(|e| PgCaptureError::Tls(format!("handshake: {e}")))?;
-        Ok(Socket::Tls(Box::new(tls)))
-    }
-}
-
-fn client_config(p: &ConnParams) -> Result<rustls::ClientConfig, PgCaptureError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PgCaptureError::Tls(e.to_string()))?;
-    if p.sslmode != SslMode::VerifyFull {
-        return Ok(builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-            .with_no_client_auth());
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    match &p.sslrootcert {
-        Some(path) => {
-            use rustls::pki_types::pem::PemObject;
-            let pem = std::fs::read(path).map_err(|e| {
-                PgCaptureError::Tls(format!("cannot read sslrootcert {}: {e}", path.display()))
+            .map_err(|e| {
+                PgCaptureError::Tls(
+                    p.tls()
+                        .failure(&p.host, p.port, &Failure::of(&e))
+                        .to_string(),
+                )
             })?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| {
-                    PgCaptureError::Tls(format!("sslrootcert {}: {e}", path.display()))
-                })?;
-                roots
-                    .add(cert)
-                    .map_err(|e| PgCaptureError::Tls(e.to_string()))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
-}
-
-/// sslmode=require/prefer: encrypt, check the handshake signatures, but accept any certificate, as
-/// libpq does in those modes.
-#[derive(Debug)]
-struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        Ok(Socket::Tls(Box::new(tls)))
     }
 }
 

@@ -16,7 +16,8 @@ fn col<T: FromValue>(row: &Row, i: usize) -> Option<T> {
 }
 
 pub(super) async fn ask(config: &Config, node: &Node) -> Result<NodeReport, String> {
-    let mut conn = Conn::from_url(node.url.expose())
+    let opts = crate::connect::mysql_opts(node.url.expose()).map_err(|e| e.to_string())?;
+    let mut conn = crate::connect::mysql(opts)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let result = ask_on(&mut conn, config).await;

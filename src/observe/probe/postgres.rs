@@ -5,7 +5,7 @@ use crate::apply::postgres::sql::ident;
 use crate::config::{Config, Node};
 
 pub(super) async fn ask(config: &Config, node: &Node) -> Result<NodeReport, String> {
-    let (client, conn) = tokio_postgres::connect(node.url.expose(), tokio_postgres::NoTls)
+    let (client, conn) = crate::connect::postgres(node.url.expose())
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let task = tokio::spawn(async move {
