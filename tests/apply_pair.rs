@@ -186,16 +186,40 @@ async fn apply_pair_last_write_wins_converges() {
     assert_eq!(field(&row, "_tandem_origin"), Value::Text("m".into()));
 }
 
+/// Both nodes merge field by field; p, the decider of the pair (greater node id), then announces its
+/// merged row as a local write, which m takes, so both end with the same row, version and origin.
 #[tokio::test]
 async fn apply_pair_merge_converges_with_both_changes() {
     let mut pair = Pair::new("conflict = \"merge\"").await;
-    let row = pair
-        .concurrent(
-            "UPDATE customer SET name = 'p-name' WHERE id = 1",
-            "UPDATE customer SET email = 'm@x' WHERE id = 1",
-        )
+    let base = pair.seed().await;
+    pair.p
+        .exec("UPDATE customer SET name = 'p-name' WHERE id = 1")
+        .await;
+    pair.m
+        .exec("UPDATE customer SET email = 'm@x' WHERE id = 1")
+        .await;
+    let from_p = pair.change("p", 1, Some(base.clone())).await;
+    let from_m = pair.change("m", 1, Some(base)).await;
+    pair.apply("p", "m", from_p).await;
+    // m merged p's change: the same row p merged before announcing it (same values, version, origin).
+    let merged = pair.image("m", 1).await;
+    pair.apply("m", "p", from_m).await;
+    let announced = pair.image("p", 1).await.expect("row");
+    assert_eq!(
+        field(&announced, "_tandem_origin"),
+        Value::Text("p".into()),
+        "the decider rewrote its merged row as a local write"
+    );
+    let entries = apply::list_conflicts(&pair.config, "p", false, 10)
         .await
-        .expect("row");
+        .expect("list");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].record.decision, "merge");
+    assert_eq!(entries[0].resolution.as_deref(), Some("announced"));
+    assert_eq!(entries[0].record.state.as_str(), "resolved");
+    let announcement = pair.change("p", 1, merged).await;
+    pair.apply("p", "m", announcement).await;
+    let row = pair.assert_converged(1).await.expect("row");
     assert_eq!(field(&row, "name"), Value::Text("p-name".into()));
     assert_eq!(field(&row, "email"), Value::Text("m@x".into()));
 }

@@ -68,6 +68,8 @@ pub(crate) struct Link<T: Target> {
     pub(super) last_plan: Option<TablePlan>,
     /// The tombstones the source transaction being applied removed (keys it inserted again).
     pub(super) revived: Vec<Revived>,
+    /// A committed merge waits to be announced (see `announce`).
+    pub(super) announce_due: bool,
 }
 
 /// A tombstone a source transaction revived: its node inserted the key again, having seen that
@@ -135,6 +137,7 @@ impl<T: Target> Link<T> {
             skip_queue: false,
             last_plan: None,
             revived: Vec::new(),
+            announce_due: true,
         };
         link.t.set_applying(true).await?;
         link.committed = match link.t.read_checkpoint(&link.ctx.source).await? {
@@ -145,6 +148,7 @@ impl<T: Target> Link<T> {
             None => None,
         };
         link.open_keys = link.t.open_keys().await?.into_iter().collect();
+        link.announce().await?;
         Ok(link)
     }
 
@@ -181,6 +185,7 @@ impl<T: Target> Link<T> {
                 }
             }
         }
+        self.announce().await?;
         Ok(self.committed.clone())
     }
 
