@@ -264,6 +264,7 @@ fn admit(
             .changes
             .iter()
             .flatten()
+            .filter(|c| *c.table.schema != *config.settings.schema)
             .map(|c| (c.table.to_string(), c.op.as_str()))
             .collect();
         emit(
