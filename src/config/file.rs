@@ -145,6 +145,10 @@ pub struct TableFile {
     pub deletes: Option<toml::Value>,
     /// Definite-error policy for this table (default: `[tandem].on_error`).
     pub on_error: Option<OnError>,
+    /// What a captured `TRUNCATE` of this table does on the other nodes: `"ignore"` (the default:
+    /// nothing is emptied, the truncate is recorded in the target's conflict log) or `"propagate"`
+    /// (the target table is emptied in the same transaction). `"propagate"` cannot go with `filter`.
+    pub truncate: Option<String>,
     /// Business columns that never leave their node.
     #[serde(default)]
     pub exclude: Vec<String>,

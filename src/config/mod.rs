@@ -26,7 +26,9 @@ pub use file::{
     ColumnFile, ConflictRule, CopyFile, FileConfig, HeartbeatFile, MetricsFile, NodeFile, OnError,
     Scalar, Settings, TableFile,
 };
-pub use resolve::{Column, Config, CopySettings, DeletePolicy, Engine, Node, Table, TlsMode};
+pub use resolve::{
+    Column, Config, CopySettings, DeletePolicy, Engine, Node, Table, TlsMode, TruncatePolicy,
+};
 pub use secret::{scrub, ConnUrl};
 
 /// How bad a problem is: an `Error` makes the file (or pairing) unsafe to run; a `Warning` does not.

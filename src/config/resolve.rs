@@ -89,6 +89,25 @@ pub enum DeletePolicy {
     Soft(String),
 }
 
+/// What a captured `TRUNCATE` does at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TruncatePolicy {
+    /// Nothing is emptied; the truncate is recorded in the target's conflict log.
+    #[default]
+    Ignore,
+    /// The target table is emptied in the target transaction that applies the source transaction.
+    Propagate,
+}
+
+impl TruncatePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TruncatePolicy::Ignore => "ignore",
+            TruncatePolicy::Propagate => "propagate",
+        }
+    }
+}
+
 /// A business table, resolved.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -104,6 +123,7 @@ pub struct Table {
     pub merge_fallback: ConflictRule,
     pub deletes: DeletePolicy,
     pub on_error: OnError,
+    pub truncate: TruncatePolicy,
     pub exclude: Vec<String>,
     /// Business column -> the values a synced row may hold there.
     pub filter: BTreeMap<String, Vec<Scalar>>,
@@ -487,6 +507,31 @@ fn delete_policy(v: &toml::Value, path: &str, problems: &mut Vec<Problem>) -> De
     }
 }
 
+/// `truncate = "ignore" | "propagate"`; `propagate` on a filtered table is refused, since a truncate
+/// would empty the rows the filter keeps home too.
+fn truncate_policy(t: &TableFile, path: &str, problems: &mut Vec<Problem>) -> TruncatePolicy {
+    let policy = match t.truncate.as_deref() {
+        None | Some("ignore") => TruncatePolicy::Ignore,
+        Some("propagate") => TruncatePolicy::Propagate,
+        Some(other) => {
+            problems.push(Problem::error(
+                format!("{path}.truncate"),
+                format!("unknown truncate policy {other:?}"),
+                "use \"ignore\" (record it, empty nothing) or \"propagate\" (empty the table on the other nodes)",
+            ));
+            TruncatePolicy::Ignore
+        }
+    };
+    if policy == TruncatePolicy::Propagate && !t.filter.is_empty() {
+        problems.push(Problem::error(
+            format!("{path}.truncate"),
+            "\"propagate\" on a table with a filter would empty the other nodes' rows outside the filter too",
+            "remove truncate = \"propagate\" (a truncate is then recorded, not applied) or remove the filter",
+        ));
+    }
+    policy
+}
+
 fn check_node_ref(
     node: &Option<String>,
     path: String,
@@ -646,6 +691,7 @@ fn resolve_table(
             ));
         }
     }
+    let truncate = truncate_policy(&t, path, problems);
     let mut seen = BTreeSet::new();
     let columns = t
         .columns
@@ -681,6 +727,7 @@ fn resolve_table(
         merge_fallback,
         deletes,
         on_error: t.on_error.unwrap_or(settings.on_error),
+        truncate,
         exclude: t.exclude,
         filter: t.filter,
         columns,

@@ -449,3 +449,33 @@ fn copy_section_is_read_and_checked() {
         "unknown key",
     );
 }
+
+#[test]
+fn truncate_policy_is_read_and_checked() {
+    let (config, _) = load(MINIMAL).unwrap();
+    assert_eq!(config.tables[0].truncate, TruncatePolicy::Ignore);
+    let text = MINIMAL.replace("key = [\"id\"]", "key = [\"id\"]\ntruncate = \"propagate\"");
+    let (config, _) = load(&text).unwrap();
+    assert_eq!(config.tables[0].truncate, TruncatePolicy::Propagate);
+    assert_problem(
+        &MINIMAL.replace("key = [\"id\"]", "key = [\"id\"]\ntruncate = \"cascade\""),
+        "tables[0].truncate",
+        "unknown truncate policy",
+    );
+    let filtered = MINIMAL.replace(
+        "key = [\"id\"]",
+        "key = [\"id\"]\ntruncate = \"propagate\"\nfilter = { region = [\"EU\"] }",
+    );
+    assert_problem(&filtered, "tables[0].truncate", "filter");
+    let fix = problems(&filtered)
+        .into_iter()
+        .find(|p| p.path == "tables[0].truncate")
+        .map(|p| p.fix)
+        .unwrap_or_default();
+    assert!(
+        fix.contains("remove truncate = \"propagate\"") && fix.contains("remove the filter"),
+        "{fix}"
+    );
+    let ignored = filtered.replace("\"propagate\"", "\"ignore\"");
+    assert!(load(&ignored).is_ok(), "ignore goes with a filter");
+}
