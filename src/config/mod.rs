@@ -14,6 +14,7 @@ mod env;
 mod file;
 mod resolve;
 mod secret;
+mod tls;
 
 #[cfg(test)]
 mod tests;

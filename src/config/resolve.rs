@@ -53,12 +53,12 @@ impl Engine {
     }
 }
 
+/// The TLS mode in effect for a node (from its `tls` key or its URL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
     Disable,
     Prefer,
     Require,
-    VerifyCa,
     VerifyFull,
 }
 
@@ -67,11 +67,13 @@ pub enum TlsMode {
 pub struct Node {
     pub id: String,
     pub engine: Engine,
-    /// The connection URL; prints redacted.
+    /// The connection URL, with the node keys `tls` and `tls_ca_file` folded in; prints redacted.
     pub url: ConnUrl,
     /// The database the URL names (PostgreSQL database; MySQL/MariaDB default schema).
     pub database: String,
+    /// The TLS mode in effect (the `tls` key, else the URL's parameters).
     pub tls: TlsMode,
+    /// The `tls_ca_file` key (already folded into `url`).
     pub tls_ca_file: Option<PathBuf>,
     /// Offset of the node's zone-less date-times from UTC, in seconds.
     pub utc_offset_secs: i32,
@@ -417,33 +419,14 @@ fn resolve_node(id: &str, n: NodeFile, index: u32, problems: &mut Vec<Problem>) 
             ),
         ));
     }
-    let tls = match n
-        .tls
-        .as_deref()
-        .or(url.param("sslmode").as_deref())
-        .unwrap_or("prefer")
-    {
-        "disable" => TlsMode::Disable,
-        "prefer" | "allow" => TlsMode::Prefer,
-        "require" => TlsMode::Require,
-        "verify-ca" | "verify_ca" => TlsMode::VerifyCa,
-        "verify-full" | "verify_full" | "verify_identity" => TlsMode::VerifyFull,
-        other => {
-            problems.push(Problem::error(
-                format!("{path}.tls"),
-                format!("unknown TLS mode {other:?}"),
-                "use disable, prefer, require, verify-ca or verify-full",
-            ));
-            TlsMode::Prefer
-        }
-    };
-    if matches!(tls, TlsMode::VerifyCa) && n.tls_ca_file.is_none() {
-        problems.push(Problem::error(
-            format!("{path}.tls_ca_file"),
-            "verify-ca needs a CA certificate",
-            "set tls_ca_file to the PEM file of the CA that signed the server's certificate",
-        ));
-    }
+    let (url, tls) = super::tls::fold(
+        engine,
+        url,
+        n.tls.as_deref(),
+        n.tls_ca_file.as_deref(),
+        &path,
+        problems,
+    );
     let utc_offset_secs = match n.timezone.as_deref() {
         None => 0,
         Some(tz) => parse_offset(tz).unwrap_or_else(|| {

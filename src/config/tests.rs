@@ -230,8 +230,8 @@ fn bad_tls_and_timezone() {
     );
     assert_problem(
         &MINIMAL.replace("5433/app\"", "5433/app\"\ntls = \"verify-ca\""),
-        "nodes.a.tls_ca_file",
-        "CA certificate",
+        "nodes.a.tls",
+        "verify-ca is not supported",
     );
 }
 
@@ -478,4 +478,33 @@ fn truncate_policy_is_read_and_checked() {
     );
     let ignored = filtered.replace("\"propagate\"", "\"ignore\"");
     assert!(load(&ignored).is_ok(), "ignore goes with a filter");
+}
+
+#[test]
+fn node_tls_keys_are_folded_into_the_url() {
+    let text = MINIMAL
+        .replace(
+            "5433/app\"",
+            "5433/app\"\ntls = \"verify-full\"\ntls_ca_file = \"/etc/tandem/crm-ca.pem\"",
+        )
+        .replace("3307/app\"", "3307/app\"\ntls = \"require\"");
+    let (config, _) = load(&text).expect("valid");
+    let a = &config.nodes["a"];
+    assert_eq!(a.tls, TlsMode::VerifyFull);
+    assert_eq!(a.url.param("sslmode").as_deref(), Some("verify-full"));
+    assert_eq!(
+        a.url.param("sslrootcert").as_deref(),
+        Some("/etc/tandem/crm-ca.pem")
+    );
+    let b = &config.nodes["b"];
+    assert_eq!(b.url.param("require_ssl").as_deref(), Some("true"));
+    assert_eq!(b.url.param("verify_ca").as_deref(), Some("false"));
+    assert_problem(
+        &MINIMAL.replace(
+            "5433/app\"",
+            "5433/app?sslmode=require\"\ntls = \"verify-full\"",
+        ),
+        "nodes.a.tls",
+        "sslmode",
+    );
 }
