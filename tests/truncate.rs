@@ -133,6 +133,29 @@ async fn truncate_ignored_by_default_is_recorded_and_empties_nothing() {
         "truncate = \"ignore\" emptied the MariaDB table"
     );
     assert_eq!(maria_records(&p).await, vec![record("ignored")]);
+    // The keyless record reads back through `tandem conflicts list`.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "conflicts",
+            "list",
+            "--node",
+            "helpdesk",
+            "--kind",
+            "truncate",
+        ])
+        .args(["--format", "json", "--config"])
+        .arg(&p.config)
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("\"truncate\"")
+            && listed.contains("\"ignored\"")
+            && listed.contains("items"),
+        "tandem conflicts list does not show the truncate record:\n{listed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // MariaDB -> PostgreSQL (a TRUNCATE is a QUERY event in the binlog): recorded, rows kept.
     let mut maria = p.maria.connect("desk").await.unwrap();
