@@ -101,15 +101,6 @@ pub enum TruncatePolicy {
     Propagate,
 }
 
-impl TruncatePolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TruncatePolicy::Ignore => "ignore",
-            TruncatePolicy::Propagate => "propagate",
-        }
-    }
-}
-
 /// A business table, resolved.
 #[derive(Debug, Clone)]
 pub struct Table {
