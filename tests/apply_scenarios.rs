@@ -26,12 +26,12 @@ pub async fn setup_is_idempotent_and_dry_run_lists_the_sql(kind: Kind) {
     assert_eq!(dry, again);
     assert_eq!(
         f.db.one(&format!(
-            "SELECT count(*) FROM {} WHERE version IN (1, 2, 3, 4, 5)",
+            "SELECT count(*) FROM {} WHERE version IN (1, 2, 3, 4, 5, 6)",
             f.book("schema_version")
         ))
         .await,
-        s("5"),
-        "schema versions 1 (bookkeeping), 2 (tombstones), 3 (heartbeats), 4 (copy progress), 5 (tombstones per node)"
+        s("6"),
+        "schema versions 1 (bookkeeping), 2 (tombstones), 3 (heartbeats), 4 (copy progress), 5 (tombstones per node), 6 (keyless conflict records)"
     );
     // A local write is stamped with the local node and a time-based version.
     f.db.exec("INSERT INTO customer (id, name) VALUES (1, 'local')")

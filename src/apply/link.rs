@@ -276,8 +276,7 @@ impl<T: Target> Link<T> {
         let mapped = mapped?;
         self.last_plan = Some(plan.clone());
         if mapped.op == Op::Truncate {
-            warn!(link = %self.ctx.link(), table = %plan.business, "truncate is not replicated; truncate the target table yourself if intended");
-            return Ok(());
+            return self.truncate(plan, meta.position.as_deref()).await;
         }
         let info = self.t.table(&plan.target).await?;
         if plan.managed_version && info.column(&plan.version).is_none() {

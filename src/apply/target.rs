@@ -171,6 +171,10 @@ pub(crate) trait Target {
         version: &str,
         check: Option<&Value>,
     ) -> Result<u64, ApplyError>;
+    /// Empties the table inside the open transaction, as tandem's write (no tombstones, no stamps).
+    /// PostgreSQL `TRUNCATE` (transactional there); MySQL/MariaDB `DELETE FROM`, since its
+    /// `TRUNCATE` commits the open transaction implicitly. Returns the rows removed where known.
+    async fn truncate(&mut self, t: &TableInfo) -> Result<Option<u64>, ApplyError>;
     /// Reads and locks the row with `probe.key`.
     async fn current(
         &mut self,

@@ -213,6 +213,14 @@ pub fn conflict(source: &str, target: &str, table: &str, key: &str, kind: &str, 
         .increment(1);
 }
 
+/// A replicated truncate of `table` was decided (`applied` or `ignored`): counted with the conflicts
+/// (kind `truncate`); the applier logs it itself.
+pub fn truncate(source: &str, target: &str, table: &str, decision: &str) {
+    let link = crate::capture::link_name(source, target);
+    counter!(CONFLICTS, "link" => link, "table" => table.to_string(), "kind" => "truncate", "decision" => decision.to_string())
+        .increment(1);
+}
+
 /// A transaction of the link `source -> target` went to the dead-letter table.
 pub fn dead_letter(source: &str, target: &str, table: &str) {
     let link = crate::capture::link_name(source, target);

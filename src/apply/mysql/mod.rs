@@ -24,7 +24,7 @@ use super::target::{
 };
 use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
 use crate::model::{Field, TableRef, Value};
-use sql::{ident, Builder, Sql};
+use sql::{ident, qname, Builder, Sql};
 
 const SESSION: &str = "SET SESSION time_zone = '+00:00', \
     SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'";
@@ -163,7 +163,7 @@ impl MyTarget {
 }
 
 const CONFLICT_COLUMNS: &str =
-    "CAST(id AS CHAR), link, source_node, table_name, target_table, row_key, kind, \
+    "CAST(id AS CHAR), link, source_node, table_name, target_table, COALESCE(row_key, ''), kind, \
     before_image, current_image, incoming_image, decision, rule, state, source_position, payload, \
     CAST(detected_at AS CHAR), CAST(resolved_at AS CHAR), resolution";
 
@@ -395,6 +395,16 @@ impl Target for MyTarget {
         r.map_err(|e| self.row_err(t, key, e))
     }
 
+    async fn truncate(&mut self, t: &TableInfo) -> Result<Option<u64>, ApplyError> {
+        // Not TRUNCATE: it would commit the open transaction (and the checkpoint with it) on its
+        // own. The session's @tandem_applying keeps the delete triggers from writing tombstones.
+        let text = format!("DELETE FROM {}", qname(&t.table));
+        match self.conn.query_drop(text).await {
+            Ok(()) => Ok(Some(self.conn.affected_rows())),
+            Err(e) => Err(self.row_err(t, &[], e)),
+        }
+    }
+
     async fn current(
         &mut self,
         t: &TableInfo,
@@ -489,7 +499,8 @@ impl Target for MyTarget {
                 s(&*r.source_node),
                 s(&*r.table),
                 s(&*r.target_table),
-                s(&*r.key),
+                // A table-wide record (a truncate) has no key (bookkeeping version 6).
+                opt((!r.key.is_empty()).then(|| r.key.clone())),
                 s(&*r.kind),
                 json(&r.before),
                 json(&r.current),

@@ -23,7 +23,7 @@ use super::target::{
 };
 use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
 use crate::model::{Field, TableRef, Value};
-use sql::{ident, Builder, Sql};
+use sql::{ident, qname, Builder, Sql};
 
 pub struct PgTarget {
     client: Client,
@@ -204,7 +204,7 @@ fn micros_text(t: i64) -> Option<String> {
 }
 
 const CONFLICT_COLUMNS: &str =
-    "id::text, link, source_node, table_name, target_table, row_key, kind, \
+    "id::text, link, source_node, table_name, target_table, COALESCE(row_key, ''), kind, \
     before_image::text, current_image::text, incoming_image::text, decision, rule, state, \
     source_position, payload::text, detected_at::text, resolved_at::text, resolution";
 
@@ -476,6 +476,16 @@ impl Target for PgTarget {
         }
     }
 
+    async fn truncate(&mut self, t: &TableInfo) -> Result<Option<u64>, ApplyError> {
+        // pgoutput carries this TRUNCATE in the same transaction as the checkpoint write, under the
+        // session's replication origin: the reader of this node drops it as tandem's.
+        let text = format!("TRUNCATE TABLE {}", qname(&t.table));
+        match self.client.batch_execute(&text).await {
+            Ok(()) => Ok(None),
+            Err(e) => Err(self.row_err(t, &[], &[], e)),
+        }
+    }
+
     async fn current(
         &mut self,
         t: &TableInfo,
@@ -574,7 +584,8 @@ impl Target for PgTarget {
                     Some(r.source_node.clone()),
                     Some(r.table.clone()),
                     Some(r.target_table.clone()),
-                    Some(r.key.clone()),
+                    // A table-wide record (a truncate) has no key (bookkeeping version 6).
+                    (!r.key.is_empty()).then(|| r.key.clone()),
                     Some(r.kind.clone()),
                     json(&r.before),
                     json(&r.current),
