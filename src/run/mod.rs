@@ -231,7 +231,7 @@ async fn run_once(
                     LinkEvent::Applied {
                         link: link.clone(),
                         position: tx.position.to_string(),
-                        changes: tx.changes.len(),
+                        changes: crate::observe::data_changes(tx, &config.settings.schema) as usize,
                     },
                 );
             }
