@@ -140,6 +140,7 @@ impl<T: Target> Link<T> {
             announce_due: true,
         };
         link.t.set_applying(true).await?;
+        link.check_bookkeeping().await?;
         link.committed = match link.t.read_checkpoint(&link.ctx.source).await? {
             Some(text) => Some(text.parse().map_err(|_| ApplyError::Checkpoint {
                 link: link.ctx.link(),
@@ -150,6 +151,35 @@ impl<T: Target> Link<T> {
         link.open_keys = link.t.open_keys().await?.into_iter().collect();
         link.announce().await?;
         Ok(link)
+    }
+
+    /// Refuses to apply into a bookkeeping schema older than this tandem's (an upgrade without
+    /// `tandem setup`), naming the fix, instead of failing later on a missing column.
+    async fn check_bookkeeping(&mut self) -> Result<(), ApplyError> {
+        let installed = match self.t.schema_versions().await {
+            Ok(v) => v,
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                return Err(ApplyError::Invalid(format!(
+                    "node {}: tandem's bookkeeping schema cannot be read ({e}); fix: run `tandem setup --config FILE`",
+                    self.ctx.target
+                )))
+            }
+        };
+        let missing: Vec<String> = super::setup::BOOKKEEPING_VERSIONS
+            .iter()
+            .filter(|v| !installed.contains(v))
+            .map(ToString::to_string)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ApplyError::Invalid(format!(
+            "node {}: tandem's bookkeeping schema lacks version(s) {} (installed: {:?}); fix: run `tandem setup --config FILE`, which upgrades it in place",
+            self.ctx.target,
+            missing.join(", "),
+            installed
+        )))
     }
 
     fn is_applied(&self, p: &Position) -> bool {

@@ -135,6 +135,8 @@ pub(crate) trait Target {
     /// engine's replication mark, so that they replicate; `set_applying(true)` restores the mark.
     async fn set_replicating(&mut self) -> Result<(), ApplyError>;
     async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError>;
+    /// The bookkeeping schema versions installed (`<schema>.schema_version`).
+    async fn schema_versions(&mut self) -> Result<Vec<i32>, ApplyError>;
     async fn write_checkpoint(
         &mut self,
         source: &str,

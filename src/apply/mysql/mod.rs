@@ -243,6 +243,19 @@ impl Target for MyTarget {
         self.simple("SET SESSION skip_replication = 0").await
     }
 
+    async fn schema_versions(&mut self) -> Result<Vec<i32>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT CAST(version AS CHAR) FROM __S__.schema_version",
+                vec![],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| text(r, 0)?.parse().ok())
+            .collect())
+    }
+
     async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError> {
         let rows = self
             .book_rows(

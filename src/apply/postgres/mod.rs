@@ -306,6 +306,16 @@ impl Target for PgTarget {
         Ok(())
     }
 
+    async fn schema_versions(&mut self) -> Result<Vec<i32>, ApplyError> {
+        let rows = self
+            .book_rows("SELECT version::text FROM __S__.schema_version", &[])
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| text(r, 0)?.parse().ok())
+            .collect())
+    }
+
     async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError> {
         let rows = self
             .book_rows(
