@@ -61,6 +61,14 @@ pub struct Write {
     pub set: Vec<Field>,
 }
 
+/// One row of a version-checked batch: the write (for a delete, the key alone) and the version the
+/// target row must hold for the row to apply (`None`: no check).
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub write: Write,
+    pub check: Option<Value>,
+}
+
 /// What to compare the locked current row with.
 #[derive(Debug, Clone, Default)]
 pub struct Probe {
@@ -171,6 +179,26 @@ pub(crate) trait Target {
         version: &str,
         check: Option<&Value>,
     ) -> Result<u64, ApplyError>;
+    /// Updates every row as [`Target::update`] would, one after the other, in one atomic step:
+    /// the rows' keys are distinct and none is changed by the write, every row sets the same
+    /// columns, and either every row or none has a check. Per row, whether it applied (its row
+    /// exists and its version matched). `None`, with nothing changed, when the rows could not be
+    /// applied together (a definite error): the caller applies them one by one, which names the
+    /// row at fault.
+    async fn update_many(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Checked],
+        version: &str,
+    ) -> Result<Option<Vec<bool>>, ApplyError>;
+    /// Deletes every row as [`Target::delete`] would, under the same terms as
+    /// [`Target::update_many`] (the writes carry keys only).
+    async fn delete_many(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Checked],
+        version: &str,
+    ) -> Result<Option<Vec<bool>>, ApplyError>;
     /// Reads and locks the row with `probe.key`.
     async fn current(
         &mut self,
@@ -189,6 +217,12 @@ pub(crate) trait Target {
         target_table: &str,
         key: &str,
         stone: &Tombstone,
+    ) -> Result<(), ApplyError>;
+    /// [`Target::put_tombstone`] for many keys (distinct) in one statement.
+    async fn put_tombstones(
+        &mut self,
+        target_table: &str,
+        stones: &[(String, Tombstone)],
     ) -> Result<(), ApplyError>;
     /// Whether any tombstone exists for the table.
     async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError>;
