@@ -922,6 +922,14 @@ pub async fn batched_updates_and_deletes_match_row_by_row(kind: Kind) {
             del(12, "r12", 5),
             del(10, "u10", 6),
         ]);
+        // Inserts of keys without tombstones into a table that has some: a batch.
+        changes.extend((20..=22).map(|id| {
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(id, &format!("r{id}"), "x@x", 1, SOURCE)),
+            )
+        }));
         let orders: Vec<tandem::model::Change> = (0..changes.len())
             .map(|i| tandem::model::Change {
                 table: f.source_table("orders"),
@@ -976,6 +984,11 @@ pub async fn batched_updates_and_deletes_match_row_by_row(kind: Kind) {
             name("11"),
             Some((s("r11"), s("local@x"))),
             "delete_differs keeps the row"
+        );
+        assert_eq!(
+            name("21"),
+            Some((s("r21"), s("x@x"))),
+            "interleaved {interleaved}"
         );
         for gone in ["6", "8", "10", "12"] {
             assert_eq!(

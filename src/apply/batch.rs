@@ -3,7 +3,8 @@
 //!
 //! Inserts: one locking existence check and one multi-row insert. Rows whose key exists take the
 //! ordinary conflict path, one by one; anything unusual (a queued key, differing column sets, a key
-//! twice in the run, a race with a local insert) falls back to the row-by-row path.
+//! twice in the run, a key with a tombstone, a race with a local insert) falls back to the
+//! row-by-row path.
 //!
 //! Updates and deletes: consecutive rows that write the same columns (and all carry a version
 //! check, or none) form a batch, applied by one version-checked statement that tells which rows
@@ -129,7 +130,12 @@ impl<T: Target> Link<T> {
         let queued = keys
             .iter()
             .any(|k| self.open_keys.contains(&(table.clone(), k.clone())));
-        let tombstones = plan.managed_version && self.t.any_tombstone(&table).await?;
+        // Only a key deleted before needs the row-by-row check for a concurrent delete.
+        let tombstones = plan.managed_version
+            && self
+                .t
+                .any_tombstone(&table, &keys.iter().cloned().collect::<Vec<_>>())
+                .await?;
         if keys.len() != rows.len()
             || !uniform
             || queued

@@ -224,8 +224,12 @@ pub(crate) trait Target {
         target_table: &str,
         stones: &[(String, Tombstone)],
     ) -> Result<(), ApplyError>;
-    /// Whether any tombstone exists for the table.
-    async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError>;
+    /// Whether any of `keys` of the table has a tombstone.
+    async fn any_tombstone(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<bool, ApplyError>;
     async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError>;
     /// Open queue entries for a key, oldest first, locked.
     async fn open_entries(

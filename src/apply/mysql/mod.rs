@@ -575,11 +575,23 @@ impl Target for MyTarget {
         Ok(())
     }
 
-    async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError> {
+    async fn any_tombstone(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<bool, ApplyError> {
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let marks = vec!["?"; keys.len()].join(", ");
+        let mut params = vec![s(target_table)];
+        params.extend(keys.iter().map(|k| s(k.as_str())));
         let rows = self
             .book_rows(
-                "SELECT 1 FROM __S__.tombstone WHERE target_table = ? LIMIT 1",
-                vec![s(target_table)],
+                &format!(
+                    "SELECT 1 FROM __S__.tombstone WHERE target_table = ? AND row_key IN ({marks}) LIMIT 1"
+                ),
+                params,
             )
             .await?;
         Ok(!rows.is_empty())

@@ -645,14 +645,22 @@ impl Target for PgTarget {
             .map_err(|e| self.db_err("a bookkeeping statement", e))
     }
 
-    async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError> {
-        let rows = self
-            .book_rows(
-                "SELECT 1 FROM __S__.tombstone WHERE target_table = $1::text LIMIT 1",
-                &[Some(target_table.into())],
-            )
-            .await?;
-        Ok(!rows.is_empty())
+    async fn any_tombstone(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<bool, ApplyError> {
+        let text = format!(
+            "SELECT 1 FROM {}.tombstone WHERE target_table = $1::text AND row_key = ANY($2::text[]) LIMIT 1",
+            ident(&self.schema)
+        );
+        let r = async {
+            let stmt = self.prepared(&text).await?;
+            self.client.query(&stmt, &[&target_table, &keys]).await
+        }
+        .await;
+        r.map(|rows| !rows.is_empty())
+            .map_err(|e| self.db_err("a bookkeeping statement", e))
     }
 
     async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError> {
