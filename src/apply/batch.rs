@@ -38,7 +38,7 @@ use crate::model::{Change, Op, Value};
 /// Rows per batch (keeps statements well under the engines' parameter limits).
 pub const MAX_ROWS: usize = 500;
 
-/// Parameters per update or delete batch (both engines allow 65,535 a statement).
+/// Parameters per batch statement (the engines' limits are 32,767 or 65,535).
 const MAX_PARAMS: usize = 30_000;
 
 /// What rows of one batch share: the kind of write, the columns written and whether a version is
@@ -127,6 +127,13 @@ impl<T: Target> Link<T> {
                 .collect::<Vec<_>>()
         };
         let uniform = rows.windows(2).all(|w| shape(&w[0]) == shape(&w[1]));
+        if rows.first().map_or(0, |r| shape(r).len()) * rows.len() > MAX_PARAMS && changes.len() > 1
+        {
+            // A wide table: two smaller batches, in order.
+            let (head, tail) = changes.split_at(changes.len() / 2);
+            Box::pin(self.apply_inserts(head, meta)).await?;
+            return Box::pin(self.apply_inserts(tail, meta)).await;
+        }
         let queued = keys
             .iter()
             .any(|k| self.open_keys.contains(&(table.clone(), k.clone())));
