@@ -1,6 +1,6 @@
 //! The engine-neutral apply driver of one link: transactions in, target transactions with the
 //! checkpoint out; the version-checked write of each row; dead letters. The conflict path is in
-//! `conflicts.rs`, batched inserts in `batch.rs`.
+//! `conflicts.rs`, batched inserts, updates and deletes in `batch.rs`.
 //!
 //! ```text
 //!  apply(txs) ─ skip duplicates (<= checkpoint) ─> BEGIN ─> apply_body(tx)… ─> checkpoint ─> COMMIT
@@ -264,17 +264,21 @@ impl<T: Target> Link<T> {
             .flatten()
             .filter_map(|c| Revived::from_change(&c, &self.ctx.schema))
             .collect();
-        // Consecutive inserts into one table are applied as a batch; everything else row by row.
+        // Consecutive inserts, updates or deletes of one table are applied as a batch (`batch.rs`);
+        // everything else row by row.
         let mut run: Vec<Change> = Vec::new();
         for change in tx.changes.iter() {
             let change = change.map_err(ApplyError::Spill)?;
-            let joins = change.op == Op::Insert
-                && run.first().is_none_or(|first| first.table == change.table)
+            let batched = matches!(change.op, Op::Insert | Op::Update | Op::Delete);
+            let joins = batched
+                && run
+                    .first()
+                    .is_none_or(|first| first.table == change.table && first.op == change.op)
                 && run.len() < super::batch::MAX_ROWS;
             if !joins {
                 self.flush_run(&mut run, &meta).await?;
             }
-            if change.op == Op::Insert {
+            if batched {
                 run.push(change);
             } else {
                 self.apply_change(&change, &meta).await?;
@@ -284,15 +288,19 @@ impl<T: Target> Link<T> {
     }
 
     async fn flush_run(&mut self, run: &mut Vec<Change>, meta: &TxMeta) -> Result<(), ApplyError> {
-        match run.len() {
-            0 => Ok(()),
-            1 => {
+        match (run.len(), run.first().map(|c| c.op)) {
+            (0, _) => Ok(()),
+            (1, _) => {
                 let c = run.remove(0);
                 self.apply_change(&c, meta).await
             }
-            _ => {
+            (_, Some(Op::Insert)) => {
                 let changes = std::mem::take(run);
                 self.apply_inserts(&changes, meta).await
+            }
+            _ => {
+                let changes = std::mem::take(run);
+                self.apply_checked(&changes, meta).await
             }
         }
     }
@@ -472,19 +480,8 @@ impl<T: Target> Link<T> {
         info: &TableInfo,
         row: &RowChange,
     ) -> Result<(), ApplyError> {
-        if !row.managed_version {
+        let Some(stone) = row.tombstone() else {
             return Ok(());
-        }
-        let Some(version) = row
-            .before_version
-            .as_ref()
-            .and_then(super::row::version_key)
-        else {
-            return Ok(());
-        };
-        let stone = Tombstone {
-            version: version + 1,
-            node: row.origin.clone(),
         };
         self.t
             .put_tombstone(&info.table.to_string(), &row.key_text(), &stone)

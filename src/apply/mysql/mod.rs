@@ -20,7 +20,7 @@ use tracing::warn;
 
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
 use super::target::{
-    ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Tombstone, Write,
+    Checked, ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Tombstone, Write,
 };
 use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
 use crate::model::{Field, TableRef, Value};
@@ -151,6 +151,62 @@ impl MyTarget {
             fix: fix_for(&code).to_string(),
             class: ErrorClass::Definite,
             code,
+        }
+    }
+
+    /// Applies a checked batch: finds and locks the rows whose version matches, then runs the
+    /// batch statement, inside a savepoint. `None`, with nothing changed, after a definite error or
+    /// when the statement did not affect exactly the rows found.
+    async fn run_checked(
+        &mut self,
+        t: &TableInfo,
+        find: Sql,
+        write: Sql,
+        rows: usize,
+    ) -> Result<Option<Vec<bool>>, ApplyError> {
+        self.simple("SAVEPOINT tandem_batch").await?;
+        let r = async {
+            let found = self.rows(find).await?;
+            let mut applied = vec![false; rows];
+            for r in &found {
+                if let Some(slot) = r
+                    .get_opt::<Option<i64>, usize>(0)
+                    .and_then(Result::ok)
+                    .flatten()
+                    .and_then(|i| usize::try_from(i).ok())
+                    .and_then(|i| applied.get_mut(i))
+                {
+                    *slot = true;
+                }
+            }
+            let expected = applied.iter().filter(|a| **a).count();
+            let affected = if expected == 0 {
+                0
+            } else {
+                self.run(write).await?
+            };
+            Ok::<_, mysql_async::Error>((applied, expected, affected))
+        }
+        .await;
+        match r {
+            Ok((applied, expected, affected)) if u64::try_from(expected) == Ok(affected) => {
+                self.simple("RELEASE SAVEPOINT tandem_batch").await?;
+                Ok(Some(applied))
+            }
+            Ok((_, expected, affected)) => {
+                tracing::debug!(table = %t.table, expected, affected, "batch affected other rows than it found; row by row");
+                self.simple("ROLLBACK TO SAVEPOINT tandem_batch").await?;
+                Ok(None)
+            }
+            Err(e) => {
+                let e = self.row_err(t, &[], e);
+                if e.is_transient() {
+                    return Err(e);
+                }
+                tracing::debug!(table = %t.table, error = %e, "batch not applied together; row by row");
+                self.simple("ROLLBACK TO SAVEPOINT tandem_batch").await?;
+                Ok(None)
+            }
         }
     }
 
@@ -418,6 +474,28 @@ impl Target for MyTarget {
         }
     }
 
+    async fn update_many(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Checked],
+        version: &str,
+    ) -> Result<Option<Vec<bool>>, ApplyError> {
+        let find = Builder::new(t, self.offset).checked_locked(rows, version);
+        let write = Builder::new(t, self.offset).update_many(rows, version);
+        self.run_checked(t, find, write, rows.len()).await
+    }
+
+    async fn delete_many(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Checked],
+        version: &str,
+    ) -> Result<Option<Vec<bool>>, ApplyError> {
+        let find = Builder::new(t, self.offset).checked_locked(rows, version);
+        let write = Builder::new(t, self.offset).delete_many(rows, version);
+        self.run_checked(t, find, write, rows.len()).await
+    }
+
     async fn current(
         &mut self,
         t: &TableInfo,
@@ -491,11 +569,52 @@ impl Target for MyTarget {
         Ok(())
     }
 
-    async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError> {
+    async fn put_tombstones(
+        &mut self,
+        target_table: &str,
+        stones: &[(String, Tombstone)],
+    ) -> Result<(), ApplyError> {
+        if stones.is_empty() {
+            return Ok(());
+        }
+        let mut params = Vec::with_capacity(stones.len() * 4);
+        for (key, stone) in stones {
+            params.extend([
+                s(target_table),
+                s(key.as_str()),
+                s(stone.version.to_string()),
+                s(&stone.node),
+            ]);
+        }
+        let rows = vec!["(?, ?, ?, ?)"; stones.len()].join(", ");
+        self.book(
+            &format!(
+                "INSERT INTO __S__.tombstone (target_table, row_key, version, node) VALUES {rows} \
+                 ON DUPLICATE KEY UPDATE version = GREATEST(version, VALUES(version)), deleted_at = NOW(6)"
+            ),
+            params,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn any_tombstone(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<bool, ApplyError> {
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let marks = vec!["?"; keys.len()].join(", ");
+        let mut params = vec![s(target_table)];
+        params.extend(keys.iter().map(|k| s(k.as_str())));
         let rows = self
             .book_rows(
-                "SELECT 1 FROM __S__.tombstone WHERE target_table = ? LIMIT 1",
-                vec![s(target_table)],
+                &format!(
+                    "SELECT 1 FROM __S__.tombstone WHERE target_table = ? AND row_key IN ({marks}) LIMIT 1"
+                ),
+                params,
             )
             .await?;
         Ok(!rows.is_empty())
