@@ -1,6 +1,8 @@
 //! Shared test helpers.
 #![allow(dead_code)]
 
+pub mod converge;
+
 use std::future::Future;
 
 use std::time::{Duration, Instant};
