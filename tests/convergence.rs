@@ -23,7 +23,7 @@ async fn converge_under(rule: &str, rule_name: &str, deletes: bool) {
         deletes,
         ops: 120,
         stop: Arc::new(AtomicBool::new(false)),
-        pace_ms: 0,
+        pace_ms: 10,
     };
     let reports = join_writers(spawn_writers(&p, 0x9E37_79B9_85EB_CA6B, 2, &template)).await;
     let what = format!("under `{rule_name}`");
@@ -48,7 +48,12 @@ async fn converge_last_write_wins() {
 
 #[tokio::test]
 async fn converge_prefer_a_node() {
-    converge_under("conflict = \"prefer\"\nprefer = \"helpdesk\"", "prefer", false).await;
+    converge_under(
+        "conflict = \"prefer\"\nprefer = \"helpdesk\"",
+        "prefer",
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -65,5 +70,10 @@ async fn converge_last_write_wins_with_deletes() {
 
 #[tokio::test]
 async fn converge_prefer_a_node_with_deletes() {
-    converge_under("conflict = \"prefer\"\nprefer = \"helpdesk\"", "prefer", true).await;
+    converge_under(
+        "conflict = \"prefer\"\nprefer = \"helpdesk\"",
+        "prefer",
+        true,
+    )
+    .await;
 }

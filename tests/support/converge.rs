@@ -352,7 +352,8 @@ pub fn spawn_writers(
             let w = Workload {
                 node,
                 url,
-                seed: seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(writer as u64 * 2 + node as u64 + 1)),
+                seed: seed
+                    ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(writer as u64 * 2 + node as u64 + 1)),
                 writer,
                 ..template.clone()
             };
@@ -362,7 +363,9 @@ pub fn spawn_writers(
     handles
 }
 
-pub async fn join_writers(handles: Vec<tokio::task::JoinHandle<WriterReport>>) -> Vec<WriterReport> {
+pub async fn join_writers(
+    handles: Vec<tokio::task::JoinHandle<WriterReport>>,
+) -> Vec<WriterReport> {
     let mut reports = Vec::new();
     for h in handles {
         reports.push(h.await.expect("a writer panicked"));
@@ -463,8 +466,16 @@ pub async fn wait_converged(p: &Pair, what: &str) -> Snapshot {
 /// Every committed writer transaction's event is on both nodes, nothing else is, no event conflicted
 /// (a transaction applied twice would meet its own event's key: `insert_exists`), and no transaction
 /// went to the dead letters.
-pub fn assert_exactly_once(what: &str, reports: &[WriterReport], converged: &Snapshot, audit: &Audit) {
-    let committed: BTreeSet<i64> = reports.iter().flat_map(|r| r.events.iter().copied()).collect();
+pub fn assert_exactly_once(
+    what: &str,
+    reports: &[WriterReport],
+    converged: &Snapshot,
+    audit: &Audit,
+) {
+    let committed: BTreeSet<i64> = reports
+        .iter()
+        .flat_map(|r| r.events.iter().copied())
+        .collect();
     let arrived: BTreeSet<i64> = converged.events.keys().copied().collect();
     let lost: Vec<_> = committed.difference(&arrived).take(5).collect();
     let extra: Vec<_> = arrived.difference(&committed).take(5).collect();
@@ -645,7 +656,10 @@ pub fn assert_conflicts_audited(
             "delete_differs",
         ];
         let has_before = c.kind.starts_with("update") || c.kind.starts_with("delete");
-        let has_current = matches!(c.kind.as_str(), "insert_exists" | "update_differs" | "delete_differs");
+        let has_current = matches!(
+            c.kind.as_str(),
+            "insert_exists" | "update_differs" | "delete_differs"
+        );
         let has_incoming = !c.kind.starts_with("delete");
         let complete = kinds.contains(&c.kind.as_str())
             && ["apply_incoming", "keep_current", "merge"].contains(&c.decision.as_str())
@@ -654,11 +668,17 @@ pub fn assert_conflicts_audited(
             && (!has_before || AuditRow::label(&c.before).is_some())
             && (!has_current || AuditRow::label(&c.current).is_some())
             && (!has_incoming || AuditRow::label(&c.incoming).is_some());
-        assert!(complete, "{what}: an incomplete audit row (rule {rule}): {c:?}");
+        assert!(
+            complete,
+            "{what}: an incomplete audit row (rule {rule}): {c:?}"
+        );
     }
     let mut by_parent: BTreeMap<(i32, &str), Vec<&ItemWrite>> = BTreeMap::new();
     for w in reports.iter().flat_map(|r| &r.item_writes) {
-        by_parent.entry((w.key, w.parent.as_str())).or_default().push(w);
+        by_parent
+            .entry((w.key, w.parent.as_str()))
+            .or_default()
+            .push(w);
     }
     let mut forced = 0;
     for ((key, parent), writes) in &by_parent {
@@ -731,17 +751,24 @@ pub async fn assert_quiet(p: &Pair, what: &str) {
     .await
     .expect("crm marker");
     let mut m = p.maria.connect("desk").await.expect("connect to helpdesk");
-    m.query_drop(format!("INSERT INTO items VALUES ({}, 0, 'marker')", MARKERS[1]))
-        .await
-        .expect("helpdesk marker");
+    m.query_drop(format!(
+        "INSERT INTO items VALUES ({}, 0, 'marker')",
+        MARKERS[1]
+    ))
+    .await
+    .expect("helpdesk marker");
     m.disconnect().await.ok();
-    wait_for("both markers on both nodes", Duration::from_secs(60), || async {
-        let (a, b) = (pg_snapshot(&p.pg).await, maria_snapshot(&p.maria).await);
-        MARKERS
-            .iter()
-            .all(|k| a.items.contains_key(k) && b.items.contains_key(k))
-            .then_some(())
-    })
+    wait_for(
+        "both markers on both nodes",
+        Duration::from_secs(60),
+        || async {
+            let (a, b) = (pg_snapshot(&p.pg).await, maria_snapshot(&p.maria).await);
+            MARKERS
+                .iter()
+                .all(|k| a.items.contains_key(k) && b.items.contains_key(k))
+                .then_some(())
+        },
+    )
     .await;
     let changes = probe_changes(&c, &slot).await;
     let begins = changes.iter().filter(|l| l.starts_with("BEGIN")).count();

@@ -80,6 +80,14 @@ pub async fn start_tandem_run(config: &std::path::Path, links: usize) -> tokio::
     child
 }
 
+/// Kills `child` with SIGKILL, as a crash would.
+pub fn sigkill(child: &tokio::process::Child) {
+    let pid = child.id().expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
 /// A PostgreSQL node `crm` (database `crm`) and a MariaDB node `helpdesk` (database `desk`) with their
 /// tables created, a configuration file naming both plus `tables_toml`, and `tandem setup` run.
 pub struct Pair {
