@@ -1,7 +1,7 @@
 //! Convergence under fire: the writers of `convergence` (random inserts, updates and deletes on both
 //! nodes over the same keys, each transaction with an insert-only event) keep writing while
-//! `tandem run` is killed with SIGKILL and restarted three times and each database is restarted once,
-//! in a random order at random points. Afterwards: every mapped row is equal on both nodes, every
+//! `tandem run` is killed with SIGKILL and restarted three times and each database is restarted once
+//! cleanly and once by a crash, in a random order at random points. Afterwards: every mapped row is equal on both nodes, every
 //! committed transaction arrived exactly once (no event lost, none met its own key again, no dead
 //! letter), every conflict the writes forced left an audit row, and nothing echoes.
 
@@ -22,6 +22,10 @@ enum Fault {
     KillTandem,
     RestartPostgres,
     RestartMariaDb,
+    /// Immediate shutdown: crash recovery on start, and commits whose reply never came.
+    CrashPostgres,
+    /// SIGKILL of `mariadbd`.
+    CrashMariaDb,
 }
 
 /// Events that crossed each way: (helpdesk's on crm, crm's on helpdesk); `None` while a server is down.
@@ -83,6 +87,8 @@ async fn converge_under_fire(rule: &str, rule_name: &str) {
         Fault::KillTandem,
         Fault::RestartPostgres,
         Fault::RestartMariaDb,
+        Fault::CrashPostgres,
+        Fault::CrashMariaDb,
     ];
     for i in (1..faults.len()).rev() {
         faults.swap(i, rng.below(i as u64 + 1) as usize);
@@ -100,6 +106,14 @@ async fn converge_under_fire(rule: &str, rule_name: &str) {
             }
             Fault::RestartPostgres => p.pg.restart().await.expect("PostgreSQL restarts"),
             Fault::RestartMariaDb => p.maria.restart().await.expect("MariaDB restarts"),
+            Fault::CrashPostgres => {
+                p.pg.crash().await.expect("PostgreSQL crashes");
+                p.pg.start_again().await.expect("PostgreSQL recovers");
+            }
+            Fault::CrashMariaDb => {
+                p.maria.crash().await.expect("MariaDB crashes");
+                p.maria.start_again().await.expect("MariaDB recovers");
+            }
         }
     }
     progress(&p, mark, 20, &format!("{what}: progress after the faults")).await;
