@@ -9,23 +9,22 @@ use std::sync::Arc;
 
 use crate::support::converge::{
     assert_conflicts_audited, assert_exactly_once, assert_quiet, join_writers, pair, read_audit,
-    spawn_writers, start_run, stop_run, wait_converged, Node, Workload,
+    spawn_writers, start_run, wait_converged, Load,
 };
+use crate::support::stop_tandem_run;
 
 async fn converge_under(rule: &str, rule_name: &str, deletes: bool) {
     let p = pair(rule).await;
     let (tandem, _traces) = start_run(&p).await;
-    let template = Workload {
-        node: Node::Crm,
-        url: String::new(),
-        seed: 0,
-        writer: 0,
+    let load = Load {
+        per_node: 2,
+        seed: 0x9E37_79B9_85EB_CA6B,
         deletes,
         ops: 120,
         stop: Arc::new(AtomicBool::new(false)),
         pace_ms: 10,
     };
-    let reports = join_writers(spawn_writers(&p, 0x9E37_79B9_85EB_CA6B, 2, &template)).await;
+    let reports = join_writers(spawn_writers(&p, &load)).await;
     let what = format!("under `{rule_name}`");
     let converged = wait_converged(&p, &what).await;
     let audit = read_audit(&p).await;
@@ -38,7 +37,7 @@ async fn converge_under(rule: &str, rule_name: &str, deletes: bool) {
         audit.conflicts.len()
     );
     assert_quiet(&p, &what).await;
-    stop_run(tandem).await;
+    stop_tandem_run(tandem).await;
 }
 
 #[tokio::test]

@@ -13,9 +13,9 @@ use mysql_async::prelude::Queryable;
 
 use crate::support::converge::{
     assert_conflicts_audited, assert_exactly_once, assert_quiet, join_writers, pair, read_audit,
-    spawn_writers, start_run, stop_run, wait_converged, Node, Rng, Workload,
+    spawn_writers, start_run, wait_converged, Load, Rng,
 };
-use crate::support::{sigkill, start_tandem_run, wait_for, Pair};
+use crate::support::{sigkill, start_tandem_run, stop_tandem_run, wait_for, Pair};
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
@@ -69,17 +69,15 @@ async fn converge_under_fire(rule: &str, rule_name: &str) {
     let mut rng = Rng(seed);
     let (mut tandem, _traces) = start_run(&p).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let template = Workload {
-        node: Node::Crm,
-        url: String::new(),
-        seed: 0,
-        writer: 0,
+    let load = Load {
+        per_node: 2,
+        seed,
         deletes: true,
         ops: usize::MAX,
         stop: stop.clone(),
         pace_ms: 20,
     };
-    let writers = spawn_writers(&p, seed, 2, &template);
+    let writers = spawn_writers(&p, &load);
 
     let mut faults = [
         Fault::KillTandem,
@@ -133,7 +131,7 @@ async fn converge_under_fire(rule: &str, rule_name: &str) {
         audit.conflicts.len()
     );
     assert_quiet(&p, &what).await;
-    stop_run(tandem).await;
+    stop_tandem_run(tandem).await;
 }
 
 #[tokio::test]

@@ -88,6 +88,19 @@ pub fn sigkill(child: &tokio::process::Child) {
         .status();
 }
 
+/// Stops `tandem run` with SIGTERM and checks it exits cleanly.
+pub async fn stop_tandem_run(mut tandem: tokio::process::Child) {
+    let pid = tandem.id().expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(30), tandem.wait())
+        .await
+        .expect("tandem run stops on SIGTERM")
+        .expect("wait for tandem run");
+    assert!(status.success(), "tandem run exited with {status}");
+}
+
 /// A PostgreSQL node `crm` (database `crm`) and a MariaDB node `helpdesk` (database `desk`) with their
 /// tables created, a configuration file naming both plus `tables_toml`, and `tandem setup` run.
 pub struct Pair {
