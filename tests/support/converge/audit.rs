@@ -10,8 +10,9 @@ use super::{Node, Snapshot};
 use crate::support::Pair;
 
 /// Every committed writer transaction's event is on both nodes, nothing else is, no event conflicted
-/// (a transaction applied twice would meet its own event's key: `insert_exists`), and no transaction
-/// went to the dead letters.
+/// (a transaction applied twice would meet its own event's key: `insert_exists`), no transaction
+/// went to the dead letters, and every contested row holds what a committed transaction wrote (its
+/// label is that transaction's event label), not a write that was rolled back.
 pub fn assert_exactly_once(
     what: &str,
     reports: &[WriterReport],
@@ -31,6 +32,14 @@ pub fn assert_exactly_once(
         committed.len(),
         arrived.len()
     );
+    let labels: BTreeSet<&String> = converged.events.values().collect();
+    if let Some((k, row)) = converged
+        .items
+        .iter()
+        .find(|(_, (_, l))| !labels.contains(l))
+    {
+        panic!("{what}: items id={k} holds {row:?}, which no committed transaction wrote");
+    }
     if let Some(c) = audit.conflicts.iter().find(|c| c.table != "items") {
         panic!("{what}: a conflict on an insert-only table (a change applied twice?): {c:?}");
     }
