@@ -7,10 +7,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::support::converge::{
-    assert_conflicts_audited, assert_exactly_once, assert_quiet, join_writers, pair, read_audit,
-    spawn_writers, start_run, wait_converged, Load,
-};
+use crate::support::converge::{assert_all, join_writers, pair, spawn_writers, start_run, Load};
 use crate::support::stop_tandem_run;
 
 async fn converge_under(rule: &str, rule_name: &str, deletes: bool) {
@@ -25,18 +22,7 @@ async fn converge_under(rule: &str, rule_name: &str, deletes: bool) {
         pace_ms: 10,
     };
     let reports = join_writers(spawn_writers(&p, &load)).await;
-    let what = format!("under `{rule_name}`");
-    let converged = wait_converged(&p, &what).await;
-    let audit = read_audit(&p).await;
-    assert_exactly_once(&what, &reports, &converged, &audit);
-    let forced = assert_conflicts_audited(&what, rule_name, &reports, &audit);
-    eprintln!(
-        "{what}: {} transactions committed, {} failed, {forced} writes that had to conflict, {} audit rows",
-        reports.iter().map(|r| r.events.len()).sum::<usize>(),
-        reports.iter().map(|r| r.failed).sum::<u32>(),
-        audit.conflicts.len()
-    );
-    assert_quiet(&p, &what).await;
+    assert_all(&p, &format!("under `{rule_name}`"), rule_name, &reports).await;
     stop_tandem_run(tandem).await;
 }
 

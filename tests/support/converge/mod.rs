@@ -21,7 +21,7 @@ mod writer;
 
 pub use audit::{assert_conflicts_audited, assert_exactly_once, read_audit};
 pub use quiet::assert_quiet;
-pub use writer::{join_writers, spawn_writers, Load};
+pub use writer::{join_writers, spawn_writers, Load, WriterReport};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -181,6 +181,24 @@ pub async fn wait_converged(p: &Pair, what: &str) -> Snapshot {
             Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+}
+
+/// Every check of the suite, once the writers have stopped: the nodes converge, every transaction
+/// arrived exactly once, every forced conflict was audited, and nothing echoes.
+pub async fn assert_all(p: &Pair, what: &str, rule: &str, reports: &[WriterReport]) {
+    let converged = wait_converged(p, what).await;
+    let audit = read_audit(p).await;
+    assert_exactly_once(what, reports, &converged, &audit);
+    let forced = assert_conflicts_audited(what, rule, reports, &audit);
+    eprintln!(
+        "{what}: {} transactions committed ({} settled after a lost commit reply), {} failed, \
+         {forced} writes that had to conflict, {} audit rows",
+        reports.iter().map(|r| r.events.len()).sum::<usize>(),
+        reports.iter().map(|r| r.in_doubt).sum::<u32>(),
+        reports.iter().map(|r| r.failed).sum::<u32>(),
+        audit.conflicts.len()
+    );
+    assert_quiet(p, what).await;
 }
 
 /// The events on one node only, for a failure message.
