@@ -1,5 +1,5 @@
 //! Apply throughput per target engine: rows per second for one-row transactions and for 1,000-row
-//! transactions, against throwaway servers started by the harness.
+//! transactions of inserts, updates and deletes, against throwaway servers started by the harness.
 //!
 //! Run: `cargo bench --bench apply` (optionally `TANDEM_BENCH_ROWS=20000`). Numbers depend on the
 //! machine and on the harness servers' settings (fsync off); compare runs on the same machine only.
@@ -42,6 +42,11 @@ fn config(target: Target, url: &str, schema: &str) -> Result<Config, String> {
 }
 
 fn row(id: i64) -> RowImage {
+    row_at(id, 1)
+}
+
+/// The row as it stands at `version` (names differ per version, so an update changes a value).
+fn row_at(id: i64, version: i64) -> RowImage {
     let f = |n: &str, v: Value| Field {
         name: n.into(),
         value: v,
@@ -50,10 +55,17 @@ fn row(id: i64) -> RowImage {
         ImageKind::Full,
         vec![
             f("id", Value::Int(id)),
-            f("name", Value::Text(format!("item {id}"))),
+            f(
+                "name",
+                Value::Text(if version == 1 {
+                    format!("item {id}")
+                } else {
+                    format!("item {id} v{version}")
+                }),
+            ),
             f("qty", Value::Int(id % 100)),
             f("price", Value::Decimal("19.99".parse().expect("decimal"))),
-            f("_tandem_version", Value::Int(1)),
+            f("_tandem_version", Value::Int(version)),
             f("_tandem_origin", Value::Text("s".into())),
         ],
     )
@@ -72,8 +84,11 @@ fn position(target: Target, n: u64) -> Position {
     }
 }
 
+/// `rows` row changes of `op`, `per_tx` to a transaction: inserts at version 1, updates from
+/// version 1 to 2, deletes of version 2.
 fn transactions(
     target: Target,
+    op: Op,
     rows: i64,
     per_tx: i64,
     first_id: i64,
@@ -92,11 +107,19 @@ fn transactions(
             marks: LoopMarks::default(),
             changes: ChangeSet::Memory(
                 (0..per_tx)
-                    .map(|i| Change {
-                        table: table.clone(),
-                        op: Op::Insert,
-                        before: None,
-                        after: Some(row(first_id + t * per_tx + i)),
+                    .map(|i| {
+                        let id = first_id + t * per_tx + i;
+                        let (before, after) = match op {
+                            Op::Update => (Some(row_at(id, 1)), Some(row_at(id, 2))),
+                            Op::Delete => (Some(row_at(id, 2)), None),
+                            _ => (None, Some(row(id))),
+                        };
+                        Change {
+                            table: table.clone(),
+                            op,
+                            before,
+                            after,
+                        }
                     })
                     .collect(),
             ),
@@ -104,9 +127,10 @@ fn transactions(
         .collect()
 }
 
-/// Rows per second for: one-row transactions applied one per target transaction; one-row
-/// transactions grouped 100 per target transaction; 1,000-row transactions.
-async fn measure(target: Target, url: &str, rows: i64) -> Result<[f64; 3], String> {
+/// Rows per second for: one-row insert transactions applied one per target transaction; one-row
+/// insert transactions grouped 100 per target transaction; 1,000-row transactions of inserts, then
+/// of updates of those rows, then of deletes of them.
+async fn measure(target: Target, url: &str, rows: i64) -> Result<[f64; 5], String> {
     let cfg = config(target, url, "tandem_bench")?;
     apply::setup(&cfg, "t", false)
         .await
@@ -114,19 +138,29 @@ async fn measure(target: Target, url: &str, rows: i64) -> Result<[f64; 3], Strin
     let mut a = Applier::connect(&cfg, "s", "t")
         .await
         .map_err(|e| e.to_string())?;
-    let mut rates = [0.0; 3];
+    let mut rates = [0.0; 5];
     let cases = [
-        (1, 1, 0, 1),
-        (1, 100, 10_000_000, 10_000_000),
-        (1000, 1, 20_000_000, 20_000_000),
+        (Op::Insert, 1, 1, 0, 1),
+        (Op::Insert, 1, 100, 10_000_000, 10_000_000),
+        (Op::Insert, 1000, 1, 20_000_000, 20_000_000),
+        (Op::Update, 1000, 1, 20_000_000, 30_000_000),
+        (Op::Delete, 1000, 1, 20_000_000, 40_000_000),
     ];
-    for (slot, (per_tx, group, first_id, first_pos)) in cases.into_iter().enumerate() {
-        let txs = transactions(target, rows, per_tx, first_id, first_pos);
+    for (slot, (op, per_tx, group, first_id, first_pos)) in cases.into_iter().enumerate() {
+        let txs = transactions(target, op, rows, per_tx, first_id, first_pos);
         let start = Instant::now();
         for chunk in txs.chunks(group) {
             a.apply(chunk).await.map_err(|e| e.to_string())?;
         }
         rates[slot] = rows as f64 / start.elapsed().as_secs_f64();
+    }
+    // Every update and delete found its row at the before-image's version: none took the conflict path.
+    let conflicts = a
+        .list_conflicts(false, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !conflicts.is_empty() {
+        return Err(format!("unexpected conflicts: {conflicts:?}"));
     }
     Ok(rates)
 }
@@ -159,7 +193,7 @@ async fn run() -> Result<(), String> {
         c.disconnect().await.map_err(|e| e.to_string())?;
     }
     println!(
-        "apply benchmark: {rows} inserted rows per case, build profile {}, PostgreSQL {} and MariaDB from the \
+        "apply benchmark: {rows} rows per case, build profile {}, PostgreSQL {} and MariaDB from the \
          harness (fsync off), one applier session per target, version checks and checkpoint on",
         if cfg!(debug_assertions) { "debug" } else { "release" },
         pg.version()
@@ -168,10 +202,12 @@ async fn run() -> Result<(), String> {
         ("PostgreSQL", Target::Postgres, pg.url("bench")),
         ("MariaDB", Target::MariaDb, maria.url("bench")),
     ] {
-        let [one, grouped, batch] = measure(target, &url, rows).await?;
+        let [one, grouped, batch, updates, deletes] = measure(target, &url, rows).await?;
         println!(
-            "{name:<10}  1-row transactions: {one:>8.0} rows/s   1-row, 100 per commit: {grouped:>8.0} rows/s   \
-             1000-row transactions: {batch:>8.0} rows/s"
+            "{name:<10}  inserts: 1-row transactions: {one:>8.0} rows/s   1-row, 100 per commit: {grouped:>8.0} rows/s   \
+             1000-row transactions: {batch:>8.0} rows/s\n{:<10}  1000-row transactions of updates: {updates:>8.0} rows/s   \
+             of deletes: {deletes:>8.0} rows/s",
+            ""
         );
     }
     Ok(())

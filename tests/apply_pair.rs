@@ -155,6 +155,12 @@ on = {{ p = "public.customer", m = "{m_db}.customer" }}
 
     /// p and m both update row 1 from the same base; each applies the other's change.
     async fn concurrent(&mut self, p_sql: &str, m_sql: &str) -> Option<RowImage> {
+        self.crossed(p_sql, m_sql).await;
+        self.assert_converged(1).await
+    }
+
+    /// Seeds row 1, edits it on both nodes, and delivers each edit to the other node.
+    async fn crossed(&mut self, p_sql: &str, m_sql: &str) {
         let base = self.seed().await;
         self.p.exec(p_sql).await;
         self.m.exec(m_sql).await;
@@ -162,7 +168,13 @@ on = {{ p = "public.customer", m = "{m_db}.customer" }}
         let from_m = self.change("m", 1, Some(base)).await;
         self.apply("p", "m", from_p).await;
         self.apply("m", "p", from_m).await;
-        self.assert_converged(1).await
+    }
+
+    /// The open conflict entries of `node`.
+    async fn open_conflicts(&self, node: &str) -> Vec<tandem::conflict::audit::StoredConflict> {
+        apply::list_conflicts(&self.config, node, true, 10)
+            .await
+            .expect("list")
     }
 }
 
@@ -186,16 +198,34 @@ async fn apply_pair_last_write_wins_converges() {
     assert_eq!(field(&row, "_tandem_origin"), Value::Text("m".into()));
 }
 
+/// Both nodes merge field by field; p, the decider of the pair (greater node id), then announces its
+/// merged row as a local write, which m takes, so both end with the same row, version and origin.
 #[tokio::test]
 async fn apply_pair_merge_converges_with_both_changes() {
     let mut pair = Pair::new("conflict = \"merge\"").await;
-    let row = pair
-        .concurrent(
-            "UPDATE customer SET name = 'p-name' WHERE id = 1",
-            "UPDATE customer SET email = 'm@x' WHERE id = 1",
-        )
+    pair.crossed(
+        "UPDATE customer SET name = 'p-name' WHERE id = 1",
+        "UPDATE customer SET email = 'm@x' WHERE id = 1",
+    )
+    .await;
+    // m merged p's change: the same row p merged before announcing it (same values, version, origin).
+    let merged = pair.image("m", 1).await;
+    let announced = pair.image("p", 1).await.expect("row");
+    assert_eq!(
+        field(&announced, "_tandem_origin"),
+        Value::Text("p".into()),
+        "the decider rewrote its merged row as a local write"
+    );
+    let entries = apply::list_conflicts(&pair.config, "p", false, 10)
         .await
-        .expect("row");
+        .expect("list");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].record.decision, "merge");
+    assert_eq!(entries[0].resolution.as_deref(), Some("announced"));
+    assert_eq!(entries[0].record.state.as_str(), "resolved");
+    let announcement = pair.change("p", 1, merged).await;
+    pair.apply("p", "m", announcement).await;
+    let row = pair.assert_converged(1).await.expect("row");
     assert_eq!(field(&row, "name"), Value::Text("p-name".into()));
     assert_eq!(field(&row, "email"), Value::Text("m@x".into()));
 }
@@ -249,26 +279,16 @@ async fn apply_pair_local_update_of_a_replicated_row_flows_back() {
 #[tokio::test]
 async fn apply_pair_manual_resolved_on_the_decider_converges() {
     let mut pair = Pair::new("conflict = \"manual\"").await;
-    let base = pair.seed().await;
-    pair.p
-        .exec("UPDATE customer SET name = 'p-name' WHERE id = 1")
-        .await;
-    pair.m
-        .exec("UPDATE customer SET name = 'm-name' WHERE id = 1")
-        .await;
-    let from_p = pair.change("p", 1, Some(base.clone())).await;
-    let from_m = pair.change("m", 1, Some(base)).await;
-    pair.apply("p", "m", from_p).await;
-    pair.apply("m", "p", from_m).await;
+    pair.crossed(
+        "UPDATE customer SET name = 'p-name' WHERE id = 1",
+        "UPDATE customer SET name = 'm-name' WHERE id = 1",
+    )
+    .await;
     // Equal priorities: the greater node id, p, decides.
-    let parked = apply::list_conflicts(&pair.config, "p", true, 10)
-        .await
-        .expect("list");
+    let parked = pair.open_conflicts("p").await;
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0].record.state.as_str(), "parked");
-    let deferred = apply::list_conflicts(&pair.config, "m", true, 10)
-        .await
-        .expect("list");
+    let deferred = pair.open_conflicts("m").await;
     assert_eq!(deferred[0].record.state.as_str(), "deferred");
     let before = pair.image("p", 1).await;
     apply::resolve_conflict(
@@ -284,14 +304,8 @@ async fn apply_pair_manual_resolved_on_the_decider_converges() {
     pair.apply("p", "m", resolution).await;
     let row = pair.assert_converged(1).await.expect("row");
     assert_eq!(field(&row, "name"), Value::Text("p-name".into()));
-    assert!(apply::list_conflicts(&pair.config, "m", true, 10)
-        .await
-        .expect("list")
-        .is_empty());
-    assert!(apply::list_conflicts(&pair.config, "p", true, 10)
-        .await
-        .expect("list")
-        .is_empty());
+    assert!(pair.open_conflicts("m").await.is_empty());
+    assert!(pair.open_conflicts("p").await.is_empty());
 }
 
 /// Manual, resolved on the decider by taking the incoming row (m's): the resolution replicates, and
@@ -300,20 +314,12 @@ async fn apply_pair_manual_resolved_on_the_decider_converges() {
 #[tokio::test]
 async fn apply_pair_manual_take_incoming_closes_the_deferral() {
     let mut pair = Pair::new("conflict = \"manual\"").await;
-    let base = pair.seed().await;
-    pair.p
-        .exec("UPDATE customer SET name = 'p-name' WHERE id = 1")
-        .await;
-    pair.m
-        .exec("UPDATE customer SET name = 'm-name' WHERE id = 1")
-        .await;
-    let from_p = pair.change("p", 1, Some(base.clone())).await;
-    let from_m = pair.change("m", 1, Some(base)).await;
-    pair.apply("p", "m", from_p).await;
-    pair.apply("m", "p", from_m).await;
-    let parked = apply::list_conflicts(&pair.config, "p", true, 10)
-        .await
-        .expect("list");
+    pair.crossed(
+        "UPDATE customer SET name = 'p-name' WHERE id = 1",
+        "UPDATE customer SET name = 'm-name' WHERE id = 1",
+    )
+    .await;
+    let parked = pair.open_conflicts("p").await;
     assert_eq!(parked.len(), 1, "{parked:?}");
     let m_row = pair.image("m", 1).await.expect("row");
     let before = pair.image("p", 1).await;
@@ -335,10 +341,7 @@ async fn apply_pair_manual_take_incoming_closes_the_deferral() {
         "m kept its row"
     );
     assert!(
-        apply::list_conflicts(&pair.config, "m", true, 10)
-            .await
-            .expect("list")
-            .is_empty(),
+        pair.open_conflicts("m").await.is_empty(),
         "m's deferral is closed"
     );
     // The next change from p is checked as usual: it applies cleanly on m's row.
@@ -350,10 +353,7 @@ async fn apply_pair_manual_take_incoming_closes_the_deferral() {
     let row = pair.assert_converged(1).await.expect("row");
     assert_eq!(field(&row, "name"), Value::Text("p-later".into()));
     for node in ["m", "p"] {
-        assert!(apply::list_conflicts(&pair.config, node, true, 10)
-            .await
-            .expect("list")
-            .is_empty());
+        assert!(pair.open_conflicts(node).await.is_empty());
     }
 }
 

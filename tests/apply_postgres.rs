@@ -138,3 +138,18 @@ async fn apply_pg_halt_policy_stops_the_link() {
 async fn apply_pg_batched_inserts_with_some_existing_keys() {
     sc::batched_inserts_with_some_existing_keys(Kind::Pg).await;
 }
+
+#[tokio::test]
+async fn apply_pg_batched_updates_and_deletes_match_row_by_row() {
+    sc::batched_updates_and_deletes_match_row_by_row(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_a_refused_batch_goes_row_by_row() {
+    sc::a_refused_batch_goes_row_by_row(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_pg_batched_updates_convert_values_of_every_kind() {
+    sc::batched_updates_convert_values_of_every_kind(Kind::Pg).await;
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use tandem::apply::{self, Resolution};
-use tandem::model::Op;
+use tandem::model::{Op, RowImage};
 
 use crate::apply_support::*;
 
@@ -26,12 +26,12 @@ pub async fn setup_is_idempotent_and_dry_run_lists_the_sql(kind: Kind) {
     assert_eq!(dry, again);
     assert_eq!(
         f.db.one(&format!(
-            "SELECT count(*) FROM {} WHERE version IN (1, 2, 3, 4, 5)",
+            "SELECT count(*) FROM {} WHERE version IN (1, 2, 3, 4, 5, 6)",
             f.book("schema_version")
         ))
         .await,
-        s("5"),
-        "schema versions 1 (bookkeeping), 2 (tombstones), 3 (heartbeats), 4 (copy progress), 5 (tombstones per node)"
+        s("6"),
+        "schema versions 1 (bookkeeping), 2 (tombstones), 3 (heartbeats), 4 (copy progress), 5 (tombstones per node), 6 (keyless conflict records)"
     );
     // A local write is stamped with the local node and a time-based version.
     f.db.exec("INSERT INTO customer (id, name) VALUES (1, 'local')")
@@ -823,4 +823,369 @@ pub async fn batched_inserts_with_some_existing_keys(kind: Kind) {
         2,
         "a duplicate transaction is skipped whole"
     );
+}
+
+/// The target's customer rows, tombstones left for the source's deletes, conflict records and
+/// orders, as text: what one way of applying a transaction must leave exactly as another does.
+async fn outcome(f: &mut Fixture) -> Vec<Vec<Option<String>>> {
+    let mut all =
+        f.db.rows(
+            "SELECT 'customer', id, name, email, _tandem_origin, \
+             CASE WHEN _tandem_origin = 's' THEN _tandem_version END FROM customer ORDER BY id",
+        )
+        .await;
+    all.extend(
+        f.db.rows(&format!(
+            "SELECT 'tombstone', row_key, version, node FROM {} WHERE node = 's' ORDER BY row_key",
+            f.book("tombstone")
+        ))
+        .await,
+    );
+    all.extend(
+        f.conflicts()
+            .await
+            .into_iter()
+            .map(|(k, d, st)| vec![s("conflict"), Some(k), Some(d), Some(st)]),
+    );
+    all.extend(
+        f.db.rows("SELECT 'orders', id FROM orders ORDER BY id")
+            .await,
+    );
+    all
+}
+
+/// Updates and deletes of many rows of one table in one transaction go through the batch path:
+/// rows whose version check fails in the middle of a batch (changed or deleted here), a key twice
+/// in the transaction, rows of differing shapes. The outcome is the row-by-row path's, which the
+/// same transaction takes when every change is followed by a change of another table.
+pub async fn batched_updates_and_deletes_match_row_by_row(kind: Kind) {
+    let mut outcomes = Vec::new();
+    for interleaved in [false, true] {
+        let mut f = Fixture::new(kind, "", 0).await;
+        let mut a = f.applier().await;
+        let inserts = (1..=12)
+            .map(|id| {
+                f.change(
+                    Op::Insert,
+                    None,
+                    Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
+                )
+            })
+            .collect();
+        a.apply(&[f.tx(1, inserts)]).await.expect("inserts");
+        // Local writes the source has not seen: the version checks of 4, 7, 9 and 11 fail.
+        f.db.exec("UPDATE customer SET email = 'local@x' WHERE id IN (4, 7, 11)")
+            .await;
+        f.db.exec("DELETE FROM customer WHERE id = 9").await;
+        let far = 9_000_000_000_000_000;
+        let up = |id: i32, from: (&str, i64), to: (&str, i64)| {
+            f.change(
+                Op::Update,
+                Some(customer(id, from.0, "x@x", from.1, SOURCE)),
+                Some(customer(id, to.0, "x@x", to.1, SOURCE)),
+            )
+        };
+        let mut changes: Vec<tandem::model::Change> = (1..=10)
+            .map(|id| {
+                let name = format!("r{id}");
+                // Row 7's incoming version is later than the local write: it wins its conflict.
+                let to = if id == 7 { far } else { 6 };
+                up(id, (&name, 5), (&format!("u{id}"), to))
+            })
+            .collect();
+        // The same key again: a new batch.
+        changes.push(up(2, ("u2", 6), ("w2", 7)));
+        changes.push(up(1, ("u1", 6), ("w1", 7)));
+        // Another shape: only the email changes.
+        changes.push(f.change(
+            Op::Update,
+            Some(customer(3, "u3", "x@x", 6, SOURCE)),
+            Some(customer(3, "u3", "y@x", 7, SOURCE)),
+        ));
+        changes.push(f.change(
+            Op::Update,
+            Some(customer(5, "u5", "x@x", 6, SOURCE)),
+            Some(customer(5, "u5", "y@x", 7, SOURCE)),
+        ));
+        let del = |id: i32, name: &str, version: i64| {
+            f.change(
+                Op::Delete,
+                Some(customer(id, name, "x@x", version, SOURCE)),
+                None,
+            )
+        };
+        changes.extend([
+            del(6, "u6", 6),
+            del(11, "r11", 5),
+            del(12, "r12", 5),
+            del(8, "u8", 6),
+            del(12, "r12", 5),
+            del(10, "u10", 6),
+        ]);
+        // Inserts of keys without tombstones into a table that has some: a batch.
+        changes.extend((20..=22).map(|id| {
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(id, &format!("r{id}"), "x@x", 1, SOURCE)),
+            )
+        }));
+        let orders: Vec<tandem::model::Change> = (0..changes.len())
+            .map(|i| tandem::model::Change {
+                table: f.source_table("orders"),
+                op: Op::Insert,
+                before: None,
+                after: Some(image(&[
+                    ("id", tandem::model::Value::Int(i as i64)),
+                    ("_tandem_version", tandem::model::Value::Int(1)),
+                ])),
+            })
+            .collect();
+        let tx: Vec<_> = if interleaved {
+            changes
+                .into_iter()
+                .zip(orders)
+                .flat_map(|(c, o)| [c, o])
+                .collect()
+        } else {
+            changes.into_iter().chain(orders).collect()
+        };
+        a.apply(&[f.tx(2, tx)]).await.expect("apply");
+        let got = outcome(&mut f).await;
+        let customers: Vec<_> = got.iter().filter(|r| r[0] == s("customer")).collect();
+        let name = |id: &str| {
+            customers
+                .iter()
+                .find(|r| r[1].as_deref() == Some(id))
+                .map(|r| (r[2].clone(), r[3].clone()))
+        };
+        assert_eq!(
+            name("1"),
+            Some((s("w1"), s("x@x"))),
+            "interleaved {interleaved}"
+        );
+        assert_eq!(
+            name("2"),
+            Some((s("w2"), s("x@x"))),
+            "interleaved {interleaved}"
+        );
+        assert_eq!(
+            name("3"),
+            Some((s("u3"), s("y@x"))),
+            "interleaved {interleaved}"
+        );
+        assert_eq!(name("4"), Some((s("r4"), s("local@x"))), "local write kept");
+        assert_eq!(
+            name("7").map(|n| n.0),
+            Some(s("u7")),
+            "the later incoming wins"
+        );
+        assert_eq!(
+            name("11"),
+            Some((s("r11"), s("local@x"))),
+            "delete_differs keeps the row"
+        );
+        assert_eq!(
+            name("21"),
+            Some((s("r21"), s("x@x"))),
+            "interleaved {interleaved}"
+        );
+        for gone in ["6", "8", "10", "12"] {
+            assert_eq!(
+                name(gone),
+                None,
+                "key {gone} deleted (interleaved {interleaved})"
+            );
+        }
+        let kinds: Vec<_> = got
+            .iter()
+            .filter(|r| r[0] == s("conflict"))
+            .map(|r| r[1].clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "update_differs",
+                "update_differs",
+                "update_missing",
+                "delete_differs",
+                "delete_missing"
+            ],
+            "interleaved {interleaved}"
+        );
+        outcomes.push(got);
+    }
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "batched (left) and row by row (right) differ"
+    );
+}
+
+/// A batch the target refuses (a value too long for its column) goes row by row: the error names
+/// the row's key and column, and the transaction goes to the dead-letter table whole.
+pub async fn a_refused_batch_goes_row_by_row(kind: Kind) {
+    let mut f = Fixture::new(kind, "", 0).await;
+    let mut a = f.applier().await;
+    let inserts = (1..=3)
+        .map(|id| f.change(Op::Insert, None, Some(customer(id, "r", "x@x", 5, SOURCE))))
+        .collect();
+    a.apply(&[f.tx(1, inserts)]).await.expect("inserts");
+    let long = "x".repeat(30);
+    let updates = (1..=3)
+        .map(|id| {
+            let name = if id == 2 {
+                long.clone()
+            } else {
+                format!("u{id}")
+            };
+            f.change(
+                Op::Update,
+                Some(customer(id, "r", "x@x", 5, SOURCE)),
+                Some(customer(id, &name, "x@x", 6, SOURCE)),
+            )
+        })
+        .collect();
+    a.apply(&[f.tx(2, updates)]).await.expect("dead-lettered");
+    let dead = a.list_dead_letters(true).await.expect("list");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].error.contains("\"id\":\"2\"") && dead[0].error.contains("column name"),
+        "{}",
+        dead[0].error
+    );
+    for id in 1..=3 {
+        assert_eq!(
+            f.row(id).await.expect("row")[0],
+            s("r"),
+            "key {id} unchanged"
+        );
+    }
+}
+
+/// Values of every kind pass a batched update (two rows, every column changed) unchanged.
+pub async fn batched_updates_convert_values_of_every_kind(kind: Kind) {
+    use tandem::model::{parse_uuid, Value as V};
+    let mut f = Fixture::new(kind, "", 0).await;
+    let mut a = f.applier().await;
+    let ts = 1_700_000_000_123_456;
+    let old = |id: i64| {
+        vec![
+            ("id", V::Int(id)),
+            ("b", V::Bool(true)),
+            ("i", V::Int(-5)),
+            ("f", V::Float64(1.5)),
+            ("d", V::Decimal("12.345".parse().expect("decimal"))),
+            ("t", V::Text("a".into())),
+            ("bin", V::Bytes(vec![0, 1, 255])),
+            ("j", V::Json("{\"a\": 1}".into())),
+            (
+                "u",
+                V::Uuid(parse_uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").expect("uuid")),
+            ),
+            ("dt", V::Date(19_000)),
+            ("tm", V::Time(3_723_000_001)),
+            ("ts", V::Timestamp(ts)),
+            ("tz", V::TimestampTz(ts)),
+            ("_tandem_version", V::Int(1)),
+            ("_tandem_origin", V::Text(f.source.clone())),
+        ]
+    };
+    let new = |id: i64| {
+        vec![
+            ("id", V::Int(id)),
+            ("b", V::Bool(false)),
+            ("i", V::Int(7 + id)),
+            ("f", V::Float64(2.25)),
+            ("d", V::Decimal("1.5".parse().expect("decimal"))),
+            (
+                "t",
+                if id == 1 {
+                    V::Text("wörld \"x\"".into())
+                } else {
+                    V::Null
+                },
+            ),
+            ("bin", V::Bytes(vec![255, 0, 0x80])),
+            ("j", V::Json("{\"b\": [1, 2]}".into())),
+            (
+                "u",
+                V::Uuid(parse_uuid("b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12").expect("uuid")),
+            ),
+            ("dt", V::Date(19_001)),
+            ("tm", V::Time(1)),
+            ("ts", V::Timestamp(ts + 1)),
+            ("tz", V::TimestampTz(ts + 1)),
+            ("_tandem_version", V::Int(2)),
+            ("_tandem_origin", V::Text(f.source.clone())),
+        ]
+    };
+    let typed = f.source_table("typed");
+    let change = |op, before: Option<RowImage>, after: Option<RowImage>| tandem::model::Change {
+        table: typed.clone(),
+        op,
+        before,
+        after,
+    };
+    a.apply(&[f.tx(
+        1,
+        vec![
+            change(Op::Insert, None, Some(image(&old(1)))),
+            change(Op::Insert, None, Some(image(&old(2)))),
+        ],
+    )])
+    .await
+    .expect("insert");
+    a.apply(&[f.tx(
+        2,
+        vec![
+            change(Op::Update, Some(image(&old(1))), Some(image(&new(1)))),
+            change(Op::Update, Some(image(&old(2))), Some(image(&new(2)))),
+        ],
+    )])
+    .await
+    .expect("update");
+    assert!(f.conflicts().await.is_empty(), "{:?}", f.conflicts().await);
+    f.db.exec(if kind == Kind::Pg {
+        "SET TIME ZONE 'UTC'"
+    } else {
+        "SET time_zone = '+00:00'"
+    })
+    .await;
+    let q = match kind {
+        Kind::Pg => "SELECT b::text, i::text, f::text, d::text, t, encode(bin, 'hex'), j::text, u::text, dt::text, tm::text, ts::text, tz::text FROM typed ORDER BY id",
+        Kind::My => "SELECT CAST(b AS CHAR), CAST(i AS CHAR), CAST(f AS CHAR), CAST(d AS CHAR), t, LOWER(HEX(bin)), CAST(j AS CHAR), u, CAST(dt AS CHAR), CAST(tm AS CHAR), CAST(ts AS CHAR), CAST(tz AS CHAR) FROM typed ORDER BY id",
+    };
+    let got = f.db.rows(q).await;
+    let names = [
+        "b", "i", "f", "d", "t", "bin", "j", "u", "dt", "tm", "ts", "tz",
+    ];
+    for (id, row) in [1, 2].into_iter().zip(&got) {
+        let i = (7 + id).to_string();
+        let expect = [
+            Some(if kind == Kind::Pg { "false" } else { "0" }),
+            Some(i.as_str()),
+            Some("2.25"),
+            Some("1.500"),
+            (id == 1).then_some("wörld \"x\""),
+            Some("ff0080"),
+            Some("{\"b\": [1, 2]}"),
+            Some("b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12"),
+            Some("2022-01-09"),
+            Some("00:00:00.000001"),
+            Some("2023-11-14 22:13:20.123457"),
+            Some(if kind == Kind::Pg {
+                "2023-11-14 22:13:20.123457+00"
+            } else {
+                "2023-11-14 22:13:20.123457"
+            }),
+        ];
+        for ((name, want), have) in names.iter().zip(expect).zip(row) {
+            assert_eq!(
+                have.as_deref(),
+                want,
+                "table typed, key {id}, column {name}"
+            );
+        }
+    }
+    assert_eq!(got.len(), 2);
 }

@@ -136,6 +136,48 @@ async fn parked_conflict() -> Parked {
     }
 }
 
+/// Resolves conflict `id` on helpdesk with `--take <take>`, then waits until both nodes hold `name`
+/// and neither has an open conflict left.
+async fn resolve_and_settle(
+    pg: &PgServer,
+    maria: &MariaDb,
+    config: &std::path::Path,
+    id: i64,
+    take: &str,
+    name: &str,
+) {
+    let id = id.to_string();
+    let args = [
+        "conflicts",
+        "resolve",
+        "--node",
+        "helpdesk",
+        &id,
+        "--take",
+        take,
+    ];
+    let (code, out) = tandem(&args, config).await;
+    assert_eq!(code, 0, "{out}");
+    wait_for(
+        &format!("both nodes to hold {name:?}"),
+        Duration::from_secs(30),
+        || async {
+            (names(pg, maria).await == (Some(name.into()), Some(name.into()))).then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        "no open conflict on either node",
+        Duration::from_secs(30),
+        || async {
+            let (code, out) = tandem(&["conflicts", "list", "--open"], config).await;
+            assert_eq!(code, 0, "{out}");
+            out.contains("0 conflict record(s)").then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn conflicts_cli_lists_shows_and_resolves_a_parked_conflict() {
     let Parked {
@@ -163,40 +205,9 @@ async fn conflicts_cli_lists_shows_and_resolves_a_parked_conflict() {
         "show has both images:\n{shown}"
     );
 
-    let (code, out) = tandem(
-        &[
-            "conflicts",
-            "resolve",
-            "--node",
-            "helpdesk",
-            &id.to_string(),
-            "--take",
-            "current",
-        ],
-        &config,
-    )
-    .await;
-    assert_eq!(code, 0, "{out}");
-    wait_for(
-        "both nodes to hold helpdesk's edit (keeping it is a local write that replicates)",
-        Duration::from_secs(30),
-        || async {
-            (names(&pg, &maria).await == (Some("desk edit".into()), Some("desk edit".into())))
-                .then_some(())
-        },
-    )
-    .await;
-    // crm deferred to helpdesk; the resolution's write reaching crm releases that entry too.
-    wait_for(
-        "no open conflict on either node",
-        Duration::from_secs(30),
-        || async {
-            let (code, out) = tandem(&["conflicts", "list", "--open"], &config).await;
-            assert_eq!(code, 0, "{out}");
-            out.contains("0 conflict record(s)").then_some(())
-        },
-    )
-    .await;
+    // Keeping helpdesk's edit is a local write that replicates; crm deferred to helpdesk, and the
+    // resolution's write reaching crm releases that entry too.
+    resolve_and_settle(&pg, &maria, &config, id, "current", "desk edit").await;
     let (code, out) = tandem(&["dead-letter", "list"], &config).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("0 dead letter(s)"), "{out}");
@@ -229,39 +240,7 @@ async fn conflicts_cli_take_incoming_closes_both_sides() {
         id,
         m,
     } = parked_conflict().await;
-    let (code, out) = tandem(
-        &[
-            "conflicts",
-            "resolve",
-            "--node",
-            "helpdesk",
-            &id.to_string(),
-            "--take",
-            "incoming",
-        ],
-        &config,
-    )
-    .await;
-    assert_eq!(code, 0, "{out}");
-    wait_for(
-        "both nodes to hold crm's edit",
-        Duration::from_secs(30),
-        || async {
-            (names(&pg, &maria).await == (Some("crm edit".into()), Some("crm edit".into())))
-                .then_some(())
-        },
-    )
-    .await;
-    wait_for(
-        "no open conflict on either node",
-        Duration::from_secs(30),
-        || async {
-            let (code, out) = tandem(&["conflicts", "list", "--open"], &config).await;
-            assert_eq!(code, 0, "{out}");
-            out.contains("0 conflict record(s)").then_some(())
-        },
-    )
-    .await;
+    resolve_and_settle(&pg, &maria, &config, id, "incoming", "crm edit").await;
     run.kill().await.ok();
     m.disconnect().await.unwrap();
     std::fs::remove_file(&config).ok();

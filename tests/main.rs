@@ -25,4 +25,5 @@ mod support;
 mod tail;
 mod tls;
 mod topologies;
+mod truncate;
 mod two_way;

@@ -302,3 +302,101 @@ async fn a_wrong_root_certificate_or_host_name_is_refused_with_the_fix() {
     );
     conn.disconnect().await.unwrap();
 }
+
+#[tokio::test]
+async fn node_keys_tls_and_tls_ca_file_apply_to_every_connection() {
+    let Some(s) = tls_servers().await else {
+        return;
+    };
+    // URLs without a TLS parameter: the node keys alone ask for verify-full against a CA file.
+    let config_with = |ca: &Path| {
+        let text = format!(
+            "[nodes.crm]\nurl = \"postgres://tandem:{PG_PASSWORD}@localhost:{}/crm\"\n\
+             tls = \"verify-full\"\ntls_ca_file = \"{ca}\"\n\
+             [nodes.helpdesk]\nurl = \"mysql://tandem:{MARIA_PASSWORD}@localhost:{}/desk\"\n\
+             tls = \"verify-full\"\ntls_ca_file = \"{ca}\"\n{MAPPING}",
+            s.pg.port(),
+            s.maria.port(),
+            ca = ca.display(),
+        );
+        let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_tls_keys")));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+
+    // Another CA in tls_ca_file is refused on both nodes: the keys are applied, not just read (a
+    // URL without parameters would have connected to PostgreSQL unverified).
+    let other = make_certificates();
+    let config = config_with(&other.join("ca.pem"));
+    let (ok, out) = tandem("setup", &config).await;
+    let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_dir_all(&other);
+    assert!(!ok, "setup trusted a CA other than tls_ca_file:\n{out}");
+    for needle in [
+        "TLS to PostgreSQL at localhost",
+        "TLS to MySQL/MariaDB at localhost",
+        "not trusted",
+    ] {
+        assert!(
+            out.contains(needle),
+            "setup output lacks {needle:?}:\n{out}"
+        );
+    }
+
+    let config = config_with(&s.certs.join("ca.pem"));
+    for command in ["setup", "check"] {
+        let (ok, out) = tandem(command, &config).await;
+        assert!(ok, "tandem {command} with the node TLS keys failed:\n{out}");
+        for secret in [PG_PASSWORD, MARIA_PASSWORD] {
+            assert!(!out.contains(secret), "a password in the output:\n{out}");
+        }
+    }
+    let mut run = start_tandem_run(&config, 2).await;
+    let pg = s.pg.connect("crm").await.unwrap();
+    let mut maria = s.maria.connect("desk").await.unwrap();
+    pg.batch_execute("INSERT INTO customers VALUES (1, 'Ada')")
+        .await
+        .unwrap();
+    maria
+        .query_drop("INSERT INTO clients VALUES (2, 'Grace')")
+        .await
+        .unwrap();
+    wait_for("PostgreSQL's row on MariaDB", DEADLINE, || async {
+        let mut c = s.maria.connect("desk").await.ok()?;
+        let name: Option<String> = c
+            .query_first("SELECT name FROM clients WHERE client_id = 1")
+            .await
+            .ok()?;
+        let _ = c.disconnect().await;
+        (name.as_deref() == Some("Ada")).then_some(())
+    })
+    .await;
+    wait_for("MariaDB's row on PostgreSQL", DEADLINE, || async {
+        let row = pg
+            .query_opt("SELECT name FROM customers WHERE id = 2", &[])
+            .await
+            .ok()??;
+        (row.get::<_, String>(0) == "Grace").then_some(())
+    })
+    .await;
+    let row = pg
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE NOT s.ssl) FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'tandem'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (sessions, plain): (i64, i64) = (row.get(0), row.get(1));
+    assert!(
+        sessions >= 2,
+        "expected tandem's apply and replication sessions, saw {sessions}"
+    );
+    assert_eq!(
+        plain, 0,
+        "{plain} of {sessions} tandem sessions are not encrypted"
+    );
+    run.kill().await.ok();
+    maria.disconnect().await.unwrap();
+    let _ = std::fs::remove_file(&config);
+}

@@ -1,19 +1,89 @@
-//! Batched inserts: consecutive inserts into one table in one source transaction become one locking
-//! existence check and one multi-row insert, instead of a statement per row. Rows whose key exists
-//! take the ordinary conflict path, one by one; anything unusual (a queued key, differing column
-//! sets, a key twice in the run, a race with a local insert) falls back to the row-by-row path, which
-//! gives the same result.
+//! Batched writes: consecutive changes of one kind to one table in one source transaction are
+//! applied with a few statements instead of one per row, with the same outcome as row by row.
+//!
+//! Inserts: one locking existence check and one multi-row insert. Rows whose key exists take the
+//! ordinary conflict path, one by one; anything unusual (a queued key, differing column sets, a key
+//! twice in the run, a key with a tombstone, a race with a local insert) falls back to the
+//! row-by-row path.
+//!
+//! Updates and deletes: consecutive rows that write the same columns (and all carry a version
+//! check, or none) form a batch, applied by one version-checked statement that tells which rows
+//! applied (`Target::update_many`, `delete_many`); each row whose check failed then takes the
+//! conflict path, in source order. A row that needs more than the version-checked write (a queued
+//! key, a key the update changes, a soft or ignored delete, a row filter that turns it into
+//! another kind) closes the batch before it and is applied alone, so rows apply in source order.
+//! A key already in the batch closes it too: rows of one batch never touch the same row, so
+//! applying them together and then deciding the conflicts of the ones that did not apply gives
+//! what row by row gives. Column owners other than the source, and a batch the engine could not
+//! apply together (a definite error), go row by row, which names the row at fault.
+//!
+//! ```text
+//!  run of updates ─> map ─> RowChange ─> same shape, new key? ─ yes ─> batch
+//!                                          └ no ─> flush batch; unusual? apply_row alone
+//!  flush: update_many ─> [applied?] ─ no ─> conflict (in order)
+//! ```
 
 use std::collections::HashSet;
+
+use tracing::debug;
 
 use super::error::ApplyError;
 use super::link::{with_row_context, Link, TxMeta};
 use super::row::RowChange;
-use super::target::{Target, Write};
-use crate::model::Change;
+use super::target::{Checked, TableInfo, Target, Write};
+use crate::config::DeletePolicy;
+use crate::mapping::TablePlan;
+use crate::model::{Change, Op, Value};
 
 /// Rows per batch (keeps statements well under the engines' parameter limits).
 pub const MAX_ROWS: usize = 500;
+
+/// Parameters per batch statement (the engines' limits are 32,767 or 65,535).
+const MAX_PARAMS: usize = 30_000;
+
+/// What rows of one batch share: the kind of write, the columns written and whether a version is
+/// checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    op: Op,
+    set: Vec<String>,
+    checked: bool,
+}
+
+/// The update or delete batch being gathered.
+#[derive(Default)]
+struct Pending {
+    shape: Option<Shape>,
+    rows: Vec<RowChange>,
+    writes: Vec<Checked>,
+    /// The rows' keys as the target may compare them (see [`row_identity`]).
+    keys: HashSet<String>,
+    params: usize,
+}
+
+impl Pending {
+    fn accepts(&self, shape: &Shape, identity: &str, params: usize) -> bool {
+        self.shape.as_ref().is_none_or(|s| s == shape)
+            && !self.keys.contains(identity)
+            && self.rows.len() < MAX_ROWS
+            && self.params + params <= MAX_PARAMS
+    }
+}
+
+/// A row's key as the target may compare it: text without case or trailing blanks (MySQL's
+/// default collations), decimals without trailing zeros. Two rows with the same identity might be
+/// one target row, so they never share a batch.
+fn row_identity(row: &RowChange) -> String {
+    row.key
+        .iter()
+        .map(|f| match &f.value {
+            Value::Text(t) => t.trim_end().to_lowercase(),
+            Value::Decimal(d) => d.normalized().to_string(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+}
 
 impl<T: Target> Link<T> {
     pub(super) async fn apply_inserts(
@@ -57,10 +127,22 @@ impl<T: Target> Link<T> {
                 .collect::<Vec<_>>()
         };
         let uniform = rows.windows(2).all(|w| shape(&w[0]) == shape(&w[1]));
+        if rows.first().map_or(0, |r| shape(r).len()) * rows.len() > MAX_PARAMS && changes.len() > 1
+        {
+            // A wide table: two smaller batches, in order.
+            let (head, tail) = changes.split_at(changes.len() / 2);
+            Box::pin(self.apply_inserts(head, meta)).await?;
+            return Box::pin(self.apply_inserts(tail, meta)).await;
+        }
         let queued = keys
             .iter()
             .any(|k| self.open_keys.contains(&(table.clone(), k.clone())));
-        let tombstones = plan.managed_version && self.t.any_tombstone(&table).await?;
+        // Only a key deleted before needs the row-by-row check for a concurrent delete.
+        let tombstones = plan.managed_version
+            && self
+                .t
+                .any_tombstone(&table, &keys.iter().cloned().collect::<Vec<_>>())
+                .await?;
         if keys.len() != rows.len()
             || !uniform
             || queued
@@ -95,6 +177,167 @@ impl<T: Target> Link<T> {
             self.conflict(plan, &info, row, meta.position.as_deref())
                 .await
                 .map_err(|e| with_row_context(e, plan, &info))?;
+        }
+        Ok(())
+    }
+
+    /// Applies a run of updates or deletes of one table (see the module doc).
+    pub(super) async fn apply_checked(
+        &mut self,
+        changes: &[Change],
+        meta: &TxMeta,
+    ) -> Result<(), ApplyError> {
+        let mapper = self.mapper.clone();
+        let source = self.ctx.source.clone();
+        let foreign = |o: &Option<String>| o.as_deref().is_some_and(|o| o != source);
+        let plan = match changes
+            .first()
+            .and_then(|c| mapper.plan_for_source(&c.table))
+        {
+            Some(p) if !foreign(&p.owner) && !p.columns.values().any(|c| foreign(&c.owner)) => p,
+            _ => return self.one_by_one(changes, meta).await,
+        };
+        self.last_plan = Some(plan.clone());
+        let info = self.t.table(&plan.target).await?;
+        if plan.managed_version && info.column(&plan.version).is_none() {
+            // The row-by-row path says what to do about it.
+            return self.one_by_one(changes, meta).await;
+        }
+        let mut pending = Pending::default();
+        for c in changes {
+            let Some(mapped) = mapper.map(c) else {
+                continue;
+            };
+            let mapped = mapped?;
+            let row = RowChange::new(
+                plan,
+                &info,
+                &self.ctx.names,
+                c,
+                &mapped,
+                &meta.origin,
+                meta.commit_time,
+            );
+            let Some(write) = self.checked_write(plan, &info, &row) else {
+                self.flush_checked(plan, &info, &mut pending, meta).await?;
+                self.apply_row(plan, &info, row, meta.position.as_deref())
+                    .await
+                    .map_err(|e| with_row_context(e, plan, &info))?;
+                continue;
+            };
+            let shape = Shape {
+                op: row.op,
+                set: write.write.set.iter().map(|f| f.name.to_string()).collect(),
+                checked: write.check.is_some(),
+            };
+            let identity = row_identity(&row);
+            let params = write.write.key.len() + write.write.set.len() + 1;
+            if !pending.accepts(&shape, &identity, params) {
+                self.flush_checked(plan, &info, &mut pending, meta).await?;
+            }
+            pending.shape = Some(shape);
+            pending.keys.insert(identity);
+            pending.params += params;
+            pending.rows.push(row);
+            pending.writes.push(write);
+        }
+        self.flush_checked(plan, &info, &mut pending, meta).await
+    }
+
+    /// The version-checked write that is all a row needs, or `None` when it needs more than that
+    /// (then it is applied alone by `apply_row`).
+    fn checked_write(
+        &self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        row: &RowChange,
+    ) -> Option<Checked> {
+        if row.key.is_empty()
+            || (!self.skip_queue
+                && self
+                    .open_keys
+                    .contains(&(info.table.to_string(), row.key_text())))
+        {
+            return None;
+        }
+        let write = match (row.op, &plan.deletes) {
+            (Op::Update, _) => {
+                let w = row.changed_write();
+                // A write that moves the row to another key goes alone.
+                let moves = w.set.iter().any(|f| {
+                    row.key
+                        .iter()
+                        .any(|k| k.name == f.name && k.value != f.value)
+                });
+                if moves {
+                    return None;
+                }
+                w
+            }
+            (Op::Delete, DeletePolicy::Propagate) => Write {
+                key: row.key.clone(),
+                set: Vec::new(),
+            },
+            _ => return None,
+        };
+        Some(Checked {
+            write,
+            check: row.before_version.clone(),
+        })
+    }
+
+    /// Applies the gathered batch, then the conflict path for each row that did not apply.
+    async fn flush_checked(
+        &mut self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        pending: &mut Pending,
+        meta: &TxMeta,
+    ) -> Result<(), ApplyError> {
+        let Pending { rows, writes, .. } = std::mem::take(pending);
+        let position = meta.position.as_deref();
+        let op = rows.first().map(|r| r.op);
+        let applied = match op {
+            None => return Ok(()),
+            // One row: the row-by-row path costs no savepoint.
+            Some(_) if rows.len() == 1 => None,
+            Some(Op::Delete) => self
+                .t
+                .delete_many(info, &writes, &plan.version)
+                .await
+                .map_err(|e| with_row_context(e, plan, info))?,
+            Some(_) => self
+                .t
+                .update_many(info, &writes, &plan.version)
+                .await
+                .map_err(|e| with_row_context(e, plan, info))?,
+        };
+        let Some(applied) = applied else {
+            for row in rows {
+                self.apply_row(plan, info, row, position)
+                    .await
+                    .map_err(|e| with_row_context(e, plan, info))?;
+            }
+            return Ok(());
+        };
+        if op == Some(Op::Delete) {
+            let stones: Vec<_> = rows
+                .iter()
+                .zip(&applied)
+                .filter(|(_, a)| **a)
+                .filter_map(|(r, _)| Some((r.key_text(), r.tombstone()?)))
+                .collect();
+            self.t
+                .put_tombstones(&info.table.to_string(), &stones)
+                .await?;
+        }
+        for (row, applied) in rows.into_iter().zip(applied) {
+            debug!(link = %self.ctx.link(), table = %plan.business, key = %row.key_text(), op = row.op.as_str(), before_version = ?row.before_version, after_version = ?row.after_version, applied, batched = true, "row");
+            if !applied {
+                self.conflict(plan, info, row, position)
+                    .await
+                    .map_err(|e| with_row_context(e, plan, info))?;
+            }
         }
         Ok(())
     }

@@ -163,6 +163,7 @@ impl<T: Target> Link<T> {
                 take_incoming,
                 version_from_incoming,
                 origin,
+                ..
             } => {
                 let mut set: Vec<Field> = row
                     .after
@@ -282,6 +283,7 @@ impl<T: Target> Link<T> {
                 take_incoming: Vec::new(),
                 version_from_incoming: true,
                 origin: row.origin.clone(),
+                announce: false,
             };
             self.audit(
                 plan,
@@ -311,6 +313,7 @@ impl<T: Target> Link<T> {
         let state = match decision {
             Decision::Park => ConflictState::Parked,
             Decision::Defer { .. } => ConflictState::Deferred,
+            Decision::Merge { announce: true, .. } => ConflictState::Announcing,
             _ => ConflictState::Resolved,
         };
         let rule = if kind == ConflictKind::NotOwner {
@@ -332,8 +335,12 @@ impl<T: Target> Link<T> {
             rule: rule.to_string(),
             state,
             source_position: position.map(str::to_string),
-            payload: matches!(state, ConflictState::Parked).then(|| payload(row)),
+            payload: matches!(state, ConflictState::Parked | ConflictState::Announcing)
+                .then(|| payload(row)),
         };
+        if state == ConflictState::Announcing {
+            self.announce_due = true;
+        }
         self.t.insert_conflict(&record).await?;
         crate::observe::conflict(
             &self.ctx.source,
@@ -402,6 +409,68 @@ impl<T: Target> Link<T> {
             return Ok(QueueState::Released);
         }
         Ok(QueueState::Clear)
+    }
+
+    /// Rewrites, as local writes that replicate, the rows this node merged as the pair's decider
+    /// (audit state `announcing`), then marks those entries resolved, in one transaction. Runs after
+    /// each commit that merged, and on start (a crash between the merge's commit and its
+    /// announcement loses nothing: the entry is still `announcing`).
+    pub(super) async fn announce(&mut self) -> Result<(), ApplyError> {
+        if !self.announce_due {
+            return Ok(());
+        }
+        let link = self.ctx.link();
+        let due: Vec<_> = self
+            .t
+            .list_conflicts(true, 10_000)
+            .await?
+            .into_iter()
+            .filter(|e| e.record.state == ConflictState::Announcing && e.record.link == link)
+            .collect();
+        self.announce_due = false;
+        if due.is_empty() {
+            return Ok(());
+        }
+        self.t.set_applying(false).await?;
+        let done = async {
+            self.t.begin().await?;
+            for entry in &due {
+                let row: Option<RowChange> = entry
+                    .record
+                    .payload
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str(p).ok());
+                let mapper = self.mapper.clone();
+                let plan = mapper
+                    .plans()
+                    .find(|p| p.target.to_string() == entry.record.target_table);
+                if let (Some(row), Some(plan)) = (row, plan) {
+                    let info = self.t.table(&plan.target).await?;
+                    // Rewriting the key as it is fires the local-write trigger: new version, this
+                    // node as origin.
+                    let touch = Write {
+                        key: row.key.clone(),
+                        set: row.key.clone(),
+                    };
+                    self.t
+                        .update(&info, &touch, &row.version_column, None)
+                        .await?;
+                }
+                self.t
+                    .set_conflict_state(entry.id, ConflictState::Resolved, Some("announced"))
+                    .await?;
+                self.open_keys
+                    .remove(&(entry.record.target_table.clone(), entry.record.key.clone()));
+            }
+            self.t.commit().await
+        }
+        .await;
+        if done.is_err() {
+            let _ = self.t.rollback().await;
+            self.announce_due = true;
+        }
+        self.t.set_applying(true).await?;
+        done
     }
 
     /// Applies a stored row change (a waiting one, released) as this link would, with its version

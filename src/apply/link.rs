@@ -1,6 +1,6 @@
 //! The engine-neutral apply driver of one link: transactions in, target transactions with the
 //! checkpoint out; the version-checked write of each row; dead letters. The conflict path is in
-//! `conflicts.rs`, batched inserts in `batch.rs`.
+//! `conflicts.rs`, batched inserts, updates and deletes in `batch.rs`.
 //!
 //! ```text
 //!  apply(txs) ─ skip duplicates (<= checkpoint) ─> BEGIN ─> apply_body(tx)… ─> checkpoint ─> COMMIT
@@ -68,6 +68,8 @@ pub(crate) struct Link<T: Target> {
     pub(super) last_plan: Option<TablePlan>,
     /// The tombstones the source transaction being applied removed (keys it inserted again).
     pub(super) revived: Vec<Revived>,
+    /// A committed merge waits to be announced (see `announce`).
+    pub(super) announce_due: bool,
 }
 
 /// A tombstone a source transaction revived: its node inserted the key again, having seen that
@@ -135,8 +137,10 @@ impl<T: Target> Link<T> {
             skip_queue: false,
             last_plan: None,
             revived: Vec::new(),
+            announce_due: true,
         };
         link.t.set_applying(true).await?;
+        link.check_bookkeeping().await?;
         link.committed = match link.t.read_checkpoint(&link.ctx.source).await? {
             Some(text) => Some(text.parse().map_err(|_| ApplyError::Checkpoint {
                 link: link.ctx.link(),
@@ -145,7 +149,37 @@ impl<T: Target> Link<T> {
             None => None,
         };
         link.open_keys = link.t.open_keys().await?.into_iter().collect();
+        link.announce().await?;
         Ok(link)
+    }
+
+    /// Refuses to apply into a bookkeeping schema older than this tandem's (an upgrade without
+    /// `tandem setup`), naming the fix, instead of failing later on a missing column.
+    async fn check_bookkeeping(&mut self) -> Result<(), ApplyError> {
+        let installed = match self.t.schema_versions().await {
+            Ok(v) => v,
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                return Err(ApplyError::Invalid(format!(
+                    "node {}: tandem's bookkeeping schema cannot be read ({e}); fix: run `tandem setup --config FILE`",
+                    self.ctx.target
+                )))
+            }
+        };
+        let missing: Vec<String> = super::setup::BOOKKEEPING_VERSIONS
+            .iter()
+            .filter(|v| !installed.contains(v))
+            .map(ToString::to_string)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ApplyError::Invalid(format!(
+            "node {}: tandem's bookkeeping schema lacks version(s) {} (installed: {:?}); fix: run `tandem setup --config FILE`, which upgrades it in place",
+            self.ctx.target,
+            missing.join(", "),
+            installed
+        )))
     }
 
     fn is_applied(&self, p: &Position) -> bool {
@@ -181,6 +215,7 @@ impl<T: Target> Link<T> {
                 }
             }
         }
+        self.announce().await?;
         Ok(self.committed.clone())
     }
 
@@ -229,17 +264,21 @@ impl<T: Target> Link<T> {
             .flatten()
             .filter_map(|c| Revived::from_change(&c, &self.ctx.schema))
             .collect();
-        // Consecutive inserts into one table are applied as a batch; everything else row by row.
+        // Consecutive inserts, updates or deletes of one table are applied as a batch (`batch.rs`);
+        // everything else row by row.
         let mut run: Vec<Change> = Vec::new();
         for change in tx.changes.iter() {
             let change = change.map_err(ApplyError::Spill)?;
-            let joins = change.op == Op::Insert
-                && run.first().is_none_or(|first| first.table == change.table)
+            let batched = matches!(change.op, Op::Insert | Op::Update | Op::Delete);
+            let joins = batched
+                && run
+                    .first()
+                    .is_none_or(|first| first.table == change.table && first.op == change.op)
                 && run.len() < super::batch::MAX_ROWS;
             if !joins {
                 self.flush_run(&mut run, &meta).await?;
             }
-            if change.op == Op::Insert {
+            if batched {
                 run.push(change);
             } else {
                 self.apply_change(&change, &meta).await?;
@@ -249,15 +288,19 @@ impl<T: Target> Link<T> {
     }
 
     async fn flush_run(&mut self, run: &mut Vec<Change>, meta: &TxMeta) -> Result<(), ApplyError> {
-        match run.len() {
-            0 => Ok(()),
-            1 => {
+        match (run.len(), run.first().map(|c| c.op)) {
+            (0, _) => Ok(()),
+            (1, _) => {
                 let c = run.remove(0);
                 self.apply_change(&c, meta).await
             }
-            _ => {
+            (_, Some(Op::Insert)) => {
                 let changes = std::mem::take(run);
                 self.apply_inserts(&changes, meta).await
+            }
+            _ => {
+                let changes = std::mem::take(run);
+                self.apply_checked(&changes, meta).await
             }
         }
     }
@@ -271,8 +314,7 @@ impl<T: Target> Link<T> {
         let mapped = mapped?;
         self.last_plan = Some(plan.clone());
         if mapped.op == Op::Truncate {
-            warn!(link = %self.ctx.link(), table = %plan.business, "truncate is not replicated; truncate the target table yourself if intended");
-            return Ok(());
+            return self.truncate(plan, meta.position.as_deref()).await;
         }
         let info = self.t.table(&plan.target).await?;
         if plan.managed_version && info.column(&plan.version).is_none() {
@@ -438,19 +480,8 @@ impl<T: Target> Link<T> {
         info: &TableInfo,
         row: &RowChange,
     ) -> Result<(), ApplyError> {
-        if !row.managed_version {
+        let Some(stone) = row.tombstone() else {
             return Ok(());
-        }
-        let Some(version) = row
-            .before_version
-            .as_ref()
-            .and_then(super::row::version_key)
-        else {
-            return Ok(());
-        };
-        let stone = Tombstone {
-            version: version + 1,
-            node: row.origin.clone(),
         };
         self.t
             .put_tombstone(&info.table.to_string(), &row.key_text(), &stone)

@@ -43,6 +43,7 @@ mod row;
 pub mod seed;
 pub mod setup;
 pub mod target;
+mod truncate;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -5,7 +5,7 @@ use crate::conflict::audit::{fields_json, image_json, key_json};
 use crate::mapping::TablePlan;
 use crate::model::{Change, Field, ImageKind, Op, RowImage, Value};
 
-use super::target::{TableInfo, Write};
+use super::target::{TableInfo, Tombstone, Write};
 
 /// The bookkeeping column names shared by every node (`[tandem]` settings).
 #[derive(Debug, Clone)]
@@ -195,6 +195,19 @@ impl RowChange {
             .filter(|f| self.managed_version || *f.name != *self.version_column)
             .cloned()
             .collect()
+    }
+
+    /// The tombstone an applied delete of this row leaves (managed versions only): stamped as its
+    /// node stamped it, the deleted row's version + 1.
+    pub fn tombstone(&self) -> Option<Tombstone> {
+        if !self.managed_version {
+            return None;
+        }
+        let version = self.before_version.as_ref().and_then(version_key)?;
+        Some(Tombstone {
+            version: version + 1,
+            node: self.origin.clone(),
+        })
     }
 
     pub fn before_json(&self) -> Option<serde_json::Value> {

@@ -83,3 +83,7 @@ pub fn split_statements(text: &str) -> Vec<String> {
     }
     out
 }
+
+/// The bookkeeping schema versions this tandem needs (`sql/*/00N_*.sql`); `tandem run` refuses a
+/// node that lacks one.
+pub const BOOKKEEPING_VERSIONS: [i32; 6] = [1, 2, 3, 4, 5, 6];

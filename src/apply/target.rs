@@ -61,6 +61,14 @@ pub struct Write {
     pub set: Vec<Field>,
 }
 
+/// One row of a version-checked batch: the write (for a delete, the key alone) and the version the
+/// target row must hold for the row to apply (`None`: no check).
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub write: Write,
+    pub check: Option<Value>,
+}
+
 /// What to compare the locked current row with.
 #[derive(Debug, Clone, Default)]
 pub struct Probe {
@@ -135,6 +143,8 @@ pub(crate) trait Target {
     /// engine's replication mark, so that they replicate; `set_applying(true)` restores the mark.
     async fn set_replicating(&mut self) -> Result<(), ApplyError>;
     async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError>;
+    /// The bookkeeping schema versions installed (`<schema>.schema_version`).
+    async fn schema_versions(&mut self) -> Result<Vec<i32>, ApplyError>;
     async fn write_checkpoint(
         &mut self,
         source: &str,
@@ -171,6 +181,30 @@ pub(crate) trait Target {
         version: &str,
         check: Option<&Value>,
     ) -> Result<u64, ApplyError>;
+    /// Empties the table inside the open transaction, as tandem's write (no tombstones, no stamps).
+    /// PostgreSQL `TRUNCATE` (transactional there); MySQL/MariaDB `DELETE FROM`, since its
+    /// `TRUNCATE` commits the open transaction implicitly. Returns the rows removed where known.
+    async fn truncate(&mut self, t: &TableInfo) -> Result<Option<u64>, ApplyError>;
+    /// Updates every row as [`Target::update`] would, one after the other, in one atomic step:
+    /// the rows' keys are distinct and none is changed by the write, every row sets the same
+    /// columns, and either every row or none has a check. Per row, whether it applied (its row
+    /// exists and its version matched). `None`, with nothing changed, when the rows could not be
+    /// applied together (a definite error): the caller applies them one by one, which names the
+    /// row at fault.
+    async fn update_many(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Checked],
+        version: &str,
+    ) -> Result<Option<Vec<bool>>, ApplyError>;
+    /// Deletes every row as [`Target::delete`] would, under the same terms as
+    /// [`Target::update_many`] (the writes carry keys only).
+    async fn delete_many(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Checked],
+        version: &str,
+    ) -> Result<Option<Vec<bool>>, ApplyError>;
     /// Reads and locks the row with `probe.key`.
     async fn current(
         &mut self,
@@ -190,8 +224,18 @@ pub(crate) trait Target {
         key: &str,
         stone: &Tombstone,
     ) -> Result<(), ApplyError>;
-    /// Whether any tombstone exists for the table.
-    async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError>;
+    /// [`Target::put_tombstone`] for many keys (distinct) in one statement.
+    async fn put_tombstones(
+        &mut self,
+        target_table: &str,
+        stones: &[(String, Tombstone)],
+    ) -> Result<(), ApplyError>;
+    /// Whether any of `keys` of the table has a tombstone.
+    async fn any_tombstone(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<bool, ApplyError>;
     async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError>;
     /// Open queue entries for a key, oldest first, locked.
     async fn open_entries(

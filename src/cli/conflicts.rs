@@ -37,7 +37,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub table: Option<String>,
     /// Only this kind (insert_exists, update_missing, update_differs, delete_missing, delete_differs,
-    /// not_owner, queued).
+    /// not_owner, queued, truncate).
     #[arg(long)]
     pub kind: Option<String>,
     /// Only this state (resolved, parked, waiting, deferred).

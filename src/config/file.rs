@@ -81,9 +81,11 @@ pub struct NodeFile {
     /// Connection URL: `postgres://user@host:port/db` or `mysql://user@host:port/db` (MariaDB too).
     /// Put a password in the environment: `postgres://app:${CRM_PASSWORD}@db/crm`.
     pub url: String,
-    /// TLS mode: `disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`.
+    /// TLS mode for every connection to the node: `disable`, `prefer` (PostgreSQL only), `require`
+    /// (encrypted, certificate unchecked), `verify-full` (CA and host name checked). Folded into the
+    /// URL (`sslmode`; `require_ssl`/`verify_ca`); a URL that says otherwise is an error.
     pub tls: Option<String>,
-    /// CA certificate file (PEM) for `verify-ca` / `verify-full`.
+    /// CA certificate file (PEM) trusted under `verify-full`, alone (`sslrootcert`; `ssl_ca`).
     pub tls_ca_file: Option<String>,
     /// Time zone of the node's zone-less date-times (MySQL DATETIME), as a UTC offset like `+02:00`
     /// or `UTC`. Default `UTC`.
@@ -145,6 +147,10 @@ pub struct TableFile {
     pub deletes: Option<toml::Value>,
     /// Definite-error policy for this table (default: `[tandem].on_error`).
     pub on_error: Option<OnError>,
+    /// What a captured `TRUNCATE` of this table does on the other nodes: `"ignore"` (the default:
+    /// nothing is emptied, the truncate is recorded in the target's conflict log) or `"propagate"`
+    /// (the target table is emptied in the same transaction). `"propagate"` cannot go with `filter`.
+    pub truncate: Option<String>,
     /// Business columns that never leave their node.
     #[serde(default)]
     pub exclude: Vec<String>,

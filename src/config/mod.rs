@@ -14,6 +14,7 @@ mod env;
 mod file;
 mod resolve;
 mod secret;
+mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -26,7 +27,9 @@ pub use file::{
     ColumnFile, ConflictRule, CopyFile, FileConfig, HeartbeatFile, MetricsFile, NodeFile, OnError,
     Scalar, Settings, TableFile,
 };
-pub use resolve::{Column, Config, CopySettings, DeletePolicy, Engine, Node, Table, TlsMode};
+pub use resolve::{
+    Column, Config, CopySettings, DeletePolicy, Engine, Node, Table, TlsMode, TruncatePolicy,
+};
 pub use secret::{scrub, ConnUrl};
 
 /// How bad a problem is: an `Error` makes the file (or pairing) unsafe to run; a `Warning` does not.

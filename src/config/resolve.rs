@@ -53,12 +53,12 @@ impl Engine {
     }
 }
 
+/// The TLS mode in effect for a node (from its `tls` key or its URL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
     Disable,
     Prefer,
     Require,
-    VerifyCa,
     VerifyFull,
 }
 
@@ -67,11 +67,13 @@ pub enum TlsMode {
 pub struct Node {
     pub id: String,
     pub engine: Engine,
-    /// The connection URL; prints redacted.
+    /// The connection URL, with the node keys `tls` and `tls_ca_file` folded in; prints redacted.
     pub url: ConnUrl,
     /// The database the URL names (PostgreSQL database; MySQL/MariaDB default schema).
     pub database: String,
+    /// The TLS mode in effect (the `tls` key, else the URL's parameters).
     pub tls: TlsMode,
+    /// The `tls_ca_file` key (already folded into `url`).
     pub tls_ca_file: Option<PathBuf>,
     /// Offset of the node's zone-less date-times from UTC, in seconds.
     pub utc_offset_secs: i32,
@@ -89,6 +91,16 @@ pub enum DeletePolicy {
     Soft(String),
 }
 
+/// What a captured `TRUNCATE` does at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TruncatePolicy {
+    /// Nothing is emptied; the truncate is recorded in the target's conflict log.
+    #[default]
+    Ignore,
+    /// The target table is emptied in the target transaction that applies the source transaction.
+    Propagate,
+}
+
 /// A business table, resolved.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -104,6 +116,7 @@ pub struct Table {
     pub merge_fallback: ConflictRule,
     pub deletes: DeletePolicy,
     pub on_error: OnError,
+    pub truncate: TruncatePolicy,
     pub exclude: Vec<String>,
     /// Business column -> the values a synced row may hold there.
     pub filter: BTreeMap<String, Vec<Scalar>>,
@@ -397,33 +410,14 @@ fn resolve_node(id: &str, n: NodeFile, index: u32, problems: &mut Vec<Problem>) 
             ),
         ));
     }
-    let tls = match n
-        .tls
-        .as_deref()
-        .or(url.param("sslmode").as_deref())
-        .unwrap_or("prefer")
-    {
-        "disable" => TlsMode::Disable,
-        "prefer" | "allow" => TlsMode::Prefer,
-        "require" => TlsMode::Require,
-        "verify-ca" | "verify_ca" => TlsMode::VerifyCa,
-        "verify-full" | "verify_full" | "verify_identity" => TlsMode::VerifyFull,
-        other => {
-            problems.push(Problem::error(
-                format!("{path}.tls"),
-                format!("unknown TLS mode {other:?}"),
-                "use disable, prefer, require, verify-ca or verify-full",
-            ));
-            TlsMode::Prefer
-        }
-    };
-    if matches!(tls, TlsMode::VerifyCa) && n.tls_ca_file.is_none() {
-        problems.push(Problem::error(
-            format!("{path}.tls_ca_file"),
-            "verify-ca needs a CA certificate",
-            "set tls_ca_file to the PEM file of the CA that signed the server's certificate",
-        ));
-    }
+    let (url, tls) = super::tls::fold(
+        engine,
+        url,
+        n.tls.as_deref(),
+        n.tls_ca_file.as_deref(),
+        &path,
+        problems,
+    );
     let utc_offset_secs = match n.timezone.as_deref() {
         None => 0,
         Some(tz) => parse_offset(tz).unwrap_or_else(|| {
@@ -485,6 +479,31 @@ fn delete_policy(v: &toml::Value, path: &str, problems: &mut Vec<Problem>) -> De
             DeletePolicy::Propagate
         }
     }
+}
+
+/// `truncate = "ignore" | "propagate"`; `propagate` on a filtered table is refused, since a truncate
+/// would empty the rows the filter keeps home too.
+fn truncate_policy(t: &TableFile, path: &str, problems: &mut Vec<Problem>) -> TruncatePolicy {
+    let policy = match t.truncate.as_deref() {
+        None | Some("ignore") => TruncatePolicy::Ignore,
+        Some("propagate") => TruncatePolicy::Propagate,
+        Some(other) => {
+            problems.push(Problem::error(
+                format!("{path}.truncate"),
+                format!("unknown truncate policy {other:?}"),
+                "use \"ignore\" (record it, empty nothing) or \"propagate\" (empty the table on the other nodes)",
+            ));
+            TruncatePolicy::Ignore
+        }
+    };
+    if policy == TruncatePolicy::Propagate && !t.filter.is_empty() {
+        problems.push(Problem::error(
+            format!("{path}.truncate"),
+            "\"propagate\" on a table with a filter would empty the other nodes' rows outside the filter too",
+            "remove truncate = \"propagate\" (a truncate is then recorded, not applied) or remove the filter",
+        ));
+    }
+    policy
 }
 
 fn check_node_ref(
@@ -646,6 +665,7 @@ fn resolve_table(
             ));
         }
     }
+    let truncate = truncate_policy(&t, path, problems);
     let mut seen = BTreeSet::new();
     let columns = t
         .columns
@@ -681,6 +701,7 @@ fn resolve_table(
         merge_fallback,
         deletes,
         on_error: t.on_error.unwrap_or(settings.on_error),
+        truncate,
         exclude: t.exclude,
         filter: t.filter,
         columns,

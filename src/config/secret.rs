@@ -65,6 +65,32 @@ impl ConnUrl {
             .map(|(_, v)| v.into_owned())
     }
 
+    /// The same URL with `pairs` added to its query (values percent-encoded). The rest of the text,
+    /// password included, is kept exactly as written.
+    pub fn with_params(&self, pairs: &[(&str, &str)]) -> Result<ConnUrl, url::ParseError> {
+        if pairs.is_empty() {
+            return Ok(self.clone());
+        }
+        let added: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let (body, fragment) = match self.raw.split_once('#') {
+            Some((b, f)) => (b, Some(f)),
+            None => (self.raw.as_str(), None),
+        };
+        let joiner = match body.find('?') {
+            None => "?",
+            Some(i) if i + 1 == body.len() || body.ends_with('&') => "",
+            Some(_) => "&",
+        };
+        let mut text = format!("{body}{joiner}{added}");
+        if let Some(f) = fragment {
+            text.push('#');
+            text.push_str(f);
+        }
+        ConnUrl::parse(&text)
+    }
+
     /// The URL with the password replaced, safe to print.
     pub fn redacted(&self) -> String {
         let mut u = self.parsed.clone();
@@ -110,5 +136,29 @@ mod tests {
         assert_eq!(u.database().as_deref(), Some("crm"));
         assert_eq!(u.param("sslmode").as_deref(), Some("require"));
         assert_eq!(scrub("failed for s3cr%21t", &u), "failed for ***");
+    }
+
+    #[test]
+    fn parameters_are_added_and_the_rest_kept() {
+        let u = ConnUrl::parse("postgres://app:s3cr%21t@db:5433/crm").unwrap();
+        let v = u
+            .with_params(&[
+                ("sslmode", "verify-full"),
+                ("sslrootcert", "/etc/a b/ca.pem"),
+            ])
+            .unwrap();
+        assert_eq!(
+            v.expose(),
+            "postgres://app:s3cr%21t@db:5433/crm?sslmode=verify-full&sslrootcert=%2Fetc%2Fa+b%2Fca.pem"
+        );
+        assert_eq!(v.param("sslrootcert").as_deref(), Some("/etc/a b/ca.pem"));
+        assert!(!format!("{v:?}").contains("s3cr"));
+        let u = ConnUrl::parse("mysql://u@h/db?tcp_nodelay=true").unwrap();
+        let v = u.with_params(&[("require_ssl", "true")]).unwrap();
+        assert_eq!(
+            v.expose(),
+            "mysql://u@h/db?tcp_nodelay=true&require_ssl=true"
+        );
+        assert_eq!(u.with_params(&[]).unwrap(), u);
     }
 }

@@ -230,8 +230,8 @@ fn bad_tls_and_timezone() {
     );
     assert_problem(
         &MINIMAL.replace("5433/app\"", "5433/app\"\ntls = \"verify-ca\""),
-        "nodes.a.tls_ca_file",
-        "CA certificate",
+        "nodes.a.tls",
+        "verify-ca is not supported",
     );
 }
 
@@ -447,5 +447,64 @@ fn copy_section_is_read_and_checked() {
         &format!("{MINIMAL}\n[copy]\nfrom = \"a\"\nbatchrows = 5\n"),
         "copy.batchrows",
         "unknown key",
+    );
+}
+
+#[test]
+fn truncate_policy_is_read_and_checked() {
+    let (config, _) = load(MINIMAL).unwrap();
+    assert_eq!(config.tables[0].truncate, TruncatePolicy::Ignore);
+    let text = MINIMAL.replace("key = [\"id\"]", "key = [\"id\"]\ntruncate = \"propagate\"");
+    let (config, _) = load(&text).unwrap();
+    assert_eq!(config.tables[0].truncate, TruncatePolicy::Propagate);
+    assert_problem(
+        &MINIMAL.replace("key = [\"id\"]", "key = [\"id\"]\ntruncate = \"cascade\""),
+        "tables[0].truncate",
+        "unknown truncate policy",
+    );
+    let filtered = MINIMAL.replace(
+        "key = [\"id\"]",
+        "key = [\"id\"]\ntruncate = \"propagate\"\nfilter = { region = [\"EU\"] }",
+    );
+    assert_problem(&filtered, "tables[0].truncate", "filter");
+    let fix = problems(&filtered)
+        .into_iter()
+        .find(|p| p.path == "tables[0].truncate")
+        .map(|p| p.fix)
+        .unwrap_or_default();
+    assert!(
+        fix.contains("remove truncate = \"propagate\"") && fix.contains("remove the filter"),
+        "{fix}"
+    );
+    let ignored = filtered.replace("\"propagate\"", "\"ignore\"");
+    assert!(load(&ignored).is_ok(), "ignore goes with a filter");
+}
+
+#[test]
+fn node_tls_keys_are_folded_into_the_url() {
+    let text = MINIMAL
+        .replace(
+            "5433/app\"",
+            "5433/app\"\ntls = \"verify-full\"\ntls_ca_file = \"/etc/tandem/crm-ca.pem\"",
+        )
+        .replace("3307/app\"", "3307/app\"\ntls = \"require\"");
+    let (config, _) = load(&text).expect("valid");
+    let a = &config.nodes["a"];
+    assert_eq!(a.tls, TlsMode::VerifyFull);
+    assert_eq!(a.url.param("sslmode").as_deref(), Some("verify-full"));
+    assert_eq!(
+        a.url.param("sslrootcert").as_deref(),
+        Some("/etc/tandem/crm-ca.pem")
+    );
+    let b = &config.nodes["b"];
+    assert_eq!(b.url.param("require_ssl").as_deref(), Some("true"));
+    assert_eq!(b.url.param("verify_ca").as_deref(), Some("false"));
+    assert_problem(
+        &MINIMAL.replace(
+            "5433/app\"",
+            "5433/app?sslmode=require\"\ntls = \"verify-full\"",
+        ),
+        "nodes.a.tls",
+        "sslmode",
     );
 }

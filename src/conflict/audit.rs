@@ -22,6 +22,9 @@ pub enum ConflictState {
     /// `manual` on the non-deciding node: the row was kept, and the decider's next change to the key
     /// will be applied without a version check.
     Deferred,
+    /// A merge decided on the pair's decider, whose merged row is still to be rewritten as a local
+    /// write (right after the commit; at the next start after a crash).
+    Announcing,
 }
 
 impl ConflictState {
@@ -31,6 +34,7 @@ impl ConflictState {
             ConflictState::Parked => "parked",
             ConflictState::Waiting => "waiting",
             ConflictState::Deferred => "deferred",
+            ConflictState::Announcing => "announcing",
         }
     }
 
@@ -40,6 +44,7 @@ impl ConflictState {
             "parked" => ConflictState::Parked,
             "waiting" => ConflictState::Waiting,
             "deferred" => ConflictState::Deferred,
+            "announcing" => ConflictState::Announcing,
             _ => return None,
         })
     }

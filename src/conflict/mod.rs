@@ -33,8 +33,12 @@
 //!   pair of stamps, only in mirror order; [`Stamp::cmp_lww`] is antisymmetric.
 //! - **Deletes.** A delete is stamped with the version of the row it removed, plus one: it comes
 //!   right after the write it saw, and both nodes can compute that stamp from the delete's
-//!   before-image. A local delete leaves a *tombstone* (key and stamp, written by a trigger), so a
-//!   change that arrives after the row is gone can still be weighed against it. Under
+//!   before-image. A delete leaves a *tombstone* (key, stamp and deleting node; written by a
+//!   trigger for a local delete and by the applier for an applied one), so a change that arrives
+//!   after the row is gone can still be weighed against it. An insert is a conflict
+//!   (`insert_deleted`) only when it was concurrent with a delete here: its transaction shows which
+//!   tombstones its node held (see `apply::link`), and an insert made after seeing every delete this
+//!   node knows of is applied as it is. Under
 //!   `last_write_wins` and `merge`: `delete_differs` deletes when the delete's stamp is later than
 //!   the current row's version; `update_missing` and `insert_deleted` bring the row back unless the
 //!   tombstone is later than the incoming version (equal stamps: the row stays). Without a tombstone
@@ -44,6 +48,11 @@
 //!   side's value; one changed on both falls back to the column's own rule or `merge_fallback`. The
 //!   merged row gets the greater of the two versions and the origin of the last-write-wins winner, so
 //!   both nodes end with the same values *and* the same version.
+//!   A merge decided from two different bases (a sequence of writes on each side) can still
+//!   differ between the nodes, so the *decider* of the pair (higher priority, else greater node id)
+//!   announces its merged row: after the commit it rewrites the row as a local write, which
+//!   replicates, and the other node takes it (its version check passes, or its own merge of a
+//!   value-less rewrite keeps nothing of its own that the decider had not merged).
 //! - **Manual.** Both nodes detect the conflict; only the *decider* (the `prefer` node, else the higher
 //!   priority, else the greater node id) parks the incoming change in its review queue. The other node
 //!   keeps its row and records a *deferral*: the next change to that key from the decider is applied
@@ -52,12 +61,10 @@
 //!
 //! ## Known limits
 //!
-//! Tombstones are written for local deletes only (enough for a pair; a mesh would also need them for
-//! applied deletes) and are never pruned. `merge` takes the incoming before-image as the common base;
-//! when one node deleted and re-inserted the key while the other updated it, that base is not an
-//! ancestor of the re-inserted row, the two nodes see different bases, and a column can end
-//! different (the `convergence` suite shows it under `merge`; `last_write_wins` and `prefer`
-//! converge there).
+//! Tombstones are never pruned. `merge` takes the incoming before-image as the common base, which is
+//! not the true common ancestor after a run of writes on each side; the decider's announcement (see
+//! Merge above) is what makes both nodes end with the same row, so a merge between two nodes that
+//! both outrank nobody (a mesh's lower nodes) relies on the top node's announcements reaching them.
 //!
 //! Error handling: none; the functions here are total.
 
@@ -89,7 +96,7 @@ pub enum ConflictKind {
     DeleteDiffers,
     /// A change from a node that does not own the table or a changed column.
     NotOwner,
-    /// An insert of a key this node deleted later than the insert was written (a tombstone says so).
+    /// An insert of a key deleted here by a delete the inserting node had not seen (tombstones say so).
     InsertDeleted,
 }
 
@@ -192,6 +199,10 @@ pub enum Decision {
         version_from_incoming: bool,
         /// The origin marker of the merged row: the last-write-wins winner's node.
         origin: String,
+        /// This node is the decider of the pair (higher priority, then greater node id): once the
+        /// merge is committed it rewrites the merged row as a local write, which replicates, so the
+        /// other node ends with exactly this row even where its own merge saw another base.
+        announce: bool,
     },
     /// Hold the change in the review queue (`manual`, on the deciding node).
     Park,

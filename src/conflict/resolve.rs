@@ -188,10 +188,13 @@ fn row_conflict(c: &Conflict, rules: &Rules) -> Decision {
                 Side::Incoming => c.incoming.node.clone(),
                 Side::Current => current.node.clone(),
             };
+            let local = (rules.local_priority, rules.local_node.as_str());
+            let remote = (c.incoming.priority, c.incoming.node.as_str());
             Decision::Merge {
                 take_incoming,
                 version_from_incoming: c.incoming.version >= current.version,
                 origin,
+                announce: local > remote,
             }
         }
     }

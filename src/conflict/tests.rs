@@ -96,7 +96,8 @@ fn merge_keeps_one_sided_changes_and_falls_back_for_both_sided() {
         Decision::Merge {
             take_incoming: vec!["email".into()],
             version_from_incoming: false,
-            origin: "a".into()
+            origin: "a".into(),
+            announce: false
         }
     );
 }
@@ -189,6 +190,7 @@ fn outcome(d: &Decision, current: &Row, incoming: &Row, names: &[String]) -> Res
             take_incoming,
             version_from_incoming,
             origin,
+            ..
         } => {
             let (cur, inc) = (
                 current.clone().expect("row"),

@@ -236,7 +236,12 @@ async fn print_events(mut events: mpsc::UnboundedReceiver<LinkEvent>) {
                 tables,
             } => {
                 let what: Vec<String> = tables.iter().map(|(t, op)| format!("{op} {t}")).collect();
-                println!("   [{link}] captured {position}: {}", what.join(", "));
+                let what = if what.is_empty() {
+                    "tandem's bookkeeping only".to_string()
+                } else {
+                    what.join(", ")
+                };
+                println!("   [{link}] captured {position}: {what}");
             }
             LinkEvent::Dropped { link, .. } => {
                 println!("   [{link}] skipped a transaction tandem applied itself (no echo)")

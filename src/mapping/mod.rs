@@ -26,7 +26,7 @@ pub mod sample;
 pub mod transform;
 pub mod types;
 
-use crate::config::{Config, ConflictRule, DeletePolicy, OnError, Scalar, Table};
+use crate::config::{Config, ConflictRule, DeletePolicy, OnError, Scalar, Table, TruncatePolicy};
 use crate::model::{Change, Field, ImageKind, Op, RowImage, TableRef, Value};
 use transform::Transform;
 
@@ -57,6 +57,8 @@ pub struct TablePlan {
     /// Delete policy; a soft-delete column is given in the target's physical name.
     pub deletes: DeletePolicy,
     pub on_error: OnError,
+    /// What a captured truncate of the table does here.
+    pub truncate: TruncatePolicy,
 }
 
 /// A column's own conflict settings.
@@ -270,6 +272,7 @@ impl LinkTable {
             columns,
             deletes,
             on_error: t.on_error,
+            truncate: t.truncate,
         };
         let mut source_to_business = HashMap::new();
         let mut business_to_target = HashMap::new();

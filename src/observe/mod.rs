@@ -21,7 +21,10 @@ pub mod probe;
 mod record;
 pub mod server;
 
-pub use record::{apply_retry, conflict, dead_letter, is_heartbeat, LinkMeter, HEARTBEAT_TABLE};
+pub use record::{
+    apply_retry, conflict, data_changes, dead_letter, is_heartbeat, truncate, LinkMeter,
+    HEARTBEAT_TABLE,
+};
 
 /// Now, in microseconds since the Unix epoch.
 pub fn now_micros() -> i64 {

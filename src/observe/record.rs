@@ -15,6 +15,18 @@ use crate::model::{ChangeSet, Transaction};
 /// The business table of the tandem heartbeat: a transaction touching only it is progress, not data.
 pub const HEARTBEAT_TABLE: &str = "heartbeat";
 
+/// The row changes of `tx` outside tandem's bookkeeping schema (its tombstone and checkpoint writes
+/// travel with the data but are not data). A spilled transaction counts every change.
+pub fn data_changes(tx: &Transaction, schema: &str) -> u64 {
+    match &tx.changes {
+        ChangeSet::Memory(changes) => changes
+            .iter()
+            .filter(|c| &*c.table.schema != schema)
+            .count() as u64,
+        ChangeSet::Spilled(_) => tx.changes.len() as u64,
+    }
+}
+
 /// Whether `tx` is a tandem heartbeat (every change is a write of `<schema>.heartbeat`).
 pub fn is_heartbeat(tx: &Transaction, schema: &str) -> bool {
     match &tx.changes {
@@ -106,7 +118,7 @@ impl LinkMeter {
         if heartbeat {
             counter!(HEARTBEATS, "link" => link).increment(1);
         } else {
-            counter!(CHANGES_CAPTURED, "link" => link).increment(tx.changes.len() as u64);
+            counter!(CHANGES_CAPTURED, "link" => link).increment(data_changes(tx, &self.schema));
         }
         heartbeat
     }
@@ -141,8 +153,8 @@ impl LinkMeter {
             .filter(|t| !is_heartbeat(t, &self.schema))
             .collect();
         counter!(TRANSACTIONS_APPLIED, "link" => link.clone()).increment(data.len() as u64);
-        let changes: usize = data.iter().map(|t| t.changes.len()).sum();
-        counter!(CHANGES_APPLIED, "link" => link.clone()).increment(changes as u64);
+        let changes: u64 = data.iter().map(|t| data_changes(t, &self.schema)).sum();
+        counter!(CHANGES_APPLIED, "link" => link.clone()).increment(changes);
         let now = super::now_micros();
         gauge!(LAST_APPLIED, "link" => link).set(now as f64 / 1e6);
         if let Some(last) = group.last() {
@@ -198,6 +210,14 @@ pub fn conflict(source: &str, target: &str, table: &str, key: &str, kind: &str, 
     let link = crate::capture::link_name(source, target);
     info!(link = %link, table = %table, key = %key, kind = %kind, decision = %decision, "conflict decided");
     counter!(CONFLICTS, "link" => link, "table" => table.to_string(), "kind" => kind.to_string(), "decision" => decision.to_string())
+        .increment(1);
+}
+
+/// A replicated truncate of `table` was decided (`applied` or `ignored`): counted with the conflicts
+/// (kind `truncate`); the applier logs it itself.
+pub fn truncate(source: &str, target: &str, table: &str, decision: &str) {
+    let link = crate::capture::link_name(source, target);
+    counter!(CONFLICTS, "link" => link, "table" => table.to_string(), "kind" => "truncate", "decision" => decision.to_string())
         .increment(1);
 }
 

@@ -231,7 +231,7 @@ async fn run_once(
                     LinkEvent::Applied {
                         link: link.clone(),
                         position: tx.position.to_string(),
-                        changes: tx.changes.len(),
+                        changes: crate::observe::data_changes(tx, &config.settings.schema) as usize,
                     },
                 );
             }
@@ -264,6 +264,7 @@ fn admit(
             .changes
             .iter()
             .flatten()
+            .filter(|c| *c.table.schema != *config.settings.schema)
             .map(|c| (c.table.to_string(), c.op.as_str()))
             .collect();
         emit(

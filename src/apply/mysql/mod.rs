@@ -20,11 +20,11 @@ use tracing::warn;
 
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
 use super::target::{
-    ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Tombstone, Write,
+    Checked, ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Tombstone, Write,
 };
 use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
 use crate::model::{Field, TableRef, Value};
-use sql::{ident, Builder, Sql};
+use sql::{ident, qname, Builder, Sql};
 
 const SESSION: &str = "SET SESSION time_zone = '+00:00', \
     SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'";
@@ -154,6 +154,62 @@ impl MyTarget {
         }
     }
 
+    /// Applies a checked batch: finds and locks the rows whose version matches, then runs the
+    /// batch statement, inside a savepoint. `None`, with nothing changed, after a definite error or
+    /// when the statement did not affect exactly the rows found.
+    async fn run_checked(
+        &mut self,
+        t: &TableInfo,
+        find: Sql,
+        write: Sql,
+        rows: usize,
+    ) -> Result<Option<Vec<bool>>, ApplyError> {
+        self.simple("SAVEPOINT tandem_batch").await?;
+        let r = async {
+            let found = self.rows(find).await?;
+            let mut applied = vec![false; rows];
+            for r in &found {
+                if let Some(slot) = r
+                    .get_opt::<Option<i64>, usize>(0)
+                    .and_then(Result::ok)
+                    .flatten()
+                    .and_then(|i| usize::try_from(i).ok())
+                    .and_then(|i| applied.get_mut(i))
+                {
+                    *slot = true;
+                }
+            }
+            let expected = applied.iter().filter(|a| **a).count();
+            let affected = if expected == 0 {
+                0
+            } else {
+                self.run(write).await?
+            };
+            Ok::<_, mysql_async::Error>((applied, expected, affected))
+        }
+        .await;
+        match r {
+            Ok((applied, expected, affected)) if u64::try_from(expected) == Ok(affected) => {
+                self.simple("RELEASE SAVEPOINT tandem_batch").await?;
+                Ok(Some(applied))
+            }
+            Ok((_, expected, affected)) => {
+                tracing::debug!(table = %t.table, expected, affected, "batch affected other rows than it found; row by row");
+                self.simple("ROLLBACK TO SAVEPOINT tandem_batch").await?;
+                Ok(None)
+            }
+            Err(e) => {
+                let e = self.row_err(t, &[], e);
+                if e.is_transient() {
+                    return Err(e);
+                }
+                tracing::debug!(table = %t.table, error = %e, "batch not applied together; row by row");
+                self.simple("ROLLBACK TO SAVEPOINT tandem_batch").await?;
+                Ok(None)
+            }
+        }
+    }
+
     async fn last_id(&mut self) -> i64 {
         self.conn
             .last_insert_id()
@@ -163,7 +219,7 @@ impl MyTarget {
 }
 
 const CONFLICT_COLUMNS: &str =
-    "CAST(id AS CHAR), link, source_node, table_name, target_table, row_key, kind, \
+    "CAST(id AS CHAR), link, source_node, table_name, target_table, COALESCE(row_key, ''), kind, \
     before_image, current_image, incoming_image, decision, rule, state, source_position, payload, \
     CAST(detected_at AS CHAR), CAST(resolved_at AS CHAR), resolution";
 
@@ -241,6 +297,19 @@ impl Target for MyTarget {
     async fn set_replicating(&mut self) -> Result<(), ApplyError> {
         self.simple("SET @tandem_applying = 1").await?;
         self.simple("SET SESSION skip_replication = 0").await
+    }
+
+    async fn schema_versions(&mut self) -> Result<Vec<i32>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT CAST(version AS CHAR) FROM __S__.schema_version",
+                vec![],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| text(r, 0)?.parse().ok())
+            .collect())
     }
 
     async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError> {
@@ -395,6 +464,38 @@ impl Target for MyTarget {
         r.map_err(|e| self.row_err(t, key, e))
     }
 
+    async fn truncate(&mut self, t: &TableInfo) -> Result<Option<u64>, ApplyError> {
+        // Not TRUNCATE: it would commit the open transaction (and the checkpoint with it) on its
+        // own. The session's @tandem_applying keeps the delete triggers from writing tombstones.
+        let text = format!("DELETE FROM {}", qname(&t.table));
+        match self.conn.query_drop(text).await {
+            Ok(()) => Ok(Some(self.conn.affected_rows())),
+            Err(e) => Err(self.row_err(t, &[], e)),
+        }
+    }
+
+    async fn update_many(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Checked],
+        version: &str,
+    ) -> Result<Option<Vec<bool>>, ApplyError> {
+        let find = Builder::new(t, self.offset).checked_locked(rows, version);
+        let write = Builder::new(t, self.offset).update_many(rows, version);
+        self.run_checked(t, find, write, rows.len()).await
+    }
+
+    async fn delete_many(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Checked],
+        version: &str,
+    ) -> Result<Option<Vec<bool>>, ApplyError> {
+        let find = Builder::new(t, self.offset).checked_locked(rows, version);
+        let write = Builder::new(t, self.offset).delete_many(rows, version);
+        self.run_checked(t, find, write, rows.len()).await
+    }
+
     async fn current(
         &mut self,
         t: &TableInfo,
@@ -468,11 +569,52 @@ impl Target for MyTarget {
         Ok(())
     }
 
-    async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError> {
+    async fn put_tombstones(
+        &mut self,
+        target_table: &str,
+        stones: &[(String, Tombstone)],
+    ) -> Result<(), ApplyError> {
+        if stones.is_empty() {
+            return Ok(());
+        }
+        let mut params = Vec::with_capacity(stones.len() * 4);
+        for (key, stone) in stones {
+            params.extend([
+                s(target_table),
+                s(key.as_str()),
+                s(stone.version.to_string()),
+                s(&stone.node),
+            ]);
+        }
+        let rows = vec!["(?, ?, ?, ?)"; stones.len()].join(", ");
+        self.book(
+            &format!(
+                "INSERT INTO __S__.tombstone (target_table, row_key, version, node) VALUES {rows} \
+                 ON DUPLICATE KEY UPDATE version = GREATEST(version, VALUES(version)), deleted_at = NOW(6)"
+            ),
+            params,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn any_tombstone(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<bool, ApplyError> {
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let marks = vec!["?"; keys.len()].join(", ");
+        let mut params = vec![s(target_table)];
+        params.extend(keys.iter().map(|k| s(k.as_str())));
         let rows = self
             .book_rows(
-                "SELECT 1 FROM __S__.tombstone WHERE target_table = ? LIMIT 1",
-                vec![s(target_table)],
+                &format!(
+                    "SELECT 1 FROM __S__.tombstone WHERE target_table = ? AND row_key IN ({marks}) LIMIT 1"
+                ),
+                params,
             )
             .await?;
         Ok(!rows.is_empty())
@@ -489,7 +631,8 @@ impl Target for MyTarget {
                 s(&*r.source_node),
                 s(&*r.table),
                 s(&*r.target_table),
-                s(&*r.key),
+                // A table-wide record (a truncate) has no key (bookkeeping version 6).
+                opt((!r.key.is_empty()).then(|| r.key.clone())),
                 s(&*r.kind),
                 json(&r.before),
                 json(&r.current),

@@ -3,7 +3,7 @@
 use mysql_async::Value as My;
 
 use super::types::to_my;
-use crate::apply::target::{ColKind, Probe, TableInfo, Write};
+use crate::apply::target::{Checked, ColKind, Probe, TableInfo, Write};
 use crate::model::{Field, TableRef, Value};
 
 pub fn ident(s: &str) -> String {
@@ -174,6 +174,119 @@ impl<'a> Builder<'a> {
         let vcheck = self.version_check(version, check);
         let text = format!(
             "DELETE t FROM {} t WHERE {cond}{vcheck}",
+            qname(&self.info.table)
+        );
+        self.finish(text)
+    }
+
+    /// `(SELECT 0 AS i, ? AS k0…, ? AS b, ? AS s0… UNION ALL SELECT 1, ?…) v` for a checked batch,
+    /// and the condition that joins it to `t`: the key, and the version check as
+    /// [`Builder::update`] writes it. Binary values are cast so that they pass the derived table
+    /// as bytes, not as text in the connection's character set.
+    fn checked_rows(&mut self, rows: &[Checked], version: &str) -> (String, String) {
+        let Some(first) = rows.first() else {
+            return ("(SELECT 0 AS i) v".into(), "FALSE".into());
+        };
+        let checked = first.check.is_some();
+        let selects: Vec<String> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let named = i == 0;
+                let alias = |name: String| {
+                    if named {
+                        format!(" AS {name}")
+                    } else {
+                        String::new()
+                    }
+                };
+                let mut vals = vec![format!("{i}{}", alias("i".into()))];
+                for (j, f) in r.write.key.iter().enumerate() {
+                    vals.push(format!(
+                        "{}{}",
+                        self.slot(&f.name, &f.value),
+                        alias(format!("k{j}"))
+                    ));
+                }
+                if checked {
+                    let v = r.check.as_ref().unwrap_or(&Value::Null);
+                    vals.push(format!("{}{}", self.slot(version, v), alias("b".into())));
+                }
+                for (j, f) in r.write.set.iter().enumerate() {
+                    vals.push(format!(
+                        "{}{}",
+                        self.slot(&f.name, &f.value),
+                        alias(format!("s{j}"))
+                    ));
+                }
+                format!("SELECT {}", vals.join(", "))
+            })
+            .collect();
+        let mut cond: Vec<String> = first
+            .write
+            .key
+            .iter()
+            .enumerate()
+            .map(|(j, f)| format!("t.{} = v.k{j}", ident(&f.name)))
+            .collect();
+        if checked {
+            cond.push(format!("t.{} <=> v.b", ident(version)));
+        }
+        (
+            format!("({}) v", selects.join(" UNION ALL ")),
+            cond.join(" AND "),
+        )
+    }
+
+    /// A parameter for a derived-table column.
+    fn slot(&mut self, name: &str, v: &Value) -> &'static str {
+        let binary = self.kind(name) == ColKind::Bytes;
+        self.bind(name, v);
+        if binary {
+            "CAST(? AS BINARY)"
+        } else {
+            "?"
+        }
+    }
+
+    /// The indexes of a checked batch's rows whose row exists with the version checked, locking
+    /// those rows.
+    pub fn checked_locked(mut self, rows: &[Checked], version: &str) -> Sql {
+        let (derived, cond) = self.checked_rows(rows, version);
+        let text = format!(
+            "SELECT v.i FROM {derived} JOIN {} t ON {cond} FOR UPDATE",
+            qname(&self.info.table)
+        );
+        self.finish(text)
+    }
+
+    /// Updates a checked batch (see `Target::update_many`); affects the rows `checked_locked` found.
+    pub fn update_many(mut self, rows: &[Checked], version: &str) -> Sql {
+        let (derived, cond) = self.checked_rows(rows, version);
+        let sets: Vec<String> = rows
+            .first()
+            .map(|r| {
+                r.write
+                    .set
+                    .iter()
+                    .enumerate()
+                    .map(|(j, f)| format!("t.{} = v.s{j}", ident(&f.name)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let text = format!(
+            "UPDATE {} t JOIN {derived} ON {cond} SET {}",
+            qname(&self.info.table),
+            sets.join(", ")
+        );
+        self.finish(text)
+    }
+
+    /// Deletes a checked batch (see `Target::delete_many`); affects the rows `checked_locked` found.
+    pub fn delete_many(mut self, rows: &[Checked], version: &str) -> Sql {
+        let (derived, cond) = self.checked_rows(rows, version);
+        let text = format!(
+            "DELETE t FROM {} t JOIN {derived} ON {cond}",
             qname(&self.info.table)
         );
         self.finish(text)

@@ -19,11 +19,11 @@ use tracing::warn;
 
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
 use super::target::{
-    ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Tombstone, Write,
+    Checked, ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Tombstone, Write,
 };
 use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
 use crate::model::{Field, TableRef, Value};
-use sql::{ident, Builder, Sql};
+use sql::{ident, qname, Builder, Sql};
 
 pub struct PgTarget {
     client: Client,
@@ -148,6 +148,41 @@ impl PgTarget {
         r.map_err(|e| self.db_err("a bookkeeping statement", e))
     }
 
+    /// Runs a checked batch statement that returns the indexes of the rows it applied, inside a
+    /// savepoint: after a definite error nothing changed and the caller goes row by row (`None`).
+    async fn run_checked(
+        &mut self,
+        t: &TableInfo,
+        sql: &Sql,
+        rows: usize,
+    ) -> Result<Option<Vec<bool>>, ApplyError> {
+        self.simple("SAVEPOINT tandem_batch").await?;
+        match self.run_unprepared(sql).await {
+            Ok(found) => {
+                self.simple("RELEASE SAVEPOINT tandem_batch").await?;
+                let mut applied = vec![false; rows];
+                for r in &found {
+                    if let Some(slot) = text(r, 0)
+                        .and_then(|i| i.parse::<usize>().ok())
+                        .and_then(|i| applied.get_mut(i))
+                    {
+                        *slot = true;
+                    }
+                }
+                Ok(Some(applied))
+            }
+            Err(e) => {
+                let e = self.row_err(t, &[], &[], e);
+                if e.is_transient() {
+                    return Err(e);
+                }
+                tracing::debug!(table = %t.table, error = %e, "batch not applied together; row by row");
+                self.simple("ROLLBACK TO SAVEPOINT tandem_batch").await?;
+                Ok(None)
+            }
+        }
+    }
+
     /// A row statement's error, with table, key and column.
     fn row_err(
         &self,
@@ -204,7 +239,7 @@ fn micros_text(t: i64) -> Option<String> {
 }
 
 const CONFLICT_COLUMNS: &str =
-    "id::text, link, source_node, table_name, target_table, row_key, kind, \
+    "id::text, link, source_node, table_name, target_table, COALESCE(row_key, ''), kind, \
     before_image::text, current_image::text, incoming_image::text, decision, rule, state, \
     source_position, payload::text, detected_at::text, resolved_at::text, resolution";
 
@@ -304,6 +339,16 @@ impl Target for PgTarget {
             self.origin_active = false;
         }
         Ok(())
+    }
+
+    async fn schema_versions(&mut self) -> Result<Vec<i32>, ApplyError> {
+        let rows = self
+            .book_rows("SELECT version::text FROM __S__.schema_version", &[])
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| text(r, 0)?.parse().ok())
+            .collect())
     }
 
     async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError> {
@@ -476,6 +521,36 @@ impl Target for PgTarget {
         }
     }
 
+    async fn truncate(&mut self, t: &TableInfo) -> Result<Option<u64>, ApplyError> {
+        // pgoutput carries this TRUNCATE in the same transaction as the checkpoint write, under the
+        // session's replication origin: the reader of this node drops it as tandem's.
+        let text = format!("TRUNCATE TABLE {}", qname(&t.table));
+        match self.client.batch_execute(&text).await {
+            Ok(()) => Ok(None),
+            Err(e) => Err(self.row_err(t, &[], &[], e)),
+        }
+    }
+
+    async fn update_many(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Checked],
+        version: &str,
+    ) -> Result<Option<Vec<bool>>, ApplyError> {
+        let sql = Builder::new(t, self.source_offset_secs).update_many(rows, version);
+        self.run_checked(t, &sql, rows.len()).await
+    }
+
+    async fn delete_many(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Checked],
+        version: &str,
+    ) -> Result<Option<Vec<bool>>, ApplyError> {
+        let sql = Builder::new(t, self.source_offset_secs).delete_many(rows, version);
+        self.run_checked(t, &sql, rows.len()).await
+    }
+
     async fn current(
         &mut self,
         t: &TableInfo,
@@ -551,14 +626,61 @@ impl Target for PgTarget {
         Ok(())
     }
 
-    async fn any_tombstone(&mut self, target_table: &str) -> Result<bool, ApplyError> {
-        let rows = self
-            .book_rows(
-                "SELECT 1 FROM __S__.tombstone WHERE target_table = $1::text LIMIT 1",
-                &[Some(target_table.into())],
-            )
-            .await?;
-        Ok(!rows.is_empty())
+    async fn put_tombstones(
+        &mut self,
+        target_table: &str,
+        stones: &[(String, Tombstone)],
+    ) -> Result<(), ApplyError> {
+        if stones.is_empty() {
+            return Ok(());
+        }
+        let mut params = vec![Some(target_table.to_string())];
+        let mut rows = Vec::with_capacity(stones.len());
+        for (key, stone) in stones {
+            let n = params.len();
+            rows.push(format!(
+                "($1::text, ${}::text, ${}::text::bigint, ${}::text)",
+                n + 1,
+                n + 2,
+                n + 3
+            ));
+            params.extend([
+                Some(key.clone()),
+                Some(stone.version.to_string()),
+                Some(stone.node.clone()),
+            ]);
+        }
+        let sql = Sql {
+            text: format!(
+                "INSERT INTO {}.tombstone AS t (target_table, row_key, version, node) VALUES {} \
+                 ON CONFLICT (target_table, row_key, node) DO UPDATE SET \
+                 version = greatest(t.version, EXCLUDED.version), deleted_at = now()",
+                ident(&self.schema),
+                rows.join(", ")
+            ),
+            params,
+        };
+        let r = self.run_unprepared(&sql).await;
+        r.map(drop)
+            .map_err(|e| self.db_err("a bookkeeping statement", e))
+    }
+
+    async fn any_tombstone(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<bool, ApplyError> {
+        let text = format!(
+            "SELECT 1 FROM {}.tombstone WHERE target_table = $1::text AND row_key = ANY($2::text[]) LIMIT 1",
+            ident(&self.schema)
+        );
+        let r = async {
+            let stmt = self.prepared(&text).await?;
+            self.client.query(&stmt, &[&target_table, &keys]).await
+        }
+        .await;
+        r.map(|rows| !rows.is_empty())
+            .map_err(|e| self.db_err("a bookkeeping statement", e))
     }
 
     async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError> {
@@ -574,7 +696,8 @@ impl Target for PgTarget {
                     Some(r.source_node.clone()),
                     Some(r.table.clone()),
                     Some(r.target_table.clone()),
-                    Some(r.key.clone()),
+                    // A table-wide record (a truncate) has no key (bookkeeping version 6).
+                    (!r.key.is_empty()).then(|| r.key.clone()),
                     Some(r.kind.clone()),
                     json(&r.before),
                     json(&r.current),

@@ -10,6 +10,7 @@ const TOMBSTONE: &str = include_str!("../../../sql/postgres/002_tombstone.sql");
 const TOMBSTONE_ORIGIN: &str = include_str!("../../../sql/postgres/005_tombstone_origin.sql");
 const HEARTBEAT: &str = include_str!("../../../sql/postgres/003_heartbeat.sql");
 const COPY: &str = include_str!("../../../sql/postgres/004_copy.sql");
+const TABLE_WIDE_CONFLICT: &str = include_str!("../../../sql/postgres/006_conflict_table_wide.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -20,7 +21,13 @@ pub fn statements(
     manage: bool,
 ) -> Vec<String> {
     let mut out = split_statements(&BOOKKEEPING.replace("__SCHEMA__", &ident(schema)));
-    for file in [TOMBSTONE, HEARTBEAT, COPY, TOMBSTONE_ORIGIN] {
+    for file in [
+        TOMBSTONE,
+        HEARTBEAT,
+        COPY,
+        TOMBSTONE_ORIGIN,
+        TABLE_WIDE_CONFLICT,
+    ] {
         out.extend(split_statements(
             &file.replace("__SCHEMA__", &ident(schema)),
         ));

@@ -1,7 +1,7 @@
 //! PostgreSQL statement text for the row operations. Every parameter is sent as text and cast to the
 //! column's base type, so one code path handles every type and the server's own input rules apply.
 
-use crate::apply::target::{ColKind, ColumnInfo, Probe, TableInfo, Write};
+use crate::apply::target::{Checked, ColKind, ColumnInfo, Probe, TableInfo, Write};
 use crate::model::{Field, TableRef, Value};
 
 use super::types::to_text;
@@ -182,6 +182,88 @@ impl<'a> Builder<'a> {
         self.finish(text)
     }
 
+    /// `(VALUES (0, key…, before version, value…), …) AS v(i, k0…, b, s0…)` for a checked batch, and
+    /// the condition that joins it to `t`: the key, and the version check as [`Builder::update`]
+    /// writes it (`IS NOT DISTINCT FROM` covers both the value and the NULL case).
+    fn checked_values(&mut self, rows: &[Checked], version: &str) -> (String, String) {
+        let Some(first) = rows.first() else {
+            return ("(VALUES (0)) AS v(i)".into(), "false".into());
+        };
+        let checked = first.check.is_some();
+        let tuples: Vec<String> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut vals = vec![i.to_string()];
+                for f in &r.write.key {
+                    vals.push(self.bind(&f.name, &f.value));
+                }
+                if checked {
+                    vals.push(self.bind(version, r.check.as_ref().unwrap_or(&Value::Null)));
+                }
+                for f in &r.write.set {
+                    vals.push(self.bind(&f.name, &f.value));
+                }
+                format!("({})", vals.join(", "))
+            })
+            .collect();
+        let mut names = vec!["i".to_string()];
+        names.extend((0..first.write.key.len()).map(|j| format!("k{j}")));
+        if checked {
+            names.push("b".into());
+        }
+        names.extend((0..first.write.set.len()).map(|j| format!("s{j}")));
+        let mut cond: Vec<String> = first
+            .write
+            .key
+            .iter()
+            .enumerate()
+            .map(|(j, f)| format!("t.{} = v.k{j}", ident(&f.name)))
+            .collect();
+        if checked {
+            cond.push(format!(
+                "t.{}::text IS NOT DISTINCT FROM v.b::text",
+                ident(version)
+            ));
+        }
+        (
+            format!("(VALUES {}) AS v({})", tuples.join(", "), names.join(", ")),
+            cond.join(" AND "),
+        )
+    }
+
+    /// Updates a checked batch (see `Target::update_many`); returns the indexes of the rows applied.
+    pub fn update_many(mut self, rows: &[Checked], version: &str) -> Sql {
+        let (values, cond) = self.checked_values(rows, version);
+        let sets: Vec<String> = rows
+            .first()
+            .map(|r| {
+                r.write
+                    .set
+                    .iter()
+                    .enumerate()
+                    .map(|(j, f)| format!("{} = v.s{j}", ident(&f.name)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let text = format!(
+            "UPDATE {} AS t SET {} FROM {values} WHERE {cond} RETURNING v.i::text",
+            qname(&self.info.table),
+            sets.join(", ")
+        );
+        self.finish(text)
+    }
+
+    /// Deletes a checked batch (see `Target::delete_many`); returns the indexes of the rows deleted.
+    pub fn delete_many(mut self, rows: &[Checked], version: &str) -> Sql {
+        let (values, cond) = self.checked_values(rows, version);
+        let text = format!(
+            "DELETE FROM {} AS t USING {values} WHERE {cond} RETURNING v.i::text",
+            qname(&self.info.table)
+        );
+        self.finish(text)
+    }
+
     /// Reads and locks the current row: version key, origin, per-column equality with the incoming
     /// before and after values, and the row as JSON.
     pub fn current(mut self, probe: &Probe) -> Sql {
@@ -261,6 +343,54 @@ mod tests {
         assert_eq!(
             sql.params,
             vec![Some("x".into()), Some("7".into()), Some("3".into())]
+        );
+    }
+
+    #[test]
+    fn update_many_joins_keys_and_versions_and_returns_the_rows_applied() {
+        let info = info();
+        let row = |id: i64, name: &str, before: Value| Checked {
+            write: Write {
+                key: vec![f("id", Value::Int(id))],
+                set: vec![f("name", Value::Text(name.into()))],
+            },
+            check: Some(before),
+        };
+        let sql = Builder::new(&info, 0).update_many(
+            &[row(1, "a", Value::Int(3)), row(2, "b", Value::Null)],
+            "_tandem_version",
+        );
+        assert_eq!(
+            sql.text,
+            "UPDATE \"public\".\"customers\" AS t SET \"name\" = v.s0 FROM (VALUES \
+             (0, $1::text::integer, $2::text::bigint, $3::text::character varying), \
+             (1, $4::text::integer, $5::text::bigint, $6::text::character varying)) AS v(i, k0, b, s0) \
+             WHERE t.\"id\" = v.k0 AND t.\"_tandem_version\"::text IS NOT DISTINCT FROM v.b::text \
+             RETURNING v.i::text"
+        );
+        assert_eq!(
+            sql.params,
+            vec![
+                Some("1".into()),
+                Some("3".into()),
+                Some("a".into()),
+                Some("2".into()),
+                None,
+                Some("b".into())
+            ]
+        );
+        let unchecked = Checked {
+            write: Write {
+                key: vec![f("id", Value::Int(1))],
+                set: Vec::new(),
+            },
+            check: None,
+        };
+        let sql = Builder::new(&info, 0).delete_many(&[unchecked], "_tandem_version");
+        assert_eq!(
+            sql.text,
+            "DELETE FROM \"public\".\"customers\" AS t USING (VALUES (0, $1::text::integer)) \
+             AS v(i, k0) WHERE t.\"id\" = v.k0 RETURNING v.i::text"
         );
     }
 }
