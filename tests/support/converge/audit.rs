@@ -32,11 +32,15 @@ pub fn assert_exactly_once(
         committed.len(),
         arrived.len()
     );
-    let labels: BTreeSet<&String> = converged.events.values().collect();
+    let labels: BTreeSet<Option<&str>> = converged
+        .events
+        .values()
+        .map(|r| Snapshot::event_label(r))
+        .collect();
     if let Some((k, row)) = converged
         .items
         .iter()
-        .find(|(_, (_, l))| !labels.contains(l))
+        .find(|(_, r)| !labels.contains(&Snapshot::item_label(r)))
     {
         panic!("{what}: items id={k} holds {row:?}, which no committed transaction wrote");
     }

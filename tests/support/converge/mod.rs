@@ -92,77 +92,122 @@ impl Node {
     }
 }
 
-/// The mapped rows of one node.
+/// The compared columns of `items` after its key `id`: the mapped ones, then tandem's version and
+/// origin marker, which must end equal too (a later conflict is decided by them).
+pub const ITEM_COLUMNS: [&str; 4] = ["n", "label", "_tandem_version", "_tandem_origin"];
+/// The compared columns of `events` after its key `id`.
+pub const EVENT_COLUMNS: [&str; 3] = ["label", "_tandem_version", "_tandem_origin"];
+
+/// One row's compared values, as text (`None` for NULL).
+pub type Row = Vec<Option<String>>;
+
+/// The synced rows of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
-    pub items: BTreeMap<i32, (i32, String)>,
-    pub events: BTreeMap<i64, String>,
+    pub items: BTreeMap<i32, Row>,
+    pub events: BTreeMap<i64, Row>,
+}
+
+impl Snapshot {
+    /// The label of an `items` row.
+    pub fn item_label(row: &Row) -> Option<&str> {
+        row[1].as_deref()
+    }
+
+    /// The label of an `events` row.
+    pub fn event_label(row: &Row) -> Option<&str> {
+        row[0].as_deref()
+    }
+}
+
+/// `SELECT id, <columns> FROM table`, every column as text, with `cast` making a column text in the engine's SQL.
+fn select(table: &str, columns: &[&str], cast: fn(&str) -> String) -> String {
+    let cols: Vec<String> = std::iter::once(&"id")
+        .chain(columns)
+        .map(|c| cast(c))
+        .collect();
+    format!("SELECT {} FROM {table}", cols.join(", "))
 }
 
 pub async fn pg_snapshot(pg: &PgServer) -> Snapshot {
     let c = pg.connect("crm").await.expect("connect to crm");
-    let items = c
-        .query("SELECT id, n, label FROM items", &[])
-        .await
-        .expect("read crm items")
-        .iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
-        .collect();
-    let events = c
-        .query("SELECT id, label FROM events", &[])
-        .await
-        .expect("read crm events")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    Snapshot { items, events }
+    let cast = |c: &str| format!("{c}::text");
+    let rows = |table: &'static str, columns: &'static [&'static str]| {
+        let sql = select(table, columns, cast);
+        let c = &c;
+        async move {
+            c.query(&sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("read crm {table}: {e}"))
+                .iter()
+                .map(|r| {
+                    let id: i64 = r.get::<_, String>(0).parse().expect("integer id");
+                    (id, (1..=columns.len()).map(|i| r.get(i)).collect::<Row>())
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let items = rows("items", &ITEM_COLUMNS).await;
+    let events = rows("events", &EVENT_COLUMNS).await;
+    Snapshot {
+        items: items.into_iter().map(|(k, r)| (k as i32, r)).collect(),
+        events: events.into_iter().collect(),
+    }
 }
 
 pub async fn maria_snapshot(maria: &MariaDb) -> Snapshot {
     let mut c = maria.connect("desk").await.expect("connect to helpdesk");
-    let items: Vec<(i32, i32, String)> = c
-        .query("SELECT id, n, label FROM items")
-        .await
-        .expect("read helpdesk items");
-    let events: Vec<(i64, String)> = c
-        .query("SELECT id, label FROM events")
-        .await
-        .expect("read helpdesk events");
+    let cast = |c: &str| format!("CAST({c} AS CHAR)");
+    let mut rows = Vec::new();
+    for (table, columns) in [("items", &ITEM_COLUMNS[..]), ("events", &EVENT_COLUMNS[..])] {
+        let found: Vec<mysql_async::Row> = c
+            .query(select(table, columns, cast))
+            .await
+            .unwrap_or_else(|e| panic!("read helpdesk {table}: {e}"));
+        rows.push(
+            found
+                .into_iter()
+                .map(|mut r| {
+                    let mut text = |i: usize| r.take::<Option<String>, _>(i).flatten();
+                    let id: i64 = text(0).and_then(|t| t.parse().ok()).expect("integer id");
+                    (id, (1..=columns.len()).map(text).collect::<Row>())
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
     c.disconnect().await.ok();
+    let events = rows.pop().unwrap_or_default();
+    let items = rows.pop().unwrap_or_default();
     Snapshot {
-        items: items.into_iter().map(|(id, n, l)| (id, (n, l))).collect(),
+        items: items.into_iter().map(|(k, r)| (k as i32, r)).collect(),
         events: events.into_iter().collect(),
     }
 }
 
 /// The first difference between the two nodes, as a sentence naming table, key, column and values.
 pub fn first_difference(crm: &Snapshot, desk: &Snapshot) -> Option<String> {
-    fn first<K: Ord + std::fmt::Display, V: PartialEq + std::fmt::Debug>(
+    fn first<K: Ord + std::fmt::Display>(
         table: &str,
-        columns: &dyn Fn(&V, &V) -> String,
-        a: &BTreeMap<K, V>,
-        b: &BTreeMap<K, V>,
+        columns: &[&str],
+        a: &BTreeMap<K, Row>,
+        b: &BTreeMap<K, Row>,
     ) -> Option<String> {
         let keys: BTreeSet<&K> = a.keys().chain(b.keys()).collect();
         keys.into_iter().find_map(|k| match (a.get(k), b.get(k)) {
-            (Some(x), Some(y)) if x == y => None,
-            (Some(x), Some(y)) => Some(format!("table {table}, key id={k}: {}", columns(x, y))),
+            (Some(x), Some(y)) => {
+                let i = (0..columns.len()).find(|&i| x[i] != y[i])?;
+                Some(format!(
+                    "table {table}, key id={k}, column {}: crm has {:?}, helpdesk has {:?}",
+                    columns[i], x[i], y[i]
+                ))
+            }
             (x, y) => Some(format!(
                 "table {table}, key id={k}: crm has {x:?}, helpdesk has {y:?}"
             )),
         })
     }
-    let item_columns = |x: &(i32, String), y: &(i32, String)| {
-        if x.0 != y.0 {
-            format!("column n: crm has {}, helpdesk has {}", x.0, y.0)
-        } else {
-            format!("column label: crm has {:?}, helpdesk has {:?}", x.1, y.1)
-        }
-    };
-    let event_columns =
-        |x: &String, y: &String| format!("column label: crm has {x:?}, helpdesk has {y:?}");
-    first("items", &item_columns, &crm.items, &desk.items)
-        .or_else(|| first("events", &event_columns, &crm.events, &desk.events))
+    first("items", &ITEM_COLUMNS, &crm.items, &desk.items)
+        .or_else(|| first("events", &EVENT_COLUMNS, &crm.events, &desk.events))
 }
 
 /// Waits until every mapped row is equal on both nodes; panics with the first difference.
