@@ -155,3 +155,89 @@ async fn apply_my_a_refused_batch_goes_row_by_row() {
 async fn apply_my_batched_updates_convert_values_of_every_kind() {
     sc::batched_updates_convert_values_of_every_kind(Kind::My).await;
 }
+
+/// An insert whose key a local session committed while the apply transaction already had its
+/// snapshot (REPEATABLE READ) meets that row as a conflict (`insert_exists`), not as a definite
+/// error that sends the whole source transaction to the dead letters. The apply transaction reads
+/// (an insert's tombstone check) and then waits on a row lock while the local insert commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_my_insert_meets_a_row_committed_after_its_snapshot() {
+    use tandem::model::Value;
+    let mut f = Fixture::new(Kind::My, "", 0).await;
+    let mut a = f.applier().await;
+    a.apply(&[f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    )])
+    .await
+    .expect("apply");
+    let mut locker = Db::open(Kind::My, &f.db_name).await;
+    locker.exec("BEGIN").await;
+    locker
+        .exec("UPDATE customer SET name = 'held' WHERE id = 1")
+        .await;
+    let order = tandem::model::Change {
+        table: f.source_table("orders"),
+        op: Op::Insert,
+        before: None,
+        after: Some(image(&[
+            ("id", Value::Int(7)),
+            ("customer_id", Value::Int(1)),
+        ])),
+    };
+    let tx = f.tx(
+        2,
+        vec![
+            order,
+            f.change(
+                Op::Update,
+                Some(customer(1, "ann", "a@x", 10, SOURCE)),
+                Some(customer(1, "bob", "a@x", 11, SOURCE)),
+            ),
+            f.change(Op::Insert, None, Some(customer(2, "cy", "c@x", 12, SOURCE))),
+        ],
+    );
+    let apply = tokio::spawn(async move { a.apply(&[tx]).await.map(|_| ()) });
+    // The update cannot finish while the row is locked: once it runs, the apply transaction has
+    // read (and holds) its snapshot.
+    let waiting = format!(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+         WHERE info LIKE 'UPDATE `{}`.`customer`%'",
+        f.db_name
+    );
+    let mut probe = Db::open(Kind::My, &f.db_name).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while probe.one(&waiting).await.as_deref() != Some("1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the apply transaction never reached the locked row"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    f.db.exec("INSERT INTO customer (id, name, email) VALUES (2, 'local', 'l@x')")
+        .await;
+    locker.exec("COMMIT").await;
+    apply.await.expect("apply task").expect("apply");
+    assert_eq!(
+        f.db.one(&format!("SELECT COUNT(*) FROM {}", f.book("dead_letter")))
+            .await
+            .as_deref(),
+        Some("0"),
+        "the transaction went to the dead letters"
+    );
+    let conflicts = f.conflicts().await;
+    assert!(
+        conflicts.iter().any(|c| c.0 == "insert_exists"),
+        "the insert of customer 2 is a conflict: {conflicts:?}"
+    );
+    assert_eq!(
+        f.db.one("SELECT COUNT(*) FROM orders WHERE id = 7")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+}

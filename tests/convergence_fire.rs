@@ -1,4 +1,4 @@
-//! Convergence under fire: the writers of `convergence` (random inserts, updates and deletes on both
+//! Convergence under fire, under each automatic rule: the writers of `convergence` (random inserts, updates and deletes on both
 //! nodes over the same keys, each transaction with an insert-only event) keep writing while
 //! `tandem run` is killed with SIGKILL and restarted three times and each database is restarted once
 //! cleanly and once by a crash, in a random order at random points. Afterwards: every mapped row is equal on both nodes, every
@@ -132,4 +132,9 @@ async fn converge_under_fire_last_write_wins() {
 #[tokio::test]
 async fn converge_under_fire_prefer_a_node() {
     converge_under_fire("conflict = \"prefer\"\nprefer = \"helpdesk\"", "prefer").await;
+}
+
+#[tokio::test]
+async fn converge_under_fire_merge() {
+    converge_under_fire("conflict = \"merge\"", "merge").await;
 }
