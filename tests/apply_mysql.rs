@@ -204,20 +204,7 @@ async fn apply_my_insert_meets_a_row_committed_after_its_snapshot() {
     let apply = tokio::spawn(async move { a.apply(&[tx]).await.map(|_| ()) });
     // The update cannot finish while the row is locked: once it runs, the apply transaction has
     // read (and holds) its snapshot.
-    let waiting = format!(
-        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
-         WHERE info LIKE 'UPDATE `{}`.`customer`%'",
-        f.db_name
-    );
-    let mut probe = Db::open(Kind::My, &f.db_name).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while probe.one(&waiting).await.as_deref() != Some("1") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the apply transaction never reached the locked row"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_statement(&f.db_name, "UPDATE `{}`.`customer`%").await;
     f.db.exec("INSERT INTO customer (id, name, email) VALUES (2, 'local', 'l@x')")
         .await;
     locker.exec("COMMIT").await;
@@ -240,4 +227,93 @@ async fn apply_my_insert_meets_a_row_committed_after_its_snapshot() {
             .as_deref(),
         Some("1")
     );
+}
+
+/// An update whose row a local delete removed while the apply transaction already had its snapshot
+/// is weighed against that delete's tombstone: the delete is later than the update, so the row stays
+/// deleted (as the other node decides when the delete reaches it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_my_update_meets_a_tombstone_written_after_its_snapshot() {
+    let mut f = Fixture::new(Kind::My, "", 0).await;
+    let orders = f.source_table("orders");
+    let order = |id: i64| tandem::model::Change {
+        table: orders.clone(),
+        op: Op::Insert,
+        before: None,
+        after: Some(image(&[("id", tandem::model::Value::Int(id))])),
+    };
+    let mut a = f.applier().await;
+    a.apply(&[f.tx(
+        1,
+        vec![
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(1, "ann", "a@x", 10, SOURCE)),
+            ),
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(5, "eve", "e@x", 10, SOURCE)),
+            ),
+        ],
+    )])
+    .await
+    .expect("apply");
+    // A local write of customer 1, later than the incoming update below (the trigger stamps now).
+    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
+        .await;
+    let mut locker = Db::open(Kind::My, &f.db_name).await;
+    locker.exec("BEGIN").await;
+    locker
+        .exec("UPDATE customer SET name = 'held' WHERE id = 5")
+        .await;
+    // An insert first (its tombstone check reads, opening the snapshot), then the locked row, then
+    // customer 1; the orders between keep the two updates out of one batch.
+    let tx = f.tx(
+        2,
+        vec![
+            order(7),
+            f.change(
+                Op::Update,
+                Some(customer(5, "eve", "e@x", 10, SOURCE)),
+                Some(customer(5, "eva", "e@x", 11, SOURCE)),
+            ),
+            order(8),
+            f.change(
+                Op::Update,
+                Some(customer(1, "ann", "a@x", 10, SOURCE)),
+                Some(customer(1, "bob", "a@x", 11, SOURCE)),
+            ),
+        ],
+    );
+    let apply = tokio::spawn(async move { a.apply(&[tx]).await.map(|_| ()) });
+    wait_for_statement(&f.db_name, "%`{}`.`customer`%").await;
+    f.db.exec("DELETE FROM customer WHERE id = 1").await;
+    locker.exec("COMMIT").await;
+    apply.await.expect("apply task").expect("apply");
+    assert_eq!(
+        f.row(1).await,
+        None,
+        "the update came back over a later delete: {:?}",
+        f.conflicts().await
+    );
+}
+
+/// Waits until a statement of `db` matching `pattern` (`{}` stands for `db`) is running.
+async fn wait_for_statement(db: &str, pattern: &str) {
+    let sql = format!(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+         WHERE info LIKE '{}' AND id <> CONNECTION_ID()",
+        pattern.replace("{}", db)
+    );
+    let mut probe = Db::open(Kind::My, db).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while probe.one(&sql).await.as_deref() != Some("1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no statement like {pattern} ran on {db}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

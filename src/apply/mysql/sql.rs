@@ -138,15 +138,9 @@ impl<'a> Builder<'a> {
         self.finish(text)
     }
 
-    /// Whether the key's row exists, read as a locking read: under REPEATABLE READ a plain SELECT
-    /// reads the transaction's snapshot and misses a row committed since, which a duplicate-key
-    /// error has just seen.
     pub fn exists(mut self, key: &[Field]) -> Sql {
         let cond = self.key_where(key);
-        let text = format!(
-            "SELECT 1 FROM {} t WHERE {cond} FOR UPDATE",
-            qname(&self.info.table)
-        );
+        let text = format!("SELECT 1 FROM {} t WHERE {cond}", qname(&self.info.table));
         self.finish(text)
     }
 
