@@ -8,6 +8,8 @@
 //! - `events(id, label)`: insert-only, ids unique per writer; every writer transaction also inserts one
 //!   event, so each committed transaction must arrive exactly once on the other node.
 //!
+//! Rows are compared with tandem's version and origin columns, which must end equal too.
+//!
 //! ```text
 //!  writers (per node) ──BEGIN; SELECT label … FOR UPDATE; UPDATE/DELETE/INSERT items; INSERT events; COMMIT
 //!        │ record: event id, and for an update/delete the row state it replaced (its "parent" label)
@@ -31,10 +33,8 @@ use tandem::harness::{MariaDb, PgServer};
 
 use super::{start_tandem_run, Pair};
 
-pub const PG_SCHEMA: &str =
-    "CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL, label varchar(50) NOT NULL); \
-     CREATE TABLE events (id bigint PRIMARY KEY, label varchar(50) NOT NULL)";
-pub const MARIA_SCHEMA: &str =
+/// The same DDL serves both engines; `tandem setup` adds the version and origin columns.
+pub const SCHEMA: &str =
     "CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL, label varchar(50) NOT NULL); \
      CREATE TABLE events (id bigint PRIMARY KEY, label varchar(50) NOT NULL)";
 /// Keys of the contested table; few, so that both nodes write the same rows.
@@ -43,8 +43,8 @@ pub const KEYS: u64 = 12;
 /// A pair with `items` under `rule` (TOML lines of the table) and `events` under the default rule.
 pub async fn pair(rule: &str) -> Pair {
     Pair::start(
-        PG_SCHEMA,
-        MARIA_SCHEMA,
+        SCHEMA,
+        SCHEMA,
         &format!(
             "[[tables]]\nname = \"items\"\nkey = [\"id\"]\n{rule}\n\
              [[tables]]\nname = \"events\"\nkey = [\"id\"]\n"
