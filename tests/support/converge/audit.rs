@@ -203,12 +203,14 @@ pub async fn read_audit(p: &Pair) -> Audit {
 /// Writes outside such pairs may conflict too (an insert racing an insert); they are not required to
 /// here, but every audit row, whatever its cause, must be complete: a known kind, a decision, the
 /// table's rule, resolved, and the images the kind implies.
+///
+/// Returns how many writes had to conflict (`None` under `merge`, where that is not known).
 pub fn assert_conflicts_audited(
     what: &str,
     rule: &str,
     reports: &[WriterReport],
     audit: &Audit,
-) -> usize {
+) -> Option<usize> {
     for c in audit.conflicts.iter().filter(|c| c.table == "items") {
         let kinds = [
             "insert_exists",
@@ -237,7 +239,7 @@ pub fn assert_conflicts_audited(
         );
     }
     if rule == "merge" {
-        return 0;
+        return None;
     }
     let mut by_parent: BTreeMap<(i32, &str), Vec<&ItemWrite>> = BTreeMap::new();
     for w in reports.iter().flat_map(|r| &r.item_writes) {
@@ -289,5 +291,5 @@ pub fn assert_conflicts_audited(
         forced > 0,
         "{what}: the writers never replaced the same row state on both nodes, so this run checked no conflict"
     );
-    forced
+    Some(forced)
 }

@@ -234,10 +234,11 @@ pub async fn assert_all(p: &Pair, what: &str, rule: &str, reports: &[WriterRepor
     let converged = wait_converged(p, what).await;
     let audit = read_audit(p).await;
     assert_exactly_once(what, reports, &converged, &audit);
-    let forced = assert_conflicts_audited(what, rule, reports, &audit);
+    let forced = assert_conflicts_audited(what, rule, reports, &audit)
+        .map_or("(under merge, not known)".to_string(), |n| n.to_string());
     eprintln!(
         "{what}: {} transactions committed ({} settled after a lost commit reply), {} failed, \
-         {forced} writes that had to conflict, {} audit rows",
+         writes that had to conflict: {forced}, {} audit rows",
         reports.iter().map(|r| r.events.len()).sum::<usize>(),
         reports.iter().map(|r| r.in_doubt).sum::<u32>(),
         reports.iter().map(|r| r.failed).sum::<u32>(),
