@@ -1,7 +1,8 @@
 //! The applier with MariaDB as the target (the source is PostgreSQL, whose changes are built by hand
 //! here: capture lands separately).
 
-use tandem::model::Op;
+use tandem::apply::Applier;
+use tandem::model::{Change, Op, Transaction, Value};
 
 use crate::apply_scenarios as sc;
 use crate::apply_support::*;
@@ -154,4 +155,140 @@ async fn apply_my_a_refused_batch_goes_row_by_row() {
 #[tokio::test]
 async fn apply_my_batched_updates_convert_values_of_every_kind() {
     sc::batched_updates_convert_values_of_every_kind(Kind::My).await;
+}
+
+/// An insert whose key a local session committed while the apply transaction was under way meets
+/// that row as a conflict (`insert_exists`), not as a definite error that sends the whole source
+/// transaction to the dead letters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_my_insert_meets_a_row_committed_after_its_snapshot() {
+    let mut f = Fixture::new(Kind::My, "", 0).await;
+    let (a, locker) = applied_and_locked(&f, 1).await;
+    let tx = f.tx(
+        2,
+        vec![
+            order(&f, 7),
+            f.change(
+                Op::Update,
+                Some(customer(1, "ann", "a@x", 10, SOURCE)),
+                Some(customer(1, "bob", "a@x", 11, SOURCE)),
+            ),
+            f.change(Op::Insert, None, Some(customer(2, "cy", "c@x", 12, SOURCE))),
+        ],
+    );
+    let local = "INSERT INTO customer (id, name, email) VALUES (2, 'local', 'l@x')";
+    apply_around(&mut f, a, locker, tx, local).await;
+    assert_eq!(
+        f.db.one(&format!("SELECT COUNT(*) FROM {}", f.book("dead_letter")))
+            .await
+            .as_deref(),
+        Some("0"),
+        "the transaction went to the dead letters"
+    );
+    let conflicts = f.conflicts().await;
+    assert!(
+        conflicts.iter().any(|c| c.0 == "insert_exists"),
+        "the insert of customer 2 is a conflict: {conflicts:?}"
+    );
+}
+
+/// An update whose row a local delete removed while the apply transaction was under way is weighed
+/// against that delete's tombstone: the delete is later than the update, so the row stays deleted
+/// (as the other node decides when the delete reaches it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_my_update_meets_a_tombstone_written_after_its_snapshot() {
+    let mut f = Fixture::new(Kind::My, "", 0).await;
+    let (a, locker) = applied_and_locked(&f, 5).await;
+    // A local write of customer 1, later than the incoming update (the trigger stamps now).
+    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
+        .await;
+    // The order between keeps the two updates out of one batch.
+    let tx = f.tx(
+        2,
+        vec![
+            order(&f, 7),
+            f.change(
+                Op::Update,
+                Some(customer(5, "eve", "e@x", 10, SOURCE)),
+                Some(customer(5, "eva", "e@x", 11, SOURCE)),
+            ),
+            order(&f, 8),
+            f.change(
+                Op::Update,
+                Some(customer(1, "ann", "a@x", 10, SOURCE)),
+                Some(customer(1, "bob", "a@x", 11, SOURCE)),
+            ),
+        ],
+    );
+    apply_around(&mut f, a, locker, tx, "DELETE FROM customer WHERE id = 1").await;
+    assert_eq!(
+        f.row(1).await,
+        None,
+        "the update came back over a later delete: {:?}",
+        f.conflicts().await
+    );
+}
+
+/// Customers 1 and 5 applied from the source (version 10), and a local session holding a lock on
+/// customer `locked`.
+async fn applied_and_locked(f: &Fixture, locked: i32) -> (Applier, Db) {
+    let mut a = f.applier().await;
+    let rows = [(1, "ann", "a@x"), (5, "eve", "e@x")]
+        .iter()
+        .map(|(id, name, email)| {
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(*id, name, email, 10, SOURCE)),
+            )
+        })
+        .collect();
+    a.apply(&[f.tx(1, rows)]).await.expect("apply");
+    let mut locker = Db::open(Kind::My, &f.db_name).await;
+    locker.exec("BEGIN").await;
+    locker
+        .exec(&format!(
+            "UPDATE customer SET name = 'held' WHERE id = {locked}"
+        ))
+        .await;
+    (a, locker)
+}
+
+fn order(f: &Fixture, id: i64) -> Change {
+    Change {
+        table: f.source_table("orders"),
+        op: Op::Insert,
+        before: None,
+        after: Some(image(&[("id", Value::Int(id))])),
+    }
+}
+
+/// Applies `tx`, whose first change is an insert (its tombstone check reads) and whose second waits
+/// on the locked customer; while it waits, runs `local` as a local write, then releases the lock.
+async fn apply_around(
+    f: &mut Fixture,
+    mut a: Applier,
+    mut locker: Db,
+    tx: Transaction,
+    local: &str,
+) {
+    let apply = tokio::spawn(async move { a.apply(&[tx]).await.map(|_| ()) });
+    // The update cannot finish while the row is locked: once it runs, the transaction has read.
+    let running = format!(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+         WHERE info LIKE '%`{}`.`customer`%' AND id <> CONNECTION_ID()",
+        f.db_name
+    );
+    let mut probe = Db::open(Kind::My, &f.db_name).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while probe.one(&running).await.as_deref() != Some("1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the apply transaction never reached the locked row"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    f.db.exec(local).await;
+    locker.exec("COMMIT").await;
+    apply.await.expect("apply task").expect("apply");
 }

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use tandem::harness::{MariaDb, PgServer};
-use tokio::process::Child;
 
-use crate::support::{start_tandem_run, wait_for, Pair};
+use crate::support::{sigkill, start_tandem_run, wait_for, Pair};
 
 const ROWS: i32 = 300;
 
@@ -125,13 +124,6 @@ async fn all_arrived_exactly_once(pg: &PgServer, maria: &MariaDb) {
         (0, 0, 0, 0),
         "conflicts or dead letters: a change applied twice or lost"
     );
-}
-
-fn sigkill(child: &Child) {
-    let pid = child.id().expect("pid");
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
 }
 
 #[tokio::test]

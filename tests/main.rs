@@ -13,6 +13,7 @@ mod check_live;
 mod cli;
 mod conflicts_cli;
 mod convergence;
+mod convergence_fire;
 mod demo;
 mod faults;
 mod governance;

@@ -8,7 +8,7 @@ use mysql_async::prelude::Queryable;
 use tandem::harness::{MariaDb, PgServer};
 use tokio::process::Command;
 
-use crate::support::{start_tandem_run, unique_name, wait_for};
+use crate::support::{start_tandem_run, stop_tandem_run, unique_name, wait_for};
 
 enum Server {
     Pg(PgServer),
@@ -128,7 +128,7 @@ async fn mesh(kinds: &[bool]) {
         String::from_utf8_lossy(&setup.stderr)
     );
     let n = servers.len();
-    let mut tandem = start_tandem_run(&config, n * (n - 1)).await;
+    let tandem = start_tandem_run(&config, n * (n - 1)).await;
 
     // Every node writes its own rows, then updates one written elsewhere.
     for (i, s) in servers.iter().enumerate() {
@@ -201,15 +201,7 @@ async fn mesh(kinds: &[bool]) {
     for (j, t) in servers.iter().enumerate().skip(1) {
         assert_eq!(t.rows().await, first, "{} differs from n1", names[j]);
     }
-    let pid = tandem.id().expect("pid");
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let status = tokio::time::timeout(Duration::from_secs(30), tandem.wait())
-        .await
-        .expect("stops")
-        .unwrap();
-    assert!(status.success(), "tandem run exited with {status}");
+    stop_tandem_run(tandem).await;
     std::fs::remove_file(&config).ok();
 }
 

@@ -1,6 +1,8 @@
 //! Shared test helpers.
 #![allow(dead_code)]
 
+pub mod converge;
+
 use std::future::Future;
 
 use std::time::{Duration, Instant};
@@ -76,6 +78,27 @@ pub async fn start_tandem_run(config: &std::path::Path, links: usize) -> tokio::
         }
     });
     child
+}
+
+/// Kills `child` with SIGKILL, as a crash would.
+pub fn sigkill(child: &tokio::process::Child) {
+    let pid = child.id().expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
+/// Stops `tandem run` with SIGTERM and checks it exits cleanly.
+pub async fn stop_tandem_run(mut tandem: tokio::process::Child) {
+    let pid = tandem.id().expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(30), tandem.wait())
+        .await
+        .expect("tandem run stops on SIGTERM")
+        .expect("wait for tandem run");
+    assert!(status.success(), "tandem run exited with {status}");
 }
 
 /// A PostgreSQL node `crm` (database `crm`) and a MariaDB node `helpdesk` (database `desk`) with their

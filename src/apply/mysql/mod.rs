@@ -3,6 +3,12 @@
 //! `marks.skip_replication`). The session runs in strict SQL mode, so a value the column cannot hold
 //! is an error naming the column rather than a silent truncation, and in UTC.
 //!
+//! The session reads at READ COMMITTED, as the PostgreSQL applier does: every plain read (the
+//! tombstones of a key, whether a key exists) sees what committed before it, not a snapshot taken at
+//! the transaction's first read. Under REPEATABLE READ a local delete or insert that committed while
+//! an apply transaction was under way was invisible to those reads though the writes saw it, and
+//! the conflict was decided against stale facts (a deleted row brought back, an insert dead-lettered).
+//!
 //! Error handling: every driver error becomes an [`ApplyError`] classified by error number; a row
 //! error names the table, key and the column the server named.
 
@@ -26,6 +32,7 @@ use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
 use crate::model::{Field, TableRef, Value};
 use sql::{ident, qname, Builder, Sql};
 
+const ISOLATION: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
 const SESSION: &str = "SET SESSION time_zone = '+00:00', \
     SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'";
 
@@ -78,6 +85,7 @@ impl MyTarget {
             tables: HashMap::new(),
         };
         t.simple(SESSION).await?;
+        t.simple(ISOLATION).await?;
         Ok(t)
     }
 
