@@ -59,13 +59,19 @@ impl<T: Target> Link<T> {
         };
         let mut conflict = self.describe(kind, &row, cur.as_ref());
         if kind.current_missing() && row.managed_version {
-            conflict.deleted_at = self
+            let stones = self
                 .t
                 .tombstones(&info.table.to_string(), &row.key_text())
-                .await?
+                .await?;
+            // The latest delete (ties: the greater node id, as every node would pick).
+            if let Some(latest) = stones
                 .iter()
-                .map(|t| t.version)
-                .max();
+                .filter(|t| !t.node.is_empty())
+                .max_by(|a, b| (a.version, &a.node).cmp(&(b.version, &b.node)))
+            {
+                conflict.deleted_by = Some(latest.node.clone());
+            }
+            conflict.deleted_at = stones.iter().map(|t| t.version).max();
         }
         let rules = Rules::from_plan(plan, &self.ctx.target, self.ctx.priority(&self.ctx.target));
         let decision = resolve(&conflict, &rules);
@@ -145,6 +151,7 @@ impl<T: Target> Link<T> {
             columns,
             incoming_complete: !row.partial,
             deleted_at: None,
+            deleted_by: None,
         }
     }
 

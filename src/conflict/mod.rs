@@ -179,8 +179,10 @@ pub struct Conflict {
     pub columns: Vec<ColumnState>,
     /// The incoming after-image can be written as a whole row (no column the source left unsent).
     pub incoming_complete: bool,
-    /// When the target has no row: the stamp of the local delete that removed it (its tombstone).
+    /// When the target has no row: the stamp of the delete that removed it (its tombstone).
     pub deleted_at: Option<i128>,
+    /// When the target has no row: the node whose delete removed it (its tombstone's node).
+    pub deleted_by: Option<String>,
 }
 
 /// What to do with a conflicting incoming change.

@@ -125,18 +125,19 @@ fn delete_vs_update(c: &Conflict, rules: &Rules) -> Decision {
             let (deleter, updater) = if c.kind == ConflictKind::DeleteDiffers {
                 (c.incoming.node.as_str(), current.node.as_str())
             } else {
-                (current.node.as_str(), c.incoming.node.as_str())
+                (
+                    c.deleted_by.as_deref().unwrap_or(current.node.as_str()),
+                    c.incoming.node.as_str(),
+                )
             };
-            !matches!(rules.prefer.as_deref(), Some(p) if p == updater && p != deleter)
-        }
-        // The delete's stamp against the row's version; equal stamps keep the row (see the module doc).
-        ConflictRule::LastWriteWins | ConflictRule::Merge => match c.kind {
-            ConflictKind::DeleteDiffers => {
-                c.incoming.version.is_some()
-                    && c.incoming.version > c.current.as_ref().and_then(|s| s.version)
+            if deleter == updater {
+                // One node deleted and wrote the row: its later act stands.
+                delete_is_later(c)
+            } else {
+                !matches!(rules.prefer.as_deref(), Some(p) if p == updater)
             }
-            _ => c.deleted_at.is_some() && c.deleted_at > c.incoming.version,
-        },
+        }
+        ConflictRule::LastWriteWins | ConflictRule::Merge => delete_is_later(c),
     };
     match (c.kind == ConflictKind::DeleteDiffers, delete_wins) {
         (true, true) => Decision::ApplyIncoming,
@@ -144,6 +145,17 @@ fn delete_vs_update(c: &Conflict, rules: &Rules) -> Decision {
         (false, false) if c.incoming_complete => Decision::ApplyIncoming,
         // The row must come back but the source did not send all of it: a person decides.
         (false, false) => Decision::Park,
+    }
+}
+
+/// The delete's stamp against the row's version; equal stamps keep the row (see the module doc).
+fn delete_is_later(c: &Conflict) -> bool {
+    match c.kind {
+        ConflictKind::DeleteDiffers => {
+            c.incoming.version.is_some()
+                && c.incoming.version > c.current.as_ref().and_then(|s| s.version)
+        }
+        _ => c.deleted_at.is_some() && c.deleted_at > c.incoming.version,
     }
 }
 

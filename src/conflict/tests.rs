@@ -42,6 +42,7 @@ fn update_differs(incoming: Stamp, current: Stamp, columns: Vec<ColumnState>) ->
         columns,
         incoming_complete: true,
         deleted_at: None,
+        deleted_by: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn updates_win_over_deletes_unless_the_deleter_is_preferred() {
         columns: vec![],
         incoming_complete: true,
         deleted_at: None,
+        deleted_by: None,
     };
     assert_eq!(resolve(&delete_differs, &lww), Decision::KeepCurrent);
     let update_missing = Conflict {
@@ -138,10 +140,12 @@ fn updates_win_over_deletes_unless_the_deleter_is_preferred() {
         columns: vec![col("x", true, true, true)],
         incoming_complete: true,
         deleted_at: None,
+        deleted_by: None,
     };
     assert_eq!(resolve(&update_missing, &lww), Decision::ApplyIncoming);
     let tombstoned = Conflict {
         deleted_at: Some(100),
+        deleted_by: None,
         ..update_missing.clone()
     };
     assert_eq!(
@@ -303,22 +307,22 @@ proptest! {
                 let based = matches!(scenario, Scenario::BothUpdate);
                 let kind = if based { ConflictKind::UpdateDiffers } else { ConflictKind::InsertExists };
                 (
-                    Conflict { kind, incoming: sb.clone(), current: Some(sa.clone()), columns: cols(&b_vals, &a_vals, based), incoming_complete: true, deleted_at: None },
+                    Conflict { kind, incoming: sb.clone(), current: Some(sa.clone()), columns: cols(&b_vals, &a_vals, based), incoming_complete: true, deleted_at: None, deleted_by: None },
                     a_row.clone(), b_row.clone(),
-                    Conflict { kind, incoming: sa.clone(), current: Some(sb.clone()), columns: cols(&a_vals, &b_vals, based), incoming_complete: true, deleted_at: None },
+                    Conflict { kind, incoming: sa.clone(), current: Some(sb.clone()), columns: cols(&a_vals, &b_vals, based), incoming_complete: true, deleted_at: None, deleted_by: None },
                     b_row.clone(), a_row.clone(),
                 )
             }
             Scenario::DeleteUpdate => (
-                Conflict { kind: ConflictKind::UpdateMissing, incoming: sb.clone(), current: None, columns: cols(&b_vals, &b_vals, false), incoming_complete: true, deleted_at: Some(d) },
+                Conflict { kind: ConflictKind::UpdateMissing, incoming: sb.clone(), current: None, columns: cols(&b_vals, &b_vals, false), incoming_complete: true, deleted_at: Some(d), deleted_by: Some("a".into()) },
                 None, b_row.clone(),
-                Conflict { kind: ConflictKind::DeleteDiffers, incoming: stamp(d, "a", pa), current: Some(sb.clone()), columns: vec![], incoming_complete: true, deleted_at: None },
+                Conflict { kind: ConflictKind::DeleteDiffers, incoming: stamp(d, "a", pa), current: Some(sb.clone()), columns: vec![], incoming_complete: true, deleted_at: None, deleted_by: None },
                 b_row.clone(), None,
             ),
             Scenario::BothDelete => (
-                Conflict { kind: ConflictKind::DeleteMissing, incoming: sb.clone(), current: None, columns: vec![], incoming_complete: true, deleted_at: None },
+                Conflict { kind: ConflictKind::DeleteMissing, incoming: sb.clone(), current: None, columns: vec![], incoming_complete: true, deleted_at: None, deleted_by: None },
                 None, None,
-                Conflict { kind: ConflictKind::DeleteMissing, incoming: sa.clone(), current: None, columns: vec![], incoming_complete: true, deleted_at: None },
+                Conflict { kind: ConflictKind::DeleteMissing, incoming: sa.clone(), current: None, columns: vec![], incoming_complete: true, deleted_at: None, deleted_by: None },
                 None, None,
             ),
         };
@@ -343,12 +347,52 @@ fn an_insert_of_a_key_deleted_here_later_stays_deleted() {
         columns: vec![col("x", true, true, true)],
         incoming_complete: true,
         deleted_at: Some(11),
+        deleted_by: None,
     };
     let lww = rules(ConflictRule::LastWriteWins, None, "a");
     assert_eq!(resolve(&c, &lww), Decision::KeepCurrent);
     let older = Conflict {
         deleted_at: Some(9),
+        deleted_by: None,
         ..c
     };
     assert_eq!(resolve(&older, &lww), Decision::ApplyIncoming);
+}
+
+/// Under `prefer`, the deleter of a row that is gone here is the node its tombstone names, not this
+/// node; and when one node both deleted the row and wrote it (a re-insert reaching a node that still
+/// holds that node's tombstone), its later act stands.
+#[test]
+fn prefer_weighs_the_tombstones_node_as_the_deleter() {
+    let insert_deleted = |deleted_at: i128, deleted_by: &str, inserter: &str| Conflict {
+        kind: ConflictKind::InsertDeleted,
+        incoming: stamp(50, inserter, 0),
+        current: None,
+        columns: vec![col("x", true, true, true)],
+        incoming_complete: true,
+        deleted_at: Some(deleted_at),
+        deleted_by: Some(deleted_by.into()),
+    };
+    // On c (neither node preferred nor involved as local): a deleted, b inserted; prefer b.
+    let on_c = rules(ConflictRule::Prefer, Some("b"), "c");
+    assert_eq!(
+        resolve(&insert_deleted(10, "a", "b"), &on_c),
+        Decision::ApplyIncoming
+    );
+    // Prefer a, the deleter: the delete stands.
+    let on_c_prefer_a = rules(ConflictRule::Prefer, Some("a"), "c");
+    assert_eq!(
+        resolve(&insert_deleted(10, "a", "b"), &on_c_prefer_a),
+        Decision::KeepCurrent
+    );
+    // a deleted and later inserted the key again: the insert (later) stands even though a is
+    // preferred, and an insert older than a's delete does not.
+    assert_eq!(
+        resolve(&insert_deleted(10, "a", "a"), &on_c_prefer_a),
+        Decision::ApplyIncoming
+    );
+    assert_eq!(
+        resolve(&insert_deleted(60, "a", "a"), &on_c_prefer_a),
+        Decision::KeepCurrent
+    );
 }
