@@ -24,6 +24,7 @@ mod observability;
 mod support;
 mod tail;
 mod tls;
+mod tombstones;
 mod topologies;
 mod truncate;
 mod two_way;

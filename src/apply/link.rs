@@ -36,6 +36,8 @@ pub struct LinkContext {
     pub on_error: OnError,
     /// The bookkeeping schema (`[tandem] schema`).
     pub schema: String,
+    /// `[tandem] tombstone_retention`; `None` keeps every tombstone.
+    pub tombstone_retention: Option<std::time::Duration>,
 }
 
 impl LinkContext {
@@ -70,6 +72,8 @@ pub(crate) struct Link<T: Target> {
     pub(super) revived: Vec<Revived>,
     /// A committed merge waits to be announced (see `announce`).
     pub(super) announce_due: bool,
+    /// When this link last pruned the target's expired tombstones.
+    last_prune: Option<std::time::Instant>,
 }
 
 /// A tombstone a source transaction revived: its node inserted the key again, having seen that
@@ -138,6 +142,7 @@ impl<T: Target> Link<T> {
             last_plan: None,
             revived: Vec::new(),
             announce_due: true,
+            last_prune: None,
         };
         link.t.set_applying(true).await?;
         link.check_bookkeeping().await?;
@@ -151,6 +156,25 @@ impl<T: Target> Link<T> {
         link.open_keys = link.t.open_keys().await?.into_iter().collect();
         link.announce().await?;
         Ok(link)
+    }
+
+    /// Deletes the target's tombstones older than the retention, at most every tenth of it (and at
+    /// most every ten minutes), after a commit. Each node prunes its own; an insert of a key whose
+    /// tombstone is gone is weighed as if the key had not been deleted there.
+    async fn prune_tombstones(&mut self) -> Result<(), ApplyError> {
+        let Some(retention) = self.ctx.tombstone_retention else {
+            return Ok(());
+        };
+        let every = (retention / 10).min(std::time::Duration::from_secs(600));
+        if self.last_prune.is_some_and(|t| t.elapsed() < every) {
+            return Ok(());
+        }
+        self.last_prune = Some(std::time::Instant::now());
+        let pruned = self.t.prune_tombstones(retention.as_secs()).await?;
+        if pruned > 0 {
+            debug!(link = %self.ctx.link(), pruned, retention_s = retention.as_secs(), "expired tombstones pruned");
+        }
+        Ok(())
     }
 
     /// Refuses to apply into a bookkeeping schema older than this tandem's (an upgrade without
@@ -216,6 +240,7 @@ impl<T: Target> Link<T> {
             }
         }
         self.announce().await?;
+        self.prune_tombstones().await?;
         Ok(self.committed.clone())
     }
 

@@ -142,6 +142,7 @@ impl Applier {
                 .collect(),
             on_error: s.on_error,
             schema: s.schema.clone(),
+            tombstone_retention: s.tombstone_retention(),
         };
         let mapper = Mapper::new(config, source, target);
         let url = dst.url.expose();

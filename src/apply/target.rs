@@ -217,6 +217,8 @@ pub(crate) trait Target {
         target_table: &str,
         key: &str,
     ) -> Result<Vec<Tombstone>, ApplyError>;
+    /// Deletes the tombstones recorded more than `older_than_secs` ago (autocommit); rows deleted.
+    async fn prune_tombstones(&mut self, older_than_secs: u64) -> Result<u64, ApplyError>;
     /// Records a delete of `key` by `stone.node` (the node's later stamp wins).
     async fn put_tombstone(
         &mut self,

@@ -57,6 +57,20 @@ pub struct Settings {
     pub deletes: Option<toml::Value>,
     /// What a definite apply error does: `dead_letter` (record it, go on) or `halt` (stop the link).
     pub on_error: OnError,
+    /// How long a tombstone (the record of a deleted key) is kept: `"7d"` (default), any duration
+    /// of at least one second (`"12h"`, `"90m"`), or `"never"` to keep them all. An insert that
+    /// arrives later than this after a delete of its key is weighed without that delete's record.
+    pub tombstone_retention: String,
+}
+
+impl Settings {
+    /// The tombstone retention, `None` for `"never"` (validated when the file is read).
+    pub fn tombstone_retention(&self) -> Option<std::time::Duration> {
+        match self.tombstone_retention.trim() {
+            "never" => None,
+            text => super::resolve::parse_duration(text),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -71,6 +85,7 @@ impl Default for Settings {
             conflict: ConflictRule::LastWriteWins,
             deletes: None,
             on_error: OnError::DeadLetter,
+            tombstone_retention: "7d".into(),
         }
     }
 }

@@ -312,6 +312,7 @@ pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return None,
     };
     Some(std::time::Duration::from_millis(n.checked_mul(millis)?))
@@ -325,6 +326,19 @@ fn is_identifier(s: &str) -> bool {
 }
 
 fn check_settings(s: &Settings, problems: &mut Vec<Problem>) {
+    let retention = s.tombstone_retention.trim();
+    if retention != "never"
+        && parse_duration(retention).is_none_or(|d| d < std::time::Duration::from_secs(1))
+    {
+        problems.push(Problem::error(
+            "tandem.tombstone_retention",
+            format!(
+                "{:?} is not a duration of at least 1s",
+                s.tombstone_retention
+            ),
+            "write a number with a unit (\"7d\", \"12h\", \"90m\", \"30s\") or \"never\"",
+        ));
+    }
     for (key, value) in [
         ("origin_column", &s.origin_column),
         ("version_column", &s.version_column),

@@ -508,3 +508,32 @@ fn node_tls_keys_are_folded_into_the_url() {
         "sslmode",
     );
 }
+
+#[test]
+fn tombstone_retention_is_read_and_checked() {
+    let (c, _) = load(MINIMAL).unwrap();
+    assert_eq!(
+        c.settings.tombstone_retention(),
+        Some(std::time::Duration::from_secs(7 * 86_400))
+    );
+    let (c, _) = load(&format!(
+        "[tandem]\ntombstone_retention = \"12h\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.settings.tombstone_retention(),
+        Some(std::time::Duration::from_secs(12 * 3_600))
+    );
+    let (c, _) = load(&format!(
+        "[tandem]\ntombstone_retention = \"never\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!(c.settings.tombstone_retention(), None);
+    for bad in ["0s", "500ms", "soon", "7"] {
+        assert_problem(
+            &format!("[tandem]\ntombstone_retention = \"{bad}\"\n{MINIMAL}"),
+            "tandem.tombstone_retention",
+            "at least 1s",
+        );
+    }
+}

@@ -61,7 +61,7 @@
 //!
 //! ## Known limits
 //!
-//! Tombstones are never pruned. `merge` takes the incoming before-image as the common base, which is
+//! Tombstones are pruned by age (`[tandem] tombstone_retention`). `merge` takes the incoming before-image as the common base, which is
 //! not the true common ancestor after a run of writes on each side; the decider's announcement (see
 //! Merge above) is what makes both nodes end with the same row, so a merge between two nodes that
 //! both outrank nobody (a mesh's lower nodes) relies on the top node's announcements reaching them.

@@ -557,6 +557,14 @@ impl Target for MyTarget {
             .collect())
     }
 
+    async fn prune_tombstones(&mut self, older_than_secs: u64) -> Result<u64, ApplyError> {
+        self.book(
+            "DELETE FROM __S__.tombstone WHERE deleted_at < NOW(6) - INTERVAL ? SECOND",
+            vec![s(older_than_secs.to_string())],
+        )
+        .await
+    }
+
     async fn put_tombstone(
         &mut self,
         target_table: &str,

@@ -604,6 +604,14 @@ impl Target for PgTarget {
             .collect())
     }
 
+    async fn prune_tombstones(&mut self, older_than_secs: u64) -> Result<u64, ApplyError> {
+        self.book(
+            "DELETE FROM __S__.tombstone WHERE deleted_at < now() - make_interval(secs => $1::text::double precision)",
+            &[Some(older_than_secs.to_string())],
+        )
+        .await
+    }
+
     async fn put_tombstone(
         &mut self,
         target_table: &str,

@@ -1,0 +1,82 @@
+//! Tombstones on real servers: a delete leaves one on both nodes (the trigger's on the deleting node,
+//! the applier's on the other), and `[tandem] tombstone_retention` prunes them once they are older.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+
+use crate::support::{start_tandem_run, wait_for, Pair};
+
+async fn tombstones(pair: &Pair) -> (i64, i64) {
+    let c = pair.pg.connect("crm").await.expect("connect");
+    let on_pg: i64 = c
+        .query_one("SELECT count(*) FROM tandem.tombstone", &[])
+        .await
+        .expect("count")
+        .get(0);
+    let mut m = pair.maria.connect("desk").await.expect("connect");
+    let on_maria: Option<i64> = m
+        .query_first("SELECT count(*) FROM tandem.tombstone")
+        .await
+        .expect("count");
+    m.disconnect().await.ok();
+    (on_pg, on_maria.unwrap_or(-1))
+}
+
+#[tokio::test]
+async fn tombstones_are_left_by_deletes_and_pruned_after_the_retention() {
+    let table = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20) NOT NULL);";
+    let pair = Pair::start(
+        table,
+        table,
+        "[tandem]\ntombstone_retention = \"1s\"\n[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
+    )
+    .await;
+    let _run = start_tandem_run(&pair.config, 2).await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    c.batch_execute("INSERT INTO items VALUES (1, 'doomed')")
+        .await
+        .expect("insert");
+    let mut m = pair.maria.connect("desk").await.expect("connect");
+    wait_for("the row on MariaDB", Duration::from_secs(30), || {
+        let m = &pair.maria;
+        async move {
+            let mut m = m.connect("desk").await.ok()?;
+            let n: Option<i64> = m.query_first("SELECT count(*) FROM items").await.ok()?;
+            m.disconnect().await.ok();
+            (n == Some(1)).then_some(())
+        }
+    })
+    .await;
+    c.batch_execute("DELETE FROM items WHERE id = 1")
+        .await
+        .expect("delete");
+    wait_for(
+        "a tombstone on both nodes (the trigger's and the applier's)",
+        Duration::from_secs(30),
+        || async { (tombstones(&pair).await == (1, 1)).then_some(()) },
+    )
+    .await;
+    // Traffic both ways drives the links' commits, after which each prunes what has expired.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut id = 100;
+    loop {
+        id += 1;
+        c.execute("INSERT INTO items VALUES ($1, 'pg')", &[&id])
+            .await
+            .expect("insert on PostgreSQL");
+        m.exec_drop("INSERT INTO items VALUES (?, 'maria')", (id + 100_000,))
+            .await
+            .expect("insert on MariaDB");
+        let left = tombstones(&pair).await;
+        if left == (0, 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tombstones left after 60 s with a 1 s retention (PostgreSQL, MariaDB): {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    m.disconnect().await.ok();
+}
