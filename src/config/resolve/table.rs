@@ -1,0 +1,298 @@
+//! Table resolution: physical names per node, key, conflict rules, deletes, filters and truncates.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::column::{resolve_column, Column};
+use super::node::{Engine, Node};
+use super::{check_node_ref, is_identifier};
+use crate::config::file::{ConflictRule, OnError, Scalar, Settings, TableFile};
+use crate::config::Problem;
+use crate::model::TableRef;
+
+/// What a delete does at the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeletePolicy {
+    Propagate,
+    Ignore,
+    /// Set this business column (to the current time, or true) instead of deleting.
+    Soft(String),
+}
+
+/// What a captured `TRUNCATE` does at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TruncatePolicy {
+    /// Nothing is emptied; the truncate is recorded in the target's conflict log.
+    #[default]
+    Ignore,
+    /// The target table is emptied in the target transaction that applies the source transaction.
+    Propagate,
+}
+
+/// A business table, resolved.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: String,
+    pub key: Vec<String>,
+    /// Physical table per node (every node has one).
+    pub physical: BTreeMap<String, TableRef>,
+    /// Business column holding the version; `None` means the managed version column.
+    pub version: Option<String>,
+    pub conflict: ConflictRule,
+    pub prefer: Option<String>,
+    pub owner: Option<String>,
+    pub merge_fallback: ConflictRule,
+    pub deletes: DeletePolicy,
+    pub on_error: OnError,
+    pub truncate: TruncatePolicy,
+    pub exclude: Vec<String>,
+    /// Business column -> the values a synced row may hold there.
+    pub filter: BTreeMap<String, Vec<Scalar>>,
+    pub columns: Vec<Column>,
+}
+
+impl Table {
+    /// The physical name of business column `column` on `node`.
+    pub fn column_on<'a>(&'a self, column: &'a str, node: &str) -> &'a str {
+        self.columns
+            .iter()
+            .find(|c| c.name == column)
+            .and_then(|c| c.on.get(node))
+            .map_or(column, String::as_str)
+    }
+}
+
+pub(super) fn delete_policy(
+    v: &toml::Value,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> DeletePolicy {
+    match v {
+        toml::Value::String(s) if s == "propagate" => DeletePolicy::Propagate,
+        toml::Value::String(s) if s == "ignore" => DeletePolicy::Ignore,
+        toml::Value::Table(t)
+            if t.len() == 1 && matches!(t.get("soft"), Some(toml::Value::String(_))) =>
+        {
+            DeletePolicy::Soft(
+                t.get("soft")
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+        _ => {
+            problems.push(Problem::error(
+                path,
+                "unknown delete policy",
+                "use \"propagate\", \"ignore\" or { soft = \"<column>\" }",
+            ));
+            DeletePolicy::Propagate
+        }
+    }
+}
+
+/// `truncate = "ignore" | "propagate"`; `propagate` on a filtered table is refused, since a truncate
+/// would empty the rows the filter keeps home too.
+fn truncate_policy(t: &TableFile, path: &str, problems: &mut Vec<Problem>) -> TruncatePolicy {
+    let policy = match t.truncate.as_deref() {
+        None | Some("ignore") => TruncatePolicy::Ignore,
+        Some("propagate") => TruncatePolicy::Propagate,
+        Some(other) => {
+            problems.push(Problem::error(
+                format!("{path}.truncate"),
+                format!("unknown truncate policy {other:?}"),
+                "use \"ignore\" (record it, empty nothing) or \"propagate\" (empty the table on the other nodes)",
+            ));
+            TruncatePolicy::Ignore
+        }
+    };
+    if policy == TruncatePolicy::Propagate && !t.filter.is_empty() {
+        problems.push(Problem::error(
+            format!("{path}.truncate"),
+            "\"propagate\" on a table with a filter would empty the other nodes' rows outside the filter too",
+            "remove truncate = \"propagate\" (a truncate is then recorded, not applied) or remove the filter",
+        ));
+    }
+    policy
+}
+
+pub(super) fn resolve_table(
+    t: TableFile,
+    path: &str,
+    settings: &Settings,
+    default_deletes: &DeletePolicy,
+    nodes: &BTreeMap<String, Node>,
+    node_ids: &BTreeSet<String>,
+    problems: &mut Vec<Problem>,
+) -> Table {
+    if !is_identifier(&t.name) {
+        problems.push(Problem::error(
+            format!("{path}.name"),
+            format!("{:?} is not a plain identifier", t.name),
+            "use letters, digits and _ only",
+        ));
+    }
+    if t.key.is_empty() {
+        problems.push(Problem::error(
+            format!("{path}.key"),
+            "the key is empty",
+            "name the column(s) of the primary key, e.g. key = [\"id\"]",
+        ));
+    }
+    let mut key_seen = BTreeSet::new();
+    for k in &t.key {
+        if !key_seen.insert(k) {
+            problems.push(Problem::error(
+                format!("{path}.key"),
+                format!("column {k:?} appears twice"),
+                "list each key column once",
+            ));
+        }
+    }
+    let mut physical = BTreeMap::new();
+    for (node_id, name) in &t.on {
+        if !node_ids.contains(node_id) {
+            check_node_ref(
+                &Some(node_id.clone()),
+                format!("{path}.on.{node_id}"),
+                node_ids,
+                problems,
+            );
+        }
+        if name.is_empty() || name.split('.').count() > 2 || name.split('.').any(str::is_empty) {
+            problems.push(Problem::error(
+                format!("{path}.on.{node_id}"),
+                format!("{name:?} is not a table name"),
+                "write schema.table (PostgreSQL), database.table or table (MySQL/MariaDB)",
+            ));
+        }
+    }
+    for (id, node) in nodes {
+        let given = t.on.get(id).map(String::as_str);
+        let table = match (node.engine, given.and_then(|g| g.split_once('.'))) {
+            (_, Some((schema, name))) => TableRef::new(schema, name),
+            (Engine::Postgres, None) => TableRef::new("public", given.unwrap_or(&t.name)),
+            (Engine::Mysql, None) => TableRef::new(&node.database, given.unwrap_or(&t.name)),
+        };
+        physical.insert(id.clone(), table);
+    }
+    let conflict = t.conflict.unwrap_or(settings.conflict);
+    check_node_ref(&t.prefer, format!("{path}.prefer"), node_ids, problems);
+    check_node_ref(&t.owner, format!("{path}.owner"), node_ids, problems);
+    if conflict == ConflictRule::Prefer && t.prefer.is_none() && t.owner.is_none() {
+        problems.push(Problem::error(
+            format!("{path}.prefer"),
+            "conflict = \"prefer\" names no node",
+            "add prefer = \"<node>\" naming the system of record",
+        ));
+    }
+    let merge_fallback = t.merge_fallback.unwrap_or(ConflictRule::LastWriteWins);
+    if merge_fallback == ConflictRule::Merge {
+        problems.push(Problem::error(
+            format!("{path}.merge_fallback"),
+            "merge cannot fall back to merge",
+            "use last_write_wins, prefer or manual",
+        ));
+    }
+    if merge_fallback == ConflictRule::Prefer && t.prefer.is_none() {
+        problems.push(Problem::error(
+            format!("{path}.merge_fallback"),
+            "falls back to \"prefer\" but the table names no prefer node",
+            "add prefer = \"<node>\"",
+        ));
+    }
+    let deletes = match &t.deletes {
+        Some(v) => delete_policy(v, &format!("{path}.deletes"), problems),
+        None => default_deletes.clone(),
+    };
+    for (i, ex) in t.exclude.iter().enumerate() {
+        if t.key.contains(ex) {
+            problems.push(Problem::error(
+                format!("{path}.exclude[{i}]"),
+                format!("key column {ex:?} cannot be excluded"),
+                "remove it from exclude: rows are matched by their key",
+            ));
+        }
+    }
+    if let Some(v) = &t.version {
+        if t.key.contains(v) {
+            problems.push(Problem::error(
+                format!("{path}.version"),
+                format!("the version column {v:?} is part of the key"),
+                "name a column that changes on every write, e.g. lock_version or updated_at",
+            ));
+        }
+        if t.exclude.contains(v) {
+            problems.push(Problem::error(
+                format!("{path}.version"),
+                format!("the version column {v:?} is excluded"),
+                "remove it from exclude: versions must travel with the row",
+            ));
+        }
+    }
+    if let DeletePolicy::Soft(col) = &deletes {
+        if t.key.contains(col) {
+            problems.push(Problem::error(
+                format!("{path}.deletes.soft"),
+                format!("the soft-delete column {col:?} is part of the key"),
+                "name a flag or timestamp column, e.g. deleted_at",
+            ));
+        }
+    }
+    for (column, allowed) in &t.filter {
+        if allowed.is_empty() {
+            problems.push(Problem::error(
+                format!("{path}.filter.{column}"),
+                "an empty list lets no row through",
+                "list the values whose rows are synced, or remove the filter",
+            ));
+        }
+        if t.exclude.contains(column) {
+            problems.push(Problem::error(
+                format!("{path}.filter.{column}"),
+                format!("column {column:?} is excluded, so the filter could not see it on the other nodes"),
+                "filter on a column that is synced",
+            ));
+        }
+    }
+    let truncate = truncate_policy(&t, path, problems);
+    let mut seen = BTreeSet::new();
+    let columns = t
+        .columns
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let cpath = format!("{path}.columns[{i}]");
+            if !seen.insert(c.name.clone()) {
+                problems.push(Problem::error(
+                    format!("{cpath}.name"),
+                    format!("column {:?} is listed twice", c.name),
+                    "list each column once",
+                ));
+            }
+            if t.exclude.contains(&c.name) {
+                problems.push(Problem::warning(
+                    format!("{cpath}.name"),
+                    format!("column {:?} is excluded, so its mapping is unused", c.name),
+                    "remove the column entry or the exclusion",
+                ));
+            }
+            resolve_column(c, &cpath, t.owner.as_deref(), node_ids, problems)
+        })
+        .collect();
+    Table {
+        name: t.name,
+        key: t.key,
+        physical,
+        version: t.version,
+        conflict,
+        prefer: t.prefer,
+        owner: t.owner,
+        merge_fallback,
+        deletes,
+        on_error: t.on_error.unwrap_or(settings.on_error),
+        truncate,
+        exclude: t.exclude,
+        filter: t.filter,
+        columns,
+    }
+}
