@@ -265,18 +265,7 @@ pub async fn prefer_and_owner_rules(kind: Kind) {
     )
     .await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(
-        1,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(1, "ann", "a@x", 10, SOURCE)),
-        )],
-    )])
-    .await
-    .expect("apply");
-    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
-        .await;
+    f.replicated_then_edited_locally(&mut a).await;
     // The source is preferred: its older change wins over the later local one.
     a.apply(&[f.tx(
         2,
@@ -314,18 +303,7 @@ pub async fn manual_parks_one_key_while_others_flow_until_resolved(kind: Kind) {
     // The target has the higher priority: it is the deciding node and parks.
     let mut f = Fixture::new(kind, "conflict = \"manual\"", 5).await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(
-        1,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(1, "ann", "a@x", 10, SOURCE)),
-        )],
-    )])
-    .await
-    .expect("apply");
-    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
-        .await;
+    f.replicated_then_edited_locally(&mut a).await;
     let c1 = f.change(
         Op::Update,
         Some(customer(1, "ann", "a@x", 10, SOURCE)),
@@ -390,18 +368,7 @@ pub async fn manual_parks_one_key_while_others_flow_until_resolved(kind: Kind) {
 pub async fn manual_on_the_other_node_defers_to_the_decider(kind: Kind) {
     let mut f = Fixture::new(kind, "conflict = \"manual\"", -5).await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(
-        1,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(1, "ann", "a@x", 10, SOURCE)),
-        )],
-    )])
-    .await
-    .expect("apply");
-    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
-        .await;
+    f.replicated_then_edited_locally(&mut a).await;
     a.apply(&[f.tx(
         2,
         vec![f.change(
@@ -579,18 +546,7 @@ pub async fn a_multi_table_transaction_applies_whole(kind: Kind) {
 pub async fn resolve_with_supplied_values(kind: Kind) {
     let mut f = Fixture::new(kind, "conflict = \"manual\"", 5).await;
     let mut a = f.applier().await;
-    a.apply(&[f.tx(
-        1,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(1, "ann", "a@x", 10, SOURCE)),
-        )],
-    )])
-    .await
-    .expect("apply");
-    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
-        .await;
+    f.replicated_then_edited_locally(&mut a).await;
     a.apply(&[f.tx(
         2,
         vec![f.change(

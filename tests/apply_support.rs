@@ -225,6 +225,23 @@ on = {{ {TARGET} = "{target_table}.typed", {source} = "{source_table}.typed" }}
             .expect("applier connects")
     }
 
+    /// Applies the source's insert of customer 1 (`ann`, version 10) with `a`, then edits the row
+    /// locally on the target (`name = 'local'`), so that the source's next change of it conflicts.
+    pub async fn replicated_then_edited_locally(&mut self, a: &mut Applier) {
+        let insert = self.tx(
+            1,
+            vec![self.change(
+                Op::Insert,
+                None,
+                Some(customer(1, "ann", "a@x", 10, SOURCE)),
+            )],
+        );
+        a.apply(&[insert]).await.expect("apply");
+        self.db
+            .exec("UPDATE customer SET name = 'local' WHERE id = 1")
+            .await;
+    }
+
     /// The source's physical customer table.
     pub fn source_table(&self, name: &str) -> TableRef {
         match self.kind {
