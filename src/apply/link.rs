@@ -207,9 +207,7 @@ impl<T: Target> Link<T> {
     }
 
     fn is_applied(&self, p: &Position) -> bool {
-        self.committed
-            .as_ref()
-            .is_some_and(|c| c.same_kind(p) && p <= c)
+        self.committed.as_ref().is_some_and(|c| p.is_within(c))
     }
 
     /// Applies `txs` in order as one target transaction (see [`super::Applier::apply`]).
