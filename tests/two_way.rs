@@ -336,3 +336,61 @@ async fn mariadb_gtid_domains_interleaved_all_arrive() {
     m.disconnect().await.unwrap();
     std::fs::remove_file(&p.config).ok();
 }
+
+/// Rows that reach the PostgreSQL node through native logical replication (a subscription, which
+/// marks them with its own replication origin) are that node's changes to forward: they reach
+/// MariaDB. Only tandem's own origin marks a transaction as an echo.
+#[tokio::test]
+async fn rows_from_native_replication_are_forwarded() {
+    let p = pair().await;
+    p.pg.create_database("upstream").await.unwrap();
+    let up = p.pg.connect("upstream").await.unwrap();
+    for sql in [
+        "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, status text)",
+        "CREATE PUBLICATION up_pub FOR TABLE customers",
+        "SELECT pg_create_logical_replication_slot('up_sub', 'pgoutput')",
+    ] {
+        up.batch_execute(sql).await.unwrap();
+    }
+    let crm = p.pg.connect("crm").await.unwrap();
+    // Same cluster: the slot is made beforehand, as CREATE SUBSCRIPTION cannot make it here.
+    crm.batch_execute(&format!(
+        "CREATE SUBSCRIPTION up_sub CONNECTION '{}' PUBLICATION up_pub \
+         WITH (create_slot = false, slot_name = 'up_sub', copy_data = false)",
+        p.pg.url("upstream")
+    ))
+    .await
+    .unwrap();
+    let mut tandem = start_tandem_run(&p.config, 2).await;
+    up.batch_execute("INSERT INTO customers VALUES (7, 'From upstream', 'Approved')")
+        .await
+        .unwrap();
+    wait_for("the natively replicated row on crm", DEADLINE, || async {
+        let n: i64 = crm
+            .query_one("SELECT count(*) FROM customers WHERE id = 7", &[])
+            .await
+            .unwrap()
+            .get(0);
+        (n == 1).then_some(())
+    })
+    .await;
+    wait_for(
+        "the natively replicated row on MariaDB",
+        DEADLINE,
+        || async {
+            maria_rows(&p.maria)
+                .await
+                .iter()
+                .any(|r| r.0 == 7 && r.1 == "From upstream")
+                .then_some(())
+        },
+    )
+    .await;
+    stop_tandem_run(tandem).await;
+    tandem = start_tandem_run(&p.config, 2).await;
+    stop_tandem_run(tandem).await;
+    crm.batch_execute("ALTER SUBSCRIPTION up_sub DISABLE; ALTER SUBSCRIPTION up_sub SET (slot_name = NONE); DROP SUBSCRIPTION up_sub")
+        .await
+        .unwrap();
+    std::fs::remove_file(&p.config).ok();
+}
