@@ -1,6 +1,7 @@
 pub mod apply;
 pub mod capture;
 pub mod catalog;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod conflict;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tracing::{debug, warn};
 
 use super::conflicts::{soft_write, QueueState};
-use super::error::ApplyError;
+use super::error::{ApplyError, UnknownErrors};
 use super::row::{Names, RowChange};
 use super::target::{TableInfo, Target, Tombstone};
 use crate::config::{ConflictRule, DeletePolicy, OnError};
@@ -211,7 +211,11 @@ impl<T: Target> Link<T> {
     }
 
     /// Applies `txs` in order as one target transaction (see [`super::Applier::apply`]).
-    pub async fn apply(&mut self, txs: &[Transaction]) -> Result<Option<Position>, ApplyError> {
+    pub async fn apply(
+        &mut self,
+        txs: &[Transaction],
+        unknown: UnknownErrors,
+    ) -> Result<Option<Position>, ApplyError> {
         for t in txs.iter().filter(|t| self.is_applied(&t.position)) {
             debug!(link = %self.ctx.link(), position = %t.position, "duplicate skipped");
         }
@@ -224,15 +228,18 @@ impl<T: Target> Link<T> {
         }
         match self.apply_group(&fresh).await {
             Ok(()) => {}
-            Err(e) if e.is_transient() => return Err(e),
-            Err(e) if fresh.len() == 1 => self.dead_letter_or_halt(fresh[0], e).await?,
+            Err(e) if unknown.retries(&e) => return Err(e),
+            Err(e) if fresh.len() == 1 => {
+                self.dead_letter_or_halt(fresh[0], unknown.refused(e))
+                    .await?
+            }
             Err(_) => {
                 // Find the failing transaction: apply them one at a time.
                 for tx in fresh {
                     match self.apply_group(&[tx]).await {
                         Ok(()) => {}
-                        Err(e) if e.is_transient() => return Err(e),
-                        Err(e) => self.dead_letter_or_halt(tx, e).await?,
+                        Err(e) if unknown.retries(&e) => return Err(e),
+                        Err(e) => self.dead_letter_or_halt(tx, unknown.refused(e)).await?,
                     }
                 }
             }

@@ -227,8 +227,11 @@ pub fn dead_letter(source: &str, target: &str, table: &str) {
     counter!(DEAD_LETTERS, "link" => link, "table" => table.to_string()).increment(1);
 }
 
-/// A target transaction of the link `source -> target` is retried after a transient error.
-pub fn apply_retry(source: &str, target: &str) {
+/// A target transaction of the link `source -> target` is retried after a transient error; `reason`
+/// (an error without row values) is what `/health` shows until the link applies again.
+pub fn apply_retry(source: &str, target: &str, reason: &str) {
     let link = crate::capture::link_name(source, target);
-    counter!(RETRIES, "link" => link, "stage" => "apply").increment(1);
+    counter!(RETRIES, "link" => link.clone(), "stage" => "apply").increment(1);
+    gauge!(LINK_UP, "link" => link.clone()).set(0.0);
+    health::set_state(&link, LinkState::Retrying(reason.to_string()));
 }
