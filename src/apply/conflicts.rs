@@ -357,9 +357,6 @@ impl<T: Target> Link<T> {
             &record.kind,
             &record.decision,
         );
-        if state != ConflictState::Resolved {
-            self.open_keys.insert((record.target_table, record.key));
-        }
         Ok(())
     }
 
@@ -372,7 +369,6 @@ impl<T: Target> Link<T> {
     ) -> Result<QueueState, ApplyError> {
         let entries = self.t.open_entries(&queue_key.0, &queue_key.1).await?;
         if entries.is_empty() {
-            self.open_keys.remove(queue_key);
             return Ok(QueueState::Clear);
         }
         if entries
@@ -466,8 +462,6 @@ impl<T: Target> Link<T> {
                 self.t
                     .set_conflict_state(entry.id, ConflictState::Resolved, Some("announced"))
                     .await?;
-                self.open_keys
-                    .remove(&(entry.record.target_table.clone(), entry.record.key.clone()));
             }
             self.t.commit().await
         }

@@ -12,7 +12,7 @@
 //! a definite one rolls back, isolates the failing transaction by applying the group one at a time,
 //! and dead-letters it (with a checkpoint past it) or halts, per the table's `on_error`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tracing::{debug, warn};
@@ -63,7 +63,6 @@ pub(crate) struct Link<T: Target> {
     pub ctx: Arc<LinkContext>,
     pub mapper: Arc<Mapper>,
     pub committed: Option<Position>,
-    pub(super) open_keys: HashSet<(String, String)>,
     /// Set while releasing waiting changes: they pass the queue they were held in.
     pub skip_queue: bool,
     /// The table of the change being applied, for the on_error policy of a failure.
@@ -137,7 +136,6 @@ impl<T: Target> Link<T> {
             ctx: Arc::new(ctx),
             mapper: Arc::new(mapper),
             committed: None,
-            open_keys: HashSet::new(),
             skip_queue: false,
             last_plan: None,
             revived: Vec::new(),
@@ -153,7 +151,6 @@ impl<T: Target> Link<T> {
             })?),
             None => None,
         };
-        link.open_keys = link.t.open_keys().await?.into_iter().collect();
         link.announce().await?;
         Ok(link)
     }
@@ -395,7 +392,7 @@ impl<T: Target> Link<T> {
                 .await?;
         }
         let queue_key = (info.table.to_string(), row.key_text());
-        if !self.skip_queue && self.open_keys.contains(&queue_key) {
+        if !self.skip_queue {
             match self.queue_check(&queue_key, &row, plan, position).await? {
                 QueueState::Held => return Ok(()),
                 // The decider took this node's own row (`resolve --take incoming`): it is here

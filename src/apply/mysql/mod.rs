@@ -559,8 +559,12 @@ impl Target for MyTarget {
         self.open_entries(target_table, key).await
     }
 
-    async fn open_keys(&mut self) -> Result<Vec<(String, String)>, ApplyError> {
-        self.open_keys().await
+    async fn open_keys(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, ApplyError> {
+        self.open_keys(target_table, keys).await
     }
 
     async fn set_conflict_state(
