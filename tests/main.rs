@@ -5,6 +5,7 @@ mod apply_faults;
 mod apply_mysql;
 mod apply_pair;
 mod apply_postgres;
+mod apply_races;
 mod apply_scenarios;
 mod apply_support;
 mod capture_mysql;

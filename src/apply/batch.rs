@@ -136,14 +136,7 @@ impl<T: Target> Link<T> {
         }
         let key_list: Vec<String> = keys.iter().cloned().collect();
         let queued = !self.t.open_keys(&table, &key_list).await?.is_empty();
-        // Only a key deleted before needs the row-by-row check for a concurrent delete.
-        let tombstones = plan.managed_version && self.t.any_tombstone(&table, &key_list).await?;
-        if keys.len() != rows.len()
-            || !uniform
-            || queued
-            || tombstones
-            || rows.iter().any(|r| r.key.is_empty())
-        {
+        if keys.len() != rows.len() || !uniform || queued || rows.iter().any(|r| r.key.is_empty()) {
             return self.one_by_one(changes, meta).await;
         }
         let key_lists: Vec<_> = rows.iter().map(|r| r.key.clone()).collect();
@@ -166,6 +159,17 @@ impl<T: Target> Link<T> {
                 .map_err(|e| with_row_context(e, plan, &info))?;
         if !inserted {
             // A local insert raced in between the check and the insert: decide row by row.
+            return self.one_by_one(changes, meta).await;
+        }
+        // Only a key deleted before needs the row-by-row check for a concurrent delete. Read after
+        // the insert, in its transaction, no local delete committed before it goes unseen (see
+        // `Link::insert_unless_deleted`); rare, so the batch is taken back and redone row by row.
+        if plan.managed_version && self.t.any_tombstone(&table, &key_list).await? {
+            for (row, _) in rows.iter().zip(&exists).filter(|(_, e)| !**e) {
+                self.t
+                    .delete(&info, &row.key, &row.version_column, None)
+                    .await?;
+            }
             return self.one_by_one(changes, meta).await;
         }
         for (row, _) in rows.into_iter().zip(exists).filter(|(_, e)| *e) {

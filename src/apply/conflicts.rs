@@ -250,7 +250,14 @@ impl<T: Target> Link<T> {
                     .await?;
             }
             (_, _) => {
-                self.t.insert(info, &row.full_write()).await?;
+                if !self.t.insert(info, &row.full_write()).await? {
+                    // A local insert of the key committed after the decision was taken on its
+                    // absence: retried, the transaction meets the row and decides again.
+                    return Err(ApplyError::Raced(format!(
+                        "a local insert into {} committed while a conflict on the same key was decided",
+                        info.table
+                    )));
+                }
             }
         }
         Ok(())

@@ -123,6 +123,10 @@ pub enum ApplyError {
     Checkpoint { link: String, text: String },
     #[error("{0}")]
     Invalid(String),
+    /// A local write raced the applier in a way only a retry of the whole target transaction can
+    /// settle (transient).
+    #[error("{0}; retrying the transaction")]
+    Raced(String),
     /// An error of unknown class that failed the same transaction the same way again and again, and
     /// is therefore treated as definite.
     #[error("{source} (failed the same way {attempts} times at this position, so it is treated as definite)")]
@@ -173,7 +177,7 @@ impl ApplyError {
             // the network.
             ApplyError::Connect { cause, .. } if cause.is_tls_or_config() => ErrorClass::Definite,
             ApplyError::Connect { .. } => classify(&self.code()),
-            ApplyError::Spill(_) => ErrorClass::Transient,
+            ApplyError::Spill(_) | ApplyError::Raced(_) => ErrorClass::Transient,
             ApplyError::Database { code, .. } => classify(code),
             ApplyError::Row { class, .. } => *class,
             ApplyError::Mapping(_)

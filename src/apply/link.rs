@@ -403,8 +403,7 @@ impl<T: Target> Link<T> {
             }
         }
         let applied = match (row.op, &plan.deletes) {
-            (Op::Insert, _) if self.concurrent_delete(plan, info, &row).await? => false,
-            (Op::Insert, _) => self.t.insert(info, &row.full_write()).await?,
+            (Op::Insert, _) => self.insert_unless_deleted(plan, info, &row).await?,
             (Op::Update, _) => {
                 let n = self
                     .t
@@ -450,6 +449,30 @@ impl<T: Target> Link<T> {
             return Ok(());
         }
         self.conflict(plan, info, row, position).await
+    }
+
+    /// Inserts the incoming row unless a delete its node had not seen makes it a conflict (then
+    /// `false`, nothing changed). The tombstones are read after the insert, in its transaction:
+    /// under READ COMMITTED that read sees every local delete that committed before the insert
+    /// (one still open made the insert wait for it), and a later delete must wait for the inserted
+    /// row. Read before the insert, a delete committing in between went unseen.
+    async fn insert_unless_deleted(
+        &mut self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        row: &RowChange,
+    ) -> Result<bool, ApplyError> {
+        if !self.t.insert(info, &row.full_write()).await? {
+            return Ok(false);
+        }
+        if !self.concurrent_delete(plan, info, row).await? {
+            return Ok(true);
+        }
+        // Take the insert back (the applier's session fires no tandem trigger, so no tombstone).
+        self.t
+            .delete(info, &row.key, &row.version_column, None)
+            .await?;
+        Ok(false)
     }
 
     /// Whether the incoming insert's key was deleted here by a delete its node had not seen: then
