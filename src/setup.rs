@@ -1,7 +1,7 @@
 //! `tandem setup` on one node: the bookkeeping schema, the managed columns and triggers (apply), then
 //! what capture needs (PostgreSQL publication and slots; MySQL/MariaDB prerequisites).
 
-use crate::capture::{self, link_name};
+use crate::capture;
 use crate::config::{Config, Engine, Node};
 
 /// The statements run (or, dry, to run) on one node.
@@ -23,11 +23,18 @@ async fn setup_capture(config: &Config, node: &Node, dry_run: bool) -> Result<Ve
     let mapped = capture::capture_tables(config, node);
     match node.engine {
         Engine::Postgres => {
-            let slots: Vec<String> = config
+            let slots: Vec<capture::postgres::Slot> = config
                 .nodes
                 .keys()
                 .filter(|t| **t != node.id)
-                .map(|t| capture::postgres::slot_name(&link_name(&node.id, t)))
+                .map(|t| {
+                    let name = crate::names::slot(&node.id, t);
+                    let legacy = crate::names::legacy_slot(&node.id, t);
+                    capture::postgres::Slot {
+                        legacy: (legacy != name).then_some(legacy),
+                        name,
+                    }
+                })
                 .collect();
             capture::postgres::setup(
                 node.url.expose(),

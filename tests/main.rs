@@ -20,6 +20,7 @@ mod governance;
 mod harness;
 mod initial_copy;
 mod mapping_matrix;
+mod names;
 mod observability;
 mod support;
 mod tail;

@@ -115,10 +115,7 @@ impl Source {
                         format!("tandem_tail_{}_{}", node.id, std::process::id()),
                         true,
                     ),
-                    Reader::Link { target } => (
-                        super::postgres::slot_name(&link_name(&node.id, target)),
-                        false,
-                    ),
+                    Reader::Link { target } => (crate::names::slot(&node.id, target), false),
                 };
                 let opts = PgSourceOptions {
                     node: node.id.as_str().into(),

@@ -21,20 +21,24 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The slot name for an outgoing link: `tandem_<link>`, lowercased, every character outside
-/// `[a-z0-9_]` replaced by `_`, cut to PostgreSQL's 63-byte name limit.
-pub fn slot_name(link: &str) -> String {
-    let mut s = String::from("tandem_");
-    s.extend(link.chars().map(|c| {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-            c
-        } else {
-            '_'
+/// One outgoing link's replication slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// The slot's name (`crate::names::slot`).
+    pub name: String,
+    /// The name an earlier version gave it, where different: setup moves that slot's position to
+    /// `name` (a copy keeps what the link has not confirmed yet) and drops it.
+    pub legacy: Option<String>,
+}
+
+impl Slot {
+    /// A slot no earlier version named otherwise.
+    pub fn named(name: &str) -> Slot {
+        Slot {
+            name: name.to_string(),
+            legacy: None,
         }
-    }));
-    s.truncate(63);
-    s
+    }
 }
 
 /// `"name"` with embedded quotes doubled.
@@ -159,7 +163,7 @@ pub async fn setup(
     url: &str,
     publication: &str,
     tables: &[TableRef],
-    slots: &[String],
+    slots: &[Slot],
     dry_run: bool,
 ) -> Result<Vec<String>, PgCaptureError> {
     let params = ConnParams::parse(url)?;
@@ -208,21 +212,7 @@ pub async fn setup(
             ));
         }
     }
-    for slot in slots {
-        let exists = !c
-            .query(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-                &[slot],
-            )
-            .await?
-            .is_empty();
-        if !exists {
-            sql.push(format!(
-                "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
-                quote_literal(slot)
-            ));
-        }
-    }
+    sql.extend(slot_statements(&c, slots).await?);
     if !dry_run {
         for s in &sql {
             tracing::info!(statement = %s, "postgres setup");
@@ -232,14 +222,76 @@ pub async fn setup(
     Ok(sql)
 }
 
+/// The statements that create the missing slots, copying a slot an earlier version made under
+/// another name (its confirmed position is where the link's unconfirmed changes start), then dropping
+/// those earlier slots that no link uses any more. An earlier slot in use by a running reader is an
+/// error: that reader would go on confirming positions the copy does not see.
+async fn slot_statements(
+    c: &tokio_postgres::Client,
+    slots: &[Slot],
+) -> Result<Vec<String>, PgCaptureError> {
+    let mut existing = std::collections::BTreeMap::new();
+    for r in c
+        .query(
+            "SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'logical'",
+            &[],
+        )
+        .await?
+    {
+        let (name, active): (String, bool) = (r.try_get(0)?, r.try_get(1)?);
+        existing.insert(name, active);
+    }
+    let mut sql = Vec::new();
+    let mut copied: Vec<&str> = Vec::new();
+    for slot in slots.iter().filter(|s| !existing.contains_key(&s.name)) {
+        let legacy = slot.legacy.as_deref().filter(|l| existing.contains_key(*l));
+        match legacy {
+            Some(l) if existing.get(l) == Some(&true) => {
+                return Err(PgCaptureError::Server {
+                    code: "55006".into(),
+                    message: format!(
+                        "replication slot {l} is in use; stop the tandem that reads it, then run setup again \
+                         (setup renames it to {}, keeping its position)",
+                        slot.name
+                    ),
+                    detail: None,
+                    hint: None,
+                })
+            }
+            Some(l) => {
+                sql.push(format!(
+                    "SELECT pg_copy_logical_replication_slot({}, {})",
+                    quote_literal(l),
+                    quote_literal(&slot.name)
+                ));
+                if !copied.contains(&l) {
+                    copied.push(l);
+                }
+            }
+            None => sql.push(format!(
+                "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
+                quote_literal(&slot.name)
+            )),
+        }
+    }
+    for l in copied
+        .into_iter()
+        .filter(|l| slots.iter().all(|s| s.name != *l))
+    {
+        sql.push(format!(
+            "SELECT pg_drop_replication_slot({})",
+            quote_literal(l)
+        ));
+    }
+    Ok(sql)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn slot_names_are_sanitized() {
-        assert_eq!(slot_name("crm->Helpdesk"), "tandem_crm__helpdesk");
-        assert_eq!(slot_name(&"x".repeat(100)).len(), 63);
+    fn quoting() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
     }
