@@ -3,7 +3,7 @@
 //! list keep working) and the triggers that stamp local writes. The apply session sets
 //! `@tandem_applying = 1`, which the triggers leave alone.
 
-use super::sql::{ident, qname};
+use super::sql::{ident, literal as lit, qname};
 use crate::apply::setup::{split_statements, SetupTable};
 use crate::names;
 
@@ -72,11 +72,11 @@ pub fn statements(
             let name = names::mysql_trigger(&event.to_lowercase(), &t.table);
             out.push(format!(
                 "CREATE OR REPLACE TRIGGER {}.{} BEFORE {event} ON {q} FOR EACH ROW BEGIN \
-                 IF COALESCE(@tandem_applying, 0) = 0 THEN SET NEW.{} = '{}';{version} END IF; END",
+                 IF COALESCE(@tandem_applying, 0) = 0 THEN SET NEW.{} = {};{version} END IF; END",
                 ident(&t.table.schema),
                 ident(&name),
                 ident(origin),
-                node.replace('\'', "''"),
+                lit(node),
             ));
         }
         if let Some(v) = &t.managed_version {
@@ -133,8 +133,4 @@ fn key_text(t: &SetupTable, rec: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ',', ")
-}
-
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }

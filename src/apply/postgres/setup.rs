@@ -2,7 +2,7 @@
 //! the origin and version columns, the trigger that stamps local writes, and `REPLICA IDENTITY FULL`
 //! (so that update and delete before-images carry the version the target checks).
 
-use super::sql::{ident, qname};
+use super::sql::{ident, literal as lit, qname};
 use crate::apply::setup::{split_statements, SetupTable};
 use crate::names;
 
@@ -181,8 +181,4 @@ fn key_text(t: &SetupTable, rec: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" || ',' || ")
-}
-
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }

@@ -41,15 +41,7 @@ impl Slot {
     }
 }
 
-/// `"name"` with embedded quotes doubled.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// `'text'` with embedded quotes doubled (standard_conforming_strings, the default since 9.1).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub use crate::connect::quote::postgres::{ident as quote_ident, literal as quote_literal};
 
 fn qualified(t: &TableRef) -> String {
     format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
