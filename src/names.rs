@@ -185,19 +185,10 @@ fn hashed(plain: &str, parts: &[&str]) -> String {
     format!("{prefix}_{:0width$x}", hash(parts), width = HASH_HEX)
 }
 
-/// FNV-1a (64 bits) over the parts joined by NUL (which no identifier contains), cut to
-/// [`HASH_HEX`] hex digits. Fixed here, not `std`'s hasher, so that names stay the same across
-/// tandem and Rust versions.
+/// [`crate::model::digest::fnv1a`] cut to [`HASH_HEX`] hex digits (fixed, so that names stay the
+/// same across tandem and Rust versions).
 fn hash(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, part) in parts.iter().enumerate() {
-        let sep: &[u8] = if i == 0 { b"" } else { b"\0" };
-        for &b in sep.iter().chain(part.as_bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h >> (64 - 4 * HASH_HEX)
+    crate::model::digest::fnv1a(parts) >> (64 - 4 * HASH_HEX)
 }
 
 /// Lowercased, every character outside `[a-z0-9_]` replaced by `_` (what a slot name may hold).

@@ -22,6 +22,7 @@ mod initial_copy;
 mod mapping_matrix;
 mod names;
 mod observability;
+mod privacy;
 mod quoting;
 mod support;
 mod tail;

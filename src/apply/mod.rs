@@ -258,7 +258,7 @@ pub async fn apply_retrying(
         };
         match result {
             Err(e) if e.is_transient() && tried < attempts => {
-                warn!(link = %format!("{source}->{target}"), error = %e, retry_in_ms = delay.as_millis() as u64, "transient apply error");
+                warn!(link = %format!("{source}->{target}"), error = %shown(&e), retry_in_ms = delay.as_millis() as u64, "transient apply error");
                 *applier = None;
                 crate::observe::apply_retry(source, target);
                 tokio::time::sleep(delay).await;
@@ -266,6 +266,14 @@ pub async fn apply_retrying(
             }
             other => return other,
         }
+    }
+}
+
+/// `e` as logs and `/health` show it: a row key only as its reference (DESIGN rule 9).
+pub fn shown(e: &ApplyError) -> String {
+    match e {
+        ApplyError::Row { key, .. } => crate::model::digest::without_key(&e.to_string(), key),
+        _ => e.to_string(),
     }
 }
 
