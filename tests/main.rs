@@ -24,6 +24,7 @@ mod names;
 mod observability;
 mod privacy;
 mod quoting;
+mod spill_files;
 mod support;
 mod tail;
 mod tls;
