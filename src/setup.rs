@@ -27,14 +27,7 @@ async fn setup_capture(config: &Config, node: &Node, dry_run: bool) -> Result<Ve
                 .nodes
                 .keys()
                 .filter(|t| **t != node.id)
-                .map(|t| {
-                    let name = crate::names::slot(&node.id, t);
-                    let legacy = crate::names::legacy_slot(&node.id, t);
-                    capture::postgres::Slot {
-                        legacy: (legacy != name).then_some(legacy),
-                        name,
-                    }
-                })
+                .map(|t| capture::postgres::Slot::for_link(&node.id, t))
                 .collect();
             capture::postgres::setup(
                 node.url.expose(),

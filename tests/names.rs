@@ -110,6 +110,22 @@ async fn setup_moves_a_slot_an_earlier_version_cut_to_its_new_name() {
     c.batch_execute("INSERT INTO t VALUES (1, 'written while tandem was being upgraded')")
         .await
         .expect("insert");
+    // Run before setup would make the new slot at the end of the WAL and skip that insert.
+    let (parsed, _) = tandem::config::Config::from_str_with_env(&config, "test.toml", &|_| None)
+        .unwrap_or_else(|e| panic!("config: {:?}", e.problems));
+    let node = parsed.node(source).expect("node");
+    let reader = tandem::capture::Reader::Link {
+        target: target.clone(),
+    };
+    match tandem::capture::Source::open(&parsed, node, reader, None).await {
+        Ok(_) => panic!("the link streamed from a new slot while {legacy} holds its position"),
+        Err(e) => {
+            assert!(
+                e.to_string().contains("run `tandem setup`") && !e.is_transient(),
+                "{e}"
+            );
+        }
+    }
     let out = setup(&config).await;
     assert!(out.contains("pg_copy_logical_replication_slot"), "{out}");
     let now = slots(&pg).await;

@@ -125,7 +125,11 @@ impl Source {
                         format!("tandem_tail_{}_{}", node.id, std::process::id()),
                         true,
                     ),
-                    Reader::Link { target } => (crate::names::slot(&node.id, target), false),
+                    Reader::Link { target } => {
+                        let slot = super::postgres::Slot::for_link(&node.id, target);
+                        super::postgres::check_slot_moved(node.url.expose(), &slot).await?;
+                        (slot.name, false)
+                    }
                 };
                 let opts = PgSourceOptions {
                     node: node.id.as_str().into(),

@@ -32,6 +32,16 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// The slot of the link `source` -> `target`, with the name earlier versions gave it.
+    pub fn for_link(source: &str, target: &str) -> Slot {
+        let name = crate::names::slot(source, target);
+        let legacy = crate::names::legacy_slot(source, target);
+        Slot {
+            legacy: (legacy != name).then_some(legacy),
+            name,
+        }
+    }
+
     /// A slot no earlier version named otherwise.
     pub fn named(name: &str) -> Slot {
         Slot {
@@ -214,6 +224,34 @@ pub async fn setup(
     Ok(sql)
 }
 
+/// Refuses to stream a link whose slot an earlier version made under another name while the new
+/// one does not exist yet: the stream would create the new slot at the current end of the WAL and
+/// skip what the earlier slot still holds for the link. `tandem setup` moves it.
+pub async fn check_slot_moved(url: &str, slot: &Slot) -> Result<(), PgCaptureError> {
+    let Some(legacy) = &slot.legacy else {
+        return Ok(());
+    };
+    let c = catalog_client(&ConnParams::parse(url)?).await?;
+    let rows = c
+        .query(
+            "SELECT slot_name::text FROM pg_replication_slots WHERE slot_name = ANY($1)",
+            &[&vec![slot.name.clone(), legacy.clone()]],
+        )
+        .await?;
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    if names.contains(legacy) && !names.contains(&slot.name) {
+        return Err(PgCaptureError::Prerequisite(format!(
+            "replication slot {legacy} was made by an earlier tandem under a name this one no \
+             longer uses; run `tandem setup` to move it to {} (it keeps its position)",
+            slot.name
+        )));
+    }
+    Ok(())
+}
+
 /// The statements that create the missing slots, copying a slot an earlier version made under
 /// another name (its confirmed position is where the link's unconfirmed changes start), then dropping
 /// those earlier slots that no link uses any more. An earlier slot in use by a running reader is an
@@ -239,16 +277,11 @@ async fn slot_statements(
         let legacy = slot.legacy.as_deref().filter(|l| existing.contains_key(*l));
         match legacy {
             Some(l) if existing.get(l) == Some(&true) => {
-                return Err(PgCaptureError::Server {
-                    code: "55006".into(),
-                    message: format!(
-                        "replication slot {l} is in use; stop the tandem that reads it, then run setup again \
-                         (setup renames it to {}, keeping its position)",
-                        slot.name
-                    ),
-                    detail: None,
-                    hint: None,
-                })
+                return Err(PgCaptureError::Prerequisite(format!(
+                    "replication slot {l} is in use; stop the tandem that reads it, then run setup again \
+                     (setup renames it to {}, keeping its position)",
+                    slot.name
+                )))
             }
             Some(l) => {
                 sql.push(format!(
