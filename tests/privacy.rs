@@ -116,26 +116,28 @@ async fn a_password_from_the_environment_with_url_delimiters_connects() {
     .await
     .expect("role");
     let db = unique_name("privenv");
+    let user = unique_name("dave");
     maria().await.create_database(&db).await.expect("db");
-    maria()
-        .await
-        .connect(&db)
-        .await
-        .expect("connect")
-        .query_drop("CREATE TABLE customers (id int PRIMARY KEY, name text)")
-        .await
-        .expect("table");
+    let mut root = maria().await.connect(&db).await.expect("connect");
+    root.query_drop(format!(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text); \
+         CREATE USER '{user}'@'%' IDENTIFIED BY '{}'; \
+         GRANT ALL ON `{db}`.* TO '{user}'@'%'",
+        password.replace('\\', "\\\\")
+    ))
+    .await
+    .expect("table and user");
     let path = write_config(&format!(
         "[nodes.crm]\nurl = \"postgres://carol:${{TANDEM_TEST_PW}}@127.0.0.1:{}/crm\"\n\
-         [nodes.desk]\nurl = \"{}\"\n\
+         [nodes.desk]\nurl = \"mysql://{user}:${{TANDEM_TEST_PW}}@127.0.0.1:{}/{db}\"\n\
          [[tables]]\nname = \"customers\"\nkey = [\"id\"]\non = {{ desk = \"{db}.customers\" }}\n",
         pg.port(),
-        maria().await.url(&db)
+        maria().await.port()
     ));
     let out = tandem(&["check"], &path, &[("TANDEM_TEST_PW", password)]).await;
     std::fs::remove_file(&path).ok();
     assert!(
-        !out.contains("nodes.crm.url"),
+        !out.contains("nodes.crm.url") && !out.contains("nodes.desk.url"),
         "tandem could not connect with the password from the environment:\n{out}"
     );
     assert!(out.contains("customers"), "check read crm's schema:\n{out}");
