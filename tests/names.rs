@@ -239,3 +239,33 @@ async fn setup_names_the_triggers_of_a_long_mysql_table_within_the_limit() {
         "the insert trigger stamps it"
     );
 }
+
+/// What the names cannot separate, `check` refuses before setup creates anything, naming both.
+#[test]
+fn check_refuses_a_name_two_tables_would_share() {
+    let hashed = tandem::names::pg_stamp_function(&tandem::model::TableRef::new("a_b", "c"));
+    let table = hashed.trim_start_matches("stamp_a_");
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_names")));
+    std::fs::write(
+        &path,
+        format!(
+            "[nodes.crm]\nurl = \"postgres://postgres@127.0.0.1:9/crm\"\n\
+             [nodes.desk]\nurl = \"mysql://root@127.0.0.1:9/desk\"\n\
+             [[tables]]\nname = \"one\"\nkey = [\"id\"]\non = {{ crm = \"a_b.c\" }}\n\
+             [[tables]]\nname = \"two\"\nkey = [\"id\"]\non = {{ crm = \"a.{table}\" }}\n"
+        ),
+    )
+    .expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["check", "--offline", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run tandem check");
+    std::fs::remove_file(&path).ok();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("table a_b.c") && text.contains(&format!("table a.{table}")),
+        "{text}"
+    );
+}
