@@ -92,10 +92,10 @@ pub fn legacy_mysql_trigger(event: &str, table: &TableRef) -> String {
 /// A generated name shared by two objects that need their own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collision {
-    /// Where the name lives: `node crm`, `node crm, database app`.
+    /// Where the name lives: `node crm, schema tandem, functions`, `node desk, database app, triggers`.
     pub namespace: String,
     pub name: String,
-    /// What the name is for, twice: `the stamp function of public.a_b` / `link a -> b`.
+    /// What the name is for, twice: `the stamp function of table a_b.c`, `link a -> b`.
     pub first: String,
     pub second: String,
     /// Where in the file the second one comes from (`nodes.a`, `tables[3]`).
