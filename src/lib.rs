@@ -12,6 +12,7 @@ pub mod harness;
 pub mod loopguard;
 pub mod mapping;
 pub mod model;
+pub mod names;
 pub mod observe;
 pub mod run;
 pub mod setup;

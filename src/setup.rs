@@ -3,7 +3,7 @@
 //! [`unmet_prerequisites`] checks every node's server settings and privileges, so that a setup that
 //! cannot finish changes nothing anywhere.
 
-use crate::capture::{self, link_name};
+use crate::capture;
 use crate::config::{Config, Engine, Node};
 
 /// Every unmet server prerequisite of `nodes`, each naming the node, the setting and the fix (the
@@ -59,11 +59,11 @@ async fn setup_capture(config: &Config, node: &Node, dry_run: bool) -> Result<Ve
     let mapped = capture::capture_tables(config, node);
     match node.engine {
         Engine::Postgres => {
-            let slots: Vec<String> = config
+            let slots: Vec<capture::postgres::Slot> = config
                 .nodes
                 .keys()
                 .filter(|t| **t != node.id)
-                .map(|t| capture::postgres::slot_name(&link_name(&node.id, t)))
+                .map(|t| capture::postgres::Slot::for_link(&node.id, t))
                 .collect();
             capture::postgres::setup(
                 node.url.expose(),

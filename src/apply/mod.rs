@@ -271,10 +271,10 @@ pub async fn apply_retrying(
         };
         match result {
             Err(e) if e.is_transient() && tried < attempts => {
-                warn!(link = %format!("{source}->{target}"), error = %e, attempt = tried, retry_in_ms = delay.as_millis() as u64, "transient apply error");
+                warn!(link = %format!("{source}->{target}"), error = %shown(&e), attempt = tried, retry_in_ms = delay.as_millis() as u64, "transient apply error");
                 repeats.saw(&e);
                 *applier = None;
-                crate::observe::apply_retry(source, target, &e.to_string());
+                crate::observe::apply_retry(source, target, &shown(&e));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
@@ -313,6 +313,14 @@ impl Repeats {
         } else {
             UnknownErrors::Retry
         }
+    }
+}
+
+/// `e` as logs and `/health` show it: a row key only as its reference (DESIGN rule 9).
+pub fn shown(e: &ApplyError) -> String {
+    match e {
+        ApplyError::Row { key, .. } => crate::model::digest::without_key(&e.to_string(), key),
+        _ => e.to_string(),
     }
 }
 

@@ -103,7 +103,7 @@ pub(super) async fn sample_json(
     let mut conn = crate::connect::mysql(opts)
         .await
         .map_err(|e| connect(e.to_string()))?;
-    let q = |s: &str| format!("`{}`", s.replace('`', "``"));
+    use crate::connect::quote::mysql::{ident as q, literal};
     let pairs: Vec<String> = schema
         .columns
         .iter()
@@ -115,7 +115,7 @@ pub(super) async fn sample_json(
                 }
                 _ => q(&c.name),
             };
-            format!("'{}', {expr}", c.name.replace('\'', "''"))
+            format!("{}, {expr}", literal(&c.name))
         })
         .collect();
     let sql = format!(

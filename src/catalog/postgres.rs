@@ -110,7 +110,7 @@ pub(super) async fn sample_json(
             detail: e.to_string(),
         })?;
     let task = tokio::spawn(conn);
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    use crate::connect::quote::postgres::ident as q;
     let sql = format!(
         "SELECT row_to_json(t)::text FROM {}.{} t LIMIT {limit}",
         q(&table.schema),

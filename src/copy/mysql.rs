@@ -38,9 +38,7 @@ pub struct MyReader {
     columns: HashMap<TableRef, Vec<Col>>,
 }
 
-fn ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
+use crate::connect::quote::mysql::ident;
 
 fn qualified(t: &TableRef) -> String {
     format!("{}.{}", ident(&t.schema), ident(&t.name))

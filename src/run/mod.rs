@@ -78,6 +78,17 @@ enum LinkError {
     Copy(#[from] crate::copy::CopyError),
 }
 
+impl LinkError {
+    /// The error as logs and `/health` show it: a row key only as its reference (DESIGN rule 9;
+    /// the dead-letter table and `tandem dead-letter list` keep the key itself).
+    fn shown(&self) -> String {
+        match self {
+            LinkError::Apply(e) => format!("apply: {}", crate::apply::shown(e)),
+            _ => self.to_string(),
+        }
+    }
+}
+
 /// Attempts for one apply before a transient error is given up as a halt.
 const APPLY_ATTEMPTS: u32 = 1_000;
 
@@ -100,8 +111,9 @@ pub async fn run_link(
                 return LinkEnd::Stopped;
             }
             Err(e) if is_transient(&e) && !*stop.borrow() => {
-                meter.restarting(&e.to_string());
-                warn!(link = %link, error = %e, retry_in_ms = backoff.as_millis() as u64, "link interrupted; restarting from its checkpoint");
+                let shown = e.shown();
+                meter.restarting(&shown);
+                warn!(link = %link, error = %shown, retry_in_ms = backoff.as_millis() as u64, "link interrupted; restarting from its checkpoint");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stop.changed() => return LinkEnd::Stopped,
@@ -109,9 +121,10 @@ pub async fn run_link(
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
             Err(e) => {
-                let message = format!("link {link} halted: {e}");
-                error!(link = %link, error = %e, "link halted; fix the cause and restart tandem: the link resumes from its checkpoint");
-                meter.halted(&e.to_string());
+                let shown = e.shown();
+                let message = format!("link {link} halted: {shown}");
+                error!(link = %link, error = %shown, "link halted; fix the cause and restart tandem: the link resumes from its checkpoint");
+                meter.halted(&shown);
                 return LinkEnd::Halted(message);
             }
         }

@@ -49,7 +49,7 @@ async fn pg_setup_is_idempotent_and_dry_run_runs_nothing() {
     f.sql("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)")
         .await;
     let a = vec![TableRef::new("public", "a")];
-    let slots = vec![slot_name("crm->helpdesk")];
+    let slots = vec![Slot::named(&tandem::names::slot("crm", "helpdesk"))];
     let planned = setup(&f.url(), "tandem_pub", &a, &slots, true)
         .await
         .expect("dry run");
@@ -57,7 +57,7 @@ async fn pg_setup_is_idempotent_and_dry_run_runs_nothing() {
         planned,
         vec![
             "CREATE PUBLICATION \"tandem_pub\" FOR TABLE \"public\".\"a\"".to_string(),
-            "SELECT pg_create_logical_replication_slot('tandem_crm__helpdesk', 'pgoutput')"
+            "SELECT pg_create_logical_replication_slot('tandem_crm_to_helpdesk', 'pgoutput')"
                 .to_string(),
         ]
     );
@@ -112,7 +112,7 @@ async fn pg_password_authentication_scram_and_md5() {
     let port = f.pg.port();
     for (user, password) in [("alice", "s3cret%3Aalice"), ("bob", "bob-pw")] {
         let url = format!("postgres://{user}:{password}@127.0.0.1:{port}/{}", f.db);
-        let slot = slot_name(&unique_name(user));
+        let slot = unique_name(&format!("tandem_{user}"));
         let mut opts = options(&url, &slot, tables.clone(), 1 << 20, None);
         opts.temporary_slot = true;
         let mut src = PgSource::connect(opts)
@@ -180,7 +180,7 @@ async fn pg_tls_require_and_verify_full() {
     for url in urls {
         let mut opts = options(
             &url,
-            &slot_name(&unique_name("tls")),
+            &unique_name("tandem_tls"),
             tables.clone(),
             1 << 20,
             None,

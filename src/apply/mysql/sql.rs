@@ -6,9 +6,7 @@ use super::types::to_my;
 use crate::apply::target::{Checked, ColKind, Probe, TableInfo, Write};
 use crate::model::{Field, TableRef, Value};
 
-pub fn ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
+pub use crate::connect::quote::mysql::{ident, literal};
 
 pub fn qname(t: &TableRef) -> String {
     format!("{}.{}", ident(&t.schema), ident(&t.name))
@@ -305,7 +303,7 @@ impl<'a> Builder<'a> {
             .info
             .columns
             .iter()
-            .map(|c| format!("'{}', t.{}", c.name.replace('\'', "''"), ident(&c.name)))
+            .map(|c| format!("{}, t.{}", literal(&c.name), ident(&c.name)))
             .collect::<Vec<_>>()
             .join(", ");
         let mut same = Vec::new();

@@ -307,10 +307,10 @@ impl Target for PgTarget {
                 let setup = self
                     .client
                     .batch_execute(&format!(
-                        "SELECT pg_replication_origin_create('{n}') WHERE NOT EXISTS \
-                         (SELECT 1 FROM pg_replication_origin WHERE roname = '{n}'); \
-                         SELECT pg_replication_origin_session_setup('{n}')",
-                        n = name.replace('\'', "''")
+                        "SELECT pg_replication_origin_create({n}) WHERE NOT EXISTS \
+                         (SELECT 1 FROM pg_replication_origin WHERE roname = {n}); \
+                         SELECT pg_replication_origin_session_setup({n})",
+                        n = sql::literal(&name)
                     ))
                     .await;
                 match setup {
