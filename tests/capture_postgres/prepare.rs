@@ -142,6 +142,49 @@ async fn pg_password_authentication_scram_and_md5() {
     );
 }
 
+/// A server that asks for the password in clear text over a connection that `sslmode=prefer` left
+/// unencrypted (the server has no TLS) gets no password: the error names the fix. With
+/// `sslmode=disable` the operator chose plain text, and it is sent.
+#[tokio::test]
+async fn pg_cleartext_password_is_not_sent_after_a_prefer_downgrade() {
+    let f = Fixture::start_with(PgOptions {
+        hba_lines: vec!["host all carl 127.0.0.1/32 password".into()],
+        ..PgOptions::default()
+    })
+    .await;
+    f.sql(
+        "CREATE TABLE t (id int PRIMARY KEY);
+         CREATE ROLE carl LOGIN REPLICATION PASSWORD 'carl-pw';
+         GRANT SELECT ON t TO carl;",
+    )
+    .await;
+    let tables = vec![TableRef::new("public", "t")];
+    setup(&f.url(), "tandem_pub", &tables, &[], false)
+        .await
+        .expect("setup");
+    let base = format!("postgres://carl:carl-pw@127.0.0.1:{}/{}", f.pg.port(), f.db);
+    let err = PgSource::connect(options(&base, "tandem_c", tables.clone(), 1 << 20, None))
+        .await
+        .expect_err("no clear-text password after a TLS downgrade");
+    let text = err.to_string();
+    assert!(
+        text.contains("clear text") && text.contains("sslmode=disable"),
+        "{text}"
+    );
+    assert!(!err.is_transient(), "{err}");
+    let mut opts = options(
+        &format!("{base}?sslmode=disable"),
+        &unique_name("tandem_carl"),
+        tables,
+        1 << 20,
+        None,
+    );
+    opts.temporary_slot = true;
+    PgSource::connect(opts)
+        .await
+        .expect("sslmode=disable sends it knowingly");
+}
+
 #[tokio::test]
 async fn pg_tls_require_and_verify_full() {
     let certs = crate::support::make_certificates();
