@@ -206,6 +206,10 @@ async fn run_once(
         let mut last = first.position.clone();
         let mut group = Vec::new();
         let mut failure = None;
+        // The memory budget bounds the group as it bounds one transaction: a transaction that would
+        // take the group past it waits for the next group.
+        let budget = memory_budget(config);
+        let mut held = first.changes.approx_bytes();
         admit(config, meter, source, target, events, first, &mut group);
         let mut more = false;
         while group.len() < MAX_GROUP {
@@ -213,6 +217,13 @@ async fn run_once(
             meter.source(stream.stats());
             match next {
                 Some(Ok(CaptureEvent::Transaction(tx))) => {
+                    let bytes = tx.changes.approx_bytes();
+                    if !joins(held, bytes, budget) {
+                        pending = Some(CaptureEvent::Transaction(tx));
+                        more = true;
+                        break;
+                    }
+                    held += bytes;
                     last = tx.position.clone();
                     admit(config, meter, source, target, events, tx, &mut group);
                     more = group.len() >= MAX_GROUP;
@@ -260,6 +271,18 @@ async fn run_once(
 /// Most transactions one target transaction carries.
 const MAX_GROUP: usize = 100;
 
+/// Whether a transaction holding `bytes` in memory joins a group that holds `held` under `budget`.
+fn joins(held: usize, bytes: usize, budget: usize) -> bool {
+    held.saturating_add(bytes) <= budget
+}
+
+/// `[tandem] memory_budget_mib` in bytes.
+fn memory_budget(config: &Config) -> usize {
+    usize::try_from(config.settings.memory_budget_mib)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1 << 20)
+}
+
 /// Reports a captured transaction and keeps it for the group unless the loop guard drops it.
 fn admit(
     config: &Config,
@@ -306,5 +329,24 @@ fn admit(
                 position: tx.position.to_string(),
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::joins;
+
+    #[test]
+    fn a_group_stays_within_the_memory_budget() {
+        let budget = 64 << 20;
+        // 100 transactions of 5 MiB used to make one 500 MiB group; now 12 fit.
+        let mut held = 5 << 20;
+        let mut n = 1;
+        while n < 100 && joins(held, 5 << 20, budget) {
+            held += 5 << 20;
+            n += 1;
+        }
+        assert_eq!((n, held <= budget), (12, true));
+        assert!(joins(0, 0, budget) && !joins(budget, 1, budget));
     }
 }
