@@ -113,6 +113,10 @@ pub(super) async fn sample_json(
                 crate::mapping::types::ColumnType::Bytes { .. } => {
                     format!("TO_BASE64({})", q(&c.name))
                 }
+                // BIT values are bytes too; their text is the bit string (b'101' is "101").
+                crate::mapping::types::ColumnType::Bits { .. } => {
+                    format!("BIN({})", q(&c.name))
+                }
                 _ => q(&c.name),
             };
             format!("{}, {expr}", literal(&c.name))
@@ -124,9 +128,17 @@ pub(super) async fn sample_json(
         q(&schema.table.schema),
         q(&schema.table.name)
     );
-    let rows: Result<Vec<String>, _> = conn.query(sql).await;
+    // Read as bytes: a value the server sends in a binary character set must not fail the row
+    // conversion (it panicked inside the driver); what is not UTF-8 is replaced, for a sample only.
+    let rows: Result<Vec<Option<Vec<u8>>>, _> = conn.query(sql).await;
     let _ = conn.disconnect().await;
-    rows.map_err(|e| CatalogError::Query {
+    rows.map(|rows| {
+        rows.into_iter()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect()
+    })
+    .map_err(|e| CatalogError::Query {
         node: node.id.clone(),
         detail: e.to_string(),
     })
