@@ -158,20 +158,23 @@ pub(super) fn resolve_table(
                 problems,
             );
         }
-        if name.is_empty() || name.split('.').count() > 2 || name.split('.').any(str::is_empty) {
+        if split_table_name(name).is_none() {
             problems.push(Problem::error(
                 format!("{path}.on.{node_id}"),
                 format!("{name:?} is not a table name"),
-                "write schema.table (PostgreSQL), database.table or table (MySQL/MariaDB)",
+                "write schema.table (PostgreSQL), database.table or table (MySQL/MariaDB); quote a part that holds a dot or a quote: \"my.schema\".\"a \"\"b\"\"\" or `my.db`.`t`",
             ));
         }
     }
     for (id, node) in nodes {
         let given = t.on.get(id).map(String::as_str);
-        let table = match (node.engine, given.and_then(|g| g.split_once('.'))) {
-            (_, Some((schema, name))) => TableRef::new(schema, name),
-            (Engine::Postgres, None) => TableRef::new("public", given.unwrap_or(&t.name)),
-            (Engine::Mysql, None) => TableRef::new(&node.database, given.unwrap_or(&t.name)),
+        let parts = given.and_then(split_table_name);
+        let table = match (node.engine, parts.as_deref()) {
+            (_, Some([schema, name])) => TableRef::new(schema, name),
+            (Engine::Postgres, Some([name])) => TableRef::new("public", name),
+            (Engine::Mysql, Some([name])) => TableRef::new(&node.database, name),
+            (Engine::Postgres, _) => TableRef::new("public", &t.name),
+            (Engine::Mysql, _) => TableRef::new(&node.database, &t.name),
         };
         physical.insert(id.clone(), table);
     }
@@ -294,5 +297,91 @@ pub(super) fn resolve_table(
         exclude: t.exclude,
         filter: t.filter,
         columns,
+    }
+}
+
+/// A table name as the file writes it: `table` or `schema.table`, where a part may be quoted with
+/// `"` (PostgreSQL) or `` ` `` (MySQL/MariaDB), the quote doubled inside, so that it can hold dots,
+/// quotes and spaces. `None` when it is not one or two non-empty parts.
+pub(crate) fn split_table_name(text: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut part = String::new();
+        match chars.peek().copied() {
+            Some(q @ ('"' | '`')) => {
+                chars.next();
+                loop {
+                    match chars.next()? {
+                        c if c == q && chars.peek() == Some(&q) => {
+                            chars.next();
+                            part.push(q);
+                        }
+                        c if c == q => break,
+                        c => part.push(c),
+                    }
+                }
+            }
+            _ => {
+                while let Some(&c) = chars.peek() {
+                    if c == '.' {
+                        break;
+                    }
+                    if c == '"' || c == '`' {
+                        return None;
+                    }
+                    part.push(c);
+                    chars.next();
+                }
+            }
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            None => break,
+            Some('.') => {}
+            Some(_) => return None,
+        }
+    }
+    (parts.len() <= 2).then_some(parts)
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::split_table_name;
+
+    #[test]
+    fn table_names_split_at_dots_outside_quotes() {
+        let split = |t: &str| split_table_name(t);
+        assert_eq!(split("t"), Some(vec!["t".into()]));
+        assert_eq!(split("s.t"), Some(vec!["s".into(), "t".into()]));
+        assert_eq!(
+            split(r#""Quoted_"" . Schema"."Quoted_"" . Table""#),
+            Some(vec![
+                r#"Quoted_" . Schema"#.to_string(),
+                r#"Quoted_" . Table"#.to_string()
+            ])
+        );
+        assert_eq!(
+            split("`my.db`.`a``b`"),
+            Some(vec!["my.db".into(), "a`b".into()])
+        );
+        assert_eq!(split("\"a.b\""), Some(vec!["a.b".into()]));
+        for bad in [
+            "",
+            ".",
+            "a.",
+            ".a",
+            "a.b.c",
+            "\"open",
+            "a\"b",
+            "\"\"",
+            "\"a\"x",
+            "`a`.`b`.`c`",
+        ] {
+            assert_eq!(split(bad), None, "{bad}");
+        }
     }
 }
