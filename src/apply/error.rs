@@ -222,19 +222,29 @@ impl ApplyError {
 /// (`invalid input syntax for type integer: "abc"`, `Duplicate entry 'x'`), and row values must not
 /// reach logs. The table, key and column are reported separately.
 pub fn scrub_values(message: &str) -> String {
+    scrub_values_keeping(message, &[])
+}
+
+/// [`scrub_values`], keeping the quoted parts that are exactly one of `names` (the table's and its
+/// columns' names, which servers quote too: `column "note" of relation "items" does not exist`).
+pub fn scrub_values_keeping(message: &str, names: &[&str]) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut quote: Option<char> = None;
+    let mut quote: Option<(char, String)> = None;
     for c in message.chars() {
-        match quote {
-            Some(q) if c == q => {
-                out.push('…');
+        match &mut quote {
+            Some((q, inner)) if c == *q => {
+                if names.contains(&inner.as_str()) {
+                    out.push_str(inner);
+                } else {
+                    out.push('…');
+                }
                 out.push(c);
                 quote = None;
             }
-            Some(_) => {}
+            Some((_, inner)) => inner.push(c),
             None if c == '\'' || c == '"' => {
                 out.push(c);
-                quote = Some(c);
+                quote = Some((c, String::new()));
             }
             None => out.push(c),
         }
@@ -305,6 +315,18 @@ mod tests {
         assert_eq!(
             scrub_values("value too long for type character varying(5)"),
             "value too long for type character varying(5)"
+        );
+        // Names are kept: the reader needs the column; a value that happens to equal no name goes.
+        assert_eq!(
+            scrub_values_keeping(
+                "column \"note\" of relation \"items\" does not exist",
+                &["note", "items", "id"]
+            ),
+            "column \"note\" of relation \"items\" does not exist"
+        );
+        assert_eq!(
+            scrub_values_keeping("Duplicate entry 'secret' for key 'email'", &["email"]),
+            "Duplicate entry '…' for key 'email'"
         );
     }
 }
