@@ -8,18 +8,25 @@ use tandem::harness::{MariaDb, PgServer};
 use crate::support::unique_name;
 
 fn check(config: &str) -> (i32, String) {
-    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_check")));
-    std::fs::write(&path, config).expect("write config");
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run tandem check");
-    std::fs::remove_file(&path).ok();
+    let out = tandem(&["check"], config);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// Runs `tandem <args…> --config FILE` with `config` written to a temporary file.
+fn tandem(args: &[&str], config: &str) -> std::process::Output {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_live")));
+    std::fs::write(&path, config).expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("run tandem");
+    std::fs::remove_file(&path).ok();
+    out
 }
 
 async fn servers(pg_sql: &str, maria_sql: &str) -> (PgServer, MariaDb) {
@@ -231,29 +238,18 @@ async fn setup_changes_nothing_when_a_prerequisite_is_unmet() {
     conn.query_drop("CREATE TABLE t (id int PRIMARY KEY)")
         .await
         .unwrap();
-    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_setup_pre")));
-    std::fs::write(
-        &path,
-        pairing(&pg, &maria, "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n"),
-    )
-    .unwrap();
-    for dry in [true, false] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
-        cmd.args(["setup", "--config"]).arg(&path);
-        if dry {
-            cmd.arg("--dry-run");
-        }
-        let out = cmd.output().expect("run tandem setup");
+    let config = pairing(&pg, &maria, "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n");
+    for args in [&["setup", "--dry-run"][..], &["setup"][..]] {
+        let out = tandem(args, &config);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "dry run {dry}: {stderr}");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
             stderr.contains("node crm")
                 && stderr.contains("wal_level is replica")
                 && stderr.contains("ALTER SYSTEM SET wal_level = logical"),
-            "dry run {dry}: the error names the node, the setting and the fix:\n{stderr}"
+            "{args:?}: the error names the node, the setting and the fix:\n{stderr}"
         );
     }
-    std::fs::remove_file(&path).ok();
     let pg_changed: i64 = crm
         .query_one(
             "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'tandem') \
@@ -286,18 +282,10 @@ async fn setup_dry_run_on_fresh_nodes_lists_the_sql_and_changes_nothing() {
         "CREATE TABLE t (id int PRIMARY KEY)",
     )
     .await;
-    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_setup_dry")));
-    std::fs::write(
-        &path,
-        pairing(&pg, &maria, "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n"),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["setup", "--dry-run", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run tandem setup --dry-run");
-    std::fs::remove_file(&path).ok();
+    let out = tandem(
+        &["setup", "--dry-run"],
+        &pairing(&pg, &maria, "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n"),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -328,22 +316,14 @@ async fn check_live_sample_reads_bit_columns() {
         "CREATE TABLE flags (id int PRIMARY KEY, f BIT(8)); INSERT INTO flags VALUES (1, b'11111111'), (2, b'00000000')",
     )
     .await;
-    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_bits")));
-    std::fs::write(
-        &path,
-        pairing(
+    let out = tandem(
+        &["check", "--sample", "10"],
+        &pairing(
             &pg,
             &maria,
             "[[tables]]\nname = \"flags\"\nkey = [\"id\"]\n",
         ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["check", "--sample", "10", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run tandem check");
-    std::fs::remove_file(&path).ok();
+    );
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -365,18 +345,10 @@ async fn setup_alters_a_mariadb_table_with_a_zero_date_default() {
          CREATE TABLE ev (id int PRIMARY KEY, at DATETIME NOT NULL DEFAULT 0)",
     )
     .await;
-    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_zero")));
-    std::fs::write(
-        &path,
-        pairing(&pg, &maria, "[[tables]]\nname = \"ev\"\nkey = [\"id\"]\n"),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["setup", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run tandem setup");
-    std::fs::remove_file(&path).ok();
+    let out = tandem(
+        &["setup"],
+        &pairing(&pg, &maria, "[[tables]]\nname = \"ev\"\nkey = [\"id\"]\n"),
+    );
     assert!(
         out.status.success(),
         "{}{}",
