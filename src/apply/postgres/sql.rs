@@ -4,7 +4,7 @@
 use crate::apply::target::{Checked, ColKind, ColumnInfo, Probe, TableInfo, Write};
 use crate::model::{Field, TableRef, Value};
 
-use super::types::to_text;
+use super::types::{cast_type, to_text};
 
 pub fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -51,7 +51,11 @@ impl<'a> Builder<'a> {
         let col = self.column(name);
         self.params
             .push(to_text(v, col.kind, self.source_offset_secs));
-        format!("${}::text::{}", self.params.len(), col.base_type)
+        format!(
+            "${}::text::{}",
+            self.params.len(),
+            cast_type(&col.base_type)
+        )
     }
 
     fn key_where(&mut self, key: &[Field]) -> String {

@@ -23,6 +23,21 @@ pub fn kind_of(base: &str) -> ColKind {
     }
 }
 
+/// The type a text parameter is cast to for a column whose `format_type` without modifier is `base`.
+/// In a cast, the bare SQL names `character` and `bit` mean length 1 (`'abc'::character` is `'a'`,
+/// `'11'::bit` fails), so those take their internal names, which carry no length; the column's own
+/// declared length is then enforced by the assignment, which fails rather than truncates.
+pub fn cast_type(base: &str) -> String {
+    let elem = base.trim_end_matches("[]");
+    let dims = &base[elem.len()..];
+    let elem = match elem {
+        "character" => "bpchar",
+        "bit" => "\"bit\"",
+        other => other,
+    };
+    format!("{elem}{dims}")
+}
+
 /// The text PostgreSQL reads for `v` in a column of `kind`. `None` is SQL NULL. `source_offset_secs`
 /// is the source node's UTC offset, for a wall-clock value written to a `timestamptz`.
 pub fn to_text(v: &Value, kind: ColKind, source_offset_secs: i32) -> Option<String> {
@@ -143,6 +158,14 @@ mod tests {
             Some("1969-12-31T23:00:00Z")
         );
         assert_eq!(to_text(&Value::Null, ColKind::Text, 0), None);
+    }
+
+    #[test]
+    fn casts_keep_the_declared_length() {
+        assert_eq!(cast_type("character"), "bpchar");
+        assert_eq!(cast_type("character[]"), "bpchar[]");
+        assert_eq!(cast_type("bit[][]"), "\"bit\"[][]");
+        assert_eq!(cast_type("character varying"), "character varying");
     }
 
     #[test]
