@@ -204,3 +204,24 @@ async fn postgres_fixed_length_types_keep_their_length() {
     }])
     .await;
 }
+
+/// PostgreSQL dates and date-times beyond year 9999 and before year 1 (BC), alone and in arrays,
+/// arrive as they are (they failed with 22009 "time zone displacement out of range").
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_dates_beyond_9999_and_before_christ() {
+    postgres_pair(&[Case {
+        table: "moments",
+        ddl: "CREATE TABLE moments (id int PRIMARY KEY, ts timestamp, tz timestamptz, \
+              ts3 timestamp(3), d date, tsa timestamp[])",
+        columns: "id, ts, tz, ts3, d, tsa",
+        rows: &[
+            "1, '21016-11-04 13:51:30.123456', '294247-01-01 23:59:59.999999+00', \
+             '2020-01-01 00:00:00.123', '21016-11-04', '{\"21016-11-04 13:51:30\"}'",
+            "2, '4713-12-31 23:59:59.999999 BC', '4713-12-31 23:59:59.999999+00 BC', \
+             '0001-01-01 00:00:00 BC', '4713-01-01 BC', '{\"0044-03-15 12:00:00 BC\"}'",
+            "3, 'infinity', '-infinity', '1999-12-31 23:59:59.999', 'infinity', NULL",
+        ],
+        generated_insert: None,
+    }])
+    .await;
+}
