@@ -225,3 +225,16 @@ async fn postgres_dates_beyond_9999_and_before_christ() {
     }])
     .await;
 }
+
+/// A `GENERATED ALWAYS AS IDENTITY` key takes the source's values (SQLSTATE 428C9 before).
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_identity_always_key_takes_the_source_values() {
+    postgres_pair(&[Case {
+        table: "generated",
+        ddl: "CREATE TABLE generated (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)",
+        columns: "id, v",
+        rows: &[],
+        generated_insert: Some("INSERT INTO generated (v) VALUES ('one'), ('two')"),
+    }])
+    .await;
+}

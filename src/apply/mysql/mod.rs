@@ -359,6 +359,7 @@ impl Target for MyTarget {
                     kind: types::kind_of(&data.to_lowercase(), &ty.to_lowercase()),
                     name,
                     base_type: data,
+                    identity_always: false,
                     type_name: ty,
                 })
             })
