@@ -332,10 +332,9 @@ pub fn decode_value(col: &ColumnDecoder, r: &mut Reader<'_>) -> Result<Value, De
             let len = r.uint_le(usize::from(*len_bytes).clamp(1, 4))? as usize;
             let bytes = r.take(len)?;
             match col.ty {
-                ColType::Geometry { .. } => Value::Other {
-                    type_name: "geometry_wkb_hex".into(),
-                    text: bytes.iter().map(|b| format!("{b:02x}")).collect(),
-                },
+                // The server's own form, a 4-byte little-endian SRID then WKB: what the copy reads
+                // and what a MariaDB or MySQL geometry column takes back as it is.
+                ColType::Geometry { .. } => Value::Bytes(bytes.to_vec()),
                 _ => text_value(col, bytes, None)?,
             }
         }
