@@ -54,9 +54,15 @@ pub fn classify(code: &DbCode) -> ErrorClass {
                 | 1264 // out of range
                 | 1265 // data truncated
                 | 1292 // incorrect datetime/value
+                | 1138 // invalid use of NULL
+                | 1263 // NULL supplied to a NOT NULL column
+                | 1300 // invalid character string
                 | 1364 // field has no default
                 | 1366 // incorrect value for column
+                | 1367 // illegal value for type
                 | 1406 // data too long
+                | 1411 // incorrect value for a function
+                | 1416 // cannot get a geometry object from the data
                 | 1451 | 1452 // foreign key
                 | 1690 // value out of range in expression
                 | 3140 // invalid JSON
@@ -257,7 +263,7 @@ mod tests {
                 "{s}"
             );
         }
-        for n in [1406, 1264, 1048, 1146, 1054] {
+        for n in [1406, 1264, 1048, 1146, 1054, 1300, 1416] {
             assert_eq!(classify(&DbCode::Mysql(n)), ErrorClass::Definite, "{n}");
         }
         for n in [1213, 1205, 2013, 9999] {
