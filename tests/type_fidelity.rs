@@ -330,7 +330,8 @@ async fn mariadb_geometry_arrives_byte_for_byte() {
 
 /// MariaDB zero and partly-zero dates and the ENUM error value `''` that the source's sql_mode
 /// admitted arrive as they are, by copy and by stream (the copy rewrote '2013-00-00 00:00:00' as
-/// '2012-11-30 00:00:00' and halted on '0000-00-00' and on `''`; the stream dead-lettered them).
+/// '2012-11-30 00:00:00' and halted on '0000-00-00' and on `''`; the stream dead-lettered them); a
+/// table with a zero-date default passes `tandem setup`.
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_zero_dates_and_empty_enums_arrive_as_they_are() {
     mariadb_pair(&[Case {
@@ -345,6 +346,13 @@ async fn mariadb_zero_dates_and_empty_enums_arrive_as_they_are() {
              'b'",
             "3, '2015-05-00', NULL, '1000-01-01 00:00:00.000001', NULL, 'no such label'",
         ],
+        generated_insert: None,
+    }, Case {
+        // `tandem setup` alters this table: its zero default must not fail the ALTER (1067).
+        table: "zero_default",
+        ddl: "CREATE TABLE zero_default (id INT PRIMARY KEY, dz DATETIME NOT NULL DEFAULT 0)",
+        columns: "id, dz",
+        rows: &["1, DEFAULT", "2, '2020-02-29 23:59:59'"],
         generated_insert: None,
     }])
     .await;

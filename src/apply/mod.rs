@@ -292,8 +292,11 @@ pub async fn setup(config: &Config, node: &str, dry_run: bool) -> Result<Vec<Str
             }
         }
         Engine::Mysql => {
+            // Setup alters the node's own tables, which may have zero-date defaults its sql_mode
+            // admitted (`DATETIME NOT NULL DEFAULT 0`): the strict date modes would refuse the
+            // ALTER (error 1067). The session for MySQL/MariaDB values leaves them out.
             let mut t =
-                MyTarget::connect(n.url.expose(), node, &config.settings.schema, 0, false).await?;
+                MyTarget::connect(n.url.expose(), node, &config.settings.schema, 0, true).await?;
             for s in &statements {
                 t.simple(s).await?;
             }
