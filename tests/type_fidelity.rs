@@ -292,6 +292,41 @@ async fn postgres_dates_beyond_9999_and_before_christ() {
     .await;
 }
 
+/// Other PostgreSQL built-in types at their edges, as a guard: extremes, NaN and infinities,
+/// precision limits, non-ASCII text, bytes with NULs, JSON kept verbatim, ranges, network and
+/// geometric types, enums and multi-dimensional arrays.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_assorted_types_arrive_exactly() {
+    postgres_pair(&[Case {
+        table: "assorted",
+        ddl: "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); \
+              CREATE TABLE assorted (id int PRIMARY KEY, i2 smallint, i8 bigint, r real, \
+              f double precision, n numeric, m money, v varchar(5), by bytea, b boolean, u uuid, \
+              j json, jb jsonb, t time(2), tt timetz, iv interval, ip inet, cn cidr, mac macaddr, \
+              pt point, ir int4range, tr tstzrange, md mood, mda mood[], ia int[], ta text[], \
+              ch \"char\", x xml, tv tsvector)",
+        columns: "id, i2, i8, r, f, n, m, v, by, b, u, j, jb, t, tt, iv, ip, cn, mac, pt, ir, tr, \
+                  md, mda, ia, ta, ch, x, tv",
+        rows: &[
+            "1, -32768, 9223372036854775807, 'NaN', '-Infinity', 'NaN', '-92233720368547758.08', \
+             'äöü€x', '\\x00ff00', true, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', \
+             '{ \"a\" : [1, 2.50] }', '{\"b\": {\"c\": null}}', '23:59:59.99', '24:00:00+14:59', \
+             '-178000000 years 3 mons -4 days 05:06:07.000008', '2001:db8::1/64', '10.0.0.0/8', \
+             '08:00:2b:01:02:03', '(1.5,-2.25)', '[1,5)', '[2020-01-01 00:00:00+00,infinity)', \
+             'happy', '{sad,ok}', '{{1,2},{3,NULL}}', '{\"a,b\",\"q\\\"q\",NULL,\"\"}', 'Z', \
+             '<a b=\"1\">x</a>', 'a:1 fat:2 rats'",
+            "2, 32767, -9223372036854775808, '-0', 'Infinity', \
+             '12345678901234567890.12345678901234567890', '0', '', '\\x', false, NULL, \
+             '[]', '[]', '00:00', '00:00:00-15:59', '0', '0.0.0.0', '::/0', 'ff:ff:ff:ff:ff:ff', \
+             '(0,0)', 'empty', '(,)', 'sad', '{}', '{}', '{}', NULL, NULL, ''",
+            "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+        ],
+        generated_insert: None,
+    }])
+    .await;
+}
+
 /// A `GENERATED ALWAYS AS IDENTITY` key takes the source's values (SQLSTATE 428C9 before).
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_identity_always_key_takes_the_source_values() {
