@@ -363,6 +363,43 @@ async fn mariadb_geometry_arrives_byte_for_byte() {
     .await;
 }
 
+/// Other MariaDB types at their edges, as a guard: integer extremes signed and unsigned, DECIMAL(65),
+/// float specials, every temporal precision, BIT(64), ENUM/SET, JSON, binary with NULs, text in
+/// several charsets, YEAR, TIME beyond a day, INET4, INET6 and UUID.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_assorted_types_arrive_exactly() {
+    mariadb_pair(&[Case {
+        table: "assorted",
+        ddl: "CREATE TABLE assorted (id INT PRIMARY KEY, ti TINYINT, tu TINYINT UNSIGNED, \
+              mi MEDIUMINT, bu BIGINT UNSIGNED, bi BIGINT, de DECIMAL(65,30), fl FLOAT, \
+              db DOUBLE, y YEAR, t TIME(6), dt DATETIME(3), ts TIMESTAMP(6) NULL, b64 BIT(64), \
+              b1 BIT(1), e ENUM('x','y'), st SET('a','b','c'), j JSON, vb VARBINARY(10), \
+              bn BINARY(4), c CHAR(5), l1 VARCHAR(10) CHARACTER SET latin1, \
+              u8 TEXT CHARACTER SET utf8mb4, ip INET6, uu UUID, i4 INET4)",
+        columns: "id, ti, tu, mi, bu, bi, de, fl, db, y, t, dt, ts, b64, b1, e, st, j, vb, bn, c, \
+                  l1, u8, ip, uu, i4",
+        rows: &[
+            "1, -128, 255, -8388608, 18446744073709551615, -9223372036854775808, \
+             '-99999999999999999999999999999999999.999999999999999999999999999999', \
+             -3.40282e38, 1.7976931348623157e308, 2155, '838:59:59.000000', \
+             '9999-12-31 23:59:59.999', '2038-01-19 03:14:07.999999', \
+             b'1111111111111111111111111111111111111111111111111111111111111111', b'1', 'y', \
+             'a,c', '{\"k\": [1, \"\\u00e9\", null]}', x'00ff00', x'0001', 'ab', 'café', \
+             '😀 ü', '2001:db8:a:b::cd', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', \
+             '255.255.255.255'",
+            "2, 127, 0, 8388607, 0, 9223372036854775807, 0.000000000000000000000000000001, \
+             1.17549e-38, -2.2250738585072014e-308, 1901, '-838:59:59.000000', \
+             '1000-01-01 00:00:00.000', '1970-01-01 00:00:01.000000', b'0', b'0', 'x', '', \
+             '[]', x'', x'00000000', '', '', '', '::', '00000000-0000-0000-0000-000000000000', \
+             '0.0.0.0'",
+            "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+        ],
+        generated_insert: None,
+    }])
+    .await;
+}
+
 /// MariaDB zero and partly-zero dates and the ENUM error value `''` that the source's sql_mode
 /// admitted arrive as they are, by copy and by stream (the copy rewrote '2013-00-00 00:00:00' as
 /// '2012-11-30 00:00:00' and halted on '0000-00-00' and on `''`; the stream dead-lettered them); a

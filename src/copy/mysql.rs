@@ -390,6 +390,11 @@ fn to_value(col: &Col, v: My) -> Option<Value> {
             My::UInt(u) => bits_from_u64(u, col.bits),
             _ => return None,
         },
+        // As the binlog decoder gives them (see `FixedBinary`); the text read here is the
+        // server's own form, and an address must not travel as bytes, which the target would read
+        // as the binary form whenever the text has exactly the type's width.
+        "inet4" | "inet6" => Value::Text(text(&v)?),
+        "uuid" => Value::Uuid(crate::model::parse_uuid(&text(&v)?)?),
         "enum" => Value::Enum(text(&v)?),
         "set" => {
             let t = text(&v)?;

@@ -16,7 +16,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::types::{decode_text, Charset, ColType, ColumnDecoder, DecodeError, Reader};
+use super::types::{
+    decode_text, Charset, ColType, ColumnDecoder, DecodeError, FixedBinary, Reader,
+};
 use crate::model::TableRef;
 
 /// A TABLE_MAP event body, parsed.
@@ -227,6 +229,8 @@ pub struct InfoColumn {
     pub set_values: Vec<String>,
     /// MariaDB `JSON` (an alias of LONGTEXT with a `json_valid` check).
     pub is_json: bool,
+    /// MariaDB INET4/INET6/UUID, which the binlog does not tell from a `BINARY(n)`.
+    pub fixed_binary: Option<FixedBinary>,
     pub primary_key: bool,
 }
 
@@ -347,6 +351,7 @@ pub fn resolve(
                 (None, None) => Charset::Binary,
             });
             d.json_text = ic.is_some_and(|c| c.is_json);
+            d.fixed_binary = ic.and_then(|c| c.fixed_binary);
             character += 1;
         }
         let label_charset = if ty.is_enum_or_set() {
