@@ -141,7 +141,15 @@ async fn run_once(
         ))));
     };
     let mut applier = Applier::connect(config, source, target).await?;
-    let copied = crate::copy::run(config, source_node, target, &mut applier, stop).await?;
+    // A stop request ends the link at once, even while a write waits on the target (a lock, a
+    // retry's backoff): the target transaction is dropped and rolled back, and the source position
+    // was not acknowledged, so the link resumes from its checkpoint.
+    let mut stopped = stop.clone();
+    let copied = tokio::select! {
+        biased;
+        c = crate::copy::run(config, source_node, target, &mut applier, stop) => c?,
+        _ = stopped.changed() => return Ok(()),
+    };
     let start = applier.committed().cloned();
     let mut applier = Some(applier);
     let mut stream = match copied {
@@ -222,7 +230,11 @@ async fn run_once(
         } else {
             meter.queued(&group);
             let began = std::time::Instant::now();
-            apply_retrying(config, source, target, &mut applier, &group, APPLY_ATTEMPTS).await?;
+            tokio::select! {
+                biased;
+                r = apply_retrying(config, source, target, &mut applier, &group, APPLY_ATTEMPTS) => r?,
+                _ = stop.changed() => return Ok(()),
+            };
             meter.applied(&group, began.elapsed(), more);
             for tx in &group {
                 tracing::debug!(link = %link, position = %tx.position, changes = tx.changes.len(), "applied");
