@@ -109,9 +109,13 @@ pub(super) async fn sample_json(
         .iter()
         .map(|c| {
             // Bytes are not text: send them base64, so that a sample never fails on them.
+            // BIT is a binary string in MariaDB's JSON: send its number.
             let expr = match c.ty {
                 crate::mapping::types::ColumnType::Bytes { .. } => {
                     format!("TO_BASE64({})", q(&c.name))
+                }
+                crate::mapping::types::ColumnType::Bits { .. } => {
+                    format!("CAST({} AS UNSIGNED)", q(&c.name))
                 }
                 _ => q(&c.name),
             };
@@ -124,9 +128,17 @@ pub(super) async fn sample_json(
         q(&schema.table.schema),
         q(&schema.table.name)
     );
-    let rows: Result<Vec<String>, _> = conn.query(sql).await;
+    // Read as bytes: a column this sampler does not know (a geometry, a binary CHAR) may put bytes
+    // into the document that are not UTF-8, and a typed read would panic on them.
+    let rows: Result<Vec<Option<Vec<u8>>>, _> = conn.query(sql).await;
     let _ = conn.disconnect().await;
-    rows.map_err(|e| CatalogError::Query {
+    rows.map(|rows| {
+        rows.into_iter()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect()
+    })
+    .map_err(|e| CatalogError::Query {
         node: node.id.clone(),
         detail: e.to_string(),
     })
