@@ -198,28 +198,49 @@ impl ApplyError {
     }
 }
 
-/// A server message with every quoted part replaced by `…`: servers quote the offending value
+/// A server message with every quoted value replaced by `…`: servers quote the offending value
 /// (`invalid input syntax for type integer: "abc"`, `Duplicate entry 'x'`), and row values must not
-/// reach logs. The table, key and column are reported separately.
+/// reach logs. A quoted name is kept: a part right after a word that introduces one (`column 'k'`,
+/// `for key 'email'`, `constraint "t_pkey"`, `relation "t"`), since it tells the reader where to look.
 pub fn scrub_values(message: &str) -> String {
+    const NAMES: [&str; 12] = [
+        "column",
+        "key",
+        "table",
+        "constraint",
+        "relation",
+        "index",
+        "field",
+        "database",
+        "schema",
+        "function",
+        "sequence",
+        "trigger",
+    ];
     let mut out = String::with_capacity(message.len());
     let mut quote: Option<char> = None;
+    let mut keep = false;
     for c in message.chars() {
         match quote {
             Some(q) if c == q => {
-                out.push('…');
+                if !keep {
+                    out.push('…');
+                }
                 out.push(c);
                 quote = None;
             }
+            Some(_) if keep => out.push(c),
             Some(_) => {}
             None if c == '\'' || c == '"' => {
+                let before = out.trim_end().rsplit(' ').next().unwrap_or_default();
+                keep = out.ends_with(' ') && NAMES.contains(&before.to_ascii_lowercase().as_str());
                 out.push(c);
                 quote = Some(c);
             }
             None => out.push(c),
         }
     }
-    if quote.is_some() {
+    if quote.is_some() && !keep {
         out.push('…');
     }
     out
@@ -280,7 +301,25 @@ mod tests {
         );
         assert_eq!(
             scrub_values("Duplicate entry 'a@b.c' for key 'email'"),
-            "Duplicate entry '…' for key '…'"
+            "Duplicate entry '…' for key 'email'"
+        );
+        assert_eq!(
+            scrub_values("Incorrect integer value: 'abc' for column 'n' at row 1"),
+            "Incorrect integer value: '…' for column 'n' at row 1"
+        );
+        assert_eq!(
+            scrub_values(
+                "null value in column \"name\" of relation \"t\" violates not-null constraint"
+            ),
+            "null value in column \"name\" of relation \"t\" violates not-null constraint"
+        );
+        assert_eq!(
+            scrub_values("invalid input value for enum mood: \"column\""),
+            "invalid input value for enum mood: \"…\""
+        );
+        assert_eq!(
+            scrub_values("Data truncated for column 'k' at row 1 near 'x'"),
+            "Data truncated for column 'k' at row 1 near '…'"
         );
         assert_eq!(
             scrub_values("value too long for type character varying(5)"),
