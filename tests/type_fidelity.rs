@@ -335,7 +335,10 @@ async fn postgres_identity_always_key_takes_the_source_values() {
         ddl: "CREATE TABLE generated (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)",
         columns: "id, v",
         rows: &[],
-        generated_insert: Some("INSERT INTO generated (v) VALUES ('one'), ('two')"),
+        generated_insert: Some(
+            "INSERT INTO generated (v) VALUES ('one'), ('two'); \
+             UPDATE generated SET v = v || '+' WHERE v LIKE 'one%'",
+        ),
     }])
     .await;
 }
