@@ -41,6 +41,12 @@ async fn setup_capture(config: &Config, node: &Node, dry_run: bool) -> Result<Ve
         }
         Engine::Mysql => {
             // A binlog reader needs no objects on the server; its prerequisites are checked instead.
+            // A dry run has not created the bookkeeping tables its reader will capture: those are
+            // left out rather than reported missing.
+            let mapped: Vec<_> = mapped
+                .into_iter()
+                .filter(|t| !dry_run || *t.schema != *config.settings.schema)
+                .collect();
             let problems = capture::mysql::check_prerequisites(node.url.expose(), &mapped).await;
             let errors: Vec<String> = problems
                 .iter()

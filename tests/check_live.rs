@@ -241,3 +241,38 @@ async fn check_live_sample_reads_bit_and_geometry_columns() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `setup --dry-run` on fresh nodes (no bookkeeping schema yet) prints what setup would run and
+/// changes nothing.
+#[tokio::test]
+async fn setup_dry_run_on_fresh_nodes_prints_the_statements() {
+    let (pg, maria) = servers(
+        "CREATE TABLE t (id int PRIMARY KEY)",
+        "CREATE TABLE t (id INT PRIMARY KEY)",
+    )
+    .await;
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_dry")));
+    std::fs::write(
+        &path,
+        pairing(&pg, &maria, "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--dry-run", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run tandem setup --dry-run");
+    std::fs::remove_file(&path).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("checkpoint"), "{stdout}");
+    let mut conn = maria.connect("desk").await.unwrap();
+    let schemas: Option<i64> = conn
+        .query_first(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'tandem'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(schemas, Some(0), "a dry run created the bookkeeping schema");
+}
