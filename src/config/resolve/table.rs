@@ -158,20 +158,25 @@ pub(super) fn resolve_table(
                 problems,
             );
         }
-        if name.is_empty() || name.split('.').count() > 2 || name.split('.').any(str::is_empty) {
+        if split_name(name).is_none() {
             problems.push(Problem::error(
                 format!("{path}.on.{node_id}"),
                 format!("{name:?} is not a table name"),
-                "write schema.table (PostgreSQL), database.table or table (MySQL/MariaDB)",
+                "write schema.table (PostgreSQL), database.table or table (MySQL/MariaDB); \
+                 quote a part that holds a dot or a quote: \"My.Schema\".\"My \"\"Table\"\"\" \
+                 (or `...` on MySQL/MariaDB)",
             ));
         }
     }
     for (id, node) in nodes {
         let given = t.on.get(id).map(String::as_str);
-        let table = match (node.engine, given.and_then(|g| g.split_once('.'))) {
-            (_, Some((schema, name))) => TableRef::new(schema, name),
-            (Engine::Postgres, None) => TableRef::new("public", given.unwrap_or(&t.name)),
-            (Engine::Mysql, None) => TableRef::new(&node.database, given.unwrap_or(&t.name)),
+        let parts = given.and_then(split_name);
+        let table = match (node.engine, parts.as_deref()) {
+            (_, Some([schema, name])) => TableRef::new(schema, name),
+            (Engine::Postgres, Some([name])) => TableRef::new("public", name),
+            (Engine::Mysql, Some([name])) => TableRef::new(&node.database, name),
+            (Engine::Postgres, _) => TableRef::new("public", &t.name),
+            (Engine::Mysql, _) => TableRef::new(&node.database, &t.name),
         };
         physical.insert(id.clone(), table);
     }
@@ -294,5 +299,74 @@ pub(super) fn resolve_table(
         exclude: t.exclude,
         filter: t.filter,
         columns,
+    }
+}
+
+/// The parts of a table name in `on`: `table` or `schema.table`, where a part may be quoted as
+/// the engines quote identifiers, `"…"` (a `""` inside is one `"`) or `` `…` `` (a ``` `` ``` inside
+/// is one `` ` ``), to hold dots, quotes or spaces. `None` when it is not such a name.
+pub(crate) fn split_name(name: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = name.chars().peekable();
+    loop {
+        let mut part = String::new();
+        match chars.peek().copied() {
+            Some(q @ ('"' | '`')) => {
+                chars.next();
+                loop {
+                    match chars.next()? {
+                        c if c == q && chars.peek() == Some(&q) => {
+                            chars.next();
+                            part.push(q);
+                        }
+                        c if c == q => break,
+                        c => part.push(c),
+                    }
+                }
+            }
+            _ => {
+                while let Some(&c) = chars.peek() {
+                    if c == '.' || c == '"' || c == '`' {
+                        break;
+                    }
+                    part.push(c);
+                    chars.next();
+                }
+            }
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            None => break,
+            Some('.') => {}
+            Some(_) => return None,
+        }
+    }
+    (parts.len() <= 2).then_some(parts)
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::split_name;
+
+    #[test]
+    fn names_split_at_dots_outside_quotes() {
+        let parts = |s: &str| split_name(s);
+        let v = |a: &[&str]| Some(a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(parts("public.customers"), v(&["public", "customers"]));
+        assert_eq!(parts("customers"), v(&["customers"]));
+        assert_eq!(
+            parts(r#""Quoted_"" . Schema"."Quoted_"" . Table""#),
+            v(&["Quoted_\" . Schema", "Quoted_\" . Table"])
+        );
+        assert_eq!(parts("`a.b`.`c``d`"), v(&["a.b", "c`d"]));
+        assert_eq!(parts("app.\"T\""), v(&["app", "T"]));
+        for bad in [
+            "", ".", "a.", ".b", "a.b.c", "\"open", "\"\"", "\"a\"b", "a\"b\"",
+        ] {
+            assert_eq!(parts(bad), None, "{bad:?}");
+        }
     }
 }
