@@ -1,6 +1,7 @@
 pub mod apply;
 pub mod capture;
 pub mod catalog;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod conflict;
@@ -11,6 +12,7 @@ pub mod harness;
 pub mod loopguard;
 pub mod mapping;
 pub mod model;
+pub mod names;
 pub mod observe;
 pub mod run;
 pub mod setup;

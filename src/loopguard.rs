@@ -11,7 +11,8 @@
 //! 1. a write to the bookkeeping `checkpoint` table in the same transaction; the row's `source_node`
 //!    names the node the change came from;
 //! 2. PostgreSQL: the transaction carries the replication origin `tandem_<source node>`, which the
-//!    PostgreSQL applier sets up on its session (`marks.pg_origin`);
+//!    PostgreSQL applier sets up on its session (`marks.pg_origin`); any other origin (native
+//!    subscriptions' `pg_<oid>`, another tool's) is not tandem's, and such a transaction is forwarded;
 //! 3. MySQL/MariaDB: the events carry the `skip_replication` flag, which the MySQL applier sets on its
 //!    session (`marks.skip_replication`).
 //!
@@ -42,9 +43,16 @@ pub enum Provenance {
 pub fn provenance(tx: &Transaction, schema: &str) -> Provenance {
     let mut applied = false;
     let mut origin = None;
-    if let Some(name) = &tx.marks.pg_origin {
+    // Only tandem's own origin marks an applied transaction: one that reached this node through native
+    // logical replication or another tool carries that tool's origin and is this node's to forward.
+    if let Some(node) = tx
+        .marks
+        .pg_origin
+        .as_deref()
+        .and_then(|name| name.strip_prefix(PG_ORIGIN_PREFIX))
+    {
         applied = true;
-        origin = name.strip_prefix(PG_ORIGIN_PREFIX).map(str::to_string);
+        origin = Some(node.to_string());
     }
     if tx.marks.skip_replication {
         applied = true;
@@ -207,6 +215,21 @@ mod tests {
             provenance(&maria, "tandem"),
             Provenance::Applied { origin: None }
         );
+    }
+
+    #[test]
+    fn another_tools_origin_is_forwarded() {
+        // A native subscription's apply worker uses the origin pg_<subscription oid>.
+        let native = tx(
+            vec![customer_update("crm")],
+            LoopMarks {
+                pg_origin: Some("pg_16403".into()),
+                ..LoopMarks::default()
+            },
+        );
+        let p = provenance(&native, "tandem");
+        assert_eq!(p, Provenance::Local);
+        assert!(should_forward(&p, "crm", "helpdesk", false));
     }
 
     #[test]

@@ -1,8 +1,44 @@
 //! `tandem setup` on one node: the bookkeeping schema, the managed columns and triggers (apply), then
-//! what capture needs (PostgreSQL publication and slots; MySQL/MariaDB prerequisites).
+//! what capture needs (PostgreSQL publication and slots). Before any node is changed,
+//! [`unmet_prerequisites`] checks every node's server settings and privileges, so that a setup that
+//! cannot finish changes nothing anywhere.
 
-use crate::capture::{self, link_name};
+use crate::capture;
 use crate::config::{Config, Engine, Node};
+
+/// Every unmet server prerequisite of `nodes`, each naming the node, the setting and the fix (the
+/// same checks `tandem check` makes). Empty: setup can run.
+pub async fn unmet_prerequisites(config: &Config, nodes: &[&Node]) -> Vec<String> {
+    let checks = nodes.iter().map(|node| async move {
+        let scrub = |m: &str| crate::config::scrub(m, &node.url);
+        match node.engine {
+            // Server settings only: the per-table replica identity is what setup itself installs.
+            Engine::Postgres => capture::postgres::check_prerequisites(node.url.expose(), &[])
+                .await
+                .into_iter()
+                .map(|p| format!("node {}: {}", node.id, scrub(&p.to_string())))
+                .collect::<Vec<_>>(),
+            Engine::Mysql => {
+                let mapped: Vec<_> = config
+                    .tables
+                    .iter()
+                    .filter_map(|t| t.physical.get(&node.id).cloned())
+                    .collect();
+                capture::mysql::check_prerequisites(node.url.expose(), &mapped)
+                    .await
+                    .into_iter()
+                    .filter(|p| p.severity == capture::mysql::Severity::Error)
+                    .map(|p| format!("node {}: {}", node.id, scrub(&p.to_string())))
+                    .collect()
+            }
+        }
+    });
+    futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
 
 /// The statements run (or, dry, to run) on one node.
 pub async fn setup_node(
@@ -23,11 +59,11 @@ async fn setup_capture(config: &Config, node: &Node, dry_run: bool) -> Result<Ve
     let mapped = capture::capture_tables(config, node);
     match node.engine {
         Engine::Postgres => {
-            let slots: Vec<String> = config
+            let slots: Vec<capture::postgres::Slot> = config
                 .nodes
                 .keys()
                 .filter(|t| **t != node.id)
-                .map(|t| capture::postgres::slot_name(&link_name(&node.id, t)))
+                .map(|t| capture::postgres::Slot::for_link(&node.id, t))
                 .collect();
             capture::postgres::setup(
                 node.url.expose(),
@@ -39,26 +75,8 @@ async fn setup_capture(config: &Config, node: &Node, dry_run: bool) -> Result<Ve
             .await
             .map_err(|e| crate::config::scrub(&e.to_string(), &node.url))
         }
-        Engine::Mysql => {
-            // A binlog reader needs no objects on the server; its prerequisites are checked instead.
-            // A dry run has not created the bookkeeping tables its reader will capture: those are
-            // left out rather than reported missing.
-            let mapped: Vec<_> = mapped
-                .into_iter()
-                .filter(|t| !dry_run || *t.schema != *config.settings.schema)
-                .collect();
-            let problems = capture::mysql::check_prerequisites(node.url.expose(), &mapped).await;
-            let errors: Vec<String> = problems
-                .iter()
-                .filter(|p| p.severity == capture::mysql::Severity::Error)
-                .map(|p| format!("{p}"))
-                .collect();
-            if errors.is_empty() {
-                Ok(Vec::new())
-            } else {
-                Err(errors.join("; "))
-            }
-        }
+        // A binlog reader needs no objects on the server; its prerequisites were checked up front.
+        Engine::Mysql => Ok(Vec::new()),
     }
 }
 

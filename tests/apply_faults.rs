@@ -146,3 +146,76 @@ async fn apply_faults_pg_target_restart_is_retried_from_the_checkpoint() {
 async fn apply_faults_mariadb_target_restart_is_retried_from_the_checkpoint() {
     survives_a_restart(Kind::My).await;
 }
+
+/// A target that refuses a row with an error known to be definite (a PostgreSQL `RAISE`, P0001; a
+/// MariaDB `SIGNAL`, 1644) dead-letters that transaction at once, and one that refuses it with an
+/// error of unknown class (PostgreSQL XX000; MariaDB error 31999) dead-letters it once the same
+/// error repeated at the same position; the transactions around them apply. Before, both were
+/// retried as transient until the attempts ran out and the link halted.
+async fn refused_rows_are_dead_lettered(kind: Kind) {
+    let (_server, config, mut db) = own_target(kind).await;
+    match kind {
+        Kind::Pg => {
+            db.exec(
+                "CREATE FUNCTION refuse(id int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN \
+                 IF id = 2 THEN RAISE EXCEPTION 'refused by a business rule'; END IF; \
+                 IF id = 3 THEN RAISE EXCEPTION 'strange' USING ERRCODE = 'XX000'; END IF; \
+                 RETURN true; END $$",
+            )
+            .await;
+            db.exec("ALTER TABLE customer ADD CONSTRAINT refused CHECK (refuse(id))")
+                .await;
+        }
+        Kind::My => {
+            db.exec(
+                "CREATE TRIGGER refuse BEFORE INSERT ON customer FOR EACH ROW BEGIN \
+                 IF NEW.id = 2 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by a business rule'; END IF; \
+                 IF NEW.id = 3 THEN SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 31999, MESSAGE_TEXT = 'strange'; END IF; \
+                 END",
+            )
+            .await;
+        }
+    }
+    apply::setup(&config, "t", false).await.expect("setup");
+    let txs = Txs { kind };
+    let group: Vec<_> = (1..=4).map(|id| txs.insert(id as u64, id)).collect();
+    let mut applier = Some(Applier::connect(&config, "s", "t").await.expect("connect"));
+    let committed = apply_retrying(&config, "s", "t", &mut applier, &group, 20)
+        .await
+        .expect("the refused rows are dead-lettered, not retried until the link halts");
+    assert_eq!(committed, Some(txs.insert(4, 4).position));
+    let mut fresh = Applier::connect(&config, "s", "t").await.expect("connect");
+    let letters = fresh.list_dead_letters(true).await.expect("dead letters");
+    let errors: Vec<&str> = letters.iter().map(|d| d.error.as_str()).collect();
+    assert_eq!(letters.len(), 2, "{errors:?}");
+    let (definite, unknown) = match kind {
+        Kind::Pg => ("P0001", "XX000"),
+        Kind::My => ("1644", "31999"),
+    };
+    assert!(
+        errors[0].contains(definite) && !errors[0].contains("failed the same way"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains(unknown) && errors[1].contains("failed the same way 5 times"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        letters[0].source_position,
+        txs.insert(2, 2).position.to_string()
+    );
+    assert_eq!(
+        letters[1].source_position,
+        txs.insert(3, 3).position.to_string()
+    );
+}
+
+#[tokio::test]
+async fn apply_faults_pg_refused_rows_are_dead_lettered() {
+    refused_rows_are_dead_lettered(Kind::Pg).await;
+}
+
+#[tokio::test]
+async fn apply_faults_mariadb_refused_rows_are_dead_lettered() {
+    refused_rows_are_dead_lettered(Kind::My).await;
+}

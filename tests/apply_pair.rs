@@ -25,6 +25,25 @@ const TABLE: &str =
 
 impl Pair {
     async fn new(table_extra: &str) -> Pair {
+        Pair::with_nodes(table_extra, "").await
+    }
+
+    /// A pair whose file also names node `x` (a PostgreSQL database never set up): links from `x`
+    /// into `p` or `m` apply real rows; `x` itself is only a name.
+    async fn with_third(table_extra: &str) -> Pair {
+        let x = format!(
+            "[nodes.x]\nurl = \"{}\"\n",
+            pg().await.url(&unique_name("px"))
+        );
+        Pair::with_nodes(table_extra, &x).await
+    }
+
+    async fn with_nodes(table_extra: &str, more_nodes: &str) -> Pair {
+        let x_on = if more_nodes.is_empty() {
+            ""
+        } else {
+            ", x = \"public.customer\""
+        };
         let (p_db, m_db, schema) = (unique_name("pp"), unique_name("pm"), unique_name("tk"));
         pg().await.create_database(&p_db).await.expect("db");
         maria().await.create_database(&m_db).await.expect("db");
@@ -36,10 +55,11 @@ schema = "{schema}"
 url = "{}"
 [nodes.m]
 url = "{}"
+{more_nodes}
 [[tables]]
 name = "customer"
 key = ["id"]
-on = {{ p = "public.customer", m = "{m_db}.customer" }}
+on = {{ p = "public.customer", m = "{m_db}.customer"{x_on} }}
 {table_extra}
 "#,
             pg().await.url(&p_db),
@@ -382,4 +402,52 @@ async fn apply_pair_reinsert_during_a_concurrent_update_converges() {
         Value::Text("m@x".into()),
         "m wrote last"
     );
+}
+
+/// Mesh: a key parked on p by the link m -> p holds on p for every link into p. The link x -> p,
+/// connected before the key was parked, must not apply x's later update of that row over the
+/// parked conflict (it used to, from a queue cache loaded when the link connected).
+#[tokio::test]
+async fn apply_pair_a_key_parked_by_one_link_holds_for_every_link_into_the_node() {
+    let mut pair = Pair::with_third("conflict = \"manual\"").await;
+    let mut from_x = Applier::connect(&pair.config, "x", "p")
+        .await
+        .expect("connect x -> p");
+    pair.crossed(
+        "UPDATE customer SET name = 'p-name' WHERE id = 1",
+        "UPDATE customer SET name = 'm-name' WHERE id = 1",
+    )
+    .await;
+    let parked = pair.open_conflicts("p").await;
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    // x's update of row 1, made from p's current row (its version check alone would pass).
+    let current = pair.image("p", 1).await.expect("row 1 on p");
+    let version = match field(&current, "_tandem_version") {
+        Value::Int(v) => v,
+        other => panic!("version {other:?}"),
+    };
+    let tx = Transaction {
+        origin: "x".into(),
+        position: Position::Postgres(PgPosition {
+            commit_lsn: Lsn(1),
+            lsn: Lsn(1),
+        }),
+        commit_time: 1_700_000_000_000_000,
+        xid: None,
+        marks: LoopMarks::default(),
+        changes: ChangeSet::Memory(vec![Change {
+            table: TableRef::new("public", "customer"),
+            op: Op::Update,
+            before: Some(current.clone()),
+            after: Some(customer(1, "x-name", "a@x", version + 1, "x")),
+        }]),
+    };
+    from_x.apply(&[tx]).await.expect("apply x's update");
+    assert_eq!(
+        pair.image("p", 1).await,
+        Some(current),
+        "x's update was applied over a key under review"
+    );
+    let open = pair.open_conflicts("p").await;
+    assert!(open.len() >= 2, "x's update waits in the queue: {open:?}");
 }

@@ -159,7 +159,7 @@ async fn mysql_multi_table_transaction_arrives_whole_and_rollbacks_never() {
         "only the last insert follows: nothing rolled back or untracked"
     );
     assert_eq!(int_id(&c2[0]), 3);
-    assert!(t2.position > t.position);
+    assert!(t.position.is_within(&t2.position) && t2.position != t.position);
 }
 
 #[tokio::test]
@@ -606,7 +606,7 @@ async fn mysql_resume_by_gtid_and_by_file_offset() {
         .expect("source resumes by file");
     let b2 = next_txn(&mut src).await;
     assert_eq!(int_id(&changes(&b2)[0]), 2);
-    assert!(b2.position > b1.position);
+    assert!(b1.position.is_within(&b2.position) && b2.position != b1.position);
 }
 
 #[tokio::test]
@@ -788,7 +788,10 @@ async fn mysql_next_is_cancel_safe_and_quiet_sources_send_heartbeats() {
             break p;
         }
     };
-    assert!(heartbeat >= last, "heartbeat {heartbeat} is behind {last}");
+    assert!(
+        last.is_within(&heartbeat),
+        "heartbeat {heartbeat} is behind {last}"
+    );
 }
 
 #[tokio::test]

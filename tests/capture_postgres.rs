@@ -3,9 +3,7 @@
 
 pub use std::time::Duration;
 
-pub use tandem::capture::postgres::{
-    check_prerequisites, setup, slot_name, PgSource, PgSourceOptions,
-};
+pub use tandem::capture::postgres::{check_prerequisites, setup, PgSource, PgSourceOptions, Slot};
 pub use tandem::capture::CaptureEvent;
 pub use tandem::harness::{PgOptions, PgServer};
 pub use tandem::model::{Change, ChangeSet, Lsn, Op, Position, TableRef, Transaction, Value};
@@ -55,12 +53,12 @@ impl Fixture {
     /// Publishes `tables` and opens a source on a fresh slot.
     pub async fn source(&self, tables: &[&str], budget: usize) -> PgSource {
         let tables: Vec<TableRef> = tables.iter().map(|t| TableRef::new("public", t)).collect();
-        let slot = slot_name(&unique_name("link"));
+        let slot = unique_name("tandem_link");
         setup(
             &self.url(),
             "tandem_pub",
             &tables,
-            std::slice::from_ref(&slot),
+            &[Slot::named(&slot)],
             false,
         )
         .await

@@ -205,6 +205,155 @@ async fn check_live_sample_dry_run_finds_what_the_target_would_reject() {
     assert_eq!(written, Some(0), "a dry run wrote rows");
 }
 
+/// `tandem setup` checks every node's prerequisites before it changes anything: against a PostgreSQL
+/// with `wal_level = replica` it names the node, the setting and the fix, and leaves both nodes as
+/// they were (before, it created the bookkeeping schema, columns and triggers, then failed at the slot
+/// with a message that hid the cause).
+#[tokio::test]
+async fn setup_changes_nothing_when_a_prerequisite_is_unmet() {
+    use tandem::harness::PgOptions;
+    let pg = PgServer::start_with(PgOptions {
+        settings: vec![("wal_level".into(), "replica".into())],
+        ..Default::default()
+    });
+    let (pg, maria) = tokio::join!(pg, MariaDb::start());
+    let (pg, maria) = (
+        pg.expect("PostgreSQL starts"),
+        maria.expect("MariaDB starts"),
+    );
+    pg.create_database("crm").await.unwrap();
+    let crm = pg.connect("crm").await.unwrap();
+    crm.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    maria.create_database("desk").await.unwrap();
+    let mut conn = maria.connect("desk").await.unwrap();
+    conn.query_drop("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_setup_pre")));
+    std::fs::write(
+        &path,
+        pairing(&pg, &maria, "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n"),
+    )
+    .unwrap();
+    for dry in [true, false] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        cmd.args(["setup", "--config"]).arg(&path);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        let out = cmd.output().expect("run tandem setup");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "dry run {dry}: {stderr}");
+        assert!(
+            stderr.contains("node crm")
+                && stderr.contains("wal_level is replica")
+                && stderr.contains("ALTER SYSTEM SET wal_level = logical"),
+            "dry run {dry}: the error names the node, the setting and the fix:\n{stderr}"
+        );
+    }
+    std::fs::remove_file(&path).ok();
+    let pg_changed: i64 = crm
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'tandem') \
+             + (SELECT count(*) FROM information_schema.columns WHERE column_name LIKE '\\_tandem%') \
+             + (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pg_changed, 0, "setup changed the PostgreSQL node");
+    let maria_changed: Option<i64> = conn
+        .query_first(
+            "SELECT (SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'tandem') \
+             + (SELECT count(*) FROM information_schema.columns WHERE column_name LIKE '\\_tandem%') \
+             + (SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = 'desk')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(maria_changed, Some(0), "setup changed the MariaDB node");
+    conn.disconnect().await.unwrap();
+}
+
+/// `tandem setup --dry-run` on fresh nodes prints what setup would run and changes nothing (it used
+/// to fail on MariaDB looking for the bookkeeping tables that setup had not made yet).
+#[tokio::test]
+async fn setup_dry_run_on_fresh_nodes_lists_the_sql_and_changes_nothing() {
+    let (pg, maria) = servers(
+        "CREATE TABLE t (id int PRIMARY KEY)",
+        "CREATE TABLE t (id int PRIMARY KEY)",
+    )
+    .await;
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_setup_dry")));
+    std::fs::write(
+        &path,
+        pairing(&pg, &maria, "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--dry-run", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run tandem setup --dry-run");
+    std::fs::remove_file(&path).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("-- node helpdesk") && stdout.contains("TRIGGER `desk`.`tandem_insert_t`"),
+        "{stdout}"
+    );
+    let mut conn = maria.connect("desk").await.unwrap();
+    let schemas: Option<i64> = conn
+        .query_first(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'tandem'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(schemas, Some(0), "a dry run created the bookkeeping schema");
+    conn.disconnect().await.unwrap();
+}
+
+/// `check --sample` reads a MariaDB BIT column (binary bytes, not text) without panicking, and a
+/// PostgreSQL sampling error says the server's message.
+#[tokio::test]
+async fn check_live_sample_reads_bit_columns() {
+    let (pg, maria) = servers(
+        "CREATE TABLE flags (id int PRIMARY KEY, f bit(8)); INSERT INTO flags VALUES (1, B'10100101')",
+        "CREATE TABLE flags (id int PRIMARY KEY, f BIT(8)); INSERT INTO flags VALUES (1, b'11111111'), (2, b'00000000')",
+    )
+    .await;
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_bits")));
+    std::fs::write(
+        &path,
+        pairing(
+            &pg,
+            &maria,
+            "[[tables]]\nname = \"flags\"\nkey = [\"id\"]\n",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["check", "--sample", "10", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run tandem check");
+    std::fs::remove_file(&path).ok();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(out.status.code(), Some(101), "check panicked:\n{text}");
+    assert!(!text.contains("could not sample"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
 /// `check --sample` reads a MariaDB table with BIT and GEOMETRY columns without panicking (it
 /// exited 101 inside the driver: the document held bytes that are not UTF-8).
 #[tokio::test]
@@ -240,39 +389,4 @@ async fn check_live_sample_reads_bit_and_geometry_columns() {
         out.status.code()
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
-/// `setup --dry-run` on fresh nodes (no bookkeeping schema yet) prints what setup would run and
-/// changes nothing.
-#[tokio::test]
-async fn setup_dry_run_on_fresh_nodes_prints_the_statements() {
-    let (pg, maria) = servers(
-        "CREATE TABLE t (id int PRIMARY KEY)",
-        "CREATE TABLE t (id INT PRIMARY KEY)",
-    )
-    .await;
-    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_dry")));
-    std::fs::write(
-        &path,
-        pairing(&pg, &maria, "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n"),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["setup", "--dry-run", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run tandem setup --dry-run");
-    std::fs::remove_file(&path).ok();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("checkpoint"), "{stdout}");
-    let mut conn = maria.connect("desk").await.unwrap();
-    let schemas: Option<i64> = conn
-        .query_first(
-            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'tandem'",
-        )
-        .await
-        .unwrap();
-    assert_eq!(schemas, Some(0), "a dry run created the bookkeeping schema");
 }

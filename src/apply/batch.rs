@@ -134,21 +134,9 @@ impl<T: Target> Link<T> {
             Box::pin(self.apply_inserts(head, meta)).await?;
             return Box::pin(self.apply_inserts(tail, meta)).await;
         }
-        let queued = keys
-            .iter()
-            .any(|k| self.open_keys.contains(&(table.clone(), k.clone())));
-        // Only a key deleted before needs the row-by-row check for a concurrent delete.
-        let tombstones = plan.managed_version
-            && self
-                .t
-                .any_tombstone(&table, &keys.iter().cloned().collect::<Vec<_>>())
-                .await?;
-        if keys.len() != rows.len()
-            || !uniform
-            || queued
-            || tombstones
-            || rows.iter().any(|r| r.key.is_empty())
-        {
+        let key_list: Vec<String> = keys.iter().cloned().collect();
+        let queued = !self.t.open_keys(&table, &key_list).await?.is_empty();
+        if keys.len() != rows.len() || !uniform || queued || rows.iter().any(|r| r.key.is_empty()) {
             return self.one_by_one(changes, meta).await;
         }
         let key_lists: Vec<_> = rows.iter().map(|r| r.key.clone()).collect();
@@ -171,6 +159,17 @@ impl<T: Target> Link<T> {
                 .map_err(|e| with_row_context(e, plan, &info))?;
         if !inserted {
             // A local insert raced in between the check and the insert: decide row by row.
+            return self.one_by_one(changes, meta).await;
+        }
+        // Only a key deleted before needs the row-by-row check for a concurrent delete. Read after
+        // the insert, in its transaction, no local delete committed before it goes unseen (see
+        // `Link::insert_unless_deleted`); rare, so the batch is taken back and redone row by row.
+        if plan.managed_version && self.t.any_tombstone(&table, &key_list).await? {
+            for (row, _) in rows.iter().zip(&exists).filter(|(_, e)| !**e) {
+                self.t
+                    .delete(&info, &row.key, &row.version_column, None)
+                    .await?;
+            }
             return self.one_by_one(changes, meta).await;
         }
         for (row, _) in rows.into_iter().zip(exists).filter(|(_, e)| *e) {
@@ -203,13 +202,13 @@ impl<T: Target> Link<T> {
             // The row-by-row path says what to do about it.
             return self.one_by_one(changes, meta).await;
         }
-        let mut pending = Pending::default();
+        let mut rows = Vec::with_capacity(changes.len());
         for c in changes {
             let Some(mapped) = mapper.map(c) else {
                 continue;
             };
             let mapped = mapped?;
-            let row = RowChange::new(
+            rows.push(RowChange::new(
                 plan,
                 &info,
                 &self.ctx.names,
@@ -217,8 +216,24 @@ impl<T: Target> Link<T> {
                 &mapped,
                 &meta.origin,
                 meta.commit_time,
-            );
-            let Some(write) = self.checked_write(plan, &info, &row) else {
+            ));
+        }
+        // Keys under review (parked by any link into this node) go the row-by-row way.
+        let queued: HashSet<String> = if self.skip_queue {
+            HashSet::new()
+        } else {
+            let keys: Vec<String> = rows.iter().map(RowChange::key_text).collect();
+            let table = info.table.to_string();
+            self.t.open_keys(&table, &keys).await?.into_iter().collect()
+        };
+        let mut pending = Pending::default();
+        for row in rows {
+            let write = if queued.contains(&row.key_text()) {
+                None
+            } else {
+                Self::checked_write(plan, &row)
+            };
+            let Some(write) = write else {
                 self.flush_checked(plan, &info, &mut pending, meta).await?;
                 self.apply_row(plan, &info, row, meta.position.as_deref())
                     .await
@@ -246,18 +261,8 @@ impl<T: Target> Link<T> {
 
     /// The version-checked write that is all a row needs, or `None` when it needs more than that
     /// (then it is applied alone by `apply_row`).
-    fn checked_write(
-        &self,
-        plan: &TablePlan,
-        info: &TableInfo,
-        row: &RowChange,
-    ) -> Option<Checked> {
-        if row.key.is_empty()
-            || (!self.skip_queue
-                && self
-                    .open_keys
-                    .contains(&(info.table.to_string(), row.key_text())))
-        {
+    fn checked_write(plan: &TablePlan, row: &RowChange) -> Option<Checked> {
+        if row.key.is_empty() {
             return None;
         }
         let write = match (row.op, &plan.deletes) {

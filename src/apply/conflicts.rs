@@ -250,7 +250,14 @@ impl<T: Target> Link<T> {
                     .await?;
             }
             (_, _) => {
-                self.t.insert(info, &row.full_write()).await?;
+                if !self.t.insert(info, &row.full_write()).await? {
+                    // A local insert of the key committed after the decision was taken on its
+                    // absence: retried, the transaction meets the row and decides again.
+                    return Err(ApplyError::Raced(format!(
+                        "a local insert into {} committed while a conflict on the same key was decided",
+                        info.table
+                    )));
+                }
             }
         }
         Ok(())
@@ -357,9 +364,6 @@ impl<T: Target> Link<T> {
             &record.kind,
             &record.decision,
         );
-        if state != ConflictState::Resolved {
-            self.open_keys.insert((record.target_table, record.key));
-        }
         Ok(())
     }
 
@@ -372,7 +376,6 @@ impl<T: Target> Link<T> {
     ) -> Result<QueueState, ApplyError> {
         let entries = self.t.open_entries(&queue_key.0, &queue_key.1).await?;
         if entries.is_empty() {
-            self.open_keys.remove(queue_key);
             return Ok(QueueState::Clear);
         }
         if entries
@@ -466,8 +469,6 @@ impl<T: Target> Link<T> {
                 self.t
                     .set_conflict_state(entry.id, ConflictState::Resolved, Some("announced"))
                     .await?;
-                self.open_keys
-                    .remove(&(entry.record.target_table.clone(), entry.record.key.clone()));
             }
             self.t.commit().await
         }

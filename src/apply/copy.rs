@@ -332,11 +332,15 @@ impl<T: Target + CopyBook> Link<T> {
             self.apply_inserts(&write, meta).await?;
         }
         let mut touch = Vec::new();
+        let keys: Vec<String> = differing.iter().map(RowChange::key_text).collect();
+        let queued: std::collections::HashSet<String> = self
+            .t
+            .open_keys(&info.table.to_string(), &keys)
+            .await?
+            .into_iter()
+            .collect();
         for row in differing {
-            let queued = self
-                .open_keys
-                .contains(&(info.table.to_string(), row.key_text()));
-            if queued {
+            if queued.contains(&row.key_text()) {
                 continue; // parked for a person; their resolution replicates
             }
             if let Some(cur) = self.current(&info, &row).await? {

@@ -4,13 +4,7 @@ use std::fmt;
 
 use crate::mapping::MappingError;
 
-/// Transient errors are retried with backoff, keeping the link's position; definite errors send the
-/// transaction to the dead-letter table or halt the link, per `on_error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    Transient,
-    Definite,
-}
+pub use crate::classify::ErrorClass;
 
 /// A database's own error identity: PostgreSQL SQLSTATE, MySQL/MariaDB error number, or none (I/O,
 /// protocol, a closed connection).
@@ -31,49 +25,18 @@ impl fmt::Display for DbCode {
     }
 }
 
-/// The classification, decided once for every engine. PostgreSQL: classes 22 (data exception), 23
-/// (integrity constraint), 3D (invalid catalog), 3F (invalid schema), 42 (syntax or access rule:
-/// missing table or column), 0A (feature not supported) and 2B/2F/44 are definite. MySQL/MariaDB: the
-/// data, constraint and missing-object errors listed below. Everything else (connection loss,
-/// deadlock, serialization failure, lock wait timeout, and any error not known) is transient.
+/// The classification of a database error (see [`crate::classify`]): an unknown code, or none (I/O,
+/// protocol, a closed connection), is transient.
 pub fn classify(code: &DbCode) -> ErrorClass {
-    let definite = match code {
-        DbCode::SqlState(s) => {
-            matches!(
-                s.get(..2),
-                Some("22" | "23" | "3D" | "3F" | "42" | "0A" | "2B" | "2F" | "44")
-            )
-        }
-        DbCode::Mysql(n) => matches!(
-            n,
-            1048 // column cannot be null
-                | 1054 // unknown column
-                | 1062 // duplicate entry (a unique key other than the row key)
-                | 1146 // table does not exist
-                | 1049 // unknown database
-                | 1264 // out of range
-                | 1265 // data truncated
-                | 1292 // incorrect datetime/value
-                | 1138 // invalid use of NULL
-                | 1263 // NULL supplied to a NOT NULL column
-                | 1300 // invalid character string
-                | 1364 // field has no default
-                | 1366 // incorrect value for column
-                | 1367 // illegal value for type
-                | 1406 // data too long
-                | 1411 // incorrect value for a function
-                | 1416 // cannot get a geometry object from the data
-                | 1451 | 1452 // foreign key
-                | 1690 // value out of range in expression
-                | 3140 // invalid JSON
-                | 4025 // CHECK constraint failed
-        ),
-        DbCode::None => false,
-    };
-    if definite {
-        ErrorClass::Definite
-    } else {
-        ErrorClass::Transient
+    known_class(code).unwrap_or(ErrorClass::Transient)
+}
+
+/// The class the engine's code is known to have; `None` for an unknown code or no code.
+pub fn known_class(code: &DbCode) -> Option<ErrorClass> {
+    match code {
+        DbCode::SqlState(s) => crate::classify::sqlstate(s),
+        DbCode::Mysql(n) => crate::classify::mysql(*n),
+        DbCode::None => None,
     }
 }
 
@@ -160,19 +123,67 @@ pub enum ApplyError {
     Checkpoint { link: String, text: String },
     #[error("{0}")]
     Invalid(String),
+    /// A local write raced the applier in a way only a retry of the whole target transaction can
+    /// settle (transient).
+    #[error("{0}; retrying the transaction")]
+    Raced(String),
+    /// An error of unknown class that failed the same transaction the same way again and again, and
+    /// is therefore treated as definite.
+    #[error("{source} (failed the same way {attempts} times at this position, so it is treated as definite)")]
+    Repeated {
+        attempts: u32,
+        source: Box<ApplyError>,
+    },
+}
+
+/// What the applier does with a server error whose code is neither known transient nor known
+/// definite (see [`crate::classify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownErrors {
+    /// Return it to be retried, like a transient error.
+    #[default]
+    Retry,
+    /// It already failed this many times at this position: treat it as definite.
+    Refuse { attempts: u32 },
+}
+
+impl UnknownErrors {
+    /// Whether `e` is to be retried; errors refused here go to the dead letters or halt the link.
+    pub fn retries(&self, e: &ApplyError) -> bool {
+        match self {
+            UnknownErrors::Retry => e.is_transient(),
+            UnknownErrors::Refuse { .. } => e.is_transient() && !e.is_unknown_server_error(),
+        }
+    }
+
+    /// `e` as it is reported once refused.
+    pub fn refused(&self, e: ApplyError) -> ApplyError {
+        match self {
+            UnknownErrors::Refuse { attempts } if e.is_unknown_server_error() => {
+                ApplyError::Repeated {
+                    attempts: *attempts,
+                    source: Box::new(e),
+                }
+            }
+            _ => e,
+        }
+    }
 }
 
 impl ApplyError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            // Retrying cannot fix a URL or a certificate; anything else may be the network.
+            // Retrying cannot fix a URL, a certificate or a refused password; anything else may be
+            // the network.
             ApplyError::Connect { cause, .. } if cause.is_tls_or_config() => ErrorClass::Definite,
-            ApplyError::Connect { .. } | ApplyError::Spill(_) => ErrorClass::Transient,
+            ApplyError::Connect { .. } => classify(&self.code()),
+            ApplyError::Spill(_) | ApplyError::Raced(_) => ErrorClass::Transient,
             ApplyError::Database { code, .. } => classify(code),
             ApplyError::Row { class, .. } => *class,
-            ApplyError::Mapping(_) | ApplyError::Checkpoint { .. } | ApplyError::Invalid(_) => {
-                ErrorClass::Definite
-            }
+            ApplyError::Mapping(_)
+            | ApplyError::Checkpoint { .. }
+            | ApplyError::Invalid(_)
+            | ApplyError::Repeated { .. } => ErrorClass::Definite,
         }
     }
 
@@ -180,10 +191,19 @@ impl ApplyError {
         self.class() == ErrorClass::Transient
     }
 
+    /// A server refused the statement with a code not known to be transient or definite: retried, and
+    /// treated as definite once it repeats at the same position (see [`crate::classify`]).
+    pub fn is_unknown_server_error(&self) -> bool {
+        matches!(self, ApplyError::Database { .. } | ApplyError::Row { .. })
+            && self.code() != DbCode::None
+            && known_class(&self.code()).is_none()
+    }
+
     /// The database error code, where there is one.
     pub fn code(&self) -> DbCode {
         match self {
             ApplyError::Database { code, .. } | ApplyError::Row { code, .. } => code.clone(),
+            ApplyError::Repeated { source, .. } => source.code(),
             ApplyError::Connect { cause, .. } => match cause {
                 crate::connect::ConnectError::Postgres(e) => e
                     .code()

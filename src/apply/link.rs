@@ -12,13 +12,13 @@
 //! a definite one rolls back, isolates the failing transaction by applying the group one at a time,
 //! and dead-letters it (with a checkpoint past it) or halts, per the table's `on_error`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tracing::{debug, warn};
 
 use super::conflicts::{soft_write, QueueState};
-use super::error::ApplyError;
+use super::error::{ApplyError, UnknownErrors};
 use super::row::{Names, RowChange};
 use super::target::{TableInfo, Target, Tombstone};
 use crate::config::{ConflictRule, DeletePolicy, OnError};
@@ -63,7 +63,6 @@ pub(crate) struct Link<T: Target> {
     pub ctx: Arc<LinkContext>,
     pub mapper: Arc<Mapper>,
     pub committed: Option<Position>,
-    pub(super) open_keys: HashSet<(String, String)>,
     /// Set while releasing waiting changes: they pass the queue they were held in.
     pub skip_queue: bool,
     /// The table of the change being applied, for the on_error policy of a failure.
@@ -137,7 +136,6 @@ impl<T: Target> Link<T> {
             ctx: Arc::new(ctx),
             mapper: Arc::new(mapper),
             committed: None,
-            open_keys: HashSet::new(),
             skip_queue: false,
             last_plan: None,
             revived: Vec::new(),
@@ -153,7 +151,6 @@ impl<T: Target> Link<T> {
             })?),
             None => None,
         };
-        link.open_keys = link.t.open_keys().await?.into_iter().collect();
         link.announce().await?;
         Ok(link)
     }
@@ -207,13 +204,15 @@ impl<T: Target> Link<T> {
     }
 
     fn is_applied(&self, p: &Position) -> bool {
-        self.committed
-            .as_ref()
-            .is_some_and(|c| c.same_kind(p) && p <= c)
+        self.committed.as_ref().is_some_and(|c| p.is_within(c))
     }
 
     /// Applies `txs` in order as one target transaction (see [`super::Applier::apply`]).
-    pub async fn apply(&mut self, txs: &[Transaction]) -> Result<Option<Position>, ApplyError> {
+    pub async fn apply(
+        &mut self,
+        txs: &[Transaction],
+        unknown: UnknownErrors,
+    ) -> Result<Option<Position>, ApplyError> {
         for t in txs.iter().filter(|t| self.is_applied(&t.position)) {
             debug!(link = %self.ctx.link(), position = %t.position, "duplicate skipped");
         }
@@ -226,15 +225,18 @@ impl<T: Target> Link<T> {
         }
         match self.apply_group(&fresh).await {
             Ok(()) => {}
-            Err(e) if e.is_transient() => return Err(e),
-            Err(e) if fresh.len() == 1 => self.dead_letter_or_halt(fresh[0], e).await?,
+            Err(e) if unknown.retries(&e) => return Err(e),
+            Err(e) if fresh.len() == 1 => {
+                self.dead_letter_or_halt(fresh[0], unknown.refused(e))
+                    .await?
+            }
             Err(_) => {
                 // Find the failing transaction: apply them one at a time.
                 for tx in fresh {
                     match self.apply_group(&[tx]).await {
                         Ok(()) => {}
-                        Err(e) if e.is_transient() => return Err(e),
-                        Err(e) => self.dead_letter_or_halt(tx, e).await?,
+                        Err(e) if unknown.retries(&e) => return Err(e),
+                        Err(e) => self.dead_letter_or_halt(tx, unknown.refused(e)).await?,
                     }
                 }
             }
@@ -390,7 +392,7 @@ impl<T: Target> Link<T> {
                 .await?;
         }
         let queue_key = (info.table.to_string(), row.key_text());
-        if !self.skip_queue && self.open_keys.contains(&queue_key) {
+        if !self.skip_queue {
             match self.queue_check(&queue_key, &row, plan, position).await? {
                 QueueState::Held => return Ok(()),
                 // The decider took this node's own row (`resolve --take incoming`): it is here
@@ -401,8 +403,7 @@ impl<T: Target> Link<T> {
             }
         }
         let applied = match (row.op, &plan.deletes) {
-            (Op::Insert, _) if self.concurrent_delete(plan, info, &row).await? => false,
-            (Op::Insert, _) => self.t.insert(info, &row.full_write()).await?,
+            (Op::Insert, _) => self.insert_unless_deleted(plan, info, &row).await?,
             (Op::Update, _) => {
                 let n = self
                     .t
@@ -448,6 +449,30 @@ impl<T: Target> Link<T> {
             return Ok(());
         }
         self.conflict(plan, info, row, position).await
+    }
+
+    /// Inserts the incoming row unless a delete its node had not seen makes it a conflict (then
+    /// `false`, nothing changed). The tombstones are read after the insert, in its transaction:
+    /// under READ COMMITTED that read sees every local delete that committed before the insert
+    /// (one still open made the insert wait for it), and a later delete must wait for the inserted
+    /// row. Read before the insert, a delete committing in between went unseen.
+    async fn insert_unless_deleted(
+        &mut self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        row: &RowChange,
+    ) -> Result<bool, ApplyError> {
+        if !self.t.insert(info, &row.full_write()).await? {
+            return Ok(false);
+        }
+        if !self.concurrent_delete(plan, info, row).await? {
+            return Ok(true);
+        }
+        // Take the insert back (the applier's session fires no tandem trigger, so no tombstone).
+        self.t
+            .delete(info, &row.key, &row.version_column, None)
+            .await?;
+        Ok(false)
     }
 
     /// Whether the incoming insert's key was deleted here by a delete its node had not seen: then

@@ -54,7 +54,7 @@ pub use admin::{
     list_conflicts, list_dead_letters, replay_dead_letter, resolve_conflict, show_conflict,
 };
 pub use copy::{CopyBatch, CopyProgress, CopyStats};
-pub use error::{classify, ApplyError, DbCode, ErrorClass};
+pub use error::{classify, ApplyError, DbCode, ErrorClass, UnknownErrors};
 pub use link::LinkContext;
 pub use row::{version_key, Names, RowChange};
 pub use target::DeadLetter;
@@ -176,7 +176,17 @@ impl Applier {
     /// Applies `txs`, in order, in one target transaction with the checkpoint; returns the committed
     /// position to acknowledge. Transactions at or below the checkpoint are skipped as duplicates.
     pub async fn apply(&mut self, txs: &[Transaction]) -> Result<Option<Position>, ApplyError> {
-        with_link!(self, l => l.apply(txs).await)
+        self.apply_with(txs, UnknownErrors::Retry).await
+    }
+
+    /// [`Applier::apply`], with `unknown` saying whether an error of unknown class is retried or, after
+    /// it repeated, treated as definite.
+    pub async fn apply_with(
+        &mut self,
+        txs: &[Transaction],
+        unknown: UnknownErrors,
+    ) -> Result<Option<Position>, ApplyError> {
+        with_link!(self, l => l.apply(txs, unknown).await)
     }
 
     /// The initial copy's progress on this link's target, one entry per table (empty: never started).
@@ -250,25 +260,70 @@ pub async fn apply_retrying(
 ) -> Result<Option<Position>, ApplyError> {
     let mut delay = Duration::from_millis(100);
     let mut tried = 0;
+    // The same error of unknown class, again and again on these transactions, is proven definite.
+    let mut repeats = Repeats::default();
     loop {
         tried += 1;
+        let unknown = repeats.mode();
         let result = match applier {
-            Some(a) => a.apply(txs).await,
+            Some(a) => a.apply_with(txs, unknown).await,
             None => match Applier::connect(config, source, target).await {
-                Ok(a) => applier.insert(a).apply(txs).await,
+                Ok(a) => applier.insert(a).apply_with(txs, unknown).await,
                 Err(e) => Err(e),
             },
         };
         match result {
             Err(e) if e.is_transient() && tried < attempts => {
-                warn!(link = %format!("{source}->{target}"), error = %e, retry_in_ms = delay.as_millis() as u64, "transient apply error");
+                warn!(link = %format!("{source}->{target}"), error = %shown(&e), attempt = tried, retry_in_ms = delay.as_millis() as u64, "transient apply error");
+                repeats.saw(&e);
                 *applier = None;
-                crate::observe::apply_retry(source, target);
+                crate::observe::apply_retry(source, target, &shown(&e));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
             other => return other,
         }
+    }
+}
+
+/// Counts consecutive identical failures of unknown class (same code, same message).
+#[derive(Default)]
+struct Repeats {
+    last: Option<String>,
+    count: u32,
+}
+
+impl Repeats {
+    fn saw(&mut self, e: &ApplyError) {
+        if !e.is_unknown_server_error() {
+            *self = Repeats::default();
+            return;
+        }
+        let signature = format!("{} {e}", e.code());
+        if self.last.as_deref() == Some(signature.as_str()) {
+            self.count += 1;
+        } else {
+            self.last = Some(signature);
+            self.count = 1;
+        }
+    }
+
+    fn mode(&self) -> UnknownErrors {
+        if self.count >= crate::classify::REPEATS_BEFORE_DEFINITE {
+            UnknownErrors::Refuse {
+                attempts: self.count,
+            }
+        } else {
+            UnknownErrors::Retry
+        }
+    }
+}
+
+/// `e` as logs and `/health` show it: a row key only as its reference (DESIGN rule 9).
+pub fn shown(e: &ApplyError) -> String {
+    match e {
+        ApplyError::Row { key, .. } => crate::model::digest::without_key(&e.to_string(), key),
+        _ => e.to_string(),
     }
 }
 

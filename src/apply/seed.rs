@@ -12,20 +12,21 @@ use crate::model::Position;
 
 /// The statement that records `position` as the checkpoint of `source` on `target`, unless one exists.
 pub fn statement(config: &Config, target: &Node, source: &str, position: &Position) -> String {
+    use crate::connect::quote::{mysql, postgres};
     let schema = &config.settings.schema;
-    let quote = |s: &str| s.replace('\'', "''");
+    let position = position.to_string();
     match target.engine {
         Engine::Postgres => format!(
-            "INSERT INTO \"{}\".checkpoint (source_node, position) VALUES ('{}', '{}') ON CONFLICT (source_node) DO NOTHING",
-            schema.replace('"', "\"\""),
-            quote(source),
-            quote(&position.to_string())
+            "INSERT INTO {}.checkpoint (source_node, position) VALUES ({}, {}) ON CONFLICT (source_node) DO NOTHING",
+            postgres::ident(schema),
+            postgres::literal(source),
+            postgres::literal(&position)
         ),
         Engine::Mysql => format!(
-            "INSERT IGNORE INTO `{}`.checkpoint (source_node, position) VALUES ('{}', '{}')",
-            schema.replace('`', "``"),
-            quote(source).replace('\\', "\\\\"),
-            quote(&position.to_string()).replace('\\', "\\\\")
+            "INSERT IGNORE INTO {}.checkpoint (source_node, position) VALUES ({}, {})",
+            mysql::ident(schema),
+            mysql::literal(source),
+            mysql::literal(&position)
         ),
     }
 }

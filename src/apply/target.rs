@@ -248,8 +248,13 @@ pub(crate) trait Target {
         target_table: &str,
         key: &str,
     ) -> Result<Vec<OpenEntry>, ApplyError>;
-    /// Every (target table, key) with an open queue entry.
-    async fn open_keys(&mut self) -> Result<Vec<(String, String)>, ApplyError>;
+    /// Those of `keys` of `target_table` with an open queue entry, read now (inside the caller's
+    /// transaction): whichever link into this node parked a key, every link holds it.
+    async fn open_keys(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, ApplyError>;
     async fn set_conflict_state(
         &mut self,
         id: i64,

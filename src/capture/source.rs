@@ -24,6 +24,9 @@ pub enum CaptureError {
     Postgres(#[from] PgCaptureError),
     #[error(transparent)]
     Mysql(#[from] MysqlCaptureError),
+    /// tandem's spill directory cannot be made private (or created); retrying will not help.
+    #[error("spill directory: {0}")]
+    SpillDir(#[source] std::io::Error),
 }
 
 impl CaptureError {
@@ -31,6 +34,7 @@ impl CaptureError {
         match self {
             CaptureError::Postgres(e) => e.is_transient(),
             CaptureError::Mysql(e) => e.is_transient(),
+            CaptureError::SpillDir(_) => false,
         }
     }
 }
@@ -99,11 +103,17 @@ impl Source {
         reader: Reader,
         start: Option<Position>,
     ) -> Result<Source, CaptureError> {
-        let spill_dir = config
-            .settings
-            .spill_dir
-            .as_ref()
-            .map_or_else(std::env::temp_dir, PathBuf::from);
+        let spill_dir = crate::model::spill::private_dir(
+            &config
+                .settings
+                .spill_dir
+                .as_ref()
+                .map_or_else(std::env::temp_dir, PathBuf::from),
+        );
+        let swept = crate::model::spill::prepare_dir(&spill_dir).map_err(CaptureError::SpillDir)?;
+        if swept > 0 {
+            tracing::info!(node = %node.id, dir = %spill_dir.display(), files = swept, "removed spill files of tandem processes that no longer run");
+        }
         let memory_budget_bytes = usize::try_from(config.settings.memory_budget_mib)
             .unwrap_or(usize::MAX / (1 << 20))
             << 20;
@@ -115,10 +125,11 @@ impl Source {
                         format!("tandem_tail_{}_{}", node.id, std::process::id()),
                         true,
                     ),
-                    Reader::Link { target } => (
-                        super::postgres::slot_name(&link_name(&node.id, target)),
-                        false,
-                    ),
+                    Reader::Link { target } => {
+                        let slot = super::postgres::Slot::for_link(&node.id, target);
+                        super::postgres::check_slot_moved(node.url.expose(), &slot).await?;
+                        (slot.name, false)
+                    }
                 };
                 let opts = PgSourceOptions {
                     node: node.id.as_str().into(),

@@ -103,23 +103,23 @@ pub(super) async fn sample_json(
     let mut conn = crate::connect::mysql(opts)
         .await
         .map_err(|e| connect(e.to_string()))?;
-    let q = |s: &str| format!("`{}`", s.replace('`', "``"));
+    use crate::connect::quote::mysql::{ident as q, literal};
     let pairs: Vec<String> = schema
         .columns
         .iter()
         .map(|c| {
             // Bytes are not text: send them base64, so that a sample never fails on them.
-            // BIT is a binary string in MariaDB's JSON: send its number.
             let expr = match c.ty {
                 crate::mapping::types::ColumnType::Bytes { .. } => {
                     format!("TO_BASE64({})", q(&c.name))
                 }
+                // BIT values are bytes too; their text is the bit string (b'101' is "101").
                 crate::mapping::types::ColumnType::Bits { .. } => {
-                    format!("CAST({} AS UNSIGNED)", q(&c.name))
+                    format!("BIN({})", q(&c.name))
                 }
                 _ => q(&c.name),
             };
-            format!("'{}', {expr}", c.name.replace('\'', "''"))
+            format!("{}, {expr}", literal(&c.name))
         })
         .collect();
     let sql = format!(
@@ -128,8 +128,8 @@ pub(super) async fn sample_json(
         q(&schema.table.schema),
         q(&schema.table.name)
     );
-    // Read as bytes: a column this sampler does not know (a geometry, a binary CHAR) may put bytes
-    // into the document that are not UTF-8, and a typed read would panic on them.
+    // Read as bytes: a value the server sends in a binary character set must not fail the row
+    // conversion (it panicked inside the driver); what is not UTF-8 is replaced, for a sample only.
     let rows: Result<Vec<Option<Vec<u8>>>, _> = conn.query(sql).await;
     let _ = conn.disconnect().await;
     rows.map(|rows| {

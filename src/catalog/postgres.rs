@@ -110,7 +110,7 @@ pub(super) async fn sample_json(
             detail: e.to_string(),
         })?;
     let task = tokio::spawn(conn);
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    use crate::connect::quote::postgres::ident as q;
     let sql = format!(
         "SELECT row_to_json(t)::text FROM {}.{} t LIMIT {limit}",
         q(&table.schema),
@@ -121,7 +121,10 @@ pub(super) async fn sample_json(
         .await
         .map_err(|e| CatalogError::Query {
             node: node.id.clone(),
-            detail: e.to_string(),
+            // The server's own message, not the driver's bare "db error".
+            detail: e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string()),
         })?;
     drop(client);
     let _ = task.await;

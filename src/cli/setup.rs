@@ -35,6 +35,17 @@ pub async fn run(args: SetupArgs) -> ExitCode {
         },
         None => config.nodes.values().collect(),
     };
+    let unmet = crate::setup::unmet_prerequisites(&config, &nodes).await;
+    if !unmet.is_empty() {
+        for problem in &unmet {
+            eprintln!("error: {problem}");
+        }
+        eprintln!(
+            "error: setup changed nothing: fix the {} problem(s) above and run it again",
+            unmet.len()
+        );
+        return ExitCode::from(1);
+    }
     let mut failed = false;
     for node in nodes {
         println!("-- node {} ({}, {})", node.id, node.engine.name(), node.url);

@@ -303,7 +303,15 @@ fn expand_env(
 ) {
     match value {
         toml::Value::String(s) => {
-            match env::expand(s, lookup) {
+            let is_url = path.starts_with("nodes.")
+                && path.ends_with(".url")
+                && path.matches('.').count() == 2;
+            let expanded = if is_url {
+                env::expand_url(s, lookup)
+            } else {
+                env::expand(s, lookup)
+            };
+            match expanded {
                 Ok(v) => *s = v,
                 Err(missing) => {
                     for name in missing {

@@ -151,14 +151,31 @@ pub(super) fn resolve(file: FileConfig, problems: &mut Vec<Problem>) -> Option<C
             }
         });
     let copy = file.copy.and_then(|c| resolve_copy(c, &nodes, problems));
-    Some(Config {
+    let config = Config {
         settings,
         nodes,
         tables,
         metrics_listen,
         heartbeat,
         copy,
-    })
+    };
+    check_generated_names(&config, problems);
+    Some(config)
+}
+
+/// Refuses two objects that would get one name from `tandem setup` (one would take the other's
+/// slot, function or trigger); see `crate::names`.
+fn check_generated_names(config: &Config, problems: &mut Vec<Problem>) {
+    for c in crate::names::collisions(config) {
+        problems.push(Problem::error(
+            c.path,
+            format!(
+                "{} and {} would both be named {:?} ({})",
+                c.first, c.second, c.name, c.namespace
+            ),
+            "rename one of the two tables or nodes",
+        ));
+    }
 }
 
 fn resolve_copy(

@@ -41,7 +41,35 @@ impl ConnUrl {
     }
 
     pub fn has_password(&self) -> bool {
-        self.parsed.password().is_some()
+        !self.secrets().is_empty()
+    }
+
+    /// Every secret the URL holds, as written and decoded: the password of its user info and the
+    /// value of any query parameter named like a password (`?password=`, which libpq and
+    /// tokio-postgres read, `sslpassword`).
+    fn secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(p) = self.parsed.password().filter(|p| !p.is_empty()) {
+            out.push(p.to_string());
+            out.push(percent_decode(p));
+        }
+        for (k, v) in self.parsed.query_pairs() {
+            if is_secret_param(&k) && !v.is_empty() {
+                out.push(v.into_owned());
+            }
+        }
+        if let Some(query) = self.parsed.query() {
+            for pair in query.split('&') {
+                if let Some((k, v)) = pair.split_once('=') {
+                    if is_secret_param(k) && !v.is_empty() {
+                        out.push(v.to_string());
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        out.dedup();
+        out
     }
 
     /// The database named by the URL's path (`/app` -> `app`), percent-decoded.
@@ -91,11 +119,25 @@ impl ConnUrl {
         ConnUrl::parse(&text)
     }
 
-    /// The URL with the password replaced, safe to print.
+    /// The URL with the password replaced, in the user info and in the query, safe to print.
     pub fn redacted(&self) -> String {
         let mut u = self.parsed.clone();
         if u.password().is_some() {
             let _ = u.set_password(Some("***"));
+        }
+        if u.query_pairs().any(|(k, _)| is_secret_param(&k)) {
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if is_secret_param(&k) {
+                        "***".to_string()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            u.query_pairs_mut().clear().extend_pairs(pairs);
         }
         u.to_string()
     }
@@ -113,12 +155,40 @@ impl fmt::Display for ConnUrl {
     }
 }
 
+/// `%XX` sequences decoded (as UTF-8, lossily); everything else kept.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A query parameter that holds a password.
+fn is_secret_param(name: &str) -> bool {
+    name.to_ascii_lowercase().contains("password")
+}
+
 /// Hides a password from error texts that might quote it (driver errors sometimes echo the URL).
 pub fn scrub(text: &str, url: &ConnUrl) -> String {
-    match url.parsed.password() {
-        Some(p) if !p.is_empty() => text.replace(p, "***"),
-        _ => text.to_string(),
-    }
+    url.secrets()
+        .iter()
+        .fold(text.to_string(), |t, secret| t.replace(secret, "***"))
 }
 
 #[cfg(test)]
@@ -136,6 +206,23 @@ mod tests {
         assert_eq!(u.database().as_deref(), Some("crm"));
         assert_eq!(u.param("sslmode").as_deref(), Some("require"));
         assert_eq!(scrub("failed for s3cr%21t", &u), "failed for ***");
+        assert_eq!(scrub("failed for s3cr!t", &u), "failed for ***");
+    }
+
+    #[test]
+    fn a_password_in_the_query_never_shows() {
+        let u = ConnUrl::parse(
+            "postgres://app@db:5433/crm?sslmode=require&password=hunter%402&application_name=x",
+        )
+        .unwrap();
+        for shown in [format!("{u:?}"), u.to_string(), u.redacted()] {
+            assert!(!shown.contains("hunter"), "{shown}");
+            assert!(shown.contains("sslmode=require"), "{shown}");
+            assert!(shown.contains("application_name=x"), "{shown}");
+        }
+        assert!(u.has_password());
+        assert_eq!(scrub("auth failed: hunter@2", &u), "auth failed: ***");
+        assert_eq!(scrub("url …password=hunter%402", &u), "url …password=***");
     }
 
     #[test]

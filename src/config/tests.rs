@@ -537,3 +537,24 @@ fn tombstone_retention_is_read_and_checked() {
         );
     }
 }
+
+#[test]
+fn two_tables_whose_generated_names_collide_are_refused_naming_both() {
+    // `a_b.c` reads two ways, so its functions are hashed; a table named after that hashed name
+    // would take them over.
+    let hashed = crate::names::pg_stamp_function(&crate::model::TableRef::new("a_b", "c"));
+    let table = hashed.trim_start_matches("stamp_a_");
+    let text = format!(
+        "[nodes.a]\nurl = \"postgres://postgres@127.0.0.1:5433/app\"\n\
+         [nodes.b]\nurl = \"mysql://root@127.0.0.1:3307/app\"\n\
+         [[tables]]\nname = \"one\"\nkey = [\"id\"]\non = {{ a = \"a_b.c\" }}\n\
+         [[tables]]\nname = \"two\"\nkey = [\"id\"]\non = {{ a = \"a.{table}\" }}\n"
+    );
+    let found = problems(&text);
+    assert!(
+        found.iter().any(|p| p.path == "tables[1].on.a"
+            && p.message.contains("table a_b.c")
+            && p.message.contains(&format!("table a.{table}"))),
+        "{found:?}"
+    );
+}

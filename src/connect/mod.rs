@@ -16,6 +16,7 @@
 
 pub mod mysql;
 pub mod postgres;
+pub mod quote;
 pub(crate) mod tls;
 
 pub use mysql::{mysql, mysql_opts};

@@ -13,6 +13,7 @@
 
 use std::path::PathBuf;
 
+use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder};
 
 use super::tls::{read_pem, Failure};
@@ -94,12 +95,13 @@ pub fn mysql_opts(url: &str) -> Result<Opts, ConnectError> {
     Ok(builder.into())
 }
 
-/// Connects with `opts`; a failed TLS setup comes back as [`ConnectError::Tls`] in words.
+/// Connects with `opts`; a failed TLS setup comes back as [`ConnectError::Tls`] in words. The session
+/// runs with `NO_BACKSLASH_ESCAPES`, which tandem's literals need (see [`super::quote`]).
 pub async fn mysql(opts: Opts) -> Result<mysql_async::Conn, ConnectError> {
     let host = opts.ip_or_hostname().to_string();
     let port = opts.tcp_port();
     let ssl = opts.ssl_opts().cloned();
-    mysql_async::Conn::new(opts).await.map_err(|e| {
+    let conn = mysql_async::Conn::new(opts).await.map_err(|e| {
         let Some(ssl) = &ssl else {
             return ConnectError::Mysql(e);
         };
@@ -145,7 +147,12 @@ pub async fn mysql(opts: Opts) -> Result<mysql_async::Conn, ConnectError> {
             }
             _ => ConnectError::Mysql(e),
         }
-    })
+    })?;
+    let mut conn = conn;
+    conn.query_drop(super::quote::mysql::NO_BACKSLASH_ESCAPES)
+        .await
+        .map_err(ConnectError::Mysql)?;
+    Ok(conn)
 }
 
 /// Whether an i/o error came from the TLS layer (a rustls error anywhere in it).

@@ -188,7 +188,7 @@ async fn begin_fresh(
     let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
     let (reader, start, stream) = match source.engine {
         Engine::Postgres => {
-            let slot = crate::capture::postgres::slot_name(&link);
+            let slot = crate::names::slot(&source.id, target);
             postgres::drop_idle_slot(source, &slot).await?;
             let stream = Source::open(
                 config,

@@ -39,9 +39,7 @@ pub struct MyReader {
     columns: HashMap<TableRef, Vec<Col>>,
 }
 
-fn ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
+use crate::connect::quote::mysql::ident;
 
 fn qualified(t: &TableRef) -> String {
     format!("{}.{}", ident(&t.schema), ident(&t.name))
@@ -362,7 +360,8 @@ fn to_value(col: &Col, v: My) -> Option<Value> {
                 i64::from(mi),
                 i64::from(s),
                 i64::from(us),
-            ),
+            )
+            .ok()?,
             My::Date(y, mo, d, h, mi, s, us) => {
                 let days = days_from_civil(i64::from(y), u32::from(mo), u32::from(d));
                 let tod = ((i64::from(h) * 60 + i64::from(mi)) * 60 + i64::from(s)) * 1_000_000

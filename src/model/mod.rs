@@ -10,6 +10,7 @@
 //!          RowImage { kind: Full | Key | Partial, fields: [Field { name, value: Value }] }
 //! ```
 
+pub mod digest;
 pub mod json;
 mod position;
 pub mod spill;

@@ -1,15 +1,16 @@
 //! Positions in a source database's log.
 //!
-//! A position is tagged by the kind of log it points into and totally ordered within that kind. Every
-//! position has a text form (`Display`) that `FromStr` reads back exactly; it is what checkpoints store
-//! and what operators see:
+//! A position is tagged by the kind of log it points into. Every position has a text form (`Display`)
+//! that `FromStr` reads back exactly; it is what checkpoints store and what operators see. Positions
+//! are only partially ordered (DESIGN rule 12): the one question asked of them is
+//! [`Position::is_within`], "is everything up to this one already covered by that mark?"
 //!
-//! | kind            | text                                              | order                         |
+//! | kind            | text                                              | within the mark when          |
 //! |-----------------|---------------------------------------------------|-------------------------------|
-//! | PostgreSQL      | `pg:16/B374D848` or `pg:16/B374D848:16/B374D8A0`   | commit LSN, then LSN          |
-//! | binlog file     | `binlog:mysql-bin.000042:1234`                    | file sequence, then offset    |
-//! | MariaDB GTID    | `mariadb-gtid:0-1-42,1-2-7`                       | per domain, by sequence       |
-//! | MySQL GTID set  | `mysql-gtid:3e11fa47-…:1-5:7-9,…`                 | transaction count, then text  |
+//! | PostgreSQL      | `pg:16/B374D848` or `pg:16/B374D848:16/B374D8A0`   | commit LSN, then LSN, <=      |
+//! | binlog file     | `binlog:mysql-bin.000042:1234`                    | file sequence, then offset <= |
+//! | MariaDB GTID    | `mariadb-gtid:0-1-42,1-2-7`                       | every domain's sequence <=    |
+//! | MySQL GTID set  | `mysql-gtid:3e11fa47-…:1-5:7-9,…`                 | a subset of the mark's set    |
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -118,7 +119,9 @@ impl FromStr for MariaGtid {
 }
 
 /// A MariaDB GTID position (`gtid_slave_pos` form): the last GTID of each replication domain.
-/// Ordered domain by domain (ascending domain id), by sequence number, then server id.
+/// Only partially ordered: each domain is its own sequence, so one list is within another when every
+/// domain's sequence number is at or below the other's ([`MariaGtidList::is_within`]); two lists that
+/// are each ahead in some domain are not comparable.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct MariaGtidList {
     /// Keyed by domain id; at most one GTID per domain.
@@ -130,23 +133,13 @@ impl MariaGtidList {
     pub fn advance(&mut self, gtid: MariaGtid) {
         self.domains.insert(gtid.domain, gtid);
     }
-}
 
-impl Ord for MariaGtidList {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let key = |l: &MariaGtidList| -> Vec<(u32, u64, u32)> {
-            l.domains
-                .values()
-                .map(|g| (g.domain, g.seq, g.server_id))
-                .collect()
-        };
-        key(self).cmp(&key(other))
-    }
-}
-
-impl PartialOrd for MariaGtidList {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+    /// Whether every transaction up to `self` is also up to `other`: each domain of `self` is in
+    /// `other` at the same or a later sequence number. A domain `other` lacks is not within it.
+    pub fn is_within(&self, other: &MariaGtidList) -> bool {
+        self.domains
+            .iter()
+            .all(|(domain, g)| other.domains.get(domain).is_some_and(|o| g.seq <= o.seq))
     }
 }
 
@@ -214,6 +207,18 @@ impl MysqlGtidSet {
             .is_some_and(|l| l.iter().any(|&(s, e)| s <= gno && gno <= e))
     }
 
+    /// Whether every transaction of `self` is also in `other`.
+    pub fn is_subset(&self, other: &MysqlGtidSet) -> bool {
+        self.sets.iter().all(|(uuid, intervals)| {
+            let Some(theirs) = other.sets.get(uuid) else {
+                return intervals.is_empty();
+            };
+            intervals
+                .iter()
+                .all(|&(s, e)| theirs.iter().any(|&(ts, te)| ts <= s && e <= te))
+        })
+    }
+
     /// Number of transactions in the set.
     pub fn count(&self) -> u128 {
         self.sets
@@ -221,20 +226,6 @@ impl MysqlGtidSet {
             .flatten()
             .map(|&(s, e)| u128::from(e - s) + 1)
             .sum()
-    }
-}
-
-impl Ord for MysqlGtidSet {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.count()
-            .cmp(&other.count())
-            .then_with(|| self.sets.cmp(&other.sets))
-    }
-}
-
-impl PartialOrd for MysqlGtidSet {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
     }
 }
 
@@ -301,9 +292,10 @@ impl FromStr for MysqlGtidSet {
     }
 }
 
-/// A position in some source's log. Positions of different kinds do not compare meaningfully; `Ord`
-/// puts them in a fixed kind order only so that the type is totally ordered.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A position in some source's log. Positions are only partially ordered: positions of different kinds
+/// do not compare, and GTID positions are one sequence per domain (or server), so the one question a
+/// position answers is [`Position::is_within`]: is everything up to it already read or applied?
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Position {
     Postgres(PgPosition),
@@ -316,6 +308,19 @@ impl Position {
     /// Whether two positions point into the same kind of log and so can be compared.
     pub fn same_kind(&self, other: &Position) -> bool {
         std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+
+    /// Whether the transaction at `self` is already included in a log read or applied up to `mark`:
+    /// an LSN or file offset at or before it; for GTIDs, every domain (MariaDB) or every transaction
+    /// (MySQL) of `self` covered by `mark`. Positions of different kinds are never within each other.
+    pub fn is_within(&self, mark: &Position) -> bool {
+        match (self, mark) {
+            (Position::Postgres(a), Position::Postgres(b)) => a <= b,
+            (Position::Binlog(a), Position::Binlog(b)) => a <= b,
+            (Position::MariaGtid(a), Position::MariaGtid(b)) => a.is_within(b),
+            (Position::MysqlGtid(a), Position::MysqlGtid(b)) => a.is_subset(b),
+            _ => false,
+        }
     }
 }
 
@@ -474,12 +479,33 @@ mod tests {
         }
 
         #[test]
-        fn order_is_total_and_consistent(a in any_position(), b in any_position(), c in any_position()) {
-            prop_assert_eq!(a.cmp(&b), b.cmp(&a).reverse());
-            prop_assert_eq!(a.cmp(&b) == Ordering::Equal, a == b);
-            if a <= b && b <= c {
-                prop_assert!(a <= c);
+        fn is_within_is_a_partial_order(a in any_position(), b in any_position(), c in any_position()) {
+            prop_assert!(a.is_within(&a));
+            if a.is_within(&b) && b.is_within(&a) {
+                prop_assert_eq!(&a, &b);
             }
+            if a.is_within(&b) && b.is_within(&c) {
+                prop_assert!(a.is_within(&c));
+            }
+            if !a.same_kind(&b) {
+                prop_assert!(!a.is_within(&b));
+            }
+        }
+
+        #[test]
+        fn maria_gtid_within_means_every_domain(
+            a in proptest::collection::btree_map(0u32..6, 0u64..20, 1..4),
+            b in proptest::collection::btree_map(0u32..6, 0u64..20, 1..4),
+        ) {
+            let list = |m: &BTreeMap<u32, u64>| {
+                let mut l = MariaGtidList::default();
+                for (&domain, &seq) in m {
+                    l.advance(MariaGtid { domain, server_id: 1, seq });
+                }
+                l
+            };
+            let want = a.iter().all(|(d, s)| b.get(d).is_some_and(|t| s <= t));
+            prop_assert_eq!(list(&a).is_within(&list(&b)), want);
         }
 
         #[test]
@@ -517,11 +543,25 @@ mod tests {
         let b: Position = "binlog:mysql-bin.000010:4".parse().unwrap();
         let a: Position = "binlog:mysql-bin.000009:99999".parse().unwrap();
         assert!(
-            a < b,
+            a.is_within(&b) && !b.is_within(&a),
             "file 9 sorts before file 10 although '9' > '1' as text"
         );
         let g: Position = "mariadb-gtid:0-1-42,1-2-7".parse().unwrap();
         assert_eq!(g.to_string(), "mariadb-gtid:0-1-42,1-2-7");
+        // A transaction in a domain numbered below every domain of the mark is not within it, though
+        // its list sorts first as text; nor is one ahead in any domain.
+        let mark: Position = "mariadb-gtid:5-1-100".parse().unwrap();
+        let low: Position = "mariadb-gtid:1-1-1,5-1-100".parse().unwrap();
+        assert!(!low.is_within(&mark) && mark.is_within(&low));
+        let ahead: Position = "mariadb-gtid:0-1-41,1-2-8".parse().unwrap();
+        assert!(!ahead.is_within(&g) && !g.is_within(&ahead));
+        let mysql_mark: Position = "mysql-gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:1-10"
+            .parse()
+            .unwrap();
+        let inside: Position = "mysql-gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:2-4:7"
+            .parse()
+            .unwrap();
+        assert!(inside.is_within(&mysql_mark) && !mysql_mark.is_within(&inside));
         let m: Position = "mysql-gtid:3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:6:9"
             .parse()
             .unwrap();

@@ -7,6 +7,12 @@
 //!
 //! File format: one JSON document per change, newline-terminated (values carry floats as bit patterns,
 //! so nothing is lost). It is private to one process and never read by another version.
+//!
+//! Files hold row values, so they are created `0600` in a `0700` directory of tandem's own,
+//! `<spill_dir or the system temp dir>/tandem-spill-<uid>` ([`private_dir`]), which [`prepare_dir`]
+//! creates, refuses when another user owns it or others may enter it, and sweeps: a file named
+//! `tandem-spill-<pid>-<n>.jsonl` whose process is gone (killed before it could remove its files) is
+//! removed; files of live processes are left alone.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -76,17 +82,18 @@ impl SpillBuffer {
     }
 
     fn open_file(&mut self) -> io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        create_private_dir(&self.dir)?;
         let name = format!(
-            "tandem-spill-{}-{}.jsonl",
+            "{FILE_PREFIX}{}-{}.jsonl",
             std::process::id(),
             SPILL_SEQ.fetch_add(1, Ordering::Relaxed)
         );
         let path = self.dir.join(name);
-        let file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&path)?;
+        let mut options = OpenOptions::new();
+        options.create_new(true).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path)?;
         self.file = Some((path, BufWriter::with_capacity(1 << 16, file)));
         Ok(())
     }
@@ -165,6 +172,113 @@ impl Drop for SpilledChanges {
     }
 }
 
+const FILE_PREFIX: &str = "tandem-spill-";
+
+/// tandem's own spill directory under `base` (the configured `spill_dir`, or the system temp
+/// dir): one per user, so that two users' tandems never share one.
+pub fn private_dir(base: &Path) -> PathBuf {
+    base.join(format!("{FILE_PREFIX}{}", current_uid().unwrap_or(0)))
+}
+
+/// Creates `dir` (`0700`) or checks the one there: a real directory, ours, closed to others.
+/// Then removes the spill files of processes that no longer run. Returns how many it removed.
+pub fn prepare_dir(dir: &Path) -> io::Result<usize> {
+    create_private_dir(dir)?;
+    check_private(dir)?;
+    let Some(alive) = process_table() else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(spill_file_pid) else {
+            continue;
+        };
+        if pid != std::process::id() && !alive(pid) && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The process id in a spill file's name (`tandem-spill-<pid>-<n>.jsonl`).
+fn spill_file_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(FILE_PREFIX)?.strip_suffix(".jsonl")?;
+    let (pid, seq) = rest.split_once('-')?;
+    seq.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether a process id runs, where the system says (`/proc`); `None` where it cannot tell, and
+/// then nothing is swept.
+fn process_table() -> Option<impl Fn(u32) -> bool> {
+    let proc = Path::new("/proc");
+    proc.join("self")
+        .exists()
+        .then_some(move |pid: u32| proc.join(pid.to_string()).exists())
+}
+
+#[cfg(unix)]
+fn current_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+#[cfg(not(unix))]
+fn current_uid() -> Option<u32> {
+    None
+}
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(unix)]
+fn check_private(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(dir)?;
+    let refuse = |why: String| {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{}: {why}; spilled transactions hold row values",
+                dir.display()
+            ),
+        ))
+    };
+    if !meta.is_dir() {
+        return refuse("is not a directory (a symbolic link?)".into());
+    }
+    if current_uid().is_some_and(|uid| uid != meta.uid()) {
+        return refuse(format!(
+            "belongs to another user (uid {}); remove it or set spill_dir",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +307,49 @@ mod tests {
                 ],
             )),
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn spill_files_are_private_and_files_of_dead_processes_are_swept() {
+        use std::os::unix::fs::PermissionsExt;
+        let base =
+            std::env::temp_dir().join(format!("tandem-spill-test-private-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = private_dir(&base);
+        assert_eq!(prepare_dir(&dir).unwrap(), 0);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        let mut b = SpillBuffer::new(&dir, 0);
+        b.push(change(1)).unwrap();
+        let set = b.finish().unwrap();
+        let ChangeSet::Spilled(s) = &set else {
+            panic!("a 0-byte budget kept the change in memory");
+        };
+        assert_eq!(mode(s.path()), 0o600, "the spill file is private");
+        // A file of a process that is gone (a pid above any pid_max), one of this process, and one
+        // that is not a spill file.
+        let dead = dir.join("tandem-spill-4000000000-7.jsonl");
+        let other = dir.join("notes.txt");
+        std::fs::write(&dead, "{}").unwrap();
+        std::fs::write(&other, "x").unwrap();
+        // Opened by others, the directory is closed again.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(prepare_dir(&dir).unwrap(), 1);
+        assert_eq!(mode(&dir), 0o700);
+        assert!(!dead.exists(), "the dead process's file was swept");
+        assert!(s.path().exists(), "this process's file was kept");
+        assert!(other.exists());
+        drop(set);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn spill_file_names_give_their_process() {
+        assert_eq!(spill_file_pid("tandem-spill-123-4.jsonl"), Some(123));
+        assert_eq!(spill_file_pid("tandem-spill-123.jsonl"), None);
+        assert_eq!(spill_file_pid("tandem-spill-x-4.jsonl"), None);
+        assert_eq!(spill_file_pid("other"), None);
     }
 
     #[test]

@@ -185,6 +185,14 @@ impl ChangeSet {
         }
     }
 
+    /// Approximate heap bytes held: the changes in memory; a spilled set holds only its file handle.
+    pub fn approx_bytes(&self) -> usize {
+        match self {
+            ChangeSet::Memory(v) => v.iter().map(Change::approx_bytes).sum(),
+            ChangeSet::Spilled(_) => 0,
+        }
+    }
+
     /// All changes in memory (for tests and small transactions). A spilled set is read back whole.
     pub fn to_vec(&self) -> std::io::Result<Vec<Change>> {
         self.iter().collect()

@@ -16,6 +16,8 @@ pub enum LinkState {
     Running,
     /// Interrupted by a transient error; restarting from its checkpoint.
     Restarting(String),
+    /// Its target keeps refusing a transaction with a transient (or not yet known) error; retrying.
+    Retrying(String),
     /// Stopped by a definite error; the message says what to do.
     Halted(String),
     /// Stopped on request.
@@ -29,6 +31,7 @@ impl LinkState {
             LinkState::CatchingUp => "catching_up",
             LinkState::Running => "running",
             LinkState::Restarting(_) => "restarting",
+            LinkState::Retrying(_) => "retrying",
             LinkState::Halted(_) => "halted",
             LinkState::Stopped => "stopped",
         }
@@ -110,7 +113,9 @@ pub fn verdict(links: &BTreeMap<String, LinkHealth>) -> Result<String, String> {
     let mut bad = String::new();
     for (name, h) in links {
         let line = match &h.state {
-            LinkState::Halted(reason) | LinkState::Restarting(reason) => {
+            LinkState::Halted(reason)
+            | LinkState::Restarting(reason)
+            | LinkState::Retrying(reason) => {
                 format!("{name}: {}: {reason}\n", h.state.name())
             }
             other => format!("{name}: {}\n", other.name()),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::health::{self, LinkState};
 use super::names::*;
@@ -205,10 +205,13 @@ impl LinkMeter {
     }
 }
 
-/// A conflict was decided on the link `source -> target`. Logged here, once, without row values.
+/// A conflict was decided on the link `source -> target`. Logged here, once: the key's values only
+/// at debug level (DESIGN rule 9), a reference to it (`key_ref`) above.
 pub fn conflict(source: &str, target: &str, table: &str, key: &str, kind: &str, decision: &str) {
     let link = crate::capture::link_name(source, target);
-    info!(link = %link, table = %table, key = %key, kind = %kind, decision = %decision, "conflict decided");
+    let key_ref = crate::model::digest::key_ref(key);
+    info!(link = %link, table = %table, key_ref = %key_ref, kind = %kind, decision = %decision, "conflict decided");
+    debug!(link = %link, table = %table, key_ref = %key_ref, key = %key, "conflict key");
     counter!(CONFLICTS, "link" => link, "table" => table.to_string(), "kind" => kind.to_string(), "decision" => decision.to_string())
         .increment(1);
 }
@@ -227,8 +230,11 @@ pub fn dead_letter(source: &str, target: &str, table: &str) {
     counter!(DEAD_LETTERS, "link" => link, "table" => table.to_string()).increment(1);
 }
 
-/// A target transaction of the link `source -> target` is retried after a transient error.
-pub fn apply_retry(source: &str, target: &str) {
+/// A target transaction of the link `source -> target` is retried after a transient error; `reason`
+/// (an error without row values) is what `/health` shows until the link applies again.
+pub fn apply_retry(source: &str, target: &str, reason: &str) {
     let link = crate::capture::link_name(source, target);
-    counter!(RETRIES, "link" => link, "stage" => "apply").increment(1);
+    counter!(RETRIES, "link" => link.clone(), "stage" => "apply").increment(1);
+    gauge!(LINK_UP, "link" => link.clone()).set(0.0);
+    health::set_state(&link, LinkState::Retrying(reason.to_string()));
 }

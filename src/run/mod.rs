@@ -78,6 +78,17 @@ enum LinkError {
     Copy(#[from] crate::copy::CopyError),
 }
 
+impl LinkError {
+    /// The error as logs and `/health` show it: a row key only as its reference (DESIGN rule 9;
+    /// the dead-letter table and `tandem dead-letter list` keep the key itself).
+    fn shown(&self) -> String {
+        match self {
+            LinkError::Apply(e) => format!("apply: {}", crate::apply::shown(e)),
+            _ => self.to_string(),
+        }
+    }
+}
+
 /// Attempts for one apply before a transient error is given up as a halt.
 const APPLY_ATTEMPTS: u32 = 1_000;
 
@@ -100,8 +111,9 @@ pub async fn run_link(
                 return LinkEnd::Stopped;
             }
             Err(e) if is_transient(&e) && !*stop.borrow() => {
-                meter.restarting(&e.to_string());
-                warn!(link = %link, error = %e, retry_in_ms = backoff.as_millis() as u64, "link interrupted; restarting from its checkpoint");
+                let shown = e.shown();
+                meter.restarting(&shown);
+                warn!(link = %link, error = %shown, retry_in_ms = backoff.as_millis() as u64, "link interrupted; restarting from its checkpoint");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stop.changed() => return LinkEnd::Stopped,
@@ -109,9 +121,10 @@ pub async fn run_link(
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
             Err(e) => {
-                let message = format!("link {link} halted: {e}");
-                error!(link = %link, error = %e, "link halted; fix the cause and restart tandem: the link resumes from its checkpoint");
-                meter.halted(&e.to_string());
+                let shown = e.shown();
+                let message = format!("link {link} halted: {shown}");
+                error!(link = %link, error = %shown, "link halted; fix the cause and restart tandem: the link resumes from its checkpoint");
+                meter.halted(&shown);
                 return LinkEnd::Halted(message);
             }
         }
@@ -201,6 +214,10 @@ async fn run_once(
         let mut last = first.position.clone();
         let mut group = Vec::new();
         let mut failure = None;
+        // The memory budget bounds the group as it bounds one transaction: a transaction that would
+        // take the group past it waits for the next group.
+        let budget = memory_budget(config);
+        let mut held = first.changes.approx_bytes();
         admit(config, meter, source, target, events, first, &mut group);
         let mut more = false;
         while group.len() < MAX_GROUP {
@@ -208,6 +225,13 @@ async fn run_once(
             meter.source(stream.stats());
             match next {
                 Some(Ok(CaptureEvent::Transaction(tx))) => {
+                    let bytes = tx.changes.approx_bytes();
+                    if !joins(held, bytes, budget) {
+                        pending = Some(CaptureEvent::Transaction(tx));
+                        more = true;
+                        break;
+                    }
+                    held += bytes;
                     last = tx.position.clone();
                     admit(config, meter, source, target, events, tx, &mut group);
                     more = group.len() >= MAX_GROUP;
@@ -259,6 +283,18 @@ async fn run_once(
 /// Most transactions one target transaction carries.
 const MAX_GROUP: usize = 100;
 
+/// Whether a transaction holding `bytes` in memory joins a group that holds `held` under `budget`.
+fn joins(held: usize, bytes: usize, budget: usize) -> bool {
+    held.saturating_add(bytes) <= budget
+}
+
+/// `[tandem] memory_budget_mib` in bytes.
+fn memory_budget(config: &Config) -> usize {
+    usize::try_from(config.settings.memory_budget_mib)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1 << 20)
+}
+
 /// Reports a captured transaction and keeps it for the group unless the loop guard drops it.
 fn admit(
     config: &Config,
@@ -305,5 +341,24 @@ fn admit(
                 position: tx.position.to_string(),
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::joins;
+
+    #[test]
+    fn a_group_stays_within_the_memory_budget() {
+        let budget = 64 << 20;
+        // 100 transactions of 5 MiB used to make one 500 MiB group; now 12 fit.
+        let mut held = 5 << 20;
+        let mut n = 1;
+        while n < 100 && joins(held, 5 << 20, budget) {
+            held += 5 << 20;
+            n += 1;
+        }
+        assert_eq!((n, held <= budget), (12, true));
+        assert!(joins(0, 0, budget) && !joins(budget, 1, budget));
     }
 }

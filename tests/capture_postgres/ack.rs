@@ -8,12 +8,12 @@ async fn pg_flush_advances_only_on_confirm_and_heartbeats_move_a_quiet_slot() {
     f.sql("CREATE TABLE q (id int PRIMARY KEY); CREATE TABLE unpublished (id int)")
         .await;
     let tables = vec![TableRef::new("public", "q")];
-    let slot = slot_name(&unique_name("ack"));
+    let slot = unique_name("tandem_ack");
     setup(
         &f.url(),
         "tandem_pub",
         &tables,
-        std::slice::from_ref(&slot),
+        &[Slot::named(&slot)],
         false,
     )
     .await

@@ -49,7 +49,7 @@ async fn pg_setup_is_idempotent_and_dry_run_runs_nothing() {
     f.sql("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)")
         .await;
     let a = vec![TableRef::new("public", "a")];
-    let slots = vec![slot_name("crm->helpdesk")];
+    let slots = vec![Slot::named(&tandem::names::slot("crm", "helpdesk"))];
     let planned = setup(&f.url(), "tandem_pub", &a, &slots, true)
         .await
         .expect("dry run");
@@ -57,7 +57,7 @@ async fn pg_setup_is_idempotent_and_dry_run_runs_nothing() {
         planned,
         vec![
             "CREATE PUBLICATION \"tandem_pub\" FOR TABLE \"public\".\"a\"".to_string(),
-            "SELECT pg_create_logical_replication_slot('tandem_crm__helpdesk', 'pgoutput')"
+            "SELECT pg_create_logical_replication_slot('tandem_crm_to_helpdesk', 'pgoutput')"
                 .to_string(),
         ]
     );
@@ -112,7 +112,7 @@ async fn pg_password_authentication_scram_and_md5() {
     let port = f.pg.port();
     for (user, password) in [("alice", "s3cret%3Aalice"), ("bob", "bob-pw")] {
         let url = format!("postgres://{user}:{password}@127.0.0.1:{port}/{}", f.db);
-        let slot = slot_name(&unique_name(user));
+        let slot = unique_name(&format!("tandem_{user}"));
         let mut opts = options(&url, &slot, tables.clone(), 1 << 20, None);
         opts.temporary_slot = true;
         let mut src = PgSource::connect(opts)
@@ -140,6 +140,49 @@ async fn pg_password_authentication_scram_and_md5() {
         !format!("{err} {err:?}").contains("wrong-pw"),
         "password in the error: {err:?}"
     );
+}
+
+/// A server that asks for the password in clear text over a connection that `sslmode=prefer` left
+/// unencrypted (the server has no TLS) gets no password: the error names the fix. With
+/// `sslmode=disable` the operator chose plain text, and it is sent.
+#[tokio::test]
+async fn pg_cleartext_password_is_not_sent_after_a_prefer_downgrade() {
+    let f = Fixture::start_with(PgOptions {
+        hba_lines: vec!["host all carl 127.0.0.1/32 password".into()],
+        ..PgOptions::default()
+    })
+    .await;
+    f.sql(
+        "CREATE TABLE t (id int PRIMARY KEY);
+         CREATE ROLE carl LOGIN REPLICATION PASSWORD 'carl-pw';
+         GRANT SELECT ON t TO carl;",
+    )
+    .await;
+    let tables = vec![TableRef::new("public", "t")];
+    setup(&f.url(), "tandem_pub", &tables, &[], false)
+        .await
+        .expect("setup");
+    let base = format!("postgres://carl:carl-pw@127.0.0.1:{}/{}", f.pg.port(), f.db);
+    let err = PgSource::connect(options(&base, "tandem_c", tables.clone(), 1 << 20, None))
+        .await
+        .expect_err("no clear-text password after a TLS downgrade");
+    let text = err.to_string();
+    assert!(
+        text.contains("clear text") && text.contains("sslmode=disable"),
+        "{text}"
+    );
+    assert!(!err.is_transient(), "{err}");
+    let mut opts = options(
+        &format!("{base}?sslmode=disable"),
+        &unique_name("tandem_carl"),
+        tables,
+        1 << 20,
+        None,
+    );
+    opts.temporary_slot = true;
+    PgSource::connect(opts)
+        .await
+        .expect("sslmode=disable sends it knowingly");
 }
 
 #[tokio::test]
@@ -180,7 +223,7 @@ async fn pg_tls_require_and_verify_full() {
     for url in urls {
         let mut opts = options(
             &url,
-            &slot_name(&unique_name("tls")),
+            &unique_name("tandem_tls"),
             tables.clone(),
             1 << 20,
             None,

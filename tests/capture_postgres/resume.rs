@@ -91,12 +91,12 @@ async fn pg_new_source_resumes_after_the_checkpoint_position() {
     let f = Fixture::start().await;
     f.sql("CREATE TABLE r (id int PRIMARY KEY)").await;
     let tables = vec![TableRef::new("public", "r")];
-    let slot = slot_name(&unique_name("resume"));
+    let slot = unique_name("tandem_resume");
     setup(
         &f.url(),
         "tandem_pub",
         &tables,
-        std::slice::from_ref(&slot),
+        &[Slot::named(&slot)],
         false,
     )
     .await
@@ -139,7 +139,7 @@ async fn pg_exported_snapshot_and_stream_meet_without_gap_or_overlap() {
     setup(&f.url(), "tandem_pub", &tables, &[], false)
         .await
         .expect("publication");
-    let slot = slot_name(&unique_name("snap"));
+    let slot = unique_name("tandem_snap");
     let mut src = PgSource::connect(options(&f.url(), &slot, tables, 1 << 20, None))
         .await
         .expect("connect creates the slot");

@@ -221,17 +221,27 @@ impl MyTarget {
             .collect())
     }
 
-    pub(super) async fn open_keys(&mut self) -> Result<Vec<(String, String)>, ApplyError> {
+    pub(super) async fn open_keys(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, ApplyError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; keys.len()].join(", ");
+        let mut params = vec![s(target_table)];
+        params.extend(keys.iter().map(|k| s(k.as_str())));
         let rows = self
             .book_rows(
-                "SELECT DISTINCT target_table, row_key FROM __S__.conflict WHERE state <> 'resolved'",
-                vec![],
+                &format!(
+                    "SELECT DISTINCT row_key FROM __S__.conflict \
+                     WHERE target_table = ? AND row_key IN ({marks}) AND state <> 'resolved'"
+                ),
+                params,
             )
             .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| Some((text(r, 0)?, text(r, 1)?)))
-            .collect())
+        Ok(rows.iter().filter_map(|r| text(r, 0)).collect())
     }
 
     pub(super) async fn set_conflict_state(

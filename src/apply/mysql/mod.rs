@@ -47,7 +47,7 @@ fn session(from_mysql: bool) -> String {
     };
     format!(
         "SET SESSION time_zone = '+00:00', \
-         SESSION sql_mode = 'STRICT_ALL_TABLES,{zero}ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+         SESSION sql_mode = 'STRICT_ALL_TABLES,{zero}ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES'"
     )
 }
 
@@ -591,8 +591,12 @@ impl Target for MyTarget {
         self.open_entries(target_table, key).await
     }
 
-    async fn open_keys(&mut self) -> Result<Vec<(String, String)>, ApplyError> {
-        self.open_keys().await
+    async fn open_keys(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, ApplyError> {
+        self.open_keys(target_table, keys).await
     }
 
     async fn set_conflict_state(

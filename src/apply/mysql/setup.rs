@@ -3,8 +3,9 @@
 //! list keep working) and the triggers that stamp local writes. The apply session sets
 //! `@tandem_applying = 1`, which the triggers leave alone.
 
-use super::sql::{ident, qname};
+use super::sql::{ident, literal as lit, qname};
 use crate::apply::setup::{split_statements, SetupTable};
+use crate::names;
 
 const BOOKKEEPING: &str = include_str!("../../../sql/mysql/001_bookkeeping.sql");
 const TOMBSTONE: &str = include_str!("../../../sql/mysql/002_tombstone.sql");
@@ -68,14 +69,14 @@ pub fn statements(
                     key = key_text(t, "NEW"),
                 ));
             }
-            let name = format!("tandem_{}_{}", event.to_lowercase(), t.table.name);
+            let name = names::mysql_trigger(&event.to_lowercase(), &t.table);
             out.push(format!(
                 "CREATE OR REPLACE TRIGGER {}.{} BEFORE {event} ON {q} FOR EACH ROW BEGIN \
-                 IF COALESCE(@tandem_applying, 0) = 0 THEN SET NEW.{} = '{}';{version} END IF; END",
+                 IF COALESCE(@tandem_applying, 0) = 0 THEN SET NEW.{} = {};{version} END IF; END",
                 ident(&t.table.schema),
                 ident(&name),
                 ident(origin),
-                node.replace('\'', "''"),
+                lit(node),
             ));
         }
         if let Some(v) = &t.managed_version {
@@ -86,15 +87,36 @@ pub fn statements(
                  INSERT INTO {s}.tombstone (target_table, row_key, version, node) VALUES ({table}, CONCAT('{{', {key}, '}}'), OLD.{v} + 1, {n}) \
                  ON DUPLICATE KEY UPDATE version = GREATEST(version, VALUES(version)), deleted_at = NOW(6); END IF; END",
                 ident(&t.table.schema),
-                ident(&format!("tandem_delete_{}", t.table.name)),
+                ident(&names::mysql_trigger("delete", &t.table)),
                 s = ident(schema),
                 table = lit(&t.table.to_string()),
                 v = ident(v),
                 n = lit(node),
             ));
         }
+        out.extend(drop_legacy_triggers(t));
     }
     out
+}
+
+/// Earlier versions named the triggers `tandem_<event>_<table>` whatever the length; the ones that
+/// fitted MySQL's 64 characters but not tandem's 63 bytes exist under that name, beside the new ones.
+fn drop_legacy_triggers(t: &SetupTable) -> Vec<String> {
+    ["insert", "update", "delete"]
+        .into_iter()
+        .filter_map(|event| {
+            let legacy = names::legacy_mysql_trigger(event, &t.table);
+            (legacy != names::mysql_trigger(event, &t.table) && legacy.chars().count() <= 64).then(
+                || {
+                    format!(
+                        "DROP TRIGGER IF EXISTS {}.{}",
+                        ident(&t.table.schema),
+                        ident(&legacy)
+                    )
+                },
+            )
+        })
+        .collect()
 }
 
 /// The key text of the row `rec` (`OLD` or `NEW`) as CONCAT arguments, without its braces, built
@@ -111,8 +133,4 @@ fn key_text(t: &SetupTable, rec: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ',', ")
-}
-
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }

@@ -6,9 +6,7 @@ use super::types::to_my;
 use crate::apply::target::{Checked, ColKind, Probe, TableInfo, Write};
 use crate::model::{Field, TableRef, Value};
 
-pub fn ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
+pub use crate::connect::quote::mysql::{ident, literal};
 
 pub fn qname(t: &TableRef) -> String {
     format!("{}.{}", ident(&t.schema), ident(&t.name))
@@ -32,7 +30,8 @@ pub struct Builder<'a> {
 
 /// The sql_mode of a statement that writes an ENUM's empty error value: the session's without
 /// STRICT_ALL_TABLES, which is what refuses it.
-const EMPTY_ENUM_MODE: &str = "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION";
+const EMPTY_ENUM_MODE: &str =
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES";
 
 impl<'a> Builder<'a> {
     pub fn new(info: &'a TableInfo, target_offset_secs: i32) -> Self {
@@ -337,7 +336,7 @@ impl<'a> Builder<'a> {
             .info
             .columns
             .iter()
-            .map(|c| format!("'{}', t.{}", c.name.replace('\'', "''"), ident(&c.name)))
+            .map(|c| format!("{}, t.{}", literal(&c.name), ident(&c.name)))
             .collect::<Vec<_>>()
             .join(", ");
         let mut same = Vec::new();
@@ -404,7 +403,7 @@ mod tests {
             .insert(&write(""));
         assert_eq!(
             relaxed.text,
-            "SET STATEMENT sql_mode = 'ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION' FOR \
+            "SET STATEMENT sql_mode = 'ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES' FOR \
              INSERT INTO `app`.`t` (`id`, `k`) VALUES (?, ?)"
         );
         let label = Builder::new(&info, 0)

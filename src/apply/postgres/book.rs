@@ -231,17 +231,23 @@ impl PgTarget {
             .collect())
     }
 
-    pub(super) async fn open_keys(&mut self) -> Result<Vec<(String, String)>, ApplyError> {
-        let rows = self
-            .book_rows(
-                "SELECT DISTINCT target_table, row_key FROM __S__.conflict WHERE state <> 'resolved'",
-                &[],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| Some((text(r, 0)?, text(r, 1)?)))
-            .collect())
+    pub(super) async fn open_keys(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, ApplyError> {
+        let sql = format!(
+            "SELECT DISTINCT row_key FROM {}.conflict \
+             WHERE target_table = $1::text AND row_key = ANY($2::text[]) AND state <> 'resolved'",
+            ident(&self.schema)
+        );
+        let r = async {
+            let stmt = self.prepared(&sql).await?;
+            self.client.query(&stmt, &[&target_table, &keys]).await
+        }
+        .await;
+        r.map(|rows| rows.iter().filter_map(|r| text(r, 0)).collect())
+            .map_err(|e| self.db_err("a bookkeeping statement", e))
     }
 
     pub(super) async fn set_conflict_state(

@@ -307,10 +307,10 @@ impl Target for PgTarget {
                 let setup = self
                     .client
                     .batch_execute(&format!(
-                        "SELECT pg_replication_origin_create('{n}') WHERE NOT EXISTS \
-                         (SELECT 1 FROM pg_replication_origin WHERE roname = '{n}'); \
-                         SELECT pg_replication_origin_session_setup('{n}')",
-                        n = name.replace('\'', "''")
+                        "SELECT pg_replication_origin_create({n}) WHERE NOT EXISTS \
+                         (SELECT 1 FROM pg_replication_origin WHERE roname = {n}); \
+                         SELECT pg_replication_origin_session_setup({n})",
+                        n = sql::literal(&name)
                     ))
                     .await;
                 match setup {
@@ -610,8 +610,12 @@ impl Target for PgTarget {
         self.open_entries(target_table, key).await
     }
 
-    async fn open_keys(&mut self) -> Result<Vec<(String, String)>, ApplyError> {
-        self.open_keys().await
+    async fn open_keys(
+        &mut self,
+        target_table: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, ApplyError> {
+        self.open_keys(target_table, keys).await
     }
 
     async fn set_conflict_state(

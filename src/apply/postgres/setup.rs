@@ -2,8 +2,9 @@
 //! the origin and version columns, the trigger that stamps local writes, and `REPLICA IDENTITY FULL`
 //! (so that update and delete before-images carry the version the target checks).
 
-use super::sql::{ident, qname};
+use super::sql::{ident, literal as lit, qname};
 use crate::apply::setup::{split_statements, SetupTable};
+use crate::names;
 
 const BOOKKEEPING: &str = include_str!("../../../sql/postgres/001_bookkeeping.sql");
 const TOMBSTONE: &str = include_str!("../../../sql/postgres/002_tombstone.sql");
@@ -51,7 +52,7 @@ pub fn statements(
         let func = format!(
             "{}.{}",
             ident(schema),
-            ident(&format!("stamp_{}_{}", t.table.schema, t.table.name))
+            ident(&names::pg_stamp_function(&t.table))
         );
         let version = match &t.managed_version {
             Some(v) => format!(
@@ -65,12 +66,15 @@ pub fn statements(
             ),
             None => String::new(),
         };
-        out.push(format!(
-            "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $tandem$\nBEGIN\n  \
-             IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NEW;\n  END IF;\n  \
-             NEW.{o} := '{n}';\n{version}  RETURN NEW;\nEND\n$tandem$",
+        let body = format!(
+            "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NEW;\n  END IF;\n  \
+             NEW.{o} := {n};\n{version}  RETURN NEW;\nEND",
             o = ident(origin),
-            n = node.replace('\'', "''"),
+            n = lit(node),
+        );
+        out.push(format!(
+            "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS {}",
+            dollar_quoted(&body)
         ));
         out.push(format!(
             "CREATE OR REPLACE TRIGGER tandem_stamp BEFORE INSERT OR UPDATE ON {q} FOR EACH ROW EXECUTE FUNCTION {func}()"
@@ -79,7 +83,57 @@ pub fn statements(
             out.extend(tombstone_trigger(schema, node, t, v));
         }
     }
+    if manage {
+        out.extend(drop_legacy_functions(schema, tables));
+    }
     out
+}
+
+/// Earlier versions named the functions `stamp_<schema>_<table>` and `tombstone_<schema>_<table>`,
+/// which two tables could share (`a_b.c` and `a.b_c`). Once every trigger points at its table's own
+/// function, an earlier name that no trigger uses any more and that is no current name is dropped.
+fn drop_legacy_functions(schema: &str, tables: &[SetupTable]) -> Vec<String> {
+    let current: Vec<String> = tables
+        .iter()
+        .flat_map(|t| {
+            [
+                names::pg_stamp_function(&t.table),
+                names::pg_tombstone_function(&t.table),
+            ]
+        })
+        .collect();
+    let mut legacy: Vec<String> = tables
+        .iter()
+        .flat_map(|t| names::legacy_pg_functions(&t.table))
+        .filter(|l| !current.contains(l))
+        .collect();
+    legacy.sort();
+    legacy.dedup();
+    legacy
+        .iter()
+        .map(|l| {
+            let f = format!("{}.{}", ident(schema), ident(l));
+            let body = format!(
+                "BEGIN\n  IF to_regprocedure({p}) IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgfoid = to_regprocedure({p})) THEN\n    \
+                 DROP FUNCTION {f}();\n  END IF;\nEND",
+                p = lit(&format!("{f}()")),
+            );
+            format!("DO {}", dollar_quoted(&body))
+        })
+        .collect()
+}
+
+/// `body` between dollar quotes whose tag it does not contain (a table or column name can hold
+/// `$tandem$`).
+fn dollar_quoted(body: &str) -> String {
+    let mut tag = String::from("$tandem$");
+    let mut n = 0;
+    while body.contains(&tag) {
+        n += 1;
+        tag = format!("$tandem{n}$");
+    }
+    format!("{tag}\n{body}\n{tag}")
 }
 
 /// The AFTER DELETE trigger that records a local delete's key and stamp (the deleted row's version
@@ -89,22 +143,24 @@ fn tombstone_trigger(schema: &str, node: &str, t: &SetupTable, version: &str) ->
     let func = format!(
         "{}.{}",
         ident(schema),
-        ident(&format!("tombstone_{}_{}", t.table.schema, t.table.name))
+        ident(&names::pg_tombstone_function(&t.table))
     );
     let key = key_text(t, "OLD");
     vec![
         format!(
-            "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $tandem$\nBEGIN\n  \
+            "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS {}",
+            dollar_quoted(&format!(
+            "BEGIN\n  \
              IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN OLD;\n  END IF;\n  \
              INSERT INTO {s}.tombstone (target_table, row_key, version, node) VALUES ({table}, '{{' || {key} || '}}', OLD.{v} + 1, {n})\n  \
              ON CONFLICT (target_table, row_key, node) DO UPDATE SET \
              version = greatest({s}.tombstone.version, EXCLUDED.version), deleted_at = now();\n  \
-             RETURN OLD;\nEND\n$tandem$",
+             RETURN OLD;\nEND",
             s = ident(schema),
             table = lit(&t.table.to_string()),
             v = ident(version),
             n = lit(node),
-        ),
+        ))),
         format!(
             "CREATE OR REPLACE TRIGGER tandem_tombstone AFTER DELETE ON {q} FOR EACH ROW EXECUTE FUNCTION {func}()"
         ),
@@ -125,8 +181,4 @@ fn key_text(t: &SetupTable, rec: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" || ',' || ")
-}
-
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }

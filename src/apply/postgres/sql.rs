@@ -6,9 +6,7 @@ use crate::model::{Field, TableRef, Value};
 
 use super::types::{cast_type, to_text};
 
-pub fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
+pub use crate::connect::quote::postgres::{ident, literal};
 
 pub fn qname(t: &TableRef) -> String {
     format!("{}.{}", ident(&t.schema), ident(&t.name))

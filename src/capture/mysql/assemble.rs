@@ -441,7 +441,7 @@ impl Assembler {
         if self
             .delivered
             .as_ref()
-            .is_some_and(|d| d.same_kind(&p) && p < *d)
+            .is_some_and(|d| p != *d && p.is_within(d))
         {
             return None;
         }

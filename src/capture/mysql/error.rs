@@ -8,17 +8,8 @@ use super::metadata::MetadataError;
 use super::types::DecodeError;
 use crate::model::TableRef;
 
-/// MySQL/MariaDB server error codes the classification looks at.
-mod code {
-    pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
-    pub const DEADLOCK: u16 = 1213;
-    pub const ACCESS_DENIED: u16 = 1045;
-    pub const DB_ACCESS_DENIED: u16 = 1044;
-    pub const SPECIFIC_ACCESS_DENIED: u16 = 1227;
-    pub const UNKNOWN_DB: u16 = 1049;
-    pub const NO_SUCH_TABLE: u16 = 1146;
-    pub const MASTER_FATAL_READING_BINLOG: u16 = 1236;
-}
+/// The server error of a dump request whose position is no longer in the binlogs.
+const MASTER_FATAL_READING_BINLOG: u16 = 1236;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MysqlCaptureError {
@@ -114,23 +105,14 @@ pub(crate) fn server_code(e: &mysql_async::Error) -> Option<u16> {
 
 fn driver_error_is_transient(e: &mysql_async::Error) -> bool {
     match server_code(e) {
-        Some(code::DEADLOCK | code::LOCK_WAIT_TIMEOUT) => true,
-        Some(
-            code::ACCESS_DENIED
-            | code::DB_ACCESS_DENIED
-            | code::SPECIFIC_ACCESS_DENIED
-            | code::UNKNOWN_DB
-            | code::NO_SUCH_TABLE
-            | code::MASTER_FATAL_READING_BINLOG,
-        ) => false,
-        Some(_) => true,
+        Some(code) => crate::classify::mysql(code) != Some(crate::classify::ErrorClass::Definite),
         None => !matches!(e, mysql_async::Error::Url(_)),
     }
 }
 
 /// Whether a dump request failed because the requested position is not in the binlogs any more.
 pub(crate) fn is_purged(e: &mysql_async::Error) -> bool {
-    server_code(e) == Some(code::MASTER_FATAL_READING_BINLOG)
+    server_code(e) == Some(MASTER_FATAL_READING_BINLOG)
 }
 
 #[cfg(test)]

@@ -31,11 +31,25 @@ pub fn to_text(doc: &[u8]) -> Result<String, DecodeError> {
         return Ok(out);
     };
     // Every value of a well-formed document is stored once, so visiting more values than there are
-    // bytes means entries share substructure: refuse it instead of expanding it exponentially.
-    let mut budget = doc.len();
+    // bytes means entries share substructure: refuse it instead of expanding it exponentially. And
+    // no stored byte becomes more than a few bytes of text (`\u0001` is six), so text far longer
+    // than the document means the same stored string is visited over and over.
+    let mut budget = Budget {
+        values: doc.len(),
+        bytes: doc.len().saturating_mul(MAX_EXPANSION).saturating_add(64),
+    };
     write_value(ty, body, 0, &mut budget, &mut out)?;
     Ok(out)
 }
+
+/// What decoding one document may still spend: values to visit, and bytes of text to write.
+struct Budget {
+    values: usize,
+    bytes: usize,
+}
+
+/// Text bytes per stored byte that no well-formed document exceeds.
+const MAX_EXPANSION: usize = 16;
 
 fn err(what: &str) -> DecodeError {
     DecodeError::Json(what.to_string())
@@ -45,15 +59,19 @@ fn write_value(
     ty: u8,
     data: &[u8],
     depth: usize,
-    budget: &mut usize,
+    budget: &mut Budget,
     out: &mut String,
 ) -> Result<(), DecodeError> {
     if depth > MAX_DEPTH {
         return Err(err("nesting too deep"));
     }
-    *budget = budget
+    budget.values = budget
+        .values
         .checked_sub(1)
         .ok_or_else(|| err("values share storage"))?;
+    if out.len() > budget.bytes {
+        return Err(err("values share storage (the text outgrows the document)"));
+    }
     let mut r = Reader::new(data);
     match ty {
         0x00 => write_container(data, false, true, depth, budget, out),
@@ -125,7 +143,7 @@ fn write_container(
     large: bool,
     object: bool,
     depth: usize,
-    budget: &mut usize,
+    budget: &mut Budget,
     out: &mut String,
 ) -> Result<(), DecodeError> {
     let w = if large { 4 } else { 2 };
@@ -273,6 +291,36 @@ fn base64(data: &[u8]) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// An array of many entries that all point at one long string: each entry is a value of its own
+    /// (so the value budget holds) but the text would be entries x string length. Refused, not
+    /// expanded (it grew to gigabytes from a few kilobytes).
+    #[test]
+    fn entries_sharing_one_long_string_are_refused() {
+        let n: u16 = 2000;
+        let header = 4 + 3 * usize::from(n);
+        let mut arr = Vec::new();
+        arr.extend(n.to_le_bytes());
+        arr.extend([0, 0]);
+        for _ in 0..n {
+            arr.push(0x0C);
+            arr.extend((header as u16).to_le_bytes());
+        }
+        let long = vec![b'a'; 3000];
+        arr.extend([0xB8, 0x17]); // varlen 3000
+        arr.extend(&long);
+        let size = arr.len() as u16;
+        arr[2..4].copy_from_slice(&size.to_le_bytes());
+        let mut doc = vec![0x02];
+        doc.extend(arr);
+        let r = to_text(&doc);
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.to_string().contains("outgrows")),
+            "{:?}",
+            r.map(|t| t.len())
+        );
+    }
 
     /// Builds a small object `{"a": 1, "b": [true, "x"]}` by hand from the documented layout.
     pub(crate) fn sample_doc() -> Vec<u8> {

@@ -177,7 +177,7 @@ impl MysqlSource {
 
     /// Records that everything up to `position` is durably applied: a reconnect resumes from here.
     pub fn confirm(&mut self, position: &Position) {
-        if position.same_kind(&self.resume) && *position > self.resume {
+        if self.resume.is_within(position) {
             self.resume = position.clone();
         }
     }

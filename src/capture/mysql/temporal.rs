@@ -34,7 +34,7 @@ pub fn decode_temporal(ty: &ColType, r: &mut Reader<'_>) -> Result<Value, Decode
                 ((time / 100) % 100) as i64,
                 (time % 100) as i64,
                 0,
-            )
+            )?
         }
         ColType::Datetime2 { fsp } => {
             let int = r.uint_be(5)? as i64 - 0x80_0000_0000;
@@ -53,7 +53,7 @@ pub fn decode_temporal(ty: &ColType, r: &mut Reader<'_>) -> Result<Value, Decode
                 (hms >> 6) & 63,
                 hms & 63,
                 frac,
-            )
+            )?
         }
         ColType::Timestamp => timestamp_value(r.uint_le(4)? as i64, 0),
         ColType::Timestamp2 { fsp } => {
@@ -127,16 +127,35 @@ pub fn date_value(y: i64, m: u32, d: u32) -> Value {
 }
 
 /// A DATETIME's parts as a value: a wall-clock date-time, else (a zero or partly-zero date) its text.
-pub fn datetime_value(y: i64, mo: u32, d: u32, h: i64, mi: i64, s: i64, frac: i64) -> Value {
+pub fn datetime_value(
+    y: i64,
+    mo: u32,
+    d: u32,
+    h: i64,
+    mi: i64,
+    s: i64,
+    frac: i64,
+) -> Result<Value, DecodeError> {
+    // DATETIME holds years 0 to 9999 and a time of day; anything else is not a value the server
+    // wrote (and far years would overflow the microsecond count).
+    if !(0..=9999).contains(&y)
+        || !(0..24).contains(&h)
+        || !(0..60).contains(&mi)
+        || !(0..60).contains(&s)
+    {
+        return Err(DecodeError::Malformed("DATETIME"));
+    }
     if !is_valid_date(y, mo, d) {
         let mut text = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
         if frac != 0 {
             text.push_str(&format!(".{frac:06}"));
         }
-        return zero_date(text);
+        return Ok(zero_date(text));
     }
     let tod = ((h * 60 + mi) * 60 + s) * 1_000_000 + frac;
-    Value::Timestamp(days_from_civil(y, mo, d) * MICROS_PER_DAY + tod)
+    Ok(Value::Timestamp(
+        days_from_civil(y, mo, d) * MICROS_PER_DAY + tod,
+    ))
 }
 
 fn timestamp_value(secs: i64, frac: i64) -> Value {

@@ -262,3 +262,24 @@ fn mariadb_fixed_binary_types_restore_their_trailing_zeros() {
         "longer than the type"
     );
 }
+
+/// An old-format DATETIME holding no date the server writes (a year past 9999, an hour past 23) is
+/// malformed, not a day count multiplied past i64 (which panicked in debug builds).
+#[test]
+fn old_datetime_out_of_range_is_malformed() {
+    let c = col(ColType::Datetime);
+    for raw in [
+        u64::MAX,
+        99_991_231_235_959_u64 + 10_000_000_000,
+        20_240_229_253_456,
+    ] {
+        assert!(
+            matches!(
+                decode(&c, &raw.to_le_bytes()),
+                Err(DecodeError::Malformed(_))
+            ),
+            "{raw}"
+        );
+    }
+    assert!(decode(&c, &99_991_231_235_959_u64.to_le_bytes()).is_ok());
+}

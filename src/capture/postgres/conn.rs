@@ -18,7 +18,7 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::PgCaptureError;
-use super::tls::{ConnParams, Socket};
+use super::tls::{ConnParams, Socket, SslMode};
 
 /// Session settings that make the walsender print values in the one form `types.rs` parses.
 pub const SESSION_OPTIONS: &str = "-c DateStyle=ISO -c IntervalStyle=iso_8601 \
@@ -128,6 +128,9 @@ impl ReplConn {
             })
         };
         let mut scram: Option<ScramSha256> = None;
+        // SCRAM ends with the server proving it knows the password (SASLFinal); an
+        // AuthenticationOk before that proof is not accepted.
+        let mut scram_proved = false;
         loop {
             let mut m = self.read_message().await?;
             match m.tag {
@@ -144,7 +147,19 @@ impl ReplConn {
                 _ => return Err(PgCaptureError::Protocol("expected authentication".into())),
             }
             match m.body.get_i32() {
+                0 if scram.is_some() && !scram_proved => {
+                    return Err(PgCaptureError::Auth(
+                        "the server ended SCRAM authentication without proving it knows the password (a server in the middle?); fix: check the host, and use sslmode=verify-full"
+                            .into(),
+                    ))
+                }
                 0 => return Ok(()),
+                3 if !self.socket.is_tls() && p.sslmode != SslMode::Disable => {
+                    return Err(PgCaptureError::Auth(format!(
+                        "the server asks user {} for the password in clear text over an unencrypted connection (sslmode=prefer fell back to no TLS); fix: enable TLS on the server, or use scram-sha-256 in pg_hba.conf, or set sslmode=disable to allow it knowingly",
+                        p.user
+                    )))
+                }
                 3 => frontend::password_message(password()?, &mut self.wbuf)?,
                 5 if m.body.len() >= 4 => {
                     let salt = [m.body[0], m.body[1], m.body[2], m.body[3]];
@@ -181,6 +196,7 @@ impl ReplConn {
                     })?;
                     s.finish(&m.body)
                         .map_err(|e| PgCaptureError::Auth(format!("SCRAM: {e}")))?;
+                    scram_proved = true;
                 }
                 other => {
                     return Err(PgCaptureError::Auth(format!(
@@ -195,20 +211,8 @@ impl ReplConn {
     /// Reads one whole backend message. Cancel-safe: partial input stays in the buffer.
     pub async fn read_message(&mut self) -> Result<BackendMessage, PgCaptureError> {
         loop {
-            if self.rbuf.len() >= 5 {
-                let len =
-                    i32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]]);
-                let len = usize::try_from(len)
-                    .ok()
-                    .filter(|&l| l >= 4)
-                    .ok_or_else(|| PgCaptureError::Protocol("invalid message length".into()))?;
-                if self.rbuf.len() > len {
-                    let tag = self.rbuf[0];
-                    self.rbuf.advance(5);
-                    let body = self.rbuf.split_to(len - 4).freeze();
-                    return Ok(BackendMessage { tag, body });
-                }
-                self.rbuf.reserve(len + 1 - self.rbuf.len());
+            if let Some(m) = split_message(&mut self.rbuf)? {
+                return Ok(m);
             }
             if self.socket.read_buf(&mut self.rbuf).await? == 0 {
                 return Err(PgCaptureError::Closed);
@@ -385,4 +389,91 @@ mod tests {
         assert!(!e.is_transient());
         let _ = server_error(b"C4");
     }
+}
+
+#[cfg(test)]
+mod framing_tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_length_field_reserves_no_huge_buffer() {
+        let mut b = BytesMut::new();
+        b.extend_from_slice(&[b'd', 0x3F, 0xFF, 0xFF, 0xFF, 1, 2, 3]);
+        assert!(split_message(&mut b)
+            .expect("a 1 GiB message is allowed")
+            .is_none());
+        assert!(b.capacity() < 4 * READ_CHUNK, "reserved {}", b.capacity());
+        let mut bad = BytesMut::from(&[b'd', 0x7F, 0xFF, 0xFF, 0xFF][..]);
+        assert!(split_message(&mut bad).is_err(), "2 GiB is refused");
+        let mut whole = BytesMut::from(&[b'Z', 0, 0, 0, 5, b'I', b'x'][..]);
+        let m = split_message(&mut whole).expect("frame").expect("whole");
+        assert_eq!((m.tag, &m.body[..]), (b'Z', &b"I"[..]));
+        assert_eq!(&whole[..], b"x");
+    }
+
+    /// A peer that answers the SCRAM client-first message with AuthenticationOk, skipping the proof
+    /// that it knows the password, is refused.
+    #[tokio::test]
+    async fn authentication_ok_in_the_middle_of_scram_is_refused() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await; // startup message
+            let mut sasl = BytesMut::new();
+            sasl.put_u8(b'R');
+            sasl.put_i32(4 + 4 + 14 + 1);
+            sasl.put_i32(10);
+            sasl.put_slice(b"SCRAM-SHA-256\0\0");
+            s.write_all(&sasl).await.expect("write");
+            let _ = s.read(&mut buf).await; // client-first message
+            s.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 0])
+                .await
+                .expect("write");
+            let _ = s.read(&mut buf).await;
+        });
+        let p = ConnParams::parse(&format!(
+            "postgres://u:pw@127.0.0.1:{port}/db?sslmode=disable"
+        ))
+        .expect("params");
+        let err = match ReplConn::connect(&p).await {
+            Ok(_) => panic!("a server that skipped the SCRAM proof was accepted"),
+            Err(e) => e,
+        };
+        assert!(err.to_string().contains("without proving"), "{err}");
+        peer.abort();
+    }
+}
+
+/// The largest backend message accepted: a data row or WAL record carries at most one 1 GB field
+/// (PostgreSQL's own limit) and its framing.
+const MAX_MESSAGE: usize = (1 << 30) + (1 << 20);
+
+/// How much buffer one read grows by: a length field alone never reserves a huge buffer.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Takes one whole message off the front of `rbuf`, or `None` until more input arrived (after
+/// making room for it, a chunk at a time).
+fn split_message(rbuf: &mut BytesMut) -> Result<Option<BackendMessage>, PgCaptureError> {
+    if rbuf.len() < 5 {
+        rbuf.reserve(5);
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes([rbuf[1], rbuf[2], rbuf[3], rbuf[4]]);
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| (4..=MAX_MESSAGE).contains(&l))
+        .ok_or_else(|| PgCaptureError::Protocol(format!("invalid message length {len}")))?;
+    if rbuf.len() > len {
+        let tag = rbuf[0];
+        rbuf.advance(5);
+        let body = rbuf.split_to(len - 4).freeze();
+        return Ok(Some(BackendMessage { tag, body }));
+    }
+    rbuf.reserve((len + 1 - rbuf.len()).min(READ_CHUNK));
+    Ok(None)
 }

@@ -99,16 +99,10 @@ impl PgCaptureError {
     }
 }
 
-/// Classifies a SQLSTATE. Unknown classes are transient until proven otherwise (DESIGN rule 8).
+/// Classifies a SQLSTATE (see [`crate::classify`]). Unknown codes are transient until proven otherwise
+/// (DESIGN rule 8).
 pub fn sqlstate_is_transient(code: &str) -> bool {
-    let class = code.get(..2).unwrap_or("");
-    match class {
-        "08" | "40" | "53" | "57" => true,
-        "3D" | "3F" | "42" | "28" | "22" | "23" | "0A" => false,
-        // 55006 object_in_use (the slot is still held by a dying walsender) clears by itself.
-        "55" => code == "55006",
-        _ => true,
-    }
+    crate::classify::sqlstate(code) != Some(crate::classify::ErrorClass::Definite)
 }
 
 impl From<io::Error> for PgCaptureError {

@@ -21,31 +21,37 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The slot name for an outgoing link: `tandem_<link>`, lowercased, every character outside
-/// `[a-z0-9_]` replaced by `_`, cut to PostgreSQL's 63-byte name limit.
-pub fn slot_name(link: &str) -> String {
-    let mut s = String::from("tandem_");
-    s.extend(link.chars().map(|c| {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-            c
-        } else {
-            '_'
+/// One outgoing link's replication slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// The slot's name (`crate::names::slot`).
+    pub name: String,
+    /// The name an earlier version gave it, where different: setup moves that slot's position to
+    /// `name` (a copy keeps what the link has not confirmed yet) and drops it.
+    pub legacy: Option<String>,
+}
+
+impl Slot {
+    /// The slot of the link `source` -> `target`, with the name earlier versions gave it.
+    pub fn for_link(source: &str, target: &str) -> Slot {
+        let name = crate::names::slot(source, target);
+        let legacy = crate::names::legacy_slot(source, target);
+        Slot {
+            legacy: (legacy != name).then_some(legacy),
+            name,
         }
-    }));
-    s.truncate(63);
-    s
+    }
+
+    /// A slot no earlier version named otherwise.
+    pub fn named(name: &str) -> Slot {
+        Slot {
+            name: name.to_string(),
+            legacy: None,
+        }
+    }
 }
 
-/// `"name"` with embedded quotes doubled.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// `'text'` with embedded quotes doubled (standard_conforming_strings, the default since 9.1).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub use crate::connect::quote::postgres::{ident as quote_ident, literal as quote_literal};
 
 fn qualified(t: &TableRef) -> String {
     format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
@@ -159,7 +165,7 @@ pub async fn setup(
     url: &str,
     publication: &str,
     tables: &[TableRef],
-    slots: &[String],
+    slots: &[Slot],
     dry_run: bool,
 ) -> Result<Vec<String>, PgCaptureError> {
     let params = ConnParams::parse(url)?;
@@ -208,21 +214,7 @@ pub async fn setup(
             ));
         }
     }
-    for slot in slots {
-        let exists = !c
-            .query(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-                &[slot],
-            )
-            .await?
-            .is_empty();
-        if !exists {
-            sql.push(format!(
-                "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
-                quote_literal(slot)
-            ));
-        }
-    }
+    sql.extend(slot_statements(&c, slots).await?);
     if !dry_run {
         for s in &sql {
             tracing::info!(statement = %s, "postgres setup");
@@ -232,14 +224,99 @@ pub async fn setup(
     Ok(sql)
 }
 
+/// Refuses to stream a link whose slot an earlier version made under another name while the new
+/// one does not exist yet: the stream would create the new slot at the current end of the WAL and
+/// skip what the earlier slot still holds for the link. `tandem setup` moves it.
+pub async fn check_slot_moved(url: &str, slot: &Slot) -> Result<(), PgCaptureError> {
+    let Some(legacy) = &slot.legacy else {
+        return Ok(());
+    };
+    let c = catalog_client(&ConnParams::parse(url)?).await?;
+    let rows = c
+        .query(
+            "SELECT slot_name::text FROM pg_replication_slots WHERE slot_name = ANY($1)",
+            &[&vec![slot.name.clone(), legacy.clone()]],
+        )
+        .await?;
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    if names.contains(legacy) && !names.contains(&slot.name) {
+        return Err(PgCaptureError::Prerequisite(format!(
+            "replication slot {legacy} was made by an earlier tandem under a name this one no \
+             longer uses; run `tandem setup` to move it to {} (it keeps its position)",
+            slot.name
+        )));
+    }
+    Ok(())
+}
+
+/// The statements that create the missing slots, copying a slot an earlier version made under
+/// another name (its confirmed position is where the link's unconfirmed changes start), then dropping
+/// those earlier slots that no link uses any more. An earlier slot in use by a running reader is an
+/// error: that reader would go on confirming positions the copy does not see.
+async fn slot_statements(
+    c: &tokio_postgres::Client,
+    slots: &[Slot],
+) -> Result<Vec<String>, PgCaptureError> {
+    let mut existing = std::collections::BTreeMap::new();
+    for r in c
+        .query(
+            "SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'logical'",
+            &[],
+        )
+        .await?
+    {
+        let (name, active): (String, bool) = (r.try_get(0)?, r.try_get(1)?);
+        existing.insert(name, active);
+    }
+    let mut sql = Vec::new();
+    let mut copied: Vec<&str> = Vec::new();
+    for slot in slots.iter().filter(|s| !existing.contains_key(&s.name)) {
+        let legacy = slot.legacy.as_deref().filter(|l| existing.contains_key(*l));
+        match legacy {
+            Some(l) if existing.get(l) == Some(&true) => {
+                return Err(PgCaptureError::Prerequisite(format!(
+                    "replication slot {l} is in use; stop the tandem that reads it, then run setup again \
+                     (setup renames it to {}, keeping its position)",
+                    slot.name
+                )))
+            }
+            Some(l) => {
+                sql.push(format!(
+                    "SELECT pg_copy_logical_replication_slot({}, {})",
+                    quote_literal(l),
+                    quote_literal(&slot.name)
+                ));
+                if !copied.contains(&l) {
+                    copied.push(l);
+                }
+            }
+            None => sql.push(format!(
+                "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
+                quote_literal(&slot.name)
+            )),
+        }
+    }
+    for l in copied
+        .into_iter()
+        .filter(|l| slots.iter().all(|s| s.name != *l))
+    {
+        sql.push(format!(
+            "SELECT pg_drop_replication_slot({})",
+            quote_literal(l)
+        ));
+    }
+    Ok(sql)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn slot_names_are_sanitized() {
-        assert_eq!(slot_name("crm->Helpdesk"), "tandem_crm__helpdesk");
-        assert_eq!(slot_name(&"x".repeat(100)).len(), 63);
+    fn quoting() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
     }

@@ -48,7 +48,7 @@ pub struct PgSourceOptions {
     pub node: NodeId,
     /// `postgres://user:password@host:port/db?sslmode=…`.
     pub url: String,
-    /// Replication slot name (see [`super::slot_name`] for the `tandem_<link>` convention).
+    /// Replication slot name (see [`crate::names::slot`]).
     pub slot: String,
     /// Publication to read (see [`super::setup()`]).
     pub publication: String,

@@ -125,6 +125,11 @@ pub enum Socket {
 }
 
 impl Socket {
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Socket::Tls(_))
+    }
+
     /// Connects and, per sslmode, negotiates TLS with an SSLRequest.
     pub async fn connect(p: &ConnParams) -> Result<Socket, PgCaptureError> {
         let mut tcp = TcpStream::connect((p.host.as_str(), p.port)).await?;

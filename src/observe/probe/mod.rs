@@ -197,7 +197,7 @@ fn combine(
     match reports.get(source).and_then(|r| r.source.as_ref()) {
         Some(SourceSide::Postgres { current_lsn, slots }) => {
             st.source_position = Some(format!("pg:{current_lsn}"));
-            let slot_name = crate::capture::postgres::slot_name(&link);
+            let slot_name = crate::names::slot(source, target);
             match slots.get(&slot_name) {
                 Some(slot) => {
                     st.state = if slot.active { "streaming" } else { "stopped" }.into();
