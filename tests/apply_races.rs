@@ -11,25 +11,48 @@ use crate::apply_support::*;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Waits until some session of the fixture's server waits for a row lock.
-async fn applier_blocked(kind: Kind, db_name: &str) {
+/// The server's id for the session of `local` (to find who waits for it).
+async fn session_id(kind: Kind, local: &mut Db) -> String {
+    let sql = match kind {
+        Kind::Pg => "SELECT pg_backend_pid()::text",
+        Kind::My => "SELECT CAST(CONNECTION_ID() AS CHAR)",
+    };
+    local.one(sql).await.expect("session id")
+}
+
+/// Waits until another session waits for a lock the session `blocker` holds; fails with the
+/// applier's own result if it finished without waiting.
+async fn applier_blocked(
+    kind: Kind,
+    db_name: &str,
+    blocker: &str,
+    task: &tokio::task::JoinHandle<(Applier, Result<(), String>)>,
+) {
     let mut probe = Db::open(kind, db_name).await;
     let sql = match kind {
-        Kind::Pg => "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
-        Kind::My => {
-            "SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
-        }
+        Kind::Pg => format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE {blocker} = ANY(pg_blocking_pids(pid))"
+        ),
+        Kind::My => format!(
+            "SELECT count(*) FROM information_schema.INNODB_LOCK_WAITS w \
+             JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id \
+             WHERE b.trx_mysql_thread_id = {blocker}"
+        ),
     };
     let start = std::time::Instant::now();
     loop {
         let n: i64 = probe
-            .one(sql)
+            .one(&sql)
             .await
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         if n > 0 {
             return;
         }
+        assert!(
+            !task.is_finished(),
+            "the applier finished without waiting for the local transaction"
+        );
         assert!(
             start.elapsed() < DEADLINE,
             "the applier never waited for the local transaction"
@@ -68,6 +91,7 @@ async fn insert_meets_a_delete_committing_meanwhile(kind: Kind, rows: &[i32]) {
     );
     a.apply(&[seed]).await.expect("seed");
     let mut local = Db::open(kind, &f.db_name).await;
+    let blocker = session_id(kind, &mut local).await;
     local.exec("BEGIN").await;
     local.exec("DELETE FROM customer WHERE id = 1").await;
     let inserts = rows
@@ -81,7 +105,7 @@ async fn insert_meets_a_delete_committing_meanwhile(kind: Kind, rows: &[i32]) {
         })
         .collect();
     let task = apply_in_background(a, f.tx(2, inserts));
-    applier_blocked(kind, &f.db_name).await;
+    applier_blocked(kind, &f.db_name, &blocker, &task).await;
     local.exec("COMMIT").await;
     let (_a, result) = task.await.expect("apply task");
     result.expect("apply");
@@ -134,6 +158,7 @@ async fn decided_insert_meets_a_local_insert(kind: Kind) {
     a.apply(&[seed]).await.expect("seed");
     f.db.exec("DELETE FROM customer WHERE id = 1").await;
     let mut local = Db::open(kind, &f.db_name).await;
+    let blocker = session_id(kind, &mut local).await;
     local.exec("BEGIN").await;
     local
         .exec("INSERT INTO customer (id, name, email) VALUES (1, 'local', 'l@x')")
@@ -150,7 +175,7 @@ async fn decided_insert_meets_a_local_insert(kind: Kind) {
         )
     };
     let task = apply_in_background(a, reinsert());
-    applier_blocked(kind, &f.db_name).await;
+    applier_blocked(kind, &f.db_name, &blocker, &task).await;
     local.exec("COMMIT").await;
     let (mut a, result) = task.await.expect("apply task");
     if result.is_err() {

@@ -354,6 +354,47 @@ async fn check_live_sample_reads_bit_columns() {
     assert!(!text.contains("panicked"), "{text}");
 }
 
+/// `tandem setup` alters a MariaDB table declared under a permissive mode (`DATETIME NOT NULL
+/// DEFAULT 0`): the applier session's NO_ZERO_DATE made the ALTER fail with error 1067, naming no
+/// table, after the tables before it had been changed.
+#[tokio::test]
+async fn setup_alters_a_mariadb_table_with_a_zero_date_default() {
+    let (pg, maria) = servers(
+        "CREATE TABLE ev (id int PRIMARY KEY, at timestamp NOT NULL DEFAULT now())",
+        "SET SESSION sql_mode = ''; \
+         CREATE TABLE ev (id int PRIMARY KEY, at DATETIME NOT NULL DEFAULT 0)",
+    )
+    .await;
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_zero")));
+    std::fs::write(
+        &path,
+        pairing(&pg, &maria, "[[tables]]\nname = \"ev\"\nkey = [\"id\"]\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run tandem setup");
+    std::fs::remove_file(&path).ok();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut conn = maria.connect("desk").await.unwrap();
+    let cols: Option<i64> = conn
+        .query_first(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'desk' \
+             AND table_name = 'ev' AND column_name LIKE '\\_tandem%'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(cols, Some(2), "setup added the origin and version columns");
+    conn.disconnect().await.unwrap();
+}
+
 /// `check --sample` reads a MariaDB table with BIT and GEOMETRY columns without panicking (it
 /// exited 101 inside the driver: the document held bytes that are not UTF-8).
 #[tokio::test]

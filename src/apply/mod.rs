@@ -327,6 +327,27 @@ pub fn shown(e: &ApplyError) -> String {
     }
 }
 
+/// A failed setup statement, with the server's message and the statement's start (which names the
+/// table), so that the reader knows what to fix.
+fn setup_failed(e: ApplyError, statement: &str) -> ApplyError {
+    let cause = match &e {
+        ApplyError::Database { source, .. } => format!(": {source}"),
+        _ => String::new(),
+    };
+    let head: String = statement
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(160)
+        .collect();
+    ApplyError::Invalid(format!("{e}{cause}; the statement: {head}"))
+}
+
+/// The MySQL/MariaDB session mode setup runs in.
+const SETUP_SQL_MODE: &str =
+    "SET SESSION sql_mode = 'ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES'";
+
 /// Runs `tandem setup` on `node`: every statement, in order (idempotent). With `dry_run` nothing is
 /// run. Returns the statements.
 pub async fn setup(config: &Config, node: &str, dry_run: bool) -> Result<Vec<String>, ApplyError> {
@@ -343,17 +364,18 @@ pub async fn setup(config: &Config, node: &str, dry_run: bool) -> Result<Vec<Str
             let mut t =
                 PgTarget::connect(n.url.expose(), node, &config.settings.schema, 0, None).await?;
             for s in &statements {
-                t.simple(s).await?;
+                t.simple(s).await.map_err(|e| setup_failed(e, s))?;
             }
         }
         Engine::Mysql => {
-            // Setup alters the node's own tables, which may have zero-date defaults its sql_mode
-            // admitted (`DATETIME NOT NULL DEFAULT 0`): the strict date modes would refuse the
-            // ALTER (error 1067). The session for MySQL/MariaDB values leaves them out.
             let mut t =
-                MyTarget::connect(n.url.expose(), node, &config.settings.schema, 0, true).await?;
+                MyTarget::connect(n.url.expose(), node, &config.settings.schema, 0, false).await?;
+            // Setup alters the application's tables as they are: one declared under a permissive
+            // mode (`DATETIME NOT NULL DEFAULT 0`) must not fail the ALTER for the applier's strict
+            // NO_ZERO_DATE; the triggers keep this mode, which changes nothing in their bodies.
+            t.simple(SETUP_SQL_MODE).await?;
             for s in &statements {
-                t.simple(s).await?;
+                t.simple(s).await.map_err(|e| setup_failed(e, s))?;
             }
         }
     }

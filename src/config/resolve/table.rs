@@ -158,19 +158,17 @@ pub(super) fn resolve_table(
                 problems,
             );
         }
-        if split_name(name).is_none() {
+        if split_table_name(name).is_none() {
             problems.push(Problem::error(
                 format!("{path}.on.{node_id}"),
                 format!("{name:?} is not a table name"),
-                "write schema.table (PostgreSQL), database.table or table (MySQL/MariaDB); \
-                 quote a part that holds a dot or a quote: \"My.Schema\".\"My \"\"Table\"\"\" \
-                 (or `...` on MySQL/MariaDB)",
+                "write schema.table (PostgreSQL), database.table or table (MySQL/MariaDB); quote a part that holds a dot or a quote: \"my.schema\".\"a \"\"b\"\"\" or `my.db`.`t`",
             ));
         }
     }
     for (id, node) in nodes {
         let given = t.on.get(id).map(String::as_str);
-        let parts = given.and_then(split_name);
+        let parts = given.and_then(split_table_name);
         let table = match (node.engine, parts.as_deref()) {
             (_, Some([schema, name])) => TableRef::new(schema, name),
             (Engine::Postgres, Some([name])) => TableRef::new("public", name),
@@ -302,12 +300,12 @@ pub(super) fn resolve_table(
     }
 }
 
-/// The parts of a table name in `on`: `table` or `schema.table`, where a part may be quoted as
-/// the engines quote identifiers, `"…"` (a `""` inside is one `"`) or `` `…` `` (a ``` `` ``` inside
-/// is one `` ` ``), to hold dots, quotes or spaces. `None` when it is not such a name.
-pub(crate) fn split_name(name: &str) -> Option<Vec<String>> {
+/// A table name as the file writes it: `table` or `schema.table`, where a part may be quoted with
+/// `"` (PostgreSQL) or `` ` `` (MySQL/MariaDB), the quote doubled inside, so that it can hold dots,
+/// quotes and spaces. `None` when it is not one or two non-empty parts.
+pub(crate) fn split_table_name(text: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
-    let mut chars = name.chars().peekable();
+    let mut chars = text.chars().peekable();
     loop {
         let mut part = String::new();
         match chars.peek().copied() {
@@ -326,8 +324,11 @@ pub(crate) fn split_name(name: &str) -> Option<Vec<String>> {
             }
             _ => {
                 while let Some(&c) = chars.peek() {
-                    if c == '.' || c == '"' || c == '`' {
+                    if c == '.' {
                         break;
+                    }
+                    if c == '"' || c == '`' {
+                        return None;
                     }
                     part.push(c);
                     chars.next();
@@ -349,24 +350,38 @@ pub(crate) fn split_name(name: &str) -> Option<Vec<String>> {
 
 #[cfg(test)]
 mod name_tests {
-    use super::split_name;
+    use super::split_table_name;
 
     #[test]
-    fn names_split_at_dots_outside_quotes() {
-        let parts = |s: &str| split_name(s);
-        let v = |a: &[&str]| Some(a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(parts("public.customers"), v(&["public", "customers"]));
-        assert_eq!(parts("customers"), v(&["customers"]));
+    fn table_names_split_at_dots_outside_quotes() {
+        let split = |t: &str| split_table_name(t);
+        assert_eq!(split("t"), Some(vec!["t".into()]));
+        assert_eq!(split("s.t"), Some(vec!["s".into(), "t".into()]));
         assert_eq!(
-            parts(r#""Quoted_"" . Schema"."Quoted_"" . Table""#),
-            v(&["Quoted_\" . Schema", "Quoted_\" . Table"])
+            split(r#""Quoted_"" . Schema"."Quoted_"" . Table""#),
+            Some(vec![
+                r#"Quoted_" . Schema"#.to_string(),
+                r#"Quoted_" . Table"#.to_string()
+            ])
         );
-        assert_eq!(parts("`a.b`.`c``d`"), v(&["a.b", "c`d"]));
-        assert_eq!(parts("app.\"T\""), v(&["app", "T"]));
+        assert_eq!(
+            split("`my.db`.`a``b`"),
+            Some(vec!["my.db".into(), "a`b".into()])
+        );
+        assert_eq!(split("\"a.b\""), Some(vec!["a.b".into()]));
         for bad in [
-            "", ".", "a.", ".b", "a.b.c", "\"open", "\"\"", "\"a\"b", "a\"b\"",
+            "",
+            ".",
+            "a.",
+            ".a",
+            "a.b.c",
+            "\"open",
+            "a\"b",
+            "\"\"",
+            "\"a\"x",
+            "`a`.`b`.`c`",
         ] {
-            assert_eq!(parts(bad), None, "{bad:?}");
+            assert_eq!(split(bad), None, "{bad}");
         }
     }
 }
