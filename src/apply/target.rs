@@ -55,6 +55,13 @@ impl TableInfo {
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
         self.columns.iter().find(|c| c.name == name)
     }
+
+    /// The names a server may quote in a message about this table: schema, table, columns.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names = vec![&*self.table.schema, &*self.table.name];
+        names.extend(self.columns.iter().map(|c| c.name.as_str()));
+        names
+    }
 }
 
 /// A row write: the key that finds the row, and the columns to set (for an insert, every column).

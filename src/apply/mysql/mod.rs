@@ -185,7 +185,7 @@ impl MyTarget {
             column: source.column(),
             message: format!(
                 "{} on {}",
-                super::error::scrub_values(&source.to_string()),
+                super::error::scrub_values_keeping(&source.to_string(), &info.names()),
                 info.table
             ),
             fix: fix_for(&code).to_string(),
