@@ -394,3 +394,55 @@ async fn rows_from_native_replication_are_forwarded() {
         .unwrap();
     std::fs::remove_file(&p.config).ok();
 }
+
+/// SIGTERM stops `tandem run` within seconds even while an apply waits (here for a lock an
+/// application holds on the target table); nothing unapplied is acknowledged, so the row arrives
+/// after a restart. Before, the link finished the apply first, however long it waited.
+#[tokio::test]
+async fn sigterm_stops_a_link_whose_apply_waits() {
+    let p = pair().await;
+    let tandem = start_tandem_run(&p.config, 2).await;
+    let locker = p.pg.connect("crm").await.unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let pid: i32 = locker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut m = p.maria.connect("desk").await.unwrap();
+    m.query_drop("INSERT INTO clients VALUES (5, 'Waits', 1)")
+        .await
+        .unwrap();
+    let probe = p.pg.connect("crm").await.unwrap();
+    wait_for("the apply to wait for the lock", DEADLINE, || async {
+        let n: i64 = probe
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                &[&pid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (n > 0).then_some(())
+    })
+    .await;
+    let stopping = std::time::Instant::now();
+    stop_tandem_run(tandem).await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        stopping.elapsed()
+    );
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let tandem = start_tandem_run(&p.config, 2).await;
+    wait_for("the row after the restart", DEADLINE, || async {
+        pg_rows(&p.pg).await.iter().any(|r| r.0 == 5).then_some(())
+    })
+    .await;
+    stop_tandem_run(tandem).await;
+    m.disconnect().await.unwrap();
+    std::fs::remove_file(&p.config).ok();
+}

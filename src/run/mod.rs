@@ -254,11 +254,15 @@ async fn run_once(
         } else {
             meter.queued(&group);
             let began = std::time::Instant::now();
+            // A stop request wins over an apply that waits (a lock, a retry's backoff): the open
+            // target transaction dies with its connection, and nothing unapplied was acknowledged.
             tokio::select! {
                 biased;
-                r = apply_retrying(config, source, target, &mut applier, &group, APPLY_ATTEMPTS) => r?,
                 _ = stop.changed() => return Ok(()),
-            };
+                r = apply_retrying(config, source, target, &mut applier, &group, APPLY_ATTEMPTS) => {
+                    r?;
+                }
+            }
             meter.applied(&group, began.elapsed(), more);
             for tx in &group {
                 tracing::debug!(link = %link, position = %tx.position, changes = tx.changes.len(), "applied");
