@@ -74,13 +74,16 @@ pub fn mysql(code: u16) -> Option<ErrorClass> {
         | 1048 // column cannot be null
         | 1062 // duplicate entry (a unique key other than the row key)
         | 1136 // column count does not match
+        | 1138 // invalid use of NULL
         | 1146 // table does not exist
         | 1216 | 1217 | 1451 | 1452 // foreign key
         | 1236 // binlog position purged (fatal reading the binlog)
         | 1264 // out of range
         | 1265 // data truncated
         | 1288 // target not updatable
+        | 1263 // NULL supplied to a NOT NULL column
         | 1292 // incorrect datetime/value
+        | 1300 // invalid character string
         | 1356 // view references invalid objects
         | 1364 // field has no default
         | 1366 | 1367 // incorrect value for column

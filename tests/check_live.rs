@@ -366,3 +366,40 @@ async fn setup_alters_a_mariadb_table_with_a_zero_date_default() {
     assert_eq!(cols, Some(2), "setup added the origin and version columns");
     conn.disconnect().await.unwrap();
 }
+
+/// `check --sample` reads a MariaDB table with BIT and GEOMETRY columns without panicking (it
+/// exited 101 inside the driver: the document held bytes that are not UTF-8).
+#[tokio::test]
+async fn check_live_sample_reads_bit_and_geometry_columns() {
+    let (pg, maria) = servers(
+        "CREATE TABLE flags (id int PRIMARY KEY, b bit(8), g bytea, note varchar(10))",
+        "CREATE TABLE flags (id INT PRIMARY KEY, b BIT(8), g GEOMETRY, note VARCHAR(10)); \
+         INSERT INTO flags VALUES (1, b'11111111', ST_GeomFromText('POINT(1 2)'), 'ok'), \
+         (2, b'0', NULL, 'second')",
+    )
+    .await;
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_sample")));
+    std::fs::write(
+        &path,
+        pairing(
+            &pg,
+            &maria,
+            "[[tables]]\nname = \"flags\"\nkey = [\"id\"]\n",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["check", "--sample", "10", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run tandem check");
+    std::fs::remove_file(&path).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "exit {:?}\n{stdout}\n{stderr}",
+        out.status.code()
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -176,3 +176,60 @@ async fn fault_database_restarts_lose_nothing() {
     all_arrived_exactly_once(&p.pg, &p.maria).await;
     sigkill(&tandem);
 }
+
+/// SIGTERM stops `tandem run` within seconds even while a link's write waits on the target (here a
+/// lock held by another session), and the change arrives after a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_sigterm_stops_a_link_whose_write_waits() {
+    let pair = setup().await;
+    let tandem = start_tandem_run(&pair.config, 2).await;
+    let (locker, conn) = tokio_postgres::connect(&pair.pg.url("crm"), tokio_postgres::NoTls)
+        .await
+        .expect("connect PostgreSQL");
+    tokio::spawn(conn);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock the target table");
+    let mut m = pair.maria.connect("desk").await.expect("connect MariaDB");
+    m.query_drop("INSERT INTO items VALUES (1, 1)")
+        .await
+        .expect("insert on MariaDB");
+    m.disconnect().await.ok();
+    // The link's write is waiting once PostgreSQL shows it blocked on the lock.
+    let watcher = pair.pg.connect("crm").await.expect("connect PostgreSQL");
+    wait_for(
+        "the link's write waiting on the lock",
+        Duration::from_secs(30),
+        || async {
+            let row = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                     AND datname = 'crm'",
+                    &[],
+                )
+                .await
+                .ok()?;
+            (row.get::<_, i64>(0) > 0).then_some(())
+        },
+    )
+    .await;
+    let mut tandem = tandem;
+    let pid = tandem.id().expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(10), tandem.wait())
+        .await
+        .expect("tandem run stops within 10 s of SIGTERM while a write waits")
+        .expect("wait for tandem run");
+    assert!(status.success(), "tandem run exited with {status}");
+    locker.batch_execute("COMMIT").await.expect("release");
+    let _tandem = start_tandem_run(&pair.config, 2).await;
+    wait_for(
+        "the row after the restart",
+        Duration::from_secs(30),
+        || async { (count_pg(&pair.pg).await == 1).then_some(()) },
+    )
+    .await;
+}

@@ -324,3 +324,59 @@ async fn interrupted_copy_resumes_from_its_last_key() {
     let m = maria_rows(&pair.maria).await.unwrap();
     assert_eq!(p, m, "{}", describe_diff(&p, &m));
 }
+
+/// A row the target refuses during the copy (a value longer than the MariaDB column) goes to the
+/// dead-letter table with the copy as its position; the copy and the stream go on; once the column
+/// is widened, replaying the dead letter brings the row.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_row_is_dead_lettered_and_the_copy_goes_on() {
+    let pg_sql = format!(
+        "{PG_TABLE} INSERT INTO items SELECT g, 'pg ' || g FROM generate_series(1, 120) g; \
+         UPDATE items SET v = 'a value far too long for the help desk' WHERE id = 57;"
+    );
+    let maria_sql = "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(10) NOT NULL);";
+    let pair = Pair::start(&pg_sql, maria_sql, &config("crm", 50)).await;
+    let _run = start_tandem_run(&pair.config, 2).await;
+    let c = pair.pg.connect("crm").await.unwrap();
+    c.execute("INSERT INTO items VALUES (1000, 'streamed')", &[])
+        .await
+        .unwrap();
+    wait_for(
+        "every other row and the streamed one on MariaDB",
+        Duration::from_secs(60),
+        || async {
+            let m = maria_rows(&pair.maria).await?;
+            (m.len() == 120 && !m.contains_key(&57) && m.contains_key(&1000)).then_some(())
+        },
+    )
+    .await;
+    let mut conn = pair.maria.connect("desk").await.unwrap();
+    let dead: Vec<(i64, String)> = conn
+        .query("SELECT id, source_position FROM tandem.dead_letter")
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "one dead letter: {dead:?}");
+    assert!(dead[0].1.starts_with("copy:"), "{dead:?}");
+    conn.query_drop("ALTER TABLE items MODIFY v VARCHAR(100) NOT NULL")
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["dead-letter", "replay", "--node", "helpdesk", "--config"])
+        .arg(&pair.config)
+        .arg(dead[0].0.to_string())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "replay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the replayed row", Duration::from_secs(30), || async {
+        let m = maria_rows(&pair.maria).await?;
+        (m.get(&57).map(String::as_str) == Some("a value far too long for the help desk"))
+            .then_some(())
+    })
+    .await;
+}

@@ -33,3 +33,4 @@ mod tombstones;
 mod topologies;
 mod truncate;
 mod two_way;
+mod type_fidelity;

@@ -16,13 +16,18 @@
 //! `keep_current` resolution does. The progress is written in that second transaction, so a crash
 //! between the two copies the batch again rather than forget the touch.
 //!
-//! Error handling: as in `link.rs`: a failing transaction is rolled back and the error returned; a
-//! definite row error halts the copy (the caller names the table and the fix); nothing is retried here.
+//! Error handling: as in `link.rs`: a failing transaction is rolled back and the error returned;
+//! nothing transient is retried here. A batch the target refuses with a definite error is copied
+//! again row by row: under the table's `on_error = "dead_letter"` (the default) each refused row
+//! goes to the dead-letter table (position `copy:<stream start>`, replayable like any dead letter)
+//! and the copy goes on; under `"halt"` the first refusal halts the copy (the caller names the
+//! table and the fix).
 
 use super::error::ApplyError;
 use super::link::{Link, TxMeta};
 use super::row::{version_key, RowChange};
 use super::target::{Target, Write};
+use crate::config::OnError;
 use crate::model::{Change, Field, Op, Position, RowImage, TableRef};
 
 /// One table's copy progress on the target.
@@ -62,6 +67,8 @@ pub struct CopyStats {
     pub differed: u64,
     /// Rows whose target version won and were rewritten as local writes to reach the source.
     pub sent_back: u64,
+    /// Rows the target refused, recorded in the dead-letter table.
+    pub dead_lettered: u64,
 }
 
 /// The copy's bookkeeping on a target.
@@ -113,6 +120,90 @@ impl<T: Target + CopyBook> Link<T> {
 
     /// Applies one batch (see the module doc).
     pub(super) async fn copy_batch(&mut self, batch: &CopyBatch) -> Result<CopyStats, ApplyError> {
+        let error = match self.copy_batch_once(batch, true).await {
+            Err(e) if !e.is_transient() => e,
+            other => return other,
+        };
+        if self.copy_policy(batch) == OnError::Halt {
+            return Err(error);
+        }
+        // One row per transaction, without the progress (a crash copies the batch again: the rows
+        // already written are then equal), then the progress alone.
+        let mut stats = CopyStats::default();
+        for image in &batch.rows {
+            let one = CopyBatch {
+                rows: vec![image.clone()],
+                ..batch.clone()
+            };
+            match self.copy_batch_once(&one, false).await {
+                Ok(s) => {
+                    stats.written += s.written;
+                    stats.equal += s.equal;
+                    stats.differed += s.differed;
+                    stats.sent_back += s.sent_back;
+                }
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => {
+                    self.copy_dead_letter(batch, image, &e).await?;
+                    stats.dead_lettered += 1;
+                }
+            }
+        }
+        let source = self.ctx.source.clone();
+        self.t.begin().await?;
+        let r = self.t.write_copy_progress(&source, &batch.progress).await;
+        self.finish(r).await?;
+        Ok(stats)
+    }
+
+    fn copy_policy(&self, batch: &CopyBatch) -> OnError {
+        self.mapper
+            .plan_for_source(&batch.source_table)
+            .map_or(self.ctx.on_error, |p| p.on_error)
+    }
+
+    /// Records a row the target refused during the copy as a dead letter: an insert of the row at
+    /// the copy's position, which `dead-letter replay` applies like any other.
+    async fn copy_dead_letter(
+        &mut self,
+        batch: &CopyBatch,
+        image: &RowImage,
+        error: &ApplyError,
+    ) -> Result<(), ApplyError> {
+        let change = Change {
+            table: batch.source_table.clone(),
+            op: Op::Insert,
+            before: None,
+            after: Some(image.clone()),
+        };
+        let payload = serde_json::to_string(&[change])
+            .map_err(|e| ApplyError::Invalid(format!("cannot serialise the row: {e}")))?;
+        let position = format!("copy:{}", batch.stream_start);
+        tracing::warn!(link = %self.ctx.link(), table = %batch.source_table, code = %error.code(), "copied row sent to the dead-letter table; its error column says why");
+        let record = super::target::DeadLetter {
+            id: 0,
+            link: self.ctx.link(),
+            source_node: self.ctx.source.clone(),
+            source_position: position,
+            commit_time: Some(batch.snapshot_time),
+            payload,
+            error: error.to_string(),
+            attempts: 1,
+            state: "open".into(),
+        };
+        self.t.begin().await?;
+        let r = self.t.insert_dead_letter(&record).await.map(drop);
+        self.finish(r).await?;
+        crate::observe::dead_letter(&self.ctx.source, &self.ctx.target, &batch.progress.table);
+        Ok(())
+    }
+
+    /// Applies one batch in one transaction; `progress`: record the batch's progress with it.
+    async fn copy_batch_once(
+        &mut self,
+        batch: &CopyBatch,
+        progress: bool,
+    ) -> Result<CopyStats, ApplyError> {
         let source = self.ctx.source.clone();
         let meta = TxMeta {
             origin: source.clone(),
@@ -122,7 +213,7 @@ impl<T: Target + CopyBook> Link<T> {
         self.t.begin().await?;
         let body = async {
             let (stats, touch) = self.copy_rows(batch, &meta).await?;
-            if touch.is_empty() {
+            if touch.is_empty() && progress {
                 self.t.write_copy_progress(&source, &batch.progress).await?;
             }
             self.t
@@ -144,7 +235,7 @@ impl<T: Target + CopyBook> Link<T> {
         };
         self.committed = Some(batch.stream_start.clone());
         if !touch.is_empty() {
-            self.send_back(batch, &touch).await?;
+            self.send_back(batch, &touch, progress).await?;
         }
         Ok(stats)
     }
@@ -268,6 +359,7 @@ impl<T: Target + CopyBook> Link<T> {
         &mut self,
         batch: &CopyBatch,
         keys: &[Vec<Field>],
+        progress: bool,
     ) -> Result<(), ApplyError> {
         let mapper = self.mapper.clone();
         let Some(plan) = mapper.plan_for_source(&batch.source_table) else {
@@ -285,7 +377,10 @@ impl<T: Target + CopyBook> Link<T> {
                 };
                 self.t.update(&info, &w, &plan.version, None).await?;
             }
-            self.t.write_copy_progress(&source, &batch.progress).await
+            if progress {
+                self.t.write_copy_progress(&source, &batch.progress).await?;
+            }
+            Ok(())
         }
         .await;
         let r = self.finish(r).await;

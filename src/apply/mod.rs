@@ -155,7 +155,10 @@ impl Applier {
                 Inner::Postgres(Box::new(Link::start(t, ctx, mapper).await?))
             }
             Engine::Mysql => {
-                let t = MyTarget::connect(url, target, &s.schema, dst.utc_offset_secs).await?;
+                // Zero dates the source admitted are carried as they are (see `MyTarget::connect`).
+                let zero_dates = src.engine == Engine::Mysql;
+                let t = MyTarget::connect(url, target, &s.schema, dst.utc_offset_secs, zero_dates)
+                    .await?;
                 Inner::Mysql(Box::new(Link::start(t, ctx, mapper).await?))
             }
         };
@@ -365,7 +368,8 @@ pub async fn setup(config: &Config, node: &str, dry_run: bool) -> Result<Vec<Str
             }
         }
         Engine::Mysql => {
-            let mut t = MyTarget::connect(n.url.expose(), node, &config.settings.schema, 0).await?;
+            let mut t =
+                MyTarget::connect(n.url.expose(), node, &config.settings.schema, 0, false).await?;
             // Setup alters the application's tables as they are: one declared under a permissive
             // mode (`DATETIME NOT NULL DEFAULT 0`) must not fail the ALTER for the applier's strict
             // NO_ZERO_DATE; the triggers keep this mode, which changes nothing in their bodies.

@@ -39,6 +39,9 @@ pub struct ColumnInfo {
     /// (an explicit cast to `varchar(5)` would truncate instead of failing).
     pub base_type: String,
     pub kind: ColKind,
+    /// PostgreSQL `GENERATED ALWAYS AS IDENTITY`: an insert that gives it a value must say
+    /// `OVERRIDING SYSTEM VALUE`.
+    pub identity_always: bool,
 }
 
 /// A live target table, read from the catalog once per link.

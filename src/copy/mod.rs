@@ -297,7 +297,7 @@ impl Job<'_> {
                 );
             }
         }
-        info!(link = %self.link, table = %table.name, rows = p.rows, written = totals.written, equal = totals.equal, differed = totals.differed, sent_back = totals.sent_back, "table copied");
+        info!(link = %self.link, table = %table.name, rows = p.rows, written = totals.written, equal = totals.equal, differed = totals.differed, sent_back = totals.sent_back, dead_lettered = totals.dead_lettered, "table copied");
         Ok(Some(totals))
     }
 }
@@ -312,6 +312,7 @@ fn add(total: &mut CopyStats, s: CopyStats) {
     total.equal += s.equal;
     total.differed += s.differed;
     total.sent_back += s.sent_back;
+    total.dead_lettered += s.dead_lettered;
 }
 
 fn now_micros() -> i64 {

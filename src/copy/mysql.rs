@@ -12,6 +12,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value as My};
 
 use super::CopyError;
+use crate::capture::mysql::temporal::{date_value, datetime_value};
 use crate::capture::mysql::MysqlCaptureError;
 use crate::config::Node;
 use crate::model::time::{days_from_civil, MICROS_PER_DAY};
@@ -346,15 +347,26 @@ fn to_value(col: &Col, v: My) -> Option<Value> {
                     "0000-00-00 00:00:00".into()
                 },
             },
+            // As the binlog decoder: a partly-zero date ('2013-00-00') the source's sql_mode
+            // admitted stays its text, never a normalised neighbour ('2012-11-30').
+            My::Date(y, mo, d, ..) if col.data_type == "date" => {
+                date_value(i64::from(y), u32::from(mo), u32::from(d))
+            }
+            My::Date(y, mo, d, h, mi, s, us) if col.data_type == "datetime" => datetime_value(
+                i64::from(y),
+                u32::from(mo),
+                u32::from(d),
+                i64::from(h),
+                i64::from(mi),
+                i64::from(s),
+                i64::from(us),
+            )
+            .ok()?,
             My::Date(y, mo, d, h, mi, s, us) => {
                 let days = days_from_civil(i64::from(y), u32::from(mo), u32::from(d));
                 let tod = ((i64::from(h) * 60 + i64::from(mi)) * 60 + i64::from(s)) * 1_000_000
                     + i64::from(us);
-                match col.data_type.as_str() {
-                    "date" => Value::Date(i32::try_from(days).ok()?),
-                    "datetime" => Value::Timestamp(days * MICROS_PER_DAY + tod),
-                    _ => Value::TimestampTz(days * MICROS_PER_DAY + tod),
-                }
+                Value::TimestampTz(days * MICROS_PER_DAY + tod)
             }
             _ => return None,
         },
@@ -377,6 +389,11 @@ fn to_value(col: &Col, v: My) -> Option<Value> {
             My::UInt(u) => bits_from_u64(u, col.bits),
             _ => return None,
         },
+        // As the binlog decoder gives them (see `FixedBinary`); the text read here is the
+        // server's own form, and an address must not travel as bytes, which the target would read
+        // as the binary form whenever the text has exactly the type's width.
+        "inet4" | "inet6" => Value::Text(text(&v)?),
+        "uuid" => Value::Uuid(crate::model::parse_uuid(&text(&v)?)?),
         "enum" => Value::Enum(text(&v)?),
         "set" => {
             let t = text(&v)?;
@@ -450,6 +467,21 @@ mod tests {
             Some(Value::Bytes(vec![0, 1]))
         );
         assert_eq!(to_value(&col("int"), My::NULL), Some(Value::Null));
+        assert_eq!(
+            to_value(&col("datetime"), My::Date(2013, 0, 0, 0, 0, 0, 0)),
+            Some(Value::Other {
+                type_name: "zero_date".into(),
+                text: "2013-00-00 00:00:00".into()
+            }),
+            "a partly-zero date is kept, not normalised"
+        );
+        assert_eq!(
+            to_value(&col("date"), My::Date(2015, 5, 0, 0, 0, 0, 0)),
+            Some(Value::Other {
+                type_name: "zero_date".into(),
+                text: "2015-05-00".into()
+            })
+        );
         assert_eq!(to_value(&col("date"), My::Int(1)), None);
     }
 }

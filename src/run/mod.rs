@@ -154,7 +154,15 @@ async fn run_once(
         ))));
     };
     let mut applier = Applier::connect(config, source, target).await?;
-    let copied = crate::copy::run(config, source_node, target, &mut applier, stop).await?;
+    // A stop request ends the link at once, even while a write waits on the target (a lock, a
+    // retry's backoff): the target transaction is dropped and rolled back, and the source position
+    // was not acknowledged, so the link resumes from its checkpoint.
+    let mut stopped = stop.clone();
+    let copied = tokio::select! {
+        biased;
+        c = crate::copy::run(config, source_node, target, &mut applier, stop) => c?,
+        _ = stopped.changed() => return Ok(()),
+    };
     let start = applier.committed().cloned();
     let mut applier = Some(applier);
     let mut stream = match copied {

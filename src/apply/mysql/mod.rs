@@ -34,8 +34,22 @@ use crate::model::{Field, TableRef, Value};
 use sql::{ident, qname, Builder, Sql};
 
 const ISOLATION: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
-const SESSION: &str = "SET SESSION time_zone = '+00:00', \
-    SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES'";
+
+/// The session's settings. The sql_mode is strict, so that a value the column cannot hold fails
+/// instead of being changed. Values from a MySQL/MariaDB source (`from_mysql`) may hold the zero and
+/// partly-zero dates that source's sql_mode admitted (`'0000-00-00'`, `'2013-00-00 00:00:00'`): such
+/// a session leaves out NO_ZERO_DATE and NO_ZERO_IN_DATE so that those dates are carried as they are.
+fn session(from_mysql: bool) -> String {
+    let zero = if from_mysql {
+        ""
+    } else {
+        "NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+    };
+    format!(
+        "SET SESSION time_zone = '+00:00', \
+         SESSION sql_mode = 'STRICT_ALL_TABLES,{zero}ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES'"
+    )
+}
 
 pub struct MyTarget {
     conn: Conn,
@@ -43,6 +57,9 @@ pub struct MyTarget {
     schema: String,
     offset: i32,
     tables: HashMap<TableRef, Arc<TableInfo>>,
+    /// Whether a statement may write an ENUM's empty error value (`''`, index 0) that a MySQL/MariaDB
+    /// source holds, by relaxing its own sql_mode (MariaDB's `SET STATEMENT`; see `Builder`).
+    empty_enum: bool,
 }
 
 fn s(v: impl Into<String>) -> My {
@@ -69,6 +86,7 @@ impl MyTarget {
         node: &str,
         schema: &str,
         offset: i32,
+        from_mysql: bool,
     ) -> Result<MyTarget, ApplyError> {
         let failed = |cause| ApplyError::Connect {
             node: node.to_string(),
@@ -84,10 +102,23 @@ impl MyTarget {
             schema: schema.to_string(),
             offset,
             tables: HashMap::new(),
+            empty_enum: false,
         };
-        t.simple(SESSION).await?;
+        t.simple(&session(from_mysql)).await?;
+        if from_mysql {
+            let version: Option<String> = t
+                .conn
+                .query_first("SELECT VERSION()")
+                .await
+                .map_err(|e| t.db_err("reading the server version", e))?;
+            t.empty_enum = version.is_some_and(|v| v.to_ascii_lowercase().contains("mariadb"));
+        }
         t.simple(ISOLATION).await?;
         Ok(t)
+    }
+
+    fn builder<'a>(&self, t: &'a TableInfo) -> Builder<'a> {
+        Builder::new(t, self.offset).admit_empty_enum(self.empty_enum)
     }
 
     fn db_err(&self, what: &str, e: mysql_async::Error) -> ApplyError {
@@ -359,6 +390,7 @@ impl Target for MyTarget {
                     kind: types::kind_of(&data.to_lowercase(), &ty.to_lowercase()),
                     name,
                     base_type: data,
+                    identity_always: false,
                     type_name: ty,
                 })
             })
@@ -372,11 +404,11 @@ impl Target for MyTarget {
     }
 
     async fn insert(&mut self, t: &TableInfo, w: &Write) -> Result<bool, ApplyError> {
-        let sql = Builder::new(t, self.offset).insert(w);
+        let sql = self.builder(t).insert(w);
         match self.run(sql).await {
             Ok(_) => Ok(true),
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => {
-                let exists = Builder::new(t, self.offset).exists(&w.key);
+                let exists = self.builder(t).exists(&w.key);
                 match self.rows(exists).await {
                     Ok(rows) if !rows.is_empty() => Ok(false),
                     Ok(_) => Err(self.row_err(t, &w.key, mysql_async::Error::Server(e))),
@@ -392,7 +424,7 @@ impl Target for MyTarget {
         t: &TableInfo,
         keys: &[Vec<Field>],
     ) -> Result<Vec<bool>, ApplyError> {
-        let sql = Builder::new(t, self.offset).existing(keys);
+        let sql = self.builder(t).existing(keys);
         let rows = match self.rows(sql).await {
             Ok(r) => r,
             Err(e) => return Err(self.row_err(t, &[], e)),
@@ -414,7 +446,7 @@ impl Target for MyTarget {
     }
 
     async fn insert_many(&mut self, t: &TableInfo, rows: &[Write]) -> Result<bool, ApplyError> {
-        let sql = Builder::new(t, self.offset).insert_many(rows);
+        let sql = self.builder(t).insert_many(rows);
         match self.run(sql).await {
             Ok(_) => Ok(true),
             // A failed statement is rolled back whole; the transaction goes on.
@@ -430,7 +462,7 @@ impl Target for MyTarget {
         version: &str,
         check: Option<&Value>,
     ) -> Result<u64, ApplyError> {
-        let sql = Builder::new(t, self.offset).update(w, version, check);
+        let sql = self.builder(t).update(w, version, check);
         let r = self.run(sql).await;
         r.map_err(|e| self.row_err(t, &w.key, e))
     }
@@ -442,7 +474,7 @@ impl Target for MyTarget {
         version: &str,
         check: Option<&Value>,
     ) -> Result<u64, ApplyError> {
-        let sql = Builder::new(t, self.offset).delete(key, version, check);
+        let sql = self.builder(t).delete(key, version, check);
         let r = self.run(sql).await;
         r.map_err(|e| self.row_err(t, key, e))
     }
@@ -463,8 +495,8 @@ impl Target for MyTarget {
         rows: &[Checked],
         version: &str,
     ) -> Result<Option<Vec<bool>>, ApplyError> {
-        let find = Builder::new(t, self.offset).checked_locked(rows, version);
-        let write = Builder::new(t, self.offset).update_many(rows, version);
+        let find = self.builder(t).checked_locked(rows, version);
+        let write = self.builder(t).update_many(rows, version);
         self.run_checked(t, find, write, rows.len()).await
     }
 
@@ -474,8 +506,8 @@ impl Target for MyTarget {
         rows: &[Checked],
         version: &str,
     ) -> Result<Option<Vec<bool>>, ApplyError> {
-        let find = Builder::new(t, self.offset).checked_locked(rows, version);
-        let write = Builder::new(t, self.offset).delete_many(rows, version);
+        let find = self.builder(t).checked_locked(rows, version);
+        let write = self.builder(t).delete_many(rows, version);
         self.run_checked(t, find, write, rows.len()).await
     }
 
@@ -484,7 +516,7 @@ impl Target for MyTarget {
         t: &TableInfo,
         probe: &Probe,
     ) -> Result<Option<Current>, ApplyError> {
-        let sql = Builder::new(t, self.offset).current(probe);
+        let sql = self.builder(t).current(probe);
         let rows = match self.rows(sql).await {
             Ok(r) => r,
             Err(e) => return Err(self.row_err(t, &probe.key, e)),

@@ -23,7 +23,15 @@ pub struct Builder<'a> {
     info: &'a TableInfo,
     offset: i32,
     params: Vec<My>,
+    admit_empty_enum: bool,
+    /// An ENUM column is given `''`, which a strict sql_mode refuses.
+    empty_enum: bool,
 }
+
+/// The sql_mode of a statement that writes an ENUM's empty error value: the session's without
+/// STRICT_ALL_TABLES, which is what refuses it.
+const EMPTY_ENUM_MODE: &str =
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES";
 
 impl<'a> Builder<'a> {
     pub fn new(info: &'a TableInfo, target_offset_secs: i32) -> Self {
@@ -31,7 +39,18 @@ impl<'a> Builder<'a> {
             info,
             offset: target_offset_secs,
             params: Vec::new(),
+            admit_empty_enum: false,
+            empty_enum: false,
         }
+    }
+
+    /// Lets the statement write an ENUM's empty error value `''` (index 0), which a MySQL/MariaDB
+    /// source holds when its sql_mode admitted an invalid label: such a statement runs, alone,
+    /// under a non-strict sql_mode (MariaDB `SET STATEMENT … FOR`). Only for values from such a
+    /// source on a MariaDB target.
+    pub fn admit_empty_enum(mut self, admit: bool) -> Self {
+        self.admit_empty_enum = admit;
+        self
     }
 
     fn kind(&self, name: &str) -> ColKind {
@@ -40,6 +59,15 @@ impl<'a> Builder<'a> {
 
     fn bind(&mut self, name: &str, v: &Value) -> &'static str {
         let kind = self.kind(name);
+        if self.admit_empty_enum
+            && matches!(v, Value::Enum(e) | Value::Text(e) if e.is_empty())
+            && self
+                .info
+                .column(name)
+                .is_some_and(|c| c.base_type == "enum")
+        {
+            self.empty_enum = true;
+        }
         self.params.push(to_my(v, kind, self.offset));
         "?"
     }
@@ -65,6 +93,11 @@ impl<'a> Builder<'a> {
     }
 
     fn finish(self, text: String) -> Sql {
+        let text = if self.empty_enum {
+            format!("SET STATEMENT sql_mode = '{EMPTY_ENUM_MODE}' FOR {text}")
+        } else {
+            text
+        };
         Sql {
             text,
             params: self.params,
@@ -328,5 +361,56 @@ impl<'a> Builder<'a> {
             qname(&self.info.table)
         );
         self.finish(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::target::ColumnInfo;
+
+    #[test]
+    fn an_empty_enum_value_relaxes_only_its_own_statement_when_admitted() {
+        let col = |n: &str, data: &str| ColumnInfo {
+            name: n.into(),
+            type_name: data.into(),
+            base_type: data.into(),
+            kind: super::super::types::kind_of(data, data),
+            identity_always: false,
+        };
+        let info = TableInfo {
+            table: TableRef::new("app", "t"),
+            columns: vec![col("id", "int"), col("k", "enum"), col("v", "varchar")],
+        };
+        let write = |k: &str| Write {
+            key: vec![Field {
+                name: "id".into(),
+                value: Value::Int(1),
+            }],
+            set: vec![
+                Field {
+                    name: "id".into(),
+                    value: Value::Int(1),
+                },
+                Field {
+                    name: "k".into(),
+                    value: Value::Enum(k.into()),
+                },
+            ],
+        };
+        let relaxed = Builder::new(&info, 0)
+            .admit_empty_enum(true)
+            .insert(&write(""));
+        assert_eq!(
+            relaxed.text,
+            "SET STATEMENT sql_mode = 'ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES' FOR \
+             INSERT INTO `app`.`t` (`id`, `k`) VALUES (?, ?)"
+        );
+        let label = Builder::new(&info, 0)
+            .admit_empty_enum(true)
+            .insert(&write("a"));
+        assert!(label.text.starts_with("INSERT"), "{}", label.text);
+        let strict = Builder::new(&info, 0).insert(&write(""));
+        assert!(strict.text.starts_with("INSERT"), "{}", strict.text);
     }
 }

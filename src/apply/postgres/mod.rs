@@ -369,7 +369,8 @@ impl Target for PgTarget {
         }
         let rows = self
             .book_rows(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL) \
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL), \
+                 (a.attidentity = 'a')::text \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = $1::text AND c.relname = $2::text AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[Some(table.schema.to_string()), Some(table.name.to_string())],
@@ -395,6 +396,7 @@ impl Target for PgTarget {
                     type_name: text(r, 1)?,
                     kind: types::kind_of(&base),
                     base_type: base,
+                    identity_always: text(r, 3).as_deref() == Some("true"),
                 })
             })
             .collect();

@@ -4,7 +4,7 @@
 use crate::apply::target::{Checked, ColKind, ColumnInfo, Probe, TableInfo, Write};
 use crate::model::{Field, TableRef, Value};
 
-use super::types::to_text;
+use super::types::{cast_type, to_text};
 
 pub use crate::connect::quote::postgres::{ident, literal};
 
@@ -41,6 +41,7 @@ impl<'a> Builder<'a> {
             type_name: "text".into(),
             base_type: "text".into(),
             kind: ColKind::Text,
+            identity_always: false,
         })
     }
 
@@ -49,7 +50,24 @@ impl<'a> Builder<'a> {
         let col = self.column(name);
         self.params
             .push(to_text(v, col.kind, self.source_offset_secs));
-        format!("${}::text::{}", self.params.len(), col.base_type)
+        format!(
+            "${}::text::{}",
+            self.params.len(),
+            cast_type(&col.base_type)
+        )
+    }
+
+    /// `OVERRIDING SYSTEM VALUE ` when the insert writes a `GENERATED ALWAYS AS IDENTITY` column, which
+    /// refuses a given value otherwise (SQLSTATE 428C9); the source's value is the row's identity.
+    fn overriding(&self, set: &[Field]) -> &'static str {
+        let always = set
+            .iter()
+            .any(|f| self.info.column(&f.name).is_some_and(|c| c.identity_always));
+        if always {
+            "OVERRIDING SYSTEM VALUE "
+        } else {
+            ""
+        }
     }
 
     fn key_where(&mut self, key: &[Field]) -> String {
@@ -84,9 +102,10 @@ impl<'a> Builder<'a> {
         let cols: Vec<String> = w.set.iter().map(|f| ident(&f.name)).collect();
         let vals: Vec<String> = w.set.iter().map(|f| self.bind(&f.name, &f.value)).collect();
         let text = format!(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+            "INSERT INTO {} ({}) {}VALUES ({}) ON CONFLICT DO NOTHING",
             qname(&self.info.table),
             cols.join(", "),
+            self.overriding(&w.set),
             vals.join(", ")
         );
         self.finish(text)
@@ -106,8 +125,9 @@ impl<'a> Builder<'a> {
                 format!("({})", vals.join(", "))
             })
             .collect();
+        let overriding = rows.first().map_or("", |w| self.overriding(&w.set));
         let text = format!(
-            "INSERT INTO {} ({}) VALUES {}",
+            "INSERT INTO {} ({}) {overriding}VALUES {}",
             qname(&self.info.table),
             cols.join(", "),
             values.join(", ")
@@ -307,6 +327,7 @@ mod tests {
             type_name: t.into(),
             base_type: b.into(),
             kind: kind_of(b),
+            identity_always: n == "id",
         };
         TableInfo {
             table: TableRef::new("public", "customers"),
@@ -342,6 +363,27 @@ mod tests {
             sql.params,
             vec![Some("x".into()), Some("7".into()), Some("3".into())]
         );
+    }
+
+    #[test]
+    fn inserts_into_an_identity_always_column_override_it() {
+        let info = info();
+        let w = Write {
+            key: vec![f("id", Value::Int(7))],
+            set: vec![f("id", Value::Int(7)), f("name", Value::Text("x".into()))],
+        };
+        let sql = Builder::new(&info, 0).insert_many(std::slice::from_ref(&w));
+        assert_eq!(
+            sql.text,
+            "INSERT INTO \"public\".\"customers\" (\"id\", \"name\") OVERRIDING SYSTEM VALUE \
+             VALUES ($1::text::integer, $2::text::character varying)"
+        );
+        let w = Write {
+            key: w.key,
+            set: vec![f("name", Value::Text("x".into()))],
+        };
+        let sql = Builder::new(&info, 0).insert(&w);
+        assert!(sql.text.contains("(\"name\") VALUES"), "{}", sql.text);
     }
 
     #[test]

@@ -23,6 +23,21 @@ pub fn kind_of(base: &str) -> ColKind {
     }
 }
 
+/// The type a text parameter is cast to for a column whose `format_type` without modifier is `base`.
+/// In a cast, the bare SQL names `character` and `bit` mean length 1 (`'abc'::character` is `'a'`,
+/// `'11'::bit` fails), so those take their internal names, which carry no length; the column's own
+/// declared length is then enforced by the assignment, which fails rather than truncates.
+pub fn cast_type(base: &str) -> String {
+    let elem = base.trim_end_matches("[]");
+    let dims = &base[elem.len()..];
+    let elem = match elem {
+        "character" => "bpchar",
+        "bit" => "\"bit\"",
+        other => other,
+    };
+    format!("{elem}{dims}")
+}
+
 /// The text PostgreSQL reads for `v` in a column of `kind`. `None` is SQL NULL. `source_offset_secs`
 /// is the source node's UTC offset, for a wall-clock value written to a `timestamptz`.
 pub fn to_text(v: &Value, kind: ColKind, source_offset_secs: i32) -> Option<String> {
@@ -31,17 +46,59 @@ pub fn to_text(v: &Value, kind: ColKind, source_offset_secs: i32) -> Option<Stri
         (Value::Bool(b), ColKind::Int | ColKind::Numeric) => u8::from(*b).to_string(),
         (Value::Bool(b), _) => if *b { "t" } else { "f" }.to_string(),
         (Value::Timestamp(t), ColKind::TimestampTz) if *t != i64::MAX && *t != i64::MIN => {
-            let utc = t - i64::from(source_offset_secs) * 1_000_000;
-            format!("{}Z", time::format_timestamp(utc))
+            pg_timestamp(t - i64::from(source_offset_secs) * 1_000_000, "+00")
         }
         (Value::TimestampTz(t), ColKind::Timestamp) if *t != i64::MAX && *t != i64::MIN => {
-            time::format_timestamp(*t)
+            pg_timestamp(*t, "")
+        }
+        // PostgreSQL's own form for its own temporal columns (array elements come as `Other`); a
+        // text column keeps the ISO form.
+        (Value::Timestamp(t), k) if temporal(k) && *t != i64::MAX && *t != i64::MIN => {
+            pg_timestamp(*t, "")
+        }
+        (Value::TimestampTz(t), k) if temporal(k) && *t != i64::MAX && *t != i64::MIN => {
+            pg_timestamp(*t, "+00")
+        }
+        (Value::Date(d), k) if temporal(k) && *d != i32::MAX && *d != i32::MIN => {
+            pg_date(i64::from(*d))
         }
         (Value::Array(items), _) => array_text(items),
         (Value::Set(items), _) => items.join(","),
         (Value::Bytes(b), ColKind::Text) => String::from_utf8_lossy(b).into_owned(),
         (other, _) => other.to_string(),
     })
+}
+
+/// A date as PostgreSQL writes it: `YYYY-MM-DD`, years past 9999 with more digits and no sign, years
+/// up to 0 (astronomical) as `YYYY-MM-DD BC`. The ISO form's signed years (`+21016-…`, `-4712-…`)
+/// would be read as zone displacements.
+fn pg_date(days: i64) -> String {
+    let (body, bc) = pg_date_parts(days);
+    format!("{body}{bc}")
+}
+
+fn pg_date_parts(days: i64) -> (String, &'static str) {
+    let (y, m, d) = time::civil_from_days(days);
+    if y <= 0 {
+        (format!("{:04}-{m:02}-{d:02}", 1 - y), " BC")
+    } else {
+        (format!("{y:04}-{m:02}-{d:02}"), "")
+    }
+}
+
+/// A date-time as PostgreSQL writes it (see [`pg_date`]), with `zone` (`+00` or nothing) before the era.
+fn pg_timestamp(micros: i64, zone: &str) -> String {
+    let days = micros.div_euclid(time::MICROS_PER_DAY);
+    let tod = micros.rem_euclid(time::MICROS_PER_DAY);
+    let (date, bc) = pg_date_parts(days);
+    format!("{date} {}{zone}{bc}", time::format_time(tod))
+}
+
+fn temporal(kind: ColKind) -> bool {
+    matches!(
+        kind,
+        ColKind::Date | ColKind::Timestamp | ColKind::TimestampTz | ColKind::Other
+    )
 }
 
 fn array_text(items: &[Value]) -> String {
@@ -140,9 +197,39 @@ mod tests {
         );
         assert_eq!(
             to_text(&Value::Timestamp(0), ColKind::TimestampTz, 3600).as_deref(),
-            Some("1969-12-31T23:00:00Z")
+            Some("1969-12-31 23:00:00+00")
         );
         assert_eq!(to_text(&Value::Null, ColKind::Text, 0), None);
+    }
+
+    #[test]
+    fn dates_beyond_year_9999_and_before_year_1_in_postgres_form() {
+        let ts = |y, m, d, us| time::days_from_civil(y, m, d) * time::MICROS_PER_DAY + us;
+        let text = |v: Value, k| to_text(&v, k, 0).unwrap_or_default();
+        let late = ts(21016, 11, 4, 49_890_123_456);
+        assert_eq!(
+            text(Value::Timestamp(late), ColKind::Timestamp),
+            "21016-11-04 13:51:30.123456"
+        );
+        let bc = ts(-4712, 12, 31, time::MICROS_PER_DAY - 1);
+        assert_eq!(
+            text(Value::TimestampTz(bc), ColKind::TimestampTz),
+            "4713-12-31 23:59:59.999999+00 BC"
+        );
+        let day = time::days_from_civil(0, 1, 1) as i32;
+        assert_eq!(text(Value::Date(day), ColKind::Date), "0001-01-01 BC");
+        assert_eq!(
+            text(Value::Timestamp(i64::MAX), ColKind::Timestamp),
+            "infinity"
+        );
+    }
+
+    #[test]
+    fn casts_keep_the_declared_length() {
+        assert_eq!(cast_type("character"), "bpchar");
+        assert_eq!(cast_type("character[]"), "bpchar[]");
+        assert_eq!(cast_type("bit[][]"), "\"bit\"[][]");
+        assert_eq!(cast_type("character varying"), "character varying");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use super::decode::{decode_rows, rows_table_id, RowsKind};
 use super::error::MysqlCaptureError;
 use super::events::{self, kind, RawEvent, LOG_EVENT_SKIP_REPLICATION_F};
-use super::metadata::{parse_table_map, resolve, Collations, MetadataCache};
+use super::metadata::{parse_table_map_from, resolve, Collations, MetadataCache};
 use super::types::DecodeError;
 use crate::capture::CaptureEvent;
 use crate::model::spill::SpillBuffer;
@@ -82,6 +82,9 @@ pub struct Assembler {
     /// FORMAT_DESCRIPTION is parsed without knowing it and keeps the trailer in its name.
     checksum: bool,
     fde_seen: bool,
+    /// Whether MariaDB writes this log (its FORMAT_DESCRIPTION's server version says so): its
+    /// TABLE_MAP metadata counts differently (see `TableMap::geometry_has_charset`).
+    mariadb: bool,
     pub metadata: MetadataCache,
     pub collations: Collations,
 }
@@ -100,6 +103,7 @@ impl Assembler {
             delivered: None,
             checksum: false,
             fde_seen: false,
+            mariadb: false,
             metadata: MetadataCache::default(),
             collations: Collations::default(),
         };
@@ -154,7 +158,7 @@ impl Assembler {
     /// Whether a TABLE_MAP body names a captured table: the stream reads information_schema for it
     /// before feeding the event when the cache has none.
     pub fn captured_table(&self, table_map_body: &[u8]) -> Option<TableRef> {
-        let map = parse_table_map(table_map_body).ok()?;
+        let map = parse_table_map_from(table_map_body, self.mariadb).ok()?;
         self.config.tables.contains(&map.table).then_some(map.table)
     }
 
@@ -183,7 +187,12 @@ impl Assembler {
             t.marks.skip_replication |= ev.flags & LOG_EVENT_SKIP_REPLICATION_F != 0;
         }
         match ev.type_code {
-            kind::FORMAT_DESCRIPTION => self.fde_seen = true,
+            kind::FORMAT_DESCRIPTION => {
+                self.fde_seen = true;
+                // binlog version (2 bytes), then the server version in 50 bytes.
+                let version = ev.body.get(2..52).unwrap_or_default();
+                self.mariadb = version.windows(7).any(|w| w == b"MariaDB");
+            }
             kind::ROTATE => {
                 let body = if !self.fde_seen && self.checksum && ev.body.len() > 12 {
                     &ev.body[..ev.body.len() - 4]
@@ -324,10 +333,12 @@ impl Assembler {
         if self.metadata.is_current(table_id, body) {
             return Ok(());
         }
-        let map = parse_table_map(body).map_err(|source| MysqlCaptureError::Decode {
-            event: "TABLE_MAP",
-            table: None,
-            source,
+        let map = parse_table_map_from(body, self.mariadb).map_err(|source| {
+            MysqlCaptureError::Decode {
+                event: "TABLE_MAP",
+                table: None,
+                source,
+            }
         })?;
         let meta = if self.config.tables.contains(&map.table) {
             let info = self.metadata.schema_info(&map.table).cloned();

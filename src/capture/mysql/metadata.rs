@@ -16,7 +16,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::types::{decode_text, Charset, ColType, ColumnDecoder, DecodeError, Reader};
+use super::types::{
+    decode_text, Charset, ColType, ColumnDecoder, DecodeError, FixedBinary, Reader,
+};
 use crate::model::TableRef;
 
 /// A TABLE_MAP event body, parsed.
@@ -26,6 +28,9 @@ pub struct TableMap {
     pub table: TableRef,
     pub columns: Vec<ColType>,
     pub optional: OptionalMeta,
+    /// Whether the charset metadata lists GEOMETRY columns among the character columns: MariaDB
+    /// does (its `is_character_type` counts GEOMETRY, whose field class is a BLOB), MySQL does not.
+    pub geometry_has_charset: bool,
 }
 
 /// The optional metadata of a TABLE_MAP (`binlog_row_metadata=FULL`); empty fields were absent.
@@ -44,8 +49,14 @@ pub struct OptionalMeta {
     pub primary_key: Vec<usize>,
 }
 
-/// Parses a TABLE_MAP event body (without header and checksum).
+/// Parses a TABLE_MAP event body (without header and checksum) as MySQL writes it.
 pub fn parse_table_map(body: &[u8]) -> Result<TableMap, DecodeError> {
+    parse_table_map_from(body, false)
+}
+
+/// Parses a TABLE_MAP event body; `mariadb` when MariaDB wrote it (see
+/// [`TableMap::geometry_has_charset`]).
+pub fn parse_table_map_from(body: &[u8], mariadb: bool) -> Result<TableMap, DecodeError> {
     let mut r = Reader::new(body);
     let table_id = r.uint_le(6)?;
     r.take(2)?; // flags
@@ -65,13 +76,14 @@ pub fn parse_table_map(body: &[u8]) -> Result<TableMap, DecodeError> {
         columns.push(ColType::from_binlog(t, meta.take(n)?)?);
     }
     r.take(count.div_ceil(8))?; // nullability bitmap: the row's own NULL bitmap says it all
-    let optional = parse_optional(&mut r, &columns)?;
+    let optional = parse_optional(&mut r, &columns, mariadb)?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     Ok(TableMap {
         table_id,
         table: TableRef::new(&text(schema), &text(name)),
         columns,
         optional,
+        geometry_has_charset: mariadb,
     })
 }
 
@@ -86,10 +98,22 @@ fn meta_bytes(type_code: u8) -> usize {
     }
 }
 
-fn parse_optional(r: &mut Reader<'_>, columns: &[ColType]) -> Result<OptionalMeta, DecodeError> {
+/// Whether a column has an entry in the charset metadata (see [`TableMap::geometry_has_charset`]).
+fn has_charset(ty: &ColType, geometry_has_charset: bool) -> bool {
+    ty.is_character() || (geometry_has_charset && matches!(ty, ColType::Geometry { .. }))
+}
+
+fn parse_optional(
+    r: &mut Reader<'_>,
+    columns: &[ColType],
+    geometry_has_charset: bool,
+) -> Result<OptionalMeta, DecodeError> {
     let mut m = OptionalMeta::default();
     let numeric = columns.iter().filter(|c| c.is_numeric()).count();
-    let character = columns.iter().filter(|c| c.is_character()).count();
+    let character = columns
+        .iter()
+        .filter(|c| has_charset(c, geometry_has_charset))
+        .count();
     let enum_set = columns.iter().filter(|c| c.is_enum_or_set()).count();
     while !r.is_empty() {
         let kind = r.u8()?;
@@ -205,6 +229,8 @@ pub struct InfoColumn {
     pub set_values: Vec<String>,
     /// MariaDB `JSON` (an alias of LONGTEXT with a `json_valid` check).
     pub is_json: bool,
+    /// MariaDB INET4/INET6/UUID, which the binlog does not tell from a `BINARY(n)`.
+    pub fixed_binary: Option<FixedBinary>,
     pub primary_key: bool,
 }
 
@@ -311,6 +337,10 @@ pub fn resolve(
                 .unwrap_or_else(|| ic.is_some_and(|c| c.unsigned));
             numeric += 1;
         }
+        if matches!(ty, ColType::Geometry { .. }) && map.geometry_has_charset {
+            // Listed for its BLOB class only: its value is bytes whatever the collation.
+            character += 1;
+        }
         if ty.is_character() {
             d.charset = Some(match (opt.charsets.get(character), ic) {
                 (Some(&id), _) => collations.charset(id),
@@ -321,6 +351,7 @@ pub fn resolve(
                 (None, None) => Charset::Binary,
             });
             d.json_text = ic.is_some_and(|c| c.is_json);
+            d.fixed_binary = ic.and_then(|c| c.fixed_binary);
             character += 1;
         }
         let label_charset = if ty.is_enum_or_set() {

@@ -169,3 +169,42 @@ fn enum_labels_decode_in_their_charset_and_dropped_tables_need_names() {
         Err(MetadataError::NoNames { .. })
     ));
 }
+
+/// (id INT, g GEOMETRY, name VARCHAR(20) utf8mb4, p POINT, note TEXT latin1) as MariaDB writes it:
+/// the charset metadata counts both geometry columns among the character columns (default
+/// `binary`, exceptions at character columns 1 and 3).
+#[test]
+fn mariadb_counts_geometry_columns_in_the_charset_metadata() {
+    let columns = vec![
+        (code::LONG, vec![]),
+        (code::GEOMETRY, vec![4]),
+        (code::VARCHAR, 80u16.to_le_bytes().to_vec()),
+        (code::GEOMETRY, vec![4]),
+        (code::BLOB, vec![2]),
+    ];
+    let optional = vec![
+        (
+            2,
+            [lenenc(63), lenenc(1), lenenc(45), lenenc(3), lenenc(8)].concat(),
+        ),
+        (4, column_names(&["id", "g", "name", "p", "note"])),
+    ];
+    let body = table_map(7, "app", "geo", &columns, &optional);
+    assert!(
+        parse_table_map(&body).is_err(),
+        "MySQL's counting sees an exception past its character columns"
+    );
+    let map = parse_table_map_from(&body, true).unwrap();
+    let meta = resolve(&map, None, &Collations::default()).unwrap();
+    assert_eq!(meta.columns[2].decoder.charset, Some(Charset::Utf8));
+    assert_eq!(meta.columns[4].decoder.charset, Some(Charset::Latin1));
+    let wkb = [0, 0, 0, 0, 1, 1, 0, 0, 0];
+    let mut row = vec![wkb.len() as u8, 0, 0, 0];
+    row.extend(wkb);
+    let mut r = Reader::new(&row);
+    assert_eq!(
+        crate::capture::mysql::types::decode_value(&meta.columns[1].decoder, &mut r),
+        Ok(crate::model::Value::Bytes(wkb.to_vec())),
+        "a geometry value is the server's bytes (SRID, then WKB)"
+    );
+}

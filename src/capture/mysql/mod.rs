@@ -36,7 +36,7 @@ mod reader;
 mod server;
 mod setup;
 mod stream;
-mod temporal;
+pub mod temporal;
 pub mod types;
 
 pub use error::MysqlCaptureError;

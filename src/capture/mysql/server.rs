@@ -8,7 +8,7 @@ use mysql_async::{Conn, Opts};
 
 use super::error::MysqlCaptureError;
 use super::metadata::{InfoColumn, SchemaInfo};
-use super::types::Charset;
+use super::types::{Charset, FixedBinary};
 use crate::connect::ConnectError;
 use crate::model::{BinlogPosition, MariaGtidList, Position, TableRef};
 
@@ -161,6 +161,7 @@ pub async fn schema_info(
                     Vec::new()
                 },
                 is_json,
+                fixed_binary: FixedBinary::from_data_type(&data_type),
                 primary_key: key == "PRI",
                 name,
             }

@@ -117,7 +117,8 @@ fn zero_date(text: String) -> Value {
     }
 }
 
-fn date_value(y: i64, m: u32, d: u32) -> Value {
+/// A DATE's parts as a value: a real date, else (a zero or partly-zero date) its text.
+pub fn date_value(y: i64, m: u32, d: u32) -> Value {
     if is_valid_date(y, m, d) {
         Value::Date(days_from_civil(y, m, d) as i32)
     } else {
@@ -125,7 +126,8 @@ fn date_value(y: i64, m: u32, d: u32) -> Value {
     }
 }
 
-fn datetime_value(
+/// A DATETIME's parts as a value: a wall-clock date-time, else (a zero or partly-zero date) its text.
+pub fn datetime_value(
     y: i64,
     mo: u32,
     d: u32,

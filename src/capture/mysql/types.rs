@@ -270,6 +270,54 @@ pub struct ColumnDecoder {
     pub set_values: Arc<[String]>,
     /// A MariaDB `JSON` column (stored as LONGTEXT): its text is delivered as `Value::Json`.
     pub json_text: bool,
+    /// A MariaDB INET4/INET6/UUID column, logged as a `BINARY(n)` string (see [`FixedBinary`]).
+    pub fixed_binary: Option<FixedBinary>,
+}
+
+/// MariaDB's fixed-size binary types. The binlog logs them as a `CHAR` of their width whose
+/// trailing zero bytes are dropped, in natural byte order (network order; a UUID as written), and
+/// with the `latin1` collation the server gives them, so they are only recognised from
+/// `information_schema` (`DATA_TYPE`). They are delivered in the form a client reads: the address
+/// text, or a `Value::Uuid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixedBinary {
+    Inet4,
+    Inet6,
+    Uuid,
+}
+
+impl FixedBinary {
+    /// The type of an `information_schema.COLUMNS.DATA_TYPE`, if it is one of these.
+    pub fn from_data_type(data_type: &str) -> Option<FixedBinary> {
+        match data_type.to_ascii_lowercase().as_str() {
+            "inet4" => Some(FixedBinary::Inet4),
+            "inet6" => Some(FixedBinary::Inet6),
+            "uuid" => Some(FixedBinary::Uuid),
+            _ => None,
+        }
+    }
+
+    /// The value of the logged bytes (trailing zeros restored).
+    pub fn value(self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        fn padded<const N: usize>(bytes: &[u8]) -> Result<[u8; N], DecodeError> {
+            let mut out = [0u8; N];
+            out.get_mut(..bytes.len())
+                .ok_or(DecodeError::Malformed(
+                    "INET4/INET6/UUID longer than its type",
+                ))?
+                .copy_from_slice(bytes);
+            Ok(out)
+        }
+        Ok(match self {
+            FixedBinary::Inet4 => {
+                Value::Text(std::net::Ipv4Addr::from(padded::<4>(bytes)?).to_string())
+            }
+            FixedBinary::Inet6 => {
+                Value::Text(std::net::Ipv6Addr::from(padded::<16>(bytes)?).to_string())
+            }
+            FixedBinary::Uuid => Value::Uuid(padded::<16>(bytes)?),
+        })
+    }
 }
 
 impl ColumnDecoder {
@@ -281,6 +329,7 @@ impl ColumnDecoder {
             enum_values: Arc::from(Vec::new()),
             set_values: Arc::from(Vec::new()),
             json_text: false,
+            fixed_binary: None,
         }
     }
 }
@@ -326,16 +375,18 @@ pub fn decode_value(col: &ColumnDecoder, r: &mut Reader<'_>) -> Result<Value, De
         ColType::Char { max_len } => {
             let n = if *max_len > 255 { 2 } else { 1 };
             let len = r.uint_le(n)? as usize;
-            text_value(col, r.take(len)?, Some(*max_len))?
+            match col.fixed_binary {
+                Some(fb) => fb.value(r.take(len)?)?,
+                None => text_value(col, r.take(len)?, Some(*max_len))?,
+            }
         }
         ColType::Blob { len_bytes } | ColType::Geometry { len_bytes } => {
             let len = r.uint_le(usize::from(*len_bytes).clamp(1, 4))? as usize;
             let bytes = r.take(len)?;
             match col.ty {
-                ColType::Geometry { .. } => Value::Other {
-                    type_name: "geometry_wkb_hex".into(),
-                    text: bytes.iter().map(|b| format!("{b:02x}")).collect(),
-                },
+                // The server's own form, a 4-byte little-endian SRID then WKB: what the copy reads
+                // and what a MariaDB or MySQL geometry column takes back as it is.
+                ColType::Geometry { .. } => Value::Bytes(bytes.to_vec()),
                 _ => text_value(col, bytes, None)?,
             }
         }

@@ -235,6 +235,34 @@ fn enum_set_and_bits() {
     );
 }
 
+#[test]
+fn mariadb_fixed_binary_types_restore_their_trailing_zeros() {
+    use crate::capture::mysql::types::FixedBinary;
+    let mut c = ColumnDecoder::new(ColType::Char { max_len: 16 });
+    c.fixed_binary = FixedBinary::from_data_type("INET6");
+    // '2001:db8::' logged without its twelve trailing zero bytes.
+    assert_eq!(
+        decode(&c, &[4, 0x20, 0x01, 0x0d, 0xb8]).unwrap(),
+        Value::Text("2001:db8::".into())
+    );
+    assert_eq!(decode(&c, &[0]).unwrap(), Value::Text("::".into()));
+    c.fixed_binary = FixedBinary::from_data_type("uuid");
+    assert_eq!(
+        decode(&c, &[2, 0xa0, 0xee]).unwrap(),
+        Value::Uuid([0xa0, 0xee, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    );
+    let mut v4 = ColumnDecoder::new(ColType::Char { max_len: 4 });
+    v4.fixed_binary = FixedBinary::from_data_type("inet4");
+    assert_eq!(
+        decode(&v4, &[3, 10, 0, 1]).unwrap(),
+        Value::Text("10.0.1.0".into())
+    );
+    assert!(
+        decode(&v4, &[5, 1, 2, 3, 4, 5]).is_err(),
+        "longer than the type"
+    );
+}
+
 /// An old-format DATETIME holding no date the server writes (a year past 9999, an hour past 23) is
 /// malformed, not a day count multiplied past i64 (which panicked in debug builds).
 #[test]
