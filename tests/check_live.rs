@@ -369,3 +369,41 @@ async fn check_live_sample_reads_bit_and_geometry_columns() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stdout.contains("could not sample"), "{stdout}");
 }
+
+/// The catalog tells a MariaDB JSON column (LONGTEXT with a `json_valid` check) by its own check
+/// only: a plain LONGTEXT column `a_b` is not taken for JSON because column `axb` has one (`_` was a
+/// LIKE wildcard in the match).
+#[tokio::test]
+async fn catalog_tells_mariadb_json_columns_by_their_own_check() {
+    use tandem::mapping::types::ColumnType;
+    let maria = MariaDb::start().await.expect("MariaDB starts");
+    maria.create_database("desk").await.unwrap();
+    let mut conn = maria.connect("desk").await.unwrap();
+    conn.query_drop("CREATE TABLE j (id INT PRIMARY KEY, axb JSON, a_b LONGTEXT)")
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+    let text = format!(
+        "[nodes.helpdesk]\nurl = \"{}\"\n[nodes.other]\nurl = \"{}\"\n[[tables]]\nname = \"j\"\nkey = [\"id\"]\n",
+        maria.url("desk"),
+        maria.url("other")
+    );
+    let (config, _) = tandem::config::Config::from_str_with_env(&text, "j.toml", &|_| None)
+        .unwrap_or_else(|e| panic!("{:?}", e.problems));
+    let node = config.node("helpdesk").expect("node");
+    let table = tandem::model::TableRef::new("desk", "j");
+    let schemas = tandem::catalog::read_tables(node, std::slice::from_ref(&table))
+        .await
+        .expect("catalog");
+    let schema = schemas.get(&table).cloned().flatten().expect("table j");
+    let ty = |name: &str| {
+        schema
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.ty.clone())
+            .expect("column")
+    };
+    assert_eq!(ty("axb"), ColumnType::Json);
+    assert_ne!(ty("a_b"), ColumnType::Json, "a_b is plain LONGTEXT");
+}

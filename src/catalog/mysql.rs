@@ -14,7 +14,7 @@ SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE = 'YES',
        (COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%' OR EXTRA LIKE '%GENERATED%'),
        EXISTS (SELECT 1 FROM information_schema.CHECK_CONSTRAINTS cc
                WHERE cc.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND cc.TABLE_NAME = c.TABLE_NAME
-                 AND cc.CHECK_CLAUSE LIKE CONCAT('json_valid(`', c.COLUMN_NAME, '`)'))
+                 AND cc.CHECK_CLAUSE = CONCAT('json_valid(`', REPLACE(c.COLUMN_NAME, '`', '``'), '`)'))
 FROM information_schema.COLUMNS c
 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
 ORDER BY ORDINAL_POSITION";
