@@ -34,7 +34,7 @@ pub fn decode_temporal(ty: &ColType, r: &mut Reader<'_>) -> Result<Value, Decode
                 ((time / 100) % 100) as i64,
                 (time % 100) as i64,
                 0,
-            )
+            )?
         }
         ColType::Datetime2 { fsp } => {
             let int = r.uint_be(5)? as i64 - 0x80_0000_0000;
@@ -53,7 +53,7 @@ pub fn decode_temporal(ty: &ColType, r: &mut Reader<'_>) -> Result<Value, Decode
                 (hms >> 6) & 63,
                 hms & 63,
                 frac,
-            )
+            )?
         }
         ColType::Timestamp => timestamp_value(r.uint_le(4)? as i64, 0),
         ColType::Timestamp2 { fsp } => {
@@ -125,16 +125,31 @@ fn date_value(y: i64, m: u32, d: u32) -> Value {
     }
 }
 
-fn datetime_value(y: i64, mo: u32, d: u32, h: i64, mi: i64, s: i64, frac: i64) -> Value {
+fn datetime_value(
+    y: i64,
+    mo: u32,
+    d: u32,
+    h: i64,
+    mi: i64,
+    s: i64,
+    frac: i64,
+) -> Result<Value, DecodeError> {
+    // MySQL stores years up to 9999 and a valid time of day; anything else is corrupt, and a
+    // far-out year would overflow the microsecond count.
+    if y > 9999 || h > 23 || mi > 59 || s > 59 {
+        return Err(DecodeError::Malformed("DATETIME"));
+    }
     if !is_valid_date(y, mo, d) {
         let mut text = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
         if frac != 0 {
             text.push_str(&format!(".{frac:06}"));
         }
-        return zero_date(text);
+        return Ok(zero_date(text));
     }
     let tod = ((h * 60 + mi) * 60 + s) * 1_000_000 + frac;
-    Value::Timestamp(days_from_civil(y, mo, d) * MICROS_PER_DAY + tod)
+    Ok(Value::Timestamp(
+        days_from_civil(y, mo, d) * MICROS_PER_DAY + tod,
+    ))
 }
 
 fn timestamp_value(secs: i64, frac: i64) -> Value {

@@ -234,3 +234,20 @@ fn enum_set_and_bits() {
         }
     );
 }
+
+#[test]
+fn old_datetimes_out_of_range_are_errors_not_overflows() {
+    let dt = |v: u64| decode(&col(ColType::Datetime), &v.to_le_bytes());
+    assert_eq!(
+        dt(99991231235959).unwrap(),
+        Value::Timestamp(days_from_civil(9999, 12, 31) * MICROS_PER_DAY + 86_399_000_000)
+    );
+    for v in [
+        u64::MAX,
+        5_181_568_287_614_080,
+        100000101000000,
+        20240229243456,
+    ] {
+        assert_eq!(dt(v), Err(DecodeError::Malformed("DATETIME")), "{v}");
+    }
+}
