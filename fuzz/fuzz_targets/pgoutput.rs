@@ -20,8 +20,20 @@ fuzz_target!(|data: &[u8]| {
     for (oid, kind) in [
         (90001, TypeKind::Enum),
         (90002, TypeKind::Domain { base: 23 }),
-        (90003, TypeKind::Array { elem: 90002, delim: b',' }),
-        (90004, TypeKind::Array { elem: 90001, delim: b';' }),
+        (
+            90003,
+            TypeKind::Array {
+                elem: 90002,
+                delim: b',',
+            },
+        ),
+        (
+            90004,
+            TypeKind::Array {
+                elem: 90001,
+                delim: b';',
+            },
+        ),
         (90005, TypeKind::Domain { base: 90003 }),
     ] {
         let name = format!("t{oid}");
