@@ -153,17 +153,23 @@ impl SpilledChanges {
 
     pub fn iter(&self) -> impl Iterator<Item = io::Result<Change>> + '_ {
         let reader = File::open(&self.path).map(|f| BufReader::with_capacity(1 << 16, f));
-        let mut lines = match reader {
-            Ok(r) => Ok(r.lines()),
+        let mut changes = match reader {
+            Ok(r) => Ok(read_changes(r)),
             Err(e) => Err(Some(e)),
         };
-        std::iter::from_fn(move || match &mut lines {
-            Ok(l) => l
-                .next()
-                .map(|line| line.and_then(|t| serde_json::from_str(&t).map_err(io::Error::other))),
+        std::iter::from_fn(move || match &mut changes {
+            Ok(c) => c.next(),
             Err(e) => e.take().map(Err),
         })
     }
+}
+
+/// Reads spill-file contents: one change per line. Public for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub fn read_changes(reader: impl BufRead) -> impl Iterator<Item = io::Result<Change>> {
+    reader
+        .lines()
+        .map(|line| line.and_then(|t| serde_json::from_str(&t).map_err(io::Error::other)))
 }
 
 impl Drop for SpilledChanges {

@@ -121,3 +121,42 @@ proptest! {
         let _ = decode_rows(RowsKind { op: Op::Insert, v2: true }, &body, &table());
     }
 }
+
+/// What the `binlog_rows` fuzz target does with its input: `map_len:u16le map rows_type rows`.
+fn decode_fuzz_input(data: &[u8]) -> Result<Vec<Change>, DecodeError> {
+    use crate::capture::mysql::metadata::{InfoColumn, SchemaInfo};
+    let len = usize::from(u16::from_le_bytes([data[0], data[1]]));
+    let (map_body, rest) = data[2..].split_at(len);
+    let map = parse_table_map(map_body)?;
+    let info = SchemaInfo {
+        columns: (0..map.columns.len())
+            .map(|i| InfoColumn {
+                name: format!("c{i}"),
+                ..InfoColumn::default()
+            })
+            .collect(),
+    };
+    let table = resolve(&map, Some(&info), &Collations::default()).unwrap();
+    let code = [23, 24, 25, 30, 31, 32][usize::from(rest[0] % 6)];
+    decode_rows(RowsKind::from_event_type(code).unwrap(), &rest[1..], &table)
+}
+
+/// Found by `fuzz/` (binlog_rows): an old-format DATETIME of year 518,156 overflowed the
+/// microsecond count (a panic in debug builds, a wrong timestamp in release).
+#[test]
+fn fuzz_crash_old_datetime_with_a_far_year_is_an_error() {
+    let input = hex(CRASH_OLD_DATETIME);
+    assert!(matches!(
+        decode_fuzz_input(&input),
+        Err(DecodeError::Malformed("DATETIME"))
+    ));
+}
+
+const CRASH_OLD_DATETIME: &str = "22006f00000000006101030070700001740002080c00ff01018004050269640176080100006f020b000000011002ff000b0000000227080c00ff01018004fc000000000000080000000000000000000000000000000000000500000080a429e19b68120000020b00000000000000";
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
