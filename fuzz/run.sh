@@ -22,7 +22,7 @@ RUSTC_BOOTSTRAP=1 cargo fuzz build -s none -a >target/build.log 2>&1 || {
 for t in "${targets[@]}"; do
   scratch="target/corpus-$t"
   rm -rf "$scratch"
-  mkdir -p "$scratch" "artifacts/$t"
+  mkdir -p "$scratch" "artifacts/$t" "corpus/$t"
   log="target/run-$t.log"
   if RUSTC_BOOTSTRAP=1 cargo fuzz run -s none -a "$t" "$scratch" "corpus/$t" -- \
       -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
