@@ -69,6 +69,22 @@ async fn applier_blocked(
     }
 }
 
+/// A fixture whose customer 1 the source inserted (version 10), and the applier that applied it.
+async fn seeded(kind: Kind) -> (Fixture, Applier) {
+    let f = Fixture::new(kind, "", 0).await;
+    let mut a = f.applier().await;
+    let seed = f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        )],
+    );
+    a.apply(&[seed]).await.expect("seed");
+    (f, a)
+}
+
 /// Applies `tx` in a task of its own (it blocks on the local transaction); the handle gives the
 /// applier back.
 fn apply_in_background(
@@ -87,17 +103,7 @@ fn apply_in_background(
 /// rule (`insert_deleted`), as the source node weighs the delete against its insert. Read before
 /// the insert, the delete's tombstone was not yet visible and the insert applied plainly.
 async fn insert_meets_a_delete_committing_meanwhile(kind: Kind, rows: &[i32]) {
-    let mut f = Fixture::new(kind, "", 0).await;
-    let mut a = f.applier().await;
-    let seed = f.tx(
-        1,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(1, "ann", "a@x", 10, SOURCE)),
-        )],
-    );
-    a.apply(&[seed]).await.expect("seed");
+    let (mut f, a) = seeded(kind).await;
     let mut local = Db::open(kind, &f.db_name).await;
     let blocker = session_id(kind, &mut local).await;
     local.exec("BEGIN").await;
@@ -153,17 +159,7 @@ async fn apply_race_mariadb_batch_insert_meets_a_delete_committing_meanwhile() {
 /// the incoming one. (The insert carrying out the decision used to meet the committed local row,
 /// insert nothing, and the audit still said "apply_incoming".)
 async fn decided_insert_meets_a_local_insert(kind: Kind) {
-    let mut f = Fixture::new(kind, "", 0).await;
-    let mut a = f.applier().await;
-    let seed = f.tx(
-        1,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(1, "ann", "a@x", 10, SOURCE)),
-        )],
-    );
-    a.apply(&[seed]).await.expect("seed");
+    let (mut f, a) = seeded(kind).await;
     f.db.exec("DELETE FROM customer WHERE id = 1").await;
     let mut local = Db::open(kind, &f.db_name).await;
     let blocker = session_id(kind, &mut local).await;

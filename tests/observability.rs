@@ -4,34 +4,11 @@
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{start_tandem_run, wait_for, Pair};
+use crate::support::{free_port, http_get as get, start_tandem_run, wait_for, Pair};
 
 const PG_SQL: &str = "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL)";
 const MARIA_SQL: &str = "CREATE TABLE customers (id int PRIMARY KEY, name varchar(8) NOT NULL)";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// `GET path` on the metrics address: (status code, body).
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
-}
 
 /// The value of the series `name{…}` whose labels contain every one of `labels` (`key="value"`).
 fn value(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {

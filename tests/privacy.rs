@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use tandem::harness::{PgOptions, PgServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::apply_support::{maria, pg};
-use crate::support::{unique_name, wait_for, Pair};
+use crate::support::{free_port, http_get as get, unique_name, wait_for, Pair};
 
 fn write_config(text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_privacy")));
@@ -142,27 +141,6 @@ async fn a_password_from_the_environment_with_url_delimiters_connects() {
     );
     assert!(out.contains("customers"), "check read crm's schema:\n{out}");
     assert!(!out.contains("p@ss"), "check printed the password:\n{out}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
 }
 
 /// Before the fix the info log said `conflict decided … key={"id":"918273"}` and `/health` served
