@@ -5,13 +5,13 @@
 //! replay records the new error and one more attempt); the error names what to do.
 
 use super::error::ApplyError;
-use super::link::{Link, TxMeta};
+use super::link::Link;
 use super::row::RowChange;
 use super::target::{Target, Write};
 use super::{Applier, DeadLetter, Resolution};
 use crate::config::Config;
 use crate::conflict::audit::{ConflictState, StoredConflict};
-use crate::model::{Change, Field, Value};
+use crate::model::{Field, Value};
 
 /// `TakeIncoming` is written with the incoming row's own version and origin (as if it had won), so
 /// that the changes that waited behind it (based on that version) apply cleanly; it still replicates,
@@ -143,49 +143,6 @@ async fn release_waiting<T: Target>(
         Ok(()) => l.t.commit().await,
         Err(e) => {
             let _ = l.t.rollback().await;
-            Err(e)
-        }
-    }
-}
-
-pub(super) async fn replay_on<T: Target>(l: &mut Link<T>, id: i64) -> Result<(), ApplyError> {
-    l.t.begin().await?;
-    let result = async {
-        let d =
-            l.t.get_dead_letter(id)
-                .await?
-                .ok_or_else(|| ApplyError::Invalid(format!("no dead letter with id {id}")))?;
-        if d.source_node != l.ctx.source {
-            return Err(ApplyError::Invalid(format!(
-                "dead letter {id} belongs to link {}; replay it with an applier for that link",
-                d.link
-            )));
-        }
-        let changes: Vec<Change> = serde_json::from_str(&d.payload).map_err(|e| {
-            ApplyError::Invalid(format!("dead letter {id} payload cannot be read: {e}"))
-        })?;
-        let meta = TxMeta {
-            origin: d.source_node.clone(),
-            position: Some(d.source_position.clone()),
-            commit_time: d.commit_time.unwrap_or(0),
-        };
-        for c in &changes {
-            l.apply_change(c, &meta).await?;
-        }
-        l.t.touch_checkpoint(&d.source_node).await?;
-        l.t.set_dead_letter(id, "replayed", None).await
-    }
-    .await;
-    match result {
-        Ok(()) => l.t.commit().await,
-        Err(e) => {
-            let _ = l.t.rollback().await;
-            if !e.is_transient() {
-                l.t.begin().await?;
-                l.t.set_dead_letter(id, "open", Some(&e.to_string()))
-                    .await?;
-                l.t.commit().await?;
-            }
             Err(e)
         }
     }

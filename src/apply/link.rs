@@ -1,5 +1,5 @@
 //! The engine-neutral apply driver of one link: transactions in, target transactions with the
-//! checkpoint out; the version-checked write of each row; dead letters. The conflict path is in
+//! checkpoint out; the version-checked write of each row. Dead letters are in `dead_letter.rs`, the conflict path in
 //! `conflicts.rs`, batched inserts, updates and deletes in `batch.rs`.
 //!
 //! ```text
@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::conflicts::{soft_write, QueueState};
 use super::error::{ApplyError, UnknownErrors};
@@ -536,62 +536,6 @@ impl<T: Target> Link<T> {
         self.t
             .put_tombstone(&info.table.to_string(), &row.key_text(), &stone)
             .await
-    }
-
-    /// Sends a transaction that failed with a definite error to the dead-letter table (and moves the
-    /// checkpoint past it), or halts, per the failing table's `on_error`.
-    async fn dead_letter_or_halt(
-        &mut self,
-        tx: &Transaction,
-        error: ApplyError,
-    ) -> Result<(), ApplyError> {
-        let policy = self
-            .last_plan
-            .as_ref()
-            .map_or(self.ctx.on_error, |p| p.on_error);
-        if policy == OnError::Halt {
-            return Err(error);
-        }
-        let changes = tx.changes.to_vec().map_err(ApplyError::Spill)?;
-        let payload = serde_json::to_string(&changes)
-            .map_err(|e| ApplyError::Invalid(format!("cannot serialise the transaction: {e}")))?;
-        let position = tx.position.to_string();
-        warn!(link = %self.ctx.link(), position = %position, code = %error.code(), table = self.last_plan.as_ref().map_or("", |p| p.business.as_str()), "transaction sent to the dead-letter table; its error column says why");
-        let record = super::target::DeadLetter {
-            id: 0,
-            link: self.ctx.link(),
-            source_node: self.ctx.source.clone(),
-            source_position: position.clone(),
-            commit_time: Some(tx.commit_time),
-            payload,
-            error: error.to_string(),
-            attempts: 1,
-            state: "open".into(),
-        };
-        self.t.begin().await?;
-        let r = async {
-            self.t.insert_dead_letter(&record).await?;
-            self.t
-                .write_checkpoint(&self.ctx.source, &position, tx.commit_time)
-                .await
-        }
-        .await;
-        match r {
-            Ok(()) => {
-                self.t.commit().await?;
-                self.committed = Some(tx.position.clone());
-                crate::observe::dead_letter(
-                    &self.ctx.source,
-                    &self.ctx.target,
-                    self.last_plan.as_ref().map_or("", |p| p.business.as_str()),
-                );
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.t.rollback().await;
-                Err(e)
-            }
-        }
     }
 }
 

@@ -35,6 +35,7 @@ mod admin;
 mod batch;
 mod conflicts;
 mod copy;
+mod dead_letter;
 pub mod error;
 mod link;
 pub mod mysql;
@@ -244,7 +245,7 @@ impl Applier {
     /// Applies a dead-lettered transaction of this link again (with version checks). On success the
     /// entry is marked `replayed`; on failure it stays open with the new error and one more attempt.
     pub async fn replay_dead_letter(&mut self, id: i64) -> Result<(), ApplyError> {
-        with_link!(self, l => admin::replay_on(l, id).await)
+        with_link!(self, l => l.replay_on(id).await)
     }
 }
 

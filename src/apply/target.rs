@@ -275,6 +275,16 @@ pub(crate) trait Target {
     ) -> Result<Vec<StoredConflict>, ApplyError>;
     async fn get_conflict(&mut self, id: i64) -> Result<Option<StoredConflict>, ApplyError>;
     async fn insert_dead_letter(&mut self, d: &DeadLetter) -> Result<i64, ApplyError>;
+    /// Stores part `part` (1, 2, …) of dead letter `id`'s changes, a JSON array; part 0 is the dead
+    /// letter's own `payload`. In the transaction that inserted the dead letter.
+    async fn insert_dead_letter_part(
+        &mut self,
+        id: i64,
+        part: i32,
+        payload: &str,
+    ) -> Result<(), ApplyError>;
+    /// Part `part` (1, 2, …) of dead letter `id`'s changes; `None` past its last part.
+    async fn dead_letter_part(&mut self, id: i64, part: i32) -> Result<Option<String>, ApplyError>;
     async fn list_dead_letters(&mut self, open_only: bool) -> Result<Vec<DeadLetter>, ApplyError>;
     async fn get_dead_letter(&mut self, id: i64) -> Result<Option<DeadLetter>, ApplyError>;
     async fn set_dead_letter(

@@ -310,6 +310,34 @@ impl MyTarget {
         Ok(self.last_id().await)
     }
 
+    pub(super) async fn insert_dead_letter_part(
+        &mut self,
+        id: i64,
+        part: i32,
+        payload: &str,
+    ) -> Result<(), ApplyError> {
+        self.book(
+            "INSERT INTO __S__.dead_letter_part (dead_letter_id, part, payload) VALUES (?, ?, ?)",
+            vec![My::Int(id), My::Int(i64::from(part)), s(payload)],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn dead_letter_part(
+        &mut self,
+        id: i64,
+        part: i32,
+    ) -> Result<Option<String>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT payload FROM __S__.dead_letter_part WHERE dead_letter_id = ? AND part = ?",
+                vec![My::Int(id), My::Int(i64::from(part))],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| text(r, 0)))
+    }
+
     pub(super) async fn list_dead_letters(
         &mut self,
         open_only: bool,

@@ -321,6 +321,40 @@ impl PgTarget {
             .unwrap_or(0))
     }
 
+    pub(super) async fn insert_dead_letter_part(
+        &mut self,
+        id: i64,
+        part: i32,
+        payload: &str,
+    ) -> Result<(), ApplyError> {
+        self.book(
+            "INSERT INTO __S__.dead_letter_part (dead_letter_id, part, payload) \
+             VALUES ($1::text::bigint, $2::text::int, $3::text)",
+            &[
+                Some(id.to_string()),
+                Some(part.to_string()),
+                Some(payload.to_string()),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn dead_letter_part(
+        &mut self,
+        id: i64,
+        part: i32,
+    ) -> Result<Option<String>, ApplyError> {
+        let rows = self
+            .book_rows(
+                "SELECT payload FROM __S__.dead_letter_part \
+                 WHERE dead_letter_id = $1::text::bigint AND part = $2::text::int",
+                &[Some(id.to_string()), Some(part.to_string())],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| text(r, 0)))
+    }
+
     pub(super) async fn list_dead_letters(
         &mut self,
         open_only: bool,

@@ -643,6 +643,19 @@ impl Target for PgTarget {
         self.insert_dead_letter(d).await
     }
 
+    async fn insert_dead_letter_part(
+        &mut self,
+        id: i64,
+        part: i32,
+        payload: &str,
+    ) -> Result<(), ApplyError> {
+        self.insert_dead_letter_part(id, part, payload).await
+    }
+
+    async fn dead_letter_part(&mut self, id: i64, part: i32) -> Result<Option<String>, ApplyError> {
+        self.dead_letter_part(id, part).await
+    }
+
     async fn list_dead_letters(&mut self, open_only: bool) -> Result<Vec<DeadLetter>, ApplyError> {
         self.list_dead_letters(open_only).await
     }

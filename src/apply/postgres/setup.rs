@@ -12,6 +12,7 @@ const TOMBSTONE_ORIGIN: &str = include_str!("../../../sql/postgres/005_tombstone
 const HEARTBEAT: &str = include_str!("../../../sql/postgres/003_heartbeat.sql");
 const COPY: &str = include_str!("../../../sql/postgres/004_copy.sql");
 const TABLE_WIDE_CONFLICT: &str = include_str!("../../../sql/postgres/006_conflict_table_wide.sql");
+const DEAD_LETTER_PARTS: &str = include_str!("../../../sql/postgres/007_dead_letter_parts.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -28,6 +29,7 @@ pub fn statements(
         COPY,
         TOMBSTONE_ORIGIN,
         TABLE_WIDE_CONFLICT,
+        DEAD_LETTER_PARTS,
     ] {
         out.extend(split_statements(
             &file.replace("__SCHEMA__", &ident(schema)),
