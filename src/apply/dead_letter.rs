@@ -48,20 +48,18 @@ impl<I: Iterator<Item = std::io::Result<Change>>> Parts<I> {
         }
     }
 
-    fn next_change(&mut self) -> Option<Result<String, ApplyError>> {
+    fn next_change(&mut self) -> Option<std::io::Result<String>> {
         if let Some(c) = self.carried.take() {
             return Some(Ok(c));
         }
         let change = self.changes.next()?;
-        Some(change.map_err(ApplyError::Spill).and_then(|c| {
-            serde_json::to_string(&c)
-                .map_err(|e| ApplyError::Invalid(format!("cannot serialise a change: {e}")))
-        }))
+        Some(change.and_then(|c| serde_json::to_string(&c).map_err(std::io::Error::other)))
     }
 }
 
 impl<I: Iterator<Item = std::io::Result<Change>>> Iterator for Parts<I> {
-    type Item = Result<String, ApplyError>;
+    /// A part, or the error reading the spill file (or serialising a change).
+    type Item = std::io::Result<String>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -101,12 +99,10 @@ impl<I: Iterator<Item = std::io::Result<Change>>> Iterator for Parts<I> {
     }
 }
 
-fn read_part(id: i64, part: i32, text: &str) -> Result<Vec<Change>, ApplyError> {
-    serde_json::from_str(text).map_err(|e| {
-        ApplyError::Invalid(format!(
-            "dead letter {id} payload (part {part}) cannot be read: {e}"
-        ))
-    })
+/// The changes of one part; the error names the dead letter and the part.
+fn read_part(id: i64, part: i32, text: &str) -> Result<Vec<Change>, String> {
+    serde_json::from_str(text)
+        .map_err(|e| format!("dead letter {id} payload (part {part}) cannot be read: {e}"))
 }
 
 impl<T: Target> Link<T> {
@@ -155,7 +151,10 @@ impl<T: Target> Link<T> {
         error: &ApplyError,
     ) -> Result<i32, ApplyError> {
         let mut parts = Parts::new(tx.changes.iter(), PART_BYTES);
-        let first = parts.next().unwrap_or_else(|| Ok("[]".into()))?;
+        let first = match parts.next() {
+            Some(part) => part.map_err(ApplyError::Spill)?,
+            None => "[]".into(),
+        };
         let record = DeadLetter {
             id: 0,
             link: self.ctx.link(),
@@ -171,7 +170,8 @@ impl<T: Target> Link<T> {
         drop(record);
         let mut count = 1;
         for part in parts {
-            self.t.insert_dead_letter_part(id, count, &part?).await?;
+            let part = part.map_err(ApplyError::Spill)?;
+            self.t.insert_dead_letter_part(id, count, &part).await?;
             count += 1;
         }
         self.t
@@ -218,7 +218,7 @@ impl<T: Target> Link<T> {
             position: Some(d.source_position.clone()),
             commit_time: d.commit_time.unwrap_or(0),
         };
-        let mut changes = read_part(id, 0, &d.payload)?;
+        let mut changes = read_part(id, 0, &d.payload).map_err(ApplyError::Invalid)?;
         let mut part = 0;
         loop {
             for c in &changes {
@@ -226,7 +226,9 @@ impl<T: Target> Link<T> {
             }
             part += 1;
             match self.t.dead_letter_part(id, part).await? {
-                Some(text) => changes = read_part(id, part, &text)?,
+                Some(text) => {
+                    changes = read_part(id, part, &text).map_err(ApplyError::Invalid)?;
+                }
                 None => break,
             }
         }
@@ -303,6 +305,6 @@ mod tests {
         ];
         let out: Vec<_> = Parts::new(items.into_iter(), 1000).collect();
         assert_eq!(out.len(), 1);
-        assert!(matches!(out[0], Err(ApplyError::Spill(_))));
+        assert!(out[0].is_err());
     }
 }

@@ -33,9 +33,11 @@
 
 mod admin;
 mod batch;
+mod book;
 mod conflicts;
 mod copy;
 mod dead_letter;
+mod dialect;
 pub mod error;
 mod link;
 pub mod mysql;
@@ -65,10 +67,10 @@ use crate::conflict::audit::StoredConflict;
 use crate::loopguard::PG_ORIGIN_PREFIX;
 use crate::mapping::Mapper;
 use crate::model::{Position, Transaction};
+use book::{DeadLetters, ReviewQueue};
 use link::Link;
 use mysql::MyTarget;
 use postgres::PgTarget;
-use target::Target;
 
 /// The applier of one link (source node -> target node).
 pub struct Applier {

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use super::book::{BookSession, Checkpoints, DeadLetters, ReviewQueue, Tombstones};
 use super::error::ApplyError;
-use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
+use crate::conflict::audit::ConflictState;
 use crate::model::{Field, TableRef, Value};
 
 /// How the applier treats a target column's values.
@@ -141,9 +142,13 @@ pub struct DeadLetter {
     pub state: String,
 }
 
-/// The engine operations. Errors are already classified `ApplyError`s.
+/// The engine operations: the session's transaction and the row writes, and through the supertraits
+/// the bookkeeping (`book.rs`, written once over the engine's [`BookSession`]). Errors are already
+/// classified `ApplyError`s.
 #[allow(async_fn_in_trait)]
-pub(crate) trait Target {
+pub(crate) trait Target:
+    BookSession + Checkpoints + Tombstones + ReviewQueue + DeadLetters
+{
     async fn begin(&mut self) -> Result<(), ApplyError>;
     async fn commit(&mut self) -> Result<(), ApplyError>;
     async fn rollback(&mut self) -> Result<(), ApplyError>;
@@ -152,18 +157,6 @@ pub(crate) trait Target {
     /// Keeps the session's writes as tandem's for the triggers (stamps left as written) but drops the
     /// engine's replication mark, so that they replicate; `set_applying(true)` restores the mark.
     async fn set_replicating(&mut self) -> Result<(), ApplyError>;
-    async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError>;
-    /// The bookkeeping schema versions installed (`<schema>.schema_version`).
-    async fn schema_versions(&mut self) -> Result<Vec<i32>, ApplyError>;
-    async fn write_checkpoint(
-        &mut self,
-        source: &str,
-        position: &str,
-        commit_time: i64,
-    ) -> Result<(), ApplyError>;
-    /// Rewrites the checkpoint row's applied time (position unchanged): marks a transaction that
-    /// applies no new position (a replay) as tandem's.
-    async fn touch_checkpoint(&mut self, source: &str) -> Result<(), ApplyError>;
     async fn table(&mut self, table: &TableRef) -> Result<Arc<TableInfo>, ApplyError>;
     /// Inserts unless the key exists; `false` when it does.
     async fn insert(&mut self, t: &TableInfo, w: &Write) -> Result<bool, ApplyError>;
@@ -221,76 +214,4 @@ pub(crate) trait Target {
         t: &TableInfo,
         probe: &Probe,
     ) -> Result<Option<Current>, ApplyError>;
-    /// The tombstones of a key: one per node whose deletes of it this node has seen.
-    async fn tombstones(
-        &mut self,
-        target_table: &str,
-        key: &str,
-    ) -> Result<Vec<Tombstone>, ApplyError>;
-    /// Deletes the tombstones recorded more than `older_than_secs` ago (autocommit); rows deleted.
-    async fn prune_tombstones(&mut self, older_than_secs: u64) -> Result<u64, ApplyError>;
-    /// Records a delete of `key` by `stone.node` (the node's later stamp wins).
-    async fn put_tombstone(
-        &mut self,
-        target_table: &str,
-        key: &str,
-        stone: &Tombstone,
-    ) -> Result<(), ApplyError>;
-    /// [`Target::put_tombstone`] for many keys (distinct) in one statement.
-    async fn put_tombstones(
-        &mut self,
-        target_table: &str,
-        stones: &[(String, Tombstone)],
-    ) -> Result<(), ApplyError>;
-    /// Whether any of `keys` of the table has a tombstone.
-    async fn any_tombstone(
-        &mut self,
-        target_table: &str,
-        keys: &[String],
-    ) -> Result<bool, ApplyError>;
-    async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError>;
-    /// Open queue entries for a key, oldest first, locked.
-    async fn open_entries(
-        &mut self,
-        target_table: &str,
-        key: &str,
-    ) -> Result<Vec<OpenEntry>, ApplyError>;
-    /// Those of `keys` of `target_table` with an open queue entry, read now (inside the caller's
-    /// transaction): whichever link into this node parked a key, every link holds it.
-    async fn open_keys(
-        &mut self,
-        target_table: &str,
-        keys: &[String],
-    ) -> Result<Vec<String>, ApplyError>;
-    async fn set_conflict_state(
-        &mut self,
-        id: i64,
-        state: ConflictState,
-        resolution: Option<&str>,
-    ) -> Result<(), ApplyError>;
-    async fn list_conflicts(
-        &mut self,
-        open_only: bool,
-        limit: i64,
-    ) -> Result<Vec<StoredConflict>, ApplyError>;
-    async fn get_conflict(&mut self, id: i64) -> Result<Option<StoredConflict>, ApplyError>;
-    async fn insert_dead_letter(&mut self, d: &DeadLetter) -> Result<i64, ApplyError>;
-    /// Stores part `part` (1, 2, …) of dead letter `id`'s changes, a JSON array; part 0 is the dead
-    /// letter's own `payload`. In the transaction that inserted the dead letter.
-    async fn insert_dead_letter_part(
-        &mut self,
-        id: i64,
-        part: i32,
-        payload: &str,
-    ) -> Result<(), ApplyError>;
-    /// Part `part` (1, 2, …) of dead letter `id`'s changes; `None` past its last part.
-    async fn dead_letter_part(&mut self, id: i64, part: i32) -> Result<Option<String>, ApplyError>;
-    async fn list_dead_letters(&mut self, open_only: bool) -> Result<Vec<DeadLetter>, ApplyError>;
-    async fn get_dead_letter(&mut self, id: i64) -> Result<Option<DeadLetter>, ApplyError>;
-    async fn set_dead_letter(
-        &mut self,
-        id: i64,
-        state: &str,
-        error: Option<&str>,
-    ) -> Result<(), ApplyError>;
 }

@@ -5,7 +5,6 @@
 //! Error handling: every driver error becomes an [`ApplyError`] classified by SQLSTATE; a row error
 //! names the table, key and (where the server or the declared type tells) the column.
 
-mod book;
 mod copy;
 pub mod setup;
 pub mod sql;
@@ -18,11 +17,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 use tracing::warn;
 
+use super::book::{BookSession, TextRow};
+use super::dialect::Dialect;
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
-use super::target::{
-    Checked, ColumnInfo, Current, DeadLetter, OpenEntry, Probe, TableInfo, Target, Tombstone, Write,
-};
-use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
+use super::target::{Checked, ColumnInfo, Current, Probe, TableInfo, Target, Write};
 use crate::model::{Field, TableRef, Value};
 use sql::{ident, qname, Builder, Sql};
 
@@ -235,56 +233,71 @@ fn text(row: &Row, i: usize) -> Option<String> {
     row.try_get::<_, Option<String>>(i).ok().flatten()
 }
 
-fn micros_text(t: i64) -> Option<String> {
-    Some(format!("{}Z", crate::model::time::format_timestamp(t)))
-}
+impl BookSession for PgTarget {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
 
-const CONFLICT_COLUMNS: &str =
-    "id::text, link, source_node, table_name, target_table, COALESCE(row_key, ''), kind, \
-    before_image::text, current_image::text, incoming_image::text, decision, rule, state, \
-    source_position, payload::text, detected_at::text, resolved_at::text, resolution";
+    fn book_schema(&self) -> &str {
+        &self.schema
+    }
 
-fn stored_conflict(r: &Row) -> Option<StoredConflict> {
-    let json = |i| text(r, i).and_then(|t| serde_json::from_str(&t).ok());
-    Some(StoredConflict {
-        id: text(r, 0)?.parse().ok()?,
-        record: ConflictRecord {
-            link: text(r, 1)?,
-            source_node: text(r, 2)?,
-            table: text(r, 3)?,
-            target_table: text(r, 4)?,
-            key: text(r, 5)?,
-            kind: text(r, 6)?,
-            before: json(7),
-            current: json(8),
-            incoming: json(9),
-            decision: text(r, 10)?,
-            rule: text(r, 11)?,
-            state: ConflictState::parse(&text(r, 12)?)?,
-            source_position: text(r, 13),
-            payload: text(r, 14),
-        },
-        detected_at: text(r, 15)?,
-        resolved_at: text(r, 16),
-        resolution: text(r, 17),
-    })
-}
+    async fn book_query(
+        &mut self,
+        sql: &str,
+        params: Vec<Option<String>>,
+        varying: bool,
+    ) -> Result<Vec<TextRow>, ApplyError> {
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let r = if varying {
+            self.client.query(sql, &refs).await
+        } else {
+            match self.prepared(sql).await {
+                Ok(stmt) => self.client.query(&stmt, &refs).await,
+                Err(e) => Err(e),
+            }
+        };
+        let rows = r.map_err(|e| self.db_err("a bookkeeping statement", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (0..r.len()).map(|i| text(r, i)).collect())
+            .collect())
+    }
 
-const DEAD_COLUMNS: &str = "id::text, link, source_node, source_position, \
-    (extract(epoch from commit_time) * 1000000)::bigint::text, payload::text, error, attempts::text, state";
+    async fn book_execute(
+        &mut self,
+        sql: &str,
+        params: Vec<Option<String>>,
+        varying: bool,
+    ) -> Result<u64, ApplyError> {
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let r = if varying {
+            self.client.execute(sql, &refs).await
+        } else {
+            match self.prepared(sql).await {
+                Ok(stmt) => self.client.execute(&stmt, &refs).await,
+                Err(e) => Err(e),
+            }
+        };
+        r.map_err(|e| self.db_err("a bookkeeping statement", e))
+    }
 
-fn dead_letter(r: &Row) -> Option<DeadLetter> {
-    Some(DeadLetter {
-        id: text(r, 0)?.parse().ok()?,
-        link: text(r, 1)?,
-        source_node: text(r, 2)?,
-        source_position: text(r, 3)?,
-        commit_time: text(r, 4).and_then(|t| t.parse().ok()),
-        payload: text(r, 5)?,
-        error: text(r, 6)?,
-        attempts: text(r, 7)?.parse().ok()?,
-        state: text(r, 8)?,
-    })
+    async fn book_insert(
+        &mut self,
+        sql: &str,
+        params: Vec<Option<String>>,
+    ) -> Result<i64, ApplyError> {
+        let rows = self
+            .book_query(&format!("{sql} RETURNING id::text"), params, false)
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0))
+    }
 }
 
 impl Target for PgTarget {
@@ -340,27 +353,6 @@ impl Target for PgTarget {
             self.origin_active = false;
         }
         Ok(())
-    }
-
-    async fn schema_versions(&mut self) -> Result<Vec<i32>, ApplyError> {
-        self.schema_versions().await
-    }
-
-    async fn read_checkpoint(&mut self, source: &str) -> Result<Option<String>, ApplyError> {
-        self.read_checkpoint(source).await
-    }
-
-    async fn write_checkpoint(
-        &mut self,
-        source: &str,
-        position: &str,
-        commit_time: i64,
-    ) -> Result<(), ApplyError> {
-        self.write_checkpoint(source, position, commit_time).await
-    }
-
-    async fn touch_checkpoint(&mut self, source: &str) -> Result<(), ApplyError> {
-        self.touch_checkpoint(source).await
     }
 
     async fn table(&mut self, table: &TableRef) -> Result<Arc<TableInfo>, ApplyError> {
@@ -559,117 +551,5 @@ impl Target for PgTarget {
                 .and_then(|j| serde_json::from_str(&j).ok())
                 .unwrap_or(serde_json::Value::Null),
         }))
-    }
-
-    async fn tombstones(
-        &mut self,
-        target_table: &str,
-        key: &str,
-    ) -> Result<Vec<Tombstone>, ApplyError> {
-        self.tombstones(target_table, key).await
-    }
-
-    async fn prune_tombstones(&mut self, older_than_secs: u64) -> Result<u64, ApplyError> {
-        self.prune_tombstones(older_than_secs).await
-    }
-
-    async fn put_tombstone(
-        &mut self,
-        target_table: &str,
-        key: &str,
-        stone: &Tombstone,
-    ) -> Result<(), ApplyError> {
-        self.put_tombstone(target_table, key, stone).await
-    }
-
-    async fn put_tombstones(
-        &mut self,
-        target_table: &str,
-        stones: &[(String, Tombstone)],
-    ) -> Result<(), ApplyError> {
-        self.put_tombstones(target_table, stones).await
-    }
-
-    async fn any_tombstone(
-        &mut self,
-        target_table: &str,
-        keys: &[String],
-    ) -> Result<bool, ApplyError> {
-        self.any_tombstone(target_table, keys).await
-    }
-
-    async fn insert_conflict(&mut self, r: &ConflictRecord) -> Result<i64, ApplyError> {
-        self.insert_conflict(r).await
-    }
-
-    async fn open_entries(
-        &mut self,
-        target_table: &str,
-        key: &str,
-    ) -> Result<Vec<OpenEntry>, ApplyError> {
-        self.open_entries(target_table, key).await
-    }
-
-    async fn open_keys(
-        &mut self,
-        target_table: &str,
-        keys: &[String],
-    ) -> Result<Vec<String>, ApplyError> {
-        self.open_keys(target_table, keys).await
-    }
-
-    async fn set_conflict_state(
-        &mut self,
-        id: i64,
-        state: ConflictState,
-        resolution: Option<&str>,
-    ) -> Result<(), ApplyError> {
-        self.set_conflict_state(id, state, resolution).await
-    }
-
-    async fn list_conflicts(
-        &mut self,
-        open_only: bool,
-        limit: i64,
-    ) -> Result<Vec<StoredConflict>, ApplyError> {
-        self.list_conflicts(open_only, limit).await
-    }
-
-    async fn get_conflict(&mut self, id: i64) -> Result<Option<StoredConflict>, ApplyError> {
-        self.get_conflict(id).await
-    }
-
-    async fn insert_dead_letter(&mut self, d: &DeadLetter) -> Result<i64, ApplyError> {
-        self.insert_dead_letter(d).await
-    }
-
-    async fn insert_dead_letter_part(
-        &mut self,
-        id: i64,
-        part: i32,
-        payload: &str,
-    ) -> Result<(), ApplyError> {
-        self.insert_dead_letter_part(id, part, payload).await
-    }
-
-    async fn dead_letter_part(&mut self, id: i64, part: i32) -> Result<Option<String>, ApplyError> {
-        self.dead_letter_part(id, part).await
-    }
-
-    async fn list_dead_letters(&mut self, open_only: bool) -> Result<Vec<DeadLetter>, ApplyError> {
-        self.list_dead_letters(open_only).await
-    }
-
-    async fn get_dead_letter(&mut self, id: i64) -> Result<Option<DeadLetter>, ApplyError> {
-        self.get_dead_letter(id).await
-    }
-
-    async fn set_dead_letter(
-        &mut self,
-        id: i64,
-        state: &str,
-        error: Option<&str>,
-    ) -> Result<(), ApplyError> {
-        self.set_dead_letter(id, state, error).await
     }
 }
