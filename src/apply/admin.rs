@@ -28,15 +28,9 @@ pub(super) async fn resolve_on<T: Target>(
         Resolution::TakeIncoming => l.t.set_replicating().await?,
         _ => l.t.set_applying(false).await?,
     }
-    l.t.begin().await?;
-    let done = resolve_write(l, id, resolution).await;
-    let done = match done {
-        Ok(key) => l.t.commit().await.map(|()| key),
-        Err(e) => {
-            let _ = l.t.rollback().await;
-            Err(e)
-        }
-    };
+    let done = l
+        .in_transaction(async |l| resolve_write(l, id, resolution).await)
+        .await;
     l.t.set_applying(true).await?;
     let (table, key) = done?;
     release_waiting(l, &table, &key).await
@@ -114,8 +108,7 @@ async fn release_waiting<T: Target>(
     table: &str,
     key: &str,
 ) -> Result<(), ApplyError> {
-    l.t.begin().await?;
-    let result = async {
+    l.in_transaction(async |l| {
         loop {
             let entries = l.t.open_entries(table, key).await?;
             if entries.iter().any(|e| e.state == ConflictState::Parked) {
@@ -129,23 +122,13 @@ async fn release_waiting<T: Target>(
             };
             l.t.set_conflict_state(next.id, ConflictState::Resolved, Some("released"))
                 .await?;
-            l.skip_queue = true;
-            let r = l
-                .apply_stored(table, next.payload.as_deref().unwrap_or_default(), None)
-                .await;
-            l.skip_queue = false;
-            r?;
+            l.apply_stored(table, next.payload.as_deref().unwrap_or_default(), None)
+                .await?;
         }
-        l.t.touch_checkpoint(&l.ctx.source.clone()).await
-    }
-    .await;
-    match result {
-        Ok(()) => l.t.commit().await,
-        Err(e) => {
-            let _ = l.t.rollback().await;
-            Err(e)
-        }
-    }
+        let source = l.ctx.source.clone();
+        l.t.touch_checkpoint(&source).await
+    })
+    .await
 }
 
 /// Any link into `node`, for the actions that read only the node's bookkeeping tables.

@@ -28,7 +28,7 @@ use std::collections::HashSet;
 use tracing::debug;
 
 use super::error::ApplyError;
-use super::link::{with_row_context, Link, TxMeta};
+use super::link::{with_row_context, Link, Queue, TxMeta};
 use super::row::RowChange;
 use super::target::{Checked, TableInfo, Target, Write};
 use crate::config::DeletePolicy;
@@ -99,7 +99,6 @@ impl<T: Target> Link<T> {
             Some(p) if p.owner.as_deref().is_none_or(|o| o == self.ctx.source) => p,
             _ => return self.one_by_one(changes, meta).await,
         };
-        self.last_plan = Some(plan.clone());
         let info = self.t.table(&plan.target).await?;
         let mut rows = Vec::with_capacity(changes.len());
         for c in changes {
@@ -196,7 +195,6 @@ impl<T: Target> Link<T> {
             Some(p) if !foreign(&p.owner) && !p.columns.values().any(|c| foreign(&c.owner)) => p,
             _ => return self.one_by_one(changes, meta).await,
         };
-        self.last_plan = Some(plan.clone());
         let info = self.t.table(&plan.target).await?;
         if plan.managed_version && info.column(&plan.version).is_none() {
             // The row-by-row path says what to do about it.
@@ -219,9 +217,7 @@ impl<T: Target> Link<T> {
             ));
         }
         // Keys under review (parked by any link into this node) go the row-by-row way.
-        let queued: HashSet<String> = if self.skip_queue {
-            HashSet::new()
-        } else {
+        let queued: HashSet<String> = {
             let keys: Vec<String> = rows.iter().map(RowChange::key_text).collect();
             let table = info.table.to_string();
             self.t.open_keys(&table, &keys).await?.into_iter().collect()
@@ -235,7 +231,7 @@ impl<T: Target> Link<T> {
             };
             let Some(write) = write else {
                 self.flush_checked(plan, &info, &mut pending, meta).await?;
-                self.apply_row(plan, &info, row, meta.position.as_deref())
+                self.apply_row(plan, &info, row, meta.position.as_deref(), Queue::Check)
                     .await
                     .map_err(|e| with_row_context(e, plan, &info))?;
                 continue;
@@ -319,7 +315,7 @@ impl<T: Target> Link<T> {
         };
         let Some(applied) = applied else {
             for row in rows {
-                self.apply_row(plan, info, row, position)
+                self.apply_row(plan, info, row, position, Queue::Check)
                     .await
                     .map_err(|e| with_row_context(e, plan, info))?;
             }

@@ -11,11 +11,11 @@
 //! nothing here is retried on its own.
 
 use super::error::ApplyError;
-use super::link::{rule_name, Link};
+use super::link::{rule_name, Link, Queue};
 use super::row::{version_key, RowChange};
 use super::target::{ColKind, Current, Probe, TableInfo, Target, Write};
 use crate::config::DeletePolicy;
-use crate::conflict::audit::{ConflictRecord, ConflictState};
+use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
 use crate::conflict::{resolve, ColumnState, Conflict, ConflictKind, Decision, Rules, Stamp};
 use crate::mapping::TablePlan;
 use crate::model::{Field, Op, Value};
@@ -442,47 +442,51 @@ impl<T: Target> Link<T> {
             return Ok(());
         }
         self.t.set_applying(false).await?;
-        let done = async {
-            self.t.begin().await?;
-            for entry in &due {
-                let row: Option<RowChange> = entry
-                    .record
-                    .payload
-                    .as_deref()
-                    .and_then(|p| serde_json::from_str(p).ok());
-                let mapper = self.mapper.clone();
-                let plan = mapper
-                    .plans()
-                    .find(|p| p.target.to_string() == entry.record.target_table);
-                if let (Some(row), Some(plan)) = (row, plan) {
-                    let info = self.t.table(&plan.target).await?;
-                    // Rewriting the key as it is fires the local-write trigger: new version, this
-                    // node as origin.
-                    let touch = Write {
-                        key: row.key.clone(),
-                        set: row.key.clone(),
-                    };
-                    self.t
-                        .update(&info, &touch, &row.version_column, None)
-                        .await?;
+        let done = self
+            .in_transaction(async |l| {
+                for entry in &due {
+                    l.announce_one(entry).await?;
                 }
-                self.t
-                    .set_conflict_state(entry.id, ConflictState::Resolved, Some("announced"))
-                    .await?;
-            }
-            self.t.commit().await
-        }
-        .await;
+                Ok::<_, ApplyError>(())
+            })
+            .await;
         if done.is_err() {
-            let _ = self.t.rollback().await;
             self.announce_due = true;
         }
         self.t.set_applying(true).await?;
         done
     }
 
+    /// Announces one merged row (see [`Link::announce`]), inside the open transaction.
+    async fn announce_one(&mut self, entry: &StoredConflict) -> Result<(), ApplyError> {
+        let row: Option<RowChange> = entry
+            .record
+            .payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok());
+        let mapper = self.mapper.clone();
+        let plan = mapper
+            .plans()
+            .find(|p| p.target.to_string() == entry.record.target_table);
+        if let (Some(row), Some(plan)) = (row, plan) {
+            let info = self.t.table(&plan.target).await?;
+            // Rewriting the key as it is fires the local-write trigger: new version, this node as
+            // origin.
+            let touch = Write {
+                key: row.key.clone(),
+                set: row.key.clone(),
+            };
+            self.t
+                .update(&info, &touch, &row.version_column, None)
+                .await?;
+        }
+        self.t
+            .set_conflict_state(entry.id, ConflictState::Resolved, Some("announced"))
+            .await
+    }
+
     /// Applies a stored row change (a waiting one, released) as this link would, with its version
-    /// check: it may conflict again.
+    /// check: it may conflict again. It passes the queue it waited in.
     pub async fn apply_stored(
         &mut self,
         target_table: &str,
@@ -502,7 +506,8 @@ impl<T: Target> Link<T> {
             )));
         };
         let info = self.t.table(&plan.target).await?;
-        self.apply_row(plan, &info, row, position).await
+        self.apply_row(plan, &info, row, position, Queue::Pass)
+            .await
     }
 }
 

@@ -18,7 +18,7 @@
 use tracing::warn;
 
 use super::error::ApplyError;
-use super::link::{Link, TxMeta};
+use super::link::{Failure, Link, TxMeta};
 use super::target::{DeadLetter, Target};
 use crate::config::OnError;
 use crate::model::{Change, Transaction};
@@ -107,39 +107,27 @@ fn read_part(id: i64, part: i32, text: &str) -> Result<Vec<Change>, String> {
 
 impl<T: Target> Link<T> {
     /// Sends a transaction that failed with a definite error to the dead-letter table (and moves the
-    /// checkpoint past it), or halts, per the failing table's `on_error`.
+    /// checkpoint past it), or halts, per the failing table's `on_error` (the link's where the
+    /// failure was not a table's change).
     pub(super) async fn dead_letter_or_halt(
         &mut self,
         tx: &Transaction,
-        error: ApplyError,
+        failure: Failure,
     ) -> Result<(), ApplyError> {
-        let policy = self
-            .last_plan
-            .as_ref()
-            .map_or(self.ctx.on_error, |p| p.on_error);
+        let Failure { error, table } = failure;
+        let policy = table.as_ref().map_or(self.ctx.on_error, |t| t.on_error);
         if policy == OnError::Halt {
             return Err(error);
         }
-        let table = self
-            .last_plan
-            .as_ref()
-            .map_or(String::new(), |p| p.business.clone());
+        let table = table.map(|t| t.business).unwrap_or_default();
         let position = tx.position.to_string();
-        self.t.begin().await?;
-        let r = self.record(tx, &position, &error).await;
-        match r {
-            Ok(parts) => {
-                self.t.commit().await?;
-                self.committed = Some(tx.position.clone());
-                warn!(link = %self.ctx.link(), position = %position, code = %error.code(), table = %table, parts, "transaction sent to the dead-letter table; its error column says why");
-                crate::observe::dead_letter(&self.ctx.source, &self.ctx.target, &table);
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.t.rollback().await;
-                Err(e)
-            }
-        }
+        let parts = self
+            .in_transaction(async |l| l.record(tx, &position, &error).await)
+            .await?;
+        self.committed = Some(tx.position.clone());
+        warn!(link = %self.ctx.link(), position = %position, code = %error.code(), table = %table, parts, "transaction sent to the dead-letter table; its error column says why");
+        crate::observe::dead_letter(&self.ctx.source, &self.ctx.target, &table);
+        Ok(())
     }
 
     /// Writes the dead letter part by part and the checkpoint past it, inside the open transaction.
@@ -183,22 +171,19 @@ impl<T: Target> Link<T> {
     /// Applies dead letter `id` again in one target transaction, part by part; marks it replayed, or
     /// open with the new error when it fails again for a definite reason.
     pub(super) async fn replay_on(&mut self, id: i64) -> Result<(), ApplyError> {
-        self.t.begin().await?;
-        let result = self.replay_parts(id).await;
-        match result {
-            Ok(()) => self.t.commit().await,
-            Err(e) => {
-                let _ = self.t.rollback().await;
-                if !e.is_transient() {
-                    self.t.begin().await?;
-                    self.t
-                        .set_dead_letter(id, "open", Some(&e.to_string()))
-                        .await?;
-                    self.t.commit().await?;
-                }
-                Err(e)
+        let result = self
+            .in_transaction(async |l| l.replay_parts(id).await)
+            .await;
+        if let Err(e) = &result {
+            if !e.is_transient() {
+                let message = e.to_string();
+                self.in_transaction(async |l| {
+                    l.t.set_dead_letter(id, "open", Some(&message)).await
+                })
+                .await?;
             }
         }
+        result
     }
 
     async fn replay_parts(&mut self, id: i64) -> Result<(), ApplyError> {

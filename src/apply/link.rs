@@ -58,15 +58,40 @@ pub(crate) struct TxMeta {
     pub commit_time: i64,
 }
 
+/// Whether a row change meets the review queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queue {
+    /// A change from the stream: a key under review holds it.
+    Check,
+    /// A change released from the queue it waited in: it passes.
+    Pass,
+}
+
+/// A failed apply, with the business table whose change failed where it was a change (its
+/// `on_error` decides between a dead letter and a halt).
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub error: ApplyError,
+    pub table: Option<FailedTable>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct FailedTable {
+    pub business: String,
+    pub on_error: OnError,
+}
+
+impl From<ApplyError> for Failure {
+    fn from(error: ApplyError) -> Self {
+        Failure { error, table: None }
+    }
+}
+
 pub(crate) struct Link<T: Target> {
     pub t: T,
     pub ctx: Arc<LinkContext>,
     pub mapper: Arc<Mapper>,
     pub committed: Option<Position>,
-    /// Set while releasing waiting changes: they pass the queue they were held in.
-    pub skip_queue: bool,
-    /// The table of the change being applied, for the on_error policy of a failure.
-    pub(super) last_plan: Option<TablePlan>,
     /// The tombstones the source transaction being applied removed (keys it inserted again).
     pub(super) revived: Vec<Revived>,
     /// A committed merge waits to be announced (see `announce`).
@@ -136,8 +161,6 @@ impl<T: Target> Link<T> {
             ctx: Arc::new(ctx),
             mapper: Arc::new(mapper),
             committed: None,
-            skip_queue: false,
-            last_plan: None,
             revived: Vec::new(),
             announce_due: true,
             last_prune: None,
@@ -225,9 +248,9 @@ impl<T: Target> Link<T> {
         }
         match self.apply_group(&fresh).await {
             Ok(()) => {}
-            Err(e) if unknown.retries(&e) => return Err(e),
-            Err(e) if fresh.len() == 1 => {
-                self.dead_letter_or_halt(fresh[0], unknown.refused(e))
+            Err(f) if unknown.retries(&f.error) => return Err(f.error),
+            Err(f) if fresh.len() == 1 => {
+                self.dead_letter_or_halt(fresh[0], refused(unknown, f))
                     .await?
             }
             Err(_) => {
@@ -235,8 +258,8 @@ impl<T: Target> Link<T> {
                 for tx in fresh {
                     match self.apply_group(&[tx]).await {
                         Ok(()) => {}
-                        Err(e) if unknown.retries(&e) => return Err(e),
-                        Err(e) => self.dead_letter_or_halt(tx, unknown.refused(e)).await?,
+                        Err(f) if unknown.retries(&f.error) => return Err(f.error),
+                        Err(f) => self.dead_letter_or_halt(tx, refused(unknown, f)).await?,
                     }
                 }
             }
@@ -246,40 +269,56 @@ impl<T: Target> Link<T> {
         Ok(self.committed.clone())
     }
 
-    async fn apply_group(&mut self, txs: &[&Transaction]) -> Result<(), ApplyError> {
+    async fn apply_group(&mut self, txs: &[&Transaction]) -> Result<(), Failure> {
         let Some(last) = txs.last() else {
             return Ok(());
         };
-        self.t.begin().await?;
-        let body = async {
+        let position = last.position.to_string();
+        self.in_transaction(async |l| {
             for tx in txs {
-                self.apply_body(tx).await?;
+                l.apply_body(tx).await?;
             }
-            self.t
-                .write_checkpoint(
-                    &self.ctx.source,
-                    &last.position.to_string(),
-                    last.commit_time,
-                )
+            let source = l.ctx.source.clone();
+            l.t.write_checkpoint(&source, &position, last.commit_time)
                 .await
-        }
-        .await;
-        match body {
-            Ok(()) => {
+                .map_err(Failure::from)
+        })
+        .await?;
+        self.committed = Some(last.position.clone());
+        Ok(())
+    }
+
+    /// Runs `body` in one target transaction: commits when it succeeds; rolls back and returns its
+    /// error when it fails (a failed rollback is logged: the session is reset on reconnect).
+    pub(super) async fn in_transaction<R, E: From<ApplyError>>(
+        &mut self,
+        body: impl AsyncFnOnce(&mut Self) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.t.begin().await?;
+        match body(self).await {
+            Ok(r) => {
                 self.t.commit().await?;
-                self.committed = Some(last.position.clone());
-                Ok(())
+                Ok(r)
             }
             Err(e) => {
                 if let Err(rb) = self.t.rollback().await {
-                    debug!(error = %rb, "rollback after a failed apply failed");
+                    debug!(link = %self.ctx.link(), error = %rb, "rollback after a failure failed");
                 }
                 Err(e)
             }
         }
     }
 
-    async fn apply_body(&mut self, tx: &Transaction) -> Result<(), ApplyError> {
+    /// The business table of `change` and its error policy, for a failure applying it.
+    fn failed_table(&self, change: Option<&Change>) -> Option<FailedTable> {
+        let plan = self.mapper.plan_for_source(&change?.table)?;
+        Some(FailedTable {
+            business: plan.business.clone(),
+            on_error: plan.on_error,
+        })
+    }
+
+    async fn apply_body(&mut self, tx: &Transaction) -> Result<(), Failure> {
         let meta = TxMeta {
             origin: tx.origin.to_string(),
             position: Some(tx.position.to_string()),
@@ -307,15 +346,17 @@ impl<T: Target> Link<T> {
             }
             if batched {
                 run.push(change);
-            } else {
-                self.apply_change(&change, &meta).await?;
+            } else if let Err(error) = self.apply_change(&change, &meta).await {
+                let table = self.failed_table(Some(&change));
+                return Err(Failure { error, table });
             }
         }
         self.flush_run(&mut run, &meta).await
     }
 
-    async fn flush_run(&mut self, run: &mut Vec<Change>, meta: &TxMeta) -> Result<(), ApplyError> {
-        match (run.len(), run.first().map(|c| c.op)) {
+    async fn flush_run(&mut self, run: &mut Vec<Change>, meta: &TxMeta) -> Result<(), Failure> {
+        let table = self.failed_table(run.first());
+        let r = match (run.len(), run.first().map(|c| c.op)) {
             (0, _) => Ok(()),
             (1, _) => {
                 let c = run.remove(0);
@@ -329,7 +370,8 @@ impl<T: Target> Link<T> {
                 let changes = std::mem::take(run);
                 self.apply_checked(&changes, meta).await
             }
-        }
+        };
+        r.map_err(|error| Failure { error, table })
     }
 
     pub async fn apply_change(&mut self, src: &Change, meta: &TxMeta) -> Result<(), ApplyError> {
@@ -339,7 +381,6 @@ impl<T: Target> Link<T> {
             return Ok(());
         };
         let mapped = mapped?;
-        self.last_plan = Some(plan.clone());
         if mapped.op == Op::Truncate {
             return self.truncate(plan, meta.position.as_deref()).await;
         }
@@ -359,19 +400,20 @@ impl<T: Target> Link<T> {
             &meta.origin,
             meta.commit_time,
         );
-        self.apply_row(plan, &info, row, meta.position.as_deref())
+        self.apply_row(plan, &info, row, meta.position.as_deref(), Queue::Check)
             .await
             .map_err(|e| with_row_context(e, plan, &info))
     }
 
-    /// Applies one prepared row change: owner rules, the review queue, the version check, and the
-    /// conflict path.
+    /// Applies one prepared row change: owner rules, the review queue (unless `queue` lets it
+    /// pass), the version check, and the conflict path.
     pub async fn apply_row(
         &mut self,
         plan: &TablePlan,
         info: &TableInfo,
         mut row: RowChange,
         position: Option<&str>,
+        queue: Queue,
     ) -> Result<(), ApplyError> {
         if plan.owner.as_deref().is_some_and(|o| o != self.ctx.source) {
             let cur = self.current(info, &row).await?;
@@ -392,7 +434,7 @@ impl<T: Target> Link<T> {
                 .await?;
         }
         let queue_key = (info.table.to_string(), row.key_text());
-        if !self.skip_queue {
+        if queue == Queue::Check {
             match self.queue_check(&queue_key, &row, plan, position).await? {
                 QueueState::Held => return Ok(()),
                 // The decider took this node's own row (`resolve --take incoming`): it is here
@@ -536,6 +578,14 @@ impl<T: Target> Link<T> {
         self.t
             .put_tombstone(&info.table.to_string(), &row.key_text(), &stone)
             .await
+    }
+}
+
+/// The failure's error as it is reported once refused (see [`UnknownErrors::refused`]).
+fn refused(unknown: UnknownErrors, f: Failure) -> Failure {
+    Failure {
+        error: unknown.refused(f.error),
+        table: f.table,
     }
 }
 
