@@ -1,6 +1,8 @@
 //! The engine-neutral apply driver of one link: transactions in, target transactions with the
-//! checkpoint out; the version-checked write of each row. Dead letters are in `dead_letter.rs`, the conflict path in
-//! `conflicts.rs`, batched inserts, updates and deletes in `batch.rs`.
+//! checkpoint out; the version-checked write of each row. Around it: batched inserts, updates and
+//! deletes in `batch.rs`; the conflict path in `conflicts.rs`; the review queue in `queue.rs`;
+//! tombstones in `tombstone.rs`; dead letters in `dead_letter.rs`; the bookkeeping statements in
+//! `book.rs` over `dialect.rs`.
 //!
 //! ```text
 //!  apply(txs) ─ skip duplicates (<= checkpoint) ─> BEGIN ─> apply_body(tx)… ─> checkpoint ─> COMMIT
@@ -10,21 +12,24 @@
 //!
 //! Error handling: a transient error rolls back and returns (the caller reconnects and redelivers);
 //! a definite one rolls back, isolates the failing transaction by applying the group one at a time,
-//! and dead-letters it (with a checkpoint past it) or halts, per the table's `on_error`.
+//! and dead-letters it (with a checkpoint past it) or halts, per the failing table's `on_error`
+//! (carried by the [`Failure`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tracing::debug;
 
-use super::conflicts::{soft_write, QueueState};
+use super::conflicts::soft_write;
 use super::error::{ApplyError, UnknownErrors};
+use super::queue::QueueState;
 use super::row::{Names, RowChange};
-use super::target::{TableInfo, Target, Tombstone};
+use super::target::{TableInfo, Target};
+use super::tombstone::Revived;
 use crate::config::{ConflictRule, DeletePolicy, OnError};
 use crate::conflict::{ConflictKind, Decision};
 use crate::mapping::{Mapper, TablePlan};
-use crate::model::{Change, Op, Position, Transaction, Value};
+use crate::model::{Change, Op, Position, Transaction};
 
 /// What a link knows about its pairing.
 #[derive(Debug, Clone)]
@@ -97,61 +102,7 @@ pub(crate) struct Link<T: Target> {
     /// A committed merge waits to be announced (see `announce`).
     pub(super) announce_due: bool,
     /// When this link last pruned the target's expired tombstones.
-    last_prune: Option<std::time::Instant>,
-}
-
-/// A tombstone a source transaction revived: its node inserted the key again, having seen that
-/// node's deletes of the key up to that stamp.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Revived {
-    /// The source's physical table, as the tombstone names it (`schema.table`).
-    pub source_table: String,
-    /// The key's values as text, sorted (column names differ between nodes).
-    pub values: Vec<String>,
-    pub stone: Tombstone,
-}
-
-impl Revived {
-    /// Reads an updated row of the source's `tombstone` table (a local insert bumps `revived`).
-    fn from_change(change: &Change, schema: &str) -> Option<Revived> {
-        if change.op != Op::Update
-            || &*change.table.schema != schema
-            || &*change.table.name != "tombstone"
-        {
-            return None;
-        }
-        let image = change.after.as_ref()?;
-        let text = |name: &str| match image.get(name) {
-            Some(Value::Text(t)) => Some(t.clone()),
-            Some(Value::Bytes(b)) => String::from_utf8(b.clone()).ok(),
-            Some(Value::Int(i)) => Some(i.to_string()),
-            _ => None,
-        };
-        Some(Revived {
-            source_table: text("target_table")?,
-            values: key_values(&text("row_key")?)?,
-            stone: Tombstone {
-                version: text("version")?.parse().ok()?,
-                node: text("node").unwrap_or_default(),
-            },
-        })
-    }
-}
-
-/// The values of a key text (`{"col":"value",…}`), sorted.
-fn key_values(key: &str) -> Option<Vec<String>> {
-    let serde_json::Value::Object(map) = serde_json::from_str(key).ok()? else {
-        return None;
-    };
-    let mut values: Vec<String> = map
-        .values()
-        .map(|v| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect();
-    values.sort();
-    Some(values)
+    pub(super) last_prune: Option<std::time::Instant>,
 }
 
 impl<T: Target> Link<T> {
@@ -176,25 +127,6 @@ impl<T: Target> Link<T> {
         };
         link.announce().await?;
         Ok(link)
-    }
-
-    /// Deletes the target's tombstones older than the retention, at most every tenth of it (and at
-    /// most every ten minutes), after a commit. Each node prunes its own; an insert of a key whose
-    /// tombstone is gone is weighed as if the key had not been deleted there.
-    async fn prune_tombstones(&mut self) -> Result<(), ApplyError> {
-        let Some(retention) = self.ctx.tombstone_retention else {
-            return Ok(());
-        };
-        let every = (retention / 10).min(std::time::Duration::from_secs(600));
-        if self.last_prune.is_some_and(|t| t.elapsed() < every) {
-            return Ok(());
-        }
-        self.last_prune = Some(std::time::Instant::now());
-        let pruned = self.t.prune_tombstones(retention.as_secs()).await?;
-        if pruned > 0 {
-            debug!(link = %self.ctx.link(), pruned, retention_s = retention.as_secs(), "expired tombstones pruned");
-        }
-        Ok(())
     }
 
     /// Refuses to apply into a bookkeeping schema older than this tandem's (an upgrade without
@@ -491,93 +423,6 @@ impl<T: Target> Link<T> {
             return Ok(());
         }
         self.conflict(plan, info, row, position).await
-    }
-
-    /// Inserts the incoming row unless a delete its node had not seen makes it a conflict (then
-    /// `false`, nothing changed). The tombstones are read after the insert, in its transaction:
-    /// under READ COMMITTED that read sees every local delete that committed before the insert
-    /// (one still open made the insert wait for it), and a later delete must wait for the inserted
-    /// row. Read before the insert, a delete committing in between went unseen.
-    async fn insert_unless_deleted(
-        &mut self,
-        plan: &TablePlan,
-        info: &TableInfo,
-        row: &RowChange,
-    ) -> Result<bool, ApplyError> {
-        if !self.t.insert(info, &row.full_write()).await? {
-            return Ok(false);
-        }
-        if !self.concurrent_delete(plan, info, row).await? {
-            return Ok(true);
-        }
-        // Take the insert back (the applier's session fires no tandem trigger, so no tombstone).
-        self.t
-            .delete(info, &row.key, &row.version_column, None)
-            .await?;
-        Ok(false)
-    }
-
-    /// Whether the incoming insert's key was deleted here by a delete its node had not seen: then
-    /// the insert takes the conflict path (`insert_deleted`, or `insert_exists` when the key lives
-    /// here again), where the table's rule weighs it against the delete. The inserting node had
-    /// seen every delete this node knows of when its transaction revived, for each node whose
-    /// deletes of the key this node holds, a tombstone at least as late.
-    async fn concurrent_delete(
-        &mut self,
-        plan: &TablePlan,
-        info: &TableInfo,
-        row: &RowChange,
-    ) -> Result<bool, ApplyError> {
-        if !row.managed_version {
-            return Ok(false);
-        }
-        let stones = self
-            .t
-            .tombstones(&info.table.to_string(), &row.key_text())
-            .await?;
-        if stones.iter().any(|s| s.node.is_empty()) {
-            // Written before bookkeeping version 5: only the stamps can be compared.
-            let latest = stones.iter().map(|s| s.version).max();
-            let incoming = row.after_version.as_ref().and_then(super::row::version_key);
-            return Ok(latest > incoming);
-        }
-        let values = key_values(&row.key_text()).unwrap_or_default();
-        let mapper = self.mapper.clone();
-        let seen: Vec<&Tombstone> = self
-            .revived
-            .iter()
-            .filter(|r| {
-                r.values == values
-                    && r.source_table
-                        .split_once('.')
-                        .map(|(s, n)| crate::model::TableRef::new(s, n))
-                        .is_some_and(|t| {
-                            mapper
-                                .plan_for_source(&t)
-                                .is_some_and(|p| p.target == plan.target)
-                        })
-            })
-            .map(|r| &r.stone)
-            .collect();
-        Ok(!stones.iter().all(|mine| {
-            seen.iter()
-                .any(|s| s.node == mine.node && s.version >= mine.version)
-        }))
-    }
-
-    /// Records an applied delete in this node's tombstone for the deleting node, stamped as that
-    /// node stamped it, so that a later insert of the key can be placed (see `concurrent_delete`).
-    pub(super) async fn leave_tombstone(
-        &mut self,
-        info: &TableInfo,
-        row: &RowChange,
-    ) -> Result<(), ApplyError> {
-        let Some(stone) = row.tombstone() else {
-            return Ok(());
-        };
-        self.t
-            .put_tombstone(&info.table.to_string(), &row.key_text(), &stone)
-            .await
     }
 }
 

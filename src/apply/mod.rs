@@ -42,10 +42,12 @@ pub mod error;
 mod link;
 pub mod mysql;
 pub mod postgres;
+mod queue;
 mod row;
 pub mod seed;
 pub mod setup;
 pub mod target;
+mod tombstone;
 mod truncate;
 
 use std::collections::BTreeMap;

@@ -149,16 +149,24 @@ pub struct DeadLetter {
 pub(crate) trait Target:
     BookSession + Checkpoints + Tombstones + ReviewQueue + DeadLetters
 {
+    /// Opens the target transaction every later call runs in, until `commit` or `rollback` (the
+    /// driver's `Link::in_transaction` pairs them). One at a time per session.
     async fn begin(&mut self) -> Result<(), ApplyError>;
+    /// Commits: the changes and the checkpoint written with them become durable together. An error
+    /// here leaves the outcome unknown; the caller reconnects and reads the checkpoint back.
     async fn commit(&mut self) -> Result<(), ApplyError>;
+    /// Rolls back everything since `begin`; nothing of the failed attempt stays.
     async fn rollback(&mut self) -> Result<(), ApplyError>;
     /// Marks the session's writes as tandem's (`true`) or as local writes that replicate (`false`).
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError>;
     /// Keeps the session's writes as tandem's for the triggers (stamps left as written) but drops the
     /// engine's replication mark, so that they replicate; `set_applying(true)` restores the mark.
     async fn set_replicating(&mut self) -> Result<(), ApplyError>;
+    /// The live columns of `table`, read from the catalog once per session and cached; a table that
+    /// does not exist is a definite error naming it.
     async fn table(&mut self, table: &TableRef) -> Result<Arc<TableInfo>, ApplyError>;
-    /// Inserts unless the key exists; `false` when it does.
+    /// Inserts unless the key exists; `false` when it does (nothing written: a duplicate means the
+    /// row is there already, and the caller's conflict path decides).
     async fn insert(&mut self, t: &TableInfo, w: &Write) -> Result<bool, ApplyError>;
     /// For each key, whether the table has a row with it; the rows found are locked.
     async fn existing(
@@ -177,6 +185,8 @@ pub(crate) trait Target:
         version: &str,
         check: Option<&Value>,
     ) -> Result<u64, ApplyError>;
+    /// Deletes the row with `key` (and, with `check`, only if its version equals it). Rows deleted:
+    /// 0 when the row is gone or its version moved on (the caller's conflict path decides).
     async fn delete(
         &mut self,
         t: &TableInfo,
