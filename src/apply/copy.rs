@@ -71,18 +71,7 @@ pub struct CopyStats {
     pub dead_lettered: u64,
 }
 
-/// The copy's bookkeeping on a target.
-#[allow(async_fn_in_trait)]
-pub(crate) trait CopyBook {
-    async fn read_copy_progress(&mut self, source: &str) -> Result<Vec<CopyProgress>, ApplyError>;
-    async fn write_copy_progress(
-        &mut self,
-        source: &str,
-        p: &CopyProgress,
-    ) -> Result<(), ApplyError>;
-}
-
-impl<T: Target + CopyBook> Link<T> {
+impl<T: Target> Link<T> {
     /// Records the start of the copy: a progress row per table and the checkpoint at `start`.
     pub(super) async fn copy_start(
         &mut self,

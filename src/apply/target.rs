@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::book::{BookSession, Checkpoints, DeadLetters, ReviewQueue, Tombstones};
+use super::book::{BookSession, Checkpoints, CopyBook, DeadLetters, ReviewQueue, Tombstones};
 use super::error::ApplyError;
 use crate::conflict::audit::ConflictState;
 use crate::model::{Field, TableRef, Value};
@@ -147,7 +147,7 @@ pub struct DeadLetter {
 /// classified `ApplyError`s.
 #[allow(async_fn_in_trait)]
 pub(crate) trait Target:
-    BookSession + Checkpoints + Tombstones + ReviewQueue + DeadLetters
+    BookSession + Checkpoints + Tombstones + ReviewQueue + DeadLetters + CopyBook
 {
     /// Opens the target transaction every later call runs in, until `commit` or `rollback` (the
     /// driver's `Link::in_transaction` pairs them). One at a time per session.

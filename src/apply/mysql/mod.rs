@@ -12,7 +12,6 @@
 //! Error handling: every driver error becomes an [`ApplyError`] classified by error number; a row
 //! error names the table, key and the column the server named.
 
-mod copy;
 pub mod setup;
 pub mod sql;
 pub mod types;
@@ -148,12 +147,6 @@ impl MyTarget {
             text: text.replace("__S__", &ident(&self.schema)),
             params,
         }
-    }
-
-    async fn book(&mut self, text: &str, params: Vec<My>) -> Result<u64, ApplyError> {
-        let sql = self.book_sql(text, params);
-        let r = self.run(sql).await;
-        r.map_err(|e| self.db_err("a bookkeeping statement", e))
     }
 
     async fn book_rows(&mut self, text: &str, params: Vec<My>) -> Result<Vec<Row>, ApplyError> {

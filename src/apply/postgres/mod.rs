@@ -5,7 +5,6 @@
 //! Error handling: every driver error becomes an [`ApplyError`] classified by SQLSTATE; a row error
 //! names the table, key and (where the server or the declared type tells) the column.
 
-mod copy;
 pub mod setup;
 pub mod sql;
 pub mod types;
@@ -135,15 +134,6 @@ impl PgTarget {
             params: params.to_vec(),
         };
         let r = self.run_rows(&sql).await;
-        r.map_err(|e| self.db_err("a bookkeeping statement", e))
-    }
-
-    async fn book(&mut self, text: &str, params: &[Option<String>]) -> Result<u64, ApplyError> {
-        let sql = Sql {
-            text: text.replace("__S__", &ident(&self.schema)),
-            params: params.to_vec(),
-        };
-        let r = self.run(&sql).await;
         r.map_err(|e| self.db_err("a bookkeeping statement", e))
     }
 
