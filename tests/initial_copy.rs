@@ -380,3 +380,69 @@ async fn a_refused_row_is_dead_lettered_and_the_copy_goes_on() {
     })
     .await;
 }
+
+/// A refused row's dead letter is written with the batch's progress, in one transaction. Before
+/// the fix it was committed on its own first: a failure (here a trigger refusing the progress
+/// write; in life a crash) between the two left the dead letter without the progress, the batch
+/// was copied again on restart, and the row was dead-lettered a second time (2 dead letters).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_interrupted_after_a_refusal_records_it_once() {
+    let pg_sql = format!(
+        "{PG_TABLE} INSERT INTO items SELECT g, 'pg ' || g FROM generate_series(1, 120) g; \
+         UPDATE items SET v = 'a value far too long for the help desk' WHERE id = 57;"
+    );
+    let maria_sql = "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(10) NOT NULL);";
+    let pair = Pair::start(&pg_sql, maria_sql, &config("crm", 50)).await;
+    let mut conn = pair.maria.connect("desk").await.unwrap();
+    conn.query_drop(
+        "CREATE TRIGGER tandem.refuse_progress BEFORE UPDATE ON tandem.copy_progress FOR EACH ROW \
+         BEGIN IF NEW.rows_copied > 0 AND (SELECT COUNT(*) FROM tandem.dead_letter) > 0 THEN \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'progress refused by the test'; END IF; END",
+    )
+    .await
+    .unwrap();
+    // The first run halts the copy at the batch holding the refused row.
+    let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["run", "--config"])
+        .arg(&pair.config)
+        .env("TANDEM_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tandem run");
+    let mut lines = tokio::io::BufReader::new(first.stderr.take().unwrap()).lines();
+    let halted = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("halted") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        halted,
+        Ok(true),
+        "the copy did not halt on the refused progress"
+    );
+    first.kill().await.unwrap();
+    conn.query_drop("DROP TRIGGER tandem.refuse_progress")
+        .await
+        .unwrap();
+    let _run = start_tandem_run(&pair.config, 2).await;
+    wait_for(
+        "every row but the refused one on MariaDB",
+        Duration::from_secs(60),
+        || async {
+            let m = maria_rows(&pair.maria).await?;
+            (m.len() == 119).then_some(())
+        },
+    )
+    .await;
+    let dead: Vec<(i64, String)> = conn
+        .query("SELECT id, source_position FROM tandem.dead_letter")
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "the refused row is recorded once: {dead:?}");
+    conn.disconnect().await.unwrap();
+}

@@ -80,8 +80,7 @@ impl<T: Target> Link<T> {
         time: i64,
     ) -> Result<(), ApplyError> {
         let source = self.ctx.source.clone();
-        self.t.begin().await?;
-        let r = async {
+        self.in_transaction(async |l| {
             for table in tables {
                 let p = CopyProgress {
                     table: table.clone(),
@@ -90,14 +89,12 @@ impl<T: Target> Link<T> {
                     done: false,
                     stream_start: start.to_string(),
                 };
-                self.t.write_copy_progress(&source, &p).await?;
+                l.t.write_copy_progress(&source, &p).await?;
             }
-            self.t
-                .write_checkpoint(&source, &start.to_string(), time)
+            l.t.write_checkpoint(&source, &start.to_string(), time)
                 .await
-        }
-        .await;
-        self.finish(r).await?;
+        })
+        .await?;
         self.committed = Some(start.clone());
         Ok(())
     }
@@ -116,9 +113,11 @@ impl<T: Target> Link<T> {
         if self.copy_policy(batch) == OnError::Halt {
             return Err(error);
         }
-        // One row per transaction, without the progress (a crash copies the batch again: the rows
-        // already written are then equal), then the progress alone.
+        // One row per transaction, without the progress; then the refused rows' dead letters and the
+        // progress together: a crash before that copies the batch again (the rows already written
+        // are then equal, the refused ones are refused again) and records each refusal once.
         let mut stats = CopyStats::default();
+        let mut refused = Vec::new();
         for image in &batch.rows {
             let one = CopyBatch {
                 rows: vec![image.clone()],
@@ -132,16 +131,22 @@ impl<T: Target> Link<T> {
                     stats.sent_back += s.sent_back;
                 }
                 Err(e) if e.is_transient() => return Err(e),
-                Err(e) => {
-                    self.copy_dead_letter(batch, image, &e).await?;
-                    stats.dead_lettered += 1;
-                }
+                Err(e) => refused.push((image, e)),
             }
         }
         let source = self.ctx.source.clone();
-        self.t.begin().await?;
-        let r = self.t.write_copy_progress(&source, &batch.progress).await;
-        self.finish(r).await?;
+        self.in_transaction(async |l| {
+            for (image, error) in &refused {
+                l.copy_dead_letter(batch, image, error).await?;
+            }
+            l.t.write_copy_progress(&source, &batch.progress).await
+        })
+        .await?;
+        for (_, error) in &refused {
+            tracing::warn!(link = %self.ctx.link(), table = %batch.source_table, code = %error.code(), "copied row sent to the dead-letter table; its error column says why");
+            crate::observe::dead_letter(&self.ctx.source, &self.ctx.target, &batch.progress.table);
+        }
+        stats.dead_lettered = refused.len() as u64;
         Ok(stats)
     }
 
@@ -151,8 +156,9 @@ impl<T: Target> Link<T> {
             .map_or(self.ctx.on_error, |p| p.on_error)
     }
 
-    /// Records a row the target refused during the copy as a dead letter: an insert of the row at
-    /// the copy's position, which `dead-letter replay` applies like any other.
+    /// Records a row the target refused during the copy as a dead letter, inside the open
+    /// transaction: an insert of the row at the copy's position, which `dead-letter replay` applies
+    /// like any other.
     async fn copy_dead_letter(
         &mut self,
         batch: &CopyBatch,
@@ -167,24 +173,18 @@ impl<T: Target> Link<T> {
         };
         let payload = serde_json::to_string(&[change])
             .map_err(|e| ApplyError::Invalid(format!("cannot serialise the row: {e}")))?;
-        let position = format!("copy:{}", batch.stream_start);
-        tracing::warn!(link = %self.ctx.link(), table = %batch.source_table, code = %error.code(), "copied row sent to the dead-letter table; its error column says why");
         let record = super::target::DeadLetter {
             id: 0,
             link: self.ctx.link(),
             source_node: self.ctx.source.clone(),
-            source_position: position,
+            source_position: format!("copy:{}", batch.stream_start),
             commit_time: Some(batch.snapshot_time),
             payload,
             error: error.to_string(),
             attempts: 1,
             state: "open".into(),
         };
-        self.t.begin().await?;
-        let r = self.t.insert_dead_letter(&record).await.map(drop);
-        self.finish(r).await?;
-        crate::observe::dead_letter(&self.ctx.source, &self.ctx.target, &batch.progress.table);
-        Ok(())
+        self.t.insert_dead_letter(&record).await.map(drop)
     }
 
     /// Applies one batch in one transaction; `progress`: record the batch's progress with it.
@@ -199,49 +199,23 @@ impl<T: Target> Link<T> {
             position: Some(format!("copy:{}", batch.stream_start)),
             commit_time: batch.snapshot_time,
         };
-        self.t.begin().await?;
-        let body = async {
-            let (stats, touch) = self.copy_rows(batch, &meta).await?;
-            if touch.is_empty() && progress {
-                self.t.write_copy_progress(&source, &batch.progress).await?;
-            }
-            self.t
-                .write_checkpoint(
-                    &source,
-                    &batch.stream_start.to_string(),
-                    batch.snapshot_time,
-                )
-                .await?;
-            Ok((stats, touch))
-        }
-        .await;
-        let (stats, touch) = match body {
-            Ok(v) => {
-                self.t.commit().await?;
-                v
-            }
-            Err(e) => return Err(self.rolled_back(e).await),
-        };
+        let (stats, touch) = self
+            .in_transaction(async |l| {
+                let (stats, touch) = l.copy_rows(batch, &meta).await?;
+                if touch.is_empty() && progress {
+                    l.t.write_copy_progress(&source, &batch.progress).await?;
+                }
+                let start = batch.stream_start.to_string();
+                l.t.write_checkpoint(&source, &start, batch.snapshot_time)
+                    .await?;
+                Ok::<_, ApplyError>((stats, touch))
+            })
+            .await?;
         self.committed = Some(batch.stream_start.clone());
         if !touch.is_empty() {
             self.send_back(batch, &touch, progress).await?;
         }
         Ok(stats)
-    }
-
-    /// Commits on `Ok`, rolls back and returns the error otherwise.
-    async fn finish(&mut self, r: Result<(), ApplyError>) -> Result<(), ApplyError> {
-        match r {
-            Ok(()) => self.t.commit().await,
-            Err(e) => Err(self.rolled_back(e).await),
-        }
-    }
-
-    async fn rolled_back(&mut self, e: ApplyError) -> ApplyError {
-        if let Err(rb) = self.t.rollback().await {
-            tracing::debug!(error = %rb, "rollback after a failed copy batch failed");
-        }
-        e
     }
 
     /// The rows of a batch, inside the open transaction. Returns the stats and the keys to send back.
@@ -357,22 +331,21 @@ impl<T: Target> Link<T> {
         let info = self.t.table(&plan.target).await?;
         let source = self.ctx.source.clone();
         self.t.set_applying(false).await?;
-        self.t.begin().await?;
-        let r = async {
-            for key in keys {
-                let w = Write {
-                    key: key.clone(),
-                    set: key.clone(),
-                };
-                self.t.update(&info, &w, &plan.version, None).await?;
-            }
-            if progress {
-                self.t.write_copy_progress(&source, &batch.progress).await?;
-            }
-            Ok(())
-        }
-        .await;
-        let r = self.finish(r).await;
+        let r = self
+            .in_transaction(async |l| {
+                for key in keys {
+                    let w = Write {
+                        key: key.clone(),
+                        set: key.clone(),
+                    };
+                    l.t.update(&info, &w, &plan.version, None).await?;
+                }
+                if progress {
+                    l.t.write_copy_progress(&source, &batch.progress).await?;
+                }
+                Ok::<_, ApplyError>(())
+            })
+            .await;
         self.t.set_applying(true).await?;
         r
     }
