@@ -30,6 +30,21 @@
 //! one transaction at a time) to the dead-letter table together with a checkpoint past it, so the
 //! link goes on, or halts the link, per the table's `on_error`. Row values never reach a log above
 //! debug level; the dead-letter and conflict tables hold them for the operator.
+//!
+//! ## Where things are
+//!
+//! | file | role |
+//! |---|---|
+//! | `link.rs` | the driver: groups, transactions (`Link::in_transaction`), one row's version-checked write |
+//! | `batch.rs` | runs of inserts, updates or deletes of one table as set statements, row by row on refusal |
+//! | `conflicts.rs` | the conflict path: locked current row, decision, carrying it out, audit |
+//! | `queue.rs` | the review queue as the applier meets it: hold, release, announce merges |
+//! | `tombstone.rs` | deletes remembered, inserts placed against them, pruning |
+//! | `dead_letter.rs` | recording a refused transaction in parts, replaying it |
+//! | `copy.rs`, `truncate.rs`, `admin.rs` | the initial copy's batches, replicated TRUNCATE, resolve/replay commands |
+//! | `target.rs` | what the driver asks of an engine: transaction and row writes (`Target`) |
+//! | `book.rs`, `dialect.rs` | the bookkeeping statements, written once over the engines' SQL dialects |
+//! | `postgres/`, `mysql/` | each engine's session, value binding, row statement forms, setup DDL |
 
 mod admin;
 mod batch;
