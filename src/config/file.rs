@@ -80,7 +80,7 @@ impl Default for Settings {
             version_column: "_tandem_version".into(),
             schema: "tandem".into(),
             manage_columns: true,
-            memory_budget_mib: 64,
+            memory_budget_mib: 16,
             spill_dir: None,
             conflict: ConflictRule::LastWriteWins,
             deletes: None,
