@@ -1,4 +1,5 @@
 pub mod apply;
+pub mod backoff;
 pub mod capture;
 pub mod catalog;
 pub mod classify;

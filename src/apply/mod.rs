@@ -278,7 +278,8 @@ pub async fn apply_retrying(
     txs: &[Transaction],
     attempts: u32,
 ) -> Result<Option<Position>, ApplyError> {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff =
+        crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
     let mut tried = 0;
     // The same error of unknown class, again and again on these transactions, is proven definite.
     let mut repeats = Repeats::default();
@@ -294,12 +295,12 @@ pub async fn apply_retrying(
         };
         match result {
             Err(e) if e.is_transient() && tried < attempts => {
+                let delay = backoff.next_delay();
                 warn!(link = %format!("{source}->{target}"), error = %shown(&e), attempt = tried, retry_in_ms = delay.as_millis() as u64, "transient apply error");
                 repeats.saw(&e);
                 *applier = None;
                 crate::observe::apply_retry(source, target, &shown(&e));
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
             other => return other,
         }

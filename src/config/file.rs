@@ -68,7 +68,7 @@ impl Settings {
     pub fn tombstone_retention(&self) -> Option<std::time::Duration> {
         match self.tombstone_retention.trim() {
             "never" => None,
-            text => super::resolve::parse_duration(text),
+            text => super::resolve::parse_duration(text).ok(),
         }
     }
 }

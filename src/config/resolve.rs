@@ -9,6 +9,7 @@ mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::file::{ConflictRule, FileConfig, Settings};
 use super::Problem;
@@ -137,19 +138,20 @@ pub(super) fn resolve(file: FileConfig, problems: &mut Vec<Problem>) -> Option<C
                 None
             }
         });
-    let heartbeat = file
-        .heartbeat
-        .and_then(|h| match parse_duration(&h.interval) {
-            Some(d) if d >= std::time::Duration::from_millis(100) => Some(d),
-            _ => {
+    let heartbeat = file.heartbeat.and_then(|h| {
+        duration_at_least(&h.interval, Duration::from_millis(100))
+            .map_err(|why| {
                 problems.push(Problem::error(
                     "heartbeat.interval",
-                    format!("{:?} is not a duration of at least 100ms", h.interval),
+                    format!(
+                        "{:?} is not a duration of at least 100ms ({why})",
+                        h.interval
+                    ),
                     "write a number with a unit: \"10s\", \"500ms\", \"1m\"",
                 ));
-                None
-            }
-        });
+            })
+            .ok()
+    });
     let copy = file.copy.and_then(|c| resolve_copy(c, &nodes, problems));
     let config = Config {
         settings,
@@ -210,21 +212,21 @@ fn resolve_copy(
     })
 }
 
-/// `"10s"`, `"500ms"`, `"2m"`, `"1h"` to a duration.
-pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let millis = match unit.trim() {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_millis(n.checked_mul(millis)?))
+/// A duration as the file writes it, read by `humantime`: a number with a unit (`"10s"`, `"500ms"`,
+/// `"2m"`, `"1h"`, `"7d"`), a space between them allowed (`"10 s"`), several spans added up
+/// (`"1h 30m"`). A bare number is refused, as it always was: which unit it means would be a guess.
+/// `m` is minutes (`M` is months).
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(text.trim())
+}
+
+/// [`parse_duration`], refusing anything shorter than `min`; the error says why, for the problem text.
+fn duration_at_least(text: &str, min: Duration) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Ok(d) if d >= min => Ok(d),
+        Ok(d) => Err(format!("{} is shorter", humantime::format_duration(d))),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -236,13 +238,15 @@ fn is_identifier(s: &str) -> bool {
 
 fn check_settings(s: &Settings, problems: &mut Vec<Problem>) {
     let retention = s.tombstone_retention.trim();
-    if retention != "never"
-        && parse_duration(retention).is_none_or(|d| d < std::time::Duration::from_secs(1))
-    {
+    let checked = match retention {
+        "never" => Ok(()),
+        text => duration_at_least(text, Duration::from_secs(1)).map(drop),
+    };
+    if let Err(why) = checked {
         problems.push(Problem::error(
             "tandem.tombstone_retention",
             format!(
-                "{:?} is not a duration of at least 1s",
+                "{:?} is not a duration of at least 1s ({why})",
                 s.tombstone_retention
             ),
             "write a number with a unit (\"7d\", \"12h\", \"90m\", \"30s\") or \"never\"",

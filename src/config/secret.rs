@@ -51,7 +51,11 @@ impl ConnUrl {
         let mut out = Vec::new();
         if let Some(p) = self.parsed.password().filter(|p| !p.is_empty()) {
             out.push(p.to_string());
-            out.push(percent_decode(p));
+            out.push(
+                percent_encoding::percent_decode_str(p)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            );
         }
         for (k, v) in self.parsed.query_pairs() {
             if is_secret_param(&k) && !v.is_empty() {
@@ -153,30 +157,6 @@ impl fmt::Display for ConnUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted())
     }
-}
-
-/// `%XX` sequences decoded (as UTF-8, lossily); everything else kept.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A query parameter that holds a password.

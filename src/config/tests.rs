@@ -558,3 +558,25 @@ fn two_tables_whose_generated_names_collide_are_refused_naming_both() {
         "{found:?}"
     );
 }
+
+/// Durations are read by `humantime`: every form the hand-written reader took still works (a space
+/// before the unit, surrounding spaces), spans add up, and a bare number is still refused.
+#[test]
+fn durations_take_the_humantime_forms() {
+    for (text, want) in [
+        ("10 s", std::time::Duration::from_secs(10)),
+        (" 2m ", std::time::Duration::from_secs(120)),
+        ("1h 30m", std::time::Duration::from_secs(5_400)),
+        ("7d", std::time::Duration::from_secs(7 * 86_400)),
+    ] {
+        let (c, _) = load(&format!("{MINIMAL}\n[heartbeat]\ninterval = \"{text}\"\n")).unwrap();
+        assert_eq!(c.heartbeat, Some(want), "{text:?}");
+    }
+    let found = problems(&format!("{MINIMAL}\n[heartbeat]\ninterval = \"10\"\n"));
+    let p = found
+        .iter()
+        .find(|p| p.path == "heartbeat.interval")
+        .expect("a problem at heartbeat.interval");
+    assert!(p.message.contains("unit"), "{}", p.message);
+    assert!(p.fix.contains("\"10s\""), "{}", p.fix);
+}

@@ -143,15 +143,24 @@ pub fn split_url(url: &str) -> Result<(String, TlsParams), String> {
     }
 }
 
+/// Reads what [`split_url`] left of a URL with `tokio_postgres::Config`. The error names the
+/// parameter at fault (tokio-postgres keeps it in the source error), never the URL.
+pub fn parse_config(rest: &str) -> Result<tokio_postgres::Config, String> {
+    rest.parse().map_err(
+        |e: tokio_postgres::Error| match std::error::Error::source(&e) {
+            Some(cause) => format!("PostgreSQL connection URL: {e}: {cause}"),
+            None => format!("PostgreSQL connection URL: {e}"),
+        },
+    )
+}
+
 /// The connection half of a client made by [`postgres`]; spawn it (it ends when the client is dropped).
 pub type PgConnection = tokio_postgres::Connection<tokio_postgres::Socket, RustlsStream>;
 
 /// Connects a tokio-postgres client as the URL says, TLS included (see the module doc).
 pub async fn postgres(url: &str) -> Result<(tokio_postgres::Client, PgConnection), ConnectError> {
     let (rest, tls) = split_url(url).map_err(ConnectError::Config)?;
-    let mut config: tokio_postgres::Config = rest
-        .parse()
-        .map_err(|e| ConnectError::Config(format!("PostgreSQL connection URL: {e}")))?;
+    let mut config = parse_config(&rest).map_err(ConnectError::Config)?;
     config.ssl_mode(match tls.sslmode {
         SslMode::Disable => tokio_postgres::config::SslMode::Disable,
         SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,

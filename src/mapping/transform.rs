@@ -21,8 +21,8 @@ pub enum Transform {
     Lowercase,
     Uppercase,
     Squeeze,
-    /// Phone numbers to E.164 (`+` and 8 to 15 digits); numbers without a country code get
-    /// `default_country` (digits only), after a leading trunk `0` is dropped.
+    /// Phone numbers to E.164 (`+` and 8 to 15 digits); numbers without a country code are read
+    /// by the rules of `default_country` (digits only; its trunk prefix dropped).
     E164 {
         default_country: Option<String>,
     },
@@ -93,6 +93,14 @@ impl Transform {
     }
 }
 
+/// Phone number to E.164. The digits and the country's rules (its trunk prefix, whether a leading 0
+/// belongs to the number) are libphonenumber's, through the `phonenumber` crate. Kept by hand, so
+/// that the values taken and refused stay what they were: the allowed characters (digits and the
+/// separators ` -.()/`, nothing else: no letters, no extensions), `00` as an international prefix
+/// whatever the country (libphonenumber only knows each country's own, e.g. 011 in the US), and the
+/// final check of 8 to 15 digits. The number plan itself is not checked: a number the country does
+/// not hand out is normalised all the same, as it always was, and one written with its country code
+/// that the metadata cannot read keeps its digits.
 fn e164(raw: &str, default_country: Option<&str>) -> Result<String, &'static str> {
     let trimmed = raw.trim();
     let (international, rest) = if let Some(r) = trimmed.strip_prefix('+') {
@@ -102,25 +110,51 @@ fn e164(raw: &str, default_country: Option<&str>) -> Result<String, &'static str
     } else {
         (false, trimmed)
     };
-    let mut digits = String::with_capacity(rest.len());
-    for c in rest.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            ' ' | '-' | '.' | '(' | ')' | '/' => {}
-            _ => return Err("it holds characters other than digits and separators"),
-        }
+    if !rest
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')' | '/'))
+    {
+        return Err("it holds characters other than digits and separators");
     }
-    let full = if international {
-        digits
+    let number = if international {
+        phonenumber::parse(None, format!("+{rest}"))
     } else {
         let country =
             default_country.ok_or("it has no country code and the transform names none")?;
-        format!("{country}{}", digits.strip_prefix('0').unwrap_or(&digits))
+        match main_region(country) {
+            Some(region) => phonenumber::parse(Some(region), rest),
+            // A code shared by no country (+800, +882, ...) has no national form to read.
+            None => phonenumber::parse(None, format!("+{country}{rest}")),
+        }
     };
-    if !(8..=15).contains(&full.len()) || full.starts_with('0') {
-        return Err("an E.164 number has 8 to 15 digits and does not start with 0");
+    let full = match number {
+        Ok(n) => n.format().mode(phonenumber::Mode::E164).to_string(),
+        // Written with its country code, a number the metadata cannot place (a code not in use, a
+        // number shorter than the plan's) keeps its digits, as before.
+        Err(_) if international => format!("+{}", rest.replace(|c: char| !c.is_ascii_digit(), "")),
+        Err(phonenumber::ParseError::InvalidCountryCode) => {
+            return Err("its country code is not one in use")
+        }
+        Err(_) => return Err(LENGTH),
+    };
+    let digits = full.strip_prefix('+').unwrap_or(&full);
+    if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
+        return Err(LENGTH);
     }
-    Ok(format!("+{full}"))
+    Ok(full)
+}
+
+const LENGTH: &str = "an E.164 number has 8 to 15 digits and does not start with 0";
+
+/// The country whose rules numbers under a calling code follow: libphonenumber lists it first (the
+/// US for +1, Russia for +7, the UK for +44).
+fn main_region(calling_code: &str) -> Option<phonenumber::country::Id> {
+    let code: u16 = calling_code.parse().ok()?;
+    phonenumber::metadata::DATABASE
+        .region(&code)?
+        .first()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -166,5 +200,23 @@ mod tests {
         assert!(text(&us, "call me").is_err());
         assert!("e164:+12345".parse::<Transform>().is_err());
         assert!("shout".parse::<Transform>().is_err());
+    }
+
+    /// Trunk prefixes differ by country, which a rule of "drop a leading 0" gets wrong: Italy keeps
+    /// its leading 0 after +39, Russia's trunk prefix is 8, the NANP's is 1, and "(0)" written after a
+    /// country code is the trunk prefix, never part of the number.
+    #[test]
+    fn trunk_prefixes_follow_each_country_s_rules() {
+        let e164 = |cc: &str, raw: &str| {
+            let t: Transform = format!("e164:+{cc}").parse().unwrap();
+            text(&t, raw).unwrap()
+        };
+        assert_eq!(e164("39", "06 1234 5678"), "+390612345678");
+        assert_eq!(e164("7", "8 495 123-45-67"), "+74951234567");
+        assert_eq!(e164("1", "1 (415) 555-2671"), "+14155552671");
+        assert_eq!(e164("1", "+44 (0)20 7946 0958"), "+442079460958");
+        assert_eq!(e164("44", "020 7946 0958"), "+442079460958");
+        // Written with a code no country uses, the digits stay as written, as before.
+        assert_eq!(e164("1", "+999 1234 5678"), "+99912345678");
     }
 }

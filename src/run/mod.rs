@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::apply::{apply_retrying, Applier, ApplyError};
+use crate::backoff::Backoff;
 use crate::capture::{link_name, CaptureError, CaptureEvent, Reader, Source};
 use crate::config::Config;
 use crate::loopguard::{provenance, should_forward};
@@ -102,7 +103,7 @@ pub async fn run_link(
 ) -> LinkEnd {
     let link = link_name(&source, &target);
     let mut meter = LinkMeter::new(&config, &source, &target);
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     loop {
         match run_once(&config, &source, &target, &mut stop, &events, &mut meter).await {
             Ok(()) => {
@@ -113,12 +114,12 @@ pub async fn run_link(
             Err(e) if is_transient(&e) && !*stop.borrow() => {
                 let shown = e.shown();
                 meter.restarting(&shown);
-                warn!(link = %link, error = %shown, retry_in_ms = backoff.as_millis() as u64, "link interrupted; restarting from its checkpoint");
+                let delay = backoff.next_delay();
+                warn!(link = %link, error = %shown, retry_in_ms = delay.as_millis() as u64, "link interrupted; restarting from its checkpoint");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = stop.changed() => return LinkEnd::Stopped,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
             Err(e) => {
                 let shown = e.shown();

@@ -176,76 +176,24 @@ impl Assembler {
     }
 
     fn handle(&mut self, ev: &RawEvent<'_>) -> Result<Option<Done>, MysqlCaptureError> {
-        let dec = |event: &'static str| {
-            move |source: DecodeError| MysqlCaptureError::Decode {
-                event,
-                table: None,
-                source,
-            }
-        };
         if let Some(t) = self.txn.as_mut() {
             t.marks.skip_replication |= ev.flags & LOG_EVENT_SKIP_REPLICATION_F != 0;
         }
+        if let Some(e) = unsupported(ev.type_code) {
+            return Err(e);
+        }
         match ev.type_code {
-            kind::FORMAT_DESCRIPTION => {
-                self.fde_seen = true;
-                // binlog version (2 bytes), then the server version in 50 bytes.
-                let version = ev.body.get(2..52).unwrap_or_default();
-                self.mariadb = version.windows(7).any(|w| w == b"MariaDB");
-            }
-            kind::ROTATE => {
-                let body = if !self.fde_seen && self.checksum && ev.body.len() > 12 {
-                    &ev.body[..ev.body.len() - 4]
-                } else {
-                    ev.body
-                };
-                let r = events::parse_rotate(body).map_err(dec("ROTATE"))?;
-                self.file = r.file;
-                self.offset = r.position;
-            }
-            kind::MARIADB_GTID => {
-                let g = events::parse_mariadb_gtid(ev.body, ev.server_id).map_err(dec("GTID"))?;
-                let mut t = self.open(ev);
-                t.maria_gtid = Some(g.gtid);
-                t.awaiting_begin = true;
-                self.txn = Some(t);
-            }
-            kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID => {
-                let g = events::parse_mysql_gtid(ev.body).map_err(dec("GTID"))?;
-                let mut t = self.open(ev);
-                if ev.type_code == kind::MYSQL_GTID {
-                    t.mysql_gtid = Some((g.uuid, g.gno));
-                }
-                t.commit_micros = g.commit_micros;
-                t.awaiting_begin = true;
-                self.txn = Some(t);
-            }
-            kind::MYSQL_GTID_TAGGED => {
-                return Err(MysqlCaptureError::Unsupported {
-                    what: "tagged GTIDs (MySQL 8.3+)",
-                    fix: "use untagged GTIDs on the source",
-                })
-            }
+            kind::FORMAT_DESCRIPTION => self.format_description(ev.body),
+            kind::ROTATE => self.rotate(ev.body)?,
+            kind::MARIADB_GTID => self.mariadb_gtid(ev)?,
+            kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID => self.mysql_gtid(ev)?,
             kind::QUERY => return self.query(ev),
             kind::XID => {
-                let xid = events::parse_xid(ev.body).map_err(dec("XID"))?;
+                let xid = events::parse_xid(ev.body).map_err(decode_error("XID"))?;
                 return Ok(self.txn.take().map(|t| Done::Txn(Box::new((t, Some(xid))))));
             }
             kind::TABLE_MAP => self.table_map(ev.body)?,
             kind::HEARTBEAT | kind::HEARTBEAT_V2 => return Ok(Some(Done::Heartbeat)),
-            kind::PARTIAL_UPDATE_ROWS => {
-                return Err(MysqlCaptureError::Unsupported {
-                    what: "partial JSON updates in the binlog",
-                    fix: "SET GLOBAL binlog_row_value_options='' on the source",
-                })
-            }
-            kind::MARIADB_QUERY_COMPRESSED
-            | kind::MARIADB_ROWS_COMPRESSED_FIRST..=kind::MARIADB_ROWS_COMPRESSED_LAST => {
-                return Err(MysqlCaptureError::Unsupported {
-                    what: "compressed binlog events",
-                    fix: "SET GLOBAL log_bin_compress=OFF on the source",
-                })
-            }
             t => {
                 if let Some(k) = RowsKind::from_event_type(t) {
                     self.rows(k, ev)?;
@@ -253,6 +201,47 @@ impl Assembler {
             }
         }
         Ok(None)
+    }
+
+    fn format_description(&mut self, body: &[u8]) {
+        self.fde_seen = true;
+        // binlog version (2 bytes), then the server version in 50 bytes.
+        let version = body.get(2..52).unwrap_or_default();
+        self.mariadb = version.windows(7).any(|w| w == b"MariaDB");
+    }
+
+    fn rotate(&mut self, body: &[u8]) -> Result<(), MysqlCaptureError> {
+        let body = if !self.fde_seen && self.checksum && body.len() > 12 {
+            &body[..body.len() - 4]
+        } else {
+            body
+        };
+        let r = events::parse_rotate(body).map_err(decode_error("ROTATE"))?;
+        self.file = r.file;
+        self.offset = r.position;
+        Ok(())
+    }
+
+    fn mariadb_gtid(&mut self, ev: &RawEvent<'_>) -> Result<(), MysqlCaptureError> {
+        let g = events::parse_mariadb_gtid(ev.body, ev.server_id).map_err(decode_error("GTID"))?;
+        let mut t = self.open(ev);
+        t.maria_gtid = Some(g.gtid);
+        t.awaiting_begin = true;
+        self.txn = Some(t);
+        Ok(())
+    }
+
+    /// A GTID or, without GTIDs, an anonymous GTID event: either opens a group.
+    fn mysql_gtid(&mut self, ev: &RawEvent<'_>) -> Result<(), MysqlCaptureError> {
+        let g = events::parse_mysql_gtid(ev.body).map_err(decode_error("GTID"))?;
+        let mut t = self.open(ev);
+        if ev.type_code == kind::MYSQL_GTID {
+            t.mysql_gtid = Some((g.uuid, g.gno));
+        }
+        t.commit_micros = g.commit_micros;
+        t.awaiting_begin = true;
+        self.txn = Some(t);
+        Ok(())
     }
 
     fn open(&self, ev: &RawEvent<'_>) -> OpenTxn {
@@ -271,11 +260,7 @@ impl Assembler {
     }
 
     fn query(&mut self, ev: &RawEvent<'_>) -> Result<Option<Done>, MysqlCaptureError> {
-        let q = events::parse_query(ev.body).map_err(|source| MysqlCaptureError::Decode {
-            event: "QUERY",
-            table: None,
-            source,
-        })?;
+        let q = events::parse_query(ev.body).map_err(decode_error("QUERY"))?;
         let text = q.query.trim();
         let first = text.split_whitespace().next().unwrap_or("");
         if first.eq_ignore_ascii_case("BEGIN") {
@@ -325,21 +310,11 @@ impl Assembler {
     }
 
     fn table_map(&mut self, body: &[u8]) -> Result<(), MysqlCaptureError> {
-        let table_id = rows_table_id(body).map_err(|source| MysqlCaptureError::Decode {
-            event: "TABLE_MAP",
-            table: None,
-            source,
-        })?;
+        let table_id = rows_table_id(body).map_err(decode_error("TABLE_MAP"))?;
         if self.metadata.is_current(table_id, body) {
             return Ok(());
         }
-        let map = parse_table_map_from(body, self.mariadb).map_err(|source| {
-            MysqlCaptureError::Decode {
-                event: "TABLE_MAP",
-                table: None,
-                source,
-            }
-        })?;
+        let map = parse_table_map_from(body, self.mariadb).map_err(decode_error("TABLE_MAP"))?;
         let meta = if self.config.tables.contains(&map.table) {
             let info = self.metadata.schema_info(&map.table).cloned();
             let meta = resolve(&map, info.as_deref(), &self.collations)
@@ -353,11 +328,7 @@ impl Assembler {
     }
 
     fn rows(&mut self, k: RowsKind, ev: &RawEvent<'_>) -> Result<(), MysqlCaptureError> {
-        let table_id = rows_table_id(ev.body).map_err(|source| MysqlCaptureError::Decode {
-            event: "ROWS",
-            table: None,
-            source,
-        })?;
+        let table_id = rows_table_id(ev.body).map_err(decode_error("ROWS"))?;
         let Some(Some(meta)) = self.metadata.get(table_id) else {
             return Ok(());
         };
@@ -452,6 +423,36 @@ impl Assembler {
 enum Done {
     Txn(Box<(OpenTxn, Option<u64>)>),
     Heartbeat,
+}
+
+/// The error for an event of `event`'s kind that does not decode.
+fn decode_error(event: &'static str) -> impl Fn(DecodeError) -> MysqlCaptureError {
+    move |source| MysqlCaptureError::Decode {
+        event,
+        table: None,
+        source,
+    }
+}
+
+/// Events tandem cannot read, each with the source setting that stops the server writing them.
+fn unsupported(type_code: u8) -> Option<MysqlCaptureError> {
+    let (what, fix) = match type_code {
+        kind::MYSQL_GTID_TAGGED => (
+            "tagged GTIDs (MySQL 8.3+)",
+            "use untagged GTIDs on the source",
+        ),
+        kind::PARTIAL_UPDATE_ROWS => (
+            "partial JSON updates in the binlog",
+            "SET GLOBAL binlog_row_value_options='' on the source",
+        ),
+        kind::MARIADB_QUERY_COMPRESSED
+        | kind::MARIADB_ROWS_COMPRESSED_FIRST..=kind::MARIADB_ROWS_COMPRESSED_LAST => (
+            "compressed binlog events",
+            "SET GLOBAL log_bin_compress=OFF on the source",
+        ),
+        _ => return None,
+    };
+    Some(MysqlCaptureError::Unsupported { what, fix })
 }
 
 /// The table a `TRUNCATE [TABLE] [schema.]name` statement empties.

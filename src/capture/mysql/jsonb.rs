@@ -16,6 +16,9 @@
 //! Error handling: offsets and lengths are checked against the slice they point into, and nesting
 //! is capped, so malformed input returns an error rather than panicking or recursing without end.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
 use super::types::{decode_decimal, DecodeError, Reader};
 use crate::model::time;
 
@@ -215,7 +218,7 @@ fn write_opaque(field_type: u8, data: &[u8], out: &mut String) -> Result<(), Dec
             push_string(out, &text);
         }
         _ => {
-            let text = format!("base64:type{field_type}:{}", base64(data));
+            let text = format!("base64:type{field_type}:{}", STANDARD.encode(data));
             push_string(out, &text);
         }
     }
@@ -265,27 +268,6 @@ fn push_string(out: &mut String, s: &str) {
         }
     }
     out.push('"');
-}
-
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -379,6 +361,24 @@ pub(crate) mod tests {
         // DECIMAL(4,2) 12.34 as an opaque value
         let dec = [0x0F, 246, 4, 4, 2, 0x80 | 12, 34];
         assert_eq!(to_text(&dec).unwrap(), "12.34");
+    }
+
+    /// An opaque value of a type JSON has no form for is shown as MySQL shows it, standard base64.
+    #[test]
+    fn other_opaque_values_are_base64() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            let mut doc = vec![0x0F, 252, plain.len() as u8];
+            doc.extend(plain.as_bytes());
+            assert_eq!(
+                to_text(&doc).unwrap(),
+                format!("\"base64:type252:{encoded}\"")
+            );
+        }
     }
 
     #[test]

@@ -31,6 +31,7 @@ use super::error::{is_purged, MysqlCaptureError};
 use super::events::{kind, RawEvent};
 use super::metadata::{Collations, SchemaInfo};
 use super::server;
+use crate::backoff::Backoff;
 use crate::capture::CaptureEvent;
 use crate::model::{NodeId, Position, TableRef};
 use tokio::task::JoinHandle;
@@ -38,7 +39,8 @@ use tokio::task::JoinHandle;
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// No event, not even a heartbeat, for this long means the connection is dead.
 const SILENCE: Duration = Duration::from_secs(10);
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// The first reconnect waits this long; each failure after doubles it, up to `BACKOFF_MAX`.
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// The common header of every binlog event (v4), which `Event::data` leaves out.
 const EVENT_HEADER_BYTES: usize = 19;
@@ -94,7 +96,7 @@ pub struct MysqlSource {
     schema_fetch: Option<SchemaFetch>,
     /// An event taken from the stream but not yet fed (kept across cancellation).
     pending: Option<Event>,
-    failures: u32,
+    backoff: Backoff,
     last_heartbeat: Option<Instant>,
     reconnects: u64,
     bytes_read: u64,
@@ -147,7 +149,7 @@ impl MysqlSource {
             meta_conn: Some(conn),
             schema_fetch: None,
             pending: None,
-            failures: 0,
+            backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
             last_heartbeat: None,
             reconnects: 0,
             bytes_read: 0,
@@ -165,7 +167,7 @@ impl MysqlSource {
         loop {
             match self.step().await {
                 Ok(Some(ev)) => {
-                    self.failures = 0;
+                    self.backoff.reset();
                     return Ok(ev);
                 }
                 Ok(None) => {}
@@ -371,14 +373,12 @@ impl MysqlSource {
 
     async fn back_off(&mut self, error: &MysqlCaptureError) {
         self.binlog = None;
-        self.failures = self.failures.saturating_add(1);
         self.reconnects += 1;
-        let exp = BACKOFF_MIN.saturating_mul(1u32 << self.failures.min(10));
-        let delay = exp.min(BACKOFF_MAX);
+        let delay = self.backoff.next_delay();
         tracing::warn!(
             error = %error,
             cause = ?std::error::Error::source(error).map(ToString::to_string),
-            attempt = self.failures,
+            attempt = self.backoff.attempts(),
             delay_ms = delay.as_millis() as u64,
             "binlog stream interrupted; reconnecting"
         );

@@ -133,55 +133,14 @@ impl Assembler {
     /// Feeds one message; returns an event when a transaction completes.
     pub fn handle(&mut self, msg: PgOutput) -> Result<Option<CaptureEvent>, PgCaptureError> {
         match msg {
-            PgOutput::Begin { final_lsn, xid, .. } => {
-                if self.open.is_some() {
-                    return Err(protocol("Begin inside an open transaction"));
-                }
-                self.open = Some(OpenTxn {
-                    xid,
-                    origin: None,
-                    // Commit records do not overlap: a commit starting below a delivered end is that
-                    // transaction or an earlier one.
-                    skip: Lsn(final_lsn) < self.skip_through,
-                    buf: SpillBuffer::new(&self.spill_dir, self.budget),
-                });
-                Ok(None)
-            }
-            PgOutput::Origin { name, .. } => {
-                match (self.stream_xid, self.open.as_mut()) {
-                    (Some(xid), _) => {
-                        if let Some(s) = self.streams.get_mut(&xid) {
-                            s.origin = Some(name);
-                        }
-                    }
-                    (None, Some(t)) => t.origin = Some(name),
-                    (None, None) => return Err(protocol("Origin outside a transaction")),
-                }
-                Ok(None)
-            }
+            PgOutput::Begin { final_lsn, xid, .. } => self.begin(final_lsn, xid),
+            PgOutput::Origin { name, .. } => self.origin(name),
             PgOutput::Commit {
                 commit_lsn,
                 end_lsn,
                 commit_time,
                 ..
-            } => {
-                let txn = self
-                    .open
-                    .take()
-                    .ok_or_else(|| protocol("Commit without Begin"))?;
-                if txn.skip || Lsn(end_lsn) <= self.skip_through {
-                    return Ok(None);
-                }
-                let changes = txn.buf.finish().map_err(PgCaptureError::Spill)?;
-                self.finish(
-                    txn.xid,
-                    commit_lsn,
-                    end_lsn,
-                    commit_time,
-                    txn.origin,
-                    changes,
-                )
-            }
+            } => self.commit(commit_lsn, end_lsn, commit_time),
             PgOutput::Relation {
                 oid,
                 namespace,
@@ -189,18 +148,7 @@ impl Assembler {
                 columns,
                 ..
             } => {
-                let schema = if namespace.is_empty() {
-                    "pg_catalog"
-                } else {
-                    &namespace
-                };
-                self.relations.insert(
-                    oid,
-                    Relation {
-                        table: TableRef::new(schema, &name),
-                        columns: columns.iter().map(rel_column).collect(),
-                    },
-                );
+                self.remember_relation(oid, &namespace, &name, &columns);
                 Ok(None)
             }
             // The catalog lookup in the stream resolves custom types; the name alone is not enough to
@@ -211,57 +159,17 @@ impl Assembler {
                 tracing::debug!(prefix = %prefix, "ignoring logical decoding message");
                 Ok(None)
             }
-            PgOutput::Insert { xid, oid, new } => {
-                let rel = self.relation(oid)?;
-                let after = self.image(rel, ImageKind::Full, &new)?;
-                let change = change(rel, Op::Insert, None, Some(after));
-                self.push(xid, change)
-            }
-            PgOutput::Update { xid, oid, old, new } => {
-                let rel = self.relation(oid)?;
-                let before = old.map(|o| self.old_image(rel, &o)).transpose()?;
-                let after = self.image(rel, ImageKind::Full, &new)?;
-                let change = change(rel, Op::Update, before, Some(after));
-                self.push(xid, change)
-            }
-            PgOutput::Delete { xid, oid, old } => {
-                let rel = self.relation(oid)?;
-                let before = self.old_image(rel, &old)?;
-                let change = change(rel, Op::Delete, Some(before), None);
-                self.push(xid, change)
-            }
-            PgOutput::Truncate { xid, oids, .. } => {
-                for oid in oids {
-                    let rel = self.relation(oid)?;
-                    let change = change(rel, Op::Truncate, None, None);
-                    self.push(xid, change)?;
-                }
-                Ok(None)
-            }
-            PgOutput::StreamStart { xid, .. } => {
-                if self.stream_xid.is_some() || self.open.is_some() {
-                    return Err(protocol("Stream Start inside a transaction or stream"));
-                }
-                self.stream_xid = Some(xid);
-                let (dir, budget) = (&self.spill_dir, self.budget);
-                self.streams.entry(xid).or_insert_with(|| StreamedTxn {
-                    origin: None,
-                    buf: SpillBuffer::new(dir, budget),
-                    runs: Vec::new(),
-                    aborted: HashSet::new(),
-                });
-                Ok(None)
-            }
+            PgOutput::Insert { xid, oid, new } => self.insert(xid, oid, &new),
+            PgOutput::Update { xid, oid, old, new } => self.update(xid, oid, old, &new),
+            PgOutput::Delete { xid, oid, old } => self.delete(xid, oid, &old),
+            PgOutput::Truncate { xid, oids, .. } => self.truncate(xid, oids),
+            PgOutput::StreamStart { xid, .. } => self.stream_start(xid),
             PgOutput::StreamStop => {
                 self.stream_xid = None;
                 Ok(None)
             }
             PgOutput::StreamAbort { xid, subxid } => {
-                if xid == subxid {
-                    self.streams.remove(&xid);
-                } else if let Some(s) = self.streams.get_mut(&xid) {
-                    s.aborted.insert(subxid);
-                }
+                self.stream_abort(xid, subxid);
                 Ok(None)
             }
             PgOutput::StreamCommit {
@@ -270,29 +178,180 @@ impl Assembler {
                 end_lsn,
                 commit_time,
                 ..
-            } => {
-                // A transaction whose changes all fit in the server's memory never streamed a segment,
-                // and a commit may still arrive for one whose segments we dropped on reconnect: both mean
-                // nothing buffered, which is an empty transaction.
-                if Lsn(end_lsn) <= self.skip_through {
-                    self.streams.remove(&xid);
-                    return Ok(None);
-                }
-                let Some(s) = self.streams.remove(&xid) else {
-                    return self.finish(
-                        xid,
-                        commit_lsn,
-                        end_lsn,
-                        commit_time,
-                        None,
-                        ChangeSet::default(),
-                    );
-                };
-                let origin = s.origin.clone();
-                let changes = self.streamed_changes(s)?;
-                self.finish(xid, commit_lsn, end_lsn, commit_time, origin, changes)
-            }
+            } => self.stream_commit(xid, commit_lsn, end_lsn, commit_time),
         }
+    }
+
+    fn begin(&mut self, final_lsn: u64, xid: u32) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if self.open.is_some() {
+            return Err(protocol("Begin inside an open transaction"));
+        }
+        self.open = Some(OpenTxn {
+            xid,
+            origin: None,
+            // Commit records do not overlap: a commit starting below a delivered end is that
+            // transaction or an earlier one.
+            skip: Lsn(final_lsn) < self.skip_through,
+            buf: SpillBuffer::new(&self.spill_dir, self.budget),
+        });
+        Ok(None)
+    }
+
+    /// The origin belongs to the stream in progress, else to the open transaction.
+    fn origin(&mut self, name: String) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        match (self.stream_xid, self.open.as_mut()) {
+            (Some(xid), _) => {
+                if let Some(s) = self.streams.get_mut(&xid) {
+                    s.origin = Some(name);
+                }
+            }
+            (None, Some(t)) => t.origin = Some(name),
+            (None, None) => return Err(protocol("Origin outside a transaction")),
+        }
+        Ok(None)
+    }
+
+    fn commit(
+        &mut self,
+        commit_lsn: u64,
+        end_lsn: u64,
+        commit_time: i64,
+    ) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        let txn = self
+            .open
+            .take()
+            .ok_or_else(|| protocol("Commit without Begin"))?;
+        if txn.skip || Lsn(end_lsn) <= self.skip_through {
+            return Ok(None);
+        }
+        let changes = txn.buf.finish().map_err(PgCaptureError::Spill)?;
+        self.finish(
+            txn.xid,
+            commit_lsn,
+            end_lsn,
+            commit_time,
+            txn.origin,
+            changes,
+        )
+    }
+
+    fn remember_relation(&mut self, oid: u32, namespace: &str, name: &str, columns: &[Column]) {
+        let schema = if namespace.is_empty() {
+            "pg_catalog"
+        } else {
+            namespace
+        };
+        self.relations.insert(
+            oid,
+            Relation {
+                table: TableRef::new(schema, name),
+                columns: columns.iter().map(rel_column).collect(),
+            },
+        );
+    }
+
+    fn insert(
+        &mut self,
+        xid: Option<u32>,
+        oid: u32,
+        new: &[TupleValue],
+    ) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        let rel = self.relation(oid)?;
+        let after = self.image(rel, ImageKind::Full, new)?;
+        let change = change(rel, Op::Insert, None, Some(after));
+        self.push(xid, change)
+    }
+
+    fn update(
+        &mut self,
+        xid: Option<u32>,
+        oid: u32,
+        old: Option<OldTuple>,
+        new: &[TupleValue],
+    ) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        let rel = self.relation(oid)?;
+        let before = old.map(|o| self.old_image(rel, &o)).transpose()?;
+        let after = self.image(rel, ImageKind::Full, new)?;
+        let change = change(rel, Op::Update, before, Some(after));
+        self.push(xid, change)
+    }
+
+    fn delete(
+        &mut self,
+        xid: Option<u32>,
+        oid: u32,
+        old: &OldTuple,
+    ) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        let rel = self.relation(oid)?;
+        let before = self.old_image(rel, old)?;
+        let change = change(rel, Op::Delete, Some(before), None);
+        self.push(xid, change)
+    }
+
+    fn truncate(
+        &mut self,
+        xid: Option<u32>,
+        oids: Vec<u32>,
+    ) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        for oid in oids {
+            let rel = self.relation(oid)?;
+            let change = change(rel, Op::Truncate, None, None);
+            self.push(xid, change)?;
+        }
+        Ok(None)
+    }
+
+    fn stream_start(&mut self, xid: u32) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if self.stream_xid.is_some() || self.open.is_some() {
+            return Err(protocol("Stream Start inside a transaction or stream"));
+        }
+        self.stream_xid = Some(xid);
+        let (dir, budget) = (&self.spill_dir, self.budget);
+        self.streams.entry(xid).or_insert_with(|| StreamedTxn {
+            origin: None,
+            buf: SpillBuffer::new(dir, budget),
+            runs: Vec::new(),
+            aborted: HashSet::new(),
+        });
+        Ok(None)
+    }
+
+    /// The whole streamed transaction when `subxid` is its own xid, else that subtransaction only.
+    fn stream_abort(&mut self, xid: u32, subxid: u32) {
+        if xid == subxid {
+            self.streams.remove(&xid);
+        } else if let Some(s) = self.streams.get_mut(&xid) {
+            s.aborted.insert(subxid);
+        }
+    }
+
+    fn stream_commit(
+        &mut self,
+        xid: u32,
+        commit_lsn: u64,
+        end_lsn: u64,
+        commit_time: i64,
+    ) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        // A transaction whose changes all fit in the server's memory never streamed a segment,
+        // and a commit may still arrive for one whose segments we dropped on reconnect: both mean
+        // nothing buffered, which is an empty transaction.
+        if Lsn(end_lsn) <= self.skip_through {
+            self.streams.remove(&xid);
+            return Ok(None);
+        }
+        let Some(s) = self.streams.remove(&xid) else {
+            return self.finish(
+                xid,
+                commit_lsn,
+                end_lsn,
+                commit_time,
+                None,
+                ChangeSet::default(),
+            );
+        };
+        let origin = s.origin.clone();
+        let changes = self.streamed_changes(s)?;
+        self.finish(xid, commit_lsn, end_lsn, commit_time, origin, changes)
     }
 
     fn relation(&self, oid: u32) -> Result<&Relation, PgCaptureError> {

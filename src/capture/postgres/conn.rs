@@ -154,7 +154,10 @@ impl ReplConn {
                     ))
                 }
                 0 => return Ok(()),
-                3 if !self.socket.is_tls() && p.sslmode != SslMode::Disable => {
+                3 if !self.socket.is_tls()
+                    && !self.socket.is_local()
+                    && p.sslmode != SslMode::Disable =>
+                {
                     return Err(PgCaptureError::Auth(format!(
                         "the server asks user {} for the password in clear text over an unencrypted connection (sslmode=prefer fell back to no TLS); fix: enable TLS on the server, or use scram-sha-256 in pg_hba.conf, or set sslmode=disable to allow it knowingly",
                         p.user

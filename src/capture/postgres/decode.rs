@@ -147,167 +147,203 @@ pub enum PgOutput {
 pub fn decode(data: &Bytes, in_stream: bool) -> Result<PgOutput, DecodeError> {
     let mut r = Reader { buf: data, pos: 0 };
     let tag = r.u8("message tag").map_err(|_| DecodeError::Empty)?;
-    let xid = |r: &mut Reader| -> Result<Option<u32>, DecodeError> {
-        if in_stream {
-            Ok(Some(r.u32("xid")?))
-        } else {
-            Ok(None)
+    let r = &mut r;
+    match tag {
+        b'B' => begin(r),
+        b'C' => commit(r),
+        b'O' => origin(r),
+        b'R' => relation(r, in_stream),
+        b'Y' => type_message(r, in_stream),
+        b'I' => insert(r, in_stream),
+        b'U' => update(r, in_stream),
+        b'D' => delete(r, in_stream),
+        b'T' => truncate(r, in_stream),
+        b'M' => logical_message(r, in_stream),
+        b'S' => stream_start(r),
+        b'E' => Ok(PgOutput::StreamStop),
+        b'c' => stream_commit(r),
+        b'A' => stream_abort(r),
+        other => Err(DecodeError::UnknownTag(other)),
+    }
+}
+
+// One function per message, each reading the fields in the order the protocol document lists them
+// (after the tag byte, which `decode` has read).
+
+fn begin(r: &mut Reader) -> Result<PgOutput, DecodeError> {
+    Ok(PgOutput::Begin {
+        final_lsn: r.u64("begin final lsn")?,
+        commit_time: r.i64("begin commit time")?,
+        xid: r.u32("begin xid")?,
+    })
+}
+
+fn commit(r: &mut Reader) -> Result<PgOutput, DecodeError> {
+    Ok(PgOutput::Commit {
+        flags: r.u8("commit flags")?,
+        commit_lsn: r.u64("commit lsn")?,
+        end_lsn: r.u64("commit end lsn")?,
+        commit_time: r.i64("commit time")?,
+    })
+}
+
+/// "Note that there can be multiple Origin messages inside a single transaction."
+fn origin(r: &mut Reader) -> Result<PgOutput, DecodeError> {
+    Ok(PgOutput::Origin {
+        commit_lsn: r.u64("origin lsn")?,
+        name: r.string("origin name")?,
+    })
+}
+
+fn relation(r: &mut Reader, in_stream: bool) -> Result<PgOutput, DecodeError> {
+    let xid = r.xid(in_stream)?;
+    let oid = r.u32("relation oid")?;
+    let namespace = r.string("relation namespace")?;
+    let name = r.string("relation name")?;
+    let replica_identity = r.u8("replica identity")?;
+    let n = r.i16("column count")?;
+    let n = usize::try_from(n).map_err(|_| DecodeError::NegativeLength("column count"))?;
+    // Cap the preallocation by what the remaining bytes could hold (>= 10 bytes a column).
+    let mut columns = Vec::with_capacity(n.min(r.remaining() / 10));
+    for _ in 0..n {
+        columns.push(Column {
+            key: r.u8("column flags")? & 1 == 1,
+            name: r.string("column name")?,
+            type_oid: r.u32("column type")?,
+            type_modifier: r.i32("column type modifier")?,
+        });
+    }
+    Ok(PgOutput::Relation {
+        xid,
+        oid,
+        namespace,
+        name,
+        replica_identity,
+        columns,
+    })
+}
+
+fn type_message(r: &mut Reader, in_stream: bool) -> Result<PgOutput, DecodeError> {
+    Ok(PgOutput::Type {
+        xid: r.xid(in_stream)?,
+        oid: r.u32("type oid")?,
+        namespace: r.string("type namespace")?,
+        name: r.string("type name")?,
+    })
+}
+
+fn insert(r: &mut Reader, in_stream: bool) -> Result<PgOutput, DecodeError> {
+    let xid = r.xid(in_stream)?;
+    let oid = r.u32("insert relation")?;
+    r.expect(b'N', "insert tuple marker")?;
+    Ok(PgOutput::Insert {
+        xid,
+        oid,
+        new: r.tuple()?,
+    })
+}
+
+/// "Byte1('K'): Identifies the following TupleData submessage as a key. This field is optional
+/// and is only present if the update changed data in any of the column(s) that are part of the
+/// REPLICA IDENTITY index. Byte1('O'): Identifies the following TupleData submessage as an old
+/// tuple. This field is optional and is only present if table in which the update happened has
+/// REPLICA IDENTITY set to FULL."
+fn update(r: &mut Reader, in_stream: bool) -> Result<PgOutput, DecodeError> {
+    let xid = r.xid(in_stream)?;
+    let oid = r.u32("update relation")?;
+    let old = match r.u8("update tuple marker")? {
+        b'K' => Some(OldTuple::Key(r.tuple()?)),
+        b'O' => Some(OldTuple::Full(r.tuple()?)),
+        b'N' => None,
+        byte => {
+            return Err(DecodeError::Invalid {
+                what: "update tuple marker",
+                byte,
+            })
         }
     };
-    let msg = match tag {
-        b'B' => PgOutput::Begin {
-            final_lsn: r.u64("begin final lsn")?,
-            commit_time: r.i64("begin commit time")?,
-            xid: r.u32("begin xid")?,
-        },
-        b'C' => PgOutput::Commit {
-            flags: r.u8("commit flags")?,
-            commit_lsn: r.u64("commit lsn")?,
-            end_lsn: r.u64("commit end lsn")?,
-            commit_time: r.i64("commit time")?,
-        },
-        // "Note that there can be multiple Origin messages inside a single transaction."
-        b'O' => PgOutput::Origin {
-            commit_lsn: r.u64("origin lsn")?,
-            name: r.string("origin name")?,
-        },
-        b'R' => {
-            let xid = xid(&mut r)?;
-            let oid = r.u32("relation oid")?;
-            let namespace = r.string("relation namespace")?;
-            let name = r.string("relation name")?;
-            let replica_identity = r.u8("replica identity")?;
-            let n = r.i16("column count")?;
-            let n = usize::try_from(n).map_err(|_| DecodeError::NegativeLength("column count"))?;
-            // Cap the preallocation by what the remaining bytes could hold (>= 10 bytes a column).
-            let mut columns = Vec::with_capacity(n.min(r.remaining() / 10));
-            for _ in 0..n {
-                columns.push(Column {
-                    key: r.u8("column flags")? & 1 == 1,
-                    name: r.string("column name")?,
-                    type_oid: r.u32("column type")?,
-                    type_modifier: r.i32("column type modifier")?,
-                });
-            }
-            PgOutput::Relation {
-                xid,
-                oid,
-                namespace,
-                name,
-                replica_identity,
-                columns,
-            }
+    if old.is_some() {
+        r.expect(b'N', "update new tuple marker")?;
+    }
+    Ok(PgOutput::Update {
+        xid,
+        oid,
+        old,
+        new: r.tuple()?,
+    })
+}
+
+fn delete(r: &mut Reader, in_stream: bool) -> Result<PgOutput, DecodeError> {
+    let xid = r.xid(in_stream)?;
+    let oid = r.u32("delete relation")?;
+    let old = match r.u8("delete tuple marker")? {
+        b'K' => OldTuple::Key(r.tuple()?),
+        b'O' => OldTuple::Full(r.tuple()?),
+        byte => {
+            return Err(DecodeError::Invalid {
+                what: "delete tuple marker",
+                byte,
+            })
         }
-        b'Y' => PgOutput::Type {
-            xid: xid(&mut r)?,
-            oid: r.u32("type oid")?,
-            namespace: r.string("type namespace")?,
-            name: r.string("type name")?,
-        },
-        b'I' => {
-            let xid = xid(&mut r)?;
-            let oid = r.u32("insert relation")?;
-            r.expect(b'N', "insert tuple marker")?;
-            PgOutput::Insert {
-                xid,
-                oid,
-                new: r.tuple()?,
-            }
-        }
-        // "Byte1('K'): Identifies the following TupleData submessage as a key. This field is optional
-        // and is only present if the update changed data in any of the column(s) that are part of the
-        // REPLICA IDENTITY index. Byte1('O'): Identifies the following TupleData submessage as an old
-        // tuple. This field is optional and is only present if table in which the update happened has
-        // REPLICA IDENTITY set to FULL."
-        b'U' => {
-            let xid = xid(&mut r)?;
-            let oid = r.u32("update relation")?;
-            let old = match r.u8("update tuple marker")? {
-                b'K' => Some(OldTuple::Key(r.tuple()?)),
-                b'O' => Some(OldTuple::Full(r.tuple()?)),
-                b'N' => None,
-                byte => {
-                    return Err(DecodeError::Invalid {
-                        what: "update tuple marker",
-                        byte,
-                    })
-                }
-            };
-            if old.is_some() {
-                r.expect(b'N', "update new tuple marker")?;
-            }
-            PgOutput::Update {
-                xid,
-                oid,
-                old,
-                new: r.tuple()?,
-            }
-        }
-        b'D' => {
-            let xid = xid(&mut r)?;
-            let oid = r.u32("delete relation")?;
-            let old = match r.u8("delete tuple marker")? {
-                b'K' => OldTuple::Key(r.tuple()?),
-                b'O' => OldTuple::Full(r.tuple()?),
-                byte => {
-                    return Err(DecodeError::Invalid {
-                        what: "delete tuple marker",
-                        byte,
-                    })
-                }
-            };
-            PgOutput::Delete { xid, oid, old }
-        }
-        b'T' => {
-            let xid = xid(&mut r)?;
-            let n = r.i32("truncate relation count")?;
-            let n = usize::try_from(n)
-                .map_err(|_| DecodeError::NegativeLength("truncate relation count"))?;
-            let options = r.u8("truncate options")?;
-            let mut oids = Vec::with_capacity(n.min(r.remaining() / 4));
-            for _ in 0..n {
-                oids.push(r.u32("truncate relation")?);
-            }
-            PgOutput::Truncate { xid, options, oids }
-        }
-        b'M' => {
-            let xid = xid(&mut r)?;
-            let transactional = r.u8("message flags")? & 1 == 1;
-            let lsn = r.u64("message lsn")?;
-            let prefix = r.string("message prefix")?;
-            let len = r.i32("message length")?;
-            PgOutput::Message {
-                xid,
-                transactional,
-                lsn,
-                prefix,
-                content: r.bytes(len, "message content")?,
-            }
-        }
-        // Protocol v2: "Stream Start ... Int32 (TransactionId) Xid of the transaction. Int8 A value of 1
-        // indicates this is the first stream segment for this XID, 0 for any other stream segment."
-        b'S' => PgOutput::StreamStart {
-            xid: r.u32("stream start xid")?,
-            first_segment: r.u8("stream first segment")? == 1,
-        },
-        b'E' => PgOutput::StreamStop,
-        b'c' => PgOutput::StreamCommit {
-            xid: r.u32("stream commit xid")?,
-            flags: r.u8("stream commit flags")?,
-            commit_lsn: r.u64("stream commit lsn")?,
-            end_lsn: r.u64("stream commit end lsn")?,
-            commit_time: r.i64("stream commit time")?,
-        },
-        // "Stream Abort ... Int32 (TransactionId) Xid of the transaction. Int32 (TransactionId) Xid of
-        // the subtransaction (will be same as xid of the transaction for top-level transactions)."
-        // Protocol v4 appends abort LSN and time; v2 (what tandem asks for) does not.
-        b'A' => PgOutput::StreamAbort {
-            xid: r.u32("stream abort xid")?,
-            subxid: r.u32("stream abort subxid")?,
-        },
-        other => return Err(DecodeError::UnknownTag(other)),
     };
-    Ok(msg)
+    Ok(PgOutput::Delete { xid, oid, old })
+}
+
+fn truncate(r: &mut Reader, in_stream: bool) -> Result<PgOutput, DecodeError> {
+    let xid = r.xid(in_stream)?;
+    let n = r.i32("truncate relation count")?;
+    let n =
+        usize::try_from(n).map_err(|_| DecodeError::NegativeLength("truncate relation count"))?;
+    let options = r.u8("truncate options")?;
+    let mut oids = Vec::with_capacity(n.min(r.remaining() / 4));
+    for _ in 0..n {
+        oids.push(r.u32("truncate relation")?);
+    }
+    Ok(PgOutput::Truncate { xid, options, oids })
+}
+
+fn logical_message(r: &mut Reader, in_stream: bool) -> Result<PgOutput, DecodeError> {
+    let xid = r.xid(in_stream)?;
+    let transactional = r.u8("message flags")? & 1 == 1;
+    let lsn = r.u64("message lsn")?;
+    let prefix = r.string("message prefix")?;
+    let len = r.i32("message length")?;
+    Ok(PgOutput::Message {
+        xid,
+        transactional,
+        lsn,
+        prefix,
+        content: r.bytes(len, "message content")?,
+    })
+}
+
+/// Protocol v2: "Stream Start ... Int32 (TransactionId) Xid of the transaction. Int8 A value of 1
+/// indicates this is the first stream segment for this XID, 0 for any other stream segment."
+fn stream_start(r: &mut Reader) -> Result<PgOutput, DecodeError> {
+    Ok(PgOutput::StreamStart {
+        xid: r.u32("stream start xid")?,
+        first_segment: r.u8("stream first segment")? == 1,
+    })
+}
+
+fn stream_commit(r: &mut Reader) -> Result<PgOutput, DecodeError> {
+    Ok(PgOutput::StreamCommit {
+        xid: r.u32("stream commit xid")?,
+        flags: r.u8("stream commit flags")?,
+        commit_lsn: r.u64("stream commit lsn")?,
+        end_lsn: r.u64("stream commit end lsn")?,
+        commit_time: r.i64("stream commit time")?,
+    })
+}
+
+/// "Stream Abort ... Int32 (TransactionId) Xid of the transaction. Int32 (TransactionId) Xid of
+/// the subtransaction (will be same as xid of the transaction for top-level transactions)."
+/// Protocol v4 appends abort LSN and time; v2 (what tandem asks for) does not.
+fn stream_abort(r: &mut Reader) -> Result<PgOutput, DecodeError> {
+    Ok(PgOutput::StreamAbort {
+        xid: r.u32("stream abort xid")?,
+        subxid: r.u32("stream abort subxid")?,
+    })
 }
 
 /// A bounds-checked cursor over a message.
@@ -317,6 +353,16 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// "Xid of the transaction (only present for streamed transactions)": read inside a streamed
+    /// block only.
+    fn xid(&mut self, in_stream: bool) -> Result<Option<u32>, DecodeError> {
+        if in_stream {
+            Ok(Some(self.u32("xid")?))
+        } else {
+            Ok(None)
+        }
+    }
+
     fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }

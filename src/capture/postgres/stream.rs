@@ -32,6 +32,7 @@ use super::error::PgCaptureError;
 use super::setup::{quote_ident, quote_literal};
 use super::tls::{catalog_client, ConnParams};
 use super::types::{TypeInfo, TypeKind};
+use crate::backoff::Backoff;
 use crate::capture::CaptureEvent;
 use crate::model::{Lsn, NodeId, PgPosition, Position, TableRef};
 
@@ -105,7 +106,7 @@ pub struct PgSource {
     /// End of the last transaction (or heartbeat) handed to the caller.
     delivered: Lsn,
     status_due: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
     reconnects: u64,
     bytes_read: u64,
 }
@@ -173,7 +174,7 @@ impl PgSource {
             received: start,
             delivered: start,
             status_due: None,
-            backoff: BACKOFF_MIN,
+            backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
             reconnects: 0,
             bytes_read: 0,
         };
@@ -232,13 +233,13 @@ impl PgSource {
                 Ok(Some(ev)) => return Ok(ev),
                 Ok(None) => {}
                 Err(e) if e.is_transient() => {
-                    tracing::warn!(slot = %self.opts.slot, error = %e, backoff_ms = self.backoff.as_millis() as u64, "postgres capture lost its stream; reconnecting");
+                    let delay = self.backoff.next_delay();
+                    tracing::warn!(slot = %self.opts.slot, error = %e, backoff_ms = delay.as_millis() as u64, "postgres capture lost its stream; reconnecting");
                     self.conn = None;
                     self.replicating = false;
                     self.pending = None;
                     self.asm.reset();
-                    tokio::time::sleep(self.backoff).await;
-                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    tokio::time::sleep(delay).await;
                     self.reconnects += 1;
                 }
                 Err(e) => return Err(e),
@@ -272,7 +273,7 @@ impl PgSource {
             Err(_) => return Ok(None),
             Ok(m) => m?,
         };
-        self.backoff = BACKOFF_MIN;
+        self.backoff.reset();
         match msg {
             ReplicationMessage::Keepalive { wal_end, reply } => {
                 self.received = self.received.max(Lsn(wal_end));

@@ -1,29 +1,44 @@
-//! Connection settings from a `postgres://` URL, and the socket (plain TCP or TLS via rustls/ring)
-//! of the replication connection, which speaks the protocol itself.
+//! Connection settings from a `postgres://` URL, and the socket (plain TCP, TLS via rustls/ring, or
+//! a Unix-domain socket) of the replication connection, which speaks the protocol itself.
+//!
+//! The URL is read by `tokio_postgres::Config` (user, password, host, port, database, percent
+//! decoding, `connect_timeout`, a socket directory as host), after [`crate::connect::postgres::split_url`]
+//! took out the TLS parameters, exactly as for every other connection. What stays here, and why:
+//! - the defaults where the URL is silent (user `postgres`, database = user, host `localhost`),
+//!   which tokio-postgres leaves unset and this connection has always used;
+//! - the socket itself: a replication connection is not a tokio-postgres session (`replication=
+//!   database` in the startup packet, then CopyBoth), so it opens its own socket. It connects to one
+//!   host, the last the URL names (a `host` or `port` query parameter overrides the address part,
+//!   as it always has here), honouring `connect_timeout`; other tokio-postgres settings (several
+//!   hosts to try in turn, `hostaddr`, keepalives, `target_session_attrs`) are parsed but not used.
 //!
 //! sslmode follows libpq, read and checked exactly as for every other connection
 //! ([`crate::connect::postgres`], which also supplies the rustls configuration): `disable`, `prefer`
-//! (the default), `require`, `verify-full`; `verify-ca` is refused.
+//! (the default), `require`, `verify-full`; `verify-ca` is refused. As in libpq, a host that starts
+//! with `/` is the directory of a Unix-domain socket, and sslmode is ignored for it.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
+use tokio_postgres::config::Host;
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use super::error::PgCaptureError;
 pub use crate::connect::postgres::SslMode;
-use crate::connect::postgres::TlsParams;
+use crate::connect::postgres::{parse_config, split_url, TlsParams};
 use crate::connect::tls::Failure;
 
 /// Where and how to connect. `Debug` never shows the password.
 #[derive(Clone)]
 pub struct ConnParams {
+    /// A host name or address, or (starting with `/`) the directory of a Unix-domain socket.
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -31,6 +46,8 @@ pub struct ConnParams {
     pub dbname: String,
     pub sslmode: SslMode,
     pub sslrootcert: Option<PathBuf>,
+    /// `connect_timeout`: how long opening the socket may take (none: the system's limit).
+    pub connect_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for ConnParams {
@@ -43,51 +60,55 @@ impl fmt::Debug for ConnParams {
             .field("dbname", &self.dbname)
             .field("sslmode", &self.sslmode)
             .field("sslrootcert", &self.sslrootcert)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
 
 impl ConnParams {
-    /// Reads `postgres://user:password@host:port/db?sslmode=…&sslrootcert=…`. Errors never quote the
-    /// URL, which may hold a password.
+    /// Reads `postgres://user:password@host:port/db?sslmode=…&sslrootcert=…` (see the module doc).
+    /// Errors never quote the URL, which may hold a password.
     pub fn parse(url: &str) -> Result<ConnParams, PgCaptureError> {
-        let bad = |what: &str| PgCaptureError::Config(what.to_owned());
-        let u = url::Url::parse(url).map_err(|e| bad(&format!("connection URL: {e}")))?;
-        if !matches!(u.scheme(), "postgres" | "postgresql") {
-            return Err(bad("connection URL must start with postgres://"));
-        }
-        let mut p = ConnParams {
-            host: u.host_str().unwrap_or("localhost").to_owned(),
-            port: u.port().unwrap_or(5432),
-            user: match percent_decode(u.username()) {
-                s if s.is_empty() => "postgres".to_owned(),
-                s => s,
-            },
-            password: u.password().map(percent_decode),
-            dbname: percent_decode(u.path().trim_start_matches('/')),
-            sslmode: SslMode::Prefer,
-            sslrootcert: None,
+        let (rest, tls) = split_url(url).map_err(PgCaptureError::Config)?;
+        let config = parse_config(&rest).map_err(PgCaptureError::Config)?;
+        // tokio-postgres appends a `host` or `port` query parameter to the address part's; the
+        // last one wins, as a query parameter always has here.
+        let host = match config.get_hosts().last() {
+            Some(Host::Tcp(name)) => name.clone(),
+            Some(Host::Unix(dir)) => dir.to_string_lossy().into_owned(),
+            None => "localhost".to_owned(),
         };
-        if p.dbname.is_empty() {
-            p.dbname = p.user.clone();
-        }
-        for (k, v) in u.query_pairs() {
-            match &*k {
-                "sslmode" => p.sslmode = SslMode::parse(&v).map_err(|e| bad(&e))?,
-                "sslrootcert" => p.sslrootcert = Some(PathBuf::from(&*v)),
-                "user" => p.user = v.into_owned(),
-                "password" => p.password = Some(v.into_owned()),
-                "host" => p.host = v.into_owned(),
-                "dbname" => p.dbname = v.into_owned(),
-                "port" => p.port = v.parse().map_err(|_| bad("port must be a number"))?,
-                _ => {}
-            }
-        }
-        Ok(p)
+        let user = match config.get_user() {
+            Some(u) if !u.is_empty() => u.to_owned(),
+            _ => "postgres".to_owned(),
+        };
+        let dbname = match config.get_dbname() {
+            Some(d) if !d.is_empty() => d.to_owned(),
+            _ => user.clone(),
+        };
+        Ok(ConnParams {
+            host,
+            port: config.get_ports().last().copied().unwrap_or(5432),
+            user,
+            password: config
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            dbname,
+            sslmode: tls.sslmode,
+            sslrootcert: tls.sslrootcert,
+            connect_timeout: config.get_connect_timeout().copied(),
+        })
     }
 
     pub fn password(&self) -> Option<&str> {
         self.password.as_deref()
+    }
+
+    /// The Unix-domain socket file, when the host is a socket directory.
+    fn unix_socket(&self) -> Option<PathBuf> {
+        self.host
+            .starts_with('/')
+            .then(|| Path::new(&self.host).join(format!(".s.PGSQL.{}", self.port)))
     }
 
     fn tls(&self) -> TlsParams {
@@ -98,30 +119,11 @@ impl ConnParams {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied(), b.get(i + 2).copied()) {
-            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push(((hex(h).unwrap_or(0) << 4) | hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A connected socket, plain or TLS.
+/// A connected socket, plain, TLS or local.
 pub enum Socket {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Unix(UnixStream),
 }
 
 impl Socket {
@@ -130,8 +132,36 @@ impl Socket {
         matches!(self, Socket::Tls(_))
     }
 
-    /// Connects and, per sslmode, negotiates TLS with an SSLRequest.
+    /// Whether the connection is a Unix-domain socket (never leaves the machine).
+    pub fn is_local(&self) -> bool {
+        matches!(self, Socket::Unix(_))
+    }
+
+    /// Connects (within `connect_timeout`, if the URL gives one) and, per sslmode, negotiates TLS
+    /// with an SSLRequest.
     pub async fn connect(p: &ConnParams) -> Result<Socket, PgCaptureError> {
+        let Some(limit) = p.connect_timeout else {
+            return Socket::open(p).await;
+        };
+        tokio::time::timeout(limit, Socket::open(p))
+            .await
+            .map_err(|_| {
+                PgCaptureError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no connection to {}:{} within connect_timeout ({}s)",
+                        p.host,
+                        p.port,
+                        limit.as_secs()
+                    ),
+                ))
+            })?
+    }
+
+    async fn open(p: &ConnParams) -> Result<Socket, PgCaptureError> {
+        if let Some(path) = p.unix_socket() {
+            return Ok(Socket::Unix(UnixStream::connect(path).await?));
+        }
         let mut tcp = TcpStream::connect((p.host.as_str(), p.port)).await?;
         tcp.set_nodelay(true)?;
         if p.sslmode == SslMode::Disable {
@@ -186,6 +216,7 @@ impl AsyncRead for Socket {
         match self.get_mut() {
             Socket::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Socket::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Socket::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -199,6 +230,7 @@ impl AsyncWrite for Socket {
         match self.get_mut() {
             Socket::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Socket::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Socket::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -206,6 +238,7 @@ impl AsyncWrite for Socket {
         match self.get_mut() {
             Socket::Plain(s) => Pin::new(s).poll_flush(cx),
             Socket::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Socket::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -213,6 +246,7 @@ impl AsyncWrite for Socket {
         match self.get_mut() {
             Socket::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Socket::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Socket::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -259,5 +293,62 @@ mod tests {
         let err = ConnParams::parse("postgres://u:hunter2@h/db?sslmode=verify-ca").unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
         assert!(ConnParams::parse("mysql://h/db").is_err());
+    }
+
+    /// What tokio_postgres::Config reads for this connection: defaults where the URL is silent, a
+    /// socket directory, brackets around an IPv6 address, connect_timeout, query parameters.
+    #[test]
+    fn url_forms_read_by_tokio_postgres() {
+        let p = ConnParams::parse("postgres://db.example").unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.port, p.user.as_str(), p.dbname.as_str()),
+            ("db.example", 5432, "postgres", "postgres")
+        );
+        assert_eq!((p.sslmode, p.connect_timeout), (SslMode::Prefer, None));
+        let p = ConnParams::parse("postgres://app@/crm").unwrap();
+        assert_eq!((p.host.as_str(), p.dbname.as_str()), ("localhost", "crm"));
+        let p = ConnParams::parse("postgres://app@%2Fvar%2Frun%2Fpostgresql:5433/crm").unwrap();
+        assert_eq!(
+            p.unix_socket(),
+            Some(PathBuf::from("/var/run/postgresql/.s.PGSQL.5433"))
+        );
+        let p = ConnParams::parse("postgres://app@[::1]:5433/crm?connect_timeout=7").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("::1", 5433));
+        assert_eq!(p.unix_socket(), None);
+        assert_eq!(p.connect_timeout, Some(Duration::from_secs(7)));
+        let p =
+            ConnParams::parse("postgres://h/?user=app&password=pw&dbname=crm&port=6000").unwrap();
+        assert_eq!(
+            (p.user.as_str(), p.password(), p.dbname.as_str(), p.port),
+            ("app", Some("pw"), "crm", 6000)
+        );
+        let err = ConnParams::parse("postgres://u:hunter2@h:port/db").unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    /// A server that accepts the TCP connection and never answers the SSLRequest: connect_timeout
+    /// ends the wait.
+    #[tokio::test]
+    async fn connect_timeout_bounds_the_wait() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(s);
+        });
+        let mut p = ConnParams::parse(&format!("postgres://u@127.0.0.1:{port}/db")).unwrap();
+        p.connect_timeout = Some(Duration::from_millis(200));
+        let err = Socket::connect(&p).await.map(drop).unwrap_err();
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            matches!(err, PgCaptureError::Io(_))
+                && cause
+                    .as_deref()
+                    .is_some_and(|c| c.contains("connect_timeout")),
+            "{err}: {cause:?}"
+        );
+        peer.abort();
     }
 }

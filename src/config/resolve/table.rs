@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::column::{resolve_column, Column};
 use super::node::{Engine, Node};
 use super::{check_node_ref, is_identifier};
-use crate::config::file::{ConflictRule, OnError, Scalar, Settings, TableFile};
+use crate::config::file::{ColumnFile, ConflictRule, OnError, Scalar, Settings, TableFile};
 use crate::config::Problem;
 use crate::model::TableRef;
 
@@ -115,8 +115,9 @@ fn truncate_policy(t: &TableFile, path: &str, problems: &mut Vec<Problem>) -> Tr
     policy
 }
 
+/// One `[[tables]]` entry, resolved; every problem found is pushed with its path in the file.
 pub(super) fn resolve_table(
-    t: TableFile,
+    mut t: TableFile,
     path: &str,
     settings: &Settings,
     default_deletes: &DeletePolicy,
@@ -124,6 +125,36 @@ pub(super) fn resolve_table(
     node_ids: &BTreeSet<String>,
     problems: &mut Vec<Problem>,
 ) -> Table {
+    check_name_and_key(&t, path, problems);
+    let physical = physical_tables(&t, path, nodes, node_ids, problems);
+    let (conflict, merge_fallback) = conflict_rules(&t, path, settings, node_ids, problems);
+    let deletes = match &t.deletes {
+        Some(v) => delete_policy(v, &format!("{path}.deletes"), problems),
+        None => default_deletes.clone(),
+    };
+    check_column_roles(&t, &deletes, path, problems);
+    let truncate = truncate_policy(&t, path, problems);
+    let columns = resolve_columns(std::mem::take(&mut t.columns), &t, path, node_ids, problems);
+    Table {
+        name: t.name,
+        key: t.key,
+        physical,
+        version: t.version,
+        conflict,
+        prefer: t.prefer,
+        owner: t.owner,
+        merge_fallback,
+        deletes,
+        on_error: t.on_error.unwrap_or(settings.on_error),
+        truncate,
+        exclude: t.exclude,
+        filter: t.filter,
+        columns,
+    }
+}
+
+/// The business name is an identifier; the key names at least one column, each once.
+fn check_name_and_key(t: &TableFile, path: &str, problems: &mut Vec<Problem>) {
     if !is_identifier(&t.name) {
         problems.push(Problem::error(
             format!("{path}.name"),
@@ -148,7 +179,17 @@ pub(super) fn resolve_table(
             ));
         }
     }
-    let mut physical = BTreeMap::new();
+}
+
+/// The physical table on every node: as `on` names it, else the business name in the node's
+/// default schema (`public`) or database.
+fn physical_tables(
+    t: &TableFile,
+    path: &str,
+    nodes: &BTreeMap<String, Node>,
+    node_ids: &BTreeSet<String>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, TableRef> {
     for (node_id, name) in &t.on {
         if !node_ids.contains(node_id) {
             check_node_ref(
@@ -166,6 +207,7 @@ pub(super) fn resolve_table(
             ));
         }
     }
+    let mut physical = BTreeMap::new();
     for (id, node) in nodes {
         let given = t.on.get(id).map(String::as_str);
         let parts = given.and_then(split_table_name);
@@ -178,6 +220,17 @@ pub(super) fn resolve_table(
         };
         physical.insert(id.clone(), table);
     }
+    physical
+}
+
+/// The conflict rule and merge fallback, with the nodes they name checked.
+fn conflict_rules(
+    t: &TableFile,
+    path: &str,
+    settings: &Settings,
+    node_ids: &BTreeSet<String>,
+    problems: &mut Vec<Problem>,
+) -> (ConflictRule, ConflictRule) {
     let conflict = t.conflict.unwrap_or(settings.conflict);
     check_node_ref(&t.prefer, format!("{path}.prefer"), node_ids, problems);
     check_node_ref(&t.owner, format!("{path}.owner"), node_ids, problems);
@@ -203,10 +256,16 @@ pub(super) fn resolve_table(
             "add prefer = \"<node>\"",
         ));
     }
-    let deletes = match &t.deletes {
-        Some(v) => delete_policy(v, &format!("{path}.deletes"), problems),
-        None => default_deletes.clone(),
-    };
+    (conflict, merge_fallback)
+}
+
+/// Columns with a role (key, version, soft-delete flag, filter) against `exclude` and each other.
+fn check_column_roles(
+    t: &TableFile,
+    deletes: &DeletePolicy,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) {
     for (i, ex) in t.exclude.iter().enumerate() {
         if t.key.contains(ex) {
             problems.push(Problem::error(
@@ -232,7 +291,7 @@ pub(super) fn resolve_table(
             ));
         }
     }
-    if let DeletePolicy::Soft(col) = &deletes {
+    if let DeletePolicy::Soft(col) = deletes {
         if t.key.contains(col) {
             problems.push(Problem::error(
                 format!("{path}.deletes.soft"),
@@ -257,10 +316,18 @@ pub(super) fn resolve_table(
             ));
         }
     }
-    let truncate = truncate_policy(&t, path, problems);
+}
+
+/// The `columns` entries, each listed once; an entry for an excluded column is unused (a warning).
+fn resolve_columns(
+    columns: Vec<ColumnFile>,
+    t: &TableFile,
+    path: &str,
+    node_ids: &BTreeSet<String>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Column> {
     let mut seen = BTreeSet::new();
-    let columns = t
-        .columns
+    columns
         .into_iter()
         .enumerate()
         .map(|(i, c)| {
@@ -281,23 +348,7 @@ pub(super) fn resolve_table(
             }
             resolve_column(c, &cpath, t.owner.as_deref(), node_ids, problems)
         })
-        .collect();
-    Table {
-        name: t.name,
-        key: t.key,
-        physical,
-        version: t.version,
-        conflict,
-        prefer: t.prefer,
-        owner: t.owner,
-        merge_fallback,
-        deletes,
-        on_error: t.on_error.unwrap_or(settings.on_error),
-        truncate,
-        exclude: t.exclude,
-        filter: t.filter,
-        columns,
-    }
+        .collect()
 }
 
 /// A table name as the file writes it: `table` or `schema.table`, where a part may be quoted with
