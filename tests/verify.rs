@@ -380,3 +380,65 @@ async fn time_zones_values_and_exit_codes() {
         "an unknown node is a usage error"
     );
 }
+
+/// Text keys whose order differs between the engines' collations (MariaDB's case-insensitive
+/// `utf8mb4_unicode_ci` puts `a` before `B`; bytes put `B` first) are merged in byte order on both,
+/// so no equal row is reported missing; the real drift is.
+#[tokio::test(flavor = "multi_thread")]
+async fn text_keys_merge_in_one_order_on_both_engines() {
+    let keys = ["a", "B", "Z", "b2", "é", "_x", "Ab", "ab c", "Éa", "0"];
+    let values: Vec<String> = keys
+        .iter()
+        .map(|k| format!("('{k}', 'label {k}')"))
+        .collect();
+    let pg_sql = format!(
+        "CREATE TABLE tags (code varchar(20) PRIMARY KEY, label text NOT NULL); INSERT INTO tags VALUES {};",
+        values.join(", ")
+    );
+    let maria_sql = format!(
+        "CREATE TABLE tags (code VARCHAR(20) PRIMARY KEY, label VARCHAR(50) NOT NULL); INSERT INTO tags VALUES {}; \
+         DELETE FROM tags WHERE code = 'Z'; UPDATE tags SET label = 'changed' WHERE code = 'é';",
+        values.join(", ")
+    );
+    let pair = Pair::start(
+        &pg_sql,
+        &maria_sql,
+        "[[tables]]\nname = \"tags\"\nkey = [\"code\"]\n",
+    )
+    .await;
+    let out = verify_cmd(&pair.config, &["--format", "json", "--batch-rows", "3"])
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let found: BTreeSet<(String, String, Vec<String>)> = report["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .map(|d| {
+            (
+                d["key"]["code"].as_str().unwrap_or_default().to_string(),
+                d["kind"].as_str().unwrap_or_default().to_string(),
+                d["columns"]
+                    .as_array()
+                    .expect("columns")
+                    .iter()
+                    .map(|c| c.as_str().unwrap_or_default().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String, Vec<String>)> = [
+        ("Z".to_string(), "missing_on helpdesk".to_string(), vec![]),
+        (
+            "é".to_string(),
+            "differs".to_string(),
+            vec!["label".to_string()],
+        ),
+    ]
+    .into();
+    assert_eq!(found, expected, "{report}");
+    assert_eq!(report["tables"][0]["rows"], keys.len(), "{report}");
+}

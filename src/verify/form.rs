@@ -8,7 +8,8 @@
 //!  key k: rows of the nodes that hold it (None where missing)
 //!    ├─ a node without k where some holder's row maps to it (passes the row filter) -> missing_on
 //!    └─ the first holder X against each other holder Y: map X -> Y (else Y -> X when only
-//!       Y's row passes the filter) -> differing columns, in business names -> differs
+//!       Y's row passes the filter) -> differing columns, in business names, kept where Y -> X
+//!       differs too (a one-way transform holds in one direction only) -> differs
 //! ```
 //!
 //! Never compared: the key (rows are matched on it), tandem's origin marker and managed version
@@ -166,7 +167,18 @@ impl<'a> Form<'a> {
                 continue;
             };
             let columns = match self.mapped(x, y, rx) {
-                Some(m) => self.differing(x, y, m, ry),
+                Some(m) => {
+                    let mut columns = self.differing(x, y, m, ry);
+                    // A one-way transform normalises on the way to one node only: a column
+                    // differs when it differs in both directions (the same for every other rule).
+                    if !columns.is_empty() {
+                        if let Some(back) = self.mapped(y, x, ry) {
+                            let back = self.differing(y, x, back, rx);
+                            columns.retain(|c| back.contains(c));
+                        }
+                    }
+                    columns
+                }
                 None => match self.mapped(y, x, ry) {
                     Some(m) => self.differing(y, x, m, rx),
                     None => continue, // both rows stay home: not synced
@@ -377,6 +389,104 @@ mod tests {
             0
         ));
         assert!(!same(&Value::Text("1".into()), 0, &Value::Int(2), 0));
+    }
+
+    fn row(fields: &[(&str, Value)]) -> RowImage {
+        RowImage::new(
+            crate::model::ImageKind::Full,
+            fields
+                .iter()
+                .map(|(n, v)| crate::model::Field {
+                    name: (*n).into(),
+                    value: v.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn rows_are_judged_through_the_mapping() {
+        let text = r#"
+[nodes.crm]
+url = "postgres://u@h/db"
+[nodes.desk]
+url = "mysql://u@h/db"
+[[tables]]
+name = "customer"
+key = ["id"]
+owner = "crm"
+exclude = ["secret"]
+filter = { region = ["EU"] }
+[[tables.columns]]
+name = "id"
+on = { desk = "client_id" }
+[[tables.columns]]
+name = "status"
+on = { desk = "status_code" }
+values = { desk = { "Approved" = 1, "Pending" = 2 } }
+[[tables.columns]]
+name = "email"
+transform = { desk = ["lowercase"] }
+"#;
+        let (config, _) = Config::from_str_with_env(text, "t", &|_| None).expect("valid file");
+        let nodes = vec!["crm".to_string(), "desk".to_string()];
+        let form = Form::new(&config, &config.tables[0], &nodes);
+        let t = |s: &str| Value::Text(s.into());
+        let crm = |status: &str, email: &str, region: &str| {
+            row(&[
+                ("id", Value::Int(1)),
+                ("status", t(status)),
+                ("email", t(email)),
+                ("region", t(region)),
+                ("secret", t("crm's")),
+                ("_tandem_origin", t("crm")),
+                ("_tandem_version", Value::Int(3)),
+            ])
+        };
+        let desk = |code: i64, email: &str| {
+            row(&[
+                ("client_id", Value::Int(1)),
+                ("status_code", Value::Int(code)),
+                ("email", t(email)),
+                ("region", t("EU")),
+                ("secret", t("desk's")),
+                ("_tandem_origin", t("desk")),
+                ("_tandem_version", Value::Int(9)),
+            ])
+        };
+        let same_row = crm("Approved", "Ann@X.org", "EU");
+        assert_eq!(
+            form.judge(&[Some(&same_row), Some(&desk(1, "ann@x.org"))]),
+            vec![],
+            "value map, one-way transform, excluded and bookkeeping columns"
+        );
+        let reversed = vec!["desk".to_string(), "crm".to_string()];
+        let from_desk = Form::new(&config, &config.tables[0], &reversed);
+        assert_eq!(
+            from_desk.judge(&[Some(&desk(1, "ann@x.org")), Some(&same_row)]),
+            vec![],
+            "the transform holds from the owner only: judged in both directions"
+        );
+        assert_eq!(
+            form.judge(&[Some(&same_row), Some(&desk(2, "bob@x.org"))]),
+            vec![Finding::Differs {
+                nodes: ["crm".into(), "desk".into()],
+                columns: vec!["status".into(), "email".into()],
+            }]
+        );
+        assert_eq!(
+            form.judge(&[Some(&same_row), None]),
+            vec![Finding::MissingOn("desk".into())]
+        );
+        assert_eq!(
+            form.judge(&[Some(&crm("Approved", "a", "US")), None]),
+            vec![],
+            "a row the filter keeps home is not expected elsewhere"
+        );
+        assert_eq!(
+            form.judge(&[None, Some(&desk(1, "a"))]),
+            vec![Finding::MissingOn("crm".into())]
+        );
     }
 
     #[test]
