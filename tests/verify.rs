@@ -441,4 +441,23 @@ async fn text_keys_merge_in_one_order_on_both_engines() {
     .into();
     assert_eq!(found, expected, "{report}");
     assert_eq!(report["tables"][0]["rows"], keys.len(), "{report}");
+    assert_eq!(report["tables"][0]["unlisted"], 0, "{report}");
+
+    // A cap on the differences held: the rest are counted, and the nodes still differ.
+    let out = verify_cmd(
+        &pair.config,
+        &["--format", "json", "--max-differences", "1"],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        report["differences"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    assert_eq!(report["tables"][0]["differences"], 1, "{report}");
+    assert_eq!(report["tables"][0]["unlisted"], 1, "{report}");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{load_config, ConfigArg, OutputFormat};
-use crate::verify::{verify, Options, VerifyError, DEFAULT_BATCH_ROWS};
+use crate::verify::{verify, Options, VerifyError, DEFAULT_BATCH_ROWS, DEFAULT_MAX_LISTED};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -32,6 +32,10 @@ pub struct VerifyArgs {
     /// Seconds to wait for the links to apply what was in flight before differing keys are read again.
     #[arg(long, default_value_t = 60)]
     pub settle_timeout: u64,
+    /// Differences listed and re-read at most (memory stays bounded when a whole table differs);
+    /// beyond it they are counted per table as `unlisted`.
+    #[arg(long, default_value_t = DEFAULT_MAX_LISTED)]
+    pub max_differences: usize,
 }
 
 pub async fn run(args: VerifyArgs) -> ExitCode {
@@ -44,6 +48,7 @@ pub async fn run(args: VerifyArgs) -> ExitCode {
         batch_rows: args.batch_rows,
         show_values: args.show_values,
         settle_timeout: Duration::from_secs(args.settle_timeout),
+        max_listed: args.max_differences,
     };
     let report = match verify(&config, &opts).await {
         Ok(r) => r,

@@ -11,8 +11,9 @@
 //!  report:     differences (table, key, kind, business columns, nodes), per-table counts
 //! ```
 //!
-//! Memory holds a few batches per node plus the differences found; nothing is written to any node
-//! except one heartbeat row per source (`<schema>.heartbeat`) so that quiet links confirm.
+//! Memory holds a few batches per node plus the differences found, at most `max_listed` of them
+//! (beyond it a difference is only counted); nothing is written to any node except one heartbeat
+//! row per source (`<schema>.heartbeat`) so that quiet links confirm.
 //!
 //! Not done yet (issue #18): chunk hashes computed in the databases (every row is read), `--repair`,
 //! `--since`, the last result in `tandem status`, the `tandem_verify_differences` metric.
@@ -36,6 +37,9 @@ pub use settle::Settled;
 
 /// Rows read per node and batch when `--batch-rows` is not given.
 pub const DEFAULT_BATCH_ROWS: u32 = 5000;
+
+/// Differences listed at most when `--max-differences` is not given.
+pub const DEFAULT_MAX_LISTED: usize = 100_000;
 
 /// Rounds of wait and re-read at most.
 const ROUNDS: usize = 3;
@@ -64,6 +68,8 @@ pub struct Options {
     pub show_values: bool,
     /// How long to wait for the links to apply what was in flight.
     pub settle_timeout: Duration,
+    /// Differences listed (and re-read) at most, over all tables; beyond it they are only counted.
+    pub max_listed: usize,
 }
 
 /// Compares the nodes (see the module doc).
@@ -104,7 +110,9 @@ pub async fn verify(config: &Config, opts: &Options) -> Result<Report, VerifyErr
     let mut passes = Vec::with_capacity(forms.len());
     for f in &forms {
         info!(table = %f.table.name, nodes = nodes.len(), "verifying table");
-        let p = scan::pass(config, f, batch_rows, opts.show_values).await?;
+        let listed: usize = passes.iter().map(|p: &scan::Pass| p.candidates.len()).sum();
+        let room = opts.max_listed.saturating_sub(listed);
+        let p = scan::pass(config, f, batch_rows, opts.show_values, room).await?;
         info!(table = %f.table.name, rows = p.rows, chunks = p.chunks, candidates = p.candidates.len(), "table read");
         passes.push(p);
     }

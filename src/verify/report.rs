@@ -40,6 +40,9 @@ pub struct TableResult {
     /// Key ranges read (batches of the node that needed most).
     pub chunks: u64,
     pub differences: u64,
+    /// Keys that differed in the first pass beyond `--max-differences`: neither listed nor re-read
+    /// (some may have been in flight).
+    pub unlisted: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +66,7 @@ pub(super) fn build(forms: &[Form], passes: &[Pass], settled: Option<Settled>) -
             rows: p.rows,
             chunks: p.chunks,
             differences: (differences.len() - before) as u64,
+            unlisted: p.unlisted,
         });
     }
     Report {
@@ -143,7 +147,7 @@ fn values(
 
 impl Report {
     pub fn is_clean(&self) -> bool {
-        self.differences.is_empty()
+        self.differences.is_empty() && self.tables.iter().all(|t| t.unlisted == 0)
     }
 
     /// The report for a person.
@@ -167,6 +171,13 @@ impl Report {
                 "table {}: {} rows, {} chunks, {} differences",
                 t.table, t.rows, t.chunks, t.differences
             );
+            if t.unlisted > 0 {
+                let _ = writeln!(
+                    out,
+                    "  and {} more keys that differed in the first pass, beyond --max-differences: neither listed nor re-read",
+                    t.unlisted
+                );
+            }
         }
         if let Some(s) = &self.settled {
             if s.complete() {

@@ -48,6 +48,8 @@ pub struct Pass {
     /// Key ranges read: the most batches any node needed.
     pub chunks: u64,
     pub candidates: Vec<Candidate>,
+    /// Keys that differed beyond the room given: counted, neither kept nor re-read.
+    pub unlisted: u64,
 }
 
 type Batch = Result<Vec<RowImage>, CopyError>;
@@ -95,12 +97,14 @@ struct Cursor {
 }
 
 /// Compares `form`'s table across its sides (see the module doc). `keep_rows`: keep each
-/// candidate's rows, to show values.
+/// candidate's rows, to show values; `room`: candidates kept at most (memory stays bounded when a
+/// whole table differs), the rest only counted.
 pub async fn pass(
     config: &Config,
     form: &Form<'_>,
     batch_rows: u32,
     keep_rows: bool,
+    room: usize,
 ) -> Result<Pass, VerifyError> {
     let mut cursors = Vec::new();
     let mut estimate = None;
@@ -156,7 +160,9 @@ pub async fn pass(
         out.rows += 1;
         let refs: Vec<Option<&RowImage>> = rows.iter().map(Option::as_ref).collect();
         let findings = form.judge(&refs);
-        if !findings.is_empty() {
+        if !findings.is_empty() && out.candidates.len() >= room {
+            out.unlisted += 1;
+        } else if !findings.is_empty() {
             debug!(table = %table, key = ?min, "rows differ");
             out.candidates.push(Candidate {
                 key: min,
