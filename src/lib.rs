@@ -17,3 +17,4 @@ pub mod names;
 pub mod observe;
 pub mod run;
 pub mod setup;
+pub mod verify;

@@ -8,6 +8,7 @@ mod run;
 mod setup;
 mod status;
 mod tail;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +75,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Print a node's committed transactions as JSON lines, from now on, without applying them.
     Tail(tail::TailArgs),
+    /// Compare every mapped row across the nodes through the mapping; report the differences that
+    /// persist after the links applied what was in flight (exit 0 equal, 1 different, 2 error).
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -100,6 +104,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Tail(args) => tail::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
         }
     })
 }

@@ -31,7 +31,7 @@
 
 mod mysql;
 mod postgres;
-mod progress;
+pub(crate) mod progress;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -215,7 +215,9 @@ async fn begin_fresh(
         }
         Engine::Mysql => {
             let reader = mysql::MyReader::open(source).await?;
-            let start = reader.snapshot_position().clone();
+            let start = reader.snapshot_position().cloned().ok_or_else(|| {
+                CopyError::Definite(format!("node {}: the snapshot has no position", source.id))
+            })?;
             (SourceReader::Mysql(reader), start, None)
         }
     };
@@ -268,7 +270,13 @@ impl Job<'_> {
                 return Ok(None);
             }
             let (rows, last) = reader
-                .batch(physical, &key, p.last_key.as_deref(), self.batch_rows)
+                .batch(
+                    physical,
+                    &key,
+                    p.last_key.as_deref(),
+                    self.batch_rows,
+                    KeyOrder::Index,
+                )
                 .await?;
             let n = rows.len();
             p.rows += n as i64;
@@ -321,8 +329,18 @@ fn now_micros() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// A source's rows under one snapshot.
-enum SourceReader {
+/// The order a reader returns keys in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyOrder {
+    /// The key index's own order (the copy: fastest, and the progress is the reader's own).
+    Index,
+    /// Text key columns by their bytes, the rest as indexed: the same order on every engine, which a
+    /// merge of several nodes' rows needs (`verify`).
+    Bytes,
+}
+
+/// A node's rows under one snapshot, in key order (the copy's source; `verify`'s nodes).
+pub(crate) enum SourceReader {
     Postgres(postgres::PgReader),
     Mysql(mysql::MyReader),
 }
@@ -338,26 +356,52 @@ impl SourceReader {
         }
     }
 
+    /// Opens a fresh read-only snapshot for reading only (no log position; MySQL too).
+    pub(crate) async fn open_plain(node: &Node) -> Result<SourceReader, CopyError> {
+        match node.engine {
+            Engine::Postgres => Ok(SourceReader::Postgres(
+                postgres::PgReader::open(node, None).await?,
+            )),
+            Engine::Mysql => Ok(SourceReader::Mysql(
+                mysql::MyReader::open_plain(node).await?,
+            )),
+        }
+    }
+
     /// The planner's row count estimate, when it has one.
-    async fn estimate(&mut self, table: &TableRef) -> Result<Option<u64>, CopyError> {
+    pub(crate) async fn estimate(&mut self, table: &TableRef) -> Result<Option<u64>, CopyError> {
         match self {
             SourceReader::Postgres(r) => r.estimate(table).await,
             SourceReader::Mysql(r) => r.estimate(table).await,
         }
     }
 
-    /// Up to `limit` rows after `after` (a key as this reader wrote it), in key order, with the last
+    /// Up to `limit` rows after `after` (a key as this reader wrote it), in `order`, with the last
     /// row's key.
-    async fn batch(
+    pub(crate) async fn batch(
         &mut self,
         table: &TableRef,
         key: &[String],
         after: Option<&str>,
         limit: u32,
+        order: KeyOrder,
     ) -> Result<(Vec<RowImage>, Option<String>), CopyError> {
         match self {
-            SourceReader::Postgres(r) => r.batch(table, key, after, limit).await,
-            SourceReader::Mysql(r) => r.batch(table, key, after, limit).await,
+            SourceReader::Postgres(r) => r.batch(table, key, after, limit, order).await,
+            SourceReader::Mysql(r) => r.batch(table, key, after, limit, order).await,
+        }
+    }
+
+    /// The rows whose key (physical `key` columns) is one of `keys`, in no set order.
+    pub(crate) async fn rows_with_keys(
+        &mut self,
+        table: &TableRef,
+        key: &[String],
+        keys: &[Vec<crate::model::Value>],
+    ) -> Result<Vec<RowImage>, CopyError> {
+        match self {
+            SourceReader::Postgres(r) => r.rows_with_keys(table, key, keys).await,
+            SourceReader::Mysql(r) => r.rows_with_keys(table, key, keys).await,
         }
     }
 }

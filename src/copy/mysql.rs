@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value as My};
 
-use super::CopyError;
+use super::{CopyError, KeyOrder};
 use crate::capture::mysql::temporal::{date_value, datetime_value};
 use crate::capture::mysql::MysqlCaptureError;
 use crate::config::Node;
@@ -35,7 +35,8 @@ struct Col {
 pub struct MyReader {
     node: String,
     conn: Conn,
-    position: Position,
+    /// The snapshot's binlog position (`None`: opened without one).
+    position: Option<Position>,
     columns: HashMap<TableRef, Vec<Col>>,
 }
 
@@ -45,21 +46,46 @@ fn qualified(t: &TableRef) -> String {
     format!("{}.{}", ident(&t.schema), ident(&t.name))
 }
 
+fn query_err(node: &Node, what: &'static str) -> impl FnOnce(mysql_async::Error) -> CopyError {
+    let node = node.id.clone();
+    move |source| CopyError::Mysql {
+        node,
+        source: MysqlCaptureError::Query { what, source },
+    }
+}
+
+/// A session as the copy reads: UTC, REPEATABLE READ.
+async fn session(node: &Node) -> Result<Conn, CopyError> {
+    let setup = |e| CopyError::Mysql {
+        node: node.id.clone(),
+        source: MysqlCaptureError::Setup(e),
+    };
+    let opts = crate::connect::mysql_opts(node.url.expose()).map_err(setup)?;
+    let mut conn = crate::connect::mysql(opts).await.map_err(setup)?;
+    let err = |what| query_err(node, what);
+    conn.query_drop("SET time_zone = '+00:00'")
+        .await
+        .map_err(err("preparing the copy session"))?;
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .map_err(err("preparing the copy session"))?;
+    Ok(conn)
+}
+
+async fn snapshot(conn: &mut Conn, node: &Node) -> Result<(), CopyError> {
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        .await
+        .map_err(query_err(
+            node,
+            "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+        ))
+}
+
 impl MyReader {
+    /// A snapshot for the copy, with its binlog position (MariaDB only, see the module doc).
     pub async fn open(node: &Node) -> Result<MyReader, CopyError> {
-        let err = |what: &'static str| {
-            let node = node.id.clone();
-            move |source| CopyError::Mysql {
-                node,
-                source: MysqlCaptureError::Query { what, source },
-            }
-        };
-        let setup = |e| CopyError::Mysql {
-            node: node.id.clone(),
-            source: MysqlCaptureError::Setup(e),
-        };
-        let opts = crate::connect::mysql_opts(node.url.expose()).map_err(setup)?;
-        let mut conn = crate::connect::mysql(opts).await.map_err(setup)?;
+        let mut conn = session(node).await?;
+        let err = |what| query_err(node, what);
         let version: Option<String> = conn
             .query_first("SELECT VERSION()")
             .await
@@ -70,15 +96,7 @@ impl MyReader {
                 node.id
             )));
         }
-        conn.query_drop("SET time_zone = '+00:00'")
-            .await
-            .map_err(err("preparing the copy session"))?;
-        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .await
-            .map_err(err("preparing the copy session"))?;
-        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            .await
-            .map_err(err("START TRANSACTION WITH CONSISTENT SNAPSHOT"))?;
+        snapshot(&mut conn, node).await?;
         let status: Vec<(String, String)> = conn
             .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
             .await
@@ -118,14 +136,26 @@ impl MyReader {
         Ok(MyReader {
             node: node.id.clone(),
             conn,
-            position,
+            position: Some(position),
+            columns: HashMap::new(),
+        })
+    }
+
+    /// A consistent snapshot without a log position (any MySQL or MariaDB), for reading only.
+    pub async fn open_plain(node: &Node) -> Result<MyReader, CopyError> {
+        let mut conn = session(node).await?;
+        snapshot(&mut conn, node).await?;
+        Ok(MyReader {
+            node: node.id.clone(),
+            conn,
+            position: None,
             columns: HashMap::new(),
         })
     }
 
     /// The binlog position of the snapshot: the stream starts after it.
-    pub fn snapshot_position(&self) -> &Position {
-        &self.position
+    pub fn snapshot_position(&self) -> Option<&Position> {
+        self.position.as_ref()
     }
 
     fn err(&self, what: &'static str) -> impl FnOnce(mysql_async::Error) -> CopyError {
@@ -204,28 +234,31 @@ impl MyReader {
     }
 
     /// Up to `limit` rows with a key above `after` (a JSON array of the key's model values), in key
-    /// order, and the last row's key in that form.
+    /// order, and the last row's key in that form. Under [`KeyOrder::Bytes`] text key columns are
+    /// ordered by their bytes (`BINARY`), the order every engine can give.
     pub async fn batch(
         &mut self,
         table: &TableRef,
         key: &[String],
         after: Option<&str>,
         limit: u32,
+        order: KeyOrder,
     ) -> Result<(Vec<RowImage>, Option<String>), CopyError> {
         let cols = self.columns(table).await?;
-        let mut key_index = Vec::with_capacity(key.len());
-        for k in key {
-            let Some(i) = cols.iter().position(|c| c.name == *k) else {
-                return Err(CopyError::Definite(format!(
-                    "table {table} on node {} has no key column {k}; fix: correct the table's key in the file",
-                    self.node
-                )));
-            };
-            key_index.push(i);
-        }
-        let list: Vec<String> = cols.iter().map(|c| ident(&c.name)).collect();
-        let order: Vec<String> = key.iter().map(|k| ident(k)).collect();
-        let mut sql = format!("SELECT {} FROM {}", list.join(", "), qualified(table));
+        let key_index = self
+            .key_index(table, &cols, key)
+            .map_err(CopyError::Definite)?;
+        let order: Vec<String> = key_index
+            .iter()
+            .map(|&i| {
+                if order == KeyOrder::Bytes && cols[i].text {
+                    format!("BINARY {}", ident(&cols[i].name))
+                } else {
+                    ident(&cols[i].name)
+                }
+            })
+            .collect();
+        let mut sql = select_list(table, &cols);
         let mut params = Vec::new();
         if let Some(after) = after {
             let values: Vec<Value> = serde_json::from_str(after).map_err(|_| {
@@ -246,13 +279,79 @@ impl MyReader {
             sql.push_str(&format!(" WHERE {}", ors.join(" OR ")));
         }
         sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", order.join(", ")));
+        let rows = self.read(table, &cols, sql, params).await?;
+        let last = match rows.last() {
+            Some(r) => {
+                let k: Vec<Value> = key_index
+                    .iter()
+                    .map(|&i| r.fields[i].value.clone())
+                    .collect();
+                Some(serde_json::to_string(&k).map_err(|e| {
+                    CopyError::Definite(format!("cannot record the last key of {table}: {e}"))
+                })?)
+            }
+            None => None,
+        };
+        Ok((rows, last))
+    }
+
+    /// The rows whose key is one of `keys` (model values, in key column order), in no set order.
+    pub async fn rows_with_keys(
+        &mut self,
+        table: &TableRef,
+        key: &[String],
+        keys: &[Vec<Value>],
+    ) -> Result<Vec<RowImage>, CopyError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cols = self.columns(table).await?;
+        self.key_index(table, &cols, key)
+            .map_err(CopyError::Definite)?;
+        let names: Vec<String> = key.iter().map(|k| ident(k)).collect();
+        let tuple = format!("({})", vec!["?"; key.len()].join(", "));
+        let mut sql = select_list(table, &cols);
+        sql.push_str(&format!(
+            " WHERE ({}) IN ({})",
+            names.join(", "),
+            vec![tuple; keys.len()].join(", ")
+        ));
+        let params = keys.iter().flatten().map(to_param).collect();
+        self.read(table, &cols, sql, params).await
+    }
+
+    fn key_index(
+        &self,
+        table: &TableRef,
+        cols: &[Col],
+        key: &[String],
+    ) -> Result<Vec<usize>, String> {
+        key.iter()
+            .map(|k| {
+                cols.iter().position(|c| c.name == *k).ok_or_else(|| {
+                    format!(
+                        "table {table} on node {} has no key column {k}; fix: correct the table's key in the file",
+                        self.node
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `sql` (a select of `cols`) and converts its rows.
+    async fn read(
+        &mut self,
+        table: &TableRef,
+        cols: &[Col],
+        sql: String,
+        params: Vec<My>,
+    ) -> Result<Vec<RowImage>, CopyError> {
         let result: Vec<mysql_async::Row> = self
             .conn
             .exec(sql, Params::Positional(params))
             .await
             .map_err(self.err("reading rows to copy"))?;
         let mut rows = Vec::with_capacity(result.len());
-        let mut last = None;
         for r in result {
             let raw = r.unwrap_raw();
             let mut fields = Vec::with_capacity(cols.len());
@@ -268,22 +367,15 @@ impl MyReader {
                     value,
                 });
             }
-            last = Some(
-                key_index
-                    .iter()
-                    .map(|&i| fields[i].value.clone())
-                    .collect::<Vec<_>>(),
-            );
             rows.push(RowImage::new(ImageKind::Full, fields));
         }
-        let last = match last {
-            Some(k) => Some(serde_json::to_string(&k).map_err(|e| {
-                CopyError::Definite(format!("cannot record the last key of {table}: {e}"))
-            })?),
-            None => None,
-        };
-        Ok((rows, last))
+        Ok(rows)
     }
+}
+
+fn select_list(table: &TableRef, cols: &[Col]) -> String {
+    let list: Vec<String> = cols.iter().map(|c| ident(&c.name)).collect();
+    format!("SELECT {} FROM {}", list.join(", "), qualified(table))
 }
 
 /// A key value back as a statement parameter.

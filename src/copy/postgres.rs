@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::CopyError;
+use super::{CopyError, KeyOrder};
 use crate::capture::postgres::setup::{quote_ident, quote_literal};
 use crate::capture::postgres::types::TypeRegistry;
 use crate::capture::postgres::{catalog_client, type_info, ConnParams, PgCaptureError};
@@ -125,28 +125,32 @@ impl PgReader {
     }
 
     /// Up to `limit` rows with a key above `after` (a JSON array of the key's text forms), in key
-    /// order, and the last row's key in that form.
+    /// order, and the last row's key in that form. Under [`KeyOrder::Bytes`] text key columns are
+    /// ordered by their bytes (`COLLATE "C"`), the order every engine can give.
     pub async fn batch(
         &mut self,
         table: &TableRef,
         key: &[String],
         after: Option<&str>,
         limit: u32,
+        order: KeyOrder,
     ) -> Result<(Vec<RowImage>, Option<String>), CopyError> {
         let cols = self.columns(table).await?;
-        let mut key_index = Vec::with_capacity(key.len());
-        for k in key {
-            let Some(i) = cols.iter().position(|(n, _)| n == k) else {
-                return Err(CopyError::Definite(format!(
-                    "table {table} on node {} has no key column {k}; fix: correct the table's key in the file",
-                    self.node
-                )));
-            };
-            key_index.push(i);
-        }
-        let list: Vec<String> = cols.iter().map(|(n, _)| quote_ident(n)).collect();
-        let order: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
-        let mut sql = format!("SELECT {} FROM {}", list.join(", "), qualified(table));
+        let key_index = self
+            .key_index(table, &cols, key)
+            .map_err(CopyError::Definite)?;
+        let order: Vec<String> = key_index
+            .iter()
+            .map(|&i| {
+                let (name, oid) = &cols[i];
+                if order == KeyOrder::Bytes && TEXT_OIDS.contains(oid) {
+                    format!("{} COLLATE \"C\"", quote_ident(name))
+                } else {
+                    quote_ident(name)
+                }
+            })
+            .collect();
+        let mut sql = select_list(table, &cols);
         if let Some(after) = after {
             let values: Vec<String> = serde_json::from_str(after).map_err(|_| {
                 CopyError::Definite(format!(
@@ -161,9 +165,76 @@ impl PgReader {
             ));
         }
         sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", order.join(", ")));
+        let (rows, last) = self.read(table, &cols, &key_index, &sql).await?;
+        let last = match last {
+            Some(k) => Some(serde_json::to_string(&k).map_err(|e| {
+                CopyError::Definite(format!("cannot record the last key of {table}: {e}"))
+            })?),
+            None => None,
+        };
+        Ok((rows, last))
+    }
+
+    /// The rows whose key is one of `keys` (model values, in key column order), in no set order.
+    pub async fn rows_with_keys(
+        &mut self,
+        table: &TableRef,
+        key: &[String],
+        keys: &[Vec<Value>],
+    ) -> Result<Vec<RowImage>, CopyError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cols = self.columns(table).await?;
+        let key_index = self
+            .key_index(table, &cols, key)
+            .map_err(CopyError::Definite)?;
+        let names: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
+        let tuples: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                let lits: Vec<String> = k.iter().map(|v| quote_literal(&v.to_string())).collect();
+                format!("({})", lits.join(", "))
+            })
+            .collect();
+        let mut sql = select_list(table, &cols);
+        sql.push_str(&format!(
+            " WHERE ({}) IN ({})",
+            names.join(", "),
+            tuples.join(", ")
+        ));
+        Ok(self.read(table, &cols, &key_index, &sql).await?.0)
+    }
+
+    fn key_index(
+        &self,
+        table: &TableRef,
+        cols: &[(String, u32)],
+        key: &[String],
+    ) -> Result<Vec<usize>, String> {
+        key.iter()
+            .map(|k| {
+                cols.iter().position(|(n, _)| n == k).ok_or_else(|| {
+                    format!(
+                        "table {table} on node {} has no key column {k}; fix: correct the table's key in the file",
+                        self.node
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `sql` (a select of `cols`) and decodes its rows; with the last row's key text forms.
+    async fn read(
+        &mut self,
+        table: &TableRef,
+        cols: &[(String, u32)],
+        key_index: &[usize],
+        sql: &str,
+    ) -> Result<(Vec<RowImage>, Option<Vec<String>>), CopyError> {
         let messages = self
             .client
-            .simple_query(&sql)
+            .simple_query(sql)
             .await
             .map_err(|e| self.err(e))?;
         let mut rows = Vec::new();
@@ -191,21 +262,22 @@ impl PgReader {
                     value,
                 });
             }
-            let key_text: Option<Vec<String>> = key_index
+            last = key_index
                 .iter()
                 .map(|&i| r.get(i).map(str::to_string))
                 .collect();
-            last = key_text;
             rows.push(RowImage::new(ImageKind::Full, fields));
         }
-        let last = match last {
-            Some(k) => Some(serde_json::to_string(&k).map_err(|e| {
-                CopyError::Definite(format!("cannot record the last key of {table}: {e}"))
-            })?),
-            None => None,
-        };
         Ok((rows, last))
     }
+}
+
+/// Type OIDs of the character types (`text`, `varchar`, `bpchar`, `name`).
+const TEXT_OIDS: [u32; 4] = [25, 1043, 1042, 19];
+
+fn select_list(table: &TableRef, cols: &[(String, u32)]) -> String {
+    let list: Vec<String> = cols.iter().map(|(n, _)| quote_ident(n)).collect();
+    format!("SELECT {} FROM {}", list.join(", "), qualified(table))
 }
 
 /// Drops the link's slot when it exists and no one reads it, so that the stream creates it again with

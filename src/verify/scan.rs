@@ -1,0 +1,266 @@
+//! One pass over a table: every node's rows read in key order, a batch at a time, and merged on the
+//! key, so memory holds a few batches per node whatever the table's size.
+//!
+//! ```text
+//!  node A reader task ─ batch ─> channel (1 batch) ─┐
+//!  node B reader task ─ batch ─> channel (1 batch) ─┼─> merge: smallest key first; the rows of every
+//!  …                                                ┘   node at that key -> Form::judge -> candidates
+//! ```
+//!
+//! Each reader is the initial copy's (`copy::SourceReader`: one REPEATABLE READ snapshot per node,
+//! keyset pagination) asked for [`KeyOrder::Bytes`], the order every engine can give; the merge
+//! checks that each node's keys really come in that order and stops with an error otherwise, rather
+//! than report rows as missing.
+//!
+//! Error handling: a reader's error ends its task and is returned by the pass; nothing is retried
+//! (a verify is run again).
+
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::form::{cmp_key, Finding, Form};
+use super::VerifyError;
+use crate::config::Config;
+use crate::copy::progress::Meter;
+use crate::copy::{CopyError, KeyOrder, SourceReader};
+use crate::model::{RowImage, TableRef, Value};
+
+/// A key found to differ in a pass, with what was found.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The key as the first node holding it stores it.
+    pub key: Vec<Value>,
+    pub findings: Vec<Finding>,
+    /// Which sides hold the key.
+    pub held: Vec<bool>,
+    /// Each side's row (`None`: missing), kept only when values are to be shown.
+    pub rows: Option<Vec<Option<RowImage>>>,
+}
+
+/// What a pass saw.
+#[derive(Debug, Default)]
+pub struct Pass {
+    /// Distinct keys seen on any node.
+    pub rows: u64,
+    /// Key ranges read: the most batches any node needed.
+    pub chunks: u64,
+    pub candidates: Vec<Candidate>,
+    /// Keys that differed beyond the room given: counted, neither kept nor re-read.
+    pub unlisted: u64,
+}
+
+type Batch = Result<Vec<RowImage>, CopyError>;
+
+/// Reads `table` (physical `key`) on `node` in key order, `batch_rows` at a time, into `tx`.
+async fn read_all(
+    mut reader: SourceReader,
+    table: TableRef,
+    key: Vec<String>,
+    batch_rows: u32,
+    tx: mpsc::Sender<Batch>,
+) {
+    let mut after: Option<String> = None;
+    loop {
+        let r = reader
+            .batch(&table, &key, after.as_deref(), batch_rows, KeyOrder::Bytes)
+            .await;
+        let (rows, last, end) = match r {
+            Ok((rows, last)) => {
+                let end = rows.len() < batch_rows as usize;
+                (rows, last, end)
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        if !rows.is_empty() && tx.send(Ok(rows)).await.is_err() {
+            return; // the merge stopped
+        }
+        if end || last.is_none() {
+            return;
+        }
+        after = last;
+    }
+}
+
+/// One node's place in the merge.
+struct Cursor {
+    rx: mpsc::Receiver<Batch>,
+    rows: VecDeque<(Vec<Value>, RowImage)>,
+    last: Option<Vec<Value>>,
+    batches: u64,
+    done: bool,
+}
+
+/// Compares `form`'s table across its sides (see the module doc). `keep_rows`: keep each
+/// candidate's rows, to show values; `room`: candidates kept at most (memory stays bounded when a
+/// whole table differs), the rest only counted.
+pub async fn pass(
+    config: &Config,
+    form: &Form<'_>,
+    batch_rows: u32,
+    keep_rows: bool,
+    room: usize,
+) -> Result<Pass, VerifyError> {
+    let mut cursors = Vec::new();
+    let mut estimate = None;
+    for side in &form.sides {
+        let node = config
+            .node(&side.node)
+            .ok_or_else(|| VerifyError::Usage(format!("no node {:?}", side.node)))?;
+        let mut reader = SourceReader::open_plain(node).await?;
+        estimate = estimate.max(reader.estimate(&side.table).await?);
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(read_all(
+            reader,
+            side.table.clone(),
+            side.key.clone(),
+            batch_rows,
+            tx,
+        ));
+        cursors.push(Cursor {
+            rx,
+            rows: VecDeque::new(),
+            last: None,
+            batches: 0,
+            done: false,
+        });
+    }
+    let table = &form.table.name;
+    let mut meter = Meter::new(0, estimate);
+    let mut out = Pass::default();
+    loop {
+        for (i, c) in cursors.iter_mut().enumerate() {
+            fill(form, i, c).await?;
+        }
+        let Some(min) = cursors
+            .iter()
+            .filter_map(|c| c.rows.front().map(|(k, _)| k))
+            .min_by(|a, b| cmp_key(a, b))
+            .cloned()
+        else {
+            break;
+        };
+        let mut rows: Vec<Option<RowImage>> = Vec::with_capacity(cursors.len());
+        for c in &mut cursors {
+            let here = c
+                .rows
+                .front()
+                .is_some_and(|(k, _)| cmp_key(k, &min) == Ordering::Equal);
+            rows.push(if here {
+                c.rows.pop_front().map(|(_, r)| r)
+            } else {
+                None
+            });
+        }
+        out.rows += 1;
+        let refs: Vec<Option<&RowImage>> = rows.iter().map(Option::as_ref).collect();
+        let findings = form.judge(&refs);
+        if !findings.is_empty() && out.candidates.len() >= room {
+            out.unlisted += 1;
+        } else if !findings.is_empty() {
+            debug!(table = %table, key = ?min, "rows differ");
+            out.candidates.push(Candidate {
+                key: min,
+                findings,
+                held: rows.iter().map(Option::is_some).collect(),
+                rows: keep_rows.then_some(rows),
+            });
+        }
+        if let Some(r) = meter.record(1, false) {
+            info!(table = %table, rows_done = r.done, rows_estimate = ?r.estimate, rows_per_sec = r.rate as u64, eta_secs = ?r.eta_secs, "verify progress");
+        }
+    }
+    out.chunks = cursors.iter().map(|c| c.batches).max().unwrap_or(0);
+    Ok(out)
+}
+
+/// Makes sure the cursor has a row unless its node has no more; checks the node's key order.
+async fn fill(form: &Form<'_>, i: usize, c: &mut Cursor) -> Result<(), VerifyError> {
+    if !c.rows.is_empty() || c.done {
+        return Ok(());
+    }
+    let Some(batch) = c.rx.recv().await else {
+        c.done = true;
+        return Ok(());
+    };
+    let batch = batch?;
+    c.batches += 1;
+    let side = &form.sides[i];
+    for row in batch {
+        let Some(key) = form.key_of(i, &row) else {
+            return Err(VerifyError::Definite(format!(
+                "table {} on node {}: a row has no value in a key column ({}); fix: make the table's key columns NOT NULL, or name a key that is",
+                side.table,
+                side.node,
+                side.key.join(", ")
+            )));
+        };
+        if c.last
+            .as_ref()
+            .is_some_and(|l| cmp_key(l, &key) != Ordering::Less)
+        {
+            return Err(VerifyError::Definite(format!(
+                "table {} on node {}: the server returned keys out of the order verify merges in (a key type whose order differs between engines); fix: verify supports keys of integers, decimals, text, bytes, dates and times",
+                side.table, side.node
+            )));
+        }
+        c.last = Some(key.clone());
+        c.rows.push_back((key, row));
+    }
+    Ok(())
+}
+
+/// Re-reads `keys` on every side and judges them again; the candidates that still differ.
+pub async fn recheck(
+    config: &Config,
+    form: &Form<'_>,
+    keys: &[Vec<Value>],
+    keep_rows: bool,
+) -> Result<Vec<Candidate>, VerifyError> {
+    const CHUNK: usize = 500;
+    let mut per_side: Vec<Vec<(Vec<Value>, RowImage)>> = Vec::new();
+    for (i, side) in form.sides.iter().enumerate() {
+        let node = config
+            .node(&side.node)
+            .ok_or_else(|| VerifyError::Usage(format!("no node {:?}", side.node)))?;
+        let mut reader = SourceReader::open_plain(node).await?;
+        let mut found = Vec::new();
+        for chunk in keys.chunks(CHUNK) {
+            for row in reader.rows_with_keys(&side.table, &side.key, chunk).await? {
+                if let Some(k) = form.key_of(i, &row) {
+                    found.push((k, row));
+                }
+            }
+        }
+        found.sort_by(|a, b| cmp_key(&a.0, &b.0));
+        per_side.push(found);
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        let rows: Vec<Option<RowImage>> = per_side
+            .iter()
+            .map(|found| {
+                found
+                    .binary_search_by(|(k, _)| cmp_key(k, key))
+                    .ok()
+                    .map(|i| found[i].1.clone())
+            })
+            .collect();
+        let refs: Vec<Option<&RowImage>> = rows.iter().map(Option::as_ref).collect();
+        let findings = form.judge(&refs);
+        if !findings.is_empty() {
+            out.push(Candidate {
+                key: key.clone(),
+                findings,
+                held: rows.iter().map(Option::is_some).collect(),
+                rows: keep_rows.then_some(rows),
+            });
+        }
+    }
+    Ok(out)
+}
