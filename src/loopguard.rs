@@ -24,7 +24,7 @@
 //! cannot be read back is treated as local (forwarded): losing a change is worse than an echo, which
 //! the receiving side's version check turns into a no-op conflict record.
 
-use crate::model::{Change, Transaction, Value};
+use crate::model::{Change, ChangeKind, Transaction, Value};
 
 /// Prefix of the PostgreSQL replication origin an applier uses: `tandem_<source node>`.
 pub const PG_ORIGIN_PREFIX: &str = "tandem_";
@@ -86,7 +86,7 @@ pub fn should_forward(provenance: &Provenance, source: &str, target: &str, relay
 
 /// The origin node named by a change to the checkpoint table, if `change` is one.
 fn checkpoint_origin(change: &Change, schema: &str) -> Option<String> {
-    if &*change.table.schema != schema || &*change.table.name != "checkpoint" {
+    if change.kind(schema) != ChangeKind::Checkpoint {
         return None;
     }
     let image = change.after.as_ref().or(change.before.as_ref());

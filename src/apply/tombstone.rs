@@ -18,7 +18,7 @@ use super::link::Link;
 use super::row::RowChange;
 use super::target::{TableInfo, Target, Tombstone};
 use crate::mapping::{Mapper, TablePlan};
-use crate::model::{Change, Op, TableRef, Value};
+use crate::model::{Change, ChangeKind, Op, TableRef, Value};
 
 /// A tombstone a source transaction revived: its node inserted the key again, having seen that
 /// node's deletes of the key up to that stamp.
@@ -34,10 +34,7 @@ pub(super) struct Revived {
 impl Revived {
     /// Reads an updated row of the source's `tombstone` table (a local insert bumps `revived`).
     pub(super) fn from_change(change: &Change, schema: &str) -> Option<Revived> {
-        if change.op != Op::Update
-            || &*change.table.schema != schema
-            || &*change.table.name != "tombstone"
-        {
+        if change.op != Op::Update || change.kind(schema) != ChangeKind::Tombstone {
             return None;
         }
         let image = change.after.as_ref()?;

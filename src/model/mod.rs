@@ -23,6 +23,7 @@ pub use position::{
     PositionError,
 };
 pub use transaction::{
-    Change, ChangeSet, Field, ImageKind, LoopMarks, NodeId, Op, RowImage, TableRef, Transaction,
+    Change, ChangeKind, ChangeSet, Field, ImageKind, LoopMarks, NodeId, Op, RowImage, TableRef,
+    Transaction,
 };
 pub use value::{format_uuid, parse_uuid, Decimal, DecimalError, Value};

@@ -133,7 +133,37 @@ pub struct Change {
     pub after: Option<RowImage>,
 }
 
+/// What a captured change is to tandem: a business row, or one of tandem's own bookkeeping writes
+/// (which travel in the same transactions as the rows they account for). Classified in one place,
+/// here, for the loop guard, the applier and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A row of a business table.
+    Data,
+    /// A write of `<schema>.checkpoint`: the applier's marker (its `source_node` names the origin).
+    Checkpoint,
+    /// A write of `<schema>.tombstone`: a delete remembered, or a revived key's tombstones bumped.
+    Tombstone,
+    /// A write of `<schema>.heartbeat`: progress on a quiet source, never data.
+    Heartbeat,
+    /// Any other table of the bookkeeping schema (conflicts, dead letters, copy progress).
+    Bookkeeping,
+}
+
 impl Change {
+    /// What this change is, with `schema` the bookkeeping schema (`[tandem] schema`).
+    pub fn kind(&self, schema: &str) -> ChangeKind {
+        if &*self.table.schema != schema {
+            return ChangeKind::Data;
+        }
+        match &*self.table.name {
+            "checkpoint" => ChangeKind::Checkpoint,
+            "tombstone" => ChangeKind::Tombstone,
+            "heartbeat" => ChangeKind::Heartbeat,
+            _ => ChangeKind::Bookkeeping,
+        }
+    }
+
     pub fn approx_bytes(&self) -> usize {
         std::mem::size_of::<Change>()
             + self.before.as_ref().map_or(0, RowImage::approx_bytes)

@@ -10,7 +10,7 @@ use super::health::{self, LinkState};
 use super::names::*;
 use crate::capture::SourceStats;
 use crate::config::Config;
-use crate::model::{ChangeSet, Transaction};
+use crate::model::{ChangeKind, ChangeSet, Transaction};
 
 /// The business table of the tandem heartbeat: a transaction touching only it is progress, not data.
 pub const HEARTBEAT_TABLE: &str = "heartbeat";
@@ -21,7 +21,7 @@ pub fn data_changes(tx: &Transaction, schema: &str) -> u64 {
     match &tx.changes {
         ChangeSet::Memory(changes) => changes
             .iter()
-            .filter(|c| &*c.table.schema != schema)
+            .filter(|c| c.kind(schema) == ChangeKind::Data)
             .count() as u64,
         ChangeSet::Spilled(_) => tx.changes.len() as u64,
     }
@@ -34,7 +34,7 @@ pub fn is_heartbeat(tx: &Transaction, schema: &str) -> bool {
             !changes.is_empty()
                 && changes
                     .iter()
-                    .all(|c| &*c.table.schema == schema && &*c.table.name == HEARTBEAT_TABLE)
+                    .all(|c| c.kind(schema) == ChangeKind::Heartbeat)
         }
         ChangeSet::Spilled(_) => false,
     }
