@@ -34,3 +34,4 @@ mod topologies;
 mod truncate;
 mod two_way;
 mod type_fidelity;
+mod type_fidelity_cross;

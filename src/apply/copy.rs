@@ -287,7 +287,7 @@ impl<T: Target + CopyBook> Link<T> {
                 &mapped,
                 &meta.origin,
                 meta.commit_time,
-            );
+            )?;
             prepared.push((change, row));
         }
         let keys: Vec<Vec<Field>> = prepared.iter().map(|(_, r)| r.key.clone()).collect();

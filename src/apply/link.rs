@@ -358,7 +358,7 @@ impl<T: Target> Link<T> {
             &mapped,
             &meta.origin,
             meta.commit_time,
-        );
+        )?;
         self.apply_row(plan, &info, row, meta.position.as_deref())
             .await
             .map_err(|e| with_row_context(e, plan, &info))

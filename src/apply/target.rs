@@ -26,6 +26,8 @@ pub enum ColKind {
     /// An instant (PostgreSQL `timestamptz`, MySQL `TIMESTAMP`).
     TimestampTz,
     Bit,
+    /// A MySQL/MariaDB spatial column (GEOMETRY, POINT, …).
+    Geometry,
     Other,
 }
 

@@ -240,6 +240,8 @@ pub fn parse_mysql(column_type: &str, is_json: bool) -> ColumnType {
             varying: false,
         },
         "uuid" => ColumnType::Uuid,
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" => ColumnType::Geometry,
         _ => ColumnType::Other(column_type.to_string()),
     }
 }
