@@ -20,8 +20,8 @@
 //! nothing transient is retried here. A batch the target refuses with a definite error is copied
 //! again row by row: under the table's `on_error = "dead_letter"` (the default) each refused row
 //! goes to the dead-letter table (position `copy:<stream start>`, replayable like any dead letter)
-//! and the copy goes on; under `"halt"` the first refusal halts the copy (the caller names the
-//! table and the fix).
+//! and the copy goes on; under `"halt"` the first refused row halts the copy, its error naming the
+//! table, the row's key and the fix (the rows before it in the batch are written).
 
 use super::error::ApplyError;
 use super::link::{Link, TxMeta};
@@ -124,11 +124,13 @@ impl<T: Target + CopyBook> Link<T> {
             Err(e) if !e.is_transient() => e,
             other => return other,
         };
-        if self.copy_policy(batch) == OnError::Halt {
+        let halt = self.copy_policy(batch) == OnError::Halt;
+        if halt && batch.rows.len() == 1 {
             return Err(error);
         }
         // One row per transaction, without the progress (a crash copies the batch again: the rows
-        // already written are then equal), then the progress alone.
+        // already written are then equal), then the progress alone. Under `halt` too, so that the
+        // halt names the row the target refused rather than the batch.
         let mut stats = CopyStats::default();
         for image in &batch.rows {
             let one = CopyBatch {
@@ -142,7 +144,7 @@ impl<T: Target + CopyBook> Link<T> {
                     stats.differed += s.differed;
                     stats.sent_back += s.sent_back;
                 }
-                Err(e) if e.is_transient() => return Err(e),
+                Err(e) if e.is_transient() || halt => return Err(e),
                 Err(e) => {
                     self.copy_dead_letter(batch, image, &e).await?;
                     stats.dead_lettered += 1;
@@ -187,7 +189,7 @@ impl<T: Target + CopyBook> Link<T> {
             source_position: position,
             commit_time: Some(batch.snapshot_time),
             payload,
-            error: error.to_string(),
+            error: super::error::dead_letter_error(error, &self.ctx.target),
             attempts: 1,
             state: "open".into(),
         };

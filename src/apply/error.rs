@@ -54,6 +54,9 @@ impl fmt::Display for DriverError {
                 Some(db) => write!(f, "{}", db.message()),
                 None => write!(f, "{e}"),
             },
+            // The server's own message: the driver's form ends in an unmatched quote, which value
+            // scrubbing took for the start of a value.
+            DriverError::Mysql(mysql_async::Error::Server(s)) => f.write_str(&s.message),
             DriverError::Mysql(e) => write!(f, "{e}"),
         }
     }
@@ -105,7 +108,7 @@ pub enum ApplyError {
         #[source]
         source: DriverError,
     },
-    #[error("table {table}, key {key}{}: {message} ({code}); fix: {fix}", column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
+    #[error("table {table}{}{}: {message} ({code}); fix: {fix}", key_part(key), column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
     Row {
         table: String,
         key: String,
@@ -134,6 +137,16 @@ pub enum ApplyError {
         attempts: u32,
         source: Box<ApplyError>,
     },
+}
+
+/// The key as a row error shows it: none for an error about no row (a missing table), and "a batch
+/// of rows" for a statement that wrote several, none of which the server named.
+fn key_part(key: &str) -> String {
+    match key {
+        "" => String::new(),
+        "{}" | "[]" => ", a batch of rows (no single key)".into(),
+        key => format!(", key {key}"),
+    }
 }
 
 /// What the applier does with a server error whose code is neither known transient nor known
@@ -255,22 +268,29 @@ pub fn scrub_values_keeping(message: &str, names: &[&str]) -> String {
     out
 }
 
-/// What to suggest for a definite error, by code.
+/// What to suggest for a definite error, by code: what to change. Whether the change then waits in
+/// the dead-letter table (replay it) or halted the link (restart) is said where that happens.
 pub fn fix_for(code: &DbCode) -> &'static str {
     match code {
-        DbCode::SqlState(s) if s == "22001" => "widen the target column or map the value to a shorter one, then replay the dead letter",
-        DbCode::Mysql(1406) => "widen the target column or map the value to a shorter one, then replay the dead letter",
-        DbCode::SqlState(s) if s == "22003" => "widen the target column's type, then replay the dead letter",
-        DbCode::Mysql(1264 | 1690) => "widen the target column's type, then replay the dead letter",
+        DbCode::SqlState(s) if s == "22001" => "widen the target column or map the value to a shorter one",
+        DbCode::Mysql(1406) => "widen the target column or map the value to a shorter one",
+        DbCode::SqlState(s) if s == "22003" => "widen the target column's type",
+        DbCode::Mysql(1264 | 1690) => "widen the target column's type",
         DbCode::SqlState(s) if s == "23502" => "give the target column a default or map a value for it",
         DbCode::Mysql(1048 | 1364) => "give the target column a default or map a value for it",
         DbCode::SqlState(s) if s == "42P01" || s == "3F000" => "create the table on the target or correct its name under tables.on in the file",
         DbCode::Mysql(1146 | 1049) => "create the table on the target or correct its name under tables.on in the file",
         DbCode::SqlState(s) if s == "42703" => "add the column on the target or map it under tables.columns in the file",
         DbCode::Mysql(1054) => "add the column on the target or map it under tables.columns in the file",
-        DbCode::SqlState(s) if s.starts_with("23") => "the row violates a constraint on the target that the mapping cannot satisfy: adjust the constraint or the data, then replay",
-        _ => "check the value against the target column's type, fix the mapping or the column, then replay the dead letter",
+        DbCode::SqlState(s) if s.starts_with("23") => "the row violates a constraint on the target that the mapping cannot satisfy: adjust the constraint or the data",
+        _ => "check the value against the target column's type, fix the mapping or the column",
     }
+}
+
+/// The error text stored with a dead letter on node `target`: the error, and how to bring the
+/// change once the cause is fixed.
+pub fn dead_letter_error(e: &ApplyError, target: &str) -> String {
+    format!("{e}; once fixed, replay it: tandem dead-letter replay --node {target} <id>")
 }
 
 #[cfg(test)]

@@ -300,7 +300,7 @@ fn refused(
                 info.table
             ),
             format!(
-                "store the source's geometries with SRID 0 (on MariaDB: UPDATE … SET {column} = ST_GeomFromWKB(ST_AsBinary({column}), 0)), make the target column a PostGIS geometry, or exclude the column; then replay the dead letter"
+                "store the source's geometries with SRID 0 (on MariaDB: UPDATE … SET {column} = ST_GeomFromWKB(ST_AsBinary({column}), 0)), make the target column a PostGIS geometry, or exclude the column"
             ),
         ),
     };

@@ -451,7 +451,8 @@ impl Target for MyTarget {
             Ok(_) => Ok(true),
             // A failed statement is rolled back whole; the transaction goes on.
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => Ok(false),
-            Err(e) => Err(self.row_err(t, &[], e)),
+            // One row: its key; several: none names the failing row (the caller goes row by row).
+            Err(e) => Err(self.row_err(t, single_key(rows), e)),
         }
     }
 
@@ -639,5 +640,13 @@ impl Target for MyTarget {
         error: Option<&str>,
     ) -> Result<(), ApplyError> {
         self.set_dead_letter(id, state, error).await
+    }
+}
+
+/// The key of a one-row write list, else none.
+fn single_key(rows: &[Write]) -> &[Field] {
+    match rows {
+        [one] => &one.key,
+        _ => &[],
     }
 }

@@ -467,7 +467,12 @@ impl Target for PgTarget {
             }
             Err(e) => {
                 let fields: Vec<Field> = rows.iter().flat_map(|w| w.set.iter().cloned()).collect();
-                Err(self.row_err(t, &fields, &[], e))
+                // One row: its key; several: none names the failing row (the caller goes row by row).
+                let key = match rows {
+                    [one] => one.key.as_slice(),
+                    _ => &[],
+                };
+                Err(self.row_err(t, &fields, key, e))
             }
         }
     }
