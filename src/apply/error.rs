@@ -81,13 +81,30 @@ impl DriverError {
             DriverError::Postgres(e) => {
                 e.as_db_error().and_then(|d| d.column()).map(str::to_string)
             }
-            DriverError::Mysql(mysql_async::Error::Server(s)) => {
-                let (_, rest) = s.message.split_once("column '")?;
-                rest.split_once('\'').map(|(c, _)| c.to_string())
-            }
+            DriverError::Mysql(mysql_async::Error::Server(s)) => mysql_column(&s.message),
             DriverError::Mysql(_) => None,
         }
     }
+}
+
+/// The column a MySQL/MariaDB message names: `… for column 'c' at row 1` or, in MariaDB's newer
+/// messages, `… for column `db`.`t`.`c` at row 1`.
+fn mysql_column(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("column ")?;
+    if let Some(quoted) = rest.strip_prefix('\'') {
+        return quoted.split_once('\'').map(|(c, _)| c.to_string());
+    }
+    let mut name = None;
+    let mut rest = rest;
+    while let Some(inner) = rest.strip_prefix('`') {
+        let (part, after) = inner.split_once('`')?;
+        name = Some(part.to_string());
+        rest = after.strip_prefix('.').unwrap_or(after);
+        if !after.starts_with('.') {
+            break;
+        }
+    }
+    name
 }
 
 /// An error of the apply layer. `Display` names what failed, where (link, table, key, column) and
@@ -275,7 +292,9 @@ pub fn fix_for(code: &DbCode) -> &'static str {
         DbCode::SqlState(s) if s == "22001" => "widen the target column or map the value to a shorter one",
         DbCode::Mysql(1406) => "widen the target column or map the value to a shorter one",
         DbCode::SqlState(s) if s == "22003" => "widen the target column's type",
-        DbCode::Mysql(1264 | 1690) => "widen the target column's type",
+        DbCode::Mysql(1264 | 1690) => "widen the target column's type; NaN and infinities fit no MySQL/MariaDB number: replace them at the source",
+        DbCode::Mysql(1366) => "the value has no form in the target column's type (NaN or an infinity into DECIMAL, a character the column's character set lacks): change it at the source or convert the column (utf8mb4)",
+        DbCode::Mysql(1292) => "the date or time is outside what the target column holds (infinity, a year past 9999 or before 1): change it at the source or keep the column one-way",
         DbCode::SqlState(s) if s == "23502" => "give the target column a default or map a value for it",
         DbCode::Mysql(1048 | 1364) => "give the target column a default or map a value for it",
         DbCode::SqlState(s) if s == "42P01" || s == "3F000" => "create the table on the target or correct its name under tables.on in the file",
@@ -320,6 +339,20 @@ mod tests {
             assert_eq!(classify(&DbCode::Mysql(n)), ErrorClass::Transient, "{n}");
         }
         assert_eq!(classify(&DbCode::None), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn mysql_messages_name_their_column() {
+        assert_eq!(
+            mysql_column("Out of range value for column 'r' at row 1").as_deref(),
+            Some("r")
+        );
+        assert_eq!(
+            mysql_column("Incorrect decimal value: 'x' for column `desk`.`nums`.`n` at row 1")
+                .as_deref(),
+            Some("n")
+        );
+        assert_eq!(mysql_column("Duplicate entry 'x' for key 'PRIMARY'"), None);
     }
 
     #[test]
