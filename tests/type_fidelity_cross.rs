@@ -536,3 +536,160 @@ async fn postgres_types_to_mariadb_as_mapped() {
     )
     .await;
 }
+
+/// MariaDB built-in types into their PostgreSQL counterparts, against the table of expected mapped
+/// values: signed and unsigned integer extremes, DECIMAL(65,30), floats, TINYINT(1) as boolean, text
+/// in several character sets, every blob size, temporal types at their edges, YEAR, ENUM, SET, JSON,
+/// BIT, UUID and INET6; values PostgreSQL has no form for (zero dates, a NUL character in text, a
+/// TIME beyond a day) are refused with a dead letter naming the column.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_types_to_postgres_as_mapped() {
+    cross_pair(
+        Source::MariaDb,
+        &[
+            CrossCase {
+                table: "nums",
+                pg_ddl: "CREATE TABLE nums (id int PRIMARY KEY, ti smallint, tu smallint, \
+                         mi integer, mu integer, iu bigint, bu numeric(20), bi bigint, \
+                         de numeric(65,30), fl real, db double precision, b boolean, y smallint)",
+                maria_ddl: "CREATE TABLE nums (id INT PRIMARY KEY, ti TINYINT, tu TINYINT UNSIGNED, \
+                            mi MEDIUMINT, mu MEDIUMINT UNSIGNED, iu INT UNSIGNED, \
+                            bu BIGINT UNSIGNED, bi BIGINT, de DECIMAL(65,30), fl FLOAT, db DOUBLE, \
+                            b TINYINT(1), y YEAR)",
+                columns: "id, ti, tu, mi, mu, iu, bu, bi, de, fl, db, b, y",
+                rows: &[
+                    "1, -128, 0, -8388608, 0, 0, 0, -9223372036854775808, \
+                     '-99999999999999999999999999999999999.999999999999999999999999999999', \
+                     -3.40282e38, -1.7976931348623157e308, 0, 1901",
+                    "2, 127, 255, 8388607, 16777215, 4294967295, 18446744073709551615, \
+                     9223372036854775807, 0.000000000000000000000000000001, 1.17549e-38, \
+                     2.2250738585072014e-308, 1, 2155",
+                    "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0",
+                ],
+                expect: &[
+                    Expect::Row(
+                        "1|-128|0|-8388608|0|0|0|-9223372036854775808|\
+                         -99999999999999999999999999999999999.999999999999999999999999999999|\
+                         -3.40282e+38|-1.7976931348623157e+308|f|1901",
+                    ),
+                    Expect::Row(
+                        "2|127|255|8388607|16777215|4294967295|18446744073709551615|\
+                         9223372036854775807|0.000000000000000000000000000001|1.17549e-38|\
+                         2.2250738585072014e-308|t|2155",
+                    ),
+                    Expect::Row("3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|0"),
+                ],
+            },
+            CrossCase {
+                table: "texts",
+                pg_ddl: "CREATE TABLE texts (id int PRIMARY KEY, u8 text, l1 text, c char(5), \
+                         vc varchar(10), tt text, mt text, tb bytea, bl bytea, mb bytea, lb bytea, \
+                         bn bytea, vb bytea)",
+                maria_ddl: "CREATE TABLE texts (id INT PRIMARY KEY, \
+                            u8 LONGTEXT CHARACTER SET utf8mb4, l1 VARCHAR(20) CHARACTER SET latin1, \
+                            c CHAR(5), vc VARCHAR(10) CHARACTER SET utf8mb3, tt TINYTEXT, \
+                            mt MEDIUMTEXT, tb TINYBLOB, bl BLOB, mb MEDIUMBLOB, lb LONGBLOB, \
+                            bn BINARY(3), vb VARBINARY(5))",
+                columns: "id, u8, l1, c, vc, tt, mt, encode(tb, 'hex'), encode(bl, 'hex'), \
+                          encode(mb, 'hex'), encode(lb, 'hex'), encode(bn, 'hex'), encode(vb, 'hex')",
+                rows: &[
+                    "1, 'äöü€😀 \"q\" \\\\ x', 'café', 'ab', 'ĳ€', 'tiny', 'medium', x'00ff', \
+                     x'0001', x'ff', x'00', x'0102', x'00ff00'",
+                    "2, '', '', '', '', '', '', x'', x'', x'', x'', x'', x''",
+                    "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+                ],
+                expect: &[
+                    Expect::Row(
+                        "1|äöü€😀 \"q\" \\ x|café|ab   |ĳ€|tiny|medium|00ff|0001|ff|00|010200|00ff00",
+                    ),
+                    Expect::Row("2|||     ||||||||000000|"),
+                    Expect::Row("3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL"),
+                ],
+            },
+            CrossCase {
+                table: "times",
+                pg_ddl: "CREATE TABLE times (id int PRIMARY KEY, d date, dt timestamp(6), \
+                         dt0 timestamp(0), ts timestamptz(6), t time(6))",
+                maria_ddl: "CREATE TABLE times (id INT PRIMARY KEY, d DATE, dt DATETIME(6), \
+                            dt0 DATETIME, ts TIMESTAMP(6) NULL, t TIME(6))",
+                columns: "id, d, dt, dt0, ts, t",
+                rows: &[
+                    "1, '1000-01-01', '1000-01-01 00:00:00.000000', '1000-01-01 00:00:00', \
+                     '1970-01-01 00:00:01.000000', '00:00:00'",
+                    "2, '9999-12-31', '9999-12-31 23:59:59.999999', '9999-12-31 23:59:59', \
+                     '2038-01-19 03:14:07.999999', '23:59:59.999999'",
+                    "3, '0000-00-00', NULL, NULL, NULL, NULL",
+                    "4, NULL, '2015-05-00 12:00:00', NULL, NULL, NULL",
+                    "5, NULL, NULL, NULL, NULL, '-00:00:01'",
+                    "6, NULL, NULL, NULL, NULL, '838:59:59'",
+                ],
+                expect: &[
+                    Expect::Row(
+                        "1|1000-01-01|1000-01-01 00:00:00|1000-01-01 00:00:00|\
+                         1970-01-01 00:00:01+00|00:00:00",
+                    ),
+                    Expect::Row(
+                        "2|9999-12-31|9999-12-31 23:59:59.999999|9999-12-31 23:59:59|\
+                         2038-01-19 03:14:07.999999+00|23:59:59.999999",
+                    ),
+                    Expect::Refused(Some("d")),
+                    Expect::Refused(Some("dt")),
+                    Expect::Refused(Some("t")),
+                    Expect::Refused(Some("t")),
+                ],
+            },
+            CrossCase {
+                table: "others",
+                pg_ddl: "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); \
+                         CREATE TABLE others (id int PRIMARY KEY, e mood, et text, st text, \
+                         j jsonb, b8 bit(8), b1 bit(1), u uuid, ip inet)",
+                maria_ddl: "CREATE TABLE others (id INT PRIMARY KEY, e ENUM('sad','ok','happy'), \
+                            et ENUM('x','y'), st SET('a','b','c'), j JSON, b8 BIT(8), b1 BIT(1), \
+                            u UUID, ip INET6)",
+                columns: "id, e, et, st, j, b8, b1, u, ip",
+                rows: &[
+                    "1, 'happy', 'y', 'a,c', '{\"k\": [1, \"\\\\u00e9\", null]}', b'10000001', b'1', \
+                     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2001:db8::1'",
+                    "2, 'sad', 'x', '', '[]', b'0', b'0', \
+                     '00000000-0000-0000-0000-000000000000', '::ffff:1.2.3.4'",
+                    "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+                ],
+                expect: &[
+                    Expect::Row(
+                        "1|happy|y|a,c|{\"k\": [1, \"é\", null]}|10000001|1|\
+                         a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|2001:db8::1",
+                    ),
+                    Expect::Row(
+                        "2|sad|x||[]|00000000|0|00000000-0000-0000-0000-000000000000|::ffff:1.2.3.4",
+                    ),
+                    Expect::Row("3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL"),
+                ],
+            },
+        ],
+    )
+    .await;
+}
+
+/// A MariaDB text holding the NUL character, which PostgreSQL text cannot store, is refused with a
+/// dead letter naming the column, and the link goes on.
+///
+/// Fails today: the dead letter cannot be written on PostgreSQL either (its payload column is
+/// `jsonb`, which refuses the `\u0000` escape, SQLSTATE 22P05), so the link halts. The fix needs a
+/// bookkeeping change (payload stored as text, or the payload's NUL escaped by both its writer and
+/// `dead-letter replay`), which is reserved for the bookkeeping owner.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "the dead-letter payload (jsonb) cannot hold \\u0000: the link halts with SQLSTATE 22P05"]
+async fn mariadb_text_with_nul_to_postgres_is_dead_lettered() {
+    cross_pair(
+        Source::MariaDb,
+        &[CrossCase {
+            table: "texts",
+            pg_ddl: "CREATE TABLE texts (id int PRIMARY KEY, t text)",
+            maria_ddl: "CREATE TABLE texts (id INT PRIMARY KEY, t TEXT)",
+            columns: "id, t",
+            rows: &["1, 'a\\0b'", "2, 'after'"],
+            expect: &[Expect::Refused(Some("t")), Expect::Row("2|after")],
+        }],
+    )
+    .await;
+}

@@ -155,6 +155,12 @@ pub fn suspect_column<'a>(
                 "bigint" => i64::try_from(*u).is_err(),
                 _ => false,
             },
+            // A MySQL zero or partly-zero date, a MySQL TIME beyond a day or negative: PostgreSQL
+            // names no column for them.
+            ("22007" | "22008", Value::Other { type_name, .. }) => type_name == "zero_date",
+            ("22007" | "22008", Value::Time(t)) => {
+                type_name.starts_with("time") && (*t < 0 || *t > 86_400_000_000)
+            }
             ("22003", Value::Decimal(d)) => {
                 type_name.starts_with("numeric(") && {
                     let p = limit.unwrap_or(usize::MAX);
@@ -243,6 +249,23 @@ mod tests {
         assert_eq!(
             suspect_column(cols.iter().map(|(n, v, t)| (*n, *v, *t)), "22001").as_deref(),
             Some("b")
+        );
+        let zero = Value::Other {
+            type_name: "zero_date".into(),
+            text: "0000-00-00".into(),
+        };
+        let day = Value::Time(time::MICROS_PER_DAY);
+        let long = Value::Time(838 * 3600 * 1_000_000);
+        let cols = [
+            ("d", &zero, "date"),
+            ("t", &day, "time without time zone"),
+            ("u", &long, "time(6) without time zone"),
+        ];
+        let suspect = |state| suspect_column(cols.iter().map(|(n, v, t)| (*n, *v, *t)), state);
+        assert_eq!(suspect("22008").as_deref(), Some("d"));
+        assert_eq!(
+            suspect_column(cols[1..].iter().map(|(n, v, t)| (*n, *v, *t)), "22008").as_deref(),
+            Some("u")
         );
     }
 }
