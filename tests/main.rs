@@ -35,3 +35,4 @@ mod truncate;
 mod two_way;
 mod type_fidelity;
 mod type_fidelity_cross;
+mod type_fidelity_geometry;
