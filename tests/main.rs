@@ -34,5 +34,6 @@ mod topologies;
 mod truncate;
 mod two_way;
 mod type_fidelity;
+mod type_fidelity_catalog;
 mod type_fidelity_cross;
 mod type_fidelity_geometry;

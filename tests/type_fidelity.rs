@@ -19,13 +19,13 @@ type Row = Vec<Option<String>>;
 
 /// A table of the test: its DDL (the same on both nodes), the columns compared, and the rows written
 /// as `VALUES` tuples whose first item is the id.
-struct Case {
-    table: &'static str,
-    ddl: &'static str,
-    columns: &'static str,
-    rows: &'static [&'static str],
+pub struct Case {
+    pub table: &'static str,
+    pub ddl: &'static str,
+    pub columns: &'static str,
+    pub rows: &'static [&'static str],
     /// An insert that gives no id (the table generates it), written on the source after the start.
-    generated_insert: Option<&'static str>,
+    pub generated_insert: Option<&'static str>,
 }
 
 impl Case {
@@ -183,7 +183,7 @@ where
 /// Starts two PostgreSQL nodes with `cases`' tables, writes their rows on `a` before the links start
 /// (the copy) and again with ids from 100 after (the stream), and waits for `b` to hold every value
 /// as `a` does.
-async fn postgres_pair(cases: &[Case]) {
+pub async fn postgres_pair(cases: &[Case]) {
     let (a, b) = tokio::join!(PgServer::start(), PgServer::start());
     let (a, b) = (a.expect("PostgreSQL a"), b.expect("PostgreSQL b"));
     for s in [&a, &b] {
@@ -225,7 +225,7 @@ async fn postgres_pair(cases: &[Case]) {
 }
 
 /// As [`postgres_pair`], on two MariaDB nodes.
-async fn mariadb_pair(cases: &[Case]) {
+pub async fn mariadb_pair(cases: &[Case]) {
     let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
     let (a, b) = (a.expect("MariaDB a"), b.expect("MariaDB b"));
     for s in [&a, &b] {
