@@ -273,3 +273,84 @@ async fn mariadb_text_with_nul_to_postgres_is_dead_lettered() {
     )
     .await;
 }
+
+/// The conventional cross-engine pairs (check warns about each): PostgreSQL enums, arrays, network
+/// addresses and UUIDs in MariaDB's ENUM, JSON, INET6/VARCHAR and BINARY(16); a date in a DATETIME.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_conventional_pairs_to_mariadb() {
+    cross_pair(
+        Source::Postgres,
+        &[CrossCase {
+            table: "conv",
+            pg_ddl: "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); \
+                     CREATE TABLE conv (id int PRIMARY KEY, e mood, et mood, ia int[], \
+                     ta text[], ip inet, ipt inet, u uuid, d date, b boolean, s text)",
+            maria_ddl: "CREATE TABLE conv (id INT PRIMARY KEY, e ENUM('sad','ok','happy'), \
+                        et VARCHAR(10), ia JSON, ta JSON, ip INET6, ipt VARCHAR(50), \
+                        u BINARY(16), d DATETIME, b BIT(1), s ENUM('a','b'))",
+            columns: "id, e, et, ia, ta, ip, ipt, HEX(u), d, b + 0, s",
+            rows: &[
+                "1, 'happy', 'ok', '{1,NULL,-3}', '{\"a,b\",\"ü\",NULL}', '2001:db8::1', \
+                 '10.0.0.1/8', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2024-02-29', true, 'b'",
+                "2, 'sad', 'sad', '{}', '{}', '::ffff:1.2.3.4', '::1', \
+                 '00000000-0000-0000-0000-000000000000', '1000-01-01', false, 'a'",
+                "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+                "4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'c'",
+            ],
+            expect: &[
+                Expect::Row(
+                    "1|happy|ok|[1,null,-3]|[\"a,b\",\"ü\",null]|2001:db8::1|10.0.0.1/8|\
+                     A0EEBC999C0B4EF8BB6D6BB9BD380A11|2024-02-29 00:00:00|1|b",
+                ),
+                Expect::Row(
+                    "2|sad|sad|[]|[]|::ffff:1.2.3.4|::1|00000000000000000000000000000000|\
+                     1000-01-01 00:00:00|0|a",
+                ),
+                Expect::Row("3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL"),
+                Expect::Refused(Some("s")),
+            ],
+        }],
+    )
+    .await;
+}
+
+/// The conventional pairs the other way: MariaDB INET4, BINARY(16), JSON, ENUM, SET, BIT(1) and
+/// DATE into PostgreSQL inet, uuid, json/jsonb, enum and text, boolean and timestamp.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_conventional_pairs_to_postgres() {
+    cross_pair(
+        Source::MariaDb,
+        &[CrossCase {
+            table: "conv",
+            pg_ddl: "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); \
+                     CREATE TABLE conv (id int PRIMARY KEY, i4 inet, u uuid, j json, jb jsonb, \
+                     e mood, et text, st text, d timestamp, vt mood)",
+            maria_ddl: "CREATE TABLE conv (id INT PRIMARY KEY, i4 INET4, u BINARY(16), j JSON, \
+                        jb JSON, e ENUM('sad','ok','happy'), et ENUM('x','y'), st SET('a','b'), \
+                        d DATE, vt VARCHAR(10))",
+            columns: "id, i4, u, j, jb, e, et, st, d, vt",
+            rows: &[
+                "1, '255.255.255.255', x'a0eebc999c0b4ef8bb6d6bb9bd380a11', \
+                 '{\"a\": 1.50, \"b\": [true]}', '{\"a\": 1.50}', 'happy', 'y', 'a,b', \
+                 '2024-02-29', 'ok'",
+                "2, '0.0.0.0', x'00000000000000000000000000000000', 'null', '[]', 'sad', 'x', '', \
+                 '1000-01-01', 'sad'",
+                "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+                "4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'angry'",
+            ],
+            expect: &[
+                Expect::Row(
+                    "1|255.255.255.255|a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|\
+                     {\"a\": 1.50, \"b\": [true]}|{\"a\": 1.50}|happy|y|a,b|2024-02-29 00:00:00|ok",
+                ),
+                Expect::Row(
+                    "2|0.0.0.0|00000000-0000-0000-0000-000000000000|null|[]|sad|x||\
+                     1000-01-01 00:00:00|sad",
+                ),
+                Expect::Row("3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL"),
+                Expect::Refused(Some("vt")),
+            ],
+        }],
+    )
+    .await;
+}

@@ -78,6 +78,8 @@ impl CrossCase {
     }
 }
 
+const DEAD_SQL: &str = "SELECT error FROM tandem.dead_letter ORDER BY id";
+
 fn join(cells: impl Iterator<Item = Option<String>>) -> String {
     cells
         .map(|c| c.unwrap_or_else(|| "NULL".into()))
@@ -231,15 +233,19 @@ pub async fn cross_pair(from: Source, cases: &[CrossCase]) {
         )
         .await;
         if done.is_err() {
+            let dead = match from {
+                Source::Postgres => maria_rows(&maria_url, DEAD_SQL).await,
+                Source::MariaDb => pg_rows(&pgc, DEAD_SQL).await,
+            };
             panic!(
-                "the target did not hold the expected values within 60 s: {}",
+                "the target did not hold the expected values within 60 s: {}\ndead letters: {dead:#?}",
                 last.lock().unwrap_or_else(|e| e.into_inner())
             );
         }
     }
     // One dead letter per refused row (copy and stream), each naming its column.
     let refused: Vec<Option<&str>> = cases.iter().flat_map(CrossCase::refused).collect();
-    let dead_sql = "SELECT error FROM tandem.dead_letter ORDER BY id";
+    let dead_sql = DEAD_SQL;
     let errors = wait_for("the dead letters", Duration::from_secs(60), || async {
         let errors = match from {
             Source::Postgres => maria_rows(&maria_url, dead_sql).await?,

@@ -366,7 +366,11 @@ impl Target for MyTarget {
         }
         let rows = self
             .book_rows(
-                "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE FROM information_schema.COLUMNS \
+                // MariaDB's JSON is a LONGTEXT with a json_valid check: its kind is JSON.
+                "SELECT COLUMN_NAME, COLUMN_TYPE, IF(EXISTS (SELECT 1 FROM information_schema.CHECK_CONSTRAINTS cc \
+                 WHERE cc.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND cc.TABLE_NAME = c.TABLE_NAME \
+                 AND cc.CHECK_CLAUSE = CONCAT('json_valid(`', REPLACE(c.COLUMN_NAME, '`', '``'), '`)')), \
+                 'json', DATA_TYPE) FROM information_schema.COLUMNS c \
                  WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
                 vec![s(&*table.schema), s(&*table.name)],
             )

@@ -66,6 +66,9 @@ pub fn to_my(v: &Value, kind: ColKind, target_offset_secs: i32) -> My {
             _ => datetime(*t),
         },
         Value::Set(items) => text(items.join(",")),
+        // An array in a JSON column is a JSON array (PostgreSQL's `{…}` text would read as an
+        // object, or not at all).
+        Value::Array(_) if kind == ColKind::Json => text(crate::model::json::value(v).to_string()),
         Value::Bits { len, bytes } if *len <= 64 => {
             let n = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
             let pad = (bytes.len() as u32 * 8).saturating_sub(*len);
@@ -96,6 +99,14 @@ mod tests {
                 0
             ),
             My::UInt(0b101)
+        );
+        assert_eq!(
+            to_my(
+                &Value::Array(vec![Value::Int(1), Value::Null, Value::Text("ü".into())]),
+                ColKind::Json,
+                0
+            ),
+            My::Bytes("[1,null,\"ü\"]".as_bytes().to_vec())
         );
     }
 }

@@ -206,15 +206,16 @@ impl PgTarget {
             DbCode::SqlState(s) => s.clone(),
             _ => String::new(),
         };
-        let column = source.column().or_else(|| {
-            types::suspect_column(
-                fields.iter().filter_map(|f| {
-                    info.column(&f.name)
-                        .map(|c| (&*f.name, &f.value, c.type_name.as_str()))
-                }),
-                &state,
-            )
-        });
+        let typed = || {
+            fields.iter().filter_map(|f| {
+                info.column(&f.name)
+                    .map(|c| (&*f.name, &f.value, c.type_name.as_str()))
+            })
+        };
+        let column = source
+            .column()
+            .or_else(|| types::suspect_column(typed(), &state))
+            .or_else(|| types::column_of_named_type(typed(), &source.to_string()));
         ApplyError::Row {
             table: String::new(),
             key: crate::conflict::audit::key_json(key),

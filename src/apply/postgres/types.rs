@@ -65,6 +65,12 @@ pub fn to_text(v: &Value, kind: ColKind, source_offset_secs: i32) -> Option<Stri
         (Value::Array(items), _) => array_text(items),
         (Value::Set(items), _) => items.join(","),
         (Value::Bytes(b), ColKind::Text) => String::from_utf8_lossy(b).into_owned(),
+        // A MySQL BINARY(16) holding a UUID.
+        (Value::Bytes(b), ColKind::Uuid) if b.len() == 16 => {
+            let mut u = [0u8; 16];
+            u.copy_from_slice(b);
+            crate::model::format_uuid(&u)
+        }
         (other, _) => other.to_string(),
     })
 }
@@ -182,6 +188,22 @@ pub fn suspect_column<'a>(
     None
 }
 
+/// The one column with a value whose type an input error names (`invalid input syntax for type
+/// uuid: …`, `invalid input value for enum mood: …`); PostgreSQL names no column for them.
+pub fn column_of_named_type<'a>(
+    fields: impl Iterator<Item = (&'a str, &'a Value, &'a str)>,
+    message: &str,
+) -> Option<String> {
+    let (_, rest) = message
+        .split_once("for type ")
+        .or_else(|| message.split_once("for enum "))?;
+    let named = rest.split(':').next()?.trim();
+    let base = |t: &str| t.split('(').next().unwrap_or(t).trim().to_string();
+    let mut hits = fields.filter(|(_, v, t)| !v.is_null() && base(t) == named);
+    let (name, _, _) = hits.next()?;
+    hits.next().is_none().then(|| name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +249,31 @@ mod tests {
         assert_eq!(
             text(Value::Timestamp(i64::MAX), ColKind::Timestamp),
             "infinity"
+        );
+    }
+
+    #[test]
+    fn input_errors_name_the_column_of_their_type() {
+        let (u, e, n) = (
+            Value::Text("x".into()),
+            Value::Text("y".into()),
+            Value::Null,
+        );
+        let cols = [("a", &n, "uuid"), ("b", &u, "uuid"), ("c", &e, "mood")];
+        let find = |m| column_of_named_type(cols.iter().map(|(a, b, c)| (*a, *b, *c)), m);
+        assert_eq!(
+            find("invalid input syntax for type uuid: \"…\"").as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            find("invalid input value for enum mood: \"…\"").as_deref(),
+            Some("c")
+        );
+        assert_eq!(find("date/time field value out of range"), None);
+        let uuid = to_text(&Value::Bytes((0..16).collect()), ColKind::Uuid, 0);
+        assert_eq!(
+            uuid.as_deref(),
+            Some("00010203-0405-0607-0809-0a0b0c0d0e0f")
         );
     }
 
