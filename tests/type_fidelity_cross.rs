@@ -314,8 +314,8 @@ async fn postgres_conventional_pairs_to_mariadb() {
     .await;
 }
 
-/// The conventional pairs the other way: MariaDB INET4, BINARY(16), JSON, ENUM, SET, BIT(1) and
-/// DATE into PostgreSQL inet, uuid, json/jsonb, enum and text, boolean and timestamp.
+/// The conventional pairs the other way: MariaDB INET4, BINARY(16), JSON, ENUM, SET and DATE into
+/// PostgreSQL inet, uuid, json/jsonb, enum and text and timestamp; a JSON array into an array.
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_conventional_pairs_to_postgres() {
     cross_pair(
@@ -324,30 +324,31 @@ async fn mariadb_conventional_pairs_to_postgres() {
             table: "conv",
             pg_ddl: "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); \
                      CREATE TABLE conv (id int PRIMARY KEY, i4 inet, u uuid, j json, jb jsonb, \
-                     e mood, et text, st text, d timestamp, vt mood)",
+                     e mood, et text, st text, d timestamp, vt mood, ja int[], jt text[])",
             maria_ddl: "CREATE TABLE conv (id INT PRIMARY KEY, i4 INET4, u BINARY(16), j JSON, \
                         jb JSON, e ENUM('sad','ok','happy'), et ENUM('x','y'), st SET('a','b'), \
-                        d DATE, vt VARCHAR(10))",
-            columns: "id, i4, u, j, jb, e, et, st, d, vt",
+                        d DATE, vt VARCHAR(10), ja JSON, jt JSON)",
+            columns: "id, i4, u, j, jb, e, et, st, d, vt, ja, jt",
             rows: &[
                 "1, '255.255.255.255', x'a0eebc999c0b4ef8bb6d6bb9bd380a11', \
                  '{\"a\": 1.50, \"b\": [true]}', '{\"a\": 1.50}', 'happy', 'y', 'a,b', \
-                 '2024-02-29', 'ok'",
+                 '2024-02-29', 'ok', '[1, null, -3]', '[\"a,b\", \"ü\", null]'",
                 "2, '0.0.0.0', x'00000000000000000000000000000000', 'null', '[]', 'sad', 'x', '', \
-                 '1000-01-01', 'sad'",
-                "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
-                "4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'angry'",
+                 '1000-01-01', 'sad', '[]', '[]'",
+                "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+                "4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'angry', NULL, NULL",
             ],
             expect: &[
                 Expect::Row(
                     "1|255.255.255.255|a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|\
-                     {\"a\": 1.50, \"b\": [true]}|{\"a\": 1.50}|happy|y|a,b|2024-02-29 00:00:00|ok",
+                     {\"a\": 1.50, \"b\": [true]}|{\"a\": 1.50}|happy|y|a,b|2024-02-29 00:00:00|ok|\
+                     {1,NULL,-3}|{\"a,b\",ü,NULL}",
                 ),
                 Expect::Row(
                     "2|0.0.0.0|00000000-0000-0000-0000-000000000000|null|[]|sad|x||\
-                     1000-01-01 00:00:00|sad",
+                     1000-01-01 00:00:00|sad|{}|{}",
                 ),
-                Expect::Row("3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL"),
+                Expect::Row("3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL"),
                 Expect::Refused(Some("vt")),
             ],
         }],

@@ -48,8 +48,13 @@ impl<'a> Builder<'a> {
     /// `$n::text::<base type>` for a value of column `name`.
     fn bind(&mut self, name: &str, v: &Value) -> String {
         let col = self.column(name);
+        let text = match v {
+            // A JSON array (a MySQL JSON column) into an array column: as an array literal.
+            Value::Json(j) if col.base_type.ends_with("[]") => super::types::json_array_text(j),
+            _ => None,
+        };
         self.params
-            .push(to_text(v, col.kind, self.source_offset_secs));
+            .push(text.or_else(|| to_text(v, col.kind, self.source_offset_secs)));
         format!(
             "${}::text::{}",
             self.params.len(),

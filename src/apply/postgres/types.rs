@@ -188,6 +188,29 @@ pub fn suspect_column<'a>(
     None
 }
 
+/// A JSON array as a PostgreSQL array literal (`[1, null, "a"]` -> `{"1",NULL,"a"}`), nested arrays
+/// as dimensions; `None` for JSON that is not an array (PostgreSQL then refuses the text).
+pub fn json_array_text(json: &str) -> Option<String> {
+    fn items(v: &serde_json::Value) -> Option<Value> {
+        Some(match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Array(a) => {
+                Value::Array(a.iter().map(items).collect::<Option<_>>()?)
+            }
+            serde_json::Value::String(s) => Value::Text(s.clone()),
+            serde_json::Value::Bool(b) => Value::Text(if *b { "t" } else { "f" }.into()),
+            other => Value::Text(other.to_string()),
+        })
+    }
+    match serde_json::from_str::<serde_json::Value>(json).ok()? {
+        a @ serde_json::Value::Array(_) => match items(&a)? {
+            Value::Array(list) => Some(array_text(&list)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The one column with a value whose type an input error names (`invalid input syntax for type
 /// uuid: …`, `invalid input value for enum mood: …`); PostgreSQL names no column for them.
 pub fn column_of_named_type<'a>(
@@ -250,6 +273,16 @@ mod tests {
             text(Value::Timestamp(i64::MAX), ColKind::Timestamp),
             "infinity"
         );
+    }
+
+    #[test]
+    fn json_arrays_as_array_literals() {
+        assert_eq!(
+            json_array_text(r#"[1, null, "a,\"b", true, [2]]"#).as_deref(),
+            Some(r#"{"1",NULL,"a,\"b","t",{"2"}}"#)
+        );
+        assert_eq!(json_array_text("[]").as_deref(), Some("{}"));
+        assert_eq!(json_array_text(r#"{"a": 1}"#), None);
     }
 
     #[test]
