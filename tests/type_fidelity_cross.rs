@@ -52,27 +52,34 @@ async fn postgres_types_to_mariadb_as_mapped() {
             CrossCase {
                 table: "texts",
                 pg_ddl: "CREATE TABLE texts (id int PRIMARY KEY, t text, v varchar(5), \
-                         c char(3), bt bytea, u uuid, j json, jb jsonb, bits bit(8), vb varbit(8))",
+                         c char(3), bt bytea, u uuid, j json, jb jsonb, bits bit(8), vb varbit(8), \
+                         m3 text)",
                 maria_ddl: "CREATE TABLE texts (id INT PRIMARY KEY, \
                             t LONGTEXT CHARACTER SET utf8mb4, v VARCHAR(5) CHARACTER SET utf8mb4, \
                             c CHAR(3), bt LONGBLOB, u UUID, j JSON, jb JSON, bits BIT(8), \
-                            vb BIT(8))",
-                columns: "id, t, v, c, HEX(bt), u, j, jb, bits + 0, vb + 0",
+                            vb BIT(8), m3 VARCHAR(3) CHARACTER SET utf8mb3)",
+                columns: "id, t, v, c, HEX(bt), u, j, jb, bits + 0, vb + 0, m3",
                 rows: &[
                     "1, 'äöü€😀 \"q\" \\\\ x', 'ü😀xyz', 'abc', '\\x00ff00', \
                      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": [1, 2.50]}', \
-                     '{\"b\": {\"c\": null}}', B'10000001', B'101'",
+                     '{\"b\": {\"c\": null}}', B'10000001', B'101', 'ĳ€ü'",
                     "2, '', '', '', '\\x', '00000000-0000-0000-0000-000000000000', '[]', '{}', \
-                     B'00000000', B''",
-                    "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+                     B'00000000', B'', ''",
+                    "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+                    "4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'a😀'",
+                    "5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'abcd'",
                 ],
                 expect: &[
                     Expect::Row(
                         "1|äöü€😀 \"q\" \\\\ x|ü😀xyz|abc|00FF00|a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|\
-                         {\"a\": [1, 2.50]}|{\"b\": {\"c\": null}}|129|5",
+                         {\"a\": [1, 2.50]}|{\"b\": {\"c\": null}}|129|5|ĳ€ü",
                     ),
-                    Expect::Row("2|||||00000000-0000-0000-0000-000000000000|[]|{}|0|0"),
-                    Expect::Row("3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL"),
+                    Expect::Row("2|||||00000000-0000-0000-0000-000000000000|[]|{}|0|0|"),
+                    Expect::Row("3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL"),
+                    // 4-byte UTF-8 into utf8mb3, and a text longer than the column: refused, not
+                    // replaced by '?' or cut.
+                    Expect::Refused(Some("m3")),
+                    Expect::Refused(Some("m3")),
                 ],
             },
             CrossCase {
