@@ -12,14 +12,15 @@ async fn postgres_catalog_types_arrive_exactly() {
         Case {
             table: "geo",
             ddl: "CREATE TABLE geo (id int PRIMARY KEY, l line, s lseg, b box, po path, pc path, \
-                  pg polygon, c circle)",
-            columns: "id, l, s, b, po, pc, pg, c",
+                  pg polygon, c circle, ba box[])",
+            columns: "id, l, s, b, po, pc, pg, c, ba",
             rows: &[
                 "1, '{1,-1,0}', '[(0,0),(1.5,2)]', '((3,4),(1,2))', '[(0,0),(1,1),(2,0)]', \
-                 '((0,0),(1,1),(2,0))', '((0,0),(4,0),(4,4),(0,4))', '<(1,2),3.5>'",
+                 '((0,0),(1,1),(2,0))', '((0,0),(4,0),(4,4),(0,4))', '<(1,2),3.5>', \
+                 '{(1,1),(0,0);(3,3),(2,2);NULL}'",
                 "2, '{0,1,-1e-300}', '[(-1e300,0),(1e300,0)]', '((0,0),(0,0))', '[(0,0)]', \
-                 '((1,1))', '((0,0))', '<(0,0),0>'",
-                "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
+                 '((1,1))', '((0,0))', '<(0,0),0>', '{}'",
+                "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
             ],
             generated_insert: None,
         },
@@ -160,5 +161,30 @@ async fn mariadb_catalog_types_arrive_exactly() {
             generated_insert: None,
         },
     ])
+    .await;
+}
+
+/// PostGIS `geometry` (2-D with and without SRID, 3-D, measured, empty, nested collections) on a
+/// PostgreSQL pair, byte for byte (2-D values travel as SRID + WKB and are written back as EWKB).
+#[tokio::test(flavor = "multi_thread")]
+async fn postgis_geometry_arrives_exactly() {
+    postgres_pair(&[Case {
+        table: "shapes",
+        ddl: "CREATE EXTENSION IF NOT EXISTS postgis; \
+              CREATE TABLE shapes (id int PRIMARY KEY, g geometry, p geometry(Point,4326), \
+              ga geometry[])",
+        columns: "id, g, p, ga",
+        rows: &[
+            "1, 'SRID=3857;POLYGON((0 0,4 0,4 4,0 0))', 'SRID=4326;POINT(1 2)', \
+             ARRAY['POINT(1 1)'::geometry, NULL]",
+            "2, 'POINT Z (1 2 3)', NULL, NULL",
+            "3, 'POINT M (1 2 3)', NULL, NULL",
+            "4, 'GEOMETRYCOLLECTION EMPTY', NULL, '{}'",
+            "5, 'SRID=4326;GEOMETRYCOLLECTION(POINT(1 1),GEOMETRYCOLLECTION(LINESTRING(0 0,1 1)))', \
+             NULL, NULL",
+            "6, NULL, NULL, NULL",
+        ],
+        generated_insert: None,
+    }])
     .await;
 }

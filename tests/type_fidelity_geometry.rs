@@ -154,3 +154,64 @@ async fn geometry_to_postgres_bytea_and_back_and_refused_bytes_dead_lettered() {
     maria.disconnect().await.ok();
     stop_tandem_run(run).await;
 }
+
+/// MariaDB spatial values into PostGIS `geometry` columns keep their SRID (PostGIS reads them as
+/// EWKB), by copy and stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_geometry_to_postgis() {
+    cross_pair(
+        Source::MariaDb,
+        &[CrossCase {
+            table: "shapes",
+            pg_ddl: "CREATE EXTENSION IF NOT EXISTS postgis; \
+                     CREATE TABLE shapes (id int PRIMARY KEY, g geometry, p geometry(Point,4326))",
+            maria_ddl: "CREATE TABLE shapes (id INT PRIMARY KEY, g GEOMETRY, p POINT)",
+            columns: "id, ST_AsEWKT(g), ST_AsEWKT(p)",
+            rows: &[
+                "1, ST_GeomFromText('POINT(1 2)'), ST_PointFromText('POINT(-1.5 3.25)', 4326)",
+                "2, ST_GeomFromText('POLYGON((0 0,4 0,4 4,0 0),(1 1,2 1,2 2,1 1))', 3857), NULL",
+                "3, ST_GeomFromText('GEOMETRYCOLLECTION(POINT(1 1),LINESTRING(0 0,1 1))', 4326), \
+                 NULL",
+                "4, NULL, NULL",
+            ],
+            expect: &[
+                Expect::Row("1|POINT(1 2)|SRID=4326;POINT(-1.5 3.25)"),
+                Expect::Row("2|SRID=3857;POLYGON((0 0,4 0,4 4,0 0),(1 1,2 1,2 2,1 1))|NULL"),
+                Expect::Row("3|SRID=4326;GEOMETRYCOLLECTION(POINT(1 1),LINESTRING(0 0,1 1))|NULL"),
+                Expect::Row("4|NULL|NULL"),
+            ],
+        }],
+    )
+    .await;
+}
+
+/// PostGIS `geometry` values into MariaDB spatial columns keep their SRID; a 3-D geometry, which
+/// MariaDB cannot hold, is refused with a dead letter.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgis_to_mariadb_geometry() {
+    cross_pair(
+        Source::Postgres,
+        &[CrossCase {
+            table: "shapes",
+            pg_ddl: "CREATE EXTENSION IF NOT EXISTS postgis; \
+                     CREATE TABLE shapes (id int PRIMARY KEY, g geometry)",
+            maria_ddl: "CREATE TABLE shapes (id INT PRIMARY KEY, g GEOMETRY)",
+            columns: "id, ST_AsText(g), ST_SRID(g)",
+            rows: &[
+                "1, 'SRID=4326;POINT(1 2)'",
+                "2, 'LINESTRING(0 0,1e300 -1e300)'",
+                "3, 'SRID=3857;MULTIPOLYGON(((0 0,1 0,1 1,0 0)),((5 5,6 5,6 6,5 5)))'",
+                "4, NULL",
+                "5, 'POINT Z (1 2 3)'",
+            ],
+            expect: &[
+                Expect::Row("1|POINT(1 2)|4326"),
+                Expect::Row("2|LINESTRING(0 0,1e300 -1e300)|0"),
+                Expect::Row("3|MULTIPOLYGON(((0 0,1 0,1 1,0 0)),((5 5,6 5,6 6,5 5)))|3857"),
+                Expect::Row("4|NULL|NULL"),
+                Expect::Refused(None),
+            ],
+        }],
+    )
+    .await;
+}

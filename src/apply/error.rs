@@ -294,6 +294,7 @@ pub fn fix_for(code: &DbCode) -> &'static str {
         DbCode::SqlState(s) if s == "22003" => "widen the target column's type",
         DbCode::Mysql(1264 | 1690) => "widen the target column's type; NaN and infinities fit no MySQL/MariaDB number: replace them at the source",
         DbCode::Mysql(1366) => "the value has no form in the target column's type (NaN or an infinity into DECIMAL, a character the column's character set lacks): change it at the source or convert the column (utf8mb4)",
+        DbCode::Mysql(1416) => "the value is no 2-D geometry MySQL/MariaDB can hold (bytes that are not WKB, a PostGIS geometry with Z or M coordinates): change it at the source, or map the column to a bytes column",
         DbCode::Mysql(1292) => "the date or time is outside what the target column holds (infinity, a year past 9999 or before 1): change it at the source or keep the column one-way",
         DbCode::SqlState(s) if s == "23502" => "give the target column a default or map a value for it",
         DbCode::Mysql(1048 | 1364) => "give the target column a default or map a value for it",

@@ -395,6 +395,7 @@ impl Target for MyTarget {
                     name,
                     base_type: data,
                     identity_always: false,
+                    array_delim: ',',
                     type_name: ty,
                 })
             })

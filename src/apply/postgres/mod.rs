@@ -371,7 +371,9 @@ impl Target for PgTarget {
         let rows = self
             .book_rows(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL), \
-                 (a.attidentity = 'a')::text \
+                 (a.attidentity = 'a')::text, \
+                 (SELECT e.typdelim::text FROM pg_type t JOIN pg_type e ON e.oid = t.typelem \
+                  WHERE t.oid = a.atttypid AND t.typelem <> 0 AND t.typlen = -1) \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = $1::text AND c.relname = $2::text AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[Some(table.schema.to_string()), Some(table.name.to_string())],
@@ -398,6 +400,7 @@ impl Target for PgTarget {
                     kind: types::kind_of(&base),
                     base_type: base,
                     identity_always: text(r, 3).as_deref() == Some("true"),
+                    array_delim: text(r, 4).and_then(|d| d.chars().next()).unwrap_or(','),
                 })
             })
             .collect();

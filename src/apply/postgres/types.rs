@@ -19,6 +19,7 @@ pub fn kind_of(base: &str) -> ColKind {
         "timestamp without time zone" => ColKind::Timestamp,
         "timestamp with time zone" => ColKind::TimestampTz,
         "bit" | "bit varying" => ColKind::Bit,
+        "geometry" => ColKind::Geometry,
         _ => ColKind::Other,
     }
 }
@@ -62,7 +63,12 @@ pub fn to_text(v: &Value, kind: ColKind, source_offset_secs: i32) -> Option<Stri
         (Value::Date(d), k) if temporal(k) && *d != i32::MAX && *d != i32::MIN => {
             pg_date(i64::from(*d))
         }
-        (Value::Array(items), _) => array_text(items),
+        (Value::Array(items), _) => array_text(items, ','),
+        // PostGIS reads hex EWKB; plain WKB (from bytes) is EWKB without an SRID.
+        (Value::Geometry { srid, wkb }, ColKind::Geometry) => {
+            crate::model::ewkb::to_hex(*srid, wkb)
+        }
+        (Value::Bytes(b), ColKind::Geometry) => crate::model::ewkb::to_hex(0, b),
         (Value::Set(items), _) => items.join(","),
         (Value::Bytes(b), ColKind::Text) => String::from_utf8_lossy(b).into_owned(),
         // A MySQL BINARY(16) holding a UUID.
@@ -107,17 +113,21 @@ fn temporal(kind: ColKind) -> bool {
     )
 }
 
-fn array_text(items: &[Value]) -> String {
+/// An array literal with `delim` between elements (the element type's `typdelim`).
+pub fn array_text(items: &[Value], delim: char) -> String {
     let mut out = String::from("{");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(delim);
         }
         match item {
             Value::Null => out.push_str("NULL"),
-            Value::Array(inner) => out.push_str(&array_text(inner)),
+            Value::Array(inner) => out.push_str(&array_text(inner, delim)),
             other => {
-                let text = to_text(other, ColKind::Other, 0).unwrap_or_default();
+                let text = match other {
+                    Value::Geometry { srid, wkb } => crate::model::ewkb::to_hex(*srid, wkb),
+                    _ => to_text(other, ColKind::Other, 0).unwrap_or_default(),
+                };
                 out.push('"');
                 for c in text.chars() {
                     if c == '"' || c == '\\' {
@@ -204,7 +214,7 @@ pub fn json_array_text(json: &str) -> Option<String> {
     }
     match serde_json::from_str::<serde_json::Value>(json).ok()? {
         a @ serde_json::Value::Array(_) => match items(&a)? {
-            Value::Array(list) => Some(array_text(&list)),
+            Value::Array(list) => Some(array_text(&list, ',')),
             _ => None,
         },
         _ => None,
