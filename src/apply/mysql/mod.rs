@@ -402,7 +402,7 @@ impl Target for MyTarget {
         };
         let is_json = |name: &str| {
             let clause = format!("json_valid({})", sql::ident(name));
-            json_checks.iter().any(|c| *c == clause)
+            json_checks.contains(&clause)
         };
         let columns = rows
             .iter()
