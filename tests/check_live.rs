@@ -407,3 +407,65 @@ async fn catalog_tells_mariadb_json_columns_by_their_own_check() {
     assert_eq!(ty("axb"), ColumnType::Json);
     assert_ne!(ty("a_b"), ColumnType::Json, "a_b is plain LONGTEXT");
 }
+
+/// `check` warns, per column and direction, about each value class the other engine refuses
+/// (infinity, dates past 9999, NaN into DECIMAL and FLOAT, 4-byte UTF-8 into utf8mb3, zero dates and
+/// NUL characters into PostgreSQL, a geometry's SRID in a bytea), and `check --sample` finds the
+/// sampled rows that hold such values, column by column.
+#[tokio::test]
+async fn check_live_warns_about_values_the_other_engine_refuses() {
+    let (pg, maria) = servers(
+        "CREATE TABLE odd (id int PRIMARY KEY, ts timestamp(6), d date, n numeric, r real, \
+         t text, g bytea); \
+         INSERT INTO odd VALUES (1, 'infinity', '21016-01-01', 'NaN', 'NaN', 'x😀', NULL), \
+         (2, '2020-01-01 00:00:00', '2020-01-01', 1.5, 1.5, 'plain', NULL)",
+        "CREATE TABLE odd (id INT PRIMARY KEY, ts DATETIME(6), d DATE, n DECIMAL(65,30), \
+         r FLOAT, t VARCHAR(20) CHARACTER SET utf8mb3, g GEOMETRY); \
+         SET SESSION sql_mode = ''; \
+         INSERT INTO odd VALUES (11, '0000-00-00 00:00:00', '2015-05-00', 1, 1, 'a\\0b', \
+         ST_GeomFromText('POINT(1 2)', 4326)), \
+         (12, '2020-01-01 00:00:00', '2020-01-01', 1, 1, 'ok', ST_GeomFromText('POINT(1 2)'))",
+    )
+    .await;
+    let out = tandem(
+        &["check", "--sample", "10"],
+        &pairing(&pg, &maria, "[[tables]]\nname = \"odd\"\nkey = [\"id\"]\n"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let has = |start: &str, word: &str| {
+        assert!(
+            lines.iter().any(|l| l.contains(start) && l.contains(word)),
+            "no line with {start:?} and {word:?} in:\n{stdout}"
+        );
+    };
+    // Before the sync: from the declared types.
+    has("column ts from crm", "infinity");
+    has("column d from crm", "after year 9999");
+    has("column n from crm", "NaN, Infinity");
+    has("column r from crm", "NaN, Infinity");
+    has("column t from crm", "utf8mb3");
+    has("column ts from helpdesk", "zero");
+    has("column d from helpdesk", "zero");
+    has("column t from helpdesk", "NUL");
+    has("column g", "SRID");
+    // The sampled rows that hold such values.
+    for (column, word) in [
+        ("ts", "infinity"),
+        ("d", "outside years"),
+        ("n", "NaN"),
+        ("r", "NaN"),
+        ("t", "utf8mb3"),
+    ] {
+        has(&format!("from crm in column {column}:"), word);
+    }
+    for (column, word) in [("ts", "zero"), ("d", "zero"), ("t", "NUL"), ("g", "SRID")] {
+        has(&format!("from helpdesk in column {column}:"), word);
+    }
+    assert!(
+        !stdout.contains("from crm in column g")
+            && !stdout.contains("id=2,")
+            && !stdout.contains("id=12"),
+        "only the odd rows are reported:\n{stdout}"
+    );
+}

@@ -403,6 +403,11 @@ async fn a_copy_interrupted_after_a_refusal_records_it_once() {
     .unwrap();
     // The first run halts the copy at the batch holding the refused row.
     let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+
+/// Runs `tandem run` on `pair` until a line of its log contains `until`; returns the process (killed
+/// when dropped) and the log so far.
+async fn run_until(pair: &Pair, until: &str) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["run", "--config"])
         .arg(&pair.config)
         .env("TANDEM_LOG", "info")
@@ -414,6 +419,14 @@ async fn a_copy_interrupted_after_a_refusal_records_it_once() {
     let halted = tokio::time::timeout(Duration::from_secs(90), async {
         while let Ok(Some(line)) = lines.next_line().await {
             if line.contains("halted") {
+
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains(until) {
                 return true;
             }
         }
@@ -445,4 +458,70 @@ async fn a_copy_interrupted_after_a_refusal_records_it_once() {
         .unwrap();
     assert_eq!(dead.len(), 1, "the refused row is recorded once: {dead:?}");
     conn.disconnect().await.unwrap();
+
+    assert!(
+        matches!(found, Ok(true)),
+        "no log line with {until:?}:\n{log}"
+    );
+    (child, log)
+}
+
+/// A copied row the target refuses, in a batch with others: under `halt` the message names that
+/// row's key (it said `key {}`, the whole batch) and promises no dead letter; under `dead_letter`
+/// the stored error names the key and says how to replay it.
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_refusals_name_the_row_and_the_right_next_step() {
+    for policy in ["halt", "dead_letter"] {
+        let pair = Pair::start(
+            "CREATE TABLE items (id int PRIMARY KEY, v text NOT NULL)",
+            "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(3) NOT NULL)",
+            &format!(
+                "[copy]\nfrom = \"crm\"\n[tandem]\non_error = \"{policy}\"\n\
+                 [[tables]]\nname = \"items\"\nkey = [\"id\"]\n"
+            ),
+        )
+        .await;
+        pair.pg
+            .connect("crm")
+            .await
+            .expect("connect")
+            .batch_execute(
+                "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'too long'), (4, 'd'), (5, 'e')",
+            )
+            .await
+            .expect("rows to copy");
+        if policy == "halt" {
+            let (_run, log) = run_until(&pair, "link halted").await;
+            let line = log
+                .lines()
+                .find(|l| l.contains("link halted"))
+                .unwrap_or_default();
+            assert!(line.contains(r#"key {"id":"3"}"#), "{line}");
+            assert!(line.contains("column v"), "{line}");
+            assert!(!line.contains("key {}"), "{line}");
+            assert!(
+                !line.contains("replay"),
+                "no dead letter was written: {line}"
+            );
+        } else {
+            let (_run, _) = run_until(&pair, "copied row sent to the dead-letter table").await;
+            let errors: Vec<String> =
+                wait_for("the dead letter", Duration::from_secs(30), || async {
+                    let mut c = pair.maria.connect("desk").await.ok()?;
+                    let rows: Vec<String> =
+                        c.query("SELECT error FROM tandem.dead_letter").await.ok()?;
+                    let _ = c.disconnect().await;
+                    (!rows.is_empty()).then_some(rows)
+                })
+                .await;
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].contains(r#"key {"id":"3"}"#), "{}", errors[0]);
+            assert!(!errors[0].contains('…'), "nothing scrubbed: {}", errors[0]);
+            assert!(
+                errors[0].contains("tandem dead-letter replay --node helpdesk"),
+                "{}",
+                errors[0]
+            );
+        }
+    }
 }

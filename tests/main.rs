@@ -35,3 +35,6 @@ mod truncate;
 mod two_way;
 mod type_fidelity;
 mod verify;
+mod type_fidelity_catalog;
+mod type_fidelity_cross;
+mod type_fidelity_geometry;

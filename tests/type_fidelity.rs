@@ -12,20 +12,20 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use tandem::harness::{MariaDb, PgServer};
 
-use crate::support::{start_tandem_run, stop_tandem_run, unique_name, wait_for, Pair};
+use crate::support::{start_tandem_run, stop_tandem_run, unique_name, wait_for};
 
 /// One row: each column's text, `None` for NULL.
 type Row = Vec<Option<String>>;
 
 /// A table of the test: its DDL (the same on both nodes), the columns compared, and the rows written
 /// as `VALUES` tuples whose first item is the id.
-struct Case {
-    table: &'static str,
-    ddl: &'static str,
-    columns: &'static str,
-    rows: &'static [&'static str],
+pub struct Case {
+    pub table: &'static str,
+    pub ddl: &'static str,
+    pub columns: &'static str,
+    pub rows: &'static [&'static str],
     /// An insert that gives no id (the table generates it), written on the source after the start.
-    generated_insert: Option<&'static str>,
+    pub generated_insert: Option<&'static str>,
 }
 
 impl Case {
@@ -183,7 +183,7 @@ where
 /// Starts two PostgreSQL nodes with `cases`' tables, writes their rows on `a` before the links start
 /// (the copy) and again with ids from 100 after (the stream), and waits for `b` to hold every value
 /// as `a` does.
-async fn postgres_pair(cases: &[Case]) {
+pub async fn postgres_pair(cases: &[Case]) {
     let (a, b) = tokio::join!(PgServer::start(), PgServer::start());
     let (a, b) = (a.expect("PostgreSQL a"), b.expect("PostgreSQL b"));
     for s in [&a, &b] {
@@ -225,7 +225,7 @@ async fn postgres_pair(cases: &[Case]) {
 }
 
 /// As [`postgres_pair`], on two MariaDB nodes.
-async fn mariadb_pair(cases: &[Case]) {
+pub async fn mariadb_pair(cases: &[Case]) {
     let (a, b) = tokio::join!(MariaDb::start(), MariaDb::start());
     let (a, b) = (a.expect("MariaDB a"), b.expect("MariaDB b"));
     for s in [&a, &b] {
@@ -453,75 +453,4 @@ async fn mariadb_zero_dates_and_empty_enums_arrive_as_they_are() {
         generated_insert: None,
     }])
     .await;
-}
-
-/// MariaDB geometry reaches a PostgreSQL `bytea` as the server's bytes (SRID, then WKB) and comes
-/// back unchanged after an edit there; bytes that are no geometry, refused by MariaDB (error 1416),
-/// go to the dead-letter table at once instead of being retried forever, and the rows after them
-/// apply.
-#[tokio::test(flavor = "multi_thread")]
-async fn geometry_to_postgres_bytea_and_back_and_refused_bytes_dead_lettered() {
-    let pair = Pair::start(
-        "CREATE TABLE shapes (id int PRIMARY KEY, g bytea, note text)",
-        "CREATE TABLE shapes (id INT PRIMARY KEY, g GEOMETRY, note VARCHAR(20))",
-        "[[tables]]\nname = \"shapes\"\nkey = [\"id\"]\n",
-    )
-    .await;
-    let run = start_tandem_run(&pair.config, 2).await;
-    let mut maria = pair.maria.connect("desk").await.expect("connect MariaDB");
-    maria
-        .query_drop("INSERT INTO shapes VALUES (1, ST_GeomFromText('POINT(1 2)', 4326), 'm')")
-        .await
-        .expect("insert a point");
-    let pg = pair.pg.connect("crm").await.expect("connect PostgreSQL");
-    let hex = |sql: &'static str| {
-        let url = pair.maria.url("desk");
-        async move {
-            let mut c = mysql_async::Conn::from_url(url).await.ok()?;
-            let v: Option<Option<String>> = c.query_first(sql).await.ok()?;
-            let _ = c.disconnect().await;
-            v.flatten()
-        }
-    };
-    let want = hex("SELECT LOWER(HEX(g)) FROM shapes WHERE id = 1")
-        .await
-        .expect("the point's bytes");
-    wait_for(
-        "the point on PostgreSQL",
-        Duration::from_secs(30),
-        || async {
-            let row = pg
-                .query_opt("SELECT encode(g, 'hex') FROM shapes WHERE id = 1", &[])
-                .await
-                .ok()??;
-            (row.get::<_, Option<String>>(0).as_deref() == Some(want.as_str())).then_some(())
-        },
-    )
-    .await;
-    // Three source transactions: a refused one dead-letters itself alone.
-    for sql in [
-        "UPDATE shapes SET note = 'edited' WHERE id = 1",
-        "INSERT INTO shapes VALUES (2, '\\x0102', 'not a geometry')",
-        "INSERT INTO shapes VALUES (3, NULL, 'after')",
-    ] {
-        pg.execute(sql, &[]).await.expect("write on PostgreSQL");
-    }
-    wait_for(
-        "the edit back on MariaDB and the row after the refused one",
-        Duration::from_secs(30),
-        || async {
-            let back = hex("SELECT CONCAT(LOWER(HEX(g)), note) FROM shapes WHERE id = 1").await?;
-            let after = hex("SELECT note FROM shapes WHERE id = 3").await?;
-            (back == format!("{want}edited") && after == "after").then_some(())
-        },
-    )
-    .await;
-    let dead = hex("SELECT CAST(COUNT(*) AS CHAR) FROM tandem.dead_letter").await;
-    assert_eq!(
-        dead.as_deref(),
-        Some("1"),
-        "the refused row is dead-lettered"
-    );
-    maria.disconnect().await.ok();
-    stop_tandem_run(run).await;
 }

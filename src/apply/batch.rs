@@ -114,7 +114,7 @@ impl<T: Target> Link<T> {
                 &mapped,
                 &meta.origin,
                 meta.commit_time,
-            ));
+            )?);
         }
         let table = info.table.to_string();
         let keys: HashSet<String> = rows.iter().map(RowChange::key_text).collect();
@@ -214,7 +214,7 @@ impl<T: Target> Link<T> {
                 &mapped,
                 &meta.origin,
                 meta.commit_time,
-            ));
+            )?);
         }
         // Keys under review (parked by any link into this node) go the row-by-row way.
         let queued: HashSet<String> = {

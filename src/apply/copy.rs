@@ -20,8 +20,8 @@
 //! nothing transient is retried here. A batch the target refuses with a definite error is copied
 //! again row by row: under the table's `on_error = "dead_letter"` (the default) each refused row
 //! goes to the dead-letter table (position `copy:<stream start>`, replayable like any dead letter)
-//! and the copy goes on; under `"halt"` the first refusal halts the copy (the caller names the
-//! table and the fix).
+//! and the copy goes on; under `"halt"` the first refused row halts the copy, its error naming the
+//! table, the row's key and the fix (the rows before it in the batch are written).
 
 use super::error::ApplyError;
 use super::link::{Link, TxMeta};
@@ -110,12 +110,14 @@ impl<T: Target> Link<T> {
             Err(e) if !e.is_transient() => e,
             other => return other,
         };
-        if self.copy_policy(batch) == OnError::Halt {
+        let halt = self.copy_policy(batch) == OnError::Halt;
+        if halt && batch.rows.len() == 1 {
             return Err(error);
         }
         // One row per transaction, without the progress; then the refused rows' dead letters and the
         // progress together: a crash before that copies the batch again (the rows already written
-        // are then equal, the refused ones are refused again) and records each refusal once.
+        // are then equal, the refused ones are refused again) and records each refusal once. Under
+        // `halt` too, so that the halt names the row the target refused rather than the batch.
         let mut stats = CopyStats::default();
         let mut refused = Vec::new();
         for image in &batch.rows {
@@ -130,7 +132,7 @@ impl<T: Target> Link<T> {
                     stats.differed += s.differed;
                     stats.sent_back += s.sent_back;
                 }
-                Err(e) if e.is_transient() => return Err(e),
+                Err(e) if e.is_transient() || halt => return Err(e),
                 Err(e) => refused.push((image, e)),
             }
         }
@@ -180,7 +182,7 @@ impl<T: Target> Link<T> {
             source_position: format!("copy:{}", batch.stream_start),
             commit_time: Some(batch.snapshot_time),
             payload,
-            error: error.to_string(),
+            error: super::error::dead_letter_error(error, &self.ctx.target),
             attempts: 1,
             state: "open".into(),
         };
@@ -250,7 +252,7 @@ impl<T: Target> Link<T> {
                 &mapped,
                 &meta.origin,
                 meta.commit_time,
-            );
+            )?;
             prepared.push((change, row));
         }
         let keys: Vec<Vec<Field>> = prepared.iter().map(|(_, r)| r.key.clone()).collect();

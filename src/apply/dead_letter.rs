@@ -150,7 +150,7 @@ impl<T: Target> Link<T> {
             source_position: position.to_string(),
             commit_time: Some(tx.commit_time),
             payload: first,
-            error: error.to_string(),
+            error: super::error::dead_letter_error(error, &self.ctx.target),
             attempts: 1,
             state: "open".into(),
         };

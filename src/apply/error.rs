@@ -54,6 +54,9 @@ impl fmt::Display for DriverError {
                 Some(db) => write!(f, "{}", db.message()),
                 None => write!(f, "{e}"),
             },
+            // The server's own message: the driver's form ends in an unmatched quote, which value
+            // scrubbing took for the start of a value.
+            DriverError::Mysql(mysql_async::Error::Server(s)) => f.write_str(&s.message),
             DriverError::Mysql(e) => write!(f, "{e}"),
         }
     }
@@ -78,13 +81,30 @@ impl DriverError {
             DriverError::Postgres(e) => {
                 e.as_db_error().and_then(|d| d.column()).map(str::to_string)
             }
-            DriverError::Mysql(mysql_async::Error::Server(s)) => {
-                let (_, rest) = s.message.split_once("column '")?;
-                rest.split_once('\'').map(|(c, _)| c.to_string())
-            }
+            DriverError::Mysql(mysql_async::Error::Server(s)) => mysql_column(&s.message),
             DriverError::Mysql(_) => None,
         }
     }
+}
+
+/// The column a MySQL/MariaDB message names: `… for column 'c' at row 1` or, in MariaDB's newer
+/// messages, `… for column `db`.`t`.`c` at row 1`.
+fn mysql_column(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("column ")?;
+    if let Some(quoted) = rest.strip_prefix('\'') {
+        return quoted.split_once('\'').map(|(c, _)| c.to_string());
+    }
+    let mut name = None;
+    let mut rest = rest;
+    while let Some(inner) = rest.strip_prefix('`') {
+        let (part, after) = inner.split_once('`')?;
+        name = Some(part.to_string());
+        rest = after.strip_prefix('.').unwrap_or(after);
+        if !after.starts_with('.') {
+            break;
+        }
+    }
+    name
 }
 
 /// An error of the apply layer. `Display` names what failed, where (link, table, key, column) and
@@ -105,7 +125,7 @@ pub enum ApplyError {
         #[source]
         source: DriverError,
     },
-    #[error("table {table}, key {key}{}: {message} ({code}); fix: {fix}", column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
+    #[error("table {table}{}{}: {message} ({code}); fix: {fix}", key_part(key), column.as_ref().map(|c| format!(", column {c}")).unwrap_or_default())]
     Row {
         table: String,
         key: String,
@@ -134,6 +154,16 @@ pub enum ApplyError {
         attempts: u32,
         source: Box<ApplyError>,
     },
+}
+
+/// The key as a row error shows it: none for an error about no row (a missing table), and "a batch
+/// of rows" for a statement that wrote several, none of which the server named.
+fn key_part(key: &str) -> String {
+    match key {
+        "" => String::new(),
+        "{}" | "[]" => ", a batch of rows (no single key)".into(),
+        key => format!(", key {key}"),
+    }
 }
 
 /// What the applier does with a server error whose code is neither known transient nor known
@@ -255,22 +285,33 @@ pub fn scrub_values_keeping(message: &str, names: &[&str]) -> String {
     out
 }
 
-/// What to suggest for a definite error, by code.
+/// What to suggest for a definite error, by code: what to change. Whether the change then waits in
+/// the dead-letter table (replay it) or halted the link (restart) is said where that happens.
 pub fn fix_for(code: &DbCode) -> &'static str {
     match code {
-        DbCode::SqlState(s) if s == "22001" => "widen the target column or map the value to a shorter one, then replay the dead letter",
-        DbCode::Mysql(1406) => "widen the target column or map the value to a shorter one, then replay the dead letter",
-        DbCode::SqlState(s) if s == "22003" => "widen the target column's type, then replay the dead letter",
-        DbCode::Mysql(1264 | 1690) => "widen the target column's type, then replay the dead letter",
+        DbCode::SqlState(s) if s == "22001" => "widen the target column or map the value to a shorter one",
+        DbCode::Mysql(1406) => "widen the target column or map the value to a shorter one",
+        DbCode::SqlState(s) if s == "22003" => "widen the target column's type",
+        DbCode::Mysql(1264 | 1690) => "widen the target column's type; NaN and infinities fit no MySQL/MariaDB number: replace them at the source",
+        DbCode::Mysql(1366) => "the value has no form in the target column's type (NaN or an infinity into DECIMAL, a character the column's character set lacks): change it at the source or convert the column (utf8mb4)",
+        DbCode::Mysql(1416) => "the value is no 2-D geometry MySQL/MariaDB can hold (bytes that are not WKB, a PostGIS geometry with Z or M coordinates): change it at the source, or map the column to a bytes column",
+        DbCode::Mysql(1292) => "the date or time is outside what the target column holds (infinity, a year past 9999 or before 1): change it at the source or keep the column one-way",
         DbCode::SqlState(s) if s == "23502" => "give the target column a default or map a value for it",
         DbCode::Mysql(1048 | 1364) => "give the target column a default or map a value for it",
         DbCode::SqlState(s) if s == "42P01" || s == "3F000" => "create the table on the target or correct its name under tables.on in the file",
         DbCode::Mysql(1146 | 1049) => "create the table on the target or correct its name under tables.on in the file",
         DbCode::SqlState(s) if s == "42703" => "add the column on the target or map it under tables.columns in the file",
         DbCode::Mysql(1054) => "add the column on the target or map it under tables.columns in the file",
-        DbCode::SqlState(s) if s.starts_with("23") => "the row violates a constraint on the target that the mapping cannot satisfy: adjust the constraint or the data, then replay",
-        _ => "check the value against the target column's type, fix the mapping or the column, then replay the dead letter",
+        DbCode::SqlState(s) if s == "22008" || s == "22007" => "the date or time has no PostgreSQL value (a MySQL zero or partly-zero date, a TIME below zero or beyond 24 hours): change it at the source, or map the column to text",
+        DbCode::SqlState(s) if s.starts_with("23") => "the row violates a constraint on the target that the mapping cannot satisfy: adjust the constraint or the data",
+        _ => "check the value against the target column's type, fix the mapping or the column",
     }
+}
+
+/// The error text stored with a dead letter on node `target`: the error, and how to bring the
+/// change once the cause is fixed.
+pub fn dead_letter_error(e: &ApplyError, target: &str) -> String {
+    format!("{e}; once fixed, replay it: tandem dead-letter replay --node {target} <id>")
 }
 
 #[cfg(test)]
@@ -300,6 +341,20 @@ mod tests {
             assert_eq!(classify(&DbCode::Mysql(n)), ErrorClass::Transient, "{n}");
         }
         assert_eq!(classify(&DbCode::None), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn mysql_messages_name_their_column() {
+        assert_eq!(
+            mysql_column("Out of range value for column 'r' at row 1").as_deref(),
+            Some("r")
+        );
+        assert_eq!(
+            mysql_column("Incorrect decimal value: 'x' for column `desk`.`nums`.`n` at row 1")
+                .as_deref(),
+            Some("n")
+        );
+        assert_eq!(mysql_column("Duplicate entry 'x' for key 'PRIMARY'"), None);
     }
 
     #[test]

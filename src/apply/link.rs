@@ -331,7 +331,7 @@ impl<T: Target> Link<T> {
             &mapped,
             &meta.origin,
             meta.commit_time,
-        );
+        )?;
         self.apply_row(plan, &info, row, meta.position.as_deref(), Queue::Check)
             .await
             .map_err(|e| with_row_context(e, plan, &info))

@@ -5,7 +5,8 @@ use crate::conflict::audit::{fields_json, image_json, key_json};
 use crate::mapping::TablePlan;
 use crate::model::{Change, Field, ImageKind, Op, RowImage, Value};
 
-use super::target::{TableInfo, Tombstone, Write};
+use super::error::{ApplyError, DbCode, ErrorClass};
+use super::target::{ColKind, TableInfo, Tombstone, Write};
 
 /// The bookkeeping column names shared by every node (`[tandem]` settings).
 #[derive(Debug, Clone)]
@@ -45,7 +46,9 @@ pub struct RowChange {
 }
 
 impl RowChange {
-    /// Builds the row change from the source change and its mapped form.
+    /// Builds the row change from the source change and its mapped form, each value in the form the
+    /// target column takes (see [`target_form`]); a value the target column cannot hold as it is
+    /// is a definite error naming the column.
     pub fn new(
         plan: &TablePlan,
         info: &TableInfo,
@@ -54,7 +57,7 @@ impl RowChange {
         mapped: &Change,
         tx_origin: &str,
         commit_time: i64,
-    ) -> RowChange {
+    ) -> Result<RowChange, RefusedValue> {
         let has = |name: &str| info.column(name).is_some();
         let keep = |img: &Option<RowImage>| -> Vec<Field> {
             img.as_ref()
@@ -81,6 +84,22 @@ impl RowChange {
         let key = key_from(&before)
             .or_else(|| key_from(&after))
             .unwrap_or_default();
+        let convert = |fields: Vec<Field>| -> Result<Vec<Field>, RefusedValue> {
+            fields
+                .into_iter()
+                .map(|f| {
+                    let kind = info.column(&f.name).map_or(ColKind::Other, |c| c.kind);
+                    match target_form(f.value, kind) {
+                        Ok(value) => Ok(Field {
+                            name: f.name,
+                            value,
+                        }),
+                        Err(why) => Err(refused(plan, info, &key, &f.name, why)),
+                    }
+                })
+                .collect()
+        };
+        let (after, before, key) = (convert(after)?, convert(before)?, convert(key.clone())?);
         let (before_version, after_version) = if plan.managed_version {
             let v = |img: &Option<RowImage>| {
                 img.as_ref()
@@ -109,7 +128,7 @@ impl RowChange {
                 _ => None,
             })
             .unwrap_or_else(|| tx_origin.to_string());
-        RowChange {
+        Ok(RowChange {
             op: mapped.op,
             key,
             before_version,
@@ -122,7 +141,7 @@ impl RowChange {
             version_column: plan.version.clone(),
             managed_version: plan.managed_version,
             origin_column: has(&plan.origin_column).then(|| plan.origin_column.clone()),
-        }
+        })
     }
 
     pub fn key_text(&self) -> String {
@@ -223,6 +242,77 @@ impl RowChange {
     }
 }
 
+/// Why a value cannot be stored in a target column as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A spatial value whose SRID is not 0, for a column of plain bytes (WKB has no place for it).
+    GeometrySrid,
+}
+
+/// `v` in the form a target column of `kind` takes. A spatial value in a plain bytes column (a
+/// PostgreSQL `bytea`, a MySQL BLOB) is its OGC WKB, which has no SRID: one with SRID 0 is carried
+/// as its WKB (and comes back to a spatial column with SRID 0, so unchanged); one with another SRID
+/// is refused rather than stored without it.
+pub fn target_form(v: Value, kind: ColKind) -> Result<Value, Refusal> {
+    match (v, kind) {
+        (Value::Geometry { srid: 0, wkb }, ColKind::Bytes) => Ok(Value::Bytes(wkb)),
+        (Value::Geometry { .. }, ColKind::Bytes) => Err(Refusal::GeometrySrid),
+        (v, _) => Ok(v),
+    }
+}
+
+/// A value the target column cannot hold as it is: a definite error naming the column.
+#[derive(Debug)]
+pub struct RefusedValue {
+    table: String,
+    key: String,
+    column: String,
+    message: String,
+    fix: String,
+}
+
+impl From<RefusedValue> for ApplyError {
+    fn from(r: RefusedValue) -> ApplyError {
+        ApplyError::Row {
+            table: r.table,
+            key: r.key,
+            column: Some(r.column),
+            message: r.message,
+            code: DbCode::None,
+            fix: r.fix,
+            class: ErrorClass::Definite,
+        }
+    }
+}
+
+fn refused(
+    plan: &TablePlan,
+    info: &TableInfo,
+    key: &[Field],
+    column: &str,
+    why: Refusal,
+) -> RefusedValue {
+    let ty = info.column(column).map_or("", |c| c.type_name.as_str());
+    let (message, fix) = match why {
+        Refusal::GeometrySrid => (
+            format!(
+                "a geometry with a non-zero SRID cannot be stored in {} column {column} ({ty}), which holds plain WKB without an SRID",
+                info.table
+            ),
+            format!(
+                "store the source's geometries with SRID 0 (on MariaDB: UPDATE … SET {column} = ST_GeomFromWKB(ST_AsBinary({column}), 0)), make the target column a PostGIS geometry, or exclude the column"
+            ),
+        ),
+    };
+    RefusedValue {
+        table: plan.business.clone(),
+        key: key_json(key),
+        column: column.to_string(),
+        message,
+        fix,
+    }
+}
+
 /// A version value as an orderable number: integers as they are, times in microseconds.
 pub fn version_key(v: &Value) -> Option<i128> {
     match v {
@@ -232,5 +322,38 @@ pub fn version_key(v: &Value) -> Option<i128> {
         Value::Decimal(d) => d.normalized().split('.').next()?.parse().ok(),
         Value::Text(t) => t.trim().parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_in_a_bytes_column_is_its_wkb_or_refused() {
+        let g = |srid| Value::Geometry {
+            srid,
+            wkb: vec![1, 1, 0, 0, 0],
+        };
+        assert_eq!(
+            target_form(g(0), ColKind::Bytes),
+            Ok(Value::Bytes(vec![1, 1, 0, 0, 0]))
+        );
+        assert_eq!(
+            target_form(g(4326), ColKind::Bytes),
+            Err(Refusal::GeometrySrid)
+        );
+        assert_eq!(target_form(g(4326), ColKind::Geometry), Ok(g(4326)));
+        assert_eq!(
+            Value::geometry_from_server(&Value::geometry_server_bytes(3857, &[1, 2])),
+            Value::Geometry {
+                srid: 3857,
+                wkb: vec![1, 2]
+            }
+        );
+        assert_eq!(
+            Value::geometry_from_server(&[1, 2]),
+            Value::Bytes(vec![1, 2])
+        );
     }
 }

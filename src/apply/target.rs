@@ -27,6 +27,8 @@ pub enum ColKind {
     /// An instant (PostgreSQL `timestamptz`, MySQL `TIMESTAMP`).
     TimestampTz,
     Bit,
+    /// A spatial column (MySQL/MariaDB GEOMETRY, POINT, …; PostGIS `geometry`).
+    Geometry,
     Other,
 }
 
@@ -43,6 +45,9 @@ pub struct ColumnInfo {
     /// PostgreSQL `GENERATED ALWAYS AS IDENTITY`: an insert that gives it a value must say
     /// `OVERRIDING SYSTEM VALUE`.
     pub identity_always: bool,
+    /// PostgreSQL array columns: the element type's delimiter in array literals (`,`, but `;` for
+    /// `box` and `:` for PostGIS `geometry`).
+    pub array_delim: char,
 }
 
 /// A live target table, read from the catalog once per link.

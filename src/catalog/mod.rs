@@ -25,6 +25,8 @@ pub struct ColumnSchema {
     pub nullable: bool,
     /// Has a default, is an identity / auto-increment column, or is generated.
     pub has_default: bool,
+    /// A MySQL/MariaDB character column's character set (`utf8mb3`, `latin1`, …); `None` elsewhere.
+    pub charset: Option<String>,
 }
 
 /// One table as the database declares it.
@@ -103,10 +105,13 @@ pub async fn sample_rows(
         },
         other => other,
     })?;
-    Ok(rows.iter().filter_map(|text| json_row(text)).collect())
+    Ok(rows
+        .iter()
+        .filter_map(|text| json_row(text, schema))
+        .collect())
 }
 
-fn json_row(text: &str) -> Option<crate::model::RowImage> {
+fn json_row(text: &str, schema: &TableSchema) -> Option<crate::model::RowImage> {
     use crate::model::{Field, ImageKind, RowImage, Value};
     let serde_json::Value::Object(map) = serde_json::from_str::<serde_json::Value>(text).ok()?
     else {
@@ -127,6 +132,16 @@ fn json_row(text: &str) -> Option<crate::model::RowImage> {
                         .map_or(Value::Text(n.to_string()), Value::Decimal),
                 },
                 other => Value::Json(other.to_string()),
+            };
+            // A spatial column is sampled as its SRID only (see `mysql::sample_json`).
+            let value = match (value, schema.column(&name).map(|c| &c.ty)) {
+                (Value::Int(srid), Some(crate::mapping::types::ColumnType::Geometry)) => {
+                    Value::Geometry {
+                        srid: u32::try_from(srid).unwrap_or(u32::MAX),
+                        wkb: Vec::new(),
+                    }
+                }
+                (value, _) => value,
             };
             Field {
                 name: name.as_str().into(),

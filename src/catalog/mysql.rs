@@ -14,7 +14,8 @@ SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE = 'YES',
        (COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%' OR EXTRA LIKE '%GENERATED%'),
        EXISTS (SELECT 1 FROM information_schema.CHECK_CONSTRAINTS cc
                WHERE cc.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND cc.TABLE_NAME = c.TABLE_NAME
-                 AND cc.CHECK_CLAUSE = CONCAT('json_valid(`', REPLACE(c.COLUMN_NAME, '`', '``'), '`)'))
+                 AND cc.CHECK_CLAUSE = CONCAT('json_valid(`', REPLACE(c.COLUMN_NAME, '`', '``'), '`)')),
+       CHARACTER_SET_NAME
 FROM information_schema.COLUMNS c
 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
 ORDER BY ORDINAL_POSITION";
@@ -43,7 +44,7 @@ pub(super) async fn read_tables(
     };
     let mut out = BTreeMap::new();
     for t in tables {
-        let rows: Vec<(String, String, bool, bool, bool)> = conn
+        let rows: Vec<(String, String, bool, bool, bool, Option<String>)> = conn
             .exec(COLUMNS, (&*t.schema, &*t.name))
             .await
             .map_err(query)?;
@@ -54,12 +55,13 @@ pub(super) async fn read_tables(
         let columns = rows
             .into_iter()
             .map(
-                |(name, declared, nullable, has_default, is_json)| ColumnSchema {
+                |(name, declared, nullable, has_default, is_json, charset)| ColumnSchema {
                     name,
                     ty: parse_mysql(&declared, is_json),
                     declared,
                     nullable,
                     has_default,
+                    charset,
                 },
             )
             .collect();
@@ -116,6 +118,10 @@ pub(super) async fn sample_json(
                 // BIT values are bytes too; their text is the bit string (b'101' is "101").
                 crate::mapping::types::ColumnType::Bits { .. } => {
                     format!("BIN({})", q(&c.name))
+                }
+                // A spatial value by its SRID: what decides whether a bytes column takes it.
+                crate::mapping::types::ColumnType::Geometry => {
+                    format!("ST_SRID({})", q(&c.name))
                 }
                 _ => q(&c.name),
             };

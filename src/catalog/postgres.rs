@@ -69,6 +69,7 @@ pub(super) async fn read_tables(
                     declared,
                     nullable: r.get(2),
                     has_default: r.get(3),
+                    charset: None,
                 }
             })
             .collect();
@@ -112,7 +113,8 @@ pub(super) async fn sample_json(
     let task = tokio::spawn(conn);
     use crate::connect::quote::postgres::ident as q;
     let sql = format!(
-        "SELECT row_to_json(t)::text FROM {}.{} t LIMIT {limit}",
+        // `t.*`: the alias's whole row even when the table has a column named `t`.
+        "SELECT row_to_json(t.*)::text FROM {}.{} t LIMIT {limit}",
         q(&table.schema),
         q(&table.name)
     );

@@ -123,6 +123,7 @@ async fn sample_problems(config: &Config, schemas: &NodeSchemas, limit: u32) -> 
                     &source_schema.table,
                     &rows,
                     target_schema,
+                    target.engine,
                 ));
             }
         }

@@ -386,6 +386,7 @@ fn to_param(v: &Value) -> My {
         Value::Float32(f) => My::Float(*f),
         Value::Float64(f) => My::Double(*f),
         Value::Bytes(b) => My::Bytes(b.clone()),
+        Value::Geometry { srid, wkb } => My::Bytes(Value::geometry_server_bytes(*srid, wkb)),
         Value::Text(t) | Value::Json(t) | Value::Enum(t) => My::Bytes(t.as_bytes().to_vec()),
         Value::Decimal(d) => My::Bytes(d.to_string().into_bytes()),
         Value::Date(d) => My::Bytes(crate::model::time::format_date(i64::from(*d)).into_bytes()),
@@ -496,6 +497,11 @@ fn to_value(col: &Col, v: My) -> Option<Value> {
             })
         }
         "json" => Value::Json(text(&v)?),
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" => match v {
+            My::Bytes(b) => Value::geometry_from_server(&b),
+            _ => return None,
+        },
         _ if col.text && col.json => Value::Json(text(&v)?),
         _ if col.text => Value::Text(text(&v)?),
         _ => match v {

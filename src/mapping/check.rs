@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::refusals;
 use super::types::{fits, round_trip, Fit};
 use crate::catalog::TableSchema;
 use crate::config::{Config, Problem, Table};
@@ -96,7 +97,7 @@ fn analyze_table(
             report_unsynced(t, path, name, on, &present, &excluded, problems);
             continue;
         }
-        check_types(t, path, name, on, &present, problems);
+        check_types(config, t, path, name, on, &present, problems);
     }
 }
 
@@ -201,6 +202,7 @@ fn report_unsynced(
 }
 
 fn check_types(
+    config: &Config,
     t: &Table,
     path: &str,
     name: &str,
@@ -250,6 +252,30 @@ fn check_types(
                     format!("{pair}: {why}; a two-way mapping would corrupt data or conflict forever"),
                     "widen the column so both types hold the same values, make the column one-way with owner = \"<node>\", or add a value map",
                 )),
+            }
+            let engine = |node: &str| config.node(node).map(|n| n.engine);
+            let (Some(ea), Some(eb)) = (engine(a), engine(b)) else {
+                continue;
+            };
+            let directions = [
+                ((*a, *ca, ea), (*b, *cb, eb)),
+                ((*b, *cb, eb), (*a, *ca, ea)),
+            ];
+            for ((from, cf, ef), (to, ct, et)) in directions {
+                if owner.is_some_and(|o| o != from) {
+                    continue;
+                }
+                let side = |engine, column| refusals::Side { engine, column };
+                for c in refusals::classes(side(ef, cf), side(et, ct)) {
+                    problems.push(Problem::warning(
+                        &cpath,
+                        format!(
+                            "column {name} from {from} ({}) to {to} ({}) refuses (dead letter or halt) {}",
+                            cf.declared, ct.declared, c.what
+                        ),
+                        c.fix,
+                    ));
+                }
             }
         }
     }

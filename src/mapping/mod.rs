@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub mod check;
+pub mod refusals;
 pub mod sample;
 pub mod transform;
 pub mod types;

@@ -1,14 +1,15 @@
 //! The sample dry run behind `tandem check --sample N`: rows read from one node are mapped to another
 //! and held against the target's schema, to find what the target would reject before anything is
 //! written: a value with no entry in a value map (or that a transform cannot normalise), a NULL for a
-//! NOT NULL column, a text longer than the column allows. Pure; the caller reads the rows.
+//! NOT NULL column, a text longer than the column allows, and every value the target's engine has no
+//! form for (see [`super::refusals::refuses`]). Pure; the caller reads the rows.
 
 use std::collections::BTreeMap;
 
 use super::types::ColumnType;
 use super::Mapper;
 use crate::catalog::TableSchema;
-use crate::config::Problem;
+use crate::config::{Engine, Problem};
 use crate::model::{Change, Op, RowImage, TableRef, Value};
 
 /// Findings for the rows of `source_table` mapped by `mapper` onto `target` (its live schema). Each
@@ -20,6 +21,7 @@ pub fn analyze(
     source_table: &TableRef,
     rows: &[RowImage],
     target: &TableSchema,
+    target_engine: Engine,
 ) -> Vec<Problem> {
     let Some(plan) = mapper.plan_for_source(source_table) else {
         return Vec::new();
@@ -69,6 +71,7 @@ pub fn analyze(
                 ) if t.chars().count() as u64 > *n => {
                     Some(format!("longer than {} allows", col.declared))
                 }
+                (Some(v), _) => super::refusals::refuses(v, col, target_engine),
                 _ => None,
             };
             if let Some(what) = what {

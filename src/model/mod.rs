@@ -11,6 +11,7 @@
 //! ```
 
 pub mod digest;
+pub mod ewkb;
 pub mod json;
 mod position;
 pub mod spill;

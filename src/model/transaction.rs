@@ -106,7 +106,7 @@ fn value_bytes(v: &Value) -> usize {
     match v {
         Value::Text(s) | Value::Json(s) | Value::Enum(s) => s.len(),
         Value::Decimal(d) => d.as_str().len(),
-        Value::Bytes(b) | Value::Bits { bytes: b, .. } => b.len(),
+        Value::Bytes(b) | Value::Bits { bytes: b, .. } | Value::Geometry { wkb: b, .. } => b.len(),
         Value::Set(items) => items.iter().map(String::len).sum(),
         Value::Array(items) => items
             .iter()

@@ -57,6 +57,13 @@ pub enum Value {
         len: u32,
         bytes: Vec<u8>,
     },
+    /// A MySQL/MariaDB spatial value: its SRID and its geometry as OGC well-known binary. The server
+    /// stores and sends `srid` as 4 little-endian bytes before the WKB; a plain bytes column holds
+    /// the WKB alone (see `apply::row`).
+    Geometry {
+        srid: u32,
+        wkb: Vec<u8>,
+    },
     /// An array; a multi-dimensional array is an array of arrays.
     Array(Vec<Value>),
     /// A value of a type the model has no variant for, kept as the server's text form with its type name.
@@ -69,6 +76,26 @@ pub enum Value {
 impl Value {
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
+    }
+
+    /// A spatial value from MySQL/MariaDB's own form (4-byte little-endian SRID, then WKB); bytes
+    /// too short to hold an SRID stay bytes, for the target to refuse.
+    pub fn geometry_from_server(bytes: &[u8]) -> Value {
+        match bytes.split_first_chunk::<4>() {
+            Some((srid, wkb)) => Value::Geometry {
+                srid: u32::from_le_bytes(*srid),
+                wkb: wkb.to_vec(),
+            },
+            None => Value::Bytes(bytes.to_vec()),
+        }
+    }
+
+    /// MySQL/MariaDB's own form of a spatial value: the SRID as 4 little-endian bytes, then the WKB.
+    pub fn geometry_server_bytes(srid: u32, wkb: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(wkb.len() + 4);
+        out.extend_from_slice(&srid.to_le_bytes());
+        out.extend_from_slice(wkb);
+        out
     }
 
     /// A short, stable name for the value's kind, used in errors (never the value itself).
@@ -95,6 +122,7 @@ impl Value {
             Value::Enum(_) => "enum",
             Value::Set(_) => "set",
             Value::Bits { .. } => "bits",
+            Value::Geometry { .. } => "geometry",
             Value::Array(_) => "array",
             Value::Other { .. } => "other",
         }
@@ -145,6 +173,7 @@ impl PartialEq for Value {
             ) => a == x && b == y && c == z,
             (Set(a), Set(b)) => a == b,
             (Bits { len: a, bytes: x }, Bits { len: b, bytes: y }) => a == b && x == y,
+            (Geometry { srid: a, wkb: x }, Geometry { srid: b, wkb: y }) => a == b && x == y,
             (Array(a), Array(b)) => a == b,
             (
                 Other {
@@ -225,6 +254,15 @@ impl fmt::Display for Value {
                     "0"
                 })
             }),
+            // The WKB as PostgreSQL writes bytes, after `SRID=n;` when there is one (as PostGIS's
+            // extended text form).
+            Value::Geometry { srid, wkb } => {
+                if *srid != 0 {
+                    write!(f, "SRID={srid};")?;
+                }
+                f.write_str("\\x")?;
+                wkb.iter().try_for_each(|x| write!(f, "{x:02x}"))
+            }
             Value::Array(items) => {
                 f.write_str("{")?;
                 for (i, v) in items.iter().enumerate() {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod converge;
+pub mod cross;
 
 use std::future::Future;
 

@@ -351,15 +351,39 @@ impl Target for MyTarget {
                 class: ErrorClass::Definite,
             });
         }
+        // MariaDB's JSON is a LONGTEXT with a json_valid check: its kind is JSON. Asked with
+        // constants only, which the server answers without opening every table.
+        let json_checks = if rows
+            .iter()
+            .any(|r| text(r, 2).as_deref() == Some("longtext"))
+        {
+            self.book_rows(
+                "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+                 WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+                vec![s(&*table.schema), s(&*table.name)],
+            )
+            .await?
+            .iter()
+            .filter_map(|r| text(r, 0))
+            .collect()
+        } else {
+            Vec::new()
+        };
+        let is_json = |name: &str| {
+            let clause = format!("json_valid({})", sql::ident(name));
+            json_checks.contains(&clause)
+        };
         let columns = rows
             .iter()
             .filter_map(|r| {
                 let (name, ty, data) = (text(r, 0)?, text(r, 1)?, text(r, 2)?);
+                let data = if is_json(&name) { "json".into() } else { data };
                 Some(ColumnInfo {
                     kind: types::kind_of(&data.to_lowercase(), &ty.to_lowercase()),
                     name,
                     base_type: data,
                     identity_always: false,
+                    array_delim: ',',
                     type_name: ty,
                 })
             })
@@ -420,7 +444,8 @@ impl Target for MyTarget {
             Ok(_) => Ok(true),
             // A failed statement is rolled back whole; the transaction goes on.
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => Ok(false),
-            Err(e) => Err(self.row_err(t, &[], e)),
+            // One row: its key; several: none names the failing row (the caller goes row by row).
+            Err(e) => Err(self.row_err(t, single_key(rows), e)),
         }
     }
 
@@ -509,5 +534,13 @@ impl Target for MyTarget {
                 .and_then(|j| serde_json::from_str(&j).ok())
                 .unwrap_or(serde_json::Value::Null),
         }))
+    }
+}
+
+/// The key of a one-row write list, else none.
+fn single_key(rows: &[Write]) -> &[Field] {
+    match rows {
+        [one] => &one.key,
+        _ => &[],
     }
 }

@@ -377,6 +377,7 @@ mod tests {
             base_type: data.into(),
             kind: super::super::types::kind_of(data, data),
             identity_always: false,
+            array_delim: ',',
         };
         let info = TableInfo {
             table: TableRef::new("app", "t"),

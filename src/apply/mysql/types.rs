@@ -23,6 +23,8 @@ pub fn kind_of(data_type: &str, column_type: &str) -> ColKind {
         "datetime" => ColKind::Timestamp,
         "timestamp" => ColKind::TimestampTz,
         "bit" => ColKind::Bit,
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" => ColKind::Geometry,
         _ => ColKind::Other,
     }
 }
@@ -46,7 +48,12 @@ pub fn to_my(v: &Value, kind: ColKind, target_offset_secs: i32) -> My {
         Value::UInt(u) => My::UInt(*u),
         Value::Float32(x) => My::Float(*x),
         Value::Float64(x) => My::Double(*x),
+        // Plain WKB (from a PostgreSQL `bytea`) into a spatial column: the server's form with SRID 0.
+        Value::Bytes(b) if kind == ColKind::Geometry => {
+            My::Bytes(Value::geometry_server_bytes(0, b))
+        }
         Value::Bytes(b) => My::Bytes(b.clone()),
+        Value::Geometry { srid, wkb } => My::Bytes(Value::geometry_server_bytes(*srid, wkb)),
         Value::Uuid(u) if kind == ColKind::Bytes => My::Bytes(u.to_vec()),
         Value::Date(d) if *d != i32::MAX && *d != i32::MIN => {
             text(time::format_date(i64::from(*d)))
@@ -59,6 +66,9 @@ pub fn to_my(v: &Value, kind: ColKind, target_offset_secs: i32) -> My {
             _ => datetime(*t),
         },
         Value::Set(items) => text(items.join(",")),
+        // An array in a JSON column is a JSON array (PostgreSQL's `{…}` text would read as an
+        // object, or not at all).
+        Value::Array(_) if kind == ColKind::Json => text(crate::model::json::value(v).to_string()),
         Value::Bits { len, bytes } if *len <= 64 => {
             let n = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
             let pad = (bytes.len() as u32 * 8).saturating_sub(*len);
@@ -89,6 +99,14 @@ mod tests {
                 0
             ),
             My::UInt(0b101)
+        );
+        assert_eq!(
+            to_my(
+                &Value::Array(vec![Value::Int(1), Value::Null, Value::Text("ü".into())]),
+                ColKind::Json,
+                0
+            ),
+            My::Bytes("[1,null,\"ü\"]".as_bytes().to_vec())
         );
     }
 }

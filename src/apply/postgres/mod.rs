@@ -194,15 +194,16 @@ impl PgTarget {
             DbCode::SqlState(s) => s.clone(),
             _ => String::new(),
         };
-        let column = source.column().or_else(|| {
-            types::suspect_column(
-                fields.iter().filter_map(|f| {
-                    info.column(&f.name)
-                        .map(|c| (&*f.name, &f.value, c.type_name.as_str()))
-                }),
-                &state,
-            )
-        });
+        let typed = || {
+            fields.iter().filter_map(|f| {
+                info.column(&f.name)
+                    .map(|c| (&*f.name, &f.value, c.type_name.as_str()))
+            })
+        };
+        let column = source
+            .column()
+            .or_else(|| types::suspect_column(typed(), &state))
+            .or_else(|| types::column_of_named_type(typed(), &source.to_string()));
         ApplyError::Row {
             table: String::new(),
             key: crate::conflict::audit::key_json(key),
@@ -352,7 +353,9 @@ impl Target for PgTarget {
         let rows = self
             .book_rows(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL), \
-                 (a.attidentity = 'a')::text \
+                 (a.attidentity = 'a')::text, \
+                 (SELECT e.typdelim::text FROM pg_type t JOIN pg_type e ON e.oid = t.typelem \
+                  WHERE t.oid = a.atttypid AND t.typelem <> 0 AND t.typlen = -1) \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = $1::text AND c.relname = $2::text AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[Some(table.schema.to_string()), Some(table.name.to_string())],
@@ -379,6 +382,7 @@ impl Target for PgTarget {
                     kind: types::kind_of(&base),
                     base_type: base,
                     identity_always: text(r, 3).as_deref() == Some("true"),
+                    array_delim: text(r, 4).and_then(|d| d.chars().next()).unwrap_or(','),
                 })
             })
             .collect();
@@ -449,7 +453,12 @@ impl Target for PgTarget {
             }
             Err(e) => {
                 let fields: Vec<Field> = rows.iter().flat_map(|w| w.set.iter().cloned()).collect();
-                Err(self.row_err(t, &fields, &[], e))
+                // One row: its key; several: none names the failing row (the caller goes row by row).
+                let key = match rows {
+                    [one] => one.key.as_slice(),
+                    _ => &[],
+                };
+                Err(self.row_err(t, &fields, key, e))
             }
         }
     }

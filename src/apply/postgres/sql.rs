@@ -42,14 +42,21 @@ impl<'a> Builder<'a> {
             base_type: "text".into(),
             kind: ColKind::Text,
             identity_always: false,
+            array_delim: ',',
         })
     }
 
     /// `$n::text::<base type>` for a value of column `name`.
     fn bind(&mut self, name: &str, v: &Value) -> String {
         let col = self.column(name);
+        let text = match v {
+            // A JSON array (a MySQL JSON column) into an array column: as an array literal.
+            Value::Json(j) if col.base_type.ends_with("[]") => super::types::json_array_text(j),
+            Value::Array(items) => Some(super::types::array_text(items, col.array_delim)),
+            _ => None,
+        };
         self.params
-            .push(to_text(v, col.kind, self.source_offset_secs));
+            .push(text.or_else(|| to_text(v, col.kind, self.source_offset_secs)));
         format!(
             "${}::text::{}",
             self.params.len(),
@@ -328,6 +335,7 @@ mod tests {
             base_type: b.into(),
             kind: kind_of(b),
             identity_always: n == "id",
+            array_delim: ',',
         };
         TableInfo {
             table: TableRef::new("public", "customers"),

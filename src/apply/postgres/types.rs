@@ -19,6 +19,7 @@ pub fn kind_of(base: &str) -> ColKind {
         "timestamp without time zone" => ColKind::Timestamp,
         "timestamp with time zone" => ColKind::TimestampTz,
         "bit" | "bit varying" => ColKind::Bit,
+        "geometry" => ColKind::Geometry,
         _ => ColKind::Other,
     }
 }
@@ -62,9 +63,20 @@ pub fn to_text(v: &Value, kind: ColKind, source_offset_secs: i32) -> Option<Stri
         (Value::Date(d), k) if temporal(k) && *d != i32::MAX && *d != i32::MIN => {
             pg_date(i64::from(*d))
         }
-        (Value::Array(items), _) => array_text(items),
+        (Value::Array(items), _) => array_text(items, ','),
+        // PostGIS reads hex EWKB; plain WKB (from bytes) is EWKB without an SRID.
+        (Value::Geometry { srid, wkb }, ColKind::Geometry) => {
+            crate::model::ewkb::to_hex(*srid, wkb)
+        }
+        (Value::Bytes(b), ColKind::Geometry) => crate::model::ewkb::to_hex(0, b),
         (Value::Set(items), _) => items.join(","),
         (Value::Bytes(b), ColKind::Text) => String::from_utf8_lossy(b).into_owned(),
+        // A MySQL BINARY(16) holding a UUID.
+        (Value::Bytes(b), ColKind::Uuid) if b.len() == 16 => {
+            let mut u = [0u8; 16];
+            u.copy_from_slice(b);
+            crate::model::format_uuid(&u)
+        }
         (other, _) => other.to_string(),
     })
 }
@@ -101,17 +113,21 @@ fn temporal(kind: ColKind) -> bool {
     )
 }
 
-fn array_text(items: &[Value]) -> String {
+/// An array literal with `delim` between elements (the element type's `typdelim`).
+pub fn array_text(items: &[Value], delim: char) -> String {
     let mut out = String::from("{");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(delim);
         }
         match item {
             Value::Null => out.push_str("NULL"),
-            Value::Array(inner) => out.push_str(&array_text(inner)),
+            Value::Array(inner) => out.push_str(&array_text(inner, delim)),
             other => {
-                let text = to_text(other, ColKind::Other, 0).unwrap_or_default();
+                let text = match other {
+                    Value::Geometry { srid, wkb } => crate::model::ewkb::to_hex(*srid, wkb),
+                    _ => to_text(other, ColKind::Other, 0).unwrap_or_default(),
+                };
                 out.push('"');
                 for c in text.chars() {
                     if c == '"' || c == '\\' {
@@ -155,6 +171,12 @@ pub fn suspect_column<'a>(
                 "bigint" => i64::try_from(*u).is_err(),
                 _ => false,
             },
+            // A MySQL zero or partly-zero date, a MySQL TIME beyond a day or negative: PostgreSQL
+            // names no column for them.
+            ("22007" | "22008", Value::Other { type_name, .. }) => type_name == "zero_date",
+            ("22007" | "22008", Value::Time(t)) => {
+                type_name.starts_with("time") && (*t < 0 || *t > 86_400_000_000)
+            }
             ("22003", Value::Decimal(d)) => {
                 type_name.starts_with("numeric(") && {
                     let p = limit.unwrap_or(usize::MAX);
@@ -174,6 +196,45 @@ pub fn suspect_column<'a>(
         }
     }
     None
+}
+
+/// A JSON array as a PostgreSQL array literal (`[1, null, "a"]` -> `{"1",NULL,"a"}`), nested arrays
+/// as dimensions; `None` for JSON that is not an array (PostgreSQL then refuses the text).
+pub fn json_array_text(json: &str) -> Option<String> {
+    fn items(v: &serde_json::Value) -> Option<Value> {
+        Some(match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Array(a) => {
+                Value::Array(a.iter().map(items).collect::<Option<_>>()?)
+            }
+            serde_json::Value::String(s) => Value::Text(s.clone()),
+            serde_json::Value::Bool(b) => Value::Text(if *b { "t" } else { "f" }.into()),
+            other => Value::Text(other.to_string()),
+        })
+    }
+    match serde_json::from_str::<serde_json::Value>(json).ok()? {
+        a @ serde_json::Value::Array(_) => match items(&a)? {
+            Value::Array(list) => Some(array_text(&list, ',')),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The one column with a value whose type an input error names (`invalid input syntax for type
+/// uuid: …`, `invalid input value for enum mood: …`); PostgreSQL names no column for them.
+pub fn column_of_named_type<'a>(
+    fields: impl Iterator<Item = (&'a str, &'a Value, &'a str)>,
+    message: &str,
+) -> Option<String> {
+    let (_, rest) = message
+        .split_once("for type ")
+        .or_else(|| message.split_once("for enum "))?;
+    let named = rest.split(':').next()?.trim();
+    let base = |t: &str| t.split('(').next().unwrap_or(t).trim().to_string();
+    let mut hits = fields.filter(|(_, v, t)| !v.is_null() && base(t) == named);
+    let (name, _, _) = hits.next()?;
+    hits.next().is_none().then(|| name.to_string())
 }
 
 #[cfg(test)]
@@ -225,6 +286,41 @@ mod tests {
     }
 
     #[test]
+    fn json_arrays_as_array_literals() {
+        assert_eq!(
+            json_array_text(r#"[1, null, "a,\"b", true, [2]]"#).as_deref(),
+            Some(r#"{"1",NULL,"a,\"b","t",{"2"}}"#)
+        );
+        assert_eq!(json_array_text("[]").as_deref(), Some("{}"));
+        assert_eq!(json_array_text(r#"{"a": 1}"#), None);
+    }
+
+    #[test]
+    fn input_errors_name_the_column_of_their_type() {
+        let (u, e, n) = (
+            Value::Text("x".into()),
+            Value::Text("y".into()),
+            Value::Null,
+        );
+        let cols = [("a", &n, "uuid"), ("b", &u, "uuid"), ("c", &e, "mood")];
+        let find = |m| column_of_named_type(cols.iter().map(|(a, b, c)| (*a, *b, *c)), m);
+        assert_eq!(
+            find("invalid input syntax for type uuid: \"…\"").as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            find("invalid input value for enum mood: \"…\"").as_deref(),
+            Some("c")
+        );
+        assert_eq!(find("date/time field value out of range"), None);
+        let uuid = to_text(&Value::Bytes((0..16).collect()), ColKind::Uuid, 0);
+        assert_eq!(
+            uuid.as_deref(),
+            Some("00010203-0405-0607-0809-0a0b0c0d0e0f")
+        );
+    }
+
+    #[test]
     fn casts_keep_the_declared_length() {
         assert_eq!(cast_type("character"), "bpchar");
         assert_eq!(cast_type("character[]"), "bpchar[]");
@@ -243,6 +339,23 @@ mod tests {
         assert_eq!(
             suspect_column(cols.iter().map(|(n, v, t)| (*n, *v, *t)), "22001").as_deref(),
             Some("b")
+        );
+        let zero = Value::Other {
+            type_name: "zero_date".into(),
+            text: "0000-00-00".into(),
+        };
+        let day = Value::Time(time::MICROS_PER_DAY);
+        let long = Value::Time(838 * 3600 * 1_000_000);
+        let cols = [
+            ("d", &zero, "date"),
+            ("t", &day, "time without time zone"),
+            ("u", &long, "time(6) without time zone"),
+        ];
+        let suspect = |state| suspect_column(cols.iter().map(|(n, v, t)| (*n, *v, *t)), state);
+        assert_eq!(suspect("22008").as_deref(), Some("d"));
+        assert_eq!(
+            suspect_column(cols[1..].iter().map(|(n, v, t)| (*n, *v, *t)), "22008").as_deref(),
+            Some("u")
         );
     }
 }

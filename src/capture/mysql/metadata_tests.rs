@@ -198,13 +198,16 @@ fn mariadb_counts_geometry_columns_in_the_charset_metadata() {
     let meta = resolve(&map, None, &Collations::default()).unwrap();
     assert_eq!(meta.columns[2].decoder.charset, Some(Charset::Utf8));
     assert_eq!(meta.columns[4].decoder.charset, Some(Charset::Latin1));
-    let wkb = [0, 0, 0, 0, 1, 1, 0, 0, 0];
-    let mut row = vec![wkb.len() as u8, 0, 0, 0];
-    row.extend(wkb);
+    let server = [0xe6, 0x10, 0, 0, 1, 1, 0, 0, 0];
+    let mut row = vec![server.len() as u8, 0, 0, 0];
+    row.extend(server);
     let mut r = Reader::new(&row);
     assert_eq!(
         crate::capture::mysql::types::decode_value(&meta.columns[1].decoder, &mut r),
-        Ok(crate::model::Value::Bytes(wkb.to_vec())),
-        "a geometry value is the server's bytes (SRID, then WKB)"
+        Ok(crate::model::Value::Geometry {
+            srid: 4326,
+            wkb: vec![1, 1, 0, 0, 0]
+        }),
+        "a geometry value is the server's SRID (4 bytes, little-endian), then WKB"
     );
 }

@@ -384,9 +384,8 @@ pub fn decode_value(col: &ColumnDecoder, r: &mut Reader<'_>) -> Result<Value, De
             let len = r.uint_le(usize::from(*len_bytes).clamp(1, 4))? as usize;
             let bytes = r.take(len)?;
             match col.ty {
-                // The server's own form, a 4-byte little-endian SRID then WKB: what the copy reads
-                // and what a MariaDB or MySQL geometry column takes back as it is.
-                ColType::Geometry { .. } => Value::Bytes(bytes.to_vec()),
+                // The server's own form, a 4-byte little-endian SRID then WKB, as the copy reads it.
+                ColType::Geometry { .. } => Value::geometry_from_server(bytes),
                 _ => text_value(col, bytes, None)?,
             }
         }

@@ -140,10 +140,21 @@ impl TypeRegistry {
                 let items = parse_array(text, *delim).ok_or_else(err)?;
                 self.array_value(*elem, items, depth)
             }
-            Some(TypeKind::Other) | None => Ok(Value::Other {
-                type_name: self.name(oid),
-                text: text.to_owned(),
-            }),
+            Some(TypeKind::Other) | None => {
+                let type_name = self.name(oid);
+                // PostGIS prints a geometry as hex EWKB: the same SRID and WKB a MySQL/MariaDB
+                // spatial column holds (3-D and measured geometries stay text). The extension's
+                // types are named with their schema.
+                if type_name == "geometry" || type_name.ends_with(".geometry") {
+                    if let Some((srid, wkb)) = crate::model::ewkb::from_hex(text) {
+                        return Ok(Value::Geometry { srid, wkb });
+                    }
+                }
+                Ok(Value::Other {
+                    type_name,
+                    text: text.to_owned(),
+                })
+            }
         }
     }
 

@@ -76,6 +76,8 @@ pub enum ColumnType {
         varying: bool,
     },
     Year,
+    /// A MySQL/MariaDB spatial type (GEOMETRY, POINT, …).
+    Geometry,
     Array(Box<ColumnType>),
     /// Anything else, by its declared name.
     Other(String),
@@ -168,6 +170,7 @@ impl fmt::Display for ColumnType {
                 write!(f, "bit{}({len})", if *varying { " varying" } else { "" })
             }
             ColumnType::Year => f.write_str("year"),
+            ColumnType::Geometry => f.write_str("geometry"),
             ColumnType::Array(inner) => write!(f, "{inner}[]"),
             ColumnType::Other(name) => f.write_str(name),
         }
@@ -440,6 +443,18 @@ pub fn fits(from: &ColumnType, to: &ColumnType) -> Fit {
         (T::Year, T::Int { bytes, .. }) if *bytes >= 2 => Fit::Exact,
         (T::Int { .. }, T::Year) => Fit::Narrowing("only years 1901 to 2155 fit YEAR".into()),
         (T::Bits { len: a, .. }, T::Bits { len: b, .. }) if a <= b => Fit::Exact,
+        (
+            T::Geometry,
+            T::Bytes {
+                max_bytes: None, ..
+            },
+        ) => Fit::Narrowing(
+            "a geometry is stored as plain WKB, which has no SRID: one with a non-zero SRID is refused"
+                .into(),
+        ),
+        (T::Bytes { .. }, T::Geometry) => Fit::Conventional(
+            "bytes read as WKB with SRID 0: bytes that are no geometry are refused".into(),
+        ),
         (T::Array(a), T::Array(b)) => fits(a, b),
         _ => Fit::Lossy(format!("{from} has no conversion to {to}")),
     }

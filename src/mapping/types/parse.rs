@@ -127,6 +127,8 @@ pub fn parse_postgres(format_type: &str, enum_labels: Option<Vec<String>>) -> Co
             len: a.first().copied().unwrap_or(1) as u32,
             varying: false,
         },
+        // PostGIS (`geometry`, `geometry(Point,4326)`).
+        "geometry" => ColumnType::Geometry,
         "bit varying" => ColumnType::Bits {
             len: a.first().copied().unwrap_or(u64::from(u32::MAX)) as u32,
             varying: true,
@@ -240,6 +242,8 @@ pub fn parse_mysql(column_type: &str, is_json: bool) -> ColumnType {
             varying: false,
         },
         "uuid" => ColumnType::Uuid,
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" => ColumnType::Geometry,
         _ => ColumnType::Other(column_type.to_string()),
     }
 }
