@@ -403,11 +403,6 @@ async fn a_copy_interrupted_after_a_refusal_records_it_once() {
     .unwrap();
     // The first run halts the copy at the batch holding the refused row.
     let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-
-/// Runs `tandem run` on `pair` until a line of its log contains `until`; returns the process (killed
-/// when dropped) and the log so far.
-async fn run_until(pair: &Pair, until: &str) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["run", "--config"])
         .arg(&pair.config)
         .env("TANDEM_LOG", "info")
@@ -419,14 +414,6 @@ async fn run_until(pair: &Pair, until: &str) -> (tokio::process::Child, String) 
     let halted = tokio::time::timeout(Duration::from_secs(90), async {
         while let Ok(Some(line)) = lines.next_line().await {
             if line.contains("halted") {
-
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut log = String::new();
-    let found = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            log.push_str(&line);
-            log.push('\n');
-            if line.contains(until) {
                 return true;
             }
         }
@@ -458,7 +445,32 @@ async fn run_until(pair: &Pair, until: &str) -> (tokio::process::Child, String) 
         .unwrap();
     assert_eq!(dead.len(), 1, "the refused row is recorded once: {dead:?}");
     conn.disconnect().await.unwrap();
+}
 
+/// Runs `tandem run` on `pair` until a line of its log contains `until`; returns the process (killed
+/// when dropped) and the log so far.
+async fn run_until(pair: &Pair, until: &str) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["run", "--config"])
+        .arg(&pair.config)
+        .env("TANDEM_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tandem run");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains(until) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
     assert!(
         matches!(found, Ok(true)),
         "no log line with {until:?}:\n{log}"

@@ -34,7 +34,7 @@ mod topologies;
 mod truncate;
 mod two_way;
 mod type_fidelity;
-mod verify;
 mod type_fidelity_catalog;
 mod type_fidelity_cross;
 mod type_fidelity_geometry;
+mod verify;
