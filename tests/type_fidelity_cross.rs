@@ -258,14 +258,10 @@ async fn mariadb_types_to_postgres_as_mapped() {
 }
 
 /// A MariaDB text holding the NUL character, which PostgreSQL text cannot store, is refused with a
-/// dead letter naming the column, and the link goes on.
-///
-/// Fails today: the dead letter cannot be written on PostgreSQL either (its payload column is
-/// `jsonb`, which refuses the `\u0000` escape, SQLSTATE 22P05), so the link halts. The fix needs a
-/// bookkeeping change (payload stored as text, or the payload's NUL escaped by both its writer and
-/// `dead-letter replay`), which is reserved for the bookkeeping owner.
+/// dead letter naming the column, and the link goes on. Before bookkeeping version 8 the dead letter
+/// could not be written either (its payload column was `jsonb`, which refuses the `\u0000` escape,
+/// SQLSTATE 22P05), so the link halted.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the dead-letter payload (jsonb) cannot hold \\u0000: the link halts with SQLSTATE 22P05"]
 async fn mariadb_text_with_nul_to_postgres_is_dead_lettered() {
     cross_pair(
         Source::MariaDb,

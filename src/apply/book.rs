@@ -297,7 +297,7 @@ pub(crate) trait ReviewQueue: BookSession {
         let sql = self.dialect().render(
             "INSERT INTO __S__.conflict (link, source_node, table_name, target_table, row_key, kind, \
              before_image, current_image, incoming_image, decision, rule, state, source_position, payload) \
-             VALUES (?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?, ?, ?, ?, ?::jsonb)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             self.book_schema(),
         );
         let params = vec![
@@ -454,7 +454,7 @@ pub(crate) trait DeadLetters: BookSession {
     async fn insert_dead_letter(&mut self, d: &DeadLetter) -> Result<i64, ApplyError> {
         let sql = self.dialect().render(
             "INSERT INTO __S__.dead_letter (link, source_node, source_position, commit_time, payload, error, attempts, state) \
-             VALUES (?, ?, ?, ?::timestamptz, ?::jsonb, ?, ?::int, ?)",
+             VALUES (?, ?, ?, ?::timestamptz, ?, ?, ?::int, ?)",
             self.book_schema(),
         );
         let params = vec![

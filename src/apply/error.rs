@@ -302,6 +302,7 @@ pub fn fix_for(code: &DbCode) -> &'static str {
         DbCode::Mysql(1146 | 1049) => "create the table on the target or correct its name under tables.on in the file",
         DbCode::SqlState(s) if s == "42703" => "add the column on the target or map it under tables.columns in the file",
         DbCode::Mysql(1054) => "add the column on the target or map it under tables.columns in the file",
+        DbCode::SqlState(s) if s == "22021" => "PostgreSQL text cannot hold the NUL character (or these bytes in the database's encoding), which the source admits: remove it at the source, or map the column to bytea",
         DbCode::SqlState(s) if s == "22008" || s == "22007" => "the date or time has no PostgreSQL value (a MySQL zero or partly-zero date, a TIME below zero or beyond 24 hours): change it at the source, or map the column to text",
         DbCode::SqlState(s) if s.starts_with("23") => "the row violates a constraint on the target that the mapping cannot satisfy: adjust the constraint or the data",
         _ => "check the value against the target column's type, fix the mapping or the column",

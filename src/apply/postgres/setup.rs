@@ -13,6 +13,7 @@ const HEARTBEAT: &str = include_str!("../../../sql/postgres/003_heartbeat.sql");
 const COPY: &str = include_str!("../../../sql/postgres/004_copy.sql");
 const TABLE_WIDE_CONFLICT: &str = include_str!("../../../sql/postgres/006_conflict_table_wide.sql");
 const DEAD_LETTER_PARTS: &str = include_str!("../../../sql/postgres/007_dead_letter_parts.sql");
+const TEXT_PAYLOADS: &str = include_str!("../../../sql/postgres/008_text_payloads.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -30,6 +31,7 @@ pub fn statements(
         TOMBSTONE_ORIGIN,
         TABLE_WIDE_CONFLICT,
         DEAD_LETTER_PARTS,
+        TEXT_PAYLOADS,
     ] {
         out.extend(split_statements(
             &file.replace("__SCHEMA__", &ident(schema)),

@@ -171,6 +171,9 @@ pub fn suspect_column<'a>(
                 "bigint" => i64::try_from(*u).is_err(),
                 _ => false,
             },
+            // A NUL character, which MySQL/MariaDB text admits: PostgreSQL names no column for it.
+            ("22021", Value::Text(s)) => s.contains('\0'),
+            ("22021", Value::Bytes(b)) => b.contains(&0),
             // A MySQL zero or partly-zero date, a MySQL TIME beyond a day or negative: PostgreSQL
             // names no column for them.
             ("22007" | "22008", Value::Other { type_name, .. }) => type_name == "zero_date",
