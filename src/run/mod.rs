@@ -148,6 +148,70 @@ async fn run_once(
     events: &Events,
     meter: &mut LinkMeter,
 ) -> Result<(), LinkError> {
+    let Some((applier, mut stream)) =
+        open_link(config, source, target, stop, events, meter).await?
+    else {
+        return Ok(());
+    };
+    let mut applier = Some(applier);
+    let mut pending: Option<CaptureEvent> = None;
+    loop {
+        let event = match pending.take() {
+            Some(e) => e,
+            None => tokio::select! {
+                biased;
+                _ = stop.changed() => return Ok(()),
+                e = stream.next() => e?,
+            },
+        };
+        meter.source(stream.stats());
+        let first = match event {
+            CaptureEvent::Heartbeat(position) => {
+                stream.confirm(&position);
+                meter.idle();
+                continue;
+            }
+            CaptureEvent::Transaction(tx) => tx,
+        };
+        let group = gather(config, source, target, events, meter, &mut stream, first);
+        pending = group.pending;
+        if group.txs.is_empty() {
+            if !group.more {
+                meter.idle();
+            }
+        } else {
+            meter.queued(&group.txs);
+            let began = std::time::Instant::now();
+            // A stop request wins over an apply that waits (a lock, a retry's backoff): the open
+            // target transaction dies with its connection, and nothing unapplied was acknowledged.
+            tokio::select! {
+                biased;
+                _ = stop.changed() => return Ok(()),
+                r = apply_retrying(config, source, target, &mut applier, &group.txs, APPLY_ATTEMPTS) => {
+                    r?;
+                }
+            }
+            meter.applied(&group.txs, began.elapsed(), group.more);
+            announce_applied(config, events, meter.link(), &group.txs);
+        }
+        // Everything up to `last` is committed (or was tandem's own and needs nothing).
+        stream.confirm(&group.last);
+        if let Some(e) = group.failure {
+            return Err(e.into());
+        }
+    }
+}
+
+/// Connects the applier, runs the initial copy where one is due, and opens the source stream where
+/// the target's checkpoint says. `None` when a stop request came first.
+async fn open_link(
+    config: &Config,
+    source: &str,
+    target: &str,
+    stop: &mut watch::Receiver<bool>,
+    events: &Events,
+    meter: &mut LinkMeter,
+) -> Result<Option<(Applier, Source)>, LinkError> {
     let link = link_name(source, target);
     let (Some(source_node), Some(_)) = (config.node(source), config.node(target)) else {
         return Err(LinkError::Apply(ApplyError::Invalid(format!(
@@ -162,13 +226,12 @@ async fn run_once(
     let copied = tokio::select! {
         biased;
         c = crate::copy::run(config, source_node, target, &mut applier, stop) => c?,
-        _ = stopped.changed() => return Ok(()),
+        _ = stopped.changed() => return Ok(None),
     };
     let start = applier.committed().cloned();
-    let mut applier = Some(applier);
-    let mut stream = match copied {
+    let stream = match copied {
         crate::copy::Copied::Done(stream) => stream,
-        crate::copy::Copied::Stopped => return Ok(()),
+        crate::copy::Copied::Stopped => return Ok(None),
         crate::copy::Copied::NotDue => {
             Source::open(
                 config,
@@ -191,97 +254,92 @@ async fn run_once(
             checkpoint,
         },
     );
-    let mut pending: Option<CaptureEvent> = None;
-    loop {
-        let event = match pending.take() {
-            Some(e) => e,
-            None => tokio::select! {
-                biased;
-                _ = stop.changed() => return Ok(()),
-                e = stream.next() => e?,
-            },
-        };
+    Ok(Some((applier, stream)))
+}
+
+/// What one target transaction will carry: the transactions the loop guard let through, the last
+/// position read (to confirm once they commit), and what ended the group.
+struct Group {
+    txs: Vec<crate::model::Transaction>,
+    last: crate::model::Position,
+    /// The event that ended the group, to handle next.
+    pending: Option<CaptureEvent>,
+    /// A capture error after the group's transactions: reported once they are applied.
+    failure: Option<CaptureError>,
+    /// More was ready than the group could take (no idle time to report).
+    more: bool,
+}
+
+/// Groups what the source already has ready behind `first` into one target transaction (never
+/// splitting one); a heartbeat, an empty buffer, `MAX_GROUP` or the memory budget ends the group.
+fn gather(
+    config: &Config,
+    source: &str,
+    target: &str,
+    events: &Events,
+    meter: &mut LinkMeter,
+    stream: &mut Source,
+    first: crate::model::Transaction,
+) -> Group {
+    let mut group = Group {
+        txs: Vec::new(),
+        last: first.position.clone(),
+        pending: None,
+        failure: None,
+        more: false,
+    };
+    // The memory budget bounds the group as it bounds one transaction: a transaction that would
+    // take the group past it waits for the next group.
+    let budget = memory_budget(config);
+    let mut held = first.changes.approx_bytes();
+    admit(config, meter, source, target, events, first, &mut group.txs);
+    while group.txs.len() < MAX_GROUP {
+        let next = stream.next().now_or_never();
         meter.source(stream.stats());
-        let first = match event {
-            CaptureEvent::Heartbeat(position) => {
-                stream.confirm(&position);
-                meter.idle();
-                continue;
-            }
-            CaptureEvent::Transaction(tx) => tx,
-        };
-        // Group what the source already has ready behind this transaction into one target
-        // transaction (never splitting one); a heartbeat or an empty buffer ends the group.
-        let mut last = first.position.clone();
-        let mut group = Vec::new();
-        let mut failure = None;
-        // The memory budget bounds the group as it bounds one transaction: a transaction that would
-        // take the group past it waits for the next group.
-        let budget = memory_budget(config);
-        let mut held = first.changes.approx_bytes();
-        admit(config, meter, source, target, events, first, &mut group);
-        let mut more = false;
-        while group.len() < MAX_GROUP {
-            let next = stream.next().now_or_never();
-            meter.source(stream.stats());
-            match next {
-                Some(Ok(CaptureEvent::Transaction(tx))) => {
-                    let bytes = tx.changes.approx_bytes();
-                    if !joins(held, bytes, budget) {
-                        pending = Some(CaptureEvent::Transaction(tx));
-                        more = true;
-                        break;
-                    }
-                    held += bytes;
-                    last = tx.position.clone();
-                    admit(config, meter, source, target, events, tx, &mut group);
-                    more = group.len() >= MAX_GROUP;
-                }
-                Some(Ok(heartbeat)) => {
-                    pending = Some(heartbeat);
+        match next {
+            Some(Ok(CaptureEvent::Transaction(tx))) => {
+                let bytes = tx.changes.approx_bytes();
+                if !joins(held, bytes, budget) {
+                    group.pending = Some(CaptureEvent::Transaction(tx));
+                    group.more = true;
                     break;
                 }
-                Some(Err(e)) => {
-                    failure = Some(e);
-                    break;
-                }
-                None => break,
+                held += bytes;
+                group.last = tx.position.clone();
+                admit(config, meter, source, target, events, tx, &mut group.txs);
+                group.more = group.txs.len() >= MAX_GROUP;
             }
+            Some(Ok(heartbeat)) => {
+                group.pending = Some(heartbeat);
+                break;
+            }
+            Some(Err(e)) => {
+                group.failure = Some(e);
+                break;
+            }
+            None => break,
         }
-        if group.is_empty() {
-            if !more {
-                meter.idle();
-            }
-        } else {
-            meter.queued(&group);
-            let began = std::time::Instant::now();
-            // A stop request wins over an apply that waits (a lock, a retry's backoff): the open
-            // target transaction dies with its connection, and nothing unapplied was acknowledged.
-            tokio::select! {
-                biased;
-                _ = stop.changed() => return Ok(()),
-                r = apply_retrying(config, source, target, &mut applier, &group, APPLY_ATTEMPTS) => {
-                    r?;
-                }
-            }
-            meter.applied(&group, began.elapsed(), more);
-            for tx in &group {
-                tracing::debug!(link = %link, position = %tx.position, changes = tx.changes.len(), "applied");
-                emit(
-                    events,
-                    LinkEvent::Applied {
-                        link: link.clone(),
-                        position: tx.position.to_string(),
-                        changes: crate::observe::data_changes(tx, &config.settings.schema) as usize,
-                    },
-                );
-            }
-        }
-        // Everything up to `last` is committed (or was tandem's own and needs nothing).
-        stream.confirm(&last);
-        if let Some(e) = failure {
-            return Err(e.into());
-        }
+    }
+    group
+}
+
+/// The log line and event of each applied transaction.
+fn announce_applied(
+    config: &Config,
+    events: &Events,
+    link: &str,
+    txs: &[crate::model::Transaction],
+) {
+    for tx in txs {
+        tracing::debug!(link = %link, position = %tx.position, changes = tx.changes.len(), "applied");
+        emit(
+            events,
+            LinkEvent::Applied {
+                link: link.to_string(),
+                position: tx.position.to_string(),
+                changes: crate::observe::data_changes(tx, &config.settings.schema) as usize,
+            },
+        );
     }
 }
 
