@@ -82,10 +82,12 @@ impl ConnUrl {
         if path.is_empty() {
             return None;
         }
+        // A URL path is percent-encoded, not form-encoded: `+` stays a plus sign, as the drivers
+        // read it.
         Some(
-            url::form_urlencoded::parse(format!("x={path}").as_bytes())
-                .next()
-                .map_or_else(|| path.to_string(), |(_, v)| v.into_owned()),
+            percent_encoding::percent_decode_str(path)
+                .decode_utf8_lossy()
+                .into_owned(),
         )
     }
 
@@ -187,6 +189,14 @@ mod tests {
         assert_eq!(u.param("sslmode").as_deref(), Some("require"));
         assert_eq!(scrub("failed for s3cr%21t", &u), "failed for ***");
         assert_eq!(scrub("failed for s3cr!t", &u), "failed for ***");
+    }
+
+    /// Before the fix the path was decoded as form data: `a+b` came back as `a b`, while the
+    /// driver connected to `a+b`.
+    #[test]
+    fn a_database_name_is_percent_decoded_and_keeps_its_plus_signs() {
+        let u = ConnUrl::parse("mysql://app@db:3306/a+b%20c").unwrap();
+        assert_eq!(u.database().as_deref(), Some("a+b c"));
     }
 
     #[test]
