@@ -139,6 +139,26 @@ async fn converged(pg: &PgServer, maria: &MariaDb) -> Result<bool, DemoError> {
     Ok(a == b)
 }
 
+/// Whether each node has recorded its side of the conflict (the nodes can agree on the row before
+/// the losing edit has reached the node whose edit won).
+async fn both_recorded(pg: &PgServer, maria: &MariaDb) -> Result<bool, DemoError> {
+    let sql = "SELECT COUNT(*) FROM tandem.conflict";
+    let on_crm: i64 = pg
+        .connect("crm")
+        .await?
+        .query_one(sql, &[])
+        .await
+        .map_err(|e| step("reading conflicts")(e.to_string()))?
+        .get(0);
+    let mut c = maria.connect("desk").await?;
+    let on_desk: Option<i64> = c
+        .query_first(sql)
+        .await
+        .map_err(|e| step("reading conflicts")(e.to_string()))?;
+    let _ = c.disconnect().await;
+    Ok(on_crm > 0 && on_desk.unwrap_or(0) > 0)
+}
+
 async fn print_conflicts(pg: &PgServer, maria: &MariaDb) -> Result<(), DemoError> {
     let sql = "SELECT link, kind, decision, rule, row_key FROM tandem.conflict ORDER BY id";
     for r in pg
@@ -218,6 +238,10 @@ pub(super) async fn run(
     println!("   resuming replication; each side sees the other's edit conflict with its own");
     links.restart().await;
     until("both sides to agree on customer 1", || converged(pg, maria)).await?;
+    until("both sides to record the conflict", || {
+        both_recorded(pg, maria)
+    })
+    .await?;
     println!(
         "   resolved by last_write_wins: the later edit (the help desk's) wins on both sides:"
     );
