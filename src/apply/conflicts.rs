@@ -353,7 +353,15 @@ impl<T: Target> Link<T> {
         if state == ConflictState::Announcing {
             self.announce_due = true;
         }
-        self.t.insert_conflict(&record).await?;
+        self.record_conflict(&record).await
+    }
+
+    /// Writes a conflict record (in the open transaction) and counts it in the metrics.
+    pub(super) async fn record_conflict(
+        &mut self,
+        record: &ConflictRecord,
+    ) -> Result<(), ApplyError> {
+        self.t.insert_conflict(record).await?;
         crate::observe::conflict(
             &self.ctx.source,
             &self.ctx.target,

@@ -64,15 +64,7 @@ impl<T: Target> Link<T> {
                 source_position: position.map(str::to_string),
                 payload: Some(payload(row)),
             };
-            self.t.insert_conflict(&record).await?;
-            crate::observe::conflict(
-                &self.ctx.source,
-                &self.ctx.target,
-                &record.table,
-                &record.key,
-                &record.kind,
-                &record.decision,
-            );
+            self.record_conflict(&record).await?;
             return Ok(QueueState::Held);
         }
         if let Some(e) = entries
