@@ -42,6 +42,7 @@
 //! | `tombstone.rs` | deletes remembered, inserts placed against them, pruning |
 //! | `dead_letter.rs` | recording a refused transaction in parts, replaying it |
 //! | `copy.rs`, `truncate.rs`, `admin.rs` | the initial copy's batches, replicated TRUNCATE, resolve/replay commands |
+//! | `repair.rs` | `tandem verify --repair`: a row written, a key deleted or a review entry, on a link's target |
 //! | `target.rs` | what the driver asks of an engine: transaction and row writes (`Target`) |
 //! | `book.rs`, `dialect.rs` | the bookkeeping statements, written once over the engines' SQL dialects |
 //! | `postgres/`, `mysql/` | each engine's session, value binding, row statement forms, setup DDL |
@@ -58,6 +59,7 @@ mod link;
 pub mod mysql;
 pub mod postgres;
 mod queue;
+mod repair;
 mod row;
 pub mod seed;
 pub mod setup;
@@ -76,6 +78,7 @@ pub use admin::{
 pub use copy::{CopyBatch, CopyProgress, CopyStats};
 pub use error::{classify, ApplyError, DbCode, ErrorClass, UnknownErrors};
 pub use link::LinkContext;
+pub use repair::RepairAct;
 pub use row::{version_key, Names, RowChange};
 pub use target::DeadLetter;
 
@@ -83,7 +86,7 @@ use crate::config::{Config, Engine};
 use crate::conflict::audit::StoredConflict;
 use crate::loopguard::PG_ORIGIN_PREFIX;
 use crate::mapping::Mapper;
-use crate::model::{Position, Transaction};
+use crate::model::{Change, Position, Transaction};
 use book::{DeadLetters, ReviewQueue};
 use link::Link;
 use mysql::MyTarget;
@@ -263,6 +266,23 @@ impl Applier {
 
     /// Applies a dead-lettered transaction of this link again (with version checks). On success the
     /// entry is marked `replayed`; on failure it stays open with the new error and one more attempt.
+    /// `tandem verify --repair`: `act` for the source node's row `src` (an insert image in the
+    /// source's physical form; for [`RepairAct::Delete`] a delete with it as before-image) on the
+    /// target, with an audit record of `kind`. `false` when this link does not carry the row.
+    pub async fn repair(
+        &mut self,
+        src: &Change,
+        act: RepairAct,
+        kind: &str,
+    ) -> Result<bool, ApplyError> {
+        with_link!(self, l => l.repair(src, act, kind).await)
+    }
+
+    /// The latest delete stamp the target's tombstones hold for the key of the source's row `src`.
+    pub async fn deleted_at(&mut self, src: &Change) -> Result<Option<i128>, ApplyError> {
+        with_link!(self, l => l.repair_deleted_at(src).await)
+    }
+
     pub async fn replay_dead_letter(&mut self, id: i64) -> Result<(), ApplyError> {
         with_link!(self, l => l.replay_on(id).await)
     }

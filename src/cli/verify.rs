@@ -36,6 +36,12 @@ pub struct VerifyArgs {
     /// beyond it they are counted per table as `unlisted`.
     #[arg(long, default_value_t = DEFAULT_MAX_LISTED)]
     pub max_differences: usize,
+    /// Make the nodes equal: each difference that persisted is settled by the table's conflict rule
+    /// (the winning row is written on the other nodes as a local write, which replicates and leaves
+    /// an audit record; a later delete deletes; `manual` tables get review-queue entries). The exit
+    /// code still says whether differences were found.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 pub async fn run(args: VerifyArgs) -> ExitCode {
@@ -49,6 +55,7 @@ pub async fn run(args: VerifyArgs) -> ExitCode {
         show_values: args.show_values,
         settle_timeout: Duration::from_secs(args.settle_timeout),
         max_listed: args.max_differences,
+        repair: args.repair,
     };
     let report = match verify(&config, &opts).await {
         Ok(r) => r,

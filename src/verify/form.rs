@@ -19,7 +19,7 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use crate::config::{Config, Table};
-use crate::mapping::Mapper;
+use crate::mapping::{Mapper, TablePlan};
 use crate::model::{Change, Op, RowImage, TableRef, Value};
 
 /// One node's side of a table.
@@ -123,6 +123,14 @@ impl<'a> Form<'a> {
             .map_or(column, String::as_str)
     }
 
+    /// The plan of a link into side `i` (its physical version and origin columns, the table's
+    /// rules); `None` when no other side maps the table to it.
+    pub(super) fn plan(&self, i: usize) -> Option<&TablePlan> {
+        (0..self.sides.len())
+            .filter(|&j| j != i)
+            .find_map(|j| self.mapper(j, i)?.plan_for_source(&self.sides[j].table))
+    }
+
     fn mapper(&self, from: usize, to: usize) -> Option<&Mapper> {
         self.mappers
             .get(from * self.sides.len() + to)
@@ -131,7 +139,12 @@ impl<'a> Form<'a> {
 
     /// Side `from`'s row as a link to side `to` would write it; `None` when the row filter keeps it
     /// home. A value the mapping cannot carry is `Err` with the business column.
-    fn mapped(&self, from: usize, to: usize, row: &RowImage) -> Option<Result<RowImage, String>> {
+    pub(super) fn mapped(
+        &self,
+        from: usize,
+        to: usize,
+        row: &RowImage,
+    ) -> Option<Result<RowImage, String>> {
         let change = Change {
             table: self.sides[from].table.clone(),
             op: Op::Insert,

@@ -8,20 +8,27 @@
 //!  if any:     settle::wait every streaming link applied up to its source's log end (or timeout)
 //!              scan::recheck the candidate keys re-read on every node, judged again; kept if still
 //!              different (again after another wait while keys keep dropping out, at most 3 rounds)
-//!  report:     differences (table, key, kind, business columns, nodes), per-table counts
+//!  --repair:   repair::repair  each persisting key settled by the table's rule, written through the
+//!                              apply paths (local writes that replicate, with audit records)
+//!  report:     differences (table, key, kind, business columns, nodes), per-table counts, repairs
 //! ```
 //!
 //! Memory holds a few batches per node plus the differences found, at most `max_listed` of them
 //! (beyond it a difference is only counted); nothing is written to any node except one heartbeat
 //! row per source (`<schema>.heartbeat`) so that quiet links confirm.
 //!
-//! Not done yet (issue #18): chunk hashes computed in the databases (every row is read), `--repair`,
+//! With `--repair`, each difference that persisted is then settled by the table's conflict rule
+//! through the apply paths (see `repair`): the winning row written on the other nodes as a local
+//! write that replicates, the key deleted where a later delete wins, or review entries (`manual`).
+//!
+//! Not done yet (issue #18): chunk hashes computed in the databases (every row is read),
 //! `--since`, the last result in `tandem status`, the `tandem_verify_differences` metric.
 //!
 //! Error handling: a node that cannot be read, a key type whose order differs between engines or
 //! a row without a key is a [`VerifyError`]; the command exits 2 and reports no differences.
 
 mod form;
+mod repair;
 mod report;
 mod scan;
 mod settle;
@@ -32,6 +39,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::copy::CopyError;
+pub use repair::Repaired;
 pub use report::{Difference, Report, TableResult};
 pub use settle::Settled;
 
@@ -70,6 +78,8 @@ pub struct Options {
     pub settle_timeout: Duration,
     /// Differences listed (and re-read) at most, over all tables; beyond it they are only counted.
     pub max_listed: usize,
+    /// Settle each difference that persisted by the table's rule (see `repair`).
+    pub repair: bool,
 }
 
 /// Compares the nodes (see the module doc).
@@ -107,12 +117,13 @@ pub async fn verify(config: &Config, opts: &Options) -> Result<Report, VerifyErr
         .filter(|f| f.sides.len() >= 2)
         .collect();
     let batch_rows = opts.batch_rows.max(1);
+    let keep_rows = opts.show_values || opts.repair;
     let mut passes = Vec::with_capacity(forms.len());
     for f in &forms {
         info!(table = %f.table.name, nodes = nodes.len(), "verifying table");
         let listed: usize = passes.iter().map(|p: &scan::Pass| p.candidates.len()).sum();
         let room = opts.max_listed.saturating_sub(listed);
-        let p = scan::pass(config, f, batch_rows, opts.show_values, room).await?;
+        let p = scan::pass(config, f, batch_rows, keep_rows, room).await?;
         info!(table = %f.table.name, rows = p.rows, chunks = p.chunks, candidates = p.candidates.len(), "table read");
         passes.push(p);
     }
@@ -128,7 +139,7 @@ pub async fn verify(config: &Config, opts: &Options) -> Result<Report, VerifyErr
                 continue;
             }
             let keys: Vec<_> = p.candidates.iter().map(|c| c.key.clone()).collect();
-            p.candidates = scan::recheck(config, f, &keys, opts.show_values).await?;
+            p.candidates = scan::recheck(config, f, &keys, keep_rows).await?;
         }
         let after: usize = passes.iter().map(|p| p.candidates.len()).sum();
         info!(
@@ -140,5 +151,21 @@ pub async fn verify(config: &Config, opts: &Options) -> Result<Report, VerifyErr
             break; // nothing was in flight: what is left is drift
         }
     }
-    Ok(report::build(&forms, &passes, settled))
+    let mut repairs = None;
+    if opts.repair {
+        let mut done = Vec::new();
+        for (f, p) in forms.iter().zip(passes.iter()) {
+            let keys = p.candidates.iter().map(|c| report::key_of(f, c)).collect();
+            done.extend(repair::repair(config, f, &p.candidates, keys).await?);
+        }
+        repairs = Some(done);
+    }
+    if !opts.show_values {
+        for p in &mut passes {
+            for c in &mut p.candidates {
+                c.rows = None;
+            }
+        }
+    }
+    Ok(report::build(&forms, &passes, settled, repairs))
 }

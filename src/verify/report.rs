@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::form::{Finding, Form};
+use super::repair::Repaired;
 use super::scan::{Candidate, Pass};
 use super::settle::Settled;
 use crate::model::{RowImage, Value};
@@ -51,9 +52,17 @@ pub struct Report {
     pub tables: Vec<TableResult>,
     /// How the wait for in-flight changes ended (`null`: no pass found a difference).
     pub settled: Option<Settled>,
+    /// With `--repair`: what was done about each differing key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repairs: Option<Vec<Repaired>>,
 }
 
-pub(super) fn build(forms: &[Form], passes: &[Pass], settled: Option<Settled>) -> Report {
+pub(super) fn build(
+    forms: &[Form],
+    passes: &[Pass],
+    settled: Option<Settled>,
+    repairs: Option<Vec<Repaired>>,
+) -> Report {
     let mut differences = Vec::new();
     let mut tables = Vec::new();
     for (f, p) in forms.iter().zip(passes) {
@@ -73,6 +82,7 @@ pub(super) fn build(forms: &[Form], passes: &[Pass], settled: Option<Settled>) -
         differences,
         tables,
         settled,
+        repairs,
     }
 }
 
@@ -83,12 +93,17 @@ fn text(v: &Value) -> serde_json::Value {
     }
 }
 
-fn describe(f: &Form, c: &Candidate) -> Vec<Difference> {
+/// The candidate's key as `{business key column: text}`.
+pub(super) fn key_of(f: &Form, c: &Candidate) -> serde_json::Value {
     let mut key = serde_json::Map::new();
     for (name, v) in f.table.key.iter().zip(&c.key) {
         key.insert(name.clone(), text(v));
     }
-    let key = serde_json::Value::Object(key);
+    serde_json::Value::Object(key)
+}
+
+fn describe(f: &Form, c: &Candidate) -> Vec<Difference> {
+    let key = key_of(f, c);
     let holders: Vec<String> = f
         .sides
         .iter()
@@ -202,6 +217,36 @@ impl Report {
                     s.not_streaming.join(", ")
                 );
             }
+        }
+        for r in self.repairs.iter().flatten() {
+            let _ = match r.action.as_str() {
+                "write" => writeln!(
+                    out,
+                    "repaired {} {}: {}'s row written on {} ({})",
+                    r.table,
+                    r.key,
+                    r.from.as_deref().unwrap_or("?"),
+                    r.nodes.join(", "),
+                    r.why
+                ),
+                "delete" => writeln!(
+                    out,
+                    "repaired {} {}: deleted on {} ({})",
+                    r.table,
+                    r.key,
+                    r.nodes.join(", "),
+                    r.why
+                ),
+                "review" => writeln!(
+                    out,
+                    "queued {} {} for review on {} (manual): see `tandem conflicts list --node {}`",
+                    r.table,
+                    r.key,
+                    r.nodes.join(", "),
+                    r.from.as_deref().unwrap_or("?")
+                ),
+                _ => writeln!(out, "not repaired {} {}: {}", r.table, r.key, r.why),
+            };
         }
         let _ = writeln!(
             out,
