@@ -295,7 +295,13 @@ async fn drift_is_reported_exactly_while_both_nodes_take_writes() {
 /// an audit record. A second verify finds the nodes equal.
 #[tokio::test(flavor = "multi_thread")]
 async fn repair_settles_each_difference_by_the_rule() {
-    let pair = Pair::start(PG_CUSTOMERS, MARIA_CLIENTS, CUSTOMER).await;
+    let port = crate::support::free_port();
+    let pair = Pair::start(
+        PG_CUSTOMERS,
+        MARIA_CLIENTS,
+        &format!("{CUSTOMER}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .await;
     let run = start_tandem_run(&pair.config, 2).await;
     // Changes on helpdesk that never reach the binlog (a fix with replication off): a later write
     // of client 43, and a delete of client 42, whose trigger leaves a tombstone.
@@ -345,6 +351,23 @@ async fn repair_settles_each_difference_by_the_rule() {
     let r = by_id(42);
     assert_eq!(r["action"], "delete", "{r}");
     assert_eq!(r["nodes"], serde_json::json!(["crm"]), "{r}");
+    // The result is kept on the nodes: `tandem run`'s gauge shows it.
+    let gauge = |m: &str| {
+        m.lines()
+            .find(|l| {
+                l.starts_with("tandem_verify_differences{") && l.contains("table=\"customer\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    crate::support::wait_for(
+        "the verify gauge shows 18",
+        Duration::from_secs(60),
+        || async {
+            let (_, m) = crate::support::http_get(port, "/metrics").await?;
+            (gauge(&m) == Some(18.0)).then_some(())
+        },
+    )
+    .await;
 
     stop.store(true, Ordering::Relaxed);
     let _ = (writers.0.await.unwrap(), writers.1.await.unwrap());
@@ -405,6 +428,26 @@ async fn repair_settles_each_difference_by_the_rule() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["status", "--config"])
+        .arg(&pair.config)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("verify customer: 0 differences in 20"),
+        "status shows the last verify:\n{text}"
+    );
+    crate::support::wait_for(
+        "the verify gauge shows 0",
+        Duration::from_secs(60),
+        || async {
+            let (_, m) = crate::support::http_get(port, "/metrics").await?;
+            (gauge(&m) == Some(0.0)).then_some(())
+        },
+    )
+    .await;
     stop_tandem_run(run).await;
 }
 

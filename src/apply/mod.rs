@@ -75,6 +75,7 @@ use tracing::warn;
 pub use admin::{
     list_conflicts, list_dead_letters, replay_dead_letter, resolve_conflict, show_conflict,
 };
+pub use book::VerifyResult;
 pub use copy::{CopyBatch, CopyProgress, CopyStats};
 pub use error::{classify, ApplyError, DbCode, ErrorClass, UnknownErrors};
 pub use link::LinkContext;
@@ -87,7 +88,7 @@ use crate::conflict::audit::StoredConflict;
 use crate::loopguard::PG_ORIGIN_PREFIX;
 use crate::mapping::Mapper;
 use crate::model::{Change, Position, Transaction};
-use book::{DeadLetters, ReviewQueue};
+use book::{DeadLetters, ReviewQueue, VerifyResults};
 use link::Link;
 use mysql::MyTarget;
 use postgres::PgTarget;
@@ -276,6 +277,16 @@ impl Applier {
         kind: &str,
     ) -> Result<bool, ApplyError> {
         with_link!(self, l => l.repair(src, act, kind).await)
+    }
+
+    /// Records a verify's per-table results on the target (`tandem status`, the verify gauges).
+    pub async fn record_verify(&mut self, results: &[VerifyResult]) -> Result<(), ApplyError> {
+        with_link!(self, l => l.in_transaction(async |l| {
+            for r in results {
+                l.t.record_verify(r).await?;
+            }
+            Ok::<_, ApplyError>(())
+        }).await)
     }
 
     /// The latest delete stamp the target's tombstones hold for the key of the source's row `src`.

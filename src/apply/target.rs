@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::book::{BookSession, Checkpoints, CopyBook, DeadLetters, ReviewQueue, Tombstones};
+use super::book::{
+    BookSession, Checkpoints, CopyBook, DeadLetters, ReviewQueue, Tombstones, VerifyResults,
+};
 use super::error::ApplyError;
 use crate::conflict::audit::ConflictState;
 use crate::model::{Field, TableRef, Value};
@@ -152,7 +154,7 @@ pub struct DeadLetter {
 /// classified `ApplyError`s.
 #[allow(async_fn_in_trait)]
 pub(crate) trait Target:
-    BookSession + Checkpoints + Tombstones + ReviewQueue + DeadLetters + CopyBook
+    BookSession + Checkpoints + Tombstones + ReviewQueue + DeadLetters + CopyBook + VerifyResults
 {
     /// Opens the target transaction every later call runs in, until `commit` or `rollback` (the
     /// driver's `Link::in_transaction` pairs them). One at a time per session.

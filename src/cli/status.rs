@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{load_config, ConfigArg, OutputFormat};
-use crate::observe::probe::{status, LinkStatus};
+use crate::observe::probe::{survey, LinkStatus};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -32,7 +32,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let links = status(&config, args.node.as_deref()).await;
+    let (links, verified) = survey(&config, args.node.as_deref()).await;
     match args.format {
         OutputFormat::Json => match serde_json::to_string_pretty(&links) {
             Ok(text) => println!("{text}"),
@@ -44,6 +44,27 @@ pub async fn run(args: StatusArgs) -> ExitCode {
         OutputFormat::Text => {
             for l in &links {
                 print!("{}", render(l));
+            }
+            for v in &verified {
+                println!(
+                    "verify {}: {} differences in {} rows{}, {} ago{}",
+                    v.table,
+                    v.differences,
+                    v.rows,
+                    if v.repaired > 0 {
+                        format!(" ({} repaired)", v.repaired)
+                    } else {
+                        String::new()
+                    },
+                    humantime::format_duration(std::time::Duration::from_secs(
+                        v.age_seconds as u64
+                    )),
+                    if v.differences > 0 && v.repaired < v.differences {
+                        "  <- look here"
+                    } else {
+                        ""
+                    }
+                );
             }
         }
     }

@@ -59,6 +59,11 @@ pub const OLDEST_PARKED_AGE: &str = "tandem_oldest_parked_conflict_age_seconds";
 /// Dead letters still open (not replayed), per link, on its target.
 pub const DEAD_LETTERS_OPEN: &str = "tandem_dead_letters_open";
 
+/// Differences the last `tandem verify` of a table found (that persisted), per `table`.
+pub const VERIFY_DIFFERENCES: &str = "tandem_verify_differences";
+/// Seconds since the last `tandem verify` of a table finished, per `table`.
+pub const VERIFY_AGE: &str = "tandem_verify_age_seconds";
+
 /// Buckets of [`APPLY_DURATION`], in seconds.
 pub const APPLY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -142,10 +147,19 @@ pub fn describe() {
         "Age of the oldest parked conflict"
     );
     describe_gauge!(DEAD_LETTERS_OPEN, "Dead letters not replayed on the target");
+    describe_gauge!(
+        VERIFY_DIFFERENCES,
+        "Differences the last tandem verify of the table found"
+    );
+    describe_gauge!(
+        VERIFY_AGE,
+        Unit::Seconds,
+        "Time since the last tandem verify of the table finished"
+    );
 }
 
 /// Every metric name, for the README check and the endpoint test.
-pub const ALL: [&str; 26] = [
+pub const ALL: [&str; 28] = [
     TRANSACTIONS_CAPTURED,
     CHANGES_CAPTURED,
     TRANSACTIONS_APPLIED,
@@ -172,6 +186,8 @@ pub const ALL: [&str; 26] = [
     REVIEW_QUEUE,
     OLDEST_PARKED_AGE,
     DEAD_LETTERS_OPEN,
+    VERIFY_DIFFERENCES,
+    VERIFY_AGE,
 ];
 
 #[cfg(test)]

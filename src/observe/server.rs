@@ -126,7 +126,12 @@ pub async fn tick(config: Arc<Config>, only_source: Option<String>, handle: Prom
         }
         last_probe = Some(tokio::time::Instant::now());
         handle.run_upkeep();
-        for st in super::probe::status(&config, only_source.as_deref()).await {
+        let (links, verified) = super::probe::survey(&config, only_source.as_deref()).await;
+        for v in verified {
+            gauge!(VERIFY_DIFFERENCES, "table" => v.table.clone()).set(v.differences as f64);
+            gauge!(VERIFY_AGE, "table" => v.table).set(v.age_seconds);
+        }
+        for st in links {
             let link = st.link.clone();
             let set = |name: &'static str, v: Option<f64>| {
                 if let Some(v) = v {

@@ -35,7 +35,7 @@ mod settle;
 
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::copy::CopyError;
@@ -167,5 +167,45 @@ pub async fn verify(config: &Config, opts: &Options) -> Result<Report, VerifyErr
             }
         }
     }
-    Ok(report::build(&forms, &passes, settled, repairs))
+    let report = report::build(&forms, &passes, settled, repairs);
+    record(config, &nodes, &report).await;
+    Ok(report)
+}
+
+/// Keeps each table's result on every node compared, for `tandem status` and the verify gauges. A
+/// node that cannot take it (bookkeeping older than version 9) is logged, not an error: the
+/// verify's own result stands.
+async fn record(config: &Config, nodes: &[String], report: &Report) {
+    let results: Vec<crate::apply::VerifyResult> = report
+        .tables
+        .iter()
+        .map(|t| crate::apply::VerifyResult {
+            table: t.table.clone(),
+            rows: t.rows,
+            differences: t.differences + t.unlisted,
+            repaired: report.repairs.as_ref().map_or(0, |r| {
+                r.iter()
+                    .filter(|x| {
+                        x.table == t.table && matches!(x.action.as_str(), "write" | "delete")
+                    })
+                    .count() as u64
+            }),
+            nodes: nodes.join(","),
+        })
+        .collect();
+    for n in nodes {
+        let Some(peer) = nodes.iter().find(|p| *p != n) else {
+            continue;
+        };
+        let done = match crate::apply::Applier::connect(config, peer, n).await {
+            Ok(mut a) => a.record_verify(&results).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            let text = config.nodes.values().fold(crate::apply::shown(&e), |t, x| {
+                crate::config::scrub(&t, &x.url)
+            });
+            warn!(node = %n, error = %text, "verify could not record its result on the node; fix: run `tandem setup` (bookkeeping version 9)");
+        }
+    }
 }

@@ -22,10 +22,13 @@ use super::target::Tombstone;
 mod copy;
 mod dead;
 mod queue;
+mod verify;
 
 pub(crate) use copy::CopyBook;
 pub(crate) use dead::DeadLetters;
 pub(crate) use queue::ReviewQueue;
+pub use verify::VerifyResult;
+pub(crate) use verify::VerifyResults;
 
 /// One row of a bookkeeping query, every column as text (`None` for NULL).
 pub(crate) type TextRow = Vec<Option<String>>;

@@ -15,6 +15,7 @@ const COPY: &str = include_str!("../../../sql/mysql/004_copy.sql");
 const TABLE_WIDE_CONFLICT: &str = include_str!("../../../sql/mysql/006_conflict_table_wide.sql");
 const DEAD_LETTER_PARTS: &str = include_str!("../../../sql/mysql/007_dead_letter_parts.sql");
 const TEXT_PAYLOADS: &str = include_str!("../../../sql/mysql/008_text_payloads.sql");
+const VERIFY_RESULT: &str = include_str!("../../../sql/mysql/009_verify_result.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -33,6 +34,7 @@ pub fn statements(
         TABLE_WIDE_CONFLICT,
         DEAD_LETTER_PARTS,
         TEXT_PAYLOADS,
+        VERIFY_RESULT,
     ] {
         out.extend(split_statements(
             &file.replace("`__SCHEMA__`", &ident(schema)),

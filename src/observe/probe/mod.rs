@@ -66,11 +66,36 @@ pub(crate) enum SourceSide {
     },
 }
 
+/// One table's last verify, as a node recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct VerifyRow {
+    pub table: String,
+    pub rows: i64,
+    pub differences: i64,
+    pub repaired: i64,
+    pub age_secs: f64,
+}
+
+/// A business table's most recent `tandem verify`, over the nodes that recorded one.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LastVerify {
+    pub table: String,
+    pub rows: i64,
+    /// Differences that persisted (listed or not).
+    pub differences: i64,
+    /// Differences `--repair` settled by writing.
+    pub repaired: i64,
+    /// Seconds since it finished.
+    pub age_seconds: f64,
+}
+
 /// Everything learned from one node.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NodeReport {
     /// Incoming links by source node.
     pub targets: BTreeMap<String, TargetRow>,
+    /// The last verify of each table, as this node recorded it.
+    pub verify: Vec<VerifyRow>,
     pub source: Option<SourceSide>,
     pub error: Option<String>,
 }
@@ -133,6 +158,14 @@ pub(crate) async fn ask_node(config: &Config, node: &Node) -> NodeReport {
 
 /// The status of every link between `nodes` (every node of the file when empty).
 pub async fn status(config: &Config, only_source: Option<&str>) -> Vec<LinkStatus> {
+    survey(config, only_source).await.0
+}
+
+/// The status of every link (as [`status`]) and each table's most recent verify.
+pub async fn survey(
+    config: &Config,
+    only_source: Option<&str>,
+) -> (Vec<LinkStatus>, Vec<LastVerify>) {
     let asks = config.nodes.values().map(|n| async move {
         let r = ask_node(config, n).await;
         (n.id.clone(), r)
@@ -141,11 +174,33 @@ pub async fn status(config: &Config, only_source: Option<&str>) -> Vec<LinkStatu
         .await
         .into_iter()
         .collect();
-    config
+    let links = config
         .links()
         .into_iter()
         .filter(|(s, _)| only_source.is_none_or(|o| o == s))
         .map(|(s, t)| combine(config, &s, &t, &reports))
+        .collect();
+    (links, last_verify(reports.values().flat_map(|r| &r.verify)))
+}
+
+/// Per table, the youngest of the results the nodes recorded.
+fn last_verify<'a>(rows: impl Iterator<Item = &'a VerifyRow>) -> Vec<LastVerify> {
+    let mut by_table: BTreeMap<&str, &VerifyRow> = BTreeMap::new();
+    for r in rows {
+        let e = by_table.entry(r.table.as_str()).or_insert(r);
+        if r.age_secs < e.age_secs {
+            *e = r;
+        }
+    }
+    by_table
+        .into_values()
+        .map(|r| LastVerify {
+            table: r.table.clone(),
+            rows: r.rows,
+            differences: r.differences,
+            repaired: r.repaired,
+            age_seconds: r.age_secs,
+        })
         .collect()
 }
 
@@ -300,6 +355,22 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_youngest_verify_of_each_table_is_reported() {
+        let row = |table: &str, differences, age_secs| VerifyRow {
+            table: table.into(),
+            rows: 10,
+            differences,
+            repaired: 0,
+            age_secs,
+        };
+        let rows = [row("a", 3, 50.0), row("b", 0, 9.0), row("a", 1, 5.0)];
+        let last = last_verify(rows.iter());
+        assert_eq!(last.len(), 2);
+        assert_eq!((last[0].table.as_str(), last[0].differences), ("a", 1));
+        assert_eq!((last[1].table.as_str(), last[1].age_seconds), ("b", 9.0));
+    }
 
     #[test]
     fn rfc3339_formats_utc() {

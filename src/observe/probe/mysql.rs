@@ -4,7 +4,7 @@
 use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{Conn, Row};
 
-use super::{NodeReport, SourceSide, TargetRow};
+use super::{NodeReport, SourceSide, TargetRow, VerifyRow};
 use crate::apply::mysql::sql::ident;
 use crate::config::{Config, Node};
 use crate::model::{MariaGtidList, Position};
@@ -71,6 +71,27 @@ async fn ask_on(c: &mut Conn, config: &Config) -> Result<NodeReport, mysql_async
         if let Some(source) = col::<String>(&r, 0) {
             report.targets.entry(source).or_default().dead_letters_open = col(&r, 1).unwrap_or(0);
         }
+    }
+    // Bookkeeping version 9; a node set up before it has no results (not an error).
+    if let Ok(rows) = c
+        .query::<Row, _>(format!(
+            "SELECT table_name, rows_compared, differences, repaired, \
+             CAST(TIMESTAMPDIFF(MICROSECOND, finished_at, NOW(6)) AS SIGNED) FROM {s}.verify_result"
+        ))
+        .await
+    {
+        report.verify = rows
+            .iter()
+            .filter_map(|r| {
+                Some(VerifyRow {
+                    table: col(r, 0)?,
+                    rows: col(r, 1)?,
+                    differences: col(r, 2)?,
+                    repaired: col(r, 3).unwrap_or(0),
+                    age_secs: col::<i64>(r, 4)?.max(0) as f64 / 1e6,
+                })
+            })
+            .collect();
     }
     let binlogs: Vec<(String, u64)> = c
         .query::<Row, _>("SHOW BINARY LOGS")

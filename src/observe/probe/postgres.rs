@@ -1,6 +1,6 @@
 //! The PostgreSQL side of a status probe: bookkeeping rows and `pg_replication_slots`.
 
-use super::{NodeReport, Slot, SourceSide, TargetRow};
+use super::{NodeReport, Slot, SourceSide, TargetRow, VerifyRow};
 use crate::apply::postgres::sql::ident;
 use crate::config::{Config, Node};
 
@@ -64,6 +64,28 @@ async fn ask_on(
         .await?
     {
         report.targets.entry(r.get(0)).or_default().dead_letters_open = r.get(1);
+    }
+    // Bookkeeping version 9; a node set up before it has no results (not an error).
+    if let Ok(rows) = c
+        .query(
+            &format!(
+                "SELECT table_name, rows_compared, differences, repaired, \
+                 extract(epoch from now() - finished_at)::float8 FROM {s}.verify_result"
+            ),
+            &[],
+        )
+        .await
+    {
+        report.verify = rows
+            .iter()
+            .map(|r| VerifyRow {
+                table: r.get(0),
+                rows: r.get(1),
+                differences: r.get(2),
+                repaired: r.get(3),
+                age_secs: r.get(4),
+            })
+            .collect();
     }
     let current_lsn: String = c
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
