@@ -53,6 +53,9 @@
 //!   announces its merged row: after the commit it rewrites the row as a local write, which
 //!   replicates, and the other node takes it (its version check passes, or its own merge of a
 //!   value-less rewrite keeps nothing of its own that the decider had not merged).
+//!   A row that outlives the other node's delete (`delete_differs`, kept) is announced by the node
+//!   that kept it, decider or not: it may hold columns merged from the updates the delete ended,
+//!   which the deleting node never merges (it takes this row whole, over its own older delete).
 //! - **Manual.** Both nodes detect the conflict; only the *decider* (the `prefer` node, else the higher
 //!   priority, else the greater node id) parks the incoming change in its review queue. The other node
 //!   keeps its row and records a *deferral*: the next change to that key from the decider is applied
