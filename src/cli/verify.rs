@@ -42,6 +42,11 @@ pub struct VerifyArgs {
     /// code still says whether differences were found.
     #[arg(long)]
     pub repair: bool,
+    /// Only the rows inserted or updated this long ago or later (`10m`, `2h`, `1day`), on any
+    /// node; needs tandem's managed version column. Deletes in the window are not looked for: run a
+    /// whole verify now and then.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub since: Option<Duration>,
 }
 
 pub async fn run(args: VerifyArgs) -> ExitCode {
@@ -56,6 +61,7 @@ pub async fn run(args: VerifyArgs) -> ExitCode {
         settle_timeout: Duration::from_secs(args.settle_timeout),
         max_listed: args.max_differences,
         repair: args.repair,
+        since: args.since,
     };
     let report = match verify(&config, &opts).await {
         Ok(r) => r,

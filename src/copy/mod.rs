@@ -404,4 +404,18 @@ impl SourceReader {
             SourceReader::Mysql(r) => r.rows_with_keys(table, key, keys).await,
         }
     }
+
+    /// The rows whose managed `version` column is at least `since_micros`, in no set order.
+    pub(crate) async fn rows_since(
+        &mut self,
+        table: &TableRef,
+        key: &[String],
+        version: &str,
+        since_micros: i64,
+    ) -> Result<Vec<RowImage>, CopyError> {
+        match self {
+            SourceReader::Postgres(r) => r.rows_since(table, key, version, since_micros).await,
+            SourceReader::Mysql(r) => r.rows_since(table, key, version, since_micros).await,
+        }
+    }
 }

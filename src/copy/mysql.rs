@@ -320,6 +320,23 @@ impl MyReader {
         self.read(table, &cols, sql, params).await
     }
 
+    /// The rows whose `version` column (tandem's managed version: microseconds) is at least
+    /// `since_micros`, in no set order.
+    pub async fn rows_since(
+        &mut self,
+        table: &TableRef,
+        key: &[String],
+        version: &str,
+        since_micros: i64,
+    ) -> Result<Vec<RowImage>, CopyError> {
+        let cols = self.columns(table).await?;
+        self.key_index(table, &cols, key)
+            .map_err(CopyError::Definite)?;
+        let mut sql = select_list(table, &cols);
+        sql.push_str(&format!(" WHERE {} >= {since_micros}", ident(version)));
+        self.read(table, &cols, sql, Vec::new()).await
+    }
+
     fn key_index(
         &self,
         table: &TableRef,

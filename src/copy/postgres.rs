@@ -206,6 +206,27 @@ impl PgReader {
         Ok(self.read(table, &cols, &key_index, &sql).await?.0)
     }
 
+    /// The rows whose `version` column (tandem's managed version: microseconds) is at least
+    /// `since_micros`, in no set order.
+    pub async fn rows_since(
+        &mut self,
+        table: &TableRef,
+        key: &[String],
+        version: &str,
+        since_micros: i64,
+    ) -> Result<Vec<RowImage>, CopyError> {
+        let cols = self.columns(table).await?;
+        let key_index = self
+            .key_index(table, &cols, key)
+            .map_err(CopyError::Definite)?;
+        let mut sql = select_list(table, &cols);
+        sql.push_str(&format!(
+            " WHERE {} >= {since_micros}",
+            quote_ident(version)
+        ));
+        Ok(self.read(table, &cols, &key_index, &sql).await?.0)
+    }
+
     fn key_index(
         &self,
         table: &TableRef,

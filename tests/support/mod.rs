@@ -252,12 +252,24 @@ pub fn make_certificates() -> std::path::PathBuf {
     dir
 }
 
-/// A TCP port free on loopback now.
+/// A TCP port free on loopback now, below Linux's ephemeral range (32768 and up): a port the kernel
+/// handed out for `:0` can be taken again at once by any outgoing connection of the tests running
+/// beside this one, before the server that was to listen on it starts.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20000 + ((seed.wrapping_add(n.wrapping_mul(7919))) % 12000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
 }
 
 /// `GET path` on a local HTTP address: (status code, body).
