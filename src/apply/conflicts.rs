@@ -329,7 +329,10 @@ impl<T: Target> Link<T> {
             // The row outlived the other node's delete. Where rows merge, it may hold columns
             // merged from the deleted row's updates, which the deleting node never merged (it
             // takes this row whole, over its own delete): announced, so it ends the same there.
-            Decision::KeepCurrent if kind == ConflictKind::DeleteDiffers && merges(plan) => {
+            // Only by the pair's other node: the decider announced each of its merges already.
+            Decision::KeepCurrent
+                if kind == ConflictKind::DeleteDiffers && merges(plan) && !self.decides() =>
+            {
                 ConflictState::Announcing
             }
             _ => ConflictState::Resolved,
@@ -377,6 +380,15 @@ impl<T: Target> Link<T> {
             &record.decision,
         );
         Ok(())
+    }
+}
+
+impl<T: Target> Link<T> {
+    /// Whether the target is the pair's decider (higher priority, then greater node id).
+    fn decides(&self) -> bool {
+        let t = &self.ctx.target;
+        let s = &self.ctx.source;
+        (self.ctx.priority(t), t.as_str()) > (self.ctx.priority(s), s.as_str())
     }
 }
 
