@@ -326,15 +326,6 @@ impl<T: Target> Link<T> {
             Decision::Park => ConflictState::Parked,
             Decision::Defer { .. } => ConflictState::Deferred,
             Decision::Merge { announce: true, .. } => ConflictState::Announcing,
-            // The row outlived the other node's delete. Where rows merge, it may hold columns
-            // merged from the deleted row's updates, which the deleting node never merged (it
-            // takes this row whole, over its own delete): announced, so it ends the same there.
-            // Only by the pair's other node: the decider announced each of its merges already.
-            Decision::KeepCurrent
-                if kind == ConflictKind::DeleteDiffers && merges(plan) && !self.decides() =>
-            {
-                ConflictState::Announcing
-            }
             _ => ConflictState::Resolved,
         };
         let rule = if kind == ConflictKind::NotOwner {
@@ -381,25 +372,6 @@ impl<T: Target> Link<T> {
         );
         Ok(())
     }
-}
-
-impl<T: Target> Link<T> {
-    /// Whether the target is the pair's decider (higher priority, then greater node id).
-    fn decides(&self) -> bool {
-        let t = &self.ctx.target;
-        let s = &self.ctx.source;
-        (self.ctx.priority(t), t.as_str()) > (self.ctx.priority(s), s.as_str())
-    }
-}
-
-/// Whether rows of the table can be merged column by column (the `merge` rule, or a column with a
-/// rule of its own).
-fn merges(plan: &TablePlan) -> bool {
-    plan.conflict == crate::config::ConflictRule::Merge
-        || plan
-            .columns
-            .values()
-            .any(|c| c.conflict.is_some() || c.prefer.is_some())
 }
 
 pub(super) fn payload(row: &RowChange) -> String {
