@@ -132,6 +132,7 @@ pub async fn pass(
     }
     let table = &form.table.name;
     let mut meter = Meter::new(0, estimate);
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut out = Pass::default();
     loop {
         for (i, c) in cursors.iter_mut().enumerate() {
@@ -173,10 +174,34 @@ pub async fn pass(
         }
         if let Some(r) = meter.record(1, false) {
             info!(table = %table, rows_done = r.done, rows_estimate = ?r.estimate, rows_per_sec = r.rate as u64, eta_secs = ?r.eta_secs, "verify progress");
+            if terminal {
+                progress_line(table, &r);
+            }
         }
+    }
+    if terminal && out.rows > 0 {
+        eprintln!();
     }
     out.chunks = cursors.iter().map(|c| c.batches).max().unwrap_or(0);
     Ok(out)
+}
+
+/// One progress line for a person at a terminal, rewritten in place: rows, rate, time left.
+fn progress_line(table: &str, r: &crate::copy::progress::Report) {
+    use std::io::Write as _;
+    let of = r
+        .estimate
+        .map_or(String::new(), |e| format!(" of about {e}"));
+    let left = r
+        .eta_secs
+        .map_or(String::new(), |s| format!(", about {s} s left"));
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\rverify {table}: {} rows{of}, {} rows/s{left}   ",
+        r.done, r.rate as u64
+    );
+    let _ = err.flush();
 }
 
 /// Makes sure the cursor has a row unless its node has no more; checks the node's key order.
