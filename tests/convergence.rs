@@ -76,12 +76,10 @@ async fn converge_merge_with_deletes() {
 /// changes another column. crm merges helpdesk's update into its newer row and keeps that row when
 /// the delete arrives (the row is later than the delete); helpdesk never sees a conflict: it takes
 /// crm's row whole, over its own older delete. Without more, crm ends with helpdesk's `n` and
-/// helpdesk without it. What is wanted: the row that survives a delete announced (rewritten as a
-/// local write) by the node that kept it, so both end with crm's merged row. A known limit today (see the conflict
-/// module's doc): announcing every kept row fixed this case but made another merge divergence more
-/// frequent under fire, so it is not done, and this test is ignored until a fix covers both.
+/// helpdesk without it. The row that survives the delete holds a merge helpdesk never saw, and is
+/// announced (rewritten as a local write) by the node that kept it, so both end with crm's merged
+/// row.
 #[tokio::test]
-#[ignore = "known merge limit, see src/conflict/mod.rs: the other node keeps columns merged from a deleted row"]
 async fn a_merged_row_that_survives_a_delete_is_the_same_on_both_nodes() {
     let p = pair("conflict = \"merge\"").await;
     let run = start_tandem_run(&p.config, 2).await;

@@ -326,6 +326,12 @@ impl<T: Target> Link<T> {
             Decision::Park => ConflictState::Parked,
             Decision::Defer { .. } => ConflictState::Deferred,
             Decision::Merge { announce: true, .. } => ConflictState::Announcing,
+            Decision::KeepCurrent
+                if kind == ConflictKind::DeleteDiffers
+                    && self.holds_unseen_merge(info, row, cur).await? =>
+            {
+                ConflictState::Announcing
+            }
             _ => ConflictState::Resolved,
         };
         let rule = if kind == ConflictKind::NotOwner {
@@ -371,6 +377,42 @@ impl<T: Target> Link<T> {
             &record.decision,
         );
         Ok(())
+    }
+}
+
+impl<T: Target> Link<T> {
+    /// A row kept over the other node's delete may hold columns this node merged from the updates
+    /// that delete ended, which the deleting node never merges (it takes this row whole, over its
+    /// own older delete), so it must be announced: when the latest merge of a change from that node
+    /// changed the row's values and the row has not been written since (same version).
+    async fn holds_unseen_merge(
+        &mut self,
+        info: &TableInfo,
+        row: &RowChange,
+        cur: Option<&Current>,
+    ) -> Result<bool, ApplyError> {
+        let Some(cur) = cur else {
+            return Ok(false);
+        };
+        let Some(text) = self
+            .t
+            .last_merge_base(&info.table.to_string(), &row.key_text(), &self.ctx.source)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let (Ok(serde_json::Value::Object(before)), serde_json::Value::Object(now)) =
+            (serde_json::from_str::<serde_json::Value>(&text), &cur.image)
+        else {
+            return Ok(false);
+        };
+        let version = row.version_column.as_str();
+        let unwritten = before.get(version).is_some() && before.get(version) == now.get(version);
+        let origin = row.origin_column.as_deref();
+        let changed = now
+            .iter()
+            .any(|(k, v)| k != version && Some(k.as_str()) != origin && before.get(k) != Some(v));
+        Ok(unwritten && changed)
     }
 }
 

@@ -53,6 +53,12 @@
 //!   announces its merged row: after the commit it rewrites the row as a local write, which
 //!   replicates, and the other node takes it (its version check passes, or its own merge of a
 //!   value-less rewrite keeps nothing of its own that the decider had not merged).
+//!   A row kept over the other node's delete (`delete_differs`, kept) is announced by the node that
+//!   kept it, decider or not, when the latest merge of a change from the deleting node changed its
+//!   values and it has not been written since: it holds columns merged from the updates that delete
+//!   ended, which the deleting node never merges (it takes this row whole, over its own older
+//!   delete). Only then: announcing every kept row multiplied rewrites crossing in flight, and with
+//!   them the limit below.
 //! - **Manual.** Both nodes detect the conflict; only the *decider* (the `prefer` node, else the higher
 //!   priority, else the greater node id) parks the incoming change in its review queue. The other node
 //!   keeps its row and records a *deferral*: the next change to that key from the decider is applied
@@ -65,19 +71,13 @@
 //! not the true common ancestor after a run of writes on each side; the decider's announcement (see
 //! Merge above) is what makes both nodes end with the same row, so a merge between two nodes that
 //! both outrank nobody (a mesh's lower nodes) relies on the top node's announcements reaching them.
-//! One case the announcement does not cover yet (seen about once in 15 runs of
-//! `converge_under_fire_merge`): both nodes change a column to the same value (`n` 8 -> 9 on each),
+//! One case the announcement does not cover yet (seen in `converge_under_fire_merge`, the more often
+//! the more rewrites cross in flight): both nodes change a column to the same value (`n` 8 -> 9 on each),
 //! the decider goes on (9 -> 16) and then takes the other node's row whole; the decider's older
 //! updates reach the other node late, and each one's before-image now equals the current value, so
 //! the other node takes them as changed on one side only (ending at 16) and, not being the decider,
 //! does not announce. A base remembered per key and source for a run of merges (the first
-//! conflict's before-image, not each update's own) is the fix this needs. A second case: the
-//! decider updates a row and then deletes it while the other node, later, changes another column;
-//! the other node merges the decider's update into its newer row and keeps that row when the delete
-//! arrives, while the decider takes the row whole over its own older delete and never merges, so
-//! never announces (`convergence::a_merged_row_that_survives_a_delete_is_the_same_on_both_nodes`,
-//! ignored until fixed). Announcing every row kept over a delete fixes that case but, tried, made
-//! the first case several times more frequent under fire (more rewrites crossing in flight).
+//! conflict's before-image, not each update's own) is the fix this needs.
 //!
 //! Error handling: none; the functions here are total.
 

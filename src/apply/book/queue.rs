@@ -69,6 +69,28 @@ pub(crate) trait ReviewQueue: BookSession {
         self.book_insert(&sql, params).await
     }
 
+    /// The current-row image (`{column: text}`) recorded by the latest merge of a key's change from
+    /// `source`, if any.
+    async fn last_merge_base(
+        &mut self,
+        target_table: &str,
+        key: &str,
+        source: &str,
+    ) -> Result<Option<String>, ApplyError> {
+        let rows = query(
+            self,
+            "SELECT {text:current_image} FROM __S__.conflict WHERE target_table = ? AND row_key = ? \
+             AND source_node = ? AND decision = 'merge' ORDER BY id DESC LIMIT 1",
+            vec![
+                Some(target_table.into()),
+                Some(key.into()),
+                Some(source.into()),
+            ],
+        )
+        .await?;
+        Ok(rows.first().and_then(|r| col(r, 0)))
+    }
+
     /// Open queue entries for a key, oldest first, locked.
     async fn open_entries(
         &mut self,
