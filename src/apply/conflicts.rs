@@ -383,36 +383,35 @@ impl<T: Target> Link<T> {
 impl<T: Target> Link<T> {
     /// A row kept over the other node's delete may hold columns this node merged from the updates
     /// that delete ended, which the deleting node never merges (it takes this row whole, over its
-    /// own older delete), so it must be announced: when the latest merge of a change from that node
-    /// changed the row's values and the row has not been written since (same version).
+    /// own older delete), so it must be announced: when a merge of a change from that node since
+    /// the row was last written (the row before it had the version the row has now) changed the
+    /// row's values.
     async fn holds_unseen_merge(
         &mut self,
         info: &TableInfo,
         row: &RowChange,
         cur: Option<&Current>,
     ) -> Result<bool, ApplyError> {
-        let Some(cur) = cur else {
+        let Some(serde_json::Value::Object(now)) = cur.map(|c| &c.image) else {
             return Ok(false);
         };
-        let Some(text) = self
+        let bases = self
             .t
-            .last_merge_base(&info.table.to_string(), &row.key_text(), &self.ctx.source)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let (Ok(serde_json::Value::Object(before)), serde_json::Value::Object(now)) =
-            (serde_json::from_str::<serde_json::Value>(&text), &cur.image)
-        else {
-            return Ok(false);
-        };
+            .recent_merge_bases(&info.table.to_string(), &row.key_text(), &self.ctx.source)
+            .await?;
         let version = row.version_column.as_str();
-        let unwritten = before.get(version).is_some() && before.get(version) == now.get(version);
         let origin = row.origin_column.as_deref();
-        let changed = now
-            .iter()
-            .any(|(k, v)| k != version && Some(k.as_str()) != origin && before.get(k) != Some(v));
-        Ok(unwritten && changed)
+        Ok(bases.iter().any(|text| {
+            let Ok(serde_json::Value::Object(before)) = serde_json::from_str(text) else {
+                return false;
+            };
+            let unwritten =
+                before.get(version).is_some() && before.get(version) == now.get(version);
+            unwritten
+                && now.iter().any(|(k, v)| {
+                    k != version && Some(k.as_str()) != origin && before.get(k) != Some(v)
+                })
+        }))
     }
 }
 

@@ -54,8 +54,8 @@
 //!   replicates, and the other node takes it (its version check passes, or its own merge of a
 //!   value-less rewrite keeps nothing of its own that the decider had not merged).
 //!   A row kept over the other node's delete (`delete_differs`, kept) is announced by the node that
-//!   kept it, decider or not, when the latest merge of a change from the deleting node changed its
-//!   values and it has not been written since: it holds columns merged from the updates that delete
+//!   kept it, decider or not, when a merge of a change from the deleting node since the row was
+//!   last written changed its values: it holds columns merged from the updates that delete
 //!   ended, which the deleting node never merges (it takes this row whole, over its own older
 //!   delete). Only then: announcing every kept row multiplied rewrites crossing in flight, and with
 //!   them the limit below.

@@ -69,18 +69,18 @@ pub(crate) trait ReviewQueue: BookSession {
         self.book_insert(&sql, params).await
     }
 
-    /// The current-row image (`{column: text}`) recorded by the latest merge of a key's change from
-    /// `source`, if any.
-    async fn last_merge_base(
+    /// The current-row images (`{column: text}`) recorded by the latest merges (at most 100) of
+    /// a key's changes from `source`, newest first.
+    async fn recent_merge_bases(
         &mut self,
         target_table: &str,
         key: &str,
         source: &str,
-    ) -> Result<Option<String>, ApplyError> {
+    ) -> Result<Vec<String>, ApplyError> {
         let rows = query(
             self,
             "SELECT {text:current_image} FROM __S__.conflict WHERE target_table = ? AND row_key = ? \
-             AND source_node = ? AND decision = 'merge' ORDER BY id DESC LIMIT 1",
+             AND source_node = ? AND decision = 'merge' ORDER BY id DESC LIMIT 100",
             vec![
                 Some(target_table.into()),
                 Some(key.into()),
@@ -88,7 +88,7 @@ pub(crate) trait ReviewQueue: BookSession {
             ],
         )
         .await?;
-        Ok(rows.first().and_then(|r| col(r, 0)))
+        Ok(rows.iter().filter_map(|r| col(r, 0)).collect())
     }
 
     /// Open queue entries for a key, oldest first, locked.
