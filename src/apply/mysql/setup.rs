@@ -129,6 +129,52 @@ pub fn statements(
     out
 }
 
+/// What [`statements`] installs on `t`, and what each kind of local write then pays (see
+/// [`crate::apply::setup::Footprint`]).
+pub fn footprint(
+    node: &str,
+    origin: &str,
+    t: &SetupTable,
+    manage: bool,
+) -> (Vec<String>, Vec<String>) {
+    if !manage {
+        return (Vec::new(), vec!["nothing (manage_columns is off)".into()]);
+    }
+    let trigger = |event: &str| names::mysql_trigger(event, &t.table);
+    let mut installs = vec![format!(
+        "column {origin} VARCHAR(64) INVISIBLE DEFAULT '{node}'"
+    )];
+    let costs = match &t.managed_version {
+        Some(v) => {
+            installs.push(format!(
+                "column {v} BIGINT NOT NULL INVISIBLE DEFAULT the clock in microseconds"
+            ));
+            installs.push(format!(
+                "triggers {} (AFTER INSERT), {} (BEFORE UPDATE), {} (AFTER DELETE)",
+                trigger("revive"),
+                trigger("update"),
+                trigger("delete")
+            ));
+            vec![
+                "insert: a row trigger running one indexed UPDATE of the tombstone table per \
+                 inserted row (MariaDB has no statement-level triggers: a bulk load pays it per row)"
+                    .to_string(),
+                "update: a row trigger that runs no SQL".to_string(),
+                "delete: a row trigger inserting one tombstone per deleted row".to_string(),
+            ]
+        }
+        None => {
+            installs.push(format!("trigger {} (BEFORE UPDATE)", trigger("update")));
+            vec![
+                "insert: the column default, no trigger".to_string(),
+                "update: a row trigger that runs no SQL".to_string(),
+                "delete: nothing".to_string(),
+            ]
+        }
+    };
+    (installs, costs)
+}
+
 /// Earlier versions named the triggers `tandem_<event>_<table>` whatever the length; the ones that
 /// fitted MySQL's 64 characters but not tandem's 63 bytes exist under that name, beside the new ones.
 fn drop_legacy_triggers(t: &SetupTable) -> Vec<String> {

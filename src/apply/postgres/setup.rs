@@ -99,6 +99,72 @@ pub fn statements(
     out
 }
 
+/// What [`statements`] installs on `t`, and what each kind of local write then pays (see
+/// [`crate::apply::setup::Footprint`]).
+pub fn footprint(
+    node: &str,
+    schema: &str,
+    origin: &str,
+    t: &SetupTable,
+    manage: bool,
+) -> (Vec<String>, Vec<String>) {
+    let full = "the WAL carries the whole old row (REPLICA IDENTITY FULL: the version check, a \
+                field merge and the changed-columns write read the before-image), about 1.5x the \
+                WAL of an update of a narrow row, more for wide rows";
+    if !manage {
+        return (
+            vec!["REPLICA IDENTITY FULL".into()],
+            vec![
+                "insert: nothing".into(),
+                format!("update: {full}"),
+                "delete: the WAL carries the whole old row".into(),
+            ],
+        );
+    }
+    let mut installs = vec![format!("column {origin} text DEFAULT '{node}'")];
+    let (insert, delete) = match &t.managed_version {
+        Some(v) => {
+            installs.push(format!(
+                "column {v} bigint NOT NULL DEFAULT the clock in microseconds"
+            ));
+            installs.push(format!(
+                "triggers tandem_stamp (BEFORE INSERT, only for a row that names another origin \
+                 or a NULL version), tandem_stamp_update (BEFORE UPDATE), tandem_revive (AFTER \
+                 INSERT, once the table has a tombstone), tandem_tombstone (AFTER DELETE, per \
+                 statement); functions and the sequence {schema}.{} in schema {schema}",
+                names::pg_tombstone_flag(&t.table)
+            ));
+            (
+                "insert: the column defaults, no trigger; once the table has a tombstone (after \
+                 its first delete here or on another node), one indexed UPDATE of the tombstone \
+                 table per inserted row"
+                    .to_string(),
+                "delete: one INSERT … ON CONFLICT into the tombstone table per statement; the WAL \
+                 carries the whole old row and the tombstone"
+                    .to_string(),
+            )
+        }
+        None => {
+            installs.push(
+                "triggers tandem_stamp (BEFORE INSERT, only for a row that names another origin), \
+                 tandem_stamp_update (BEFORE UPDATE)"
+                    .into(),
+            );
+            (
+                "insert: the column default, no trigger".to_string(),
+                "delete: the WAL carries the whole old row".to_string(),
+            )
+        }
+    };
+    installs.push("REPLICA IDENTITY FULL".into());
+    let costs = vec![
+        insert,
+        format!("update: a PL/pgSQL row trigger that runs no SQL; {full}"),
+        delete,
+    ];
+    (installs, costs)
+}
+
 /// The origin and version columns, defaulting to what the stamp trigger would write, so that an
 /// insert that names neither needs no trigger. The version is added with a constant default (no
 /// table rewrite; existing rows get 0, as before) and then given the clock.
