@@ -66,9 +66,9 @@ pub fn pg_revive_function(table: &TableRef) -> String {
     pg_function("revive", table)
 }
 
-/// The PostgreSQL sequence (in the bookkeeping schema) that flags a table some tombstone was written
-/// for: until then a local insert has no tombstone to bump and skips the lookup.
-pub fn pg_tombstone_flag(table: &TableRef) -> String {
+/// The sequence (in the bookkeeping schema or database) that flags a table some tombstone was
+/// written for: until then a local insert has no tombstone to bump and skips the lookup.
+pub fn tombstone_flag(table: &TableRef) -> String {
     pg_function("tombstoned", table)
 }
 
@@ -176,12 +176,21 @@ pub fn collisions(config: &Config) -> Vec<Collision> {
                             "node {}, schema {}, sequences",
                             node.id, config.settings.schema
                         ),
-                        pg_tombstone_flag(table),
+                        tombstone_flag(table),
                         format!("the tombstone flag of table {table}"),
                         &path,
                     );
                 }
                 Engine::Mysql => {
+                    claim(
+                        format!(
+                            "node {}, database {}, sequences",
+                            node.id, config.settings.schema
+                        ),
+                        tombstone_flag(table),
+                        format!("the tombstone flag of table {table}"),
+                        &path,
+                    );
                     let ns = format!("node {}, database {}, triggers", node.id, table.schema);
                     for event in ["insert", "revive", "update", "delete"] {
                         claim(

@@ -159,6 +159,10 @@ async fn maria_a_local_insert_bumps_local_and_applied_tombstones_of_its_key() {
     a.query_drop("INSERT INTO items VALUES (1, 'doomed')")
         .await
         .expect("insert");
+    let flag =
+        "SELECT next_not_cached_value >= 4611686018427387904 FROM tandem.tombstoned_desk_items";
+    let up: Option<bool> = a.query_first(flag).await.expect("flag");
+    assert_eq!(up, Some(false), "inserts alone raise no flag");
     a.query_drop("BEGIN").await.expect("begin");
     a.query_drop("DELETE FROM items WHERE id = 1")
         .await
@@ -189,6 +193,8 @@ async fn maria_a_local_insert_bumps_local_and_applied_tombstones_of_its_key() {
     )
     .await;
     a.query_drop("COMMIT").await.expect("the delete commits");
+    let up: Option<bool> = a.query_first(flag).await.expect("flag");
+    assert_eq!(up, Some(true), "the first tombstone raised the flag");
     let mut b = insert
         .await
         .expect("the insert task")

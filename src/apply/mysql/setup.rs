@@ -7,8 +7,9 @@
 //!
 //! ```text
 //!  insert  column defaults stamp origin and version (the columns are INVISIBLE, so only a write
-//!          that names them sets them otherwise); an AFTER INSERT trigger bumps the key's
-//!          tombstones (one indexed UPDATE per row: MariaDB has no statement-level triggers)
+//!          that names them sets them otherwise); an AFTER INSERT trigger draws from the table's
+//!          tombstone flag (a sequence) and, once the table has tombstones, bumps the key's (one
+//!          indexed UPDATE per row: MariaDB has no statement-level triggers)
 //!  update  a BEFORE UPDATE trigger: origin and the version bump, no SQL statement
 //!  delete  an AFTER DELETE trigger: one tombstone upsert per row
 //! ```
@@ -52,6 +53,30 @@ pub fn statements(
         return out;
     }
     let now = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)";
+    // The flags exist, and are raised by every tombstone written from now on (the trigger waits
+    // for every open writer of the tombstone table), before a table's revive trigger reads its
+    // flag; the tombstones already there raise theirs.
+    let managed: Vec<&SetupTable> = tables
+        .iter()
+        .filter(|t| t.managed_version.is_some())
+        .collect();
+    for t in &managed {
+        out.push(format!(
+            "CREATE SEQUENCE IF NOT EXISTS {} CACHE 1000000",
+            flag(schema, t)
+        ));
+    }
+    if !managed.is_empty() {
+        out.push(flag_trigger(schema, &managed));
+    }
+    for t in &managed {
+        out.push(format!(
+            "SELECT SETVAL({}, {RAISED}) FROM DUAL WHERE EXISTS (SELECT 1 FROM {}.tombstone WHERE target_table = {})",
+            flag(schema, t),
+            ident(schema),
+            lit(&t.table.to_string())
+        ));
+    }
     for t in tables {
         let q = qname(&t.table);
         let trigger = |event: &str| {
@@ -100,10 +125,11 @@ pub fn statements(
             // bumped too, and a REPLACE bumps the tombstone of the row it replaced.
             out.push(format!(
                 "CREATE OR REPLACE TRIGGER {} AFTER INSERT ON {q} FOR EACH ROW BEGIN \
-                 IF COALESCE(@tandem_applying, 0) = 0 THEN \
+                 IF COALESCE(@tandem_applying, 0) = 0 AND NEXTVAL({flag}) > {RAISED} THEN \
                  UPDATE {s}.tombstone SET revived = revived + 1 WHERE target_table = {table} AND row_key = CONCAT('{{', {key}, '}}'); \
                  END IF; END",
                 trigger("revive"),
+                flag = flag(schema, t),
                 s = ident(schema),
                 table = lit(&t.table.to_string()),
                 key = key_text(t, "NEW"),
@@ -129,6 +155,41 @@ pub fn statements(
     out
 }
 
+/// A raised tombstone flag: the flag is a sequence that every local insert of the table draws from
+/// (served from its cache, no SQL statement); the first tombstone of the table sets it to this, and
+/// an insert that draws a value above it looks for tombstones of its key. `SETVAL` is not
+/// transactional: the flag is up before the tombstone is visible.
+const RAISED: u64 = 1 << 62;
+
+/// The table's tombstone flag, qualified.
+fn flag(schema: &str, t: &SetupTable) -> String {
+    format!(
+        "{}.{}",
+        ident(schema),
+        ident(&names::tombstone_flag(&t.table))
+    )
+}
+
+/// The trigger on the tombstone table that raises a table's flag when its first tombstone is
+/// written, by a local delete or by the applier (whose session fires it too).
+fn flag_trigger(schema: &str, tables: &[&SetupTable]) -> String {
+    let branches: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "IF NEW.target_table = {} THEN IF NEXTVAL({f}) < {RAISED} THEN DO SETVAL({f}, {RAISED}); END IF; ",
+                lit(&t.table.to_string()),
+                f = flag(schema, t),
+            )
+        })
+        .collect();
+    format!(
+        "CREATE OR REPLACE TRIGGER {s}.tandem_mark AFTER INSERT ON {s}.tombstone FOR EACH ROW BEGIN {}END IF; END",
+        branches.join("ELSE"),
+        s = ident(schema),
+    )
+}
+
 /// What [`statements`] installs on `t`, and what each kind of local write then pays (see
 /// [`crate::apply::setup::Footprint`]).
 pub fn footprint(
@@ -150,14 +211,19 @@ pub fn footprint(
                 "column {v} BIGINT NOT NULL INVISIBLE DEFAULT the clock in microseconds"
             ));
             installs.push(format!(
-                "triggers {} (AFTER INSERT), {} (BEFORE UPDATE), {} (AFTER DELETE)",
+                "triggers {} (AFTER INSERT), {} (BEFORE UPDATE), {} (AFTER DELETE); the sequence \
+                 {}",
                 trigger("revive"),
                 trigger("update"),
-                trigger("delete")
+                trigger("delete"),
+                names::tombstone_flag(&t.table)
             ));
             vec![
-                "insert: a row trigger running one indexed UPDATE of the tombstone table per \
-                 inserted row (MariaDB has no statement-level triggers: a bulk load pays it per row)"
+                "insert: the column defaults and a row trigger that draws from the table's tombstone \
+                 flag (a sequence, no SQL statement); once the table has a tombstone (after its \
+                 first delete here or on another node), one indexed UPDATE of the tombstone table \
+                 per inserted row (MariaDB has no statement-level triggers: a bulk load pays it per \
+                 row)"
                     .to_string(),
                 "update: a row trigger that runs no SQL".to_string(),
                 "delete: a row trigger inserting one tombstone per deleted row".to_string(),
@@ -228,6 +294,17 @@ mod tests {
     #[test]
     fn inserts_are_stamped_by_defaults_and_revive_after_the_row_is_in() {
         let all = statements_for(true);
+        let mark = all
+            .iter()
+            .position(|s| {
+                s.contains("TRIGGER `tandem`.tandem_mark AFTER INSERT ON `tandem`.tombstone")
+            })
+            .expect("the flag trigger");
+        assert!(
+            all[mark].contains("IF NEW.target_table = 'desk.item' THEN"),
+            "{}",
+            all[mark]
+        );
         assert!(all.iter().any(|s| s
             == "ALTER TABLE `desk`.`item` ALTER COLUMN `_tandem_origin` SET DEFAULT 'helpdesk'"));
         assert!(all.iter().any(|s| s.contains(

@@ -132,7 +132,7 @@ pub fn footprint(
                  or a NULL version), tandem_stamp_update (BEFORE UPDATE), tandem_revive (AFTER \
                  INSERT, once the table has a tombstone), tandem_tombstone (AFTER DELETE, per \
                  statement); functions and the sequence {schema}.{} in schema {schema}",
-                names::pg_tombstone_flag(&t.table)
+                names::tombstone_flag(&t.table)
             ));
             (
                 "insert: the column defaults, no trigger; once the table has a tombstone (after \
@@ -199,7 +199,7 @@ fn flag(schema: &str, t: &SetupTable) -> String {
     format!(
         "{}.{}",
         ident(schema),
-        ident(&names::pg_tombstone_flag(&t.table))
+        ident(&names::tombstone_flag(&t.table))
     )
 }
 
