@@ -12,7 +12,9 @@
 //!
 //! Each workload runs in `TANDEM_BENCH_ROUNDS` (default 10) slices that alternate between the two
 //! tables (which one goes first alternates too), so that load from elsewhere on a shared machine
-//! falls on both alike. Run: `cargo bench --bench footprint` (or `cargo test --bench footprint`, a
+//! falls on both alike. Beside the wall time (the application's), it reports the CPU time of the
+//! server process or thread serving the connection (`/proc/<task>/schedstat`), which other load
+//! disturbs much less: what setup adds on the server, without the client's share. Run: `cargo bench --bench footprint` (or `cargo test --bench footprint`, a
 //! debug build: it times the servers). Compare the ratios, not the absolute times.
 
 use std::time::{Duration, Instant};
@@ -72,18 +74,48 @@ impl Client {
             Client::My(_) => Ok(None),
         }
     }
+
+    /// The server process (PostgreSQL backend) or thread (MariaDB) serving this connection.
+    async fn server_task(&mut self) -> Result<Option<u64>, String> {
+        match self {
+            Client::Pg(c) => c
+                .query_one("SELECT pg_backend_pid()::bigint", &[])
+                .await
+                .map(|r| u64::try_from(r.get::<_, i64>(0)).ok())
+                .map_err(|e| e.to_string()),
+            Client::My(c) => c
+                .query_first::<u64, _>(
+                    "SELECT TID FROM information_schema.processlist WHERE ID = CONNECTION_ID()",
+                )
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
 }
 
-/// Time and WAL of one table's share of a workload, summed over its slices.
+/// CPU time a server task has run, from `/proc/<task>/schedstat` (nanoseconds; the harness runs
+/// the servers on this machine). `None` where it cannot be read.
+fn cpu_time(task: Option<u64>) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{}/schedstat", task?)).ok()?;
+    text.split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(Duration::from_nanos)
+}
+
+/// Time, server CPU time and WAL of one table's share of a workload, summed over its slices.
 #[derive(Default)]
 struct Timing {
     elapsed: Duration,
+    cpu: Option<Duration>,
     wal: Option<i64>,
 }
 
 /// Runs the keys `from..=to` of `work` on `table`, adding to `into`.
 async fn run_slice(
     c: &mut Client,
+    task: Option<u64>,
     table: &str,
     bulk: &str,
     work: Work,
@@ -91,6 +123,7 @@ async fn run_slice(
     into: &mut Timing,
 ) -> Result<(), String> {
     let start_lsn = c.wal_lsn().await?;
+    let start_cpu = cpu_time(task);
     let began = Instant::now();
     match work {
         Work::Bulk => {
@@ -108,6 +141,9 @@ async fn run_slice(
         }
     }
     into.elapsed += began.elapsed();
+    if let (Some(a), Some(b)) = (start_cpu, cpu_time(task)) {
+        *into.cpu.get_or_insert(Duration::ZERO) += b.saturating_sub(a);
+    }
     if let (Some(a), Some(b)) = (start_lsn, c.wal_lsn().await?) {
         *into.wal.get_or_insert(0) += b - a;
     }
@@ -139,9 +175,10 @@ async fn engine(name: &str, mut c: Client, config: Config, bulk: &str) -> Result
     println!(
         "{name}: {bulk_rows}-row INSERT … SELECT; {rows} one-row statements each; {rounds} alternating slices"
     );
+    let task = c.server_task().await?;
     println!(
-        "  {:<28} {:>9} {:>9} {:>7} {:>22}",
-        "workload", "plain", "set up", "ratio", "WAL B/row"
+        "  {:<28} {:>9} {:>9} {:>7} {:>19} {:>22}",
+        "workload", "plain", "set up", "ratio", "server CPU", "WAL B/row"
     );
     // Keys: the first bulk load, then the one-row keys above it, then the second bulk load.
     let one_row = (bulk_rows + 1, bulk_rows + rows);
@@ -172,7 +209,7 @@ async fn engine(name: &str, mut c: Client, config: Config, bulk: &str) -> Result
                 order.reverse();
             }
             for (table, into) in order {
-                run_slice(&mut c, table, bulk, work, slice, into).await?;
+                run_slice(&mut c, task, table, bulk, work, slice, into).await?;
             }
         }
         let wal = match (plain.wal, set_up.wal) {
@@ -182,8 +219,17 @@ async fn engine(name: &str, mut c: Client, config: Config, bulk: &str) -> Result
             }
             _ => "-".into(),
         };
+        let cpu = match (plain.cpu, set_up.cpu) {
+            (Some(a), Some(b)) if !a.is_zero() => format!(
+                "{:.2} -> {:.2}s ({:.2}x)",
+                a.as_secs_f64(),
+                b.as_secs_f64(),
+                b.as_secs_f64() / a.as_secs_f64()
+            ),
+            _ => "-".into(),
+        };
         println!(
-            "  {label:<28} {:>8.2}s {:>8.2}s {:>6.2}x {wal:>22}",
+            "  {label:<28} {:>8.2}s {:>8.2}s {:>6.2}x {cpu:>19} {wal:>22}",
             plain.elapsed.as_secs_f64(),
             set_up.elapsed.as_secs_f64(),
             set_up.elapsed.as_secs_f64() / plain.elapsed.as_secs_f64()
