@@ -164,7 +164,7 @@ fn cli_check_says_what_setup_installs_and_what_it_costs() {
         "REPLICA IDENTITY FULL",
         "  insert: the column defaults, no trigger; once the table has a tombstone",
         "  update: a PL/pgSQL row trigger that runs no SQL; the WAL carries the whole old row",
-        "  delete: one INSERT … ON CONFLICT into the tombstone table per statement",
+        "  delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone table per deleted row",
         "setup on b app.customers: column _tandem_origin VARCHAR(64) INVISIBLE DEFAULT 'b'",
         "tandem_revive_customers (AFTER INSERT)",
         "  insert: the column defaults and a row trigger that draws from the table's tombstone flag",

@@ -126,7 +126,7 @@ async fn pg_a_local_insert_bumps_an_applied_tombstone_of_its_key() {
         vec![("helpdesk".to_string(), 1)],
         "the insert bumped the applied tombstone"
     );
-    // A local delete and re-insert: one set-based tombstone per statement, bumped by the insert.
+    // A local delete of two rows and a re-insert of one: the re-inserted key's tombstone is bumped.
     c.batch_execute(
         "DELETE FROM items WHERE id IN (1, 2); INSERT INTO items VALUES (2, 'b again')",
     )

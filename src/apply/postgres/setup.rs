@@ -11,7 +11,7 @@
 //!          the revive trigger fires only once the table's tombstone flag is set (a sequence,
 //!          read without SQL), and then bumps the key's tombstones (one indexed UPDATE per row)
 //!  update  the stamp trigger (PL/pgSQL, no SQL statement): origin and the version bump
-//!  delete  one set-based INSERT … ON CONFLICT of tombstones per statement (transition table)
+//!  delete  a PL/pgSQL row trigger: one INSERT … ON CONFLICT of the row's tombstone
 //! ```
 //!
 //! The flag is set, before its transaction commits, by whoever writes the table's first tombstone
@@ -130,8 +130,8 @@ pub fn footprint(
             installs.push(format!(
                 "triggers tandem_stamp (BEFORE INSERT, only for a row that names another origin \
                  or a NULL version), tandem_stamp_update (BEFORE UPDATE), tandem_revive (AFTER \
-                 INSERT, once the table has a tombstone), tandem_tombstone (AFTER DELETE, per \
-                 statement); functions and the sequence {schema}.{} in schema {schema}",
+                 INSERT, once the table has a tombstone), tandem_tombstone (AFTER DELETE); \
+                 functions and the sequence {schema}.{} in schema {schema}",
                 names::tombstone_flag(&t.table)
             ));
             (
@@ -139,8 +139,8 @@ pub fn footprint(
                  its first delete here or on another node), one indexed UPDATE of the tombstone \
                  table per inserted row"
                     .to_string(),
-                "delete: one INSERT … ON CONFLICT into the tombstone table per statement; the WAL \
-                 carries the whole old row and the tombstone"
+                "delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone table \
+                 per deleted row; the WAL carries the whole old row and the tombstone"
                     .to_string(),
             )
         }
@@ -362,22 +362,26 @@ fn dollar_quoted(body: &str) -> String {
     format!("{tag}\n{body}\n{tag}")
 }
 
-/// The AFTER DELETE trigger that records a statement's local deletes, one set-based upsert of their
-/// keys and stamps (the deleted row's version + 1). The key text is built exactly as the applier
-/// builds it (`{"col":"text",…}`).
+/// The AFTER DELETE trigger that records each local delete's key and stamp (the deleted row's
+/// version + 1). The key text is built exactly as the applier builds it (`{"col":"text",…}`).
+///
+/// A row trigger: a statement trigger with a transition table (one set-based upsert per statement)
+/// halves the cost per row of a bulk delete, but costs a one-row delete about 4 µs more of server
+/// CPU (about 37 against 33 µs, plain 16 µs), and one-row deletes are what a busy application
+/// sends.
 fn tombstone_trigger(schema: &str, node: &str, t: &SetupTable, version: &str) -> Vec<String> {
     let q = qname(&t.table);
     let f = func(schema, &names::pg_tombstone_function(&t.table));
     let body = format!(
         "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NULL;\n  END IF;\n  \
-         INSERT INTO {s}.tombstone AS t (target_table, row_key, version, node)\n  \
-         SELECT {table}, '{{' || {key} || '}}', max(tandem_old.{v}) + 1, {n} FROM tandem_old GROUP BY 2\n  \
+         INSERT INTO {s}.tombstone AS t (target_table, row_key, version, node) \
+         VALUES ({table}, '{{' || {key} || '}}', OLD.{v} + 1, {n})\n  \
          ON CONFLICT (target_table, row_key, node) DO UPDATE SET \
          version = greatest(t.version, EXCLUDED.version), deleted_at = now();\n  \
          RETURN NULL;\nEND",
         s = ident(schema),
         table = lit(&t.table.to_string()),
-        key = key_text(t, "tandem_old"),
+        key = key_text(t, "OLD"),
         v = ident(version),
         n = lit(node),
     );
@@ -387,13 +391,12 @@ fn tombstone_trigger(schema: &str, node: &str, t: &SetupTable, version: &str) ->
             dollar_quoted(&body)
         ),
         format!(
-            "CREATE OR REPLACE TRIGGER tandem_tombstone AFTER DELETE ON {q} \
-             REFERENCING OLD TABLE AS tandem_old FOR EACH STATEMENT EXECUTE FUNCTION {f}()"
+            "CREATE OR REPLACE TRIGGER tandem_tombstone AFTER DELETE ON {q} FOR EACH ROW EXECUTE FUNCTION {f}()"
         ),
     ]
 }
 
-/// The key text of the row `rec` (`NEW`, or the transition table) without its braces, built exactly as the applier
+/// The key text of the row `rec` (`OLD` or `NEW`) without its braces, built exactly as the applier
 /// builds it (`"col":"text",…`).
 fn key_text(t: &SetupTable, rec: &str) -> String {
     t.key
@@ -453,7 +456,7 @@ mod tests {
             .iter()
             .find(|s| s.contains("TRIGGER tandem_tombstone AFTER DELETE"))
             .expect("the delete trigger");
-        assert!(delete.contains("FOR EACH STATEMENT"), "{delete}");
+        assert!(delete.contains("FOR EACH ROW"), "{delete}");
         let flag = sql
             .iter()
             .position(|s| s.contains("TRIGGER tandem_mark AFTER INSERT ON \"tandem\".tombstone"))
