@@ -234,3 +234,143 @@ async fn maria_a_local_insert_bumps_local_and_applied_tombstones_of_its_key() {
         c.disconnect().await.ok();
     }
 }
+
+/// An install made by the previous version (a BEFORE INSERT OR UPDATE trigger whose function bumped
+/// tombstones, and the delete trigger) is moved onto the new triggers by running setup again: the
+/// old function no longer bumps (a re-insert bumps its tombstone once, not twice), and the flag
+/// goes up for the tombstones that were already there.
+#[tokio::test]
+async fn pg_setup_moves_an_earlier_install_onto_the_new_triggers() {
+    let pair = pair().await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    // The previous version's stamp trigger, as it installed it.
+    c.batch_execute(
+        "DROP TRIGGER tandem_stamp ON items; DROP TRIGGER tandem_stamp_update ON items; \
+         DROP TRIGGER tandem_revive ON items; \
+         CREATE OR REPLACE FUNCTION tandem.stamp_public_items() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+           IF current_setting('tandem.applying', true) = 'on' THEN RETURN NEW; END IF; \
+           NEW._tandem_origin := 'crm'; \
+           IF TG_OP = 'UPDATE' THEN \
+             NEW._tandem_version := greatest(OLD._tandem_version + 1, (extract(epoch from clock_timestamp()) * 1000000)::bigint); \
+           ELSE \
+             NEW._tandem_version := greatest(coalesce(NEW._tandem_version, 0) + 1, (extract(epoch from clock_timestamp()) * 1000000)::bigint); \
+             UPDATE tandem.tombstone SET revived = revived + 1 WHERE target_table = 'public.items' \
+               AND row_key = '{' || to_json('id'::text)::text || ':' || to_json(NEW.id::text)::text || '}'; \
+           END IF; \
+           RETURN NEW; \
+         END $$; \
+         CREATE TRIGGER tandem_stamp BEFORE INSERT OR UPDATE ON items FOR EACH ROW \
+           EXECUTE FUNCTION tandem.stamp_public_items(); \
+         INSERT INTO items VALUES (1, 'a'); DELETE FROM items WHERE id = 1; \
+         SELECT setval('tandem.tombstoned_public_items', 1, false)",
+    )
+    .await
+    .expect("the previous version's install");
+    let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--config"])
+        .arg(&pair.config)
+        .output()
+        .await
+        .expect("run setup");
+    assert!(
+        setup.status.success(),
+        "setup over the earlier install: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let mut triggers: Vec<String> = c
+        .query(
+            "SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal",
+            &[],
+        )
+        .await
+        .expect("triggers")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    triggers.sort();
+    assert_eq!(
+        triggers,
+        [
+            "tandem_revive",
+            "tandem_stamp",
+            "tandem_stamp_update",
+            "tandem_tombstone"
+        ],
+        "the table's triggers after the upgrade"
+    );
+    let def: String = c
+        .query_one(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'items'::regclass AND tgname = 'tandem_stamp'",
+            &[],
+        )
+        .await
+        .expect("the stamp trigger")
+        .get(0);
+    assert!(
+        def.contains("BEFORE INSERT ON") && def.contains("WHEN"),
+        "{def}"
+    );
+    c.batch_execute("INSERT INTO items VALUES (1, 'back')")
+        .await
+        .expect("a re-insert");
+    assert_eq!(
+        pg_stones(&c, 1).await,
+        vec![("crm".to_string(), 1)],
+        "the tombstone written before the upgrade raised the flag and was bumped once"
+    );
+}
+
+/// The same on MariaDB: the previous version's BEFORE INSERT trigger (which stamped and bumped
+/// tombstones) is dropped by running setup again, so a re-insert bumps its tombstone once.
+#[tokio::test]
+async fn maria_setup_moves_an_earlier_install_onto_the_new_triggers() {
+    let pair = pair().await;
+    let mut c = pair.maria.connect("desk").await.expect("connect");
+    c.query_drop(
+        "CREATE TRIGGER desk.tandem_insert_items BEFORE INSERT ON desk.items FOR EACH ROW BEGIN \
+         IF COALESCE(@tandem_applying, 0) = 0 THEN SET NEW._tandem_origin = 'helpdesk'; \
+         SET NEW._tandem_version = GREATEST(COALESCE(NEW._tandem_version, 0) + 1, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)); \
+         UPDATE tandem.tombstone SET revived = revived + 1 WHERE target_table = 'desk.items' \
+         AND row_key = CONCAT('{', JSON_QUOTE('id'), ':', JSON_QUOTE(CAST(NEW.id AS CHAR)), '}'); END IF; END",
+    )
+    .await
+    .expect("the previous version's insert trigger");
+    c.query_drop("INSERT INTO items VALUES (1, 'a'); DELETE FROM items WHERE id = 1")
+        .await
+        .expect("a row deleted under the earlier install");
+    let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--config"])
+        .arg(&pair.config)
+        .output()
+        .await
+        .expect("run setup");
+    assert!(
+        setup.status.success(),
+        "setup over the earlier install: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let mut triggers: Vec<String> = c
+        .query("SELECT trigger_name FROM information_schema.triggers WHERE event_object_schema = 'desk'")
+        .await
+        .expect("triggers");
+    triggers.sort();
+    assert_eq!(
+        triggers,
+        [
+            "tandem_delete_items",
+            "tandem_revive_items",
+            "tandem_update_items"
+        ],
+        "the table's triggers after the upgrade"
+    );
+    c.query_drop("INSERT INTO items VALUES (1, 'back')")
+        .await
+        .expect("a re-insert");
+    assert_eq!(
+        maria_stones(&mut c, 1).await,
+        vec![("helpdesk".to_string(), 1)],
+        "the tombstone is bumped once"
+    );
+    c.disconnect().await.ok();
+}
