@@ -162,7 +162,7 @@ fn cli_check_says_what_setup_installs_and_what_it_costs() {
         "setup on a public.customers: column _tandem_origin text DEFAULT 'a'",
         "tandem_revive (AFTER INSERT, once the table has a tombstone)",
         "REPLICA IDENTITY FULL",
-        "  insert: the column defaults, no trigger; once the table has a tombstone",
+        "  insert: the column defaults; no trigger function runs (the WHENs are false) until the table has a tombstone",
         "  update: a PL/pgSQL row trigger that runs no SQL; the WAL carries the whole old row",
         "  delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone table per deleted row",
         "setup on b app.customers: column _tandem_origin VARCHAR(64) INVISIBLE DEFAULT 'b'",

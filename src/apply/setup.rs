@@ -69,6 +69,7 @@ pub fn footprint(config: &Config) -> Vec<Footprint> {
                     ),
                     Engine::Mysql => super::mysql::setup::footprint(
                         &n.id,
+                        &s.schema,
                         &s.origin_column,
                         &t,
                         s.manage_columns,

@@ -194,6 +194,7 @@ fn flag_trigger(schema: &str, tables: &[&SetupTable]) -> String {
 /// [`crate::apply::setup::Footprint`]).
 pub fn footprint(
     node: &str,
+    schema: &str,
     origin: &str,
     t: &SetupTable,
     manage: bool,
@@ -212,7 +213,7 @@ pub fn footprint(
             ));
             installs.push(format!(
                 "triggers {} (AFTER INSERT), {} (BEFORE UPDATE), {} (AFTER DELETE); the sequence \
-                 {}",
+                 {schema}.{} (raised by the trigger tandem_mark on {schema}.tombstone)",
                 trigger("revive"),
                 trigger("update"),
                 trigger("delete"),

@@ -131,13 +131,14 @@ pub fn footprint(
                 "triggers tandem_stamp (BEFORE INSERT, only for a row that names another origin \
                  or a NULL version), tandem_stamp_update (BEFORE UPDATE), tandem_revive (AFTER \
                  INSERT, once the table has a tombstone), tandem_tombstone (AFTER DELETE); \
-                 functions and the sequence {schema}.{} in schema {schema}",
+                 their functions in schema {schema}; the sequence {schema}.{} (raised by the \
+                 trigger tandem_mark on {schema}.tombstone)",
                 names::tombstone_flag(&t.table)
             ));
             (
-                "insert: the column defaults, no trigger; once the table has a tombstone (after \
-                 its first delete here or on another node), one indexed UPDATE of the tombstone \
-                 table per inserted row"
+                "insert: the column defaults; no trigger function runs (the WHENs are false) until \
+                 the table has a tombstone (after its first delete here or on another node), then \
+                 one indexed UPDATE of the tombstone table per inserted row"
                     .to_string(),
                 "delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone table \
                  per deleted row; the WAL carries the whole old row and the tombstone"
@@ -151,7 +152,9 @@ pub fn footprint(
                     .into(),
             );
             (
-                "insert: the column default, no trigger".to_string(),
+                "insert: the column default; no trigger function runs unless the row names another \
+                 origin"
+                    .to_string(),
                 "delete: the WAL carries the whole old row".to_string(),
             )
         }
