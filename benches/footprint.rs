@@ -3,13 +3,19 @@
 //! IDENTITY FULL on PostgreSQL, publication and slots), in one run, against throwaway servers the
 //! harness starts (fsync off). tandem itself is not running: only what setup installed is measured.
 //!
-//! Workloads, each on the plain table and then on the set-up one: one `INSERT … SELECT` of
+//! Workloads, each on the plain table and on the set-up one: one `INSERT … SELECT` of
 //! `TANDEM_BENCH_BULK` rows (default 200,000); `TANDEM_BENCH_ROWS` (default 20,000) one-row inserts,
-//! updates and deletes from one client, each its own transaction. PostgreSQL also reports WAL bytes
-//! per updated row (`pg_current_wal_lsn()` before and after the updates).
+//! updates and deletes from one client, each its own transaction; then, the set-up table having
+//! tombstones now, one-row inserts of the deleted keys (each bumps its tombstone) and a second bulk
+//! insert of new keys. PostgreSQL also reports WAL bytes per row (`pg_current_wal_lsn()` before and
+//! after).
 //!
-//! Run: `cargo bench --bench footprint`. Compare the ratios, not the absolute times: the machine is
-//! shared and noisy, the ratios within one run hold.
+//! Each workload runs in `TANDEM_BENCH_ROUNDS` (default 10) slices that alternate between the two
+//! tables (which one goes first alternates too), so that load from elsewhere on a shared machine
+//! falls on both alike. Beside the wall time (the application's), it reports the CPU time of the
+//! server process or thread serving the connection (`/proc/<task>/schedstat`), which other load
+//! disturbs much less: what setup adds on the server, without the client's share. Run: `cargo bench --bench footprint` (or `cargo test --bench footprint`, a
+//! debug build: it times the servers). Compare the ratios, not the absolute times.
 
 use std::time::{Duration, Instant};
 
@@ -27,30 +33,19 @@ fn env_count(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The statements of one workload, per engine (`{t}` is the table, `{i}` the row number).
-struct Workload {
-    name: &'static str,
-    /// `None`: one bulk statement; `Some(sql)`: one statement per row.
-    per_row: Option<&'static str>,
+/// One workload: a bulk `INSERT … SELECT` of a key range, or one statement per key.
+#[derive(Clone, Copy)]
+enum Work {
+    Bulk,
+    PerRow(&'static str),
 }
 
 const BULK_PG: &str =
-    "INSERT INTO {t} SELECT g, 'item ' || g, g % 100, 19.99 FROM generate_series(1, {n}) g";
-const BULK_MY: &str = "INSERT INTO {t} (id, name, qty, price) SELECT seq, CONCAT('item ', seq), seq % 100, 19.99 FROM seq_1_to_{n}";
-const ONE_ROW: [Workload; 3] = [
-    Workload {
-        name: "one-row inserts",
-        per_row: Some("INSERT INTO {t} (id, name, qty, price) VALUES ({i}, 'row {i}', 1, 2.50)"),
-    },
-    Workload {
-        name: "one-row updates",
-        per_row: Some("UPDATE {t} SET qty = qty + 1 WHERE id = {i}"),
-    },
-    Workload {
-        name: "one-row deletes",
-        per_row: Some("DELETE FROM {t} WHERE id = {i}"),
-    },
-];
+    "INSERT INTO {t} SELECT g, 'item ' || g, g % 100, 19.99 FROM generate_series({from}, {to}) g";
+const BULK_MY: &str = "INSERT INTO {t} (id, name, qty, price) SELECT seq, CONCAT('item ', seq), seq % 100, 19.99 FROM seq_{from}_to_{to}";
+const INSERT: &str = "INSERT INTO {t} (id, name, qty, price) VALUES ({i}, 'row {i}', 1, 2.50)";
+const UPDATE: &str = "UPDATE {t} SET qty = qty + 1 WHERE id = {i}";
+const DELETE: &str = "DELETE FROM {t} WHERE id = {i}";
 
 /// A connection to one engine, running text statements.
 enum Client {
@@ -79,51 +74,80 @@ impl Client {
             Client::My(_) => Ok(None),
         }
     }
+
+    /// The server process (PostgreSQL backend) or thread (MariaDB) serving this connection.
+    async fn server_task(&mut self) -> Result<Option<u64>, String> {
+        match self {
+            Client::Pg(c) => c
+                .query_one("SELECT pg_backend_pid()::bigint", &[])
+                .await
+                .map(|r| u64::try_from(r.get::<_, i64>(0)).ok())
+                .map_err(|e| e.to_string()),
+            Client::My(c) => c
+                .query_first::<u64, _>(
+                    "SELECT TID FROM information_schema.processlist WHERE ID = CONNECTION_ID()",
+                )
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
 }
 
-/// The result of one workload on one table.
+/// CPU time a server task has run, from `/proc/<task>/schedstat` (nanoseconds; the harness runs
+/// the servers on this machine). `None` where it cannot be read.
+fn cpu_time(task: Option<u64>) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{}/schedstat", task?)).ok()?;
+    text.split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(Duration::from_nanos)
+}
+
+/// Time, server CPU time and WAL of one table's share of a workload, summed over its slices.
+#[derive(Default)]
 struct Timing {
     elapsed: Duration,
-    wal_per_row: Option<f64>,
+    cpu: Option<Duration>,
+    wal: Option<i64>,
 }
 
-async fn run_workload(
+/// Runs the keys `from..=to` of `work` on `table`, adding to `into`.
+async fn run_slice(
     c: &mut Client,
+    task: Option<u64>,
     table: &str,
     bulk: &str,
-    w: Option<&Workload>,
-    bulk_rows: u64,
-    rows: u64,
-) -> Result<Timing, String> {
+    work: Work,
+    (from, to): (u64, u64),
+    into: &mut Timing,
+) -> Result<(), String> {
     let start_lsn = c.wal_lsn().await?;
+    let start_cpu = cpu_time(task);
     let began = Instant::now();
-    match w.and_then(|w| w.per_row) {
-        None => {
+    match work {
+        Work::Bulk => {
             let sql = bulk
                 .replace("{t}", table)
-                .replace("{n}", &bulk_rows.to_string());
+                .replace("{from}", &from.to_string())
+                .replace("{to}", &to.to_string());
             c.exec(&sql).await?;
         }
-        Some(stmt) => {
-            // Rows above the bulk load's ids, so inserts never collide and updates/deletes find them.
-            for i in 0..rows {
-                let id = bulk_rows + 1 + i;
+        Work::PerRow(stmt) => {
+            for id in from..=to {
                 c.exec(&stmt.replace("{t}", table).replace("{i}", &id.to_string()))
                     .await?;
             }
         }
     }
-    let elapsed = began.elapsed();
-    let end_lsn = c.wal_lsn().await?;
-    let count = if w.is_some() { rows } else { bulk_rows };
-    let wal_per_row = match (start_lsn, end_lsn) {
-        (Some(a), Some(b)) => Some((b - a) as f64 / count as f64),
-        _ => None,
-    };
-    Ok(Timing {
-        elapsed,
-        wal_per_row,
-    })
+    into.elapsed += began.elapsed();
+    if let (Some(a), Some(b)) = (start_cpu, cpu_time(task)) {
+        *into.cpu.get_or_insert(Duration::ZERO) += b.saturating_sub(a);
+    }
+    if let (Some(a), Some(b)) = (start_lsn, c.wal_lsn().await?) {
+        *into.wal.get_or_insert(0) += b - a;
+    }
+    Ok(())
 }
 
 /// A config naming `node` (the real server, table `setup_table`) and a peer that is never contacted.
@@ -138,32 +162,74 @@ fn config(node_url: &str, peer_url: &str, setup_table: &str) -> Result<Config, S
 }
 
 async fn engine(name: &str, mut c: Client, config: Config, bulk: &str) -> Result<(), String> {
-    let (bulk_rows, rows) = (
+    let (bulk_rows, rows, rounds) = (
         env_count("TANDEM_BENCH_BULK", 200_000),
         env_count("TANDEM_BENCH_ROWS", 20_000),
+        env_count("TANDEM_BENCH_ROUNDS", 10).max(1),
     );
     for t in ["item_plain", "item_setup"] {
         c.exec(&DDL.replace("{t}", t)).await?;
     }
     let node = config.node("a").ok_or("no node a")?.clone();
     tandem::setup::setup_node(&config, &node, false).await?;
-    println!("{name}: {bulk_rows}-row INSERT … SELECT; {rows} one-row statements each");
     println!(
-        "  {:<18} {:>10} {:>10} {:>7} {:>14}",
-        "workload", "plain", "set up", "ratio", "WAL B/row"
+        "{name}: {bulk_rows}-row INSERT … SELECT; {rows} one-row statements each; {rounds} alternating slices"
     );
-    let workloads: Vec<(&str, Option<&Workload>)> = std::iter::once(("bulk insert", None))
-        .chain(ONE_ROW.iter().map(|w| (w.name, Some(w))))
-        .collect();
-    for (label, w) in workloads {
-        let plain = run_workload(&mut c, "item_plain", bulk, w, bulk_rows, rows).await?;
-        let set_up = run_workload(&mut c, "item_setup", bulk, w, bulk_rows, rows).await?;
-        let wal = match (plain.wal_per_row, set_up.wal_per_row) {
-            (Some(a), Some(b)) => format!("{a:.0} -> {b:.0} ({:.2}x)", b / a),
+    let task = c.server_task().await?;
+    println!(
+        "  {:<28} {:>9} {:>9} {:>7} {:>19} {:>22}",
+        "workload", "plain", "set up", "ratio", "server CPU", "WAL B/row"
+    );
+    // Keys: the first bulk load, then the one-row keys above it, then the second bulk load.
+    let one_row = (bulk_rows + 1, bulk_rows + rows);
+    let workloads: [(&str, Work, (u64, u64)); 6] = [
+        ("bulk insert", Work::Bulk, (1, bulk_rows)),
+        ("one-row inserts", Work::PerRow(INSERT), one_row),
+        ("one-row updates", Work::PerRow(UPDATE), one_row),
+        ("one-row deletes", Work::PerRow(DELETE), one_row),
+        ("re-inserts of deleted keys", Work::PerRow(INSERT), one_row),
+        (
+            "bulk insert, after deletes",
+            Work::Bulk,
+            (bulk_rows + rows + 1, 2 * bulk_rows + rows),
+        ),
+    ];
+    for (label, work, (from, to)) in workloads {
+        let (mut plain, mut set_up) = (Timing::default(), Timing::default());
+        let count = to + 1 - from;
+        let size = count.div_ceil(rounds);
+        for r in 0..rounds {
+            let lo = from + r * size;
+            if lo > to {
+                break;
+            }
+            let slice = (lo, (lo + size - 1).min(to));
+            let mut order = [("item_plain", &mut plain), ("item_setup", &mut set_up)];
+            if r % 2 == 1 {
+                order.reverse();
+            }
+            for (table, into) in order {
+                run_slice(&mut c, task, table, bulk, work, slice, into).await?;
+            }
+        }
+        let wal = match (plain.wal, set_up.wal) {
+            (Some(a), Some(b)) => {
+                let (a, b) = (a as f64 / count as f64, b as f64 / count as f64);
+                format!("{a:.0} -> {b:.0} ({:.2}x)", b / a)
+            }
+            _ => "-".into(),
+        };
+        let cpu = match (plain.cpu, set_up.cpu) {
+            (Some(a), Some(b)) if !a.is_zero() => format!(
+                "{:.2} -> {:.2}s ({:.2}x)",
+                a.as_secs_f64(),
+                b.as_secs_f64(),
+                b.as_secs_f64() / a.as_secs_f64()
+            ),
             _ => "-".into(),
         };
         println!(
-            "  {label:<18} {:>9.2}s {:>9.2}s {:>6.2}x {wal:>14}",
+            "  {label:<28} {:>8.2}s {:>8.2}s {:>6.2}x {cpu:>19} {wal:>22}",
             plain.elapsed.as_secs_f64(),
             set_up.elapsed.as_secs_f64(),
             set_up.elapsed.as_secs_f64() / plain.elapsed.as_secs_f64()

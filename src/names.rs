@@ -1,6 +1,7 @@
 //! The names tandem gives the objects it creates on a node: PostgreSQL replication slots (one per
-//! outgoing link), the PostgreSQL trigger functions in the bookkeeping schema (one stamp and one
-//! tombstone function per table), and the MySQL/MariaDB triggers (in each table's own database).
+//! outgoing link), the PostgreSQL trigger functions in the bookkeeping schema (a stamp, a tombstone
+//! and a revive function per table) and the table's tombstone flag (a sequence), and the
+//! MySQL/MariaDB triggers (in each table's own database).
 //!
 //! Every name is at most [`MAX_NAME_BYTES`] bytes and distinct from every other name tandem
 //! generates in the same namespace. The readable form (`tandem_<source>_to_<target>`,
@@ -59,7 +60,19 @@ pub fn pg_tombstone_function(table: &TableRef) -> String {
     pg_function("tombstone", table)
 }
 
-/// The names earlier versions gave the two functions above (PostgreSQL cuts them to 63 bytes itself).
+/// The PostgreSQL function (in the bookkeeping schema) of the trigger that bumps the tombstones of
+/// a key a local insert brings back.
+pub fn pg_revive_function(table: &TableRef) -> String {
+    pg_function("revive", table)
+}
+
+/// The sequence (in the bookkeeping schema or database) that flags a table some tombstone was
+/// written for: until then a local insert has no tombstone to bump and skips the lookup.
+pub fn tombstone_flag(table: &TableRef) -> String {
+    pg_function("tombstoned", table)
+}
+
+/// The names earlier versions gave the stamp and tombstone functions (PostgreSQL cuts them to 63 bytes itself).
 pub fn legacy_pg_functions(table: &TableRef) -> [String; 2] {
     ["stamp", "tombstone"].map(|kind| format!("{kind}_{}_{}", table.schema, table.name))
 }
@@ -149,6 +162,7 @@ pub fn collisions(config: &Config) -> Vec<Collision> {
                     for (kind, name) in [
                         ("stamp", pg_stamp_function(table)),
                         ("tombstone", pg_tombstone_function(table)),
+                        ("revive", pg_revive_function(table)),
                     ] {
                         claim(
                             ns.clone(),
@@ -157,10 +171,28 @@ pub fn collisions(config: &Config) -> Vec<Collision> {
                             &path,
                         );
                     }
+                    claim(
+                        format!(
+                            "node {}, schema {}, sequences",
+                            node.id, config.settings.schema
+                        ),
+                        tombstone_flag(table),
+                        format!("the tombstone flag of table {table}"),
+                        &path,
+                    );
                 }
                 Engine::Mysql => {
+                    claim(
+                        format!(
+                            "node {}, database {}, sequences",
+                            node.id, config.settings.schema
+                        ),
+                        tombstone_flag(table),
+                        format!("the tombstone flag of table {table}"),
+                        &path,
+                    );
                     let ns = format!("node {}, database {}, triggers", node.id, table.schema);
-                    for event in ["insert", "update", "delete"] {
+                    for event in ["insert", "revive", "update", "delete"] {
                         claim(
                             ns.clone(),
                             mysql_trigger(event, table),

@@ -293,7 +293,7 @@ async fn setup_dry_run_on_fresh_nodes_lists_the_sql_and_changes_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("-- node helpdesk") && stdout.contains("TRIGGER `desk`.`tandem_insert_t`"),
+        stdout.contains("-- node helpdesk") && stdout.contains("TRIGGER `desk`.`tandem_revive_t`"),
         "{stdout}"
     );
     let mut conn = maria.connect("desk").await.unwrap();

@@ -149,3 +149,43 @@ fn cli_the_docker_example_config_is_valid() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `check` says, per node and table, what `tandem setup` will install and what each kind of local
+/// write then pays, before anything is installed (offline: from the file alone).
+#[test]
+fn cli_check_says_what_setup_installs_and_what_it_costs() {
+    let path = write_config(MINIMAL);
+    let (code, stdout, stderr) =
+        tandem(&["check", "--offline", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    for expected in [
+        "setup on a public.customers: column _tandem_origin text DEFAULT 'a'",
+        "tandem_revive (AFTER INSERT, once the table has a tombstone)",
+        "REPLICA IDENTITY FULL",
+        "  insert: the column defaults; no trigger function runs (the WHENs are false) until the table has a tombstone",
+        "  update: a PL/pgSQL row trigger that runs no SQL; the WAL carries the whole old row",
+        "  delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone table per deleted row",
+        "setup on b app.customers: column _tandem_origin VARCHAR(64) INVISIBLE DEFAULT 'b'",
+        "tandem_revive_customers (AFTER INSERT)",
+        "  insert: the column defaults and a row trigger that draws from the table's tombstone flag",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    let (_, json, _) = tandem(&[
+        "check",
+        "--offline",
+        "--format",
+        "json",
+        "--config",
+        path.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&path).ok();
+    let doc: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON document");
+    assert_eq!(doc["footprint"][0]["node"], "a", "{doc}");
+    assert_eq!(doc["footprint"][0]["table"], "public.customers", "{doc}");
+    assert_eq!(
+        doc["footprint"][0]["costs"].as_array().map(Vec::len),
+        Some(3),
+        "{doc}"
+    );
+}

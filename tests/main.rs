@@ -17,6 +17,7 @@ mod convergence;
 mod convergence_fire;
 mod demo;
 mod faults;
+mod footprint_triggers;
 mod governance;
 mod harness;
 mod initial_copy;

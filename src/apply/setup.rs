@@ -37,6 +37,55 @@ pub fn tables_of(config: &Config, node: &str) -> Vec<SetupTable> {
         .collect()
 }
 
+/// What setup installs on one mapped table of a node and what that costs the application's own
+/// writes, for `tandem check` to show before anything is installed (measured by
+/// `benches/footprint.rs`; the README has one run).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Footprint {
+    pub node: String,
+    /// The physical table on the node.
+    pub table: String,
+    /// The objects setup adds to or sets on the table, in words.
+    pub installs: Vec<String>,
+    /// What each kind of local write pays: `insert: …`, `update: …`, `delete: …`.
+    pub costs: Vec<String>,
+}
+
+/// The footprint of setup on every mapped table of every node.
+pub fn footprint(config: &Config) -> Vec<Footprint> {
+    let s = &config.settings;
+    config
+        .nodes
+        .values()
+        .flat_map(|n| {
+            tables_of(config, &n.id).into_iter().map(move |t| {
+                let (installs, costs) = match n.engine {
+                    Engine::Postgres => super::postgres::setup::footprint(
+                        &n.id,
+                        &s.schema,
+                        &s.origin_column,
+                        &t,
+                        s.manage_columns,
+                    ),
+                    Engine::Mysql => super::mysql::setup::footprint(
+                        &n.id,
+                        &s.schema,
+                        &s.origin_column,
+                        &t,
+                        s.manage_columns,
+                    ),
+                };
+                Footprint {
+                    node: n.id.clone(),
+                    table: t.table.to_string(),
+                    installs,
+                    costs,
+                }
+            })
+        })
+        .collect()
+}
+
 /// Every statement setup runs on `node`, in order.
 pub fn statements(config: &Config, node: &str) -> Option<Vec<String>> {
     let n = config.node(node)?;

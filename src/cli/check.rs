@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{ConfigArg, OutputFormat};
+use crate::apply::setup::Footprint;
 use crate::capture;
 use crate::catalog;
 use crate::config::{scrub, Config, Engine, Node, Problem, Severity};
@@ -29,7 +30,7 @@ pub struct CheckArgs {
 }
 
 pub async fn run(args: CheckArgs) -> ExitCode {
-    let (problems, summary) = match Config::load(&args.config.path) {
+    let (problems, summary, footprint) = match Config::load(&args.config.path) {
         Ok((config, mut warnings)) => {
             if !args.offline {
                 warnings.extend(live_problems(&config, args.sample.unwrap_or(0)).await);
@@ -41,11 +42,15 @@ pub async fn run(args: CheckArgs) -> ExitCode {
                 config.tables.len(),
                 config.links().len()
             );
-            (warnings, Some(summary))
+            (
+                warnings,
+                Some(summary),
+                crate::apply::setup::footprint(&config),
+            )
         }
-        Err(e) => (e.problems, None),
+        Err(e) => (e.problems, None, Vec::new()),
     };
-    report(&problems, summary.as_deref(), args.format);
+    report(&problems, &footprint, summary.as_deref(), args.format);
     if problems.iter().any(|p| p.severity == Severity::Error) {
         ExitCode::from(1)
     } else {
@@ -154,7 +159,12 @@ async fn prerequisites(node: &Node, tables: &[TableRef]) -> Vec<Problem> {
     }
 }
 
-fn report(problems: &[Problem], summary: Option<&str>, format: OutputFormat) {
+fn report(
+    problems: &[Problem],
+    footprint: &[Footprint],
+    summary: Option<&str>,
+    format: OutputFormat,
+) {
     let errors = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)
@@ -167,12 +177,20 @@ fn report(problems: &[Problem], summary: Option<&str>, format: OutputFormat) {
                 "errors": errors,
                 "warnings": warnings,
                 "problems": problems,
+                "footprint": footprint,
             });
             println!("{doc}");
         }
         OutputFormat::Text => {
             for p in problems {
                 println!("{p}");
+            }
+            // What setup will install, and what the application's writes pay for it.
+            for f in footprint {
+                println!("setup on {} {}: {}", f.node, f.table, f.installs.join("; "));
+                for c in &f.costs {
+                    println!("  {c}");
+                }
             }
             match summary {
                 Some(s) if errors == 0 => println!("ok: {s} ({warnings} warning(s))"),

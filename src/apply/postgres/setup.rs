@@ -1,6 +1,23 @@
 //! `tandem setup` statements for a PostgreSQL node: the bookkeeping schema, and on each mapped table
-//! the origin and version columns, the trigger that stamps local writes, and `REPLICA IDENTITY FULL`
-//! (so that update and delete before-images carry the version the target checks).
+//! the origin and version columns, the triggers that stamp local writes and keep tombstones, and
+//! `REPLICA IDENTITY FULL` (so that update and delete before-images carry the version the target
+//! checks, and the old values a field merge and a changed-columns write compare).
+//!
+//! What a local write pays, cheapest first (measured by `benches/footprint.rs`):
+//!
+//! ```text
+//!  insert  column defaults stamp origin and version; the stamp trigger fires only for a row that
+//!          names another origin or a NULL version (WHEN, evaluated in the executor, no PL/pgSQL);
+//!          the revive trigger fires only once the table's tombstone flag is set (a sequence,
+//!          read without SQL), and then bumps the key's tombstones (one indexed UPDATE per row)
+//!  update  the stamp trigger (PL/pgSQL, no SQL statement): origin and the version bump
+//!  delete  a PL/pgSQL row trigger: one INSERT … ON CONFLICT of the row's tombstone
+//! ```
+//!
+//! The flag is set, before its transaction commits, by whoever writes the table's first tombstone
+//! (a trigger on the tombstone table), so an insert that finds it unset has no tombstone of its key
+//! to bump: a delete of the same key that committed first made the insert wait for it before the
+//! flag was read. It is never cleared (pruning races new tombstones).
 
 use super::sql::{ident, literal as lit, qname};
 use crate::apply::setup::{split_statements, SetupTable};
@@ -16,7 +33,15 @@ const DEAD_LETTER_PARTS: &str = include_str!("../../../sql/postgres/007_dead_let
 const TEXT_PAYLOADS: &str = include_str!("../../../sql/postgres/008_text_payloads.sql");
 const VERIFY_RESULT: &str = include_str!("../../../sql/postgres/009_verify_result.sql");
 
-/// Every statement, in order. Each is idempotent.
+/// The version a local write gets: microseconds since the epoch.
+const NOW_MICROS: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
+/// The same as a column default, in double precision (cheaper per row; a version only needs to
+/// grow).
+const NOW_MICROS_DEFAULT: &str = "(date_part('epoch', clock_timestamp()) * 1000000)::bigint";
+
+/// Every statement, in order. Each is idempotent, and an install made by an earlier version (row
+/// triggers that bumped tombstones on every insert) is moved onto these objects in one transaction
+/// per table.
 pub fn statements(
     node: &str,
     schema: &str,
@@ -40,59 +65,258 @@ pub fn statements(
         ));
     }
     for t in tables {
-        let q = qname(&t.table);
-        out.push(format!("ALTER TABLE {q} REPLICA IDENTITY FULL"));
-        if !manage {
-            continue;
-        }
         out.push(format!(
-            "ALTER TABLE {q} ADD COLUMN IF NOT EXISTS {} text",
-            ident(origin)
+            "ALTER TABLE {} REPLICA IDENTITY FULL",
+            qname(&t.table)
         ));
-        if let Some(v) = &t.managed_version {
-            out.push(format!(
-                "ALTER TABLE {q} ADD COLUMN IF NOT EXISTS {} bigint NOT NULL DEFAULT 0",
-                ident(v)
-            ));
-        }
-        let func = format!(
-            "{}.{}",
-            ident(schema),
-            ident(&names::pg_stamp_function(&t.table))
-        );
-        let version = match &t.managed_version {
-            Some(v) => format!(
-                "  IF TG_OP = 'UPDATE' THEN\n    NEW.{v} := greatest(OLD.{v} + 1, (extract(epoch from clock_timestamp()) * 1000000)::bigint);\n  \
-                 ELSE\n    NEW.{v} := greatest(coalesce(NEW.{v}, 0) + 1, (extract(epoch from clock_timestamp()) * 1000000)::bigint);\n    \
-                 UPDATE {s}.tombstone SET revived = revived + 1 WHERE target_table = {table} AND row_key = '{{' || {key} || '}}';\n  END IF;\n",
-                v = ident(v),
-                s = ident(schema),
-                table = lit(&t.table.to_string()),
-                key = key_text(t, "NEW"),
-            ),
-            None => String::new(),
-        };
-        let body = format!(
-            "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NEW;\n  END IF;\n  \
-             NEW.{o} := {n};\n{version}  RETURN NEW;\nEND",
-            o = ident(origin),
-            n = lit(node),
-        );
-        out.push(format!(
-            "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS {}",
-            dollar_quoted(&body)
-        ));
-        out.push(format!(
-            "CREATE OR REPLACE TRIGGER tandem_stamp BEFORE INSERT OR UPDATE ON {q} FOR EACH ROW EXECUTE FUNCTION {func}()"
-        ));
+    }
+    if !manage {
+        return out;
+    }
+    for t in tables {
+        out.extend(columns(node, origin, t));
+    }
+    // The flags exist, and are set by every tombstone written from now on, before any table's
+    // revive trigger reads its flag.
+    let managed: Vec<&SetupTable> = tables
+        .iter()
+        .filter(|t| t.managed_version.is_some())
+        .collect();
+    for t in &managed {
+        out.push(format!("CREATE SEQUENCE IF NOT EXISTS {}", flag(schema, t)));
+    }
+    if !managed.is_empty() {
+        out.extend(flag_trigger(schema, &managed));
+    }
+    for t in tables {
+        out.push("BEGIN".into());
         if let Some(v) = &t.managed_version {
             out.extend(tombstone_trigger(schema, node, t, v));
+            out.extend(revive_trigger(schema, t));
         }
+        out.extend(stamp_triggers(schema, node, origin, t));
+        out.push("COMMIT".into());
     }
-    if manage {
-        out.extend(drop_legacy_functions(schema, tables));
+    out.extend(drop_legacy_functions(schema, tables));
+    out
+}
+
+/// What [`statements`] installs on `t`, and what each kind of local write then pays (see
+/// [`crate::apply::setup::Footprint`]).
+pub fn footprint(
+    node: &str,
+    schema: &str,
+    origin: &str,
+    t: &SetupTable,
+    manage: bool,
+) -> (Vec<String>, Vec<String>) {
+    let full = "the WAL carries the whole old row (REPLICA IDENTITY FULL: the version check, a \
+                field merge and the changed-columns write read the before-image), about 1.5x the \
+                WAL of an update of a narrow row, more for wide rows";
+    if !manage {
+        return (
+            vec!["REPLICA IDENTITY FULL".into()],
+            vec![
+                "insert: nothing".into(),
+                format!("update: {full}"),
+                "delete: the WAL carries the whole old row".into(),
+            ],
+        );
+    }
+    let mut installs = vec![format!("column {origin} text DEFAULT '{node}'")];
+    let (insert, delete) = match &t.managed_version {
+        Some(v) => {
+            installs.push(format!(
+                "column {v} bigint NOT NULL DEFAULT the clock in microseconds"
+            ));
+            installs.push(format!(
+                "triggers tandem_stamp (BEFORE INSERT, only for a row that names another origin \
+                 or a NULL version), tandem_stamp_update (BEFORE UPDATE), tandem_revive (AFTER \
+                 INSERT, once the table has a tombstone), tandem_tombstone (AFTER DELETE); \
+                 their functions in schema {schema}; the sequence {schema}.{} (raised by the \
+                 trigger tandem_mark on {schema}.tombstone)",
+                names::tombstone_flag(&t.table)
+            ));
+            (
+                "insert: the column defaults; no trigger function runs (the WHENs are false) until \
+                 the table has a tombstone (after its first delete here or on another node), then \
+                 one indexed UPDATE of the tombstone table per inserted row"
+                    .to_string(),
+                "delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone table \
+                 per deleted row; the WAL carries the whole old row and the tombstone"
+                    .to_string(),
+            )
+        }
+        None => {
+            installs.push(
+                "triggers tandem_stamp (BEFORE INSERT, only for a row that names another origin), \
+                 tandem_stamp_update (BEFORE UPDATE)"
+                    .into(),
+            );
+            (
+                "insert: the column default; no trigger function runs unless the row names another \
+                 origin"
+                    .to_string(),
+                "delete: the WAL carries the whole old row".to_string(),
+            )
+        }
+    };
+    installs.push("REPLICA IDENTITY FULL".into());
+    let costs = vec![
+        insert,
+        format!("update: a PL/pgSQL row trigger that runs no SQL; {full}"),
+        delete,
+    ];
+    (installs, costs)
+}
+
+/// The origin and version columns, defaulting to what the stamp trigger would write, so that an
+/// insert that names neither needs no trigger. The version is added with a constant default (no
+/// table rewrite; existing rows get 0, as before) and then given the clock.
+fn columns(node: &str, origin: &str, t: &SetupTable) -> Vec<String> {
+    let q = qname(&t.table);
+    let mut out = vec![
+        format!(
+            "ALTER TABLE {q} ADD COLUMN IF NOT EXISTS {} text",
+            ident(origin)
+        ),
+        format!(
+            "ALTER TABLE {q} ALTER COLUMN {} SET DEFAULT {}",
+            ident(origin),
+            lit(node)
+        ),
+    ];
+    if let Some(v) = &t.managed_version {
+        out.push(format!(
+            "ALTER TABLE {q} ADD COLUMN IF NOT EXISTS {} bigint NOT NULL DEFAULT 0",
+            ident(v)
+        ));
+        out.push(format!(
+            "ALTER TABLE {q} ALTER COLUMN {} SET DEFAULT {NOW_MICROS_DEFAULT}",
+            ident(v)
+        ));
     }
     out
+}
+
+/// The table's tombstone flag, qualified.
+fn flag(schema: &str, t: &SetupTable) -> String {
+    format!(
+        "{}.{}",
+        ident(schema),
+        ident(&names::tombstone_flag(&t.table))
+    )
+}
+
+fn func(schema: &str, name: &str) -> String {
+    format!("{}.{}", ident(schema), ident(name))
+}
+
+/// The stamp function and its two triggers: every local update, and a local insert only when a
+/// column default did not already stamp it (the row names another origin, or a NULL version).
+fn stamp_triggers(schema: &str, node: &str, origin: &str, t: &SetupTable) -> Vec<String> {
+    let q = qname(&t.table);
+    let f = func(schema, &names::pg_stamp_function(&t.table));
+    let o = ident(origin);
+    let n = lit(node);
+    let (version, unstamped) = match &t.managed_version {
+        Some(v) => (
+            format!(
+                "  IF TG_OP = 'UPDATE' THEN\n    NEW.{v} := greatest(OLD.{v} + 1, {NOW_MICROS});\n  \
+                 ELSE\n    NEW.{v} := greatest(coalesce(NEW.{v}, 0) + 1, {NOW_MICROS});\n  END IF;\n",
+                v = ident(v),
+            ),
+            format!(" OR NEW.{} IS NULL", ident(v)),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let body = format!(
+        "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NEW;\n  END IF;\n  \
+         NEW.{o} := {n};\n{version}  RETURN NEW;\nEND"
+    );
+    vec![
+        format!(
+            "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS {}",
+            dollar_quoted(&body)
+        ),
+        format!(
+            "CREATE OR REPLACE TRIGGER tandem_stamp_update BEFORE UPDATE ON {q} FOR EACH ROW EXECUTE FUNCTION {f}()"
+        ),
+        format!(
+            "CREATE OR REPLACE TRIGGER tandem_stamp BEFORE INSERT ON {q} FOR EACH ROW \
+             WHEN (NEW.{o} IS DISTINCT FROM {n}{unstamped}) EXECUTE FUNCTION {f}()"
+        ),
+    ]
+}
+
+/// The trigger that, once the table has tombstones, bumps the tombstones of each key a local insert
+/// brings back, in the inserting transaction: the insert then carries, in the log, which deletes
+/// of the key this node had seen (see `sql/postgres/005_tombstone_origin.sql`). It runs after the
+/// row is in, so a delete of the key that was still open has committed by then (the insert waited
+/// for it) and its tombstone is bumped too.
+fn revive_trigger(schema: &str, t: &SetupTable) -> Vec<String> {
+    let q = qname(&t.table);
+    let f = func(schema, &names::pg_revive_function(&t.table));
+    let body = format!(
+        "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NULL;\n  END IF;\n  \
+         UPDATE {s}.tombstone SET revived = revived + 1 WHERE target_table = {table} AND row_key = '{{' || {key} || '}}';\n  \
+         RETURN NULL;\nEND",
+        s = ident(schema),
+        table = lit(&t.table.to_string()),
+        key = key_text(t, "NEW"),
+    );
+    vec![
+        format!(
+            "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS {}",
+            dollar_quoted(&body)
+        ),
+        format!(
+            "CREATE OR REPLACE TRIGGER tandem_revive AFTER INSERT ON {q} FOR EACH ROW \
+             WHEN (pg_sequence_last_value({}::regclass) IS NOT NULL) EXECUTE FUNCTION {f}()",
+            lit(&flag(schema, t))
+        ),
+        // Tombstones written before the flag existed.
+        format!(
+            "SELECT setval({p}::regclass, 1) WHERE pg_sequence_last_value({p}::regclass) IS NULL \
+             AND EXISTS (SELECT 1 FROM {s}.tombstone WHERE target_table = {table})",
+            p = lit(&flag(schema, t)),
+            s = ident(schema),
+            table = lit(&t.table.to_string()),
+        ),
+    ]
+}
+
+/// The trigger on the tombstone table that sets a table's flag when its first tombstone is written,
+/// by a local delete or by the applier (whose session fires it too). `setval` is not transactional:
+/// the flag is up before the tombstone is visible.
+fn flag_trigger(schema: &str, tables: &[&SetupTable]) -> Vec<String> {
+    let branches: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let p = lit(&flag(schema, t));
+            format!(
+                "IF NEW.target_table = {table} THEN\n    \
+                 IF pg_sequence_last_value({p}::regclass) IS NULL THEN\n      \
+                 PERFORM setval({p}::regclass, 1);\n    END IF;\n",
+                table = lit(&t.table.to_string()),
+            )
+        })
+        .collect();
+    let body = format!(
+        "BEGIN\n  {}  END IF;\n  RETURN NULL;\nEND",
+        branches.join("  ELS")
+    );
+    let f = func(schema, "mark_tombstoned");
+    vec![
+        format!(
+            "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS {}",
+            dollar_quoted(&body)
+        ),
+        format!(
+            "CREATE OR REPLACE TRIGGER tandem_mark AFTER INSERT ON {}.tombstone FOR EACH ROW EXECUTE FUNCTION {f}()",
+            ident(schema)
+        ),
+    ]
 }
 
 /// Earlier versions named the functions `stamp_<schema>_<table>` and `tombstone_<schema>_<table>`,
@@ -105,6 +329,7 @@ fn drop_legacy_functions(schema: &str, tables: &[SetupTable]) -> Vec<String> {
             [
                 names::pg_stamp_function(&t.table),
                 names::pg_tombstone_function(&t.table),
+                names::pg_revive_function(&t.table),
             ]
         })
         .collect();
@@ -142,33 +367,36 @@ fn dollar_quoted(body: &str) -> String {
     format!("{tag}\n{body}\n{tag}")
 }
 
-/// The AFTER DELETE trigger that records a local delete's key and stamp (the deleted row's version
-/// + 1). The key text is built exactly as the applier builds it (`{"col":"text",…}`).
+/// The AFTER DELETE trigger that records each local delete's key and stamp (the deleted row's
+/// version + 1). The key text is built exactly as the applier builds it (`{"col":"text",…}`).
+///
+/// A row trigger: a statement trigger with a transition table (one set-based upsert per statement)
+/// halves the cost per row of a bulk delete, but costs a one-row delete about 4 µs more of server
+/// CPU (about 37 against 33 µs, plain 16 µs), and one-row deletes are what a busy application
+/// sends.
 fn tombstone_trigger(schema: &str, node: &str, t: &SetupTable, version: &str) -> Vec<String> {
     let q = qname(&t.table);
-    let func = format!(
-        "{}.{}",
-        ident(schema),
-        ident(&names::pg_tombstone_function(&t.table))
+    let f = func(schema, &names::pg_tombstone_function(&t.table));
+    let body = format!(
+        "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NULL;\n  END IF;\n  \
+         INSERT INTO {s}.tombstone AS t (target_table, row_key, version, node) \
+         VALUES ({table}, '{{' || {key} || '}}', OLD.{v} + 1, {n})\n  \
+         ON CONFLICT (target_table, row_key, node) DO UPDATE SET \
+         version = greatest(t.version, EXCLUDED.version), deleted_at = now();\n  \
+         RETURN NULL;\nEND",
+        s = ident(schema),
+        table = lit(&t.table.to_string()),
+        key = key_text(t, "OLD"),
+        v = ident(version),
+        n = lit(node),
     );
-    let key = key_text(t, "OLD");
     vec![
         format!(
-            "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS {}",
-            dollar_quoted(&format!(
-            "BEGIN\n  \
-             IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN OLD;\n  END IF;\n  \
-             INSERT INTO {s}.tombstone (target_table, row_key, version, node) VALUES ({table}, '{{' || {key} || '}}', OLD.{v} + 1, {n})\n  \
-             ON CONFLICT (target_table, row_key, node) DO UPDATE SET \
-             version = greatest({s}.tombstone.version, EXCLUDED.version), deleted_at = now();\n  \
-             RETURN OLD;\nEND",
-            s = ident(schema),
-            table = lit(&t.table.to_string()),
-            v = ident(version),
-            n = lit(node),
-        ))),
+            "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS {}",
+            dollar_quoted(&body)
+        ),
         format!(
-            "CREATE OR REPLACE TRIGGER tandem_tombstone AFTER DELETE ON {q} FOR EACH ROW EXECUTE FUNCTION {func}()"
+            "CREATE OR REPLACE TRIGGER tandem_tombstone AFTER DELETE ON {q} FOR EACH ROW EXECUTE FUNCTION {f}()"
         ),
     ]
 }
@@ -187,4 +415,113 @@ fn key_text(t: &SetupTable, rec: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" || ',' || ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TableRef;
+
+    fn managed() -> SetupTable {
+        SetupTable {
+            table: TableRef::new("public", "item"),
+            managed_version: Some("_tandem_version".into()),
+            key: vec!["id".into(), "Code".into()],
+        }
+    }
+
+    fn per_table(all: &[String]) -> Vec<&String> {
+        let first = all
+            .iter()
+            .position(|s| s.contains("REPLICA IDENTITY"))
+            .unwrap_or(0);
+        all[first..].iter().collect()
+    }
+
+    #[test]
+    fn no_statement_runs_per_inserted_row_until_the_table_has_tombstones() {
+        let all = statements("crm", "tandem", "_tandem_origin", &[managed()], true);
+        let sql = per_table(&all);
+        let stamp = sql
+            .iter()
+            .find(|s| s.contains("FUNCTION \"tandem\".\"stamp_public_item\"()"))
+            .expect("the stamp function");
+        assert!(!stamp.contains("UPDATE \"tandem\""), "{stamp}");
+        let insert = sql
+            .iter()
+            .find(|s| s.contains("TRIGGER tandem_stamp BEFORE INSERT"))
+            .expect("the insert trigger");
+        assert!(insert.contains("WHEN (NEW.\"_tandem_origin\" IS DISTINCT FROM 'crm' OR NEW.\"_tandem_version\" IS NULL)"), "{insert}");
+        let revive = sql
+            .iter()
+            .find(|s| s.contains("TRIGGER tandem_revive AFTER INSERT"))
+            .expect("the revive trigger");
+        assert!(revive.contains("pg_sequence_last_value('\"tandem\".\"tombstoned_public_item\"'::regclass) IS NOT NULL"), "{revive}");
+        let delete = sql
+            .iter()
+            .find(|s| s.contains("TRIGGER tandem_tombstone AFTER DELETE"))
+            .expect("the delete trigger");
+        assert!(delete.contains("FOR EACH ROW"), "{delete}");
+        let flag = sql
+            .iter()
+            .position(|s| s.contains("TRIGGER tandem_mark AFTER INSERT ON \"tandem\".tombstone"))
+            .expect("the flag trigger");
+        let first_revive = sql
+            .iter()
+            .position(|s| s.contains("TRIGGER tandem_revive"))
+            .unwrap_or(0);
+        assert!(
+            flag < first_revive,
+            "flags are kept before any insert reads one"
+        );
+        if std::env::var_os("TANDEM_PRINT_SETUP").is_some() {
+            for s in &all {
+                println!("{s};");
+            }
+        }
+    }
+
+    #[test]
+    fn each_table_moves_onto_the_new_triggers_in_one_transaction() {
+        let all = statements("crm", "tandem", "_tandem_origin", &[managed()], true);
+        let begin = all.iter().position(|s| s == "BEGIN").expect("BEGIN");
+        let commit = all.iter().position(|s| s == "COMMIT").expect("COMMIT");
+        for name in [
+            "tandem_tombstone",
+            "tandem_revive",
+            "tandem_stamp_update",
+            "tandem_stamp ",
+        ] {
+            let at = all
+                .iter()
+                .position(|s| s.contains(&format!("TRIGGER {name}")))
+                .unwrap_or(usize::MAX);
+            assert!(
+                begin < at && at < commit,
+                "{name} outside the table's transaction"
+            );
+        }
+    }
+
+    #[test]
+    fn the_flag_trigger_names_every_managed_table() {
+        let other = SetupTable {
+            table: TableRef::new("sales", "order"),
+            managed_version: Some("_tandem_version".into()),
+            key: vec!["id".into()],
+        };
+        let all = statements("crm", "tandem", "_tandem_origin", &[managed(), other], true);
+        let f = all
+            .iter()
+            .find(|s| s.contains("FUNCTION \"tandem\".\"mark_tombstoned\"()"))
+            .expect("the flag function");
+        assert!(
+            f.contains("IF NEW.target_table = 'public.item' THEN"),
+            "{f}"
+        );
+        assert!(
+            f.contains("ELSIF NEW.target_table = 'sales.order' THEN"),
+            "{f}"
+        );
+    }
 }

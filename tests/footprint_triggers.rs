@@ -1,0 +1,376 @@
+//! What `tandem setup` installs, on real servers: the cheap paths (column defaults, the tombstone
+//! flag) keep every guarantee of the row triggers they replaced. A local insert of a key bumps the
+//! key's tombstones (a local delete's, or an applied one's) in its own transaction, including a
+//! delete that was still open when the insert began.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+
+use crate::support::{wait_for, Pair};
+
+const PG_TABLE: &str = "CREATE TABLE items (id int PRIMARY KEY, v text)";
+const MARIA_TABLE: &str = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20))";
+
+async fn pair() -> Pair {
+    Pair::start(
+        PG_TABLE,
+        MARIA_TABLE,
+        "[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
+    )
+    .await
+}
+
+/// `(node, revived)` of the tombstones of key `id` on PostgreSQL.
+async fn pg_stones(c: &tokio_postgres::Client, id: i32) -> Vec<(String, i64)> {
+    c.query(
+        "SELECT node, revived FROM tandem.tombstone WHERE target_table = 'public.items' \
+         AND row_key = $1 ORDER BY node",
+        &[&format!("{{\"id\":\"{id}\"}}")],
+    )
+    .await
+    .expect("tombstones")
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+async fn maria_stones(c: &mut mysql_async::Conn, id: i32) -> Vec<(String, i64)> {
+    c.exec(
+        "SELECT node, revived FROM tandem.tombstone WHERE target_table = 'desk.items' \
+         AND row_key = ? ORDER BY node",
+        (format!("{{\"id\":\"{id}\"}}"),),
+    )
+    .await
+    .expect("tombstones")
+}
+
+/// The insert of a key waits for a delete of it that is still open; the delete's tombstone, the
+/// table's first, is visible once it commits. The row trigger bumped tombstones before the row was
+/// in, so it missed this one: the insert then read, on the other node, as concurrent with a
+/// delete it had waited for.
+#[tokio::test]
+async fn pg_a_local_insert_that_waited_for_a_delete_of_its_key_bumps_its_tombstone() {
+    let pair = pair().await;
+    let a = pair.pg.connect("crm").await.expect("connect");
+    let b = pair.pg.connect("crm").await.expect("connect");
+    a.batch_execute("INSERT INTO items VALUES (1, 'doomed')")
+        .await
+        .expect("insert");
+    a.batch_execute("BEGIN; DELETE FROM items WHERE id = 1")
+        .await
+        .expect("an open delete");
+    let insert = tokio::spawn(async move {
+        b.batch_execute("INSERT INTO items VALUES (1, 'again')")
+            .await
+            .map(|()| b)
+    });
+    wait_for(
+        "the insert waiting for the delete",
+        Duration::from_secs(30),
+        || async {
+            let waiting: i64 = a
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                     AND query LIKE 'INSERT INTO items%'",
+                    &[],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (waiting == 1).then_some(())
+        },
+    )
+    .await;
+    a.batch_execute("COMMIT").await.expect("the delete commits");
+    insert
+        .await
+        .expect("the insert task")
+        .expect("the insert, once the delete committed");
+    assert_eq!(
+        pg_stones(&a, 1).await,
+        vec![("crm".to_string(), 1)],
+        "the re-insert bumped the tombstone of the delete it waited for"
+    );
+}
+
+/// A table's first tombstone written by the applier (its session skips tandem's triggers) flags the
+/// table too: the next local insert of the key bumps it. A table that never had a delete keeps its
+/// flag down, so its inserts skip the lookup.
+#[tokio::test]
+async fn pg_a_local_insert_bumps_an_applied_tombstone_of_its_key() {
+    let pair = pair().await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    let flag = "SELECT pg_sequence_last_value('tandem.tombstoned_public_items')";
+    c.batch_execute("INSERT INTO items VALUES (1, 'a'), (2, 'b')")
+        .await
+        .expect("inserts");
+    let up: Option<i64> = c.query_one(flag, &[]).await.expect("flag").get(0);
+    assert_eq!(up, None, "inserts alone raise no flag");
+    let applier = pair.pg.connect("crm").await.expect("connect");
+    applier
+        .batch_execute(
+            "SET tandem.applying = 'on'; \
+             INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+             VALUES ('public.items', '{\"id\":\"7\"}', 42, 'helpdesk')",
+        )
+        .await
+        .expect("an applied delete's tombstone");
+    let up: Option<i64> = c.query_one(flag, &[]).await.expect("flag").get(0);
+    assert_eq!(up, Some(1), "the applied tombstone raised the flag");
+    c.batch_execute("INSERT INTO items VALUES (7, 'back'), (8, 'new')")
+        .await
+        .expect("a local insert");
+    assert_eq!(
+        pg_stones(&c, 7).await,
+        vec![("helpdesk".to_string(), 1)],
+        "the insert bumped the applied tombstone"
+    );
+    // A local delete of two rows and a re-insert of one: the re-inserted key's tombstone is bumped.
+    c.batch_execute(
+        "DELETE FROM items WHERE id IN (1, 2); INSERT INTO items VALUES (2, 'b again')",
+    )
+    .await
+    .expect("delete and re-insert");
+    assert_eq!(pg_stones(&c, 1).await, vec![("crm".to_string(), 0)]);
+    assert_eq!(pg_stones(&c, 2).await, vec![("crm".to_string(), 1)]);
+    let stamped: (String, bool) = c
+        .query_one(
+            "SELECT _tandem_origin, _tandem_version > 1000000000000000 FROM items WHERE id = 2",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .expect("the row");
+    assert_eq!(
+        stamped,
+        ("crm".to_string(), true),
+        "defaults stamp the insert"
+    );
+}
+
+/// The same on MariaDB: the revive trigger runs after the row is in, and an applied tombstone is
+/// bumped by the next local insert of its key.
+#[tokio::test]
+async fn maria_a_local_insert_bumps_local_and_applied_tombstones_of_its_key() {
+    let pair = pair().await;
+    let mut a = pair.maria.connect("desk").await.expect("connect");
+    let mut b = pair.maria.connect("desk").await.expect("connect");
+    a.query_drop("INSERT INTO items VALUES (1, 'doomed')")
+        .await
+        .expect("insert");
+    let flag =
+        "SELECT next_not_cached_value >= 4611686018427387904 FROM tandem.tombstoned_desk_items";
+    let up: Option<bool> = a.query_first(flag).await.expect("flag");
+    assert_eq!(up, Some(false), "inserts alone raise no flag");
+    a.query_drop("BEGIN").await.expect("begin");
+    a.query_drop("DELETE FROM items WHERE id = 1")
+        .await
+        .expect("an open delete");
+    let insert = tokio::spawn(async move {
+        b.query_drop("INSERT INTO items VALUES (1, 'again')")
+            .await
+            .map(|()| b)
+    });
+    wait_for(
+        "the insert waiting for the delete",
+        Duration::from_secs(30),
+        || {
+            let maria = &pair.maria;
+            async move {
+                let mut w = maria.connect("desk").await.ok()?;
+                let n: Option<i64> = w
+                    .query_first(
+                        "SELECT count(*) FROM information_schema.innodb_trx \
+                         WHERE trx_state = 'LOCK WAIT'",
+                    )
+                    .await
+                    .ok()?;
+                w.disconnect().await.ok();
+                (n == Some(1)).then_some(())
+            }
+        },
+    )
+    .await;
+    a.query_drop("COMMIT").await.expect("the delete commits");
+    let up: Option<bool> = a.query_first(flag).await.expect("flag");
+    assert_eq!(up, Some(true), "the first tombstone raised the flag");
+    let mut b = insert
+        .await
+        .expect("the insert task")
+        .expect("the insert, once the delete committed");
+    assert_eq!(
+        maria_stones(&mut a, 1).await,
+        vec![("helpdesk".to_string(), 1)],
+        "the re-insert bumped the tombstone of the delete it waited for"
+    );
+    b.query_drop(
+        "SET @tandem_applying = 1; \
+         INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+         VALUES ('desk.items', '{\"id\":\"7\"}', 42, 'crm'); SET @tandem_applying = 0",
+    )
+    .await
+    .expect("an applied delete's tombstone");
+    a.query_drop("INSERT INTO items VALUES (7, 'back')")
+        .await
+        .expect("a local insert");
+    assert_eq!(
+        maria_stones(&mut a, 7).await,
+        vec![("crm".to_string(), 1)],
+        "the insert bumped the applied tombstone"
+    );
+    let stamped: Option<(String, bool)> = a
+        .query_first(
+            "SELECT _tandem_origin, _tandem_version > 1000000000000000 FROM items WHERE id = 7",
+        )
+        .await
+        .expect("the row");
+    assert_eq!(
+        stamped,
+        Some(("helpdesk".to_string(), true)),
+        "defaults stamp the insert"
+    );
+    for c in [a, b] {
+        c.disconnect().await.ok();
+    }
+}
+
+/// An install made by the previous version (a BEFORE INSERT OR UPDATE trigger whose function bumped
+/// tombstones, and the delete trigger) is moved onto the new triggers by running setup again: the
+/// old function no longer bumps (a re-insert bumps its tombstone once, not twice), and the flag
+/// goes up for the tombstones that were already there.
+#[tokio::test]
+async fn pg_setup_moves_an_earlier_install_onto_the_new_triggers() {
+    let pair = pair().await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    // The previous version's stamp trigger, as it installed it.
+    c.batch_execute(
+        "DROP TRIGGER tandem_stamp ON items; DROP TRIGGER tandem_stamp_update ON items; \
+         DROP TRIGGER tandem_revive ON items; \
+         CREATE OR REPLACE FUNCTION tandem.stamp_public_items() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+           IF current_setting('tandem.applying', true) = 'on' THEN RETURN NEW; END IF; \
+           NEW._tandem_origin := 'crm'; \
+           IF TG_OP = 'UPDATE' THEN \
+             NEW._tandem_version := greatest(OLD._tandem_version + 1, (extract(epoch from clock_timestamp()) * 1000000)::bigint); \
+           ELSE \
+             NEW._tandem_version := greatest(coalesce(NEW._tandem_version, 0) + 1, (extract(epoch from clock_timestamp()) * 1000000)::bigint); \
+             UPDATE tandem.tombstone SET revived = revived + 1 WHERE target_table = 'public.items' \
+               AND row_key = '{' || to_json('id'::text)::text || ':' || to_json(NEW.id::text)::text || '}'; \
+           END IF; \
+           RETURN NEW; \
+         END $$; \
+         CREATE TRIGGER tandem_stamp BEFORE INSERT OR UPDATE ON items FOR EACH ROW \
+           EXECUTE FUNCTION tandem.stamp_public_items(); \
+         INSERT INTO items VALUES (1, 'a'); DELETE FROM items WHERE id = 1; \
+         SELECT setval('tandem.tombstoned_public_items', 1, false)",
+    )
+    .await
+    .expect("the previous version's install");
+    let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--config"])
+        .arg(&pair.config)
+        .output()
+        .await
+        .expect("run setup");
+    assert!(
+        setup.status.success(),
+        "setup over the earlier install: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let mut triggers: Vec<String> = c
+        .query(
+            "SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal",
+            &[],
+        )
+        .await
+        .expect("triggers")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    triggers.sort();
+    assert_eq!(
+        triggers,
+        [
+            "tandem_revive",
+            "tandem_stamp",
+            "tandem_stamp_update",
+            "tandem_tombstone"
+        ],
+        "the table's triggers after the upgrade"
+    );
+    let def: String = c
+        .query_one(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'items'::regclass AND tgname = 'tandem_stamp'",
+            &[],
+        )
+        .await
+        .expect("the stamp trigger")
+        .get(0);
+    assert!(
+        def.contains("BEFORE INSERT ON") && def.contains("WHEN"),
+        "{def}"
+    );
+    c.batch_execute("INSERT INTO items VALUES (1, 'back')")
+        .await
+        .expect("a re-insert");
+    assert_eq!(
+        pg_stones(&c, 1).await,
+        vec![("crm".to_string(), 1)],
+        "the tombstone written before the upgrade raised the flag and was bumped once"
+    );
+}
+
+/// The same on MariaDB: the previous version's BEFORE INSERT trigger (which stamped and bumped
+/// tombstones) is dropped by running setup again, so a re-insert bumps its tombstone once.
+#[tokio::test]
+async fn maria_setup_moves_an_earlier_install_onto_the_new_triggers() {
+    let pair = pair().await;
+    let mut c = pair.maria.connect("desk").await.expect("connect");
+    c.query_drop(
+        "CREATE TRIGGER desk.tandem_insert_items BEFORE INSERT ON desk.items FOR EACH ROW BEGIN \
+         IF COALESCE(@tandem_applying, 0) = 0 THEN SET NEW._tandem_origin = 'helpdesk'; \
+         SET NEW._tandem_version = GREATEST(COALESCE(NEW._tandem_version, 0) + 1, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)); \
+         UPDATE tandem.tombstone SET revived = revived + 1 WHERE target_table = 'desk.items' \
+         AND row_key = CONCAT('{', JSON_QUOTE('id'), ':', JSON_QUOTE(CAST(NEW.id AS CHAR)), '}'); END IF; END",
+    )
+    .await
+    .expect("the previous version's insert trigger");
+    c.query_drop("INSERT INTO items VALUES (1, 'a'); DELETE FROM items WHERE id = 1")
+        .await
+        .expect("a row deleted under the earlier install");
+    let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--config"])
+        .arg(&pair.config)
+        .output()
+        .await
+        .expect("run setup");
+    assert!(
+        setup.status.success(),
+        "setup over the earlier install: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let mut triggers: Vec<String> = c
+        .query("SELECT trigger_name FROM information_schema.triggers WHERE event_object_schema = 'desk'")
+        .await
+        .expect("triggers");
+    triggers.sort();
+    assert_eq!(
+        triggers,
+        [
+            "tandem_delete_items",
+            "tandem_revive_items",
+            "tandem_update_items"
+        ],
+        "the table's triggers after the upgrade"
+    );
+    c.query_drop("INSERT INTO items VALUES (1, 'back')")
+        .await
+        .expect("a re-insert");
+    assert_eq!(
+        maria_stones(&mut c, 1).await,
+        vec![("helpdesk".to_string(), 1)],
+        "the tombstone is bumped once"
+    );
+    c.disconnect().await.ok();
+}
