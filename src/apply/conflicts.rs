@@ -43,10 +43,16 @@ impl<T: Target> Link<T> {
         &mut self,
         plan: &TablePlan,
         info: &TableInfo,
-        row: RowChange,
+        mut row: RowChange,
         position: Option<&str>,
     ) -> Result<(), ApplyError> {
-        let cur = self.current(info, &row).await?;
+        let mut cur = self.current(info, &row).await?;
+        if row.op == Op::Update && cur.is_some() && merges(plan) {
+            if let Some(base) = self.chained_base(info, &row).await? {
+                row.before = base;
+                cur = self.current(info, &row).await?;
+            }
+        }
         let kind = match (row.op, cur.is_some()) {
             (Op::Insert, false) => ConflictKind::InsertDeleted,
             (Op::Insert, true) => ConflictKind::InsertExists,
@@ -353,7 +359,11 @@ impl<T: Target> Link<T> {
             rule: rule.to_string(),
             state,
             source_position: position.map(str::to_string),
-            payload: matches!(state, ConflictState::Parked | ConflictState::Announcing)
+            // A merge keeps its change (with the base it was merged from) for the next change of
+            // the same run from that node (see `chained_base`).
+            payload: (matches!(state, ConflictState::Parked | ConflictState::Announcing)
+                || (matches!(decision, Decision::Merge { .. })
+                    && kind == ConflictKind::UpdateDiffers))
                 .then(|| payload(row)),
         };
         if state == ConflictState::Announcing {
@@ -381,6 +391,49 @@ impl<T: Target> Link<T> {
 }
 
 impl<T: Target> Link<T> {
+    /// The base to merge an update from when it continues a run of the source's changes whose
+    /// previous one was merged here: that merge's own base (the last state both nodes held), not
+    /// this update's before-image, which is a state only the source held. Without it, a run of
+    /// updates of a column changed on both sides looks one-sided from its second update on as soon
+    /// as the two sides' values coincide (`n` 8 -> 9 on each node, then 9 -> 10 on one), and the
+    /// merges of the two nodes differ.
+    async fn chained_base(
+        &mut self,
+        info: &TableInfo,
+        row: &RowChange,
+    ) -> Result<Option<Vec<Field>>, ApplyError> {
+        if row.before.is_empty() {
+            return Ok(None);
+        }
+        let Some((kind, Some(text))) = self
+            .t
+            .last_conflict_change(&info.table.to_string(), &row.key_text(), &self.ctx.source)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if kind != ConflictKind::UpdateDiffers.as_str() {
+            return Ok(None);
+        }
+        let Ok(prev) = serde_json::from_str::<RowChange>(&text) else {
+            return Ok(None);
+        };
+        if prev.before.is_empty() {
+            return Ok(None);
+        }
+        let value = |fields: &[Field], name: &str| {
+            fields
+                .iter()
+                .find(|f| *f.name == *name)
+                .map(|f| f.value.clone())
+        };
+        let continues = row
+            .compared()
+            .iter()
+            .all(|f| value(&prev.after, &f.name) == value(&row.before, &f.name));
+        Ok(continues.then_some(prev.before))
+    }
+
     /// A row kept over the other node's delete may hold columns this node merged from the updates
     /// that delete ended, which the deleting node never merges (it takes this row whole, over its
     /// own older delete), so it must be announced: when a merge of a change from that node since
@@ -413,6 +466,16 @@ impl<T: Target> Link<T> {
                 })
         }))
     }
+}
+
+/// Whether rows of the table can be merged column by column (the `merge` rule, or a column with a
+/// rule of its own).
+fn merges(plan: &TablePlan) -> bool {
+    plan.conflict == crate::config::ConflictRule::Merge
+        || plan
+            .columns
+            .values()
+            .any(|c| c.conflict.is_some() || c.prefer.is_some())
 }
 
 pub(super) fn payload(row: &RowChange) -> String {

@@ -91,6 +91,27 @@ pub(crate) trait ReviewQueue: BookSession {
         Ok(rows.iter().filter_map(|r| col(r, 0)).collect())
     }
 
+    /// The kind and stored change of the latest conflict record of a key's change from `source`.
+    async fn last_conflict_change(
+        &mut self,
+        target_table: &str,
+        key: &str,
+        source: &str,
+    ) -> Result<Option<(String, Option<String>)>, ApplyError> {
+        let rows = query(
+            self,
+            "SELECT kind, {text:payload} FROM __S__.conflict WHERE target_table = ? AND row_key = ? \
+             AND source_node = ? ORDER BY id DESC LIMIT 1",
+            vec![
+                Some(target_table.into()),
+                Some(key.into()),
+                Some(source.into()),
+            ],
+        )
+        .await?;
+        Ok(rows.first().and_then(|r| Some((col(r, 0)?, col(r, 1)))))
+    }
+
     /// Open queue entries for a key, oldest first, locked.
     async fn open_entries(
         &mut self,
