@@ -44,7 +44,11 @@
 //!   tombstone is later than the incoming version (equal stamps: the row stays). Without a tombstone
 //!   (an application version column, or a row that never existed here) the update wins. Under
 //!   `prefer` the preferred node's side wins.
-//! - **Merge.** The base is the incoming before-image. A column changed on one side only takes that
+//! - **Merge.** The base is the incoming before-image, or, for an update that continues a run of
+//!   the same node's changes to the key whose previous one was merged here, that merge's base (the
+//!   last state both nodes held; kept with the merge's audit record): otherwise, once both nodes
+//!   have moved a column to the same value, the rest of the other node's run would look one-sided
+//!   here. A column changed on one side only takes that
 //!   side's value; one changed on both falls back to the column's own rule or `merge_fallback`. The
 //!   merged row gets the greater of the two versions and the origin of the last-write-wins winner, so
 //!   both nodes end with the same values *and* the same version.
@@ -58,7 +62,7 @@
 //!   last written changed its values: it holds columns merged from the updates that delete
 //!   ended, which the deleting node never merges (it takes this row whole, over its own older
 //!   delete). Only then: announcing every kept row multiplied rewrites crossing in flight, and with
-//!   them the limit below.
+//!   them divergent merges.
 //! - **Manual.** Both nodes detect the conflict; only the *decider* (the `prefer` node, else the higher
 //!   priority, else the greater node id) parks the incoming change in its review queue. The other node
 //!   keeps its row and records a *deferral*: the next change to that key from the decider is applied
@@ -67,17 +71,11 @@
 //!
 //! ## Known limits
 //!
-//! Tombstones are pruned by age (`[tandem] tombstone_retention`). `merge` takes the incoming before-image as the common base, which is
-//! not the true common ancestor after a run of writes on each side; the decider's announcement (see
+//! Tombstones are pruned by age (`[tandem] tombstone_retention`). `merge` takes as the common base
+//! the incoming before-image or its run's first base, which is still not the true common ancestor
+//! when both sides wrote runs that interleave; the decider's announcement (see
 //! Merge above) is what makes both nodes end with the same row, so a merge between two nodes that
 //! both outrank nobody (a mesh's lower nodes) relies on the top node's announcements reaching them.
-//! One case the announcement does not cover yet (seen in `converge_under_fire_merge`, the more often
-//! the more rewrites cross in flight): both nodes change a column to the same value (`n` 8 -> 9 on each),
-//! the decider goes on (9 -> 16) and then takes the other node's row whole; the decider's older
-//! updates reach the other node late, and each one's before-image now equals the current value, so
-//! the other node takes them as changed on one side only (ending at 16) and, not being the decider,
-//! does not announce. A base remembered per key and source for a run of merges (the first
-//! conflict's before-image, not each update's own) is the fix this needs.
 //!
 //! Error handling: none; the functions here are total.
 
