@@ -39,3 +39,4 @@ mod type_fidelity_catalog;
 mod type_fidelity_cross;
 mod type_fidelity_geometry;
 mod verify;
+mod verify_repair;
