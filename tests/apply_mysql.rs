@@ -292,3 +292,8 @@ async fn apply_around(
     locker.exec("COMMIT").await;
     apply.await.expect("apply task").expect("apply");
 }
+
+#[tokio::test]
+async fn apply_my_a_group_of_one_row_transactions_matches_one_at_a_time() {
+    sc::a_group_of_one_row_transactions_matches_one_at_a_time(Kind::My).await;
+}

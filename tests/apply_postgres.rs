@@ -153,3 +153,8 @@ async fn apply_pg_a_refused_batch_goes_row_by_row() {
 async fn apply_pg_batched_updates_convert_values_of_every_kind() {
     sc::batched_updates_convert_values_of_every_kind(Kind::Pg).await;
 }
+
+#[tokio::test]
+async fn apply_pg_a_group_of_one_row_transactions_matches_one_at_a_time() {
+    sc::a_group_of_one_row_transactions_matches_one_at_a_time(Kind::Pg).await;
+}

@@ -1145,3 +1145,89 @@ pub async fn batched_updates_convert_values_of_every_kind(kind: Kind) {
     }
     assert_eq!(got.len(), 2);
 }
+
+/// The source transactions of one group commit together, so their changes are batched across
+/// transaction boundaries: one-row transactions of updates, deletes and inserts, some of whose
+/// version checks fail, leave what applying them one group each leaves, and each conflict record
+/// names its own transaction's position.
+pub async fn a_group_of_one_row_transactions_matches_one_at_a_time(kind: Kind) {
+    let mut outcomes = Vec::new();
+    for grouped in [true, false] {
+        let mut f = Fixture::new(kind, "", 0).await;
+        let mut a = f.applier().await;
+        let inserts = (1..=8)
+            .map(|id| {
+                f.change(
+                    Op::Insert,
+                    None,
+                    Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
+                )
+            })
+            .collect();
+        a.apply(&[f.tx(1, inserts)]).await.expect("inserts");
+        // Local writes the source has not seen: the checks of 3 (update) and 6 (delete) fail.
+        f.db.exec("UPDATE customer SET email = 'local@x' WHERE id IN (3, 6)")
+            .await;
+        let mut changes: Vec<tandem::model::Change> = (1..=5)
+            .map(|id| {
+                f.change(
+                    Op::Update,
+                    Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
+                    Some(customer(id, &format!("u{id}"), "x@x", 6, SOURCE)),
+                )
+            })
+            .collect();
+        changes.extend((6..=8).map(|id| {
+            f.change(
+                Op::Delete,
+                Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
+                None,
+            )
+        }));
+        changes.extend([20, 21, 22].map(|id| {
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(id, &format!("n{id}"), "x@x", 9, SOURCE)),
+            )
+        }));
+        let txs: Vec<_> = changes
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| f.tx(10 + i as u64, vec![c]))
+            .collect();
+        if grouped {
+            a.apply(&txs).await.expect("the group");
+        } else {
+            for tx in &txs {
+                a.apply(std::slice::from_ref(tx)).await.expect("one");
+            }
+        }
+        let mut got = outcome(&mut f).await;
+        got.extend(
+            f.db.rows(&format!(
+                "SELECT kind, source_position FROM {} ORDER BY id",
+                f.book("conflict")
+            ))
+            .await,
+        );
+        let positions: Vec<_> = got
+            .iter()
+            .filter(|r| r.len() == 2)
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect();
+        assert_eq!(
+            positions,
+            [
+                (s("update_differs"), Some(f.position(12).to_string())),
+                (s("delete_differs"), Some(f.position(15).to_string())),
+            ],
+            "grouped {grouped}"
+        );
+        outcomes.push(got);
+    }
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "grouped (left) and one at a time (right) differ"
+    );
+}

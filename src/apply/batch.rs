@@ -1,10 +1,12 @@
-//! Batched writes: consecutive changes of one kind to one table in one source transaction are
-//! applied with a few statements instead of one per row, with the same outcome as row by row.
+//! Batched writes: consecutive changes of one kind to one table in one target transaction (the
+//! source transactions of a group, see `link.rs`) are applied with a few statements instead of one
+//! per row, with the same outcome as row by row. Each row keeps its own source transaction's
+//! origin, commit time and position (for its conflict record).
 //!
-//! Inserts: one locking existence check and one multi-row insert. Rows whose key exists take the
-//! ordinary conflict path, one by one; anything unusual (a queued key, differing column sets, a key
-//! twice in the run, a key with a tombstone, a race with a local insert) falls back to the
-//! row-by-row path.
+//! Inserts: one insert of the rows whose key is not there (`Target::insert_new`). Rows whose key
+//! exists take the row-by-row path, which finds the conflict; anything unusual (a queued key,
+//! differing column sets, a key twice in the run, a key with a tombstone, a race with a local
+//! insert) sends the whole run that way.
 //!
 //! Updates and deletes: consecutive rows that write the same columns (and all carry a version
 //! check, or none) form a batch, applied by one version-checked statement that tells which rows
@@ -24,16 +26,17 @@
 //! ```
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use tracing::debug;
 
 use super::error::ApplyError;
-use super::link::{with_row_context, Link, Queue, TxMeta};
+use super::link::{with_row_context, Link, Queue, Staged, TxMeta};
 use super::row::RowChange;
 use super::target::{Checked, TableInfo, Target, Write};
 use crate::config::DeletePolicy;
 use crate::mapping::TablePlan;
-use crate::model::{Change, Op, Value};
+use crate::model::{Op, Value};
 
 /// Rows per batch (keeps statements well under the engines' parameter limits).
 pub const MAX_ROWS: usize = 500;
@@ -55,6 +58,8 @@ struct Shape {
 struct Pending {
     shape: Option<Shape>,
     rows: Vec<RowChange>,
+    /// Each row's source transaction (a batch may span several of one group).
+    metas: Vec<Arc<TxMeta>>,
     writes: Vec<Checked>,
     /// The rows' keys as the target may compare them (see [`row_identity`]).
     keys: HashSet<String>,
@@ -86,22 +91,19 @@ fn row_identity(row: &RowChange) -> String {
 }
 
 impl<T: Target> Link<T> {
-    pub(super) async fn apply_inserts(
-        &mut self,
-        changes: &[Change],
-        meta: &TxMeta,
-    ) -> Result<(), ApplyError> {
+    pub(super) async fn apply_inserts(&mut self, changes: &[Staged]) -> Result<(), ApplyError> {
         let mapper = self.mapper.clone();
         let plan = match changes
             .first()
-            .and_then(|c| mapper.plan_for_source(&c.table))
+            .and_then(|c| mapper.plan_for_source(&c.change.table))
         {
             Some(p) if p.owner.as_deref().is_none_or(|o| o == self.ctx.source) => p,
-            _ => return self.one_by_one(changes, meta).await,
+            _ => return self.one_by_one(changes).await,
         };
         let info = self.t.table(&plan.target).await?;
         let mut rows = Vec::with_capacity(changes.len());
-        for c in changes {
+        let mut metas = Vec::with_capacity(changes.len());
+        for Staged { change: c, meta } in changes {
             let Some(mapped) = mapper.map(c) else {
                 continue;
             };
@@ -115,6 +117,7 @@ impl<T: Target> Link<T> {
                 &meta.origin,
                 meta.commit_time,
             )?);
+            metas.push(meta.clone());
         }
         let table = info.table.to_string();
         let keys: HashSet<String> = rows.iter().map(RowChange::key_text).collect();
@@ -130,49 +133,44 @@ impl<T: Target> Link<T> {
         {
             // A wide table: two smaller batches, in order.
             let (head, tail) = changes.split_at(changes.len() / 2);
-            Box::pin(self.apply_inserts(head, meta)).await?;
-            return Box::pin(self.apply_inserts(tail, meta)).await;
+            Box::pin(self.apply_inserts(head)).await?;
+            return Box::pin(self.apply_inserts(tail)).await;
         }
         let key_list: Vec<String> = keys.iter().cloned().collect();
         let queued = !self.t.open_keys(&table, &key_list).await?.is_empty();
         if keys.len() != rows.len() || !uniform || queued || rows.iter().any(|r| r.key.is_empty()) {
-            return self.one_by_one(changes, meta).await;
+            return self.one_by_one(changes).await;
         }
-        let key_lists: Vec<_> = rows.iter().map(|r| r.key.clone()).collect();
-        let exists = self
+        let writes: Vec<Write> = rows.iter().map(RowChange::full_write).collect();
+        let Some(inserted) = self
             .t
-            .existing(&info, &key_lists)
+            .insert_new(&info, &writes)
             .await
-            .map_err(|e| with_row_context(e, plan, &info))?;
-        let writes: Vec<Write> = rows
-            .iter()
-            .zip(&exists)
-            .filter(|(_, e)| !**e)
-            .map(|(r, _)| r.full_write())
-            .collect();
-        let inserted = writes.is_empty()
-            || self
-                .t
-                .insert_many(&info, &writes)
-                .await
-                .map_err(|e| with_row_context(e, plan, &info))?;
-        if !inserted {
-            // A local insert raced in between the check and the insert: decide row by row.
-            return self.one_by_one(changes, meta).await;
-        }
+            .map_err(|e| with_row_context(e, plan, &info))?
+        else {
+            // A local insert raced in between: decide row by row.
+            return self.one_by_one(changes).await;
+        };
         // Only a key deleted before needs the row-by-row check for a concurrent delete. Read after
         // the insert, in its transaction, no local delete committed before it goes unseen (see
         // `Link::insert_unless_deleted`); rare, so the batch is taken back and redone row by row.
         if plan.managed_version && self.t.any_tombstone(&table, &key_list).await? {
-            for (row, _) in rows.iter().zip(&exists).filter(|(_, e)| !**e) {
+            for (row, _) in rows.iter().zip(&inserted).filter(|(_, i)| **i) {
                 self.t
                     .delete(&info, &row.key, &row.version_column, None)
                     .await?;
             }
-            return self.one_by_one(changes, meta).await;
+            return self.one_by_one(changes).await;
         }
-        for (row, _) in rows.into_iter().zip(exists).filter(|(_, e)| *e) {
-            self.conflict(plan, &info, row, meta.position.as_deref())
+        // A row not inserted found its key (or another unique key) taken: the row-by-row path
+        // tells which, and takes the conflict path.
+        for ((row, meta), _) in rows
+            .into_iter()
+            .zip(metas)
+            .zip(inserted)
+            .filter(|(_, i)| !*i)
+        {
+            self.apply_row(plan, &info, row, meta.position.as_deref(), Queue::Check)
                 .await
                 .map_err(|e| with_row_context(e, plan, &info))?;
         }
@@ -180,33 +178,29 @@ impl<T: Target> Link<T> {
     }
 
     /// Applies a run of updates or deletes of one table (see the module doc).
-    pub(super) async fn apply_checked(
-        &mut self,
-        changes: &[Change],
-        meta: &TxMeta,
-    ) -> Result<(), ApplyError> {
+    pub(super) async fn apply_checked(&mut self, changes: &[Staged]) -> Result<(), ApplyError> {
         let mapper = self.mapper.clone();
         let source = self.ctx.source.clone();
         let foreign = |o: &Option<String>| o.as_deref().is_some_and(|o| o != source);
         let plan = match changes
             .first()
-            .and_then(|c| mapper.plan_for_source(&c.table))
+            .and_then(|c| mapper.plan_for_source(&c.change.table))
         {
             Some(p) if !foreign(&p.owner) && !p.columns.values().any(|c| foreign(&c.owner)) => p,
-            _ => return self.one_by_one(changes, meta).await,
+            _ => return self.one_by_one(changes).await,
         };
         let info = self.t.table(&plan.target).await?;
         if plan.managed_version && info.column(&plan.version).is_none() {
             // The row-by-row path says what to do about it.
-            return self.one_by_one(changes, meta).await;
+            return self.one_by_one(changes).await;
         }
         let mut rows = Vec::with_capacity(changes.len());
-        for c in changes {
+        for Staged { change: c, meta } in changes {
             let Some(mapped) = mapper.map(c) else {
                 continue;
             };
             let mapped = mapped?;
-            rows.push(RowChange::new(
+            let row = RowChange::new(
                 plan,
                 &info,
                 &self.ctx.names,
@@ -214,23 +208,24 @@ impl<T: Target> Link<T> {
                 &mapped,
                 &meta.origin,
                 meta.commit_time,
-            )?);
+            )?;
+            rows.push((row, meta.clone()));
         }
         // Keys under review (parked by any link into this node) go the row-by-row way.
         let queued: HashSet<String> = {
-            let keys: Vec<String> = rows.iter().map(RowChange::key_text).collect();
+            let keys: Vec<String> = rows.iter().map(|(r, _)| r.key_text()).collect();
             let table = info.table.to_string();
             self.t.open_keys(&table, &keys).await?.into_iter().collect()
         };
         let mut pending = Pending::default();
-        for row in rows {
+        for (row, meta) in rows {
             let write = if queued.contains(&row.key_text()) {
                 None
             } else {
                 Self::checked_write(plan, &row)
             };
             let Some(write) = write else {
-                self.flush_checked(plan, &info, &mut pending, meta).await?;
+                self.flush_checked(plan, &info, &mut pending).await?;
                 self.apply_row(plan, &info, row, meta.position.as_deref(), Queue::Check)
                     .await
                     .map_err(|e| with_row_context(e, plan, &info))?;
@@ -244,15 +239,16 @@ impl<T: Target> Link<T> {
             let identity = row_identity(&row);
             let params = write.write.key.len() + write.write.set.len() + 1;
             if !pending.accepts(&shape, &identity, params) {
-                self.flush_checked(plan, &info, &mut pending, meta).await?;
+                self.flush_checked(plan, &info, &mut pending).await?;
             }
             pending.shape = Some(shape);
             pending.keys.insert(identity);
             pending.params += params;
             pending.rows.push(row);
+            pending.metas.push(meta);
             pending.writes.push(write);
         }
-        self.flush_checked(plan, &info, &mut pending, meta).await
+        self.flush_checked(plan, &info, &mut pending).await
     }
 
     /// The version-checked write that is all a row needs, or `None` when it needs more than that
@@ -293,10 +289,13 @@ impl<T: Target> Link<T> {
         plan: &TablePlan,
         info: &TableInfo,
         pending: &mut Pending,
-        meta: &TxMeta,
     ) -> Result<(), ApplyError> {
-        let Pending { rows, writes, .. } = std::mem::take(pending);
-        let position = meta.position.as_deref();
+        let Pending {
+            rows,
+            metas,
+            writes,
+            ..
+        } = std::mem::take(pending);
         let op = rows.first().map(|r| r.op);
         let applied = match op {
             None => return Ok(()),
@@ -314,8 +313,8 @@ impl<T: Target> Link<T> {
                 .map_err(|e| with_row_context(e, plan, info))?,
         };
         let Some(applied) = applied else {
-            for row in rows {
-                self.apply_row(plan, info, row, position, Queue::Check)
+            for (row, meta) in rows.into_iter().zip(metas) {
+                self.apply_row(plan, info, row, meta.position.as_deref(), Queue::Check)
                     .await
                     .map_err(|e| with_row_context(e, plan, info))?;
             }
@@ -332,10 +331,10 @@ impl<T: Target> Link<T> {
                 .put_tombstones(&info.table.to_string(), &stones)
                 .await?;
         }
-        for (row, applied) in rows.into_iter().zip(applied) {
+        for ((row, meta), applied) in rows.into_iter().zip(metas).zip(applied) {
             debug!(link = %self.ctx.link(), table = %plan.business, key = %row.key_text(), op = row.op.as_str(), before_version = ?row.before_version, after_version = ?row.after_version, applied, batched = true, "row");
             if !applied {
-                self.conflict(plan, info, row, position)
+                self.conflict(plan, info, row, meta.position.as_deref())
                     .await
                     .map_err(|e| with_row_context(e, plan, info))?;
             }
@@ -343,9 +342,9 @@ impl<T: Target> Link<T> {
         Ok(())
     }
 
-    async fn one_by_one(&mut self, changes: &[Change], meta: &TxMeta) -> Result<(), ApplyError> {
+    async fn one_by_one(&mut self, changes: &[Staged]) -> Result<(), ApplyError> {
         for c in changes {
-            self.apply_change(c, meta).await?;
+            self.apply_change(&c.change, &c.meta).await?;
         }
         Ok(())
     }

@@ -24,7 +24,7 @@
 //! table, the row's key and the fix (the rows before it in the batch are written).
 
 use super::error::ApplyError;
-use super::link::{Link, TxMeta};
+use super::link::{Link, Staged, TxMeta};
 use super::row::{version_key, RowChange};
 use super::target::{Target, Write};
 use crate::config::OnError;
@@ -294,7 +294,15 @@ impl<T: Target> Link<T> {
         }
         stats.written = write.len() as u64;
         if !write.is_empty() {
-            self.apply_inserts(&write, meta).await?;
+            let meta = std::sync::Arc::new(meta.clone());
+            let staged: Vec<Staged> = write
+                .into_iter()
+                .map(|change| Staged {
+                    change,
+                    meta: meta.clone(),
+                })
+                .collect();
+            self.apply_inserts(&staged).await?;
         }
         let mut touch = Vec::new();
         let keys: Vec<String> = differing.iter().map(RowChange::key_text).collect();

@@ -63,6 +63,13 @@ pub(crate) struct TxMeta {
     pub commit_time: i64,
 }
 
+/// A change waiting in a run of its group, with the source transaction it belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct Staged {
+    pub change: Change,
+    pub meta: Arc<TxMeta>,
+}
+
 /// Whether a row change meets the review queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Queue {
@@ -207,9 +214,11 @@ impl<T: Target> Link<T> {
         };
         let position = last.position.to_string();
         self.in_transaction(async |l| {
+            let mut run = Vec::new();
             for tx in txs {
-                l.apply_body(tx).await?;
+                l.apply_body(tx, &mut run).await?;
             }
+            l.flush_run(&mut run).await?;
             let source = l.ctx.source.clone();
             l.t.write_checkpoint(&source, &position, last.commit_time)
                 .await
@@ -250,57 +259,68 @@ impl<T: Target> Link<T> {
         })
     }
 
-    async fn apply_body(&mut self, tx: &Transaction) -> Result<(), Failure> {
-        let meta = TxMeta {
+    /// Adds the changes of `tx` to the group's runs. Consecutive inserts, updates or deletes of one
+    /// table are applied as a batch (`batch.rs`), across the transactions of the group (they
+    /// commit together); everything else row by row, in order. A transaction that brings keys back
+    /// (its `revived` tombstones) keeps its runs to itself: the insert checks read that list.
+    async fn apply_body(&mut self, tx: &Transaction, run: &mut Vec<Staged>) -> Result<(), Failure> {
+        let meta = Arc::new(TxMeta {
             origin: tx.origin.to_string(),
             position: Some(tx.position.to_string()),
             commit_time: tx.commit_time,
-        };
-        self.revived = tx
+        });
+        let revived: Vec<Revived> = tx
             .changes
             .iter()
             .flatten()
             .filter_map(|c| Revived::from_change(&c, &self.ctx.schema))
             .collect();
-        // Consecutive inserts, updates or deletes of one table are applied as a batch (`batch.rs`);
-        // everything else row by row.
-        let mut run: Vec<Change> = Vec::new();
+        if !revived.is_empty() || !self.revived.is_empty() {
+            self.flush_run(run).await?;
+            self.revived = revived;
+        }
         for change in tx.changes.iter() {
             let change = change.map_err(ApplyError::Spill)?;
             let batched = matches!(change.op, Op::Insert | Op::Update | Op::Delete);
             let joins = batched
-                && run
-                    .first()
-                    .is_none_or(|first| first.table == change.table && first.op == change.op)
+                && run.first().is_none_or(|first| {
+                    first.change.table == change.table && first.change.op == change.op
+                })
                 && run.len() < super::batch::MAX_ROWS;
             if !joins {
-                self.flush_run(&mut run, &meta).await?;
+                self.flush_run(run).await?;
             }
             if batched {
-                run.push(change);
+                run.push(Staged {
+                    change,
+                    meta: meta.clone(),
+                });
             } else if let Err(error) = self.apply_change(&change, &meta).await {
                 let table = self.failed_table(Some(&change));
                 return Err(Failure { error, table });
             }
         }
-        self.flush_run(&mut run, &meta).await
+        if !self.revived.is_empty() {
+            self.flush_run(run).await?;
+        }
+        Ok(())
     }
 
-    async fn flush_run(&mut self, run: &mut Vec<Change>, meta: &TxMeta) -> Result<(), Failure> {
-        let table = self.failed_table(run.first());
-        let r = match (run.len(), run.first().map(|c| c.op)) {
+    async fn flush_run(&mut self, run: &mut Vec<Staged>) -> Result<(), Failure> {
+        let table = self.failed_table(run.first().map(|s| &s.change));
+        let r = match (run.len(), run.first().map(|c| c.change.op)) {
             (0, _) => Ok(()),
             (1, _) => {
                 let c = run.remove(0);
-                self.apply_change(&c, meta).await
+                self.apply_change(&c.change, &c.meta).await
             }
             (_, Some(Op::Insert)) => {
                 let changes = std::mem::take(run);
-                self.apply_inserts(&changes, meta).await
+                self.apply_inserts(&changes).await
             }
             _ => {
                 let changes = std::mem::take(run);
-                self.apply_checked(&changes, meta).await
+                self.apply_checked(&changes).await
             }
         };
         r.map_err(|error| Failure { error, table })

@@ -181,9 +181,15 @@ pub(crate) trait Target:
         t: &TableInfo,
         keys: &[Vec<Field>],
     ) -> Result<Vec<bool>, ApplyError>;
-    /// Inserts all rows (same columns each) in one statement. `false`, with nothing inserted, when a
-    /// key turned out to exist.
-    async fn insert_many(&mut self, t: &TableInfo, rows: &[Write]) -> Result<bool, ApplyError>;
+    /// Inserts the rows (same columns each, distinct keys) whose key the table does not have, and
+    /// says for each row whether it was inserted. A row not inserted found its key, or another
+    /// unique key, taken. `None`, with nothing inserted: a concurrent insert got in the way; the
+    /// caller goes row by row.
+    async fn insert_new(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Write],
+    ) -> Result<Option<Vec<bool>>, ApplyError>;
     /// Updates the row with `w.key` (and, with `check`, only if its version equals it). Rows changed.
     async fn update(
         &mut self,

@@ -438,14 +438,31 @@ impl Target for MyTarget {
         Ok(found)
     }
 
-    async fn insert_many(&mut self, t: &TableInfo, rows: &[Write]) -> Result<bool, ApplyError> {
-        let sql = self.builder(t).insert_many(rows);
+    /// A locking existence check, then one multi-row insert of the rows not found. (`INSERT
+    /// IGNORE` would also turn errors about values into warnings.)
+    async fn insert_new(
+        &mut self,
+        t: &TableInfo,
+        rows: &[Write],
+    ) -> Result<Option<Vec<bool>>, ApplyError> {
+        let keys: Vec<Vec<Field>> = rows.iter().map(|w| w.key.clone()).collect();
+        let exists = self.existing(t, &keys).await?;
+        let new: Vec<Write> = rows
+            .iter()
+            .zip(&exists)
+            .filter(|(_, e)| !**e)
+            .map(|(w, _)| w.clone())
+            .collect();
+        if new.is_empty() {
+            return Ok(Some(vec![false; rows.len()]));
+        }
+        let sql = self.builder(t).insert_many(&new);
         match self.run(sql).await {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(Some(exists.into_iter().map(|e| !e).collect())),
             // A failed statement is rolled back whole; the transaction goes on.
-            Err(mysql_async::Error::Server(e)) if e.code == 1062 => Ok(false),
+            Err(mysql_async::Error::Server(e)) if e.code == 1062 => Ok(None),
             // One row: its key; several: none names the failing row (the caller goes row by row).
-            Err(e) => Err(self.row_err(t, single_key(rows), e)),
+            Err(e) => Err(self.row_err(t, single_key(&new), e)),
         }
     }
 

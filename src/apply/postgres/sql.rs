@@ -19,6 +19,107 @@ pub struct Sql {
     pub params: Vec<Option<String>>,
 }
 
+/// A statement over arrays: one `text[]` parameter per column, whatever the number of rows, so
+/// that its text depends only on the table and the columns written. It is prepared once per shape
+/// and reused, and the server parses and plans it once, where a `VALUES` list of one parameter per
+/// value costs a new parse and plan for every batch. The rows are `unnest(…)` of the arrays, cast
+/// to each column's type as the row statements cast a parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArraySql {
+    pub text: String,
+    pub columns: Vec<Vec<Option<String>>>,
+}
+
+/// Gathers the arrays of an [`ArraySql`].
+struct ArrayBuilder<'a> {
+    info: &'a TableInfo,
+    source_offset_secs: i32,
+    columns: Vec<Vec<Option<String>>>,
+}
+
+impl<'a> ArrayBuilder<'a> {
+    fn new(info: &'a TableInfo, source_offset_secs: i32) -> Self {
+        ArrayBuilder {
+            info,
+            source_offset_secs,
+            columns: Vec::new(),
+        }
+    }
+
+    /// Adds the array of the values of column `name` (one per row; `None`, a missing value, is
+    /// NULL) and returns `v.a<n>::<base type>`, the value of one row.
+    fn column<'v>(
+        &mut self,
+        name: &str,
+        values: impl Iterator<Item = Option<&'v Value>>,
+    ) -> String {
+        let col = column_info(self.info, name);
+        let texts = values
+            .map(|v| v.and_then(|v| value_text(&col, v, self.source_offset_secs)))
+            .collect();
+        self.columns.push(texts);
+        format!(
+            "v.a{}::{}",
+            self.columns.len() - 1,
+            cast_type(&col.base_type)
+        )
+    }
+
+    /// `unnest($1::text[], …) AS v(a0, …)`, with the row's 1-based index `i` when `ordinal`.
+    fn from(&self, ordinal: bool) -> String {
+        let params: Vec<String> = (1..=self.columns.len())
+            .map(|n| format!("${n}::text[]"))
+            .collect();
+        let mut names: Vec<String> = (0..self.columns.len()).map(|n| format!("a{n}")).collect();
+        if ordinal {
+            names.push("i".into());
+        }
+        format!(
+            "unnest({}){} AS v({})",
+            params.join(", "),
+            if ordinal { " WITH ORDINALITY" } else { "" },
+            names.join(", ")
+        )
+    }
+
+    fn finish(self, text: String) -> ArraySql {
+        ArraySql {
+            text,
+            columns: self.columns,
+        }
+    }
+}
+
+/// A column's type with its modifier as a cast target (`character(4)`, `numeric(12,2)`).
+fn full_type(type_name: &str) -> String {
+    match type_name {
+        // Without a modifier these mean one character and one bit.
+        "character" | "bit" => cast_type(type_name),
+        t => t.to_string(),
+    }
+}
+
+fn column_info(info: &TableInfo, name: &str) -> ColumnInfo {
+    info.column(name).cloned().unwrap_or(ColumnInfo {
+        name: name.to_string(),
+        type_name: "text".into(),
+        base_type: "text".into(),
+        kind: ColKind::Text,
+        identity_always: false,
+        array_delim: ',',
+    })
+}
+
+/// The text PostgreSQL reads for `v` in column `col`.
+fn value_text(col: &ColumnInfo, v: &Value, source_offset_secs: i32) -> Option<String> {
+    match v {
+        // A JSON array (a MySQL JSON column) into an array column: as an array literal.
+        Value::Json(j) if col.base_type.ends_with("[]") => super::types::json_array_text(j),
+        Value::Array(items) => Some(super::types::array_text(items, col.array_delim)),
+        _ => to_text(v, col.kind, source_offset_secs),
+    }
+}
+
 /// Builds statements for one table.
 pub struct Builder<'a> {
     pub info: &'a TableInfo,
@@ -35,28 +136,11 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn column(&self, name: &str) -> ColumnInfo {
-        self.info.column(name).cloned().unwrap_or(ColumnInfo {
-            name: name.to_string(),
-            type_name: "text".into(),
-            base_type: "text".into(),
-            kind: ColKind::Text,
-            identity_always: false,
-            array_delim: ',',
-        })
-    }
-
     /// `$n::text::<base type>` for a value of column `name`.
     fn bind(&mut self, name: &str, v: &Value) -> String {
-        let col = self.column(name);
-        let text = match v {
-            // A JSON array (a MySQL JSON column) into an array column: as an array literal.
-            Value::Json(j) if col.base_type.ends_with("[]") => super::types::json_array_text(j),
-            Value::Array(items) => Some(super::types::array_text(items, col.array_delim)),
-            _ => None,
-        };
+        let col = column_info(self.info, name);
         self.params
-            .push(text.or_else(|| to_text(v, col.kind, self.source_offset_secs)));
+            .push(value_text(&col, v, self.source_offset_secs));
         format!(
             "${}::text::{}",
             self.params.len(),
@@ -118,53 +202,68 @@ impl<'a> Builder<'a> {
         self.finish(text)
     }
 
-    /// One multi-row insert (every row with the same columns).
-    pub fn insert_many(mut self, rows: &[Write]) -> Sql {
-        let cols: Vec<String> = rows
-            .first()
-            .map(|w| w.set.iter().map(|f| ident(&f.name)).collect())
-            .unwrap_or_default();
-        let values: Vec<String> = rows
+    /// Inserts the rows (every row with the same columns) whose key is free, over arrays (see
+    /// [`ArraySql`]), and returns the indexes of the rows inserted: the keys the insert returns,
+    /// joined to the rows' keys cast to the column's full type (with its modifier, as the stored
+    /// key was). `None` when a key column is not among the columns written.
+    pub fn insert_new(self, rows: &[Write]) -> Option<ArraySql> {
+        let mut a = ArrayBuilder::new(self.info, self.source_offset_secs);
+        let first = rows.first().map(|w| w.set.as_slice()).unwrap_or_default();
+        let cols: Vec<String> = first.iter().map(|f| ident(&f.name)).collect();
+        let vals: Vec<String> = first
             .iter()
-            .map(|w| {
-                let vals: Vec<String> =
-                    w.set.iter().map(|f| self.bind(&f.name, &f.value)).collect();
-                format!("({})", vals.join(", "))
-            })
+            .enumerate()
+            .map(|(j, f)| a.column(&f.name, rows.iter().map(|w| w.set.get(j).map(|f| &f.value))))
             .collect();
-        let overriding = rows.first().map_or("", |w| self.overriding(&w.set));
+        let key = rows.first().map(|w| w.key.as_slice()).unwrap_or_default();
+        let on = key
+            .iter()
+            .map(|k| {
+                let j = first.iter().position(|f| f.name == k.name)?;
+                let col = column_info(self.info, &k.name);
+                Some(format!(
+                    "ins.{n} = v.a{j}::{}",
+                    full_type(&col.type_name),
+                    n = ident(&k.name)
+                ))
+            })
+            .collect::<Option<Vec<String>>>()
+            .filter(|on| !on.is_empty())?;
+        let returning: Vec<String> = key.iter().map(|k| ident(&k.name)).collect();
         let text = format!(
-            "INSERT INTO {} ({}) {overriding}VALUES {}",
+            "WITH v AS MATERIALIZED (SELECT * FROM {}), \
+             ins AS (INSERT INTO {} ({}) {}SELECT {} FROM v ON CONFLICT DO NOTHING RETURNING {}) \
+             SELECT (v.i - 1)::text FROM v JOIN ins ON {}",
+            a.from(true),
             qname(&self.info.table),
             cols.join(", "),
-            values.join(", ")
+            self.overriding(first),
+            vals.join(", "),
+            returning.join(", "),
+            on.join(" AND ")
         );
-        self.finish(text)
+        Some(a.finish(text))
     }
 
     /// The indexes (into `keys`) of the keys the table has, locking those rows.
-    pub fn existing(mut self, keys: &[Vec<Field>]) -> Sql {
-        let names: Vec<String> = keys
-            .first()
-            .map(|k| k.iter().map(|f| ident(&f.name)).collect())
-            .unwrap_or_default();
-        let rows: Vec<String> = keys
+    pub fn existing(self, keys: &[Vec<Field>]) -> ArraySql {
+        let mut a = ArrayBuilder::new(self.info, self.source_offset_secs);
+        let first = keys.first().map(Vec::as_slice).unwrap_or_default();
+        let on: Vec<String> = first
             .iter()
             .enumerate()
-            .map(|(i, k)| {
-                let vals: Vec<String> = k.iter().map(|f| self.bind(&f.name, &f.value)).collect();
-                format!("({i}, {})", vals.join(", "))
+            .map(|(j, f)| {
+                let v = a.column(&f.name, keys.iter().map(|k| k.get(j).map(|f| &f.value)));
+                format!("t.{} = {v}", ident(&f.name))
             })
             .collect();
-        let on: Vec<String> = names.iter().map(|n| format!("t.{n} = v.{n}")).collect();
         let text = format!(
-            "SELECT v.i::text FROM (VALUES {}) AS v(i, {}) JOIN {} t ON {} FOR UPDATE OF t",
-            rows.join(", "),
-            names.join(", "),
+            "SELECT (v.i - 1)::text FROM {} JOIN {} t ON {} FOR UPDATE OF t",
+            a.from(true),
             qname(&self.info.table),
             on.join(" AND ")
         );
-        self.finish(text)
+        a.finish(text)
     }
 
     /// The same insert without `ON CONFLICT`, to surface the real error of a conflicting insert on a
@@ -207,86 +306,76 @@ impl<'a> Builder<'a> {
         self.finish(text)
     }
 
-    /// `(VALUES (0, key…, before version, value…), …) AS v(i, k0…, b, s0…)` for a checked batch, and
-    /// the condition that joins it to `t`: the key, and the version check as [`Builder::update`]
-    /// writes it (`IS NOT DISTINCT FROM` covers both the value and the NULL case).
-    fn checked_values(&mut self, rows: &[Checked], version: &str) -> (String, String) {
+    /// The arrays of a checked batch (`k…`: key, `b`: before version, `s…`: values) and the
+    /// condition that joins them to `t`: the key, and the version check as [`Builder::update`]
+    /// writes it (`IS NOT DISTINCT FROM` covers both the value and the NULL case). Returns the
+    /// condition and the `SET` list.
+    fn checked_arrays(a: &mut ArrayBuilder, rows: &[Checked], version: &str) -> (String, String) {
         let Some(first) = rows.first() else {
-            return ("(VALUES (0)) AS v(i)".into(), "false".into());
+            return ("false".into(), String::new());
         };
-        let checked = first.check.is_some();
-        let tuples: Vec<String> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let mut vals = vec![i.to_string()];
-                for f in &r.write.key {
-                    vals.push(self.bind(&f.name, &f.value));
-                }
-                if checked {
-                    vals.push(self.bind(version, r.check.as_ref().unwrap_or(&Value::Null)));
-                }
-                for f in &r.write.set {
-                    vals.push(self.bind(&f.name, &f.value));
-                }
-                format!("({})", vals.join(", "))
-            })
-            .collect();
-        let mut names = vec!["i".to_string()];
-        names.extend((0..first.write.key.len()).map(|j| format!("k{j}")));
-        if checked {
-            names.push("b".into());
-        }
-        names.extend((0..first.write.set.len()).map(|j| format!("s{j}")));
         let mut cond: Vec<String> = first
             .write
             .key
             .iter()
             .enumerate()
-            .map(|(j, f)| format!("t.{} = v.k{j}", ident(&f.name)))
+            .map(|(j, f)| {
+                let v = a.column(
+                    &f.name,
+                    rows.iter().map(|r| r.write.key.get(j).map(|f| &f.value)),
+                );
+                format!("t.{} = {v}", ident(&f.name))
+            })
             .collect();
-        if checked {
+        if first.check.is_some() {
+            let b = a.column(
+                version,
+                rows.iter()
+                    .map(|r| Some(r.check.as_ref().unwrap_or(&Value::Null))),
+            );
             cond.push(format!(
-                "t.{}::text IS NOT DISTINCT FROM v.b::text",
+                "t.{}::text IS NOT DISTINCT FROM ({b})::text",
                 ident(version)
             ));
         }
-        (
-            format!("(VALUES {}) AS v({})", tuples.join(", "), names.join(", ")),
-            cond.join(" AND "),
-        )
+        let sets: Vec<String> = first
+            .write
+            .set
+            .iter()
+            .enumerate()
+            .map(|(j, f)| {
+                let v = a.column(
+                    &f.name,
+                    rows.iter().map(|r| r.write.set.get(j).map(|f| &f.value)),
+                );
+                format!("{} = {v}", ident(&f.name))
+            })
+            .collect();
+        (cond.join(" AND "), sets.join(", "))
     }
 
     /// Updates a checked batch (see `Target::update_many`); returns the indexes of the rows applied.
-    pub fn update_many(mut self, rows: &[Checked], version: &str) -> Sql {
-        let (values, cond) = self.checked_values(rows, version);
-        let sets: Vec<String> = rows
-            .first()
-            .map(|r| {
-                r.write
-                    .set
-                    .iter()
-                    .enumerate()
-                    .map(|(j, f)| format!("{} = v.s{j}", ident(&f.name)))
-                    .collect()
-            })
-            .unwrap_or_default();
+    pub fn update_many(self, rows: &[Checked], version: &str) -> ArraySql {
+        let mut a = ArrayBuilder::new(self.info, self.source_offset_secs);
+        let (cond, sets) = Self::checked_arrays(&mut a, rows, version);
         let text = format!(
-            "UPDATE {} AS t SET {} FROM {values} WHERE {cond} RETURNING v.i::text",
+            "UPDATE {} AS t SET {sets} FROM {} WHERE {cond} RETURNING (v.i - 1)::text",
             qname(&self.info.table),
-            sets.join(", ")
+            a.from(true)
         );
-        self.finish(text)
+        a.finish(text)
     }
 
     /// Deletes a checked batch (see `Target::delete_many`); returns the indexes of the rows deleted.
-    pub fn delete_many(mut self, rows: &[Checked], version: &str) -> Sql {
-        let (values, cond) = self.checked_values(rows, version);
+    pub fn delete_many(self, rows: &[Checked], version: &str) -> ArraySql {
+        let mut a = ArrayBuilder::new(self.info, self.source_offset_secs);
+        let (cond, _) = Self::checked_arrays(&mut a, rows, version);
         let text = format!(
-            "DELETE FROM {} AS t USING {values} WHERE {cond} RETURNING v.i::text",
-            qname(&self.info.table)
+            "DELETE FROM {} AS t USING {} WHERE {cond} RETURNING (v.i - 1)::text",
+            qname(&self.info.table),
+            a.from(true)
         );
-        self.finish(text)
+        a.finish(text)
     }
 
     /// Reads and locks the current row: version key, origin, per-column equality with the incoming
@@ -380,11 +469,28 @@ mod tests {
             key: vec![f("id", Value::Int(7))],
             set: vec![f("id", Value::Int(7)), f("name", Value::Text("x".into()))],
         };
-        let sql = Builder::new(&info, 0).insert_many(std::slice::from_ref(&w));
+        let sql = Builder::new(&info, 0)
+            .insert_new(std::slice::from_ref(&w))
+            .expect("the key is written");
         assert_eq!(
             sql.text,
-            "INSERT INTO \"public\".\"customers\" (\"id\", \"name\") OVERRIDING SYSTEM VALUE \
-             VALUES ($1::text::integer, $2::text::character varying)"
+            "WITH v AS MATERIALIZED (SELECT * FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS v(a0, a1, i)), \
+             ins AS (INSERT INTO \"public\".\"customers\" (\"id\", \"name\") OVERRIDING SYSTEM VALUE \
+             SELECT v.a0::integer, v.a1::character varying FROM v ON CONFLICT DO NOTHING RETURNING \"id\") \
+             SELECT (v.i - 1)::text FROM v JOIN ins ON ins.\"id\" = v.a0::integer"
+        );
+        assert_eq!(
+            sql.columns,
+            vec![vec![Some("7".to_string())], vec![Some("x".to_string())]]
+        );
+        let keyless = Write {
+            key: w.key.clone(),
+            set: vec![f("name", Value::Text("x".into()))],
+        };
+        assert_eq!(
+            Builder::new(&info, 0).insert_new(&[keyless]),
+            None,
+            "a key column not written cannot be joined back"
         );
         let w = Write {
             key: w.key,
@@ -410,21 +516,18 @@ mod tests {
         );
         assert_eq!(
             sql.text,
-            "UPDATE \"public\".\"customers\" AS t SET \"name\" = v.s0 FROM (VALUES \
-             (0, $1::text::integer, $2::text::bigint, $3::text::character varying), \
-             (1, $4::text::integer, $5::text::bigint, $6::text::character varying)) AS v(i, k0, b, s0) \
-             WHERE t.\"id\" = v.k0 AND t.\"_tandem_version\"::text IS NOT DISTINCT FROM v.b::text \
-             RETURNING v.i::text"
+            "UPDATE \"public\".\"customers\" AS t SET \"name\" = v.a2::character varying FROM \
+             unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS v(a0, a1, a2, i) \
+             WHERE t.\"id\" = v.a0::integer AND t.\"_tandem_version\"::text IS NOT DISTINCT FROM (v.a1::bigint)::text \
+             RETURNING (v.i - 1)::text"
         );
+        let t = |v: &str| Some(v.to_string());
         assert_eq!(
-            sql.params,
+            sql.columns,
             vec![
-                Some("1".into()),
-                Some("3".into()),
-                Some("a".into()),
-                Some("2".into()),
-                None,
-                Some("b".into())
+                vec![t("1"), t("2")],
+                vec![t("3"), None],
+                vec![t("a"), t("b")]
             ]
         );
         let unchecked = Checked {
@@ -437,8 +540,8 @@ mod tests {
         let sql = Builder::new(&info, 0).delete_many(&[unchecked], "_tandem_version");
         assert_eq!(
             sql.text,
-            "DELETE FROM \"public\".\"customers\" AS t USING (VALUES (0, $1::text::integer)) \
-             AS v(i, k0) WHERE t.\"id\" = v.k0 RETURNING v.i::text"
+            "DELETE FROM \"public\".\"customers\" AS t USING unnest($1::text[]) WITH ORDINALITY \
+             AS v(a0, i) WHERE t.\"id\" = v.a0::integer RETURNING (v.i - 1)::text"
         );
     }
 }

@@ -1,0 +1,508 @@
+//! End to end against the tool a user would otherwise pick: PostgreSQL -> PostgreSQL with native
+//! publication/subscription, then with tandem, on the same two throwaway servers (the harness's,
+//! fsync off), one after the other in one run, each in fresh databases.
+//!
+//! Workloads (issue #15), each timed from the first source statement until the target holds the
+//! result:
+//! 1. bulk: one transaction of `TANDEM_BENCH_ROWS` rows (default 200,000), `INSERT … SELECT
+//!    generate_series`;
+//! 2. singles: 20,000 one-row insert transactions from one client;
+//! 3. updates: 8 clients x 2,500 one-row updates (autocommit) on the first 100,000 rows.
+//!
+//! "The target holds the result" is observed without scanning the table: after each workload the
+//! client commits one row into a small `mark` table that both tools replicate in commit order, and
+//! the clock stops when that row is on the target. At the end every row of both tables is compared
+//! (a checksum of all rows on each side); a difference fails the run. Peak RSS of `tandem run` is
+//! sampled from `/proc` every 20 ms.
+//!
+//! Run: `cargo bench --bench replicate` (release build). `TANDEM_BENCH_SCALE` divides the three
+//! workloads (CI runs `TANDEM_BENCH_SCALE=100` as a smoke test). The machine's load moves absolute
+//! numbers; the ratios of one run are what to compare.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tandem::harness::{PgOptions, PgServer};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_postgres::{Client, NoTls};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const DDL: &str =
+    "CREATE TABLE items (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2));
+    CREATE TABLE mark (id int PRIMARY KEY)";
+
+/// The checksum of a table's business columns, in key order.
+const CHECKSUM: &str = "SELECT count(*)::text || ' ' || coalesce(md5(string_agg(concat_ws('|', id, name, qty, price), ',' ORDER BY id)), '') FROM items";
+
+struct Sizes {
+    bulk: i64,
+    singles: i64,
+    clients: i64,
+    updates_each: i64,
+    updated_rows: i64,
+}
+
+impl Sizes {
+    fn from_env() -> Sizes {
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok());
+        let scale = env("TANDEM_BENCH_SCALE").unwrap_or(1).max(1);
+        let bulk = env("TANDEM_BENCH_ROWS").unwrap_or(200_000) / scale;
+        Sizes {
+            bulk: bulk.max(1),
+            singles: (20_000 / scale).max(1),
+            clients: 8,
+            updates_each: (2_500 / scale).max(1),
+            updated_rows: bulk.clamp(1, 100_000),
+        }
+    }
+}
+
+/// Each workload's figure: work units (rows or transactions) per second, and the CPU seconds the
+/// source server, the target server and the tandem process spent on it.
+#[derive(Default, Clone, Copy)]
+struct Figures {
+    bulk: f64,
+    singles: f64,
+    updates: f64,
+    cpu: [[f64; 3]; 3],
+}
+
+/// Whose CPU time is counted: the two servers (the postmaster and its children) and tandem.
+#[derive(Clone, Copy)]
+struct Meters {
+    source: u32,
+    target: u32,
+    tandem: Option<u32>,
+}
+
+/// `(pid, parent pid, utime + stime in clock ticks)` of every process.
+fn processes() -> Vec<(u32, u32, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may hold spaces: fields count from its end.
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ppid = f.get(1)?.parse().ok()?;
+        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        Some((pid, ppid, ticks))
+    })
+    .collect()
+}
+
+impl Meters {
+    /// CPU seconds so far: source server, target server, tandem. (Exited server processes are not
+    /// counted; the workloads' connections stay open while measured.)
+    fn read(&self) -> [f64; 3] {
+        let all = processes();
+        let tree = |root: u32| {
+            all.iter()
+                .filter(|(pid, ppid, _)| *pid == root || *ppid == root)
+                .map(|(_, _, t)| *t)
+                .sum::<u64>()
+        };
+        let own = |pid: Option<u32>| {
+            all.iter()
+                .filter(|(p, _, _)| Some(*p) == pid)
+                .map(|(_, _, t)| *t)
+                .sum::<u64>()
+        };
+        // Linux reports these in USER_HZ, 100 per second.
+        let s = |t: u64| t as f64 / 100.0;
+        [
+            s(tree(self.source)),
+            s(tree(self.target)),
+            s(own(self.tandem)),
+        ]
+    }
+
+    fn since(&self, start: [f64; 3]) -> [f64; 3] {
+        let now = self.read();
+        [now[0] - start[0], now[1] - start[1], now[2] - start[2]]
+    }
+}
+
+fn postmaster(server: &PgServer) -> Result<u32, Error> {
+    let text = std::fs::read_to_string(server.data_dir().join("postmaster.pid"))?;
+    Ok(text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or("postmaster.pid has no pid")?)
+}
+
+async fn connect(url: &str) -> Result<Client, Error> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// Commits mark `n` on the source and waits until the target has it.
+async fn mark_and_wait(src: &Client, dst: &Client, n: i32, what: &str) -> Result<(), Error> {
+    src.execute("INSERT INTO mark VALUES ($1)", &[&n]).await?;
+    let start = Instant::now();
+    loop {
+        let seen = dst
+            .query_opt("SELECT 1 FROM mark WHERE id = $1", &[&n])
+            .await?;
+        if seen.is_some() {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(1800) {
+            return Err(format!("{what}: the target did not catch up in 30 minutes").into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs the three workloads against `src`, waiting on `dst` after each.
+async fn workloads(
+    src_url: &str,
+    dst_url: &str,
+    sizes: &Sizes,
+    what: &str,
+    meters: Meters,
+) -> Result<Figures, Error> {
+    let src = connect(src_url).await?;
+    let dst = connect(dst_url).await?;
+    let mut f = Figures::default();
+
+    let cpu = meters.read();
+    let start = Instant::now();
+    src.batch_execute(&format!(
+        "INSERT INTO items SELECT g, 'name ' || g, g % 100, g * 1.5 FROM generate_series(1, {}) g",
+        sizes.bulk
+    ))
+    .await?;
+    mark_and_wait(&src, &dst, 1, what).await?;
+    f.bulk = sizes.bulk as f64 / start.elapsed().as_secs_f64();
+    f.cpu[0] = meters.since(cpu);
+
+    let insert = src
+        .prepare("INSERT INTO items VALUES ($1, 'single ' || $1::bigint, 1, 2.5)")
+        .await?;
+    let cpu = meters.read();
+    let start = Instant::now();
+    for i in 0..sizes.singles {
+        src.execute(&insert, &[&(10_000_000 + i)]).await?;
+    }
+    mark_and_wait(&src, &dst, 2, what).await?;
+    f.singles = sizes.singles as f64 / start.elapsed().as_secs_f64();
+    f.cpu[1] = meters.since(cpu);
+
+    let cpu = meters.read();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..sizes.clients {
+        let url = src_url.to_string();
+        let (each, rows) = (sizes.updates_each, sizes.updated_rows);
+        tasks.push(tokio::spawn(async move {
+            let client = connect(&url).await?;
+            let update = client
+                .prepare("UPDATE items SET qty = qty + 1 WHERE id = $1")
+                .await?;
+            // A fixed pseudo-random sequence per client (an LCG), so runs are alike.
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1);
+            for _ in 0..each {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let id = (x >> 33) as i64 % rows + 1;
+                client.execute(&update, &[&id]).await?;
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    mark_and_wait(&src, &dst, 3, what).await?;
+    f.updates = (sizes.clients * sizes.updates_each) as f64 / start.elapsed().as_secs_f64();
+    f.cpu[2] = meters.since(cpu);
+
+    let (a, b) = (
+        src.query_one(CHECKSUM, &[]).await?.get::<_, String>(0),
+        dst.query_one(CHECKSUM, &[]).await?.get::<_, String>(0),
+    );
+    if a != b {
+        return Err(format!("{what}: the target differs from the source: {a} against {b}").into());
+    }
+    Ok(f)
+}
+
+async fn fresh_databases(
+    a: &PgServer,
+    b: &PgServer,
+    name: &str,
+) -> Result<(String, String), Error> {
+    a.create_database(&format!("{name}_src")).await?;
+    b.create_database(&format!("{name}_dst")).await?;
+    let (src_url, dst_url) = (a.url(&format!("{name}_src")), b.url(&format!("{name}_dst")));
+    connect(&src_url).await?.batch_execute(DDL).await?;
+    connect(&dst_url).await?.batch_execute(DDL).await?;
+    Ok((src_url, dst_url))
+}
+
+async fn native(a: &PgServer, b: &PgServer, sizes: &Sizes) -> Result<Figures, Error> {
+    let (src_url, dst_url) = fresh_databases(a, b, "native").await?;
+    connect(&src_url)
+        .await?
+        .batch_execute("CREATE PUBLICATION bench FOR TABLE items, mark")
+        .await?;
+    let dst = connect(&dst_url).await?;
+    dst.batch_execute(&format!(
+        "CREATE SUBSCRIPTION bench CONNECTION 'host=127.0.0.1 port={} dbname=native_src user=postgres' PUBLICATION bench",
+        a.port()
+    ))
+    .await?;
+    let start = Instant::now();
+    loop {
+        let waiting: i64 = dst
+            .query_one(
+                "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
+                &[],
+            )
+            .await?
+            .get(0);
+        if waiting == 0 {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err("the native subscription did not become ready".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let meters = Meters {
+        source: postmaster(a)?,
+        target: postmaster(b)?,
+        tandem: None,
+    };
+    let figures = workloads(&src_url, &dst_url, sizes, "native", meters).await?;
+    dst.batch_execute("DROP SUBSCRIPTION bench").await?;
+    Ok(figures)
+}
+
+/// Peak `VmRSS` of `pid` in KiB, sampled until `stop`.
+fn sample_rss(pid: u32, stop: Arc<AtomicBool>, peak: Arc<AtomicU64>) {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                let kib = status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                peak.fetch_max(kib, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+async fn tandem_cmd(args: &[&str], config: &Path) -> Result<(), Error> {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .await?;
+    if !out.status.success() {
+        return Err(format!(
+            "tandem {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Starts `tandem run` and waits until both links have started.
+async fn start_run(config: &Path) -> Result<tokio::process::Child, Error> {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("TANDEM_LOG", "info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let mut started = 0;
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("link started") {
+                started += 1;
+                if started == 2 {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    if ready != Ok(true) {
+        return Err("tandem run did not start its links".into());
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(child)
+}
+
+async fn tandem(a: &PgServer, b: &PgServer, sizes: &Sizes) -> Result<(Figures, u64), Error> {
+    let (src_url, dst_url) = fresh_databases(a, b, "tandem").await?;
+    let config: PathBuf = std::env::temp_dir().join(format!(
+        "tandem-bench-replicate-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "[nodes.a]\nurl = \"{src_url}\"\n[nodes.b]\nurl = \"{dst_url}\"\n\
+             [[tables]]\nname = \"items\"\nkey = [\"id\"]\n[[tables]]\nname = \"mark\"\nkey = [\"id\"]\n"
+        ),
+    )?;
+    tandem_cmd(&["setup"], &config).await?;
+    let mut child = start_run(&config).await?;
+    let pid = child.id().ok_or("tandem run has no pid")?;
+    let (stop, peak) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    sample_rss(pid, stop.clone(), peak.clone());
+    let meters = Meters {
+        source: postmaster(a)?,
+        target: postmaster(b)?,
+        tandem: Some(pid),
+    };
+    let figures = workloads(&src_url, &dst_url, sizes, "tandem", meters).await;
+    stop.store(true, Ordering::Relaxed);
+    child.kill().await?;
+    let _ = std::fs::remove_file(&config);
+    Ok((figures?, peak.load(Ordering::Relaxed)))
+}
+
+async fn run() -> Result<(), Error> {
+    let sizes = Sizes::from_env();
+    // The server default for logical_decoding_work_mem (the harness lowers it to exercise spilling).
+    let statements = std::env::var("TANDEM_BENCH_STATEMENTS").is_ok_and(|v| v == "1");
+    let options = || {
+        let mut settings = vec![("logical_decoding_work_mem".into(), "64MB".into())];
+        if statements {
+            settings.extend([
+                (
+                    "shared_preload_libraries".into(),
+                    "pg_stat_statements".into(),
+                ),
+                ("pg_stat_statements.track_planning".into(), "on".into()),
+            ]);
+        }
+        PgOptions {
+            settings,
+            ..PgOptions::default()
+        }
+    };
+    let (a, b) = tokio::join!(
+        PgServer::start_with(options()),
+        PgServer::start_with(options())
+    );
+    let (a, b) = (a?, b?);
+    println!(
+        "replicate: PostgreSQL {} -> PostgreSQL {} (harness servers, fsync off), {} build of tandem; \
+         bulk {} rows in one transaction, {} one-row insert transactions, {} clients x {} one-row updates on {} rows",
+        a.version(),
+        b.version(),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        sizes.bulk,
+        sizes.singles,
+        sizes.clients,
+        sizes.updates_each,
+        sizes.updated_rows
+    );
+    let n = native(&a, &b, &sizes).await?;
+    if statements {
+        connect(&b.url("postgres"))
+            .await?
+            .batch_execute("CREATE EXTENSION pg_stat_statements; SELECT pg_stat_statements_reset()")
+            .await?;
+    }
+    let (t, peak_kib) = tandem(&a, &b, &sizes).await?;
+    if statements {
+        // TANDEM_BENCH_STATEMENTS=1: where the target server spent its time on tandem's statements.
+        let rows = connect(&b.url("postgres"))
+            .await?
+            .query(
+                "SELECT calls, rows, round(total_plan_time)::text, round(total_exec_time)::text, \
+                 left(regexp_replace(query, '\\s+', ' ', 'g'), 160) FROM pg_stat_statements \
+                 ORDER BY total_plan_time + total_exec_time DESC LIMIT 15",
+                &[],
+            )
+            .await?;
+        println!("  target server, tandem's statements (calls, rows, plan ms, exec ms, text):");
+        for r in rows {
+            println!(
+                "    {:>7} {:>8} {:>6} {:>6}  {}",
+                r.get::<_, i64>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, String>(2),
+                r.get::<_, String>(3),
+                r.get::<_, String>(4)
+            );
+        }
+    }
+    let line = |i: usize, what: &str, unit: &str, native: f64, tandem: f64| {
+        let (nc, tc) = (n.cpu[i], t.cpu[i]);
+        println!(
+            "  {what:<28} native {native:>8.0} {unit}   tandem {tandem:>8.0} {unit}   ratio {:.2}x   \
+             CPU s source/target: native {:.1}/{:.1}, tandem {:.1}/{:.1} + tandem {:.1}",
+            tandem / native,
+            nc[0],
+            nc[1],
+            tc[0],
+            tc[1],
+            tc[2]
+        )
+    };
+    line(0, "bulk, one transaction", "rows/s", n.bulk, t.bulk);
+    line(
+        1,
+        "one-row insert transactions",
+        "txn/s",
+        n.singles,
+        t.singles,
+    );
+    line(
+        2,
+        "one-row updates, 8 clients",
+        "txn/s",
+        n.updates,
+        t.updates,
+    );
+    println!(
+        "  tandem run peak RSS {:.1} MiB; every row equal on both sides for both tools",
+        peak_kib as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn main() {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("replicate bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run()) {
+        eprintln!("replicate bench failed: {e}");
+        std::process::exit(1);
+    }
+}
