@@ -374,3 +374,76 @@ async fn maria_setup_moves_an_earlier_install_onto_the_new_triggers() {
     );
     c.disconnect().await.ok();
 }
+
+/// The applier's session runs with `session_replication_role = replica`, as PostgreSQL's own apply
+/// workers do: no ordinary trigger fires for a replicated row (the application's own triggers
+/// included, as with native replication), while the trigger that raises the tombstone flag is
+/// `ENABLE ALWAYS`, so a replicated delete still raises it, and a later local insert of the key
+/// bumps its tombstone.
+#[tokio::test]
+async fn pg_replicated_rows_fire_no_ordinary_trigger_but_raise_the_tombstone_flag() {
+    let pair = pair().await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    c.batch_execute(
+        "CREATE TABLE fired (n int); \
+         CREATE FUNCTION count_fired() RETURNS trigger LANGUAGE plpgsql AS \
+           $$ BEGIN INSERT INTO fired VALUES (1); RETURN NEW; END $$; \
+         CREATE TRIGGER app_audit AFTER INSERT OR UPDATE OR DELETE ON items FOR EACH ROW \
+           EXECUTE FUNCTION count_fired()",
+    )
+    .await
+    .expect("the application's trigger");
+    let run = crate::support::start_tandem_run(&pair.config, 2).await;
+    let mut desk = pair.maria.connect("desk").await.expect("connect");
+    desk.query_drop(
+        "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c'); \
+         UPDATE items SET v = 'b2' WHERE id = 2; DELETE FROM items WHERE id = 3",
+    )
+    .await
+    .expect("writes on helpdesk");
+    wait_for(
+        "helpdesk's writes on crm",
+        Duration::from_secs(60),
+        || async {
+            let rows: Vec<(i32, String)> = c
+                .query("SELECT id, v FROM items ORDER BY id", &[])
+                .await
+                .ok()?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            (rows == [(1, "a".to_string()), (2, "b2".to_string())]).then_some(())
+        },
+    )
+    .await;
+    let count = "SELECT count(*) FROM fired";
+    let fired: i64 = c.query_one(count, &[]).await.expect("count").get(0);
+    assert_eq!(
+        fired, 0,
+        "the application's trigger fired for replicated rows"
+    );
+    let flag: Option<i64> = c
+        .query_one(
+            "SELECT pg_sequence_last_value('tandem.tombstoned_public_items')",
+            &[],
+        )
+        .await
+        .expect("flag")
+        .get(0);
+    assert_eq!(
+        flag,
+        Some(1),
+        "the replicated delete's tombstone raised the flag"
+    );
+    c.batch_execute("INSERT INTO items VALUES (3, 'back')")
+        .await
+        .expect("a local insert");
+    assert_eq!(
+        pg_stones(&c, 3).await,
+        vec![("helpdesk".to_string(), 1)],
+        "the local insert bumped the replicated delete's tombstone"
+    );
+    let fired: i64 = c.query_one(count, &[]).await.expect("count").get(0);
+    assert_eq!(fired, 1, "a local write fires the application's trigger");
+    crate::support::stop_tandem_run(run).await;
+}

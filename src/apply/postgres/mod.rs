@@ -31,6 +31,10 @@ pub struct PgTarget {
     /// Replication origin to mark applied transactions with.
     origin_name: Option<String>,
     origin_active: bool,
+    /// Whether the session may apply with `session_replication_role = replica` (`None`: not yet
+    /// known), and whether it does now.
+    replica_allowed: Option<bool>,
+    replica_active: bool,
     statements: HashMap<String, Statement>,
     tables: HashMap<TableRef, Arc<TableInfo>>,
 }
@@ -62,6 +66,8 @@ impl PgTarget {
             source_offset_secs,
             origin_name,
             origin_active: false,
+            replica_allowed: None,
+            replica_active: false,
             statements: HashMap::new(),
             tables: HashMap::new(),
         };
@@ -75,6 +81,62 @@ impl PgTarget {
         )
         .await?;
         Ok(t)
+    }
+
+    /// Applies with `session_replication_role = replica` (`on`), as PostgreSQL's apply workers do:
+    /// no ordinary trigger fires for the applier's writes, tandem's own (which would return at
+    /// once) and the application's alike, and foreign keys are not checked, as with native
+    /// replication (a trigger that must fire for them is `ENABLE ALWAYS`). Only when the
+    /// bookkeeping's own trigger on `tombstone` is `ENABLE ALWAYS` (tandem setup makes it so) and
+    /// the role may set it (a superuser, or `GRANT SET ON PARAMETER session_replication_role`);
+    /// otherwise the triggers fire and return at once (`tandem.applying`).
+    async fn replica_role(&mut self, on: bool) -> Result<(), ApplyError> {
+        if !on {
+            if self.replica_active {
+                self.simple("SET session_replication_role = origin").await?;
+                self.replica_active = false;
+            }
+            return Ok(());
+        }
+        if self.replica_active || self.replica_allowed == Some(false) {
+            return Ok(());
+        }
+        if self.replica_allowed.is_none() {
+            let tombstone = format!("{}.tombstone", ident(&self.schema));
+            let always = self
+                .client
+                .query_opt(
+                    "SELECT 1 FROM pg_trigger WHERE tgname = 'tandem_mark' \
+                     AND tgrelid = to_regclass($1) AND tgenabled = 'A'",
+                    &[&tombstone],
+                )
+                .await
+                .map_err(|e| self.db_err("reading tandem's triggers", e))?
+                .is_some();
+            if !always {
+                tracing::info!(node = %self.node, "applying with the tables' triggers on: run `tandem setup` to let the applier skip them");
+                self.replica_allowed = Some(false);
+                return Ok(());
+            }
+        }
+        match self
+            .client
+            .batch_execute("SET session_replication_role = replica")
+            .await
+        {
+            Ok(()) => {
+                self.replica_allowed = Some(true);
+                self.replica_active = true;
+            }
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                tracing::info!(node = %self.node, "applying with the tables' triggers on: the role may not set session_replication_role (a superuser, or GRANT SET ON PARAMETER session_replication_role, lets the applier skip them)");
+                self.replica_allowed = Some(false);
+            }
+            Err(e) => return Err(self.db_err("a session statement", e)),
+        }
+        Ok(())
     }
 
     fn db_err(&self, what: &str, e: tokio_postgres::Error) -> ApplyError {
@@ -315,6 +377,7 @@ impl Target for PgTarget {
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError> {
         if on {
             self.simple("SET tandem.applying = 'on'").await?;
+            self.replica_role(true).await?;
             if let Some(name) = self.origin_name.clone() {
                 let setup = self
                     .client
@@ -335,6 +398,7 @@ impl Target for PgTarget {
             }
         } else {
             self.simple("SET tandem.applying = 'off'").await?;
+            self.replica_role(false).await?;
             if self.origin_active {
                 self.simple("SELECT pg_replication_origin_session_reset()")
                     .await?;
@@ -346,6 +410,7 @@ impl Target for PgTarget {
 
     async fn set_replicating(&mut self) -> Result<(), ApplyError> {
         self.simple("SET tandem.applying = 'on'").await?;
+        self.replica_role(false).await?;
         if self.origin_active {
             self.simple("SELECT pg_replication_origin_session_reset()")
                 .await?;

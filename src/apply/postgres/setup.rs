@@ -316,6 +316,12 @@ fn flag_trigger(schema: &str, tables: &[&SetupTable]) -> Vec<String> {
             "CREATE OR REPLACE TRIGGER tandem_mark AFTER INSERT ON {}.tombstone FOR EACH ROW EXECUTE FUNCTION {f}()",
             ident(schema)
         ),
+        // It fires for the applier too, whose session skips ordinary triggers
+        // (`session_replication_role = replica`).
+        format!(
+            "ALTER TABLE {}.tombstone ENABLE ALWAYS TRIGGER tandem_mark",
+            ident(schema)
+        ),
     ]
 }
 
