@@ -3,8 +3,10 @@
 //! text form (PostgreSQL's simple query protocol, MariaDB's text protocol) and compared column by
 //! column, so any rewrite, truncation or padding shows.
 //!
-//! Rows with ids below 100 exist before `tandem run` (the copy carries them); the same values with
-//! ids from 100 are written after the links started (the stream carries them).
+//! Rows with ids below 100 exist on `a` before `tandem run` (the copy, `from = "a"`, carries them);
+//! the same values with ids from 100 are written on `a` after the links started (the stream a -> b
+//! carries them), then with ids from 200 on `b` (the stream b -> a). The two nodes' tables are
+//! compared whole after each step.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -180,9 +182,10 @@ where
     }
 }
 
-/// Starts two PostgreSQL nodes with `cases`' tables, writes their rows on `a` before the links start
-/// (the copy) and again with ids from 100 after (the stream), and waits for `b` to hold every value
-/// as `a` does.
+/// Starts two PostgreSQL nodes with `cases`' tables, writes their rows on `a` before the links
+/// start (the copy) and again with ids from 100 on `a` after (the stream), waits for `b` to hold
+/// every value as `a` does, then writes them on `b` with ids from 200 and waits for `a` to hold
+/// every value as `b` does.
 pub async fn postgres_pair(cases: &[Case]) {
     let (a, b) = tokio::join!(PgServer::start(), PgServer::start());
     let (a, b) = (a.expect("PostgreSQL a"), b.expect("PostgreSQL b"));
@@ -194,6 +197,7 @@ pub async fn postgres_pair(cases: &[Case]) {
         }
     }
     let src = a.connect("app").await.expect("connect a");
+    let back = b.connect("app").await.expect("connect b");
     for case in cases {
         if !case.rows.is_empty() {
             src.batch_execute(&case.insert(0)).await.expect("copy rows");
@@ -220,6 +224,16 @@ pub async fn postgres_pair(cases: &[Case]) {
         async move { pg_rows(s, &sql).await }
     })
     .await;
+    for case in cases.iter().filter(|c| !c.rows.is_empty()) {
+        back.batch_execute(&case.insert(200))
+            .await
+            .expect("stream rows the other way");
+    }
+    wait_same(cases, |source, sql| {
+        let s = if source { &b } else { &a };
+        async move { pg_rows(s, &sql).await }
+    })
+    .await;
     stop_tandem_run(run).await;
     std::fs::remove_file(&config).ok();
 }
@@ -241,6 +255,10 @@ pub async fn mariadb_pair(cases: &[Case]) {
     src.query_drop("SET SESSION sql_mode = ''")
         .await
         .expect("permissive source session");
+    let mut back = b.connect("app").await.expect("connect b");
+    back.query_drop("SET SESSION sql_mode = ''")
+        .await
+        .expect("permissive session on b");
     for case in cases {
         src.query_drop(case.insert(0)).await.expect("copy rows");
     }
@@ -253,6 +271,17 @@ pub async fn mariadb_pair(cases: &[Case]) {
     src.disconnect().await.ok();
     wait_same(cases, |source, sql| {
         let s = if source { &a } else { &b };
+        async move { maria_rows(s, &sql).await }
+    })
+    .await;
+    for case in cases {
+        back.query_drop(case.insert(200))
+            .await
+            .expect("stream rows the other way");
+    }
+    back.disconnect().await.ok();
+    wait_same(cases, |source, sql| {
+        let s = if source { &b } else { &a };
         async move { maria_rows(s, &sql).await }
     })
     .await;

@@ -340,6 +340,8 @@ async fn mariadb_conventional_pairs_to_postgres() {
                  '1000-01-01', 'sad', '[]', '[]'",
                 "3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL",
                 "4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'angry', NULL, NULL",
+                // A JSON object is no array: PostgreSQL refuses it naming no column.
+                "5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{\"k\": 1}', NULL",
             ],
             expect: &[
                 Expect::Row(
@@ -353,6 +355,7 @@ async fn mariadb_conventional_pairs_to_postgres() {
                 ),
                 Expect::Row("3|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL"),
                 Expect::Refused(Some("vt")),
+                Expect::Refused(Some("ja")),
             ],
         }],
     )

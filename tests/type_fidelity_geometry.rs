@@ -73,7 +73,8 @@ async fn postgres_wkb_bytea_to_mariadb_geometry() {
             expect: &[
                 Expect::Row("1|POINT(1 2)|0|POINT(-1.5 3.25)"),
                 Expect::Row("2|LINESTRING(0 0,1 1)|0|NULL"),
-                Expect::Refused(None),
+                // MariaDB names no column (error 1416): the one spatial value written is it.
+                Expect::Refused(Some("g")),
                 Expect::Row("4|NULL|NULL|NULL"),
             ],
         }],

@@ -12,6 +12,9 @@ pub use crate::classify::ErrorClass;
 pub enum DbCode {
     SqlState(String),
     Mysql(u16),
+    /// tandem itself refused the value before any server saw it (a mapping no server form has);
+    /// the text says which rule.
+    Refused(&'static str),
     None,
 }
 
@@ -20,6 +23,7 @@ impl fmt::Display for DbCode {
         match self {
             DbCode::SqlState(s) => write!(f, "SQLSTATE {s}"),
             DbCode::Mysql(n) => write!(f, "error {n}"),
+            DbCode::Refused(rule) => write!(f, "refused by tandem: {rule}"),
             DbCode::None => f.write_str("no error code"),
         }
     }
@@ -36,6 +40,7 @@ pub fn known_class(code: &DbCode) -> Option<ErrorClass> {
     match code {
         DbCode::SqlState(s) => crate::classify::sqlstate(s),
         DbCode::Mysql(n) => crate::classify::mysql(*n),
+        DbCode::Refused(_) => Some(ErrorClass::Definite),
         DbCode::None => None,
     }
 }

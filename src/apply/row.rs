@@ -243,10 +243,19 @@ impl RowChange {
 }
 
 /// Why a value cannot be stored in a target column as it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// A spatial value whose SRID is not 0, for a column of plain bytes (WKB has no place for it).
     GeometrySrid,
+}
+
+impl Refusal {
+    /// The rule's name, the error code of its refusals.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Refusal::GeometrySrid => "geometry_srid",
+        }
+    }
 }
 
 /// `v` in the form a target column of `kind` takes. A spatial value in a plain bytes column (a
@@ -269,6 +278,8 @@ pub struct RefusedValue {
     column: String,
     message: String,
     fix: String,
+    /// The rule that refused it (the error's code).
+    why: Refusal,
 }
 
 impl From<RefusedValue> for ApplyError {
@@ -278,7 +289,7 @@ impl From<RefusedValue> for ApplyError {
             key: r.key,
             column: Some(r.column),
             message: r.message,
-            code: DbCode::None,
+            code: DbCode::Refused(r.why.rule()),
             fix: r.fix,
             class: ErrorClass::Definite,
         }
@@ -310,6 +321,7 @@ fn refused(
         column: column.to_string(),
         message,
         fix,
+        why,
     }
 }
 

@@ -267,10 +267,15 @@ fn check_types(
                 }
                 let side = |engine, column| refusals::Side { engine, column };
                 for c in refusals::classes(side(ef, cf), side(et, ct)) {
+                    let effect = if c.changed {
+                        "stores"
+                    } else {
+                        "refuses (dead letter or halt)"
+                    };
                     problems.push(Problem::warning(
                         &cpath,
                         format!(
-                            "column {name} from {from} ({}) to {to} ({}) refuses (dead letter or halt) {}",
+                            "column {name} from {from} ({}) to {to} ({}) {effect} {}",
                             cf.declared, ct.declared, c.what
                         ),
                         c.fix,

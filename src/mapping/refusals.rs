@@ -19,17 +19,27 @@ pub struct Side<'a> {
     pub column: &'a ColumnSchema,
 }
 
-/// A class of values the target refuses, and what to do about it.
+/// A class of values the target refuses (or, `changed`, stores otherwise: the documented mapping
+/// changes them), and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Class {
     pub what: String,
     pub fix: String,
+    pub changed: bool,
 }
 
 fn class(what: impl Into<String>, fix: impl Into<String>) -> Class {
     Class {
         what: what.into(),
         fix: fix.into(),
+        changed: false,
+    }
+}
+
+fn changed(what: impl Into<String>, fix: impl Into<String>) -> Class {
+    Class {
+        changed: true,
+        ..class(what, fix)
     }
 }
 
@@ -90,6 +100,10 @@ pub fn classes(from: Side<'_>, to: Side<'_>) -> Vec<Class> {
                 out.push(class(
                     "NaN, Infinity and -Infinity, which MySQL/MariaDB FLOAT and DOUBLE cannot hold",
                     "add CHECK (col NOT IN ('NaN', 'Infinity', '-Infinity')) at the source",
+                ));
+                out.push(changed(
+                    "-0 (a negative zero) as 0, as MySQL/MariaDB store it for every client: the sign is lost, the value compares equal",
+                    "nothing, where -0 and 0 mean the same; otherwise keep the column one-way with owner",
                 ));
             }
             if textual(a) && matches!(b, T::Text { .. } | T::Enum { .. }) {
@@ -309,6 +323,14 @@ mod tests {
             classes(side(p, &pg("real")), side(m, &my("float", None))),
             "NaN"
         ));
+        // A negative zero is stored as 0: a change the mapping documents, not a refusal.
+        let floats = classes(
+            side(p, &pg("double precision")),
+            side(m, &my("double", None)),
+        );
+        let zero: Vec<_> = floats.iter().filter(|c| c.what.contains("-0")).collect();
+        assert_eq!(zero.len(), 1, "{floats:?}");
+        assert!(zero[0].changed && floats.iter().filter(|c| c.changed).count() == 1);
         let text = pg("text");
         let mb3 = my("varchar(20)", Some("utf8mb3"));
         let mb4 = my("varchar(20)", Some("utf8mb4"));

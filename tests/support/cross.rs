@@ -277,6 +277,10 @@ pub async fn cross_pair(from: Source, cases: &[CrossCase]) {
             "{want} dead letters name table {table} column {column}: {errors:#?}"
         );
     }
+    assert!(
+        errors.iter().all(|e| !e.contains("(no error code)")),
+        "every refusal says whose rule refused it: {errors:#?}"
+    );
     stop_tandem_run(run).await;
     my.disconnect().await.ok();
     std::fs::remove_file(&config).ok();

@@ -26,7 +26,7 @@ use tracing::warn;
 use super::book::{BookSession, TextRow};
 use super::dialect::Dialect;
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
-use super::target::{Checked, ColumnInfo, Current, Probe, TableInfo, Target, Write};
+use super::target::{Checked, ColKind, ColumnInfo, Current, Probe, TableInfo, Target, Write};
 use crate::model::{Field, TableRef, Value};
 use sql::{ident, qname, Builder, Sql};
 
@@ -156,6 +156,30 @@ impl MyTarget {
     }
 
     fn row_err(&self, info: &TableInfo, key: &[Field], e: mysql_async::Error) -> ApplyError {
+        self.row_err_in(info, key, &[], e)
+    }
+
+    /// [`Self::row_err`] for a statement that wrote `fields`: an error whose message names no
+    /// column (1416, bytes that are no geometry) names the one spatial column written with a
+    /// value, where there is one.
+    fn row_err_in(
+        &self,
+        info: &TableInfo,
+        key: &[Field],
+        fields: &[Field],
+        e: mysql_async::Error,
+    ) -> ApplyError {
+        let spatial = |f: &&Field| {
+            !f.value.is_null()
+                && info
+                    .column(&f.name)
+                    .is_some_and(|c| c.kind == ColKind::Geometry)
+        };
+        let mut candidates = fields.iter().filter(spatial);
+        let geometry_column = match (candidates.next(), candidates.next()) {
+            (Some(only), None) => Some(only.name.to_string()),
+            _ => None,
+        };
         let source = DriverError::Mysql(e);
         let code = source.code();
         if classify(&code) == ErrorClass::Transient {
@@ -169,7 +193,11 @@ impl MyTarget {
         ApplyError::Row {
             table: String::new(),
             key: crate::conflict::audit::key_json(key),
-            column: source.column(),
+            column: source.column().or_else(|| {
+                (code == DbCode::Mysql(1416))
+                    .then_some(geometry_column)
+                    .flatten()
+            }),
             message: format!(
                 "{} on {}",
                 super::error::scrub_values_keeping(&source.to_string(), &info.names()),
@@ -408,7 +436,7 @@ impl Target for MyTarget {
                     Err(e) => Err(self.row_err(t, &w.key, e)),
                 }
             }
-            Err(e) => Err(self.row_err(t, &w.key, e)),
+            Err(e) => Err(self.row_err_in(t, &w.key, &w.set, e)),
         }
     }
 
@@ -461,8 +489,15 @@ impl Target for MyTarget {
             Ok(_) => Ok(Some(exists.into_iter().map(|e| !e).collect())),
             // A failed statement is rolled back whole; the transaction goes on.
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => Ok(None),
-            // One row: its key; several: none names the failing row (the caller goes row by row).
-            Err(e) => Err(self.row_err(t, single_key(&new), e)),
+            // One row: its key and values; several: none names the failing row (the caller goes
+            // row by row).
+            Err(e) => {
+                let fields = match new.as_slice() {
+                    [one] => one.set.as_slice(),
+                    _ => &[],
+                };
+                Err(self.row_err_in(t, single_key(&new), fields, e))
+            }
         }
     }
 
@@ -475,7 +510,7 @@ impl Target for MyTarget {
     ) -> Result<u64, ApplyError> {
         let sql = self.builder(t).update(w, version, check);
         let r = self.run(sql).await;
-        r.map_err(|e| self.row_err(t, &w.key, e))
+        r.map_err(|e| self.row_err_in(t, &w.key, &w.set, e))
     }
 
     async fn delete(

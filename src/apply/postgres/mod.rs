@@ -270,10 +270,20 @@ impl PgTarget {
                     .map(|c| (&*f.name, &f.value, c.type_name.as_str()))
             })
         };
+        let texts = || {
+            fields.iter().map(|f| {
+                let col = sql::column_info(info, &f.name);
+                (
+                    &*f.name,
+                    sql::value_text(&col, &f.value, self.source_offset_secs),
+                )
+            })
+        };
         let column = source
             .column()
             .or_else(|| types::suspect_column(typed(), &state))
-            .or_else(|| types::column_of_named_type(typed(), &source.to_string()));
+            .or_else(|| types::column_of_named_type(typed(), &source.to_string()))
+            .or_else(|| types::column_of_literal(texts(), &source.to_string()));
         ApplyError::Row {
             table: String::new(),
             key: crate::conflict::audit::key_json(key),

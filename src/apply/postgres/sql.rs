@@ -99,7 +99,7 @@ fn full_type(type_name: &str) -> String {
     }
 }
 
-fn column_info(info: &TableInfo, name: &str) -> ColumnInfo {
+pub(super) fn column_info(info: &TableInfo, name: &str) -> ColumnInfo {
     info.column(name).cloned().unwrap_or(ColumnInfo {
         name: name.to_string(),
         type_name: "text".into(),
@@ -111,13 +111,15 @@ fn column_info(info: &TableInfo, name: &str) -> ColumnInfo {
 }
 
 /// The text PostgreSQL reads for `v` in column `col`.
-fn value_text(col: &ColumnInfo, v: &Value, source_offset_secs: i32) -> Option<String> {
-    match v {
-        // A JSON array (a MySQL JSON column) into an array column: as an array literal.
+pub(super) fn value_text(col: &ColumnInfo, v: &Value, source_offset_secs: i32) -> Option<String> {
+    let literal = match v {
+        // A JSON array (a MySQL JSON column) into an array column: as an array literal. Any other
+        // JSON goes as its text, which the server refuses (naming no column: see `row_err`).
         Value::Json(j) if col.base_type.ends_with("[]") => super::types::json_array_text(j),
         Value::Array(items) => Some(super::types::array_text(items, col.array_delim)),
-        _ => to_text(v, col.kind, source_offset_secs),
-    }
+        _ => None,
+    };
+    literal.or_else(|| to_text(v, col.kind, source_offset_secs))
 }
 
 /// Builds statements for one table.

@@ -240,9 +240,50 @@ pub fn column_of_named_type<'a>(
     hits.next().is_none().then(|| name.to_string())
 }
 
+/// The column whose value the server quoted in a message that names no column (`malformed array
+/// literal: "…"`): the one field whose text, as sent, is the quoted literal. `fields` are each
+/// field's name and text.
+pub fn column_of_literal<'a>(
+    fields: impl Iterator<Item = (&'a str, Option<String>)>,
+    message: &str,
+) -> Option<String> {
+    let (_, rest) = message.split_once(": \"")?;
+    let literal = rest.strip_suffix('"')?;
+    let mut hits = fields.filter(|(_, text)| text.as_deref() == Some(literal));
+    let (name, _) = hits.next()?;
+    hits.next().is_none().then(|| name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quoted_literal_names_its_column() {
+        let fields = || {
+            [
+                ("id", Some("5".to_string())),
+                ("ja", Some("{\"k\": 1}".to_string())),
+                ("jt", None),
+            ]
+            .into_iter()
+        };
+        assert_eq!(
+            column_of_literal(fields(), "malformed array literal: \"{\"k\": 1}\"").as_deref(),
+            Some("ja")
+        );
+        assert_eq!(
+            column_of_literal(fields(), "malformed array literal: \"x\""),
+            None
+        );
+        assert_eq!(column_of_literal(fields(), "no literal quoted"), None);
+        let twice = [("a", Some("x".to_string())), ("b", Some("x".to_string()))];
+        assert_eq!(
+            column_of_literal(twice.into_iter(), "malformed array literal: \"x\""),
+            None,
+            "two columns with that text: neither is named"
+        );
+    }
 
     #[test]
     fn texts_postgres_reads() {
