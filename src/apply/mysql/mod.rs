@@ -28,7 +28,7 @@ use super::dialect::Dialect;
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
 use super::target::{Checked, ColKind, ColumnInfo, Current, Probe, TableInfo, Target, Write};
 use crate::model::{Field, TableRef, Value};
-use sql::{ident, qname, Builder, Sql};
+use sql::{ident, qname, Builder, Relax, Sql};
 
 const ISOLATION: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
 
@@ -54,9 +54,9 @@ pub struct MyTarget {
     schema: String,
     offset: i32,
     tables: HashMap<TableRef, Arc<TableInfo>>,
-    /// Whether a statement may write an ENUM's empty error value (`''`, index 0) that a MySQL/MariaDB
-    /// source holds, by relaxing its own sql_mode (MariaDB's `SET STATEMENT`; see `Builder`).
-    empty_enum: bool,
+    /// How a statement may write an ENUM's empty error value (`''`, index 0) that a MySQL/MariaDB
+    /// source holds, by relaxing its own sql_mode (see `sql::Relax`).
+    empty_enum: Relax,
 }
 
 fn s(v: impl Into<String>) -> My {
@@ -95,7 +95,7 @@ impl MyTarget {
             schema: schema.to_string(),
             offset,
             tables: HashMap::new(),
-            empty_enum: false,
+            empty_enum: Relax::No,
         };
         t.simple(&session(from_mysql)).await?;
         if from_mysql {
@@ -104,7 +104,7 @@ impl MyTarget {
                 .query_first("SELECT VERSION()")
                 .await
                 .map_err(|e| t.db_err("reading the server version", e))?;
-            t.empty_enum = version.is_some_and(|v| v.to_ascii_lowercase().contains("mariadb"));
+            t.empty_enum = version.as_deref().map_or(Relax::No, Relax::for_server);
         }
         t.simple(ISOLATION).await?;
         Ok(t)

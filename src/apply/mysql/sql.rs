@@ -19,11 +19,42 @@ pub struct Sql {
     pub params: Vec<My>,
 }
 
+/// How a statement that writes an ENUM's empty error value relaxes its own sql_mode: the server's
+/// per-statement form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Relax {
+    /// It does not: the value is refused (values from a source that cannot hold it, or a server
+    /// without a per-statement form, MySQL before 8.0).
+    #[default]
+    No,
+    /// MariaDB: `SET STATEMENT sql_mode = … FOR <statement>`.
+    SetStatement,
+    /// MySQL 8.0 and later: the optimizer hint `/*+ SET_VAR(sql_mode = …) */` after the verb.
+    SetVarHint,
+}
+
+impl Relax {
+    /// The form for a server that reports `version` (`SELECT VERSION()`).
+    pub fn for_server(version: &str) -> Relax {
+        if version.to_ascii_lowercase().contains("mariadb") {
+            return Relax::SetStatement;
+        }
+        let major = version
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|m| m.parse::<u32>().ok());
+        match major {
+            Some(m) if m >= 8 => Relax::SetVarHint,
+            _ => Relax::No,
+        }
+    }
+}
+
 pub struct Builder<'a> {
     info: &'a TableInfo,
     offset: i32,
     params: Vec<My>,
-    admit_empty_enum: bool,
+    relax: Relax,
     /// An ENUM column is given `''`, which a strict sql_mode refuses.
     empty_enum: bool,
 }
@@ -39,17 +70,17 @@ impl<'a> Builder<'a> {
             info,
             offset: target_offset_secs,
             params: Vec::new(),
-            admit_empty_enum: false,
+            relax: Relax::No,
             empty_enum: false,
         }
     }
 
     /// Lets the statement write an ENUM's empty error value `''` (index 0), which a MySQL/MariaDB
     /// source holds when its sql_mode admitted an invalid label: such a statement runs, alone,
-    /// under a non-strict sql_mode (MariaDB `SET STATEMENT … FOR`). Only for values from such a
-    /// source on a MariaDB target.
-    pub fn admit_empty_enum(mut self, admit: bool) -> Self {
-        self.admit_empty_enum = admit;
+    /// under a non-strict sql_mode, in the server's form (see [`Relax`]). Only for values from
+    /// such a source.
+    pub fn admit_empty_enum(mut self, relax: Relax) -> Self {
+        self.relax = relax;
         self
     }
 
@@ -59,7 +90,7 @@ impl<'a> Builder<'a> {
 
     fn bind(&mut self, name: &str, v: &Value) -> &'static str {
         let kind = self.kind(name);
-        if self.admit_empty_enum
+        if self.relax != Relax::No
             && matches!(v, Value::Enum(e) | Value::Text(e) if e.is_empty())
             && self
                 .info
@@ -93,10 +124,17 @@ impl<'a> Builder<'a> {
     }
 
     fn finish(self, text: String) -> Sql {
-        let text = if self.empty_enum {
-            format!("SET STATEMENT sql_mode = '{EMPTY_ENUM_MODE}' FOR {text}")
-        } else {
-            text
+        let text = match (self.empty_enum, self.relax) {
+            (true, Relax::SetStatement) => {
+                format!("SET STATEMENT sql_mode = '{EMPTY_ENUM_MODE}' FOR {text}")
+            }
+            (true, Relax::SetVarHint) => match text.split_once(' ') {
+                Some((verb, rest)) => {
+                    format!("{verb} /*+ SET_VAR(sql_mode = '{EMPTY_ENUM_MODE}') */ {rest}")
+                }
+                None => text,
+            },
+            _ => text,
         };
         Sql {
             text,
@@ -400,7 +438,7 @@ mod tests {
             ],
         };
         let relaxed = Builder::new(&info, 0)
-            .admit_empty_enum(true)
+            .admit_empty_enum(Relax::SetStatement)
             .insert(&write(""));
         assert_eq!(
             relaxed.text,
@@ -408,10 +446,31 @@ mod tests {
              INSERT INTO `app`.`t` (`id`, `k`) VALUES (?, ?)"
         );
         let label = Builder::new(&info, 0)
-            .admit_empty_enum(true)
+            .admit_empty_enum(Relax::SetStatement)
             .insert(&write("a"));
         assert!(label.text.starts_with("INSERT"), "{}", label.text);
         let strict = Builder::new(&info, 0).insert(&write(""));
         assert!(strict.text.starts_with("INSERT"), "{}", strict.text);
+        // MySQL 8 has no SET STATEMENT: the optimizer hint after the verb, for this statement only.
+        let hinted = Builder::new(&info, 0)
+            .admit_empty_enum(Relax::SetVarHint)
+            .update(&write(""), "v", None);
+        assert_eq!(
+            hinted.text,
+            "UPDATE /*+ SET_VAR(sql_mode = 'ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES') */ \
+             `app`.`t` t SET t.`id` = ?, t.`k` = ? WHERE t.`id` = ?"
+        );
+    }
+
+    #[test]
+    fn the_per_statement_form_follows_the_server() {
+        assert_eq!(
+            Relax::for_server("10.11.6-MariaDB-0+deb12u1-log"),
+            Relax::SetStatement
+        );
+        assert_eq!(Relax::for_server("8.0.36"), Relax::SetVarHint);
+        assert_eq!(Relax::for_server("8.4.0-commercial"), Relax::SetVarHint);
+        assert_eq!(Relax::for_server("5.7.44-log"), Relax::No);
+        assert_eq!(Relax::for_server(""), Relax::No);
     }
 }
