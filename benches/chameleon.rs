@@ -1,0 +1,942 @@
+//! End to end against the tool a user would otherwise pick for MariaDB -> PostgreSQL: pg_chameleon
+//! 2.0.21, then tandem, on the same two throwaway servers (the harness's: MariaDB with row binlogs,
+//! full images and full metadata; PostgreSQL; fsync off), one after the other in one run, each in
+//! fresh databases.
+//!
+//! Workloads (issue #15), each timed from the first source statement until the target holds the
+//! result:
+//! 1. bulk: one transaction of `TANDEM_BENCH_ROWS` rows (default 200,000), `INSERT … SELECT … FROM
+//!    seq_1_to_N`;
+//! 2. singles: 20,000 one-row insert transactions from one client;
+//! 3. updates: 8 clients x 2,500 one-row updates (autocommit) on the first 100,000 rows.
+//!
+//! "The target holds the result" is observed as in `replicate.rs`: after each workload the client
+//! commits one row into a small `mark` table that both tools replicate in commit order, and the clock
+//! stops when that row is on the target. At the end every row is compared: a count and a sum of
+//! 60-bit md5 prefixes of `id|name|qty|price` as text, which both engines print identically; a
+//! difference fails the run. CPU seconds are read from `/proc`: the MariaDB server, the PostgreSQL
+//! server (postmaster and its children), and the tool (`tandem run`, or every process running the
+//! pg_chameleon virtualenv's Python). Peak RSS of `tandem run` is sampled every 20 ms.
+//!
+//! pg_chameleon is installed by the benchmark: `python3 -m venv` (Debian: package `python3-venv`),
+//! then `pip install pg_chameleon==2.0.21`, into `/var/tmp/tandem-bench-pg_chameleon-2.0.21/venv`,
+//! kept for the next run (delete the directory to install afresh; `TANDEM_BENCH_PYTHON` names the
+//! interpreter, default `/usr/bin/python3`, which the `postgres` user can execute, unlike a pyenv
+//! under /root). It refuses to run as root, so a root run starts it as the `postgres` OS user through
+//! `runuser`, with `HOME` in a temporary directory holding its `~/.pg_chameleon`. Its configuration is
+//! the shipped `config-example.yml` with the connections filled in, `schema_mappings` `bench: bench`,
+//! no table filters, `gtid_enable: false`, and `log_dest: stdout` (so that `init_replica` and
+//! `start_replica` run in the foreground as this benchmark's children instead of daemonising; the
+//! log level stays `info`); batch sizes and `sleep_loop` keep their example values (10,000 rows,
+//! 1 s). It connects to MariaDB as a user with a password (`charset: utf8`) and to PostgreSQL as
+//! `postgres` with a dummy password (the harness trusts local connections; an empty password would
+//! break its libpq connection string). The sequence is `set_configuration_files`,
+//! `create_replica_schema`, `add_source`, `init_replica` (copies the empty tables), `start_replica`,
+//! then after the workloads `stop_replica`.
+//!
+//! Run: `cargo bench --bench chameleon` (release build). `TANDEM_BENCH_SCALE` divides the three
+//! workloads (a smoke test: `TANDEM_BENCH_SCALE=100 cargo bench --profile dev --bench chameleon`).
+//! The machine's load moves absolute numbers; the ratios of one run are what to compare.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use tandem::harness::{MariaDb, PgOptions, PgServer};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_postgres::{Client, NoTls};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const CHAMELEON: &str = "pg_chameleon==2.0.21";
+const VENV_CACHE: &str = "/var/tmp/tandem-bench-pg_chameleon-2.0.21";
+
+const MY_DDL: &str =
+    "CREATE TABLE items (id BIGINT PRIMARY KEY, name VARCHAR(64), qty INT, price DECIMAL(12,2));
+    CREATE TABLE mark (id INT PRIMARY KEY)";
+const PG_DDL: &str =
+    "CREATE TABLE items (id bigint PRIMARY KEY, name varchar(64), qty int, price numeric(12,2));
+    CREATE TABLE mark (id int PRIMARY KEY)";
+
+/// Count and sum of the first 60 bits of each row's md5, as text; order-free, so no large string.
+const MY_CHECKSUM: &str = "SELECT CONCAT(COUNT(*), ' ', COALESCE(SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS('|', id, name, qty, price)), 1, 15), 16, 10) AS UNSIGNED)), 0)) FROM items";
+fn pg_checksum(table: &str) -> String {
+    format!(
+        "SELECT count(*)::text || ' ' || coalesce(sum(('x' || substr(md5(concat_ws('|', id, name, qty, price)), 1, 15))::bit(60)::bigint), 0)::text FROM {table}"
+    )
+}
+
+/// How long a tool may take to deliver one workload before the run fails.
+const CATCH_UP: Duration = Duration::from_secs(900);
+
+struct Sizes {
+    bulk: i64,
+    singles: i64,
+    clients: i64,
+    updates_each: i64,
+    updated_rows: i64,
+}
+
+impl Sizes {
+    fn from_env() -> Sizes {
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok());
+        let scale = env("TANDEM_BENCH_SCALE").unwrap_or(1).max(1);
+        let bulk = env("TANDEM_BENCH_ROWS").unwrap_or(200_000) / scale;
+        Sizes {
+            bulk: bulk.max(1),
+            singles: (20_000 / scale).max(1),
+            clients: 8,
+            updates_each: (2_500 / scale).max(1),
+            updated_rows: bulk.clamp(1, 100_000),
+        }
+    }
+}
+
+/// Each workload's figure: work units (rows or transactions) per second, and the CPU seconds the
+/// source server, the target server and the tool spent on it.
+#[derive(Default, Clone, Copy)]
+struct Figures {
+    bulk: f64,
+    singles: f64,
+    updates: f64,
+    cpu: [[f64; 3]; 3],
+}
+
+/// `(pid, parent pid, utime + stime in clock ticks)` of every process.
+fn processes() -> Vec<(u32, u32, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may hold spaces: fields count from its end.
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ppid = f.get(1)?.parse().ok()?;
+        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        Some((pid, ppid, ticks))
+    })
+    .collect()
+}
+
+/// Whether `pid`'s command line mentions `needle`.
+fn cmdline_has(pid: u32, needle: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(needle))
+        .unwrap_or(false)
+}
+
+/// Whose CPU time is counted as the tool's.
+#[derive(Clone)]
+enum Tool {
+    /// One process (`tandem run`).
+    Pid(u32),
+    /// Every process whose command line mentions this path (pg_chameleon's virtualenv).
+    Cmdline(String),
+}
+
+/// Whose CPU time is counted: the two servers (each server process and its children) and the tool.
+#[derive(Clone)]
+struct Meters {
+    source: u32,
+    target: u32,
+    tool: Tool,
+}
+
+impl Meters {
+    /// CPU seconds so far: source server, target server, tool. (Exited processes are not counted;
+    /// the workloads' connections and the tools' processes stay while measured.)
+    fn read(&self) -> [f64; 3] {
+        let all = processes();
+        let tree = |root: u32| {
+            all.iter()
+                .filter(|(pid, ppid, _)| *pid == root || *ppid == root)
+                .map(|(_, _, t)| *t)
+                .sum::<u64>()
+        };
+        let tool = all
+            .iter()
+            .filter(|(pid, _, _)| match &self.tool {
+                Tool::Pid(p) => pid == p,
+                Tool::Cmdline(needle) => cmdline_has(*pid, needle),
+            })
+            .map(|(_, _, t)| *t)
+            .sum::<u64>();
+        // Linux reports these in USER_HZ, 100 per second.
+        let s = |t: u64| t as f64 / 100.0;
+        [s(tree(self.source)), s(tree(self.target)), s(tool)]
+    }
+
+    fn since(&self, start: [f64; 3]) -> [f64; 3] {
+        let now = self.read();
+        [now[0] - start[0], now[1] - start[1], now[2] - start[2]]
+    }
+}
+
+fn pid_file(path: &Path) -> Result<u32, Error> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| format!("{} holds no pid", path.display()))?)
+}
+
+async fn connect(url: &str) -> Result<Client, Error> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+async fn my_connect(url: &str) -> Result<mysql_async::Conn, Error> {
+    Ok(mysql_async::Conn::from_url(url).await?)
+}
+
+/// Runs `;`-separated statements one by one.
+async fn my_batch(conn: &mut mysql_async::Conn, sql: &str) -> Result<(), Error> {
+    for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+        conn.query_drop(statement).await?;
+    }
+    Ok(())
+}
+
+/// Whether `pid` has exited (gone, or a zombie not yet reaped).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 2..i + 3))
+            .is_none_or(|state| state == "Z" || state == "X"),
+        Err(_) => true,
+    }
+}
+
+/// What to wait on: the target's mark table, and the tool's process, which must stay up.
+struct Target<'a> {
+    client: &'a Client,
+    mark: &'a str,
+    tool_pid: u32,
+    tool_log: Option<&'a Path>,
+}
+
+impl Target<'_> {
+    fn tool_died(&self, what: &str) -> Error {
+        let tail = self
+            .tool_log
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| {
+                let lines: Vec<&str> = t.lines().collect();
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            })
+            .unwrap_or_default();
+        format!("{what}: the replication process exited; its output ends:\n{tail}").into()
+    }
+}
+
+/// Commits mark `n` on the source and waits until the target has it.
+async fn mark_and_wait(
+    src: &mut mysql_async::Conn,
+    dst: &Target<'_>,
+    n: i32,
+    what: &str,
+) -> Result<(), Error> {
+    src.exec_drop("INSERT INTO mark VALUES (?)", (n,)).await?;
+    let query = format!("SELECT 1 FROM {} WHERE id = $1", dst.mark);
+    let start = Instant::now();
+    loop {
+        if dst.client.query_opt(&query, &[&n]).await?.is_some() {
+            return Ok(());
+        }
+        if exited(dst.tool_pid) {
+            return Err(dst.tool_died(what));
+        }
+        if start.elapsed() > CATCH_UP {
+            return Err(format!(
+                "{what}: the target did not catch up in {} s (mark {n})",
+                CATCH_UP.as_secs()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs the three workloads against `src_url` (MariaDB), waiting on `dst` after each, then compares
+/// every row of `dst_items` with the source.
+async fn workloads(
+    src_url: &str,
+    dst: &Target<'_>,
+    dst_items: &str,
+    sizes: &Sizes,
+    what: &str,
+    meters: &Meters,
+) -> Result<Figures, Error> {
+    let mut src = my_connect(src_url).await?;
+    let mut f = Figures::default();
+    // Not timed: the tool is up and delivering.
+    mark_and_wait(&mut src, dst, 0, what).await?;
+
+    let cpu = meters.read();
+    let start = Instant::now();
+    src.query_drop(format!(
+        "INSERT INTO items SELECT seq, CONCAT('name ', seq), seq % 100, seq * 1.5 FROM seq_1_to_{}",
+        sizes.bulk
+    ))
+    .await?;
+    mark_and_wait(&mut src, dst, 1, what).await?;
+    f.bulk = sizes.bulk as f64 / start.elapsed().as_secs_f64();
+    f.cpu[0] = meters.since(cpu);
+
+    let insert = src
+        .prep("INSERT INTO items VALUES (?, CONCAT('single ', ?), 1, 2.5)")
+        .await?;
+    let cpu = meters.read();
+    let start = Instant::now();
+    for i in 0..sizes.singles {
+        let id = 10_000_000 + i;
+        src.exec_drop(&insert, (id, id)).await?;
+    }
+    mark_and_wait(&mut src, dst, 2, what).await?;
+    f.singles = sizes.singles as f64 / start.elapsed().as_secs_f64();
+    f.cpu[1] = meters.since(cpu);
+
+    // The clients connect before the clock starts, as the single client did.
+    let mut clients = Vec::new();
+    for _ in 0..sizes.clients {
+        clients.push(my_connect(src_url).await?);
+    }
+    let cpu = meters.read();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (c, mut client) in clients.into_iter().enumerate() {
+        let (each, rows) = (sizes.updates_each, sizes.updated_rows);
+        tasks.push(tokio::spawn(async move {
+            let update = client
+                .prep("UPDATE items SET qty = qty + 1 WHERE id = ?")
+                .await?;
+            // A fixed pseudo-random sequence per client (an LCG), so runs are alike.
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1);
+            for _ in 0..each {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let id = (x >> 33) as i64 % rows + 1;
+                client.exec_drop(&update, (id,)).await?;
+            }
+            client.disconnect().await?;
+            Ok::<(), Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    mark_and_wait(&mut src, dst, 3, what).await?;
+    f.updates = (sizes.clients * sizes.updates_each) as f64 / start.elapsed().as_secs_f64();
+    f.cpu[2] = meters.since(cpu);
+
+    let a: String = src
+        .query_first(MY_CHECKSUM)
+        .await?
+        .ok_or("the source checksum returned no row")?;
+    let b: String = dst
+        .client
+        .query_one(&pg_checksum(dst_items), &[])
+        .await?
+        .get(0);
+    src.disconnect().await?;
+    if a != b {
+        return Err(format!(
+            "{what}: the target differs from the source (count, checksum): {a} against {b}"
+        )
+        .into());
+    }
+    Ok(f)
+}
+
+// ---------------------------------------------------------------------------------------------
+// pg_chameleon
+
+/// `(uid, gid)` of OS user `name`, from /etc/passwd.
+fn os_user(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.first() == Some(&name) {
+            Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+        } else {
+            None
+        }
+    })
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs programs as the non-root user pg_chameleon needs, with `HOME` set.
+struct AsUser {
+    /// `(uid, gid)` when running as root; `None` runs as the current user.
+    owner: Option<(u32, u32)>,
+    home: PathBuf,
+}
+
+impl AsUser {
+    fn command(&self, program: &Path, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = if self.owner.is_some() {
+            let mut c = tokio::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", "env"])
+                .arg(format!("HOME={}", self.home.display()))
+                .arg(program);
+            c
+        } else {
+            let mut c = tokio::process::Command::new(program);
+            c.env("HOME", &self.home);
+            c
+        };
+        cmd.args(args).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Hands `path` (and everything under it) to the user.
+    fn own(&self, path: &Path) -> Result<(), Error> {
+        let Some((uid, gid)) = self.owner else {
+            return Ok(());
+        };
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| format!("chown {}: {e}", path.display()))?;
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path)? {
+                self.own(&entry?.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `program args`, failing with its output when it fails.
+    async fn run(&self, program: &Path, args: &[&str]) -> Result<String, Error> {
+        let out = self.command(program, args).output().await?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            return Err(format!("{} {args:?} failed: {text}", program.display()).into());
+        }
+        Ok(text)
+    }
+}
+
+/// The virtualenv holding pg_chameleon, installed on first use.
+async fn chameleon_venv(user: &AsUser) -> Result<PathBuf, Error> {
+    let cache = PathBuf::from(VENV_CACHE);
+    let venv = cache.join("venv");
+    let chameleon = venv.join("bin/chameleon");
+    let done = cache.join("installed");
+    if done.exists() && chameleon.exists() {
+        return Ok(venv);
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+    std::fs::create_dir_all(&cache)?;
+    user.own(&cache)?;
+    let python = std::env::var("TANDEM_BENCH_PYTHON").unwrap_or_else(|_| {
+        if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3".into()
+        } else {
+            "python3".into()
+        }
+    });
+    println!("  installing {CHAMELEON} into {} ...", venv.display());
+    let venv_text = venv.display().to_string();
+    user.run(Path::new(&python), &["-m", "venv", &venv_text])
+        .await
+        .map_err(|e| {
+            format!("{e}\n(python3 -m venv needs the python3-venv package on Debian/Ubuntu)")
+        })?;
+    user.run(
+        &venv.join("bin/pip"),
+        &[
+            "install",
+            "--quiet",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            CHAMELEON,
+        ],
+    )
+    .await?;
+    if !chameleon.exists() {
+        return Err(format!("{} is missing after pip install", chameleon.display()).into());
+    }
+    std::fs::write(&done, CHAMELEON)?;
+    Ok(venv)
+}
+
+/// pg_chameleon's configuration: the shipped example's values, with the connections filled in.
+fn chameleon_config(home: &Path, maria: &MariaDb, pg: &PgServer) -> String {
+    let dir = home.join(".pg_chameleon");
+    format!(
+        "---
+pid_dir: '{pid}'
+log_dir: '{log}'
+log_dest: stdout
+log_level: info
+log_days_keep: 10
+rollbar_key: ''
+rollbar_env: ''
+type_override:
+  \"tinyint(1)\":
+    override_to: boolean
+    override_tables:
+      - \"*\"
+pg_conn:
+  host: \"127.0.0.1\"
+  port: \"{pg_port}\"
+  user: \"postgres\"
+  password: \"unused\"
+  database: \"chameleon\"
+  charset: \"utf8\"
+sources:
+  mysql:
+    db_conn:
+      host: \"127.0.0.1\"
+      port: \"{my_port}\"
+      user: \"chameleon\"
+      password: \"bench\"
+      charset: 'utf8'
+      connect_timeout: 10
+    schema_mappings:
+      bench: bench
+    limit_tables:
+    skip_tables:
+    grant_select_to:
+    lock_timeout: \"120s\"
+    my_server_id: 100
+    replica_batch_size: 10000
+    replay_max_rows: 10000
+    batch_retention: '1 day'
+    copy_max_memory: \"300M\"
+    copy_mode: 'file'
+    out_dir: '{out}'
+    sleep_loop: 1
+    on_error_replay: continue
+    on_error_read: continue
+    auto_maintenance: \"disabled\"
+    gtid_enable: false
+    type: mysql
+    skip_events:
+      insert:
+      delete:
+      update:
+    keep_existing_schema: No
+    net_read_timeout: 600
+",
+        pid = dir.join("pid").display(),
+        log = dir.join("logs").display(),
+        out = home.join("out").display(),
+        pg_port = pg.port(),
+        my_port = maria.port(),
+    )
+}
+
+async fn source_status(pg: &Client) -> Result<String, Error> {
+    Ok(pg
+        .query_opt(
+            "SELECT enm_status::text FROM sch_chameleon.t_sources WHERE t_source = 'mysql'",
+            &[],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or_default())
+}
+
+/// Sends `signal` to every process of the tree under `root` (processes this benchmark started).
+fn signal_tree(root: u32, signal: &str) {
+    let all = processes();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            all.iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, _, _)| *pid),
+        );
+        i += 1;
+    }
+    for pid in tree.into_iter().rev() {
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
+async fn chameleon(maria: &MariaDb, pg: &PgServer, sizes: &Sizes) -> Result<Figures, Error> {
+    let owner = if running_as_root() {
+        Some(os_user("postgres").ok_or(
+            "running as root, pg_chameleon must run as another user and `postgres` does not exist",
+        )?)
+    } else {
+        None
+    };
+    let root = std::env::temp_dir().join(format!("tandem-bench-chameleon-{}", std::process::id()));
+    let home = root.join("home");
+    std::fs::create_dir_all(home.join("out"))?;
+    let user = AsUser {
+        owner,
+        home: home.clone(),
+    };
+    user.own(&root)?;
+    let result = chameleon_in(maria, pg, sizes, &user, &root).await;
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+async fn chameleon_in(
+    maria: &MariaDb,
+    pg: &PgServer,
+    sizes: &Sizes,
+    user: &AsUser,
+    root: &Path,
+) -> Result<Figures, Error> {
+    let venv = chameleon_venv(user).await?;
+    let bin = venv.join("bin/chameleon");
+    // pip resolves the dependencies afresh on install: say which ones this run used.
+    let freeze = user
+        .run(
+            &venv.join("bin/pip"),
+            &["freeze", "--disable-pip-version-check"],
+        )
+        .await?;
+    let versions: Vec<&str> = freeze
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            [
+                "pg_chameleon",
+                "pg-chameleon",
+                "mysql-replication",
+                "pymysql",
+                "psycopg2",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .collect();
+    println!(
+        "  pg_chameleon from {}: {}",
+        venv.display(),
+        versions.join(", ")
+    );
+
+    maria.create_database("bench").await?;
+    let mut my = maria.connect("bench").await?;
+    my_batch(&mut my, MY_DDL).await?;
+    my_batch(
+        &mut my,
+        "CREATE USER chameleon@'%' IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO chameleon@'%'",
+    )
+    .await?;
+    my.disconnect().await?;
+    pg.create_database("chameleon").await?;
+    let dst = connect(&pg.url("chameleon")).await?;
+
+    user.run(&bin, &["set_configuration_files"]).await?;
+    let config = user.home.join(".pg_chameleon/configuration/bench.yml");
+    std::fs::write(&config, chameleon_config(&user.home, maria, pg))?;
+    user.own(&user.home)?;
+    let source = ["--config", "bench", "--source", "mysql"];
+    user.run(&bin, &["create_replica_schema", "--config", "bench"])
+        .await?;
+    user.run(&bin, &[&["add_source"], &source[..]].concat())
+        .await?;
+    // In the foreground (log_dest: stdout); it exits 0 even when it failed, so its status is checked.
+    let out = user
+        .run(&bin, &[&["init_replica"], &source[..]].concat())
+        .await?;
+    let status = source_status(&dst).await?;
+    if status != "initialised" {
+        return Err(format!(
+            "pg_chameleon init_replica left the source {status:?}; output:\n{out}"
+        )
+        .into());
+    }
+
+    let log = root.join("start_replica.log");
+    let log_file = std::fs::File::create(&log)?;
+    let mut child = user
+        .command(&bin, &[&["start_replica"], &source[..]].concat())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().ok_or("start_replica has no pid")?;
+    let target = Target {
+        client: &dst,
+        mark: "bench.mark",
+        tool_pid: pid,
+        tool_log: Some(&log),
+    };
+    let start = Instant::now();
+    while source_status(&dst).await? != "running" {
+        if exited(pid) {
+            return Err(target.tool_died("start_replica"));
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err("pg_chameleon's source did not reach status running in 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let meters = Meters {
+        source: pid_file(&maria.root_dir().join("mariadb.pid"))?,
+        target: pid_file(&pg.data_dir().join("postmaster.pid"))?,
+        tool: Tool::Cmdline(venv.display().to_string()),
+    };
+    let figures = workloads(
+        &maria.url("bench"),
+        &target,
+        "bench.items",
+        sizes,
+        "pg_chameleon",
+        &meters,
+    )
+    .await;
+
+    // Stop it cleanly; whatever of it is still running after 30 s is killed.
+    let stopped = user
+        .run(&bin, &[&["stop_replica"], &source[..]].concat())
+        .await;
+    let start = Instant::now();
+    while !exited(pid) && start.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !exited(pid) {
+        signal_tree(pid, "TERM");
+        let start = Instant::now();
+        while !exited(pid) && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        signal_tree(pid, "KILL");
+    }
+    let _ = child.wait().await;
+    let figures = figures?;
+    stopped.map_err(|e| format!("pg_chameleon stop_replica: {e}"))?;
+    Ok(figures)
+}
+
+// ---------------------------------------------------------------------------------------------
+// tandem
+
+/// Peak `VmRSS` of `pid` in KiB, sampled until `stop`.
+fn sample_rss(pid: u32, stop: Arc<AtomicBool>, peak: Arc<AtomicU64>) {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                let kib = status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                peak.fetch_max(kib, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+async fn tandem_cmd(args: &[&str], config: &Path) -> Result<(), Error> {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .await?;
+    if !out.status.success() {
+        return Err(format!(
+            "tandem {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Starts `tandem run` and waits until both links have started.
+async fn start_run(config: &Path) -> Result<tokio::process::Child, Error> {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("TANDEM_LOG", "info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let mut started = 0;
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("link started") {
+                started += 1;
+                if started == 2 {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    if ready != Ok(true) {
+        return Err("tandem run did not start its links".into());
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(child)
+}
+
+async fn tandem(maria: &MariaDb, pg: &PgServer, sizes: &Sizes) -> Result<(Figures, u64), Error> {
+    maria.create_database("tandem_src").await?;
+    let mut my = maria.connect("tandem_src").await?;
+    my_batch(&mut my, MY_DDL).await?;
+    my.disconnect().await?;
+    pg.create_database("tandem_dst").await?;
+    let dst = connect(&pg.url("tandem_dst")).await?;
+    dst.batch_execute(PG_DDL).await?;
+    let config: PathBuf = std::env::temp_dir().join(format!(
+        "tandem-bench-chameleon-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "[nodes.desk]\nurl = \"{}\"\n[nodes.crm]\nurl = \"{}\"\n\
+             [[tables]]\nname = \"items\"\nkey = [\"id\"]\n[[tables]]\nname = \"mark\"\nkey = [\"id\"]\n",
+            maria.url("tandem_src"),
+            pg.url("tandem_dst")
+        ),
+    )?;
+    tandem_cmd(&["setup"], &config).await?;
+    let mut child = start_run(&config).await?;
+    let pid = child.id().ok_or("tandem run has no pid")?;
+    let (stop, peak) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    sample_rss(pid, stop.clone(), peak.clone());
+    let meters = Meters {
+        source: pid_file(&maria.root_dir().join("mariadb.pid"))?,
+        target: pid_file(&pg.data_dir().join("postmaster.pid"))?,
+        tool: Tool::Pid(pid),
+    };
+    let target = Target {
+        client: &dst,
+        mark: "mark",
+        tool_pid: pid,
+        tool_log: None,
+    };
+    let figures = workloads(
+        &maria.url("tandem_src"),
+        &target,
+        "items",
+        sizes,
+        "tandem",
+        &meters,
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    child.kill().await?;
+    let _ = std::fs::remove_file(&config);
+    Ok((figures?, peak.load(Ordering::Relaxed)))
+}
+
+async fn run() -> Result<(), Error> {
+    let sizes = Sizes::from_env();
+    // The server default for logical_decoding_work_mem (the harness lowers it to exercise spilling):
+    // tandem also reads the target's WAL, for the other direction.
+    let options = PgOptions {
+        settings: vec![("logical_decoding_work_mem".into(), "64MB".into())],
+        ..PgOptions::default()
+    };
+    let (maria, pg) = tokio::join!(MariaDb::start(), PgServer::start_with(options));
+    let (maria, pg) = (maria?, pg?);
+    let version: String = maria
+        .connect("")
+        .await?
+        .query_first("SELECT VERSION()")
+        .await?
+        .unwrap_or_default();
+    println!(
+        "chameleon: MariaDB {version} -> PostgreSQL {} (harness servers, fsync off), {} build of tandem; \
+         bulk {} rows in one transaction, {} one-row insert transactions, {} clients x {} one-row updates on {} rows",
+        pg.version(),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        sizes.bulk,
+        sizes.singles,
+        sizes.clients,
+        sizes.updates_each,
+        sizes.updated_rows
+    );
+    let c = chameleon(&maria, &pg, &sizes).await?;
+    let (t, peak_kib) = tandem(&maria, &pg, &sizes).await?;
+    let line = |i: usize, what: &str, unit: &str, peer: f64, tandem: f64| {
+        let (cc, tc) = (c.cpu[i], t.cpu[i]);
+        println!(
+            "  {what:<28} pg_chameleon {peer:>8.0} {unit}   tandem {tandem:>8.0} {unit}   ratio {:.2}x   \
+             CPU s source/target + tool: pg_chameleon {:.1}/{:.1} + {:.1}, tandem {:.1}/{:.1} + {:.1}",
+            tandem / peer,
+            cc[0],
+            cc[1],
+            cc[2],
+            tc[0],
+            tc[1],
+            tc[2]
+        )
+    };
+    line(0, "bulk, one transaction", "rows/s", c.bulk, t.bulk);
+    line(
+        1,
+        "one-row insert transactions",
+        "txn/s",
+        c.singles,
+        t.singles,
+    );
+    line(
+        2,
+        "one-row updates, 8 clients",
+        "txn/s",
+        c.updates,
+        t.updates,
+    );
+    println!(
+        "  tandem run peak RSS {:.1} MiB; every row equal on both sides for both tools",
+        peak_kib as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn main() {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chameleon bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run()) {
+        eprintln!("chameleon bench failed: {e}");
+        std::process::exit(1);
+    }
+}
