@@ -20,10 +20,10 @@ pub struct Sql {
 }
 
 /// A statement over arrays: one `text[]` parameter per column, whatever the number of rows, so
-/// that its text depends only on the table and the columns written. It is prepared once per shape
-/// and reused, and the server parses and plans it once, where a `VALUES` list of one parameter per
-/// value costs a new parse and plan for every batch. The rows are `unnest(…)` of the arrays, cast
-/// to each column's type as the row statements cast a parameter.
+/// that its text depends only on the table and the columns written and stays small: the server
+/// parses a few casts, where a `VALUES` list of one parameter per value made it parse and plan
+/// thousands per batch. The rows are `unnest(…)` of the arrays, cast to each column's type as the
+/// row statements cast a parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArraySql {
     pub text: String,
