@@ -4,6 +4,8 @@
 //! Run: `cargo bench --bench apply` (optionally `TANDEM_BENCH_ROWS=20000`). Numbers depend on the
 //! machine and on the harness servers' settings (fsync off); compare runs on the same machine only.
 
+mod support;
+
 use std::time::Instant;
 
 use tandem::apply::{self, Applier};
@@ -214,18 +216,5 @@ async fn run() -> Result<(), String> {
 }
 
 fn main() {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(run()) {
-        eprintln!("benchmark failed: {e}");
-        std::process::exit(1);
-    }
+    support::main("cannot start the runtime", "benchmark failed", run());
 }

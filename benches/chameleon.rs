@@ -38,18 +38,19 @@
 //! workloads (a smoke test: `TANDEM_BENCH_SCALE=100 cargo bench --profile dev --bench chameleon`).
 //! The machine's load moves absolute numbers; the ratios of one run are what to compare.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
+use support::{
+    connect, exited, mariadb_pid, my_connect, postmaster, processes, Error, Figures, Meters, Sizes,
+    TandemRun, Tool,
+};
 use tandem::harness::{MariaDb, PgOptions, PgServer};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio_postgres::{Client, NoTls};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use tokio_postgres::Client;
 
 const CHAMELEON: &str = "pg_chameleon==2.0.21";
 const VENV_CACHE: &str = "/var/tmp/tandem-bench-pg_chameleon-2.0.21";
@@ -72,150 +73,12 @@ fn pg_checksum(table: &str) -> String {
 /// How long a tool may take to deliver one workload before the run fails.
 const CATCH_UP: Duration = Duration::from_secs(900);
 
-struct Sizes {
-    bulk: i64,
-    singles: i64,
-    clients: i64,
-    updates_each: i64,
-    updated_rows: i64,
-}
-
-impl Sizes {
-    fn from_env() -> Sizes {
-        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok());
-        let scale = env("TANDEM_BENCH_SCALE").unwrap_or(1).max(1);
-        let bulk = env("TANDEM_BENCH_ROWS").unwrap_or(200_000) / scale;
-        Sizes {
-            bulk: bulk.max(1),
-            singles: (20_000 / scale).max(1),
-            clients: 8,
-            updates_each: (2_500 / scale).max(1),
-            updated_rows: bulk.clamp(1, 100_000),
-        }
-    }
-}
-
-/// Each workload's figure: work units (rows or transactions) per second, and the CPU seconds the
-/// source server, the target server and the tool spent on it.
-#[derive(Default, Clone, Copy)]
-struct Figures {
-    bulk: f64,
-    singles: f64,
-    updates: f64,
-    cpu: [[f64; 3]; 3],
-}
-
-/// `(pid, parent pid, utime + stime in clock ticks)` of every process.
-fn processes() -> Vec<(u32, u32, u64)> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| {
-        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name is in parentheses and may hold spaces: fields count from its end.
-        let rest = stat.get(stat.rfind(')')? + 2..)?;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ppid = f.get(1)?.parse().ok()?;
-        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-        Some((pid, ppid, ticks))
-    })
-    .collect()
-}
-
-/// Whether `pid`'s command line mentions `needle`.
-fn cmdline_has(pid: u32, needle: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains(needle))
-        .unwrap_or(false)
-}
-
-/// Whose CPU time is counted as the tool's.
-#[derive(Clone)]
-enum Tool {
-    /// One process (`tandem run`).
-    Pid(u32),
-    /// Every process whose command line mentions this path (pg_chameleon's virtualenv).
-    Cmdline(String),
-}
-
-/// Whose CPU time is counted: the two servers (each server process and its children) and the tool.
-#[derive(Clone)]
-struct Meters {
-    source: u32,
-    target: u32,
-    tool: Tool,
-}
-
-impl Meters {
-    /// CPU seconds so far: source server, target server, tool. (Exited processes are not counted;
-    /// the workloads' connections and the tools' processes stay while measured.)
-    fn read(&self) -> [f64; 3] {
-        let all = processes();
-        let tree = |root: u32| {
-            all.iter()
-                .filter(|(pid, ppid, _)| *pid == root || *ppid == root)
-                .map(|(_, _, t)| *t)
-                .sum::<u64>()
-        };
-        let tool = all
-            .iter()
-            .filter(|(pid, _, _)| match &self.tool {
-                Tool::Pid(p) => pid == p,
-                Tool::Cmdline(needle) => cmdline_has(*pid, needle),
-            })
-            .map(|(_, _, t)| *t)
-            .sum::<u64>();
-        // Linux reports these in USER_HZ, 100 per second.
-        let s = |t: u64| t as f64 / 100.0;
-        [s(tree(self.source)), s(tree(self.target)), s(tool)]
-    }
-
-    fn since(&self, start: [f64; 3]) -> [f64; 3] {
-        let now = self.read();
-        [now[0] - start[0], now[1] - start[1], now[2] - start[2]]
-    }
-}
-
-fn pid_file(path: &Path) -> Result<u32, Error> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| format!("{} holds no pid", path.display()))?)
-}
-
-async fn connect(url: &str) -> Result<Client, Error> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
-}
-
-async fn my_connect(url: &str) -> Result<mysql_async::Conn, Error> {
-    Ok(mysql_async::Conn::from_url(url).await?)
-}
-
 /// Runs `;`-separated statements one by one.
 async fn my_batch(conn: &mut mysql_async::Conn, sql: &str) -> Result<(), Error> {
     for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
         conn.query_drop(statement).await?;
     }
     Ok(())
-}
-
-/// Whether `pid` has exited (gone, or a zombie not yet reaped).
-fn exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat.get(i + 2..i + 3))
-            .is_none_or(|state| state == "Z" || state == "X"),
-        Err(_) => true,
-    }
 }
 
 /// What to wait on: the target's mark table, and the tool's process, which must stay up.
@@ -321,13 +184,7 @@ async fn workloads(
             let update = client
                 .prep("UPDATE items SET qty = qty + 1 WHERE id = ?")
                 .await?;
-            // A fixed pseudo-random sequence per client (an LCG), so runs are alike.
-            let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1);
-            for _ in 0..each {
-                x = x
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                let id = (x >> 33) as i64 % rows + 1;
+            for id in support::update_keys(c as u64, each, rows) {
                 client.exec_drop(&update, (id,)).await?;
             }
             client.disconnect().await?;
@@ -702,9 +559,9 @@ async fn chameleon_in(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let meters = Meters {
-        source: pid_file(&maria.root_dir().join("mariadb.pid"))?,
-        target: pid_file(&pg.data_dir().join("postmaster.pid"))?,
-        tool: Tool::Cmdline(venv.display().to_string()),
+        source: mariadb_pid(maria)?,
+        target: postmaster(pg)?,
+        tool: Some(Tool::Cmdline(venv.display().to_string())),
     };
     let figures = workloads(
         &maria.url("bench"),
@@ -741,72 +598,6 @@ async fn chameleon_in(
 // ---------------------------------------------------------------------------------------------
 // tandem
 
-/// Peak `VmRSS` of `pid` in KiB, sampled until `stop`.
-fn sample_rss(pid: u32, stop: Arc<AtomicBool>, peak: Arc<AtomicU64>) {
-    tokio::spawn(async move {
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                let kib = status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                peak.fetch_max(kib, Ordering::Relaxed);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-}
-
-async fn tandem_cmd(args: &[&str], config: &Path) -> Result<(), Error> {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .await?;
-    if !out.status.success() {
-        return Err(format!(
-            "tandem {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// Starts `tandem run` and waits until both links have started.
-async fn start_run(config: &Path) -> Result<tokio::process::Child, Error> {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("TANDEM_LOG", "info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let mut started = 0;
-    let ready = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("link started") {
-                started += 1;
-                if started == 2 {
-                    return true;
-                }
-            }
-        }
-        false
-    })
-    .await;
-    if ready != Ok(true) {
-        return Err("tandem run did not start its links".into());
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(child)
-}
-
 async fn tandem(maria: &MariaDb, pg: &PgServer, sizes: &Sizes) -> Result<(Figures, u64), Error> {
     maria.create_database("tandem_src").await?;
     let mut my = maria.connect("tandem_src").await?;
@@ -815,31 +606,22 @@ async fn tandem(maria: &MariaDb, pg: &PgServer, sizes: &Sizes) -> Result<(Figure
     pg.create_database("tandem_dst").await?;
     let dst = connect(&pg.url("tandem_dst")).await?;
     dst.batch_execute(PG_DDL).await?;
-    let config: PathBuf = std::env::temp_dir().join(format!(
-        "tandem-bench-chameleon-{}.toml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &config,
-        format!(
+    let run = TandemRun::start(
+        "chameleon",
+        &format!(
             "[nodes.desk]\nurl = \"{}\"\n[nodes.crm]\nurl = \"{}\"\n\
              [[tables]]\nname = \"items\"\nkey = [\"id\"]\n[[tables]]\nname = \"mark\"\nkey = [\"id\"]\n",
             maria.url("tandem_src"),
             pg.url("tandem_dst")
         ),
-    )?;
-    tandem_cmd(&["setup"], &config).await?;
-    let mut child = start_run(&config).await?;
-    let pid = child.id().ok_or("tandem run has no pid")?;
-    let (stop, peak) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    sample_rss(pid, stop.clone(), peak.clone());
+    )
+    .await?;
+    let pid = run.pid;
+    let rss = support::PeakRss::start(pid);
     let meters = Meters {
-        source: pid_file(&maria.root_dir().join("mariadb.pid"))?,
-        target: pid_file(&pg.data_dir().join("postmaster.pid"))?,
-        tool: Tool::Pid(pid),
+        source: mariadb_pid(maria)?,
+        target: postmaster(pg)?,
+        tool: Some(Tool::Pid(pid)),
     };
     let target = Target {
         client: &dst,
@@ -856,10 +638,9 @@ async fn tandem(maria: &MariaDb, pg: &PgServer, sizes: &Sizes) -> Result<(Figure
         &meters,
     )
     .await;
-    stop.store(true, Ordering::Relaxed);
-    child.kill().await?;
-    let _ = std::fs::remove_file(&config);
-    Ok((figures?, peak.load(Ordering::Relaxed)))
+    rss.stop();
+    run.stop().await?;
+    Ok((figures?, rss.kib()))
 }
 
 async fn run() -> Result<(), Error> {
@@ -882,7 +663,7 @@ async fn run() -> Result<(), Error> {
         "chameleon: MariaDB {version} -> PostgreSQL {} (harness servers, fsync off), {} build of tandem; \
          bulk {} rows in one transaction, {} one-row insert transactions, {} clients x {} one-row updates on {} rows",
         pg.version(),
-        if cfg!(debug_assertions) { "debug" } else { "release" },
+        support::build(),
         sizes.bulk,
         sizes.singles,
         sizes.clients,
@@ -928,15 +709,5 @@ async fn run() -> Result<(), Error> {
 }
 
 fn main() {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("chameleon bench: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(run()) {
-        eprintln!("chameleon bench failed: {e}");
-        std::process::exit(1);
-    }
+    support::main("chameleon bench", "chameleon bench failed", run());
 }

@@ -17,6 +17,8 @@
 //! disturbs much less: what setup adds on the server, without the client's share. Run: `cargo bench --bench footprint` (or `cargo test --bench footprint`, a
 //! debug build: it times the servers). Compare the ratios, not the absolute times.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -267,18 +269,5 @@ async fn bench() -> Result<(), String> {
 }
 
 fn main() {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(bench()) {
-        eprintln!("benchmark failed: {e}");
-        std::process::exit(1);
-    }
+    support::main("cannot start the runtime", "benchmark failed", bench());
 }

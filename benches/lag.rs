@@ -23,18 +23,18 @@
 //! Run: `cargo bench --bench lag` (release build). Smoke test: `TANDEM_BENCH_SECONDS=3 cargo bench
 //! --profile dev --bench lag`. The machine's load moves the numbers.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+mod support;
+
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
+use support::{
+    connect, exited, mariadb_pid, my_connect, postmaster, Error, Meters, TandemRun, Tool,
+};
 use tandem::harness::{MariaDb, PgOptions, PgServer};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio_postgres::{Client, NoTls};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use tokio_postgres::Client;
 
 const PG_DDL: &str = "CREATE TABLE events (id bigint PRIMARY KEY, src varchar(8) NOT NULL, \
     created_us bigint NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, \
@@ -53,129 +53,6 @@ const HALF_SPAN: i64 = 5_000_000_000;
 
 /// How long a direction may take to drain after the load before the run fails.
 const DRAIN: Duration = Duration::from_secs(1800);
-
-async fn connect(url: &str) -> Result<Client, Error> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
-}
-
-async fn my_connect(url: &str) -> Result<mysql_async::Conn, Error> {
-    Ok(mysql_async::Conn::from_url(url).await?)
-}
-
-/// CPU clock ticks (utime + stime) of `root` and its children.
-fn cpu_ticks(root: u32) -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    dir.filter_map(|e| {
-        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let rest = stat.get(stat.rfind(')')? + 2..)?;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ppid: u32 = f.get(1)?.parse().ok()?;
-        if pid != root && ppid != root {
-            return None;
-        }
-        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-    })
-    .sum()
-}
-
-/// CPU seconds so far of PostgreSQL, MariaDB and tandem (Linux: USER_HZ is 100 per second).
-fn cpu(pids: [u32; 3]) -> [f64; 3] {
-    pids.map(|p| cpu_ticks(p) as f64 / 100.0)
-}
-
-fn pid_file(path: &Path) -> Result<u32, Error> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| format!("{} holds no pid", path.display()))?)
-}
-
-/// Whether `pid` has exited (gone, or a zombie not yet reaped).
-fn exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat.get(i + 2..i + 3))
-            .is_none_or(|state| state == "Z" || state == "X"),
-        Err(_) => true,
-    }
-}
-
-/// Peak `VmRSS` of `pid` in KiB, sampled until `stop`.
-fn sample_rss(pid: u32, stop: Arc<AtomicBool>, peak: Arc<AtomicU64>) {
-    tokio::spawn(async move {
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                let kib = status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                peak.fetch_max(kib, Ordering::Relaxed);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-}
-
-async fn tandem_cmd(args: &[&str], config: &Path) -> Result<(), Error> {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .await?;
-    if !out.status.success() {
-        return Err(format!(
-            "tandem {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// Starts `tandem run` and waits until both links have started.
-async fn start_run(config: &Path) -> Result<tokio::process::Child, Error> {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("TANDEM_LOG", "info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let mut started = 0;
-    let ready = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("link started") {
-                started += 1;
-                if started == 2 {
-                    return true;
-                }
-            }
-        }
-        false
-    })
-    .await;
-    if ready != Ok(true) {
-        return Err("tandem run did not start its links".into());
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(child)
-}
 
 /// The two databases, with the URLs the load clients connect to.
 struct Nodes {
@@ -361,8 +238,13 @@ async fn run_rate(
 ) -> Result<(), Error> {
     let total = ((rate * seconds).round() as i64).max(1);
     let (pg_base, my_base) = (r * RUN_SPAN + 1, r * RUN_SPAN + HALF_SPAN + 1);
-    let cpu_pids = [nodes.pg_pid, nodes.my_pid, nodes.tandem];
-    let cpu_start = cpu(cpu_pids);
+    // CPU seconds of PostgreSQL (the postmaster and its children), MariaDB and tandem.
+    let meters = Meters {
+        source: nodes.pg_pid,
+        target: nodes.my_pid,
+        tool: Some(Tool::Pid(nodes.tandem)),
+    };
+    let cpu_start = meters.read();
     // Clients connect before the clock starts.
     let start = Instant::now() + Duration::from_millis(500);
     let (a, b) = tokio::join!(
@@ -380,14 +262,7 @@ async fn run_rate(
         .wait_rows(true, my_base, my_hi, total, "MariaDB -> PostgreSQL")
         .await?;
     let drain_pg = load_end.elapsed();
-    let used = {
-        let now = cpu(cpu_pids);
-        [
-            now[0] - cpu_start[0],
-            now[1] - cpu_start[1],
-            now[2] - cpu_start[2],
-        ]
-    };
+    let used = meters.since(cpu_start);
     println!(
         "  {rate:.0} txn/s each way for {seconds:.0} s ({total} rows each way, {clients} clients each):"
     );
@@ -470,39 +345,32 @@ async fn run() -> Result<(), Error> {
         .await?
         .unwrap_or_default();
 
-    let config: PathBuf =
-        std::env::temp_dir().join(format!("tandem-bench-lag-{}.toml", std::process::id()));
-    std::fs::write(
-        &config,
-        format!(
+    let run = TandemRun::start(
+        "lag",
+        &format!(
             "[nodes.crm]\nurl = \"{}\"\n[nodes.desk]\nurl = \"{}\"\n\
              [[tables]]\nname = \"events\"\nkey = [\"id\"]\nexclude = [\"arrived_us\"]\n",
             pg.url("crm"),
             maria.url("desk")
         ),
-    )?;
-    tandem_cmd(&["setup"], &config).await?;
-    let mut child = start_run(&config).await?;
-    let pid = child.id().ok_or("tandem run has no pid")?;
-    let (stop, peak) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    sample_rss(pid, stop.clone(), peak.clone());
+    )
+    .await?;
+    let pid = run.pid;
+    let rss = support::PeakRss::start(pid);
     let mut nodes = Nodes {
         pg: pgc,
         my,
         pg_url: pg.url("crm"),
         my_url: maria.url("desk"),
         tandem: pid,
-        pg_pid: pid_file(&pg.data_dir().join("postmaster.pid"))?,
-        my_pid: pid_file(&maria.root_dir().join("mariadb.pid"))?,
+        pg_pid: postmaster(&pg)?,
+        my_pid: mariadb_pid(&maria)?,
     };
     println!(
         "lag: PostgreSQL {} <-> MariaDB {version} (harness servers, fsync off), {} build of tandem, \
          one-row insert transactions offered at {:?} txn/s each way, {seconds} s each",
         pg.version(),
-        if cfg!(debug_assertions) { "debug" } else { "release" },
+        support::build(),
         rates
     );
     let result = async {
@@ -545,27 +413,16 @@ async fn run() -> Result<(), Error> {
         Ok(())
     }
     .await;
-    stop.store(true, Ordering::Relaxed);
-    child.kill().await?;
-    let _ = std::fs::remove_file(&config);
+    rss.stop();
+    run.stop().await?;
     result?;
     println!(
         "  tandem run peak RSS {:.1} MiB; both tables hold every row of both directions (count and checksum equal)",
-        peak.load(Ordering::Relaxed) as f64 / 1024.0
+        rss.kib() as f64 / 1024.0
     );
     Ok(())
 }
 
 fn main() {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("lag bench: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(run()) {
-        eprintln!("lag bench failed: {e}");
-        std::process::exit(1);
-    }
+    support::main("lag bench", "lag bench failed", run());
 }

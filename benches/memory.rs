@@ -9,83 +9,26 @@
 //! `TANDEM_BENCH_ROWS=2000000 cargo bench --bench memory`. Memory does not depend on the machine's
 //! load the way time does; the time printed is for orientation only.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
+use support::{status_kib, Error, TandemRun};
 use tandem::harness::{MariaDb, PgServer};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const PG_DDL: &str =
     "CREATE TABLE items (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2))";
 const MY_DDL: &str =
     "CREATE TABLE items (id BIGINT PRIMARY KEY, name VARCHAR(64), qty INT, price DECIMAL(12,2))";
 
-type Error = Box<dyn std::error::Error>;
-
 /// `(VmRSS, VmHWM)` of `pid`, in KiB.
 fn rss(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |key: &str| -> Option<u64> {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-async fn tandem(args: &[&str], config: &Path) -> Result<(), Error> {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .await?;
-    if !out.status.success() {
-        return Err(format!(
-            "tandem {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// Starts `tandem run` and waits until both links have started.
-async fn start_run(config: &Path) -> Result<tokio::process::Child, Error> {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("TANDEM_LOG", "info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let mut started = 0;
-    let wait = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("link started") {
-                started += 1;
-                if started == 2 {
-                    return true;
-                }
-            }
-        }
-        false
-    })
-    .await;
-    if wait != Ok(true) {
-        return Err("tandem run did not start its links".into());
-    }
-    // Keep reading so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(child)
+    Some((
+        status_kib(&status, "VmRSS:")?,
+        status_kib(&status, "VmHWM:")?,
+    ))
 }
 
 async fn pg_count(pg: &tokio_postgres::Client) -> Result<i64, Error> {
@@ -173,8 +116,6 @@ async fn run() -> Result<(), Error> {
     pgc.batch_execute(PG_DDL).await?;
     let mut my = maria.connect("desk").await?;
     my.query_drop(MY_DDL).await?;
-    let config: PathBuf =
-        std::env::temp_dir().join(format!("tandem-bench-memory-{}.toml", std::process::id()));
     let mut text = format!(
         "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
         pg.url("crm"),
@@ -183,16 +124,13 @@ async fn run() -> Result<(), Error> {
     if let Some(b) = &budget {
         text += &format!("[tandem]\nmemory_budget_mib = {b}\n");
     }
-    std::fs::write(&config, text)?;
-    tandem(&["setup"], &config).await?;
-    let mut child = start_run(&config).await?;
-    let pid = child.id().ok_or("tandem run has no pid")?;
+    let run = TandemRun::start("memory", &text).await?;
+    let pid = run.pid;
     let idle = rss(pid).map_or(0, |(r, _)| r);
     let mut cases = Vec::new();
     cases.push(measure("PostgreSQL -> MariaDB", rows, pid, &pgc, &mut my, 0).await?);
     cases.push(measure("MariaDB -> PostgreSQL", rows, pid, &pgc, &mut my, rows).await?);
-    child.kill().await?;
-    let _ = std::fs::remove_file(&config);
+    run.stop().await?;
     println!(
         "memory: one {rows}-row transaction each way, memory_budget_mib = {}, tandem run idle RSS {:.1} MiB",
         budget.as_deref().unwrap_or("default"),
@@ -211,15 +149,5 @@ async fn run() -> Result<(), Error> {
 }
 
 fn main() {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("memory bench: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(run()) {
-        eprintln!("memory bench failed: {e}");
-        std::process::exit(1);
-    }
+    support::main("memory bench", "memory bench failed", run());
 }

@@ -19,17 +19,13 @@
 //! workloads (CI runs `TANDEM_BENCH_SCALE=100` as a smoke test). The machine's load moves absolute
 //! numbers; the ratios of one run are what to compare.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
+use support::{connect, postmaster, Error, Figures, Meters, Sizes, TandemRun, Tool};
 use tandem::harness::{PgOptions, PgServer};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio_postgres::{Client, NoTls};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use tokio_postgres::Client;
 
 const DDL: &str =
     "CREATE TABLE items (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2));
@@ -37,114 +33,6 @@ const DDL: &str =
 
 /// The checksum of a table's business columns, in key order.
 const CHECKSUM: &str = "SELECT count(*)::text || ' ' || coalesce(md5(string_agg(concat_ws('|', id, name, qty, price), ',' ORDER BY id)), '') FROM items";
-
-struct Sizes {
-    bulk: i64,
-    singles: i64,
-    clients: i64,
-    updates_each: i64,
-    updated_rows: i64,
-}
-
-impl Sizes {
-    fn from_env() -> Sizes {
-        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok());
-        let scale = env("TANDEM_BENCH_SCALE").unwrap_or(1).max(1);
-        let bulk = env("TANDEM_BENCH_ROWS").unwrap_or(200_000) / scale;
-        Sizes {
-            bulk: bulk.max(1),
-            singles: (20_000 / scale).max(1),
-            clients: 8,
-            updates_each: (2_500 / scale).max(1),
-            updated_rows: bulk.clamp(1, 100_000),
-        }
-    }
-}
-
-/// Each workload's figure: work units (rows or transactions) per second, and the CPU seconds the
-/// source server, the target server and the tandem process spent on it.
-#[derive(Default, Clone, Copy)]
-struct Figures {
-    bulk: f64,
-    singles: f64,
-    updates: f64,
-    cpu: [[f64; 3]; 3],
-}
-
-/// Whose CPU time is counted: the two servers (the postmaster and its children) and tandem.
-#[derive(Clone, Copy)]
-struct Meters {
-    source: u32,
-    target: u32,
-    tandem: Option<u32>,
-}
-
-/// `(pid, parent pid, utime + stime in clock ticks)` of every process.
-fn processes() -> Vec<(u32, u32, u64)> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| {
-        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name is in parentheses and may hold spaces: fields count from its end.
-        let rest = stat.get(stat.rfind(')')? + 2..)?;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ppid = f.get(1)?.parse().ok()?;
-        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-        Some((pid, ppid, ticks))
-    })
-    .collect()
-}
-
-impl Meters {
-    /// CPU seconds so far: source server, target server, tandem. (Exited server processes are not
-    /// counted; the workloads' connections stay open while measured.)
-    fn read(&self) -> [f64; 3] {
-        let all = processes();
-        let tree = |root: u32| {
-            all.iter()
-                .filter(|(pid, ppid, _)| *pid == root || *ppid == root)
-                .map(|(_, _, t)| *t)
-                .sum::<u64>()
-        };
-        let own = |pid: Option<u32>| {
-            all.iter()
-                .filter(|(p, _, _)| Some(*p) == pid)
-                .map(|(_, _, t)| *t)
-                .sum::<u64>()
-        };
-        // Linux reports these in USER_HZ, 100 per second.
-        let s = |t: u64| t as f64 / 100.0;
-        [
-            s(tree(self.source)),
-            s(tree(self.target)),
-            s(own(self.tandem)),
-        ]
-    }
-
-    fn since(&self, start: [f64; 3]) -> [f64; 3] {
-        let now = self.read();
-        [now[0] - start[0], now[1] - start[1], now[2] - start[2]]
-    }
-}
-
-fn postmaster(server: &PgServer) -> Result<u32, Error> {
-    let text = std::fs::read_to_string(server.data_dir().join("postmaster.pid"))?;
-    Ok(text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or("postmaster.pid has no pid")?)
-}
-
-async fn connect(url: &str) -> Result<Client, Error> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
-}
 
 /// Commits mark `n` on the source and waits until the target has it.
 async fn mark_and_wait(src: &Client, dst: &Client, n: i32, what: &str) -> Result<(), Error> {
@@ -210,13 +98,7 @@ async fn workloads(
             let update = client
                 .prepare("UPDATE items SET qty = qty + 1 WHERE id = $1")
                 .await?;
-            // A fixed pseudo-random sequence per client (an LCG), so runs are alike.
-            let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1);
-            for _ in 0..each {
-                x = x
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                let id = (x >> 33) as i64 % rows + 1;
+            for id in support::update_keys(c as u64, each, rows) {
                 client.execute(&update, &[&id]).await?;
             }
             Ok::<(), Error>(())
@@ -284,110 +166,33 @@ async fn native(a: &PgServer, b: &PgServer, sizes: &Sizes) -> Result<Figures, Er
     let meters = Meters {
         source: postmaster(a)?,
         target: postmaster(b)?,
-        tandem: None,
+        tool: None,
     };
     let figures = workloads(&src_url, &dst_url, sizes, "native", meters).await?;
     dst.batch_execute("DROP SUBSCRIPTION bench").await?;
     Ok(figures)
 }
 
-/// Peak `VmRSS` of `pid` in KiB, sampled until `stop`.
-fn sample_rss(pid: u32, stop: Arc<AtomicBool>, peak: Arc<AtomicU64>) {
-    tokio::spawn(async move {
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                let kib = status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                peak.fetch_max(kib, Ordering::Relaxed);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-}
-
-async fn tandem_cmd(args: &[&str], config: &Path) -> Result<(), Error> {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .await?;
-    if !out.status.success() {
-        return Err(format!(
-            "tandem {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// Starts `tandem run` and waits until both links have started.
-async fn start_run(config: &Path) -> Result<tokio::process::Child, Error> {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("TANDEM_LOG", "info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let mut started = 0;
-    let ready = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("link started") {
-                started += 1;
-                if started == 2 {
-                    return true;
-                }
-            }
-        }
-        false
-    })
-    .await;
-    if ready != Ok(true) {
-        return Err("tandem run did not start its links".into());
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(child)
-}
-
 async fn tandem(a: &PgServer, b: &PgServer, sizes: &Sizes) -> Result<(Figures, u64), Error> {
     let (src_url, dst_url) = fresh_databases(a, b, "tandem").await?;
-    let config: PathBuf = std::env::temp_dir().join(format!(
-        "tandem-bench-replicate-{}.toml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &config,
-        format!(
+    let run = TandemRun::start(
+        "replicate",
+        &format!(
             "[nodes.a]\nurl = \"{src_url}\"\n[nodes.b]\nurl = \"{dst_url}\"\n\
              [[tables]]\nname = \"items\"\nkey = [\"id\"]\n[[tables]]\nname = \"mark\"\nkey = [\"id\"]\n"
         ),
-    )?;
-    tandem_cmd(&["setup"], &config).await?;
-    let mut child = start_run(&config).await?;
-    let pid = child.id().ok_or("tandem run has no pid")?;
-    let (stop, peak) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    sample_rss(pid, stop.clone(), peak.clone());
+    )
+    .await?;
+    let rss = support::PeakRss::start(run.pid);
     let meters = Meters {
         source: postmaster(a)?,
         target: postmaster(b)?,
-        tandem: Some(pid),
+        tool: Some(Tool::Pid(run.pid)),
     };
     let figures = workloads(&src_url, &dst_url, sizes, "tandem", meters).await;
-    stop.store(true, Ordering::Relaxed);
-    child.kill().await?;
-    let _ = std::fs::remove_file(&config);
-    Ok((figures?, peak.load(Ordering::Relaxed)))
+    rss.stop();
+    run.stop().await?;
+    Ok((figures?, rss.kib()))
 }
 
 async fn run() -> Result<(), Error> {
@@ -420,7 +225,7 @@ async fn run() -> Result<(), Error> {
          bulk {} rows in one transaction, {} one-row insert transactions, {} clients x {} one-row updates on {} rows",
         a.version(),
         b.version(),
-        if cfg!(debug_assertions) { "debug" } else { "release" },
+        support::build(),
         sizes.bulk,
         sizes.singles,
         sizes.clients,
@@ -494,15 +299,5 @@ async fn run() -> Result<(), Error> {
 }
 
 fn main() {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("replicate bench: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(run()) {
-        eprintln!("replicate bench failed: {e}");
-        std::process::exit(1);
-    }
+    support::main("replicate bench", "replicate bench failed", run());
 }

@@ -7,6 +7,8 @@
 //! rows is not timed. No `tandem setup` and no links: the settle step finds no streaming link and
 //! does not wait, so this measures reading, merging and comparing.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -17,17 +19,6 @@ fn rows() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000)
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 #[tokio::main]
@@ -106,7 +97,7 @@ async fn main() {
         text
     });
     let status = loop {
-        if let Some(kib) = peak_rss_kib(pid) {
+        if let Some(kib) = support::proc_kib(pid, "VmHWM:") {
             peak = peak.max(kib);
         }
         if let Ok(Some(status)) = child.try_wait() {
