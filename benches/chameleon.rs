@@ -233,17 +233,6 @@ fn os_user(name: &str) -> Option<(u32, u32)> {
     })
 }
 
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
 /// Runs programs as the non-root user pg_chameleon needs, with `HOME` set.
 struct AsUser {
     /// `(uid, gid)` when running as root; `None` runs as the current user.
@@ -443,7 +432,7 @@ fn signal_tree(root: u32, signal: &str) {
 }
 
 async fn chameleon(maria: &MariaDb, pg: &PgServer, sizes: &Sizes) -> Result<Figures, Error> {
-    let owner = if running_as_root() {
+    let owner = if tandem::harness::running_as_root() {
         Some(os_user("postgres").ok_or(
             "running as root, pg_chameleon must run as another user and `postgres` does not exist",
         )?)
