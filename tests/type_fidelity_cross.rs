@@ -361,3 +361,51 @@ async fn mariadb_conventional_pairs_to_postgres() {
     )
     .await;
 }
+
+/// PostgreSQL types without a MySQL/MariaDB counterpart (interval, timetz, money, xml, tsvector)
+/// go into a MariaDB text column as PostgreSQL writes them: its text form, exactly. (`tandem check`
+/// calls such a pairing lossy both ways, since arbitrary text does not parse back: it is made
+/// one-way with `owner`.)
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_types_without_a_counterpart_reach_mariadb_as_their_text() {
+    cross_pair(
+        Source::Postgres,
+        &[
+            CrossCase {
+                table: "textual",
+                pg_ddl: "CREATE TABLE textual (id int PRIMARY KEY, iv interval, tz timetz, \
+                     m money, x xml, tv tsvector)",
+                maria_ddl: "CREATE TABLE textual (id INT PRIMARY KEY, iv VARCHAR(100), \
+                        tz VARCHAR(40), m VARCHAR(40), x LONGTEXT, tv TEXT)",
+                columns: "id, iv, tz, m, x, tv",
+                rows: &[
+                    "1, '1 year 2 mons 3 days 04:05:06.789', '12:34:56.5+02', 1234.56, \
+                 '<a b=\"c\">t</a>', 'fat:1 cat:2'",
+                    "2, '-00:00:01', '00:00:00-14', -0.01, '', ''",
+                    "3, NULL, NULL, NULL, NULL, NULL",
+                ],
+                expect: &[
+                    Expect::Row(
+                        "1|1 year 2 mons 3 days 04:05:06.789|12:34:56.5+02|$1,234.56|\
+                     <a b=\"c\">t</a>|'cat':2 'fat':1",
+                    ),
+                    Expect::Row("2|-00:00:01|00:00:00-14|-$0.01||"),
+                    Expect::Row("3|NULL|NULL|NULL|NULL|NULL"),
+                ],
+            },
+            CrossCase {
+                // A TIME column holds no offset: a time at offset 0 arrives, any other is refused.
+                table: "zoned",
+                pg_ddl: "CREATE TABLE zoned (id int PRIMARY KEY, tz timetz)",
+                maria_ddl: "CREATE TABLE zoned (id INT PRIMARY KEY, tz TIME(6))",
+                columns: "id, tz",
+                rows: &["1, '12:00:00.25+00'", "2, '12:00:00+02'"],
+                expect: &[
+                    Expect::Row("1|12:00:00.250000"),
+                    Expect::Refused(Some("tz")),
+                ],
+            },
+        ],
+    )
+    .await;
+}

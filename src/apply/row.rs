@@ -88,7 +88,13 @@ impl RowChange {
             fields
                 .into_iter()
                 .map(|f| {
-                    let kind = info.column(&f.name).map_or(ColKind::Other, |c| c.kind);
+                    let col = info.column(&f.name);
+                    let kind = col.map_or(ColKind::Other, |c| c.kind);
+                    // A time column that holds an offset (PostgreSQL `timetz`) takes one as it is.
+                    let kind = match col {
+                        Some(c) if c.base_type.contains("with time zone") => ColKind::Other,
+                        _ => kind,
+                    };
                     match target_form(f.value, kind) {
                         Ok(value) => Ok(Field {
                             name: f.name,
@@ -247,6 +253,9 @@ impl RowChange {
 pub enum Refusal {
     /// A spatial value whose SRID is not 0, for a column of plain bytes (WKB has no place for it).
     GeometrySrid,
+    /// A time of day with a non-zero UTC offset (PostgreSQL `timetz`), for a time column without
+    /// one (MySQL/MariaDB `TIME`).
+    TimeOffset,
 }
 
 impl Refusal {
@@ -254,6 +263,7 @@ impl Refusal {
     pub fn rule(self) -> &'static str {
         match self {
             Refusal::GeometrySrid => "geometry_srid",
+            Refusal::TimeOffset => "time_offset",
         }
     }
 }
@@ -266,6 +276,15 @@ pub fn target_form(v: Value, kind: ColKind) -> Result<Value, Refusal> {
     match (v, kind) {
         (Value::Geometry { srid: 0, wkb }, ColKind::Bytes) => Ok(Value::Bytes(wkb)),
         (Value::Geometry { .. }, ColKind::Bytes) => Err(Refusal::GeometrySrid),
+        // A time column without an offset: the time of day at offset 0, none other.
+        (
+            Value::TimeTz {
+                micros,
+                offset_secs: 0,
+            },
+            ColKind::Time,
+        ) => Ok(Value::Time(micros)),
+        (Value::TimeTz { .. }, ColKind::Time) => Err(Refusal::TimeOffset),
         (v, _) => Ok(v),
     }
 }
@@ -313,6 +332,13 @@ fn refused(
             format!(
                 "store the source's geometries with SRID 0 (on MariaDB: UPDATE … SET {column} = ST_GeomFromWKB(ST_AsBinary({column}), 0)), make the target column a PostGIS geometry, or exclude the column"
             ),
+        ),
+        Refusal::TimeOffset => (
+            format!(
+                "a time with a UTC offset other than 0 cannot be stored in {} column {column} ({ty}), which holds no offset",
+                info.table
+            ),
+            "store the source's times at offset 0 (or as time without time zone), make the target column text, or exclude the column".to_string(),
         ),
     };
     RefusedValue {

@@ -78,6 +78,40 @@ pub fn format_time(micros: i64) -> String {
     }
 }
 
+/// An interval as PostgreSQL writes it with `IntervalStyle = postgres` (its default): years and
+/// months from the month count, days, then the time part (`1 year 2 mons 3 days 04:05:06.789`,
+/// `-1 years -2 mons +3 days -04:05:06`, `00:00:00`). A part that is zero is left out; a part after
+/// a negative one shows its `+`; the time part is written when it is not zero or nothing else is.
+pub fn format_interval(months: i64, days: i64, micros: i64) -> String {
+    let mut out = String::new();
+    let (mut is_zero, mut is_before) = (true, false);
+    for (value, unit) in [(months / 12, "year"), (months % 12, "mon"), (days, "day")] {
+        if value == 0 {
+            continue;
+        }
+        out.push_str(&format!(
+            "{}{}{value} {unit}{}",
+            if is_zero { "" } else { " " },
+            if is_before && value > 0 { "+" } else { "" },
+            if value != 1 { "s" } else { "" }
+        ));
+        is_before = value < 0;
+        is_zero = false;
+    }
+    if is_zero || micros != 0 {
+        let sign = if micros < 0 {
+            "-"
+        } else if is_before {
+            "+"
+        } else {
+            ""
+        };
+        let t = format_time(micros.saturating_abs());
+        out.push_str(&format!("{}{sign}{t}", if is_zero { "" } else { " " }));
+    }
+    out
+}
+
 fn trim_frac(frac: u64) -> String {
     let s = format!("{frac:06}");
     s.trim_end_matches('0').to_string()
@@ -149,6 +183,26 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// PostgreSQL 15's own output for each (`SELECT '…'::interval`).
+    #[test]
+    fn intervals_as_postgresql_writes_them() {
+        let h = 3_600_000_000;
+        assert_eq!(
+            format_interval(14, 3, 4 * h + 5 * 60_000_000 + 6_789_000),
+            "1 year 2 mons 3 days 04:05:06.789"
+        );
+        assert_eq!(format_interval(0, 0, -1_000_000), "-00:00:01");
+        assert_eq!(format_interval(0, 0, 0), "00:00:00");
+        assert_eq!(format_interval(1, 1, 0), "1 mon 1 day");
+        assert_eq!(format_interval(24, 0, 0), "2 years");
+        assert_eq!(
+            format_interval(-14, 3, -(4 * h + 5 * 60_000_000 + 6_000_000)),
+            "-1 years -2 mons +3 days -04:05:06"
+        );
+        assert_eq!(format_interval(0, -1, h), "-1 days +01:00:00");
+        assert_eq!(format_interval(0, 0, 100 * h + 1), "100:00:00.000001");
+    }
 
     #[test]
     fn known_dates() {

@@ -220,15 +220,13 @@ impl fmt::Display for Value {
                 micros,
                 offset_secs,
             } => {
+                // As PostgreSQL writes it: `+HH`, `+HH:MM` or `+HH:MM:SS` as the offset needs.
                 let sign = if *offset_secs < 0 { '-' } else { '+' };
                 let o = offset_secs.unsigned_abs();
-                write!(
-                    f,
-                    "{}{sign}{:02}:{:02}",
-                    time::format_time(*micros),
-                    o / 3600,
-                    (o / 60) % 60
-                )?;
+                write!(f, "{}{sign}{:02}", time::format_time(*micros), o / 3600)?;
+                if o % 3600 != 0 {
+                    write!(f, ":{:02}", (o / 60) % 60)?;
+                }
                 if o % 60 != 0 {
                     write!(f, ":{:02}", o % 60)?;
                 }
@@ -240,11 +238,11 @@ impl fmt::Display for Value {
                 months,
                 days,
                 micros,
-            } => write!(
-                f,
-                "{months} mons {days} days {}",
-                time::format_time(*micros)
-            ),
+            } => f.write_str(&time::format_interval(
+                i64::from(*months),
+                i64::from(*days),
+                *micros,
+            )),
             Value::Set(items) => f.write_str(&items.join(",")),
             Value::Bits { len, bytes } => (0..*len).try_for_each(|i| {
                 let byte = bytes.get((i / 8) as usize).copied().unwrap_or(0);

@@ -59,7 +59,9 @@ pub fn to_my(v: &Value, kind: ColKind, target_offset_secs: i32) -> My {
             text(time::format_date(i64::from(*d)))
         }
         Value::Time(t) => text(time::format_time(*t)),
-        Value::TimeTz { micros, .. } => text(time::format_time(*micros)),
+        // Into a text column: the time and its offset, as PostgreSQL writes them (a TIME column
+        // gets a time at offset 0 only, as `Value::Time`: see `row::target_form`).
+        Value::TimeTz { .. } => text(v.to_string()),
         Value::Timestamp(t) if *t != i64::MAX && *t != i64::MIN => datetime(*t),
         Value::TimestampTz(t) if *t != i64::MAX && *t != i64::MIN => match kind {
             ColKind::Timestamp => datetime(t + i64::from(target_offset_secs) * 1_000_000),
