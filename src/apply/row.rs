@@ -291,7 +291,10 @@ pub fn target_form(v: Value, kind: ColKind) -> Result<Value, Refusal> {
 
 /// A value the target column cannot hold as it is: a definite error naming the column.
 #[derive(Debug)]
-pub struct RefusedValue {
+pub struct RefusedValue(Box<Refused>);
+
+#[derive(Debug)]
+struct Refused {
     table: String,
     key: String,
     column: String,
@@ -303,6 +306,7 @@ pub struct RefusedValue {
 
 impl From<RefusedValue> for ApplyError {
     fn from(r: RefusedValue) -> ApplyError {
+        let r = *r.0;
         ApplyError::Row {
             table: r.table,
             key: r.key,
@@ -341,14 +345,14 @@ fn refused(
             "store the source's times at offset 0 (or as time without time zone), make the target column text, or exclude the column".to_string(),
         ),
     };
-    RefusedValue {
+    RefusedValue(Box::new(Refused {
         table: plan.business.clone(),
         key: key_json(key),
         column: column.to_string(),
         message,
         fix,
         why,
-    }
+    }))
 }
 
 /// A version value as an orderable number: integers as they are, times in microseconds.
