@@ -781,6 +781,18 @@ pub async fn batched_inserts_with_some_existing_keys(kind: Kind) {
     );
 }
 
+/// Inserts of customers `ids` as the source writes them: name `r<id>`, version 5.
+fn inserts_at_5(f: &Fixture, ids: std::ops::RangeInclusive<i32>) -> Vec<tandem::model::Change> {
+    ids.map(|id| {
+        f.change(
+            Op::Insert,
+            None,
+            Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
+        )
+    })
+    .collect()
+}
+
 /// The target's customer rows, tombstones left for the source's deletes, conflict records and
 /// orders, as text: what one way of applying a transaction must leave exactly as another does.
 async fn outcome(f: &mut Fixture) -> Vec<Vec<Option<String>>> {
@@ -819,15 +831,7 @@ pub async fn batched_updates_and_deletes_match_row_by_row(kind: Kind) {
     for interleaved in [false, true] {
         let mut f = Fixture::new(kind, "", 0).await;
         let mut a = f.applier().await;
-        let inserts = (1..=12)
-            .map(|id| {
-                f.change(
-                    Op::Insert,
-                    None,
-                    Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
-                )
-            })
-            .collect();
+        let inserts = inserts_at_5(&f, 1..=12);
         a.apply(&[f.tx(1, inserts)]).await.expect("inserts");
         // Local writes the source has not seen: the version checks of 4, 7, 9 and 11 fail.
         f.db.exec("UPDATE customer SET email = 'local@x' WHERE id IN (4, 7, 11)")
@@ -1155,15 +1159,7 @@ pub async fn a_group_of_one_row_transactions_matches_one_at_a_time(kind: Kind) {
     for grouped in [true, false] {
         let mut f = Fixture::new(kind, "", 0).await;
         let mut a = f.applier().await;
-        let inserts = (1..=8)
-            .map(|id| {
-                f.change(
-                    Op::Insert,
-                    None,
-                    Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
-                )
-            })
-            .collect();
+        let inserts = inserts_at_5(&f, 1..=8);
         a.apply(&[f.tx(1, inserts)]).await.expect("inserts");
         // Local writes the source has not seen: the checks of 3 (update) and 6 (delete) fail.
         f.db.exec("UPDATE customer SET email = 'local@x' WHERE id IN (3, 6)")
