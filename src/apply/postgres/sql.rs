@@ -28,6 +28,9 @@ pub struct Sql {
 pub struct ArraySql {
     pub text: String,
     pub columns: Vec<Vec<Option<String>>>,
+    /// Whether the statement joins the rows to the table (a lookup by key whose plan depends on
+    /// the table's size): then it is planned at each run, else prepared once.
+    pub joins_table: bool,
 }
 
 /// Gathers the arrays of an [`ArraySql`].
@@ -82,10 +85,11 @@ impl<'a> ArrayBuilder<'a> {
         )
     }
 
-    fn finish(self, text: String) -> ArraySql {
+    fn finish(self, text: String, joins_table: bool) -> ArraySql {
         ArraySql {
             text,
             columns: self.columns,
+            joins_table,
         }
     }
 }
@@ -244,7 +248,7 @@ impl<'a> Builder<'a> {
             returning.join(", "),
             on.join(" AND ")
         );
-        Some(a.finish(text))
+        Some(a.finish(text, false))
     }
 
     /// The indexes (into `keys`) of the keys the table has, locking those rows.
@@ -265,7 +269,7 @@ impl<'a> Builder<'a> {
             qname(&self.info.table),
             on.join(" AND ")
         );
-        a.finish(text)
+        a.finish(text, true)
     }
 
     /// The same insert without `ON CONFLICT`, to surface the real error of a conflicting insert on a
@@ -365,7 +369,7 @@ impl<'a> Builder<'a> {
             qname(&self.info.table),
             a.from(true)
         );
-        a.finish(text)
+        a.finish(text, true)
     }
 
     /// Deletes a checked batch (see `Target::delete_many`); returns the indexes of the rows deleted.
@@ -377,7 +381,7 @@ impl<'a> Builder<'a> {
             qname(&self.info.table),
             a.from(true)
         );
-        a.finish(text)
+        a.finish(text, true)
     }
 
     /// Reads and locks the current row: version key, origin, per-column equality with the incoming
