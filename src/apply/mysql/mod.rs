@@ -475,16 +475,23 @@ impl Target for MyTarget {
     ) -> Result<Option<Vec<bool>>, ApplyError> {
         let keys: Vec<Vec<Field>> = rows.iter().map(|w| w.key.clone()).collect();
         let exists = self.existing(t, &keys).await?;
-        let new: Vec<Write> = rows
-            .iter()
-            .zip(&exists)
-            .filter(|(_, e)| !**e)
-            .map(|(w, _)| w.clone())
-            .collect();
+        // Usually no key exists: then the rows go as they are, without a copy.
+        let subset: Vec<Write>;
+        let new: &[Write] = if exists.iter().any(|e| *e) {
+            subset = rows
+                .iter()
+                .zip(&exists)
+                .filter(|(_, e)| !**e)
+                .map(|(w, _)| w.clone())
+                .collect();
+            &subset
+        } else {
+            rows
+        };
         if new.is_empty() {
             return Ok(Some(vec![false; rows.len()]));
         }
-        let sql = self.builder(t).insert_many(&new);
+        let sql = self.builder(t).insert_many(new);
         match self.run(sql).await {
             Ok(_) => Ok(Some(exists.into_iter().map(|e| !e).collect())),
             // A failed statement is rolled back whole; the transaction goes on.
@@ -492,11 +499,11 @@ impl Target for MyTarget {
             // One row: its key and values; several: none names the failing row (the caller goes
             // row by row).
             Err(e) => {
-                let fields = match new.as_slice() {
+                let fields = match new {
                     [one] => one.set.as_slice(),
                     _ => &[],
                 };
-                Err(self.row_err_in(t, single_key(&new), fields, e))
+                Err(self.row_err_in(t, single_key(new), fields, e))
             }
         }
     }
