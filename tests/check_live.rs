@@ -375,7 +375,7 @@ async fn check_live_sample_reads_bit_and_geometry_columns() {
 /// LIKE wildcard in the match).
 #[tokio::test]
 async fn catalog_tells_mariadb_json_columns_by_their_own_check() {
-    use tandem::mapping::types::ColumnType;
+    use tandem::model::schema::ColumnType;
     let maria = MariaDb::start().await.expect("MariaDB starts");
     maria.create_database("desk").await.unwrap();
     let mut conn = maria.connect("desk").await.unwrap();

@@ -1,61 +1,27 @@
-//! Reading the live schema of mapped tables: columns, declared types, nullability, defaults and keys.
+//! Reading the live schema of tables: columns, declared types, nullability, defaults and keys, as
+//! one [`TableSchema`] (in `model::schema`).
 //!
-//! `tandem check` holds the file against these, and the appliers use them to know the target's column
-//! types. The neutral description lives here; each engine's catalog queries live in its own file.
+//! ```text
+//!  postgres::read_table(&Client, table)   pg_attribute, pg_type, pg_index   ┐
+//!  mysql::read_table(&mut Conn, table)    information_schema                ┴─> Option<TableSchema>
+//!    used by: `tandem check` (read_tables, its own connection per node), the appliers (their apply
+//!    session, once per table and link), the initial copy and verify (their snapshot sessions)
+//! ```
+//!
+//! Each engine has exactly one such reader; the capture's binlog metadata fallback
+//! (`capture::mysql::server::schema_info`) is separate, since it reads what a TABLE_MAP lacks.
 //!
 //! Error handling: a table that does not exist is not an error here (it is `None`, and `check`
 //! reports it with the fix); failing to connect or to query is a [`CatalogError`].
 
-mod mysql;
-mod postgres;
+pub mod mysql;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 
 use crate::config::{scrub, Engine, Node};
-use crate::mapping::types::ColumnType;
+use crate::model::schema::{ColumnType, TableSchema};
 use crate::model::TableRef;
-
-/// One column as the database declares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColumnSchema {
-    pub name: String,
-    /// The type as the catalog prints it (`character varying(20)`, `int(10) unsigned`).
-    pub declared: String,
-    pub ty: ColumnType,
-    pub nullable: bool,
-    /// Has a default, is an identity / auto-increment column, or is generated.
-    pub has_default: bool,
-    /// A MySQL/MariaDB character column's character set (`utf8mb3`, `latin1`, …); `None` elsewhere.
-    pub charset: Option<String>,
-}
-
-/// One table as the database declares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSchema {
-    pub table: TableRef,
-    /// In the table's column order.
-    pub columns: Vec<ColumnSchema>,
-    pub primary_key: Vec<String>,
-    /// Unique keys other than the primary key.
-    pub unique_keys: Vec<Vec<String>>,
-}
-
-impl TableSchema {
-    pub fn column(&self, name: &str) -> Option<&ColumnSchema> {
-        self.columns.iter().find(|c| c.name == name)
-    }
-
-    /// Whether `key` (in any order) is the primary key or a unique key whose columns are all NOT NULL.
-    pub fn is_unique_key(&self, key: &[String]) -> bool {
-        let same = |k: &Vec<String>| k.len() == key.len() && key.iter().all(|c| k.contains(c));
-        same(&self.primary_key)
-            || self.unique_keys.iter().any(|k| {
-                same(k)
-                    && k.iter()
-                        .all(|c| self.column(c).is_some_and(|c| !c.nullable))
-            })
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -135,12 +101,10 @@ fn json_row(text: &str, schema: &TableSchema) -> Option<crate::model::RowImage> 
             };
             // A spatial column is sampled as its SRID only (see `mysql::sample_json`).
             let value = match (value, schema.column(&name).map(|c| &c.ty)) {
-                (Value::Int(srid), Some(crate::mapping::types::ColumnType::Geometry)) => {
-                    Value::Geometry {
-                        srid: u32::try_from(srid).unwrap_or(u32::MAX),
-                        wkb: Vec::new(),
-                    }
-                }
+                (Value::Int(srid), Some(ColumnType::Geometry)) => Value::Geometry {
+                    srid: u32::try_from(srid).unwrap_or(u32::MAX),
+                    wkb: Vec::new(),
+                },
                 (value, _) => value,
             };
             Field {

@@ -1,30 +1,101 @@
-//! MySQL/MariaDB catalog queries (`information_schema`).
+//! MySQL/MariaDB catalog queries (`information_schema`): the one reader of a table's columns, types
+//! and keys on MySQL/MariaDB ([`read_table`]), used on their own sessions by `check`, the applier,
+//! the initial copy and verify.
 
 use std::collections::BTreeMap;
 
 use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
 
-use super::{CatalogError, ColumnSchema, TableSchema};
+use super::CatalogError;
 use crate::config::Node;
-use crate::mapping::types::parse_mysql;
+use crate::connect::quote::mysql::ident;
+use crate::model::schema::{parse_mysql, ColumnSchema, ColumnType, TableSchema};
 use crate::model::TableRef;
 
 const COLUMNS: &str = "
 SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE = 'YES',
        (COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%' OR EXTRA LIKE '%GENERATED%'),
-       EXISTS (SELECT 1 FROM information_schema.CHECK_CONSTRAINTS cc
-               WHERE cc.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND cc.TABLE_NAME = c.TABLE_NAME
-                 AND cc.CHECK_CLAUSE = CONCAT('json_valid(`', REPLACE(c.COLUMN_NAME, '`', '``'), '`)')),
-       CHARACTER_SET_NAME
-FROM information_schema.COLUMNS c
+       CHARACTER_SET_NAME, LOWER(DATA_TYPE), EXTRA LIKE '%GENERATED%'
+FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
 ORDER BY ORDINAL_POSITION";
+
+/// Asked with constants only, which the server answers without opening every table.
+const CHECKS: &str = "
+SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?";
 
 const KEYS: &str = "
 SELECT INDEX_NAME, COLUMN_NAME
 FROM information_schema.STATISTICS
 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0
 ORDER BY INDEX_NAME, SEQ_IN_INDEX";
+
+type ColumnRow = (String, String, bool, bool, Option<String>, String, bool);
+
+/// `table` as `information_schema` declares it, read on `conn`'s session; `None` when there is no
+/// such table. MariaDB's JSON is a LONGTEXT with a `json_valid` check: its `base` is `json`.
+pub async fn read_table(
+    conn: &mut Conn,
+    table: &TableRef,
+) -> Result<Option<TableSchema>, mysql_async::Error> {
+    let rows: Vec<ColumnRow> = conn.exec(COLUMNS, (&*table.schema, &*table.name)).await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let checks: Vec<String> = if rows.iter().any(|r| r.5 == "longtext") {
+        conn.exec(CHECKS, (&*table.schema, &*table.name)).await?
+    } else {
+        Vec::new()
+    };
+    let is_json = |name: &str| {
+        let clause = format!("json_valid({})", ident(name)).to_lowercase();
+        checks
+            .iter()
+            .any(|c| c.to_lowercase().replace(' ', "") == clause)
+    };
+    let columns = rows
+        .into_iter()
+        .map(
+            |(name, declared, nullable, has_default, charset, data_type, generated)| {
+                let json = data_type == "json" || (data_type == "longtext" && is_json(&name));
+                ColumnSchema {
+                    ty: parse_mysql(&declared, json),
+                    base: if json { "json".into() } else { data_type },
+                    name,
+                    declared,
+                    nullable,
+                    has_default,
+                    charset,
+                    generated,
+                    identity_always: false,
+                    type_oid: None,
+                    array_delim: ',',
+                }
+            },
+        )
+        .collect();
+    let mut schema = TableSchema {
+        table: table.clone(),
+        columns,
+        primary_key: Vec::new(),
+        unique_keys: Vec::new(),
+    };
+    let keys: Vec<(String, String)> = conn.exec(KEYS, (&*table.schema, &*table.name)).await?;
+    let mut by_index: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (index, column) in keys {
+        by_index.entry(index).or_default().push(column);
+    }
+    for (index, cols) in by_index {
+        if index == "PRIMARY" {
+            schema.primary_key = cols;
+        } else {
+            schema.unique_keys.push(cols);
+        }
+    }
+    Ok(Some(schema))
+}
 
 pub(super) async fn read_tables(
     node: &Node,
@@ -38,55 +109,15 @@ pub(super) async fn read_tables(
     let mut conn = crate::connect::mysql(opts)
         .await
         .map_err(|e| connect(e.to_string()))?;
-    let query = |e: mysql_async::Error| CatalogError::Query {
-        node: node.id.clone(),
-        detail: e.to_string(),
-    };
     let mut out = BTreeMap::new();
     for t in tables {
-        let rows: Vec<(String, String, bool, bool, bool, Option<String>)> = conn
-            .exec(COLUMNS, (&*t.schema, &*t.name))
+        let schema = read_table(&mut conn, t)
             .await
-            .map_err(query)?;
-        if rows.is_empty() {
-            out.insert(t.clone(), None);
-            continue;
-        }
-        let columns = rows
-            .into_iter()
-            .map(
-                |(name, declared, nullable, has_default, is_json, charset)| ColumnSchema {
-                    name,
-                    ty: parse_mysql(&declared, is_json),
-                    declared,
-                    nullable,
-                    has_default,
-                    charset,
-                },
-            )
-            .collect();
-        let mut schema = TableSchema {
-            table: t.clone(),
-            columns,
-            primary_key: Vec::new(),
-            unique_keys: Vec::new(),
-        };
-        let keys: Vec<(String, String)> = conn
-            .exec(KEYS, (&*t.schema, &*t.name))
-            .await
-            .map_err(query)?;
-        let mut by_index: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (index, column) in keys {
-            by_index.entry(index).or_default().push(column);
-        }
-        for (index, cols) in by_index {
-            if index == "PRIMARY" {
-                schema.primary_key = cols;
-            } else {
-                schema.unique_keys.push(cols);
-            }
-        }
-        out.insert(t.clone(), Some(schema));
+            .map_err(|e| CatalogError::Query {
+                node: node.id.clone(),
+                detail: e.to_string(),
+            })?;
+        out.insert(t.clone(), schema);
     }
     let _ = conn.disconnect().await;
     Ok(out)
@@ -112,15 +143,15 @@ pub(super) async fn sample_json(
         .map(|c| {
             // Bytes are not text: send them base64, so that a sample never fails on them.
             let expr = match c.ty {
-                crate::mapping::types::ColumnType::Bytes { .. } => {
+                ColumnType::Bytes { .. } => {
                     format!("TO_BASE64({})", q(&c.name))
                 }
                 // BIT values are bytes too; their text is the bit string (b'101' is "101").
-                crate::mapping::types::ColumnType::Bits { .. } => {
+                ColumnType::Bits { .. } => {
                     format!("BIN({})", q(&c.name))
                 }
                 // A spatial value by its SRID: what decides whether a bytes column takes it.
-                crate::mapping::types::ColumnType::Geometry => {
+                ColumnType::Geometry => {
                     format!("ST_SRID({})", q(&c.name))
                 }
                 _ => q(&c.name),

@@ -1,10 +1,13 @@
-//! PostgreSQL catalog queries.
+//! PostgreSQL catalog queries: the one reader of a table's columns, types and keys on PostgreSQL
+//! ([`read_table`]), used on their own sessions by `check`, the applier, the initial copy and verify.
 
 use std::collections::BTreeMap;
 
-use super::{CatalogError, ColumnSchema, TableSchema};
+use tokio_postgres::Client;
+
+use super::CatalogError;
 use crate::config::Node;
-use crate::mapping::types::parse_postgres;
+use crate::model::schema::{parse_postgres, ColumnSchema, TableSchema};
 use crate::model::TableRef;
 
 const COLUMNS: &str = "
@@ -14,7 +17,9 @@ SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
          (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
        WHEN et.typtype = 'e' THEN
          (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = et.oid)
-       END
+       END,
+       format_type(a.atttypid, NULL), a.atttypid, a.attidentity = 'a', a.attgenerated <> '',
+       CASE WHEN t.typlen = -1 THEN et.typdelim::text END
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -33,6 +38,58 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
 WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
 GROUP BY i.indexrelid, i.indisprimary";
 
+/// `table` as the catalog declares it, read on `client`'s session (inside whatever transaction or
+/// snapshot it has open); `None` when there is no such table.
+pub async fn read_table(
+    client: &Client,
+    table: &TableRef,
+) -> Result<Option<TableSchema>, tokio_postgres::Error> {
+    let rows = client
+        .query(COLUMNS, &[&&*table.schema, &&*table.name])
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut columns = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let declared: String = r.try_get(1)?;
+        let labels: Option<Vec<String>> = r.try_get(4)?;
+        let delim: Option<String> = r.try_get(9)?;
+        columns.push(ColumnSchema {
+            name: r.try_get(0)?,
+            ty: parse_postgres(&declared, labels),
+            declared,
+            nullable: r.try_get(2)?,
+            has_default: r.try_get(3)?,
+            charset: None,
+            base: r.try_get(5)?,
+            type_oid: Some(r.try_get(6)?),
+            identity_always: r.try_get(7)?,
+            generated: r.try_get(8)?,
+            array_delim: delim.and_then(|d| d.chars().next()).unwrap_or(','),
+        });
+    }
+    let mut schema = TableSchema {
+        table: table.clone(),
+        columns,
+        primary_key: Vec::new(),
+        unique_keys: Vec::new(),
+    };
+    for r in client
+        .query(KEYS, &[&&*table.schema, &&*table.name])
+        .await?
+    {
+        let primary: bool = r.try_get(0)?;
+        let cols: Vec<String> = r.try_get(1)?;
+        if primary {
+            schema.primary_key = cols;
+        } else {
+            schema.unique_keys.push(cols);
+        }
+    }
+    Ok(Some(schema))
+}
+
 pub(super) async fn read_tables(
     node: &Node,
     tables: &[TableRef],
@@ -44,55 +101,15 @@ pub(super) async fn read_tables(
             detail: e.to_string(),
         })?;
     let task = tokio::spawn(conn);
-    let query = |e: tokio_postgres::Error| CatalogError::Query {
-        node: node.id.clone(),
-        detail: e.to_string(),
-    };
     let mut out = BTreeMap::new();
     for t in tables {
-        let rows = client
-            .query(COLUMNS, &[&&*t.schema, &&*t.name])
+        let schema = read_table(&client, t)
             .await
-            .map_err(query)?;
-        if rows.is_empty() {
-            out.insert(t.clone(), None);
-            continue;
-        }
-        let columns = rows
-            .iter()
-            .map(|r| {
-                let declared: String = r.get(1);
-                let labels: Option<Vec<String>> = r.get(4);
-                ColumnSchema {
-                    name: r.get(0),
-                    ty: parse_postgres(&declared, labels),
-                    declared,
-                    nullable: r.get(2),
-                    has_default: r.get(3),
-                    charset: None,
-                }
-            })
-            .collect();
-        let mut schema = TableSchema {
-            table: t.clone(),
-            columns,
-            primary_key: Vec::new(),
-            unique_keys: Vec::new(),
-        };
-        for r in client
-            .query(KEYS, &[&&*t.schema, &&*t.name])
-            .await
-            .map_err(query)?
-        {
-            let primary: bool = r.get(0);
-            let cols: Vec<String> = r.get(1);
-            if primary {
-                schema.primary_key = cols;
-            } else {
-                schema.unique_keys.push(cols);
-            }
-        }
-        out.insert(t.clone(), Some(schema));
+            .map_err(|e| CatalogError::Query {
+                node: node.id.clone(),
+                detail: e.to_string(),
+            })?;
+        out.insert(t.clone(), schema);
     }
     drop(client);
     let _ = task.await;

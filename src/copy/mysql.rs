@@ -182,50 +182,31 @@ impl MyReader {
         if let Some(c) = self.columns.get(table) {
             return Ok(c.clone());
         }
-        let rows: Vec<(String, String, String, Option<String>)> = self
-            .conn
-            .exec(
-                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-                (&*table.schema, &*table.name),
-            )
-            .await
-            .map_err(self.err("reading information_schema.COLUMNS"))?;
-        if rows.is_empty() {
+        let read = crate::catalog::mysql::read_table(&mut self.conn, table).await;
+        let Some(schema) = read.map_err(self.err("reading information_schema"))? else {
             return Err(CopyError::Definite(format!(
                 "table {table} does not exist on node {}; fix: create it or correct the mapping",
                 self.node
             )));
-        }
-        let checks: Vec<String> = self
-            .conn
-            .exec(
-                "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
-                 WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
-                (&*table.schema, &*table.name),
-            )
-            .await
-            .unwrap_or_default();
-        let cols: Vec<Col> = rows
+        };
+        let cols: Vec<Col> = schema
+            .columns
             .into_iter()
-            .map(|(name, data_type, column_type, charset)| {
-                let lower = column_type.to_ascii_lowercase();
-                let clause = format!("json_valid(`{}`)", name.to_ascii_lowercase());
-                let json = data_type.eq_ignore_ascii_case("json")
-                    || checks
-                        .iter()
-                        .any(|c| c.to_ascii_lowercase().replace(' ', "") == clause);
+            .map(|c| {
+                let lower = c.declared.to_ascii_lowercase();
                 let bits = lower
                     .strip_prefix("bit(")
                     .and_then(|r| r.trim_end_matches(')').parse().ok())
                     .unwrap_or(1);
                 Col {
-                    data_type: data_type.to_ascii_lowercase(),
+                    json: c.base == "json",
+                    data_type: c.base,
                     unsigned: lower.contains(" unsigned"),
                     bits,
-                    text: charset.is_some_and(|c| !c.eq_ignore_ascii_case("binary")),
-                    json,
-                    name,
+                    text: c
+                        .charset
+                        .is_some_and(|cs| !cs.eq_ignore_ascii_case("binary")),
+                    name: c.name,
                 }
             })
             .collect();

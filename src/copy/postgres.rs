@@ -80,21 +80,18 @@ impl PgReader {
         if let Some(c) = self.columns.get(table) {
             return Ok(c.clone());
         }
-        let rows = self
-            .client
-            .query(
-                "SELECT attname::text, atttypid FROM pg_attribute WHERE attrelid = $1::text::regclass \
-                 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
-                &[&qualified(table)],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        let mut cols = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let name: String = r.try_get(0).map_err(|e| self.err(e))?;
-            let oid: u32 = r.try_get(1).map_err(|e| self.err(e))?;
+        let read = crate::catalog::postgres::read_table(&self.client, table).await;
+        let Some(schema) = read.map_err(|e| self.err(e))? else {
+            return Err(CopyError::Definite(format!(
+                "table {table} does not exist on node {}; fix: create it or correct the mapping",
+                self.node
+            )));
+        };
+        let mut cols = Vec::with_capacity(schema.columns.len());
+        for c in schema.columns.into_iter().filter(|c| !c.generated) {
+            let oid = c.type_oid.unwrap_or_default();
             self.resolve(oid).await?;
-            cols.push((name, oid));
+            cols.push((c.name, oid));
         }
         self.columns.insert(table.clone(), cols.clone());
         Ok(cols)

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::refusals;
 use super::types::{fits, round_trip, Fit};
-use crate::catalog::TableSchema;
 use crate::config::{Config, Problem, Table};
+use crate::model::schema::TableSchema;
 use crate::model::TableRef;
 
 /// Schemas read per node: physical table -> schema (`None`: the table does not exist).
@@ -219,7 +219,7 @@ fn check_types(
     let owner = column
         .and_then(|c| c.owner.as_deref())
         .or(t.owner.as_deref());
-    let typed: Vec<(&str, &crate::catalog::ColumnSchema)> = on
+    let typed: Vec<(&str, &crate::model::schema::ColumnSchema)> = on
         .iter()
         .filter_map(|(node, physical)| {
             present

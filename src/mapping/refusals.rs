@@ -7,9 +7,9 @@
 //! [`classes`] answers from the declared types of both sides, for `tandem check`; [`refuses`] holds
 //! one sampled value against the target column, for `tandem check --sample`. Both are pure.
 
-use super::types::ColumnType;
-use crate::catalog::ColumnSchema;
 use crate::config::Engine;
+use crate::model::schema::ColumnSchema;
+use crate::model::schema::ColumnType;
 use crate::model::Value;
 
 /// One column on one node.
@@ -283,7 +283,7 @@ fn date_refused(s: &str, to: &ColumnType, engine: Engine) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::types::{parse_mysql, parse_postgres};
+    use crate::model::schema::{parse_mysql, parse_postgres};
 
     fn col(ty: ColumnType, declared: &str, charset: Option<&str>) -> ColumnSchema {
         ColumnSchema {
@@ -293,6 +293,11 @@ mod tests {
             nullable: true,
             has_default: false,
             charset: charset.map(str::to_string),
+            base: declared.split('(').next().unwrap_or(declared).into(),
+            generated: false,
+            identity_always: false,
+            type_oid: None,
+            array_delim: ',',
         }
     }
 

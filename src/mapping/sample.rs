@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use super::types::ColumnType;
 use super::Mapper;
-use crate::catalog::TableSchema;
 use crate::config::{Engine, Problem};
+use crate::model::schema::ColumnType;
+use crate::model::schema::TableSchema;
 use crate::model::{Change, Op, RowImage, TableRef, Value};
 
 /// Findings for the rows of `source_table` mapped by `mapper` onto `target` (its live schema). Each

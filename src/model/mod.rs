@@ -14,6 +14,7 @@ pub mod digest;
 pub mod ewkb;
 pub mod json;
 mod position;
+pub mod schema;
 pub mod spill;
 pub mod time;
 mod transaction;

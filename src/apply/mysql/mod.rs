@@ -28,7 +28,7 @@ use super::dialect::Dialect;
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
 use super::target::{Checked, ColKind, ColumnInfo, Current, Probe, TableInfo, Target, Write};
 use crate::model::{Field, TableRef, Value};
-use sql::{ident, qname, Builder, Relax, Sql};
+use sql::{qname, Builder, Relax, Sql};
 
 const ISOLATION: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
 
@@ -140,19 +140,6 @@ impl MyTarget {
         self.conn
             .exec(sql.text, Params::Positional(sql.params))
             .await
-    }
-
-    fn book_sql(&self, text: &str, params: Vec<My>) -> Sql {
-        Sql {
-            text: text.replace("__S__", &ident(&self.schema)),
-            params,
-        }
-    }
-
-    async fn book_rows(&mut self, text: &str, params: Vec<My>) -> Result<Vec<Row>, ApplyError> {
-        let sql = self.book_sql(text, params);
-        let r = self.rows(sql).await;
-        r.map_err(|e| self.db_err("a bookkeeping statement", e))
     }
 
     fn row_err(&self, info: &TableInfo, key: &[Field], e: mysql_async::Error) -> ApplyError {
@@ -361,14 +348,8 @@ impl Target for MyTarget {
         if let Some(t) = self.tables.get(table) {
             return Ok(t.clone());
         }
-        let rows = self
-            .book_rows(
-                "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-                vec![s(&*table.schema), s(&*table.name)],
-            )
-            .await?;
-        if rows.is_empty() {
+        let read = crate::catalog::mysql::read_table(&mut self.conn, table).await;
+        let Some(schema) = read.map_err(|e| self.db_err("reading the catalog", e))? else {
             return Err(ApplyError::Row {
                 table: String::new(),
                 key: String::new(),
@@ -378,42 +359,17 @@ impl Target for MyTarget {
                 fix: fix_for(&DbCode::Mysql(1146)).into(),
                 class: ErrorClass::Definite,
             });
-        }
-        // MariaDB's JSON is a LONGTEXT with a json_valid check: its kind is JSON. Asked with
-        // constants only, which the server answers without opening every table.
-        let json_checks = if rows
-            .iter()
-            .any(|r| text(r, 2).as_deref() == Some("longtext"))
-        {
-            self.book_rows(
-                "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
-                 WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
-                vec![s(&*table.schema), s(&*table.name)],
-            )
-            .await?
-            .iter()
-            .filter_map(|r| text(r, 0))
-            .collect()
-        } else {
-            Vec::new()
         };
-        let is_json = |name: &str| {
-            let clause = format!("json_valid({})", sql::ident(name));
-            json_checks.contains(&clause)
-        };
-        let columns = rows
-            .iter()
-            .filter_map(|r| {
-                let (name, ty, data) = (text(r, 0)?, text(r, 1)?, text(r, 2)?);
-                let data = if is_json(&name) { "json".into() } else { data };
-                Some(ColumnInfo {
-                    kind: types::kind_of(&data.to_lowercase(), &ty.to_lowercase()),
-                    name,
-                    base_type: data,
-                    identity_always: false,
-                    array_delim: ',',
-                    type_name: ty,
-                })
+        let columns = schema
+            .columns
+            .into_iter()
+            .map(|c| ColumnInfo {
+                kind: types::kind_of(&c.base, &c.declared.to_lowercase()),
+                name: c.name,
+                type_name: c.declared,
+                base_type: c.base,
+                identity_always: false,
+                array_delim: ',',
             })
             .collect();
         let info = Arc::new(TableInfo {

@@ -202,19 +202,6 @@ impl PgTarget {
         self.client.execute(&stmt, &params).await
     }
 
-    async fn book_rows(
-        &mut self,
-        text: &str,
-        params: &[Option<String>],
-    ) -> Result<Vec<Row>, ApplyError> {
-        let sql = Sql {
-            text: text.replace("__S__", &ident(&self.schema)),
-            params: params.to_vec(),
-        };
-        let r = self.run_rows(&sql).await;
-        r.map_err(|e| self.db_err("a bookkeeping statement", e))
-    }
-
     /// Runs a checked batch statement that returns the indexes of the rows it applied, inside a
     /// savepoint: after a definite error nothing changed and the caller goes row by row (`None`).
     async fn run_checked(
@@ -441,18 +428,8 @@ impl Target for PgTarget {
         if let Some(t) = self.tables.get(table) {
             return Ok(t.clone());
         }
-        let rows = self
-            .book_rows(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL), \
-                 (a.attidentity = 'a')::text, \
-                 (SELECT e.typdelim::text FROM pg_type t JOIN pg_type e ON e.oid = t.typelem \
-                  WHERE t.oid = a.atttypid AND t.typelem <> 0 AND t.typlen = -1) \
-                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1::text AND c.relname = $2::text AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                &[Some(table.schema.to_string()), Some(table.name.to_string())],
-            )
-            .await?;
-        if rows.is_empty() {
+        let read = crate::catalog::postgres::read_table(&self.client, table).await;
+        let Some(schema) = read.map_err(|e| self.db_err("reading the catalog", e))? else {
             return Err(ApplyError::Row {
                 table: String::new(),
                 key: String::new(),
@@ -462,19 +439,17 @@ impl Target for PgTarget {
                 fix: fix_for(&DbCode::SqlState("42P01".into())).into(),
                 class: ErrorClass::Definite,
             });
-        }
-        let columns = rows
-            .iter()
-            .filter_map(|r| {
-                let base = text(r, 2)?;
-                Some(ColumnInfo {
-                    name: text(r, 0)?,
-                    type_name: text(r, 1)?,
-                    kind: types::kind_of(&base),
-                    base_type: base,
-                    identity_always: text(r, 3).as_deref() == Some("true"),
-                    array_delim: text(r, 4).and_then(|d| d.chars().next()).unwrap_or(','),
-                })
+        };
+        let columns = schema
+            .columns
+            .into_iter()
+            .map(|c| ColumnInfo {
+                kind: types::kind_of(&c.base),
+                name: c.name,
+                type_name: c.declared,
+                base_type: c.base,
+                identity_always: c.identity_always,
+                array_delim: c.array_delim,
             })
             .collect();
         let info = Arc::new(TableInfo {

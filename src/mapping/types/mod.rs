@@ -14,76 +14,11 @@
 //! - `Lossy`: a value can come back different (rounded, truncated, padded, shifted): a two-way mapping
 //!   would corrupt data or make endless false conflicts, so `check` refuses it.
 
-use std::fmt;
-
 mod fit;
-mod parse;
 
 pub use fit::fits;
-pub use parse::{parse_mysql, parse_postgres};
 
-/// A column type, engine-neutral.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ColumnType {
-    Bool,
-    /// Integer of `bytes` bytes (1, 2, 3, 4, 8). MySQL `TINYINT(1)` is `Int { bytes: 1, .. }` with
-    /// `display_width` 1.
-    Int {
-        bytes: u8,
-        unsigned: bool,
-        display_width: Option<u32>,
-    },
-    /// Exact decimal; `None` precision is PostgreSQL's unconstrained `numeric`.
-    Decimal {
-        precision: Option<u32>,
-        scale: u32,
-    },
-    Float {
-        double: bool,
-    },
-    /// Character data; `max_chars` `None` is unbounded; `fixed` pads with spaces (CHAR).
-    Text {
-        max_chars: Option<u64>,
-        fixed: bool,
-    },
-    Bytes {
-        max_bytes: Option<u64>,
-        fixed: bool,
-    },
-    Date,
-    /// Time of day; `frac` fractional-second digits. `signed_hours` for MySQL's TIME (±838 h).
-    Time {
-        frac: u8,
-        signed_hours: bool,
-        tz: bool,
-    },
-    /// A date-time; `utc` for an instant (PostgreSQL timestamptz, MySQL TIMESTAMP), wall clock otherwise.
-    Timestamp {
-        frac: u8,
-        utc: bool,
-        min_year: i32,
-        max_year: i32,
-    },
-    Interval,
-    Json,
-    Uuid,
-    Enum {
-        labels: Vec<String>,
-    },
-    Set {
-        labels: Vec<String>,
-    },
-    Bits {
-        len: u32,
-        varying: bool,
-    },
-    Year,
-    /// A MySQL/MariaDB spatial type (GEOMETRY, POINT, …).
-    Geometry,
-    Array(Box<ColumnType>),
-    /// Anything else, by its declared name.
-    Other(String),
-}
+use crate::model::schema::ColumnType;
 
 /// The answer about one pair of column types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,71 +49,6 @@ impl Fit {
     }
 }
 
-impl fmt::Display for ColumnType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ColumnType::Bool => f.write_str("boolean"),
-            ColumnType::Int {
-                bytes, unsigned, ..
-            } => {
-                let name = match bytes {
-                    1 => "tinyint",
-                    2 => "smallint",
-                    3 => "mediumint",
-                    4 => "integer",
-                    _ => "bigint",
-                };
-                write!(f, "{name}{}", if *unsigned { " unsigned" } else { "" })
-            }
-            ColumnType::Decimal {
-                precision: Some(p),
-                scale,
-            } => write!(f, "decimal({p},{scale})"),
-            ColumnType::Decimal {
-                precision: None, ..
-            } => f.write_str("numeric"),
-            ColumnType::Float { double } => f.write_str(if *double { "double" } else { "float" }),
-            ColumnType::Text {
-                max_chars: Some(n),
-                fixed,
-            } => write!(f, "{}({n})", if *fixed { "char" } else { "varchar" }),
-            ColumnType::Text {
-                max_chars: None, ..
-            } => f.write_str("text"),
-            ColumnType::Bytes {
-                max_bytes: Some(n),
-                fixed,
-            } => write!(f, "{}({n})", if *fixed { "binary" } else { "varbinary" }),
-            ColumnType::Bytes {
-                max_bytes: None, ..
-            } => f.write_str("bytes"),
-            ColumnType::Date => f.write_str("date"),
-            ColumnType::Time { frac, tz, .. } => write!(
-                f,
-                "time({frac}){}",
-                if *tz { " with time zone" } else { "" }
-            ),
-            ColumnType::Timestamp { frac, utc, .. } => write!(
-                f,
-                "timestamp({frac}){}",
-                if *utc { " with time zone" } else { "" }
-            ),
-            ColumnType::Interval => f.write_str("interval"),
-            ColumnType::Json => f.write_str("json"),
-            ColumnType::Uuid => f.write_str("uuid"),
-            ColumnType::Enum { labels } => write!(f, "enum({})", labels.join(",")),
-            ColumnType::Set { labels } => write!(f, "set({})", labels.join(",")),
-            ColumnType::Bits { len, varying } => {
-                write!(f, "bit{}({len})", if *varying { " varying" } else { "" })
-            }
-            ColumnType::Year => f.write_str("year"),
-            ColumnType::Geometry => f.write_str("geometry"),
-            ColumnType::Array(inner) => write!(f, "{inner}[]"),
-            ColumnType::Other(name) => f.write_str(name),
-        }
-    }
-}
-
 fn int_range(bytes: u8, unsigned: bool) -> (i128, i128) {
     let bits = u32::from(bytes) * 8;
     if unsigned {
@@ -196,6 +66,7 @@ pub fn round_trip(a: &ColumnType, b: &ColumnType) -> Fit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::schema::{parse_mysql, parse_postgres};
 
     fn int(bytes: u8, unsigned: bool) -> ColumnType {
         ColumnType::Int {
