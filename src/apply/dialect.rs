@@ -150,6 +150,32 @@ impl Dialect {
         }
     }
 
+    /// `expr` equals `param`, NULL equal to NULL. PostgreSQL compares the text forms (a version
+    /// read back as the source sent it, whatever its type).
+    pub(crate) fn same(self, expr: &str, param: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{expr}::text IS NOT DISTINCT FROM ({param})::text"),
+            Dialect::Mysql => format!("{expr} <=> {param}"),
+        }
+    }
+
+    /// The tail of an insert that skips a row whose key is taken; MySQL/MariaDB has none that
+    /// keeps value errors errors (`INSERT IGNORE` turns them into warnings).
+    pub(crate) fn on_conflict_nothing(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " ON CONFLICT DO NOTHING",
+            Dialect::Mysql => "",
+        }
+    }
+
+    /// The head of a single-table delete of `qualified` aliased `t`.
+    pub(crate) fn delete_from(self, qualified: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("DELETE FROM {qualified} AS t"),
+            Dialect::Mysql => format!("DELETE t FROM {qualified} t"),
+        }
+    }
+
     /// A timestamp parameter (microseconds since the epoch, UTC) in the form the engine reads.
     pub(crate) fn timestamp(self, micros: i64) -> String {
         let t = crate::model::time::format_timestamp(micros);

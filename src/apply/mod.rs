@@ -63,6 +63,7 @@ mod repair;
 mod row;
 pub mod seed;
 pub mod setup;
+mod statement;
 pub mod target;
 mod tombstone;
 mod truncate;

@@ -12,6 +12,7 @@
 //! Error handling: every driver error becomes an [`ApplyError`] classified by error number; a row
 //! error names the table, key and the column the server named.
 
+mod book;
 pub mod setup;
 pub mod sql;
 pub mod types;
@@ -23,9 +24,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Params, Row, Value as My};
 use tracing::warn;
 
-use super::book::{BookSession, TextRow};
-use super::dialect::Dialect;
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
+use super::statement::{RowStatements, Taken};
 use super::target::{Checked, ColKind, ColumnInfo, Current, Probe, TableInfo, Target, Write};
 use crate::model::{Field, TableRef, Value};
 use sql::{qname, Builder, Relax, Sql};
@@ -260,57 +260,6 @@ impl MyTarget {
     }
 }
 
-impl BookSession for MyTarget {
-    fn dialect(&self) -> Dialect {
-        Dialect::Mysql
-    }
-
-    fn book_schema(&self) -> &str {
-        &self.schema
-    }
-
-    async fn book_query(
-        &mut self,
-        sql: &str,
-        params: Vec<Option<String>>,
-        _varying: bool,
-    ) -> Result<Vec<TextRow>, ApplyError> {
-        let sql = Sql {
-            text: sql.to_string(),
-            params: params.into_iter().map(opt).collect(),
-        };
-        let r = self.rows(sql).await;
-        let rows = r.map_err(|e| self.db_err("a bookkeeping statement", e))?;
-        Ok(rows
-            .iter()
-            .map(|r| (0..r.len()).map(|i| text(r, i)).collect())
-            .collect())
-    }
-
-    async fn book_execute(
-        &mut self,
-        sql: &str,
-        params: Vec<Option<String>>,
-        _varying: bool,
-    ) -> Result<u64, ApplyError> {
-        let sql = Sql {
-            text: sql.to_string(),
-            params: params.into_iter().map(opt).collect(),
-        };
-        let r = self.run(sql).await;
-        r.map_err(|e| self.db_err("a bookkeeping statement", e))
-    }
-
-    async fn book_insert(
-        &mut self,
-        sql: &str,
-        params: Vec<Option<String>>,
-    ) -> Result<i64, ApplyError> {
-        self.book_execute(sql, params, false).await?;
-        Ok(self.last_id().await)
-    }
-}
-
 impl Target for MyTarget {
     async fn begin(&mut self) -> Result<(), ApplyError> {
         self.simple("START TRANSACTION").await
@@ -381,7 +330,7 @@ impl Target for MyTarget {
     }
 
     async fn insert(&mut self, t: &TableInfo, w: &Write) -> Result<bool, ApplyError> {
-        let sql = self.builder(t).insert(w);
+        let sql = self.builder(t).insert(w, Taken::Fail);
         match self.run(sql).await {
             Ok(_) => Ok(true),
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => {

@@ -3,6 +3,8 @@
 use mysql_async::Value as My;
 
 use super::types::to_my;
+use crate::apply::dialect::Dialect;
+use crate::apply::statement::RowStatements;
 use crate::apply::target::{Checked, ColKind, Probe, TableInfo, Write};
 use crate::model::{Field, TableRef, Value};
 
@@ -88,72 +90,6 @@ impl<'a> Builder<'a> {
         self.info.column(name).map_or(ColKind::Other, |c| c.kind)
     }
 
-    fn bind(&mut self, name: &str, v: &Value) -> &'static str {
-        let kind = self.kind(name);
-        if self.relax != Relax::No
-            && matches!(v, Value::Enum(e) | Value::Text(e) if e.is_empty())
-            && self
-                .info
-                .column(name)
-                .is_some_and(|c| c.base_type == "enum")
-        {
-            self.empty_enum = true;
-        }
-        self.params.push(to_my(v, kind, self.offset));
-        "?"
-    }
-
-    fn key_where(&mut self, key: &[Field]) -> String {
-        key.iter()
-            .map(|f| {
-                self.bind(&f.name, &f.value);
-                format!("t.{} = ?", ident(&f.name))
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    }
-
-    fn version_check(&mut self, version: &str, check: Option<&Value>) -> String {
-        match check {
-            None => String::new(),
-            Some(v) => {
-                self.bind(version, v);
-                format!(" AND t.{} <=> ?", ident(version))
-            }
-        }
-    }
-
-    fn finish(self, text: String) -> Sql {
-        let text = match (self.empty_enum, self.relax) {
-            (true, Relax::SetStatement) => {
-                format!("SET STATEMENT sql_mode = '{EMPTY_ENUM_MODE}' FOR {text}")
-            }
-            (true, Relax::SetVarHint) => match text.split_once(' ') {
-                Some((verb, rest)) => {
-                    format!("{verb} /*+ SET_VAR(sql_mode = '{EMPTY_ENUM_MODE}') */ {rest}")
-                }
-                None => text,
-            },
-            _ => text,
-        };
-        Sql {
-            text,
-            params: self.params,
-        }
-    }
-
-    pub fn insert(mut self, w: &Write) -> Sql {
-        let cols: Vec<String> = w.set.iter().map(|f| ident(&f.name)).collect();
-        let vals: Vec<&str> = w.set.iter().map(|f| self.bind(&f.name, &f.value)).collect();
-        let text = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            qname(&self.info.table),
-            cols.join(", "),
-            vals.join(", ")
-        );
-        self.finish(text)
-    }
-
     /// One multi-row insert (every row with the same columns).
     pub fn insert_many(mut self, rows: &[Write]) -> Sql {
         let cols: Vec<String> = rows
@@ -163,7 +99,8 @@ impl<'a> Builder<'a> {
         let values: Vec<String> = rows
             .iter()
             .map(|w| {
-                let vals: Vec<&str> = w.set.iter().map(|f| self.bind(&f.name, &f.value)).collect();
+                let vals: Vec<String> =
+                    w.set.iter().map(|f| self.bind(&f.name, &f.value)).collect();
                 format!("({})", vals.join(", "))
             })
             .collect();
@@ -203,41 +140,6 @@ impl<'a> Builder<'a> {
             rows.join(" UNION ALL "),
             qname(&self.info.table),
             on.join(" AND ")
-        );
-        self.finish(text)
-    }
-
-    pub fn exists(mut self, key: &[Field]) -> Sql {
-        let cond = self.key_where(key);
-        let text = format!("SELECT 1 FROM {} t WHERE {cond}", qname(&self.info.table));
-        self.finish(text)
-    }
-
-    pub fn update(mut self, w: &Write, version: &str, check: Option<&Value>) -> Sql {
-        let sets: Vec<String> = w
-            .set
-            .iter()
-            .map(|f| {
-                self.bind(&f.name, &f.value);
-                format!("t.{} = ?", ident(&f.name))
-            })
-            .collect();
-        let cond = self.key_where(&w.key);
-        let vcheck = self.version_check(version, check);
-        let text = format!(
-            "UPDATE {} t SET {} WHERE {cond}{vcheck}",
-            qname(&self.info.table),
-            sets.join(", ")
-        );
-        self.finish(text)
-    }
-
-    pub fn delete(mut self, key: &[Field], version: &str, check: Option<&Value>) -> Sql {
-        let cond = self.key_where(key);
-        let vcheck = self.version_check(version, check);
-        let text = format!(
-            "DELETE t FROM {} t WHERE {cond}{vcheck}",
-            qname(&self.info.table)
         );
         self.finish(text)
     }
@@ -402,9 +304,56 @@ impl<'a> Builder<'a> {
     }
 }
 
+impl RowStatements for Builder<'_> {
+    type Sql = Sql;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Mysql
+    }
+
+    fn table(&self) -> &TableInfo {
+        self.info
+    }
+
+    fn bind(&mut self, name: &str, v: &Value) -> String {
+        let kind = self.kind(name);
+        if self.relax != Relax::No
+            && matches!(v, Value::Enum(e) | Value::Text(e) if e.is_empty())
+            && self
+                .info
+                .column(name)
+                .is_some_and(|c| c.base_type == "enum")
+        {
+            self.empty_enum = true;
+        }
+        self.params.push(to_my(v, kind, self.offset));
+        "?".into()
+    }
+
+    fn finish(self, text: String) -> Sql {
+        let text = match (self.empty_enum, self.relax) {
+            (true, Relax::SetStatement) => {
+                format!("SET STATEMENT sql_mode = '{EMPTY_ENUM_MODE}' FOR {text}")
+            }
+            (true, Relax::SetVarHint) => match text.split_once(' ') {
+                Some((verb, rest)) => {
+                    format!("{verb} /*+ SET_VAR(sql_mode = '{EMPTY_ENUM_MODE}') */ {rest}")
+                }
+                None => text,
+            },
+            _ => text,
+        };
+        Sql {
+            text,
+            params: self.params,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::statement::Taken;
     use crate::apply::target::ColumnInfo;
 
     #[test]
@@ -439,7 +388,7 @@ mod tests {
         };
         let relaxed = Builder::new(&info, 0)
             .admit_empty_enum(Relax::SetStatement)
-            .insert(&write(""));
+            .insert(&write(""), Taken::Fail);
         assert_eq!(
             relaxed.text,
             "SET STATEMENT sql_mode = 'ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES' FOR \
@@ -447,9 +396,9 @@ mod tests {
         );
         let label = Builder::new(&info, 0)
             .admit_empty_enum(Relax::SetStatement)
-            .insert(&write("a"));
+            .insert(&write("a"), Taken::Fail);
         assert!(label.text.starts_with("INSERT"), "{}", label.text);
-        let strict = Builder::new(&info, 0).insert(&write(""));
+        let strict = Builder::new(&info, 0).insert(&write(""), Taken::Fail);
         assert!(strict.text.starts_with("INSERT"), "{}", strict.text);
         // MySQL 8 has no SET STATEMENT: the optimizer hint after the verb, for this statement only.
         let hinted = Builder::new(&info, 0)
@@ -458,7 +407,7 @@ mod tests {
         assert_eq!(
             hinted.text,
             "UPDATE /*+ SET_VAR(sql_mode = 'ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES') */ \
-             `app`.`t` t SET t.`id` = ?, t.`k` = ? WHERE t.`id` = ?"
+             `app`.`t` t SET `id` = ?, `k` = ? WHERE t.`id` = ?"
         );
     }
 

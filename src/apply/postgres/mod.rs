@@ -5,6 +5,7 @@
 //! Error handling: every driver error becomes an [`ApplyError`] classified by SQLSTATE; a row error
 //! names the table, key and (where the server or the declared type tells) the column.
 
+mod book;
 pub mod setup;
 pub mod sql;
 pub mod types;
@@ -16,9 +17,8 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 use tracing::warn;
 
-use super::book::{BookSession, TextRow};
-use super::dialect::Dialect;
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
+use super::statement::{RowStatements, Taken};
 use super::target::{Checked, ColumnInfo, Current, Probe, TableInfo, Target, Write};
 use crate::model::{Field, TableRef, Value};
 use sql::{ident, qname, ArraySql, Builder, Sql};
@@ -299,73 +299,6 @@ fn text(row: &Row, i: usize) -> Option<String> {
     row.try_get::<_, Option<String>>(i).ok().flatten()
 }
 
-impl BookSession for PgTarget {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
-    fn book_schema(&self) -> &str {
-        &self.schema
-    }
-
-    async fn book_query(
-        &mut self,
-        sql: &str,
-        params: Vec<Option<String>>,
-        varying: bool,
-    ) -> Result<Vec<TextRow>, ApplyError> {
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let r = if varying {
-            self.client.query(sql, &refs).await
-        } else {
-            match self.prepared(sql).await {
-                Ok(stmt) => self.client.query(&stmt, &refs).await,
-                Err(e) => Err(e),
-            }
-        };
-        let rows = r.map_err(|e| self.db_err("a bookkeeping statement", e))?;
-        Ok(rows
-            .iter()
-            .map(|r| (0..r.len()).map(|i| text(r, i)).collect())
-            .collect())
-    }
-
-    async fn book_execute(
-        &mut self,
-        sql: &str,
-        params: Vec<Option<String>>,
-        varying: bool,
-    ) -> Result<u64, ApplyError> {
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let r = if varying {
-            self.client.execute(sql, &refs).await
-        } else {
-            match self.prepared(sql).await {
-                Ok(stmt) => self.client.execute(&stmt, &refs).await,
-                Err(e) => Err(e),
-            }
-        };
-        r.map_err(|e| self.db_err("a bookkeeping statement", e))
-    }
-
-    async fn book_insert(
-        &mut self,
-        sql: &str,
-        params: Vec<Option<String>>,
-    ) -> Result<i64, ApplyError> {
-        let rows = self
-            .book_query(&format!("{sql} RETURNING id::text"), params, false)
-            .await?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0))
-    }
-}
-
 impl Target for PgTarget {
     async fn begin(&mut self) -> Result<(), ApplyError> {
         self.simple("BEGIN").await
@@ -461,7 +394,7 @@ impl Target for PgTarget {
     }
 
     async fn insert(&mut self, t: &TableInfo, w: &Write) -> Result<bool, ApplyError> {
-        let sql = Builder::new(t, self.source_offset_secs).insert(w);
+        let sql = Builder::new(t, self.source_offset_secs).insert(w, Taken::Skip);
         let n = match self.run(&sql).await {
             Ok(n) => n,
             Err(e) => return Err(self.row_err(t, &w.set, &w.key, e)),
@@ -474,7 +407,7 @@ impl Target for PgTarget {
             Ok(rows) if !rows.is_empty() => Ok(false),
             Ok(_) => {
                 // A unique constraint other than the key: let the server say which.
-                let strict = Builder::new(t, self.source_offset_secs).insert_strict(w);
+                let strict = Builder::new(t, self.source_offset_secs).insert(w, Taken::Fail);
                 match self.run(&strict).await {
                     Ok(_) => Ok(true),
                     Err(e) => Err(self.row_err(t, &w.set, &w.key, e)),

@@ -1,6 +1,8 @@
 //! PostgreSQL statement text for the row operations. Every parameter is sent as text and cast to the
 //! column's base type, so one code path handles every type and the server's own input rules apply.
 
+use crate::apply::dialect::Dialect;
+use crate::apply::statement::{overriding, RowStatements};
 use crate::apply::target::{Checked, ColKind, ColumnInfo, Probe, TableInfo, Write};
 use crate::model::{Field, TableRef, Value};
 
@@ -142,72 +144,6 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// `$n::text::<base type>` for a value of column `name`.
-    fn bind(&mut self, name: &str, v: &Value) -> String {
-        let col = column_info(self.info, name);
-        self.params
-            .push(value_text(&col, v, self.source_offset_secs));
-        format!(
-            "${}::text::{}",
-            self.params.len(),
-            cast_type(&col.base_type)
-        )
-    }
-
-    /// `OVERRIDING SYSTEM VALUE ` when the insert writes a `GENERATED ALWAYS AS IDENTITY` column, which
-    /// refuses a given value otherwise (SQLSTATE 428C9); the source's value is the row's identity.
-    fn overriding(&self, set: &[Field]) -> &'static str {
-        let always = set
-            .iter()
-            .any(|f| self.info.column(&f.name).is_some_and(|c| c.identity_always));
-        if always {
-            "OVERRIDING SYSTEM VALUE "
-        } else {
-            ""
-        }
-    }
-
-    fn key_where(&mut self, key: &[Field]) -> String {
-        key.iter()
-            .map(|f| {
-                let p = self.bind(&f.name, &f.value);
-                format!("t.{} = {p}", ident(&f.name))
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    }
-
-    fn version_check(&mut self, version: &str, check: Option<&Value>) -> String {
-        match check {
-            None => String::new(),
-            Some(Value::Null) => format!(" AND t.{} IS NULL", ident(version)),
-            Some(v) => {
-                let p = self.bind(version, v);
-                format!(" AND t.{}::text = ({p})::text", ident(version))
-            }
-        }
-    }
-
-    fn finish(self, text: String) -> Sql {
-        Sql {
-            text,
-            params: self.params,
-        }
-    }
-
-    pub fn insert(mut self, w: &Write) -> Sql {
-        let cols: Vec<String> = w.set.iter().map(|f| ident(&f.name)).collect();
-        let vals: Vec<String> = w.set.iter().map(|f| self.bind(&f.name, &f.value)).collect();
-        let text = format!(
-            "INSERT INTO {} ({}) {}VALUES ({}) ON CONFLICT DO NOTHING",
-            qname(&self.info.table),
-            cols.join(", "),
-            self.overriding(&w.set),
-            vals.join(", ")
-        );
-        self.finish(text)
-    }
-
     /// Inserts the rows (every row with the same columns) whose key is free, over arrays (see
     /// [`ArraySql`]), and returns the indexes of the rows inserted: the keys the insert returns,
     /// joined to the rows' keys cast to the column's full type (with its modifier, as the stored
@@ -243,7 +179,7 @@ impl<'a> Builder<'a> {
             a.from(true),
             qname(&self.info.table),
             cols.join(", "),
-            self.overriding(first),
+            overriding(self.info, first),
             vals.join(", "),
             returning.join(", "),
             on.join(" AND ")
@@ -274,44 +210,6 @@ impl<'a> Builder<'a> {
 
     /// The same insert without `ON CONFLICT`, to surface the real error of a conflicting insert on a
     /// constraint other than the key.
-    pub fn insert_strict(self, w: &Write) -> Sql {
-        let mut sql = self.insert(w);
-        sql.text = sql.text.replace(" ON CONFLICT DO NOTHING", "");
-        sql
-    }
-
-    pub fn exists(mut self, key: &[Field]) -> Sql {
-        let cond = self.key_where(key);
-        let text = format!("SELECT 1 FROM {} t WHERE {cond}", qname(&self.info.table));
-        self.finish(text)
-    }
-
-    pub fn update(mut self, w: &Write, version: &str, check: Option<&Value>) -> Sql {
-        let sets: Vec<String> = w
-            .set
-            .iter()
-            .map(|f| format!("{} = {}", ident(&f.name), self.bind(&f.name, &f.value)))
-            .collect();
-        let cond = self.key_where(&w.key);
-        let vcheck = self.version_check(version, check);
-        let text = format!(
-            "UPDATE {} AS t SET {} WHERE {cond}{vcheck}",
-            qname(&self.info.table),
-            sets.join(", ")
-        );
-        self.finish(text)
-    }
-
-    pub fn delete(mut self, key: &[Field], version: &str, check: Option<&Value>) -> Sql {
-        let cond = self.key_where(key);
-        let vcheck = self.version_check(version, check);
-        let text = format!(
-            "DELETE FROM {} AS t WHERE {cond}{vcheck}",
-            qname(&self.info.table)
-        );
-        self.finish(text)
-    }
-
     /// The arrays of a checked batch (`k…`: key, `b`: before version, `s…`: values) and the
     /// condition that joins them to `t`: the key, and the version check as [`Builder::update`]
     /// writes it (`IS NOT DISTINCT FROM` covers both the value and the NULL case). Returns the
@@ -418,10 +316,42 @@ impl<'a> Builder<'a> {
     }
 }
 
+impl RowStatements for Builder<'_> {
+    type Sql = Sql;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn table(&self) -> &TableInfo {
+        self.info
+    }
+
+    /// `$n::text::<base type>` for a value of column `column`.
+    fn bind(&mut self, column: &str, v: &Value) -> String {
+        let col = column_info(self.info, column);
+        self.params
+            .push(value_text(&col, v, self.source_offset_secs));
+        format!(
+            "${}::text::{}",
+            self.params.len(),
+            cast_type(&col.base_type)
+        )
+    }
+
+    fn finish(self, text: String) -> Sql {
+        Sql {
+            text,
+            params: self.params,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::apply::postgres::types::kind_of;
+    use crate::apply::statement::Taken;
 
     fn info() -> TableInfo {
         let col = |n: &str, t: &str, b: &str| ColumnInfo {
@@ -459,8 +389,9 @@ mod tests {
         let sql = Builder::new(&info, 0).update(&w, "_tandem_version", Some(&Value::Int(3)));
         assert_eq!(
             sql.text,
-            "UPDATE \"public\".\"customers\" AS t SET \"name\" = $1::text::character varying \
-             WHERE t.\"id\" = $2::text::integer AND t.\"_tandem_version\"::text = ($3::text::bigint)::text"
+            "UPDATE \"public\".\"customers\" t SET \"name\" = $1::text::character varying \
+             WHERE t.\"id\" = $2::text::integer \
+             AND t.\"_tandem_version\"::text IS NOT DISTINCT FROM ($3::text::bigint)::text"
         );
         assert_eq!(
             sql.params,
@@ -502,7 +433,7 @@ mod tests {
             key: w.key,
             set: vec![f("name", Value::Text("x".into()))],
         };
-        let sql = Builder::new(&info, 0).insert(&w);
+        let sql = Builder::new(&info, 0).insert(&w, Taken::Skip);
         assert!(sql.text.contains("(\"name\") VALUES"), "{}", sql.text);
     }
 

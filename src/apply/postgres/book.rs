@@ -1,0 +1,76 @@
+//! The bookkeeping session of the PostgreSQL target: how `apply::book`'s queries (written once over
+//! the dialect) run on this engine's driver, with text parameters and text results.
+
+use tokio_postgres::types::ToSql;
+
+use super::{text, PgTarget};
+use crate::apply::book::{BookSession, TextRow};
+use crate::apply::dialect::Dialect;
+use crate::apply::error::ApplyError;
+
+impl BookSession for PgTarget {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn book_schema(&self) -> &str {
+        &self.schema
+    }
+
+    async fn book_query(
+        &mut self,
+        sql: &str,
+        params: Vec<Option<String>>,
+        varying: bool,
+    ) -> Result<Vec<TextRow>, ApplyError> {
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let r = if varying {
+            self.client.query(sql, &refs).await
+        } else {
+            match self.prepared(sql).await {
+                Ok(stmt) => self.client.query(&stmt, &refs).await,
+                Err(e) => Err(e),
+            }
+        };
+        let rows = r.map_err(|e| self.db_err("a bookkeeping statement", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (0..r.len()).map(|i| text(r, i)).collect())
+            .collect())
+    }
+
+    async fn book_execute(
+        &mut self,
+        sql: &str,
+        params: Vec<Option<String>>,
+        varying: bool,
+    ) -> Result<u64, ApplyError> {
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let r = if varying {
+            self.client.execute(sql, &refs).await
+        } else {
+            match self.prepared(sql).await {
+                Ok(stmt) => self.client.execute(&stmt, &refs).await,
+                Err(e) => Err(e),
+            }
+        };
+        r.map_err(|e| self.db_err("a bookkeeping statement", e))
+    }
+
+    async fn book_insert(
+        &mut self,
+        sql: &str,
+        params: Vec<Option<String>>,
+    ) -> Result<i64, ApplyError> {
+        let rows = self
+            .book_query(&format!("{sql} RETURNING id::text"), params, false)
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0))
+    }
+}
