@@ -92,11 +92,7 @@ fn row_identity(row: &RowChange) -> String {
 
 impl<T: Target> Link<T> {
     pub(super) async fn apply_inserts(&mut self, changes: &[Staged]) -> Result<(), ApplyError> {
-        let mapper = self.mapper.clone();
-        let plan = match changes
-            .first()
-            .and_then(|c| mapper.plan_for_source(&c.change.table))
-        {
+        let plan = match changes.first().map(|c| &*c.change.plan) {
             Some(p) if p.owner.as_deref().is_none_or(|o| o == self.ctx.source) => p,
             _ => return self.one_by_one(changes).await,
         };
@@ -104,16 +100,13 @@ impl<T: Target> Link<T> {
         let mut rows = Vec::with_capacity(changes.len());
         let mut metas = Vec::with_capacity(changes.len());
         for Staged { change: c, meta } in changes {
-            let Some(mapped) = mapper.map(c) else {
-                continue;
-            };
-            let mapped = mapped?;
+            let mapped = c.target.as_ref().map_err(Clone::clone)?;
             rows.push(RowChange::new(
                 plan,
                 &info,
                 &self.ctx.names,
-                c,
-                &mapped,
+                &c.source,
+                mapped,
                 &meta.origin,
                 meta.commit_time,
             )?);
@@ -179,13 +172,9 @@ impl<T: Target> Link<T> {
 
     /// Applies a run of updates or deletes of one table (see the module doc).
     pub(super) async fn apply_checked(&mut self, changes: &[Staged]) -> Result<(), ApplyError> {
-        let mapper = self.mapper.clone();
         let source = self.ctx.source.clone();
         let foreign = |o: &Option<String>| o.as_deref().is_some_and(|o| o != source);
-        let plan = match changes
-            .first()
-            .and_then(|c| mapper.plan_for_source(&c.change.table))
-        {
+        let plan = match changes.first().map(|c| &*c.change.plan) {
             Some(p) if !foreign(&p.owner) && !p.columns.values().any(|c| foreign(&c.owner)) => p,
             _ => return self.one_by_one(changes).await,
         };
@@ -196,16 +185,13 @@ impl<T: Target> Link<T> {
         }
         let mut rows = Vec::with_capacity(changes.len());
         for Staged { change: c, meta } in changes {
-            let Some(mapped) = mapper.map(c) else {
-                continue;
-            };
-            let mapped = mapped?;
+            let mapped = c.target.as_ref().map_err(Clone::clone)?;
             let row = RowChange::new(
                 plan,
                 &info,
                 &self.ctx.names,
-                c,
-                &mapped,
+                &c.source,
+                mapped,
                 &meta.origin,
                 meta.commit_time,
             )?;
@@ -344,7 +330,7 @@ impl<T: Target> Link<T> {
 
     async fn one_by_one(&mut self, changes: &[Staged]) -> Result<(), ApplyError> {
         for c in changes {
-            self.apply_change(&c.change, &c.meta).await?;
+            self.apply_mapped(&c.change, &c.meta).await?;
         }
         Ok(())
     }

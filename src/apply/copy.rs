@@ -240,20 +240,20 @@ impl<T: Target> Link<T> {
                 before: None,
                 after: Some(image.clone()),
             };
-            let Some(mapped) = mapper.map(&change) else {
+            let Some(mapped) = mapper.map_change(change) else {
                 continue; // outside the table's filter: stays home
             };
-            let mapped = mapped?;
+            let target = mapped.target.as_ref().map_err(Clone::clone)?;
             let row = RowChange::new(
                 plan,
                 &info,
                 &self.ctx.names,
-                &change,
-                &mapped,
+                &mapped.source,
+                target,
                 &meta.origin,
                 meta.commit_time,
             )?;
-            prepared.push((change, row));
+            prepared.push((mapped, row));
         }
         let keys: Vec<Vec<Field>> = prepared.iter().map(|(_, r)| r.key.clone()).collect();
         let exists = if keys.is_empty() {

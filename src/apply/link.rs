@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!  apply(txs) ─ skip duplicates (<= checkpoint) ─> BEGIN ─> apply_body(tx)… ─> checkpoint ─> COMMIT
-//!                                                    └ change ─> map ─> RowChange ─> apply_row:
+//!                                                    └ Mapper::map_tx(tx) ─> Mapped { plan, source, target }
+//!                                                        ─> runs (batch.rs) or apply_mapped ─> RowChange ─> apply_row:
 //!                                                        owner? queue? ─> conditional write ─> 0 rows? conflict
 //! ```
 //!
@@ -28,7 +29,7 @@ use super::target::{TableInfo, Target};
 use super::tombstone::Revived;
 use crate::config::{ConflictRule, DeletePolicy, OnError};
 use crate::conflict::{ConflictKind, Decision};
-use crate::mapping::{Mapper, TablePlan};
+use crate::mapping::{Mapped, Mapper, TablePlan};
 use crate::model::{Change, Op, Position, Transaction};
 
 /// What a link knows about its pairing.
@@ -66,8 +67,15 @@ pub(crate) struct TxMeta {
 /// A change waiting in a run of its group, with the source transaction it belongs to.
 #[derive(Debug, Clone)]
 pub(crate) struct Staged {
-    pub change: Change,
+    pub change: Mapped,
     pub meta: Arc<TxMeta>,
+}
+
+impl Staged {
+    /// The operation on the target; `None` when the change could not be mapped.
+    pub fn op(&self) -> Option<Op> {
+        self.change.target.as_ref().ok().map(|c| c.op)
+    }
 }
 
 /// Whether a row change meets the review queue.
@@ -91,6 +99,15 @@ pub(super) struct Failure {
 pub(super) struct FailedTable {
     pub business: String,
     pub on_error: OnError,
+}
+
+impl FailedTable {
+    pub fn of(plan: &TablePlan) -> Self {
+        FailedTable {
+            business: plan.business.clone(),
+            on_error: plan.on_error,
+        }
+    }
 }
 
 impl From<ApplyError> for Failure {
@@ -250,15 +267,6 @@ impl<T: Target> Link<T> {
         }
     }
 
-    /// The business table of `change` and its error policy, for a failure applying it.
-    fn failed_table(&self, change: Option<&Change>) -> Option<FailedTable> {
-        let plan = self.mapper.plan_for_source(&change?.table)?;
-        Some(FailedTable {
-            business: plan.business.clone(),
-            on_error: plan.on_error,
-        })
-    }
-
     /// Adds the changes of `tx` to the group's runs. Consecutive inserts, updates or deletes of one
     /// table are applied as a batch (`batch.rs`), across the transactions of the group (they
     /// commit together); everything else row by row, in order. A transaction that brings keys back
@@ -279,12 +287,14 @@ impl<T: Target> Link<T> {
             self.flush_run(run).await?;
             self.revived = revived;
         }
-        for change in tx.changes.iter() {
-            let change = change.map_err(ApplyError::Spill)?;
-            let batched = matches!(change.op, Op::Insert | Op::Update | Op::Delete);
+        let mapper = self.mapper.clone();
+        for mapped in mapper.map_tx(tx) {
+            let mapped = mapped.map_err(ApplyError::Spill)?;
+            let op = mapped.target.as_ref().ok().map(|c| c.op);
+            let batched = matches!(op, Some(Op::Insert | Op::Update | Op::Delete));
             let joins = batched
                 && run.first().is_none_or(|first| {
-                    first.change.table == change.table && first.change.op == change.op
+                    Arc::ptr_eq(&first.change.plan, &mapped.plan) && first.op() == op
                 })
                 && run.len() < super::batch::MAX_ROWS;
             if !joins {
@@ -292,11 +302,11 @@ impl<T: Target> Link<T> {
             }
             if batched {
                 run.push(Staged {
-                    change,
+                    change: mapped,
                     meta: meta.clone(),
                 });
-            } else if let Err(error) = self.apply_change(&change, &meta).await {
-                let table = self.failed_table(Some(&change));
+            } else if let Err(error) = self.apply_mapped(&mapped, &meta).await {
+                let table = Some(FailedTable::of(&mapped.plan));
                 return Err(Failure { error, table });
             }
         }
@@ -307,12 +317,12 @@ impl<T: Target> Link<T> {
     }
 
     async fn flush_run(&mut self, run: &mut Vec<Staged>) -> Result<(), Failure> {
-        let table = self.failed_table(run.first().map(|s| &s.change));
-        let r = match (run.len(), run.first().map(|c| c.change.op)) {
+        let table = run.first().map(|s| FailedTable::of(&s.change.plan));
+        let r = match (run.len(), run.first().and_then(Staged::op)) {
             (0, _) => Ok(()),
             (1, _) => {
                 let c = run.remove(0);
-                self.apply_change(&c.change, &c.meta).await
+                self.apply_mapped(&c.change, &c.meta).await
             }
             (_, Some(Op::Insert)) => {
                 let changes = std::mem::take(run);
@@ -326,13 +336,18 @@ impl<T: Target> Link<T> {
         r.map_err(|error| Failure { error, table })
     }
 
+    /// Maps and applies one source change (a dead letter's, a released queue entry's).
     pub async fn apply_change(&mut self, src: &Change, meta: &TxMeta) -> Result<(), ApplyError> {
-        let mapper = self.mapper.clone();
-        let (Some(plan), Some(mapped)) = (mapper.plan_for_source(&src.table), mapper.map(src))
-        else {
-            return Ok(());
-        };
-        let mapped = mapped?;
+        match self.mapper.map_change(src.clone()) {
+            Some(mapped) => self.apply_mapped(&mapped, meta).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Applies one mapped change row by row.
+    pub async fn apply_mapped(&mut self, m: &Mapped, meta: &TxMeta) -> Result<(), ApplyError> {
+        let (plan, src) = (&*m.plan, &m.source);
+        let mapped = m.target.as_ref().map_err(Clone::clone)?;
         if mapped.op == Op::Truncate {
             return self.truncate(plan, meta.position.as_deref()).await;
         }
@@ -348,7 +363,7 @@ impl<T: Target> Link<T> {
             &info,
             &self.ctx.names,
             src,
-            &mapped,
+            mapped,
             &meta.origin,
             meta.commit_time,
         )?;

@@ -66,12 +66,10 @@ impl<T: Target> Link<T> {
         &mut self,
         src: &Change,
     ) -> Result<Option<(TablePlan, std::sync::Arc<TableInfo>, RowChange)>, ApplyError> {
-        let mapper = self.mapper.clone();
-        let (Some(plan), Some(mapped)) = (mapper.plan_for_source(&src.table), mapper.map(src))
-        else {
+        let Some(m) = self.mapper.map_change(src.clone()) else {
             return Ok(None);
         };
-        let mapped = mapped?;
+        let (plan, mapped) = (&*m.plan, m.target.as_ref().map_err(Clone::clone)?);
         let info = self.t.table(&plan.target).await?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -81,7 +79,7 @@ impl<T: Target> Link<T> {
             &info,
             &self.ctx.names,
             src,
-            &mapped,
+            mapped,
             &self.ctx.source,
             now,
         )?;

@@ -133,6 +133,47 @@ pub fn split_statements(text: &str) -> Vec<String> {
     out
 }
 
+/// The bookkeeping migrations of one engine (`sql/<engine>/00N_*.sql`), in order, as text with
+/// `__SCHEMA__` standing for the schema; each is idempotent. Versions and file names are the same
+/// for every engine: [`BOOKKEEPING_VERSIONS`] numbers them.
+macro_rules! migrations {
+    ($engine:literal) => {
+        [
+            include_str!(concat!("../../../sql/", $engine, "/001_bookkeeping.sql")),
+            include_str!(concat!("../../../sql/", $engine, "/002_tombstone.sql")),
+            include_str!(concat!("../../../sql/", $engine, "/003_heartbeat.sql")),
+            include_str!(concat!("../../../sql/", $engine, "/004_copy.sql")),
+            include_str!(concat!(
+                "../../../sql/",
+                $engine,
+                "/005_tombstone_origin.sql"
+            )),
+            include_str!(concat!(
+                "../../../sql/",
+                $engine,
+                "/006_conflict_table_wide.sql"
+            )),
+            include_str!(concat!(
+                "../../../sql/",
+                $engine,
+                "/007_dead_letter_parts.sql"
+            )),
+            include_str!(concat!("../../../sql/", $engine, "/008_text_payloads.sql")),
+            include_str!(concat!("../../../sql/", $engine, "/009_verify_result.sql")),
+        ]
+    };
+}
+pub(crate) use migrations;
+
+/// Every statement of the migrations, in order, with `placeholder` (as the files write it)
+/// replaced by the quoted schema.
+pub fn bookkeeping_statements(migrations: &[&str], placeholder: &str, schema: &str) -> Vec<String> {
+    migrations
+        .iter()
+        .flat_map(|file| split_statements(&file.replace(placeholder, schema)))
+        .collect()
+}
+
 /// The bookkeeping schema versions this tandem needs (`sql/*/00N_*.sql`); `tandem run` refuses a
 /// node that lacks one.
 pub const BOOKKEEPING_VERSIONS: [i32; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];

@@ -11,6 +11,10 @@
 //!  target Change (helpdesk: desk.clients, columns client_id, status_code=1)
 //! ```
 //!
+//! The applier of a link takes each source transaction through [`Mapper::map_tx`] first: a stage of
+//! its own that yields, lazily and in order, a [`Mapped`] per synced change (the business table's
+//! plan, the source change as captured, the change in the target's terms); then it applies those.
+//!
 //! Columns the file does not list map by name; a column the target does not have is dropped by the
 //! applier, which knows the live schema (`tandem check` lists such columns). The bookkeeping columns
 //! (origin marker, managed version) are never mapped: each node has its own.
@@ -28,7 +32,7 @@ pub mod transform;
 pub mod types;
 
 use crate::config::{Config, ConflictRule, DeletePolicy, OnError, Scalar, Table, TruncatePolicy};
-use crate::model::{Change, Field, ImageKind, Op, RowImage, TableRef, Value};
+use crate::model::{Change, Field, ImageKind, Op, RowImage, TableRef, Transaction, Value};
 use transform::Transform;
 
 /// Everything an applier needs to know about one business table on its target node, in the target's
@@ -70,6 +74,17 @@ pub struct ColumnRule {
     pub owner: Option<String>,
 }
 
+/// A source change through the mapping of one link.
+#[derive(Debug, Clone)]
+pub struct Mapped {
+    /// The business table's plan on this link.
+    pub plan: Arc<TablePlan>,
+    /// The change as captured: conflict records, dead letters and the review queue keep it.
+    pub source: Change,
+    /// The change in the target's tables, columns and values, or why it cannot be.
+    pub target: Result<Change, MappingError>,
+}
+
 /// A value that cannot be mapped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("table {table}, column {column}, node {node}: {reason}")]
@@ -106,7 +121,7 @@ pub struct Mapper {
 
 #[derive(Debug)]
 struct LinkTable {
-    plan: TablePlan,
+    plan: Arc<TablePlan>,
     /// Source physical column -> business column, for columns that are synced.
     source_to_business: HashMap<String, String>,
     /// Business column -> target physical column (shared name allocation).
@@ -158,12 +173,37 @@ impl Mapper {
     pub fn plan_for_source(&self, source_table: &TableRef) -> Option<&TablePlan> {
         self.by_source_table
             .get(source_table)
-            .map(|&i| &self.tables[i].plan)
+            .map(|&i| &*self.tables[i].plan)
     }
 
     /// All target plans of this link.
     pub fn plans(&self) -> impl Iterator<Item = &TablePlan> {
-        self.tables.iter().map(|t| &t.plan)
+        self.tables.iter().map(|t| &*t.plan)
+    }
+
+    /// A source transaction's changes through the mapping, in order and one at a time (a spilled
+    /// transaction is read once, never held whole): the changes of tables not synced on this link,
+    /// and rows the row filter keeps home, are left out. An error reading a spilled change is
+    /// passed on.
+    pub fn map_tx<'a>(
+        &'a self,
+        tx: &'a Transaction,
+    ) -> impl Iterator<Item = std::io::Result<Mapped>> + 'a {
+        tx.changes.iter().filter_map(move |c| match c {
+            Ok(c) => self.map_change(c).map(Ok),
+            Err(e) => Some(Err(e)),
+        })
+    }
+
+    /// One source change through the mapping (see [`Mapper::map_tx`]).
+    pub fn map_change(&self, change: Change) -> Option<Mapped> {
+        let t = &self.tables[*self.by_source_table.get(&change.table)?];
+        let target = self.map(&change)?;
+        Some(Mapped {
+            plan: t.plan.clone(),
+            source: change,
+            target,
+        })
     }
 
     /// Maps one source change. `None` when the table is not synced on this link, or the row filter
@@ -320,7 +360,7 @@ impl LinkTable {
             .map(|e| t.column_on(e, source).to_string())
             .collect();
         LinkTable {
-            plan,
+            plan: Arc::new(plan),
             source_to_business,
             business_to_target,
             values,

@@ -290,3 +290,43 @@ filter = { region = ["EU", "UK"] }
         Some(Op::Delete)
     );
 }
+
+#[test]
+fn a_transaction_is_mapped_in_order_leaving_out_what_is_not_synced() {
+    use crate::model::{ChangeSet, Lsn, PgPosition, Position};
+    let c = config();
+    let m = Mapper::new(&c, "crm", "helpdesk");
+    let customers = TableRef::new("public", "customers");
+    let tx = Transaction {
+        origin: "crm".into(),
+        position: Position::Postgres(PgPosition {
+            commit_lsn: Lsn(1),
+            lsn: Lsn(1),
+        }),
+        commit_time: 0,
+        xid: None,
+        marks: Default::default(),
+        changes: ChangeSet::Memory(vec![
+            insert(customers.clone(), &[("id", Value::Int(1))]),
+            insert(TableRef::new("public", "audit"), &[("id", Value::Int(2))]),
+            insert(
+                customers.clone(),
+                &[
+                    ("id", Value::Int(3)),
+                    ("status", Value::Text("Gone".into())),
+                ],
+            ),
+        ]),
+    };
+    let mapped: Vec<Mapped> = m.map_tx(&tx).map(|r| r.expect("in memory")).collect();
+    assert_eq!(mapped.len(), 2, "the unsynced table's change is left out");
+    assert!(mapped.iter().all(|x| x.plan.business == "customer"));
+    assert_eq!(mapped[0].source.table, customers);
+    let first = mapped[0].target.as_ref().expect("maps");
+    assert_eq!(first.table, TableRef::new("desk", "clients"));
+    assert_eq!(
+        mapped[1].target.as_ref().map_err(|e| e.column.clone()),
+        Err("status".to_string()),
+        "a value outside the value map is the change's error, in its place"
+    );
+}

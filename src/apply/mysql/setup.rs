@@ -15,18 +15,8 @@
 //! ```
 
 use super::sql::{ident, literal as lit, qname};
-use crate::apply::setup::{split_statements, SetupTable};
+use crate::apply::setup::{bookkeeping_statements, migrations, SetupTable};
 use crate::names;
-
-const BOOKKEEPING: &str = include_str!("../../../sql/mysql/001_bookkeeping.sql");
-const TOMBSTONE: &str = include_str!("../../../sql/mysql/002_tombstone.sql");
-const TOMBSTONE_ORIGIN: &str = include_str!("../../../sql/mysql/005_tombstone_origin.sql");
-const HEARTBEAT: &str = include_str!("../../../sql/mysql/003_heartbeat.sql");
-const COPY: &str = include_str!("../../../sql/mysql/004_copy.sql");
-const TABLE_WIDE_CONFLICT: &str = include_str!("../../../sql/mysql/006_conflict_table_wide.sql");
-const DEAD_LETTER_PARTS: &str = include_str!("../../../sql/mysql/007_dead_letter_parts.sql");
-const TEXT_PAYLOADS: &str = include_str!("../../../sql/mysql/008_text_payloads.sql");
-const VERIFY_RESULT: &str = include_str!("../../../sql/mysql/009_verify_result.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -36,21 +26,7 @@ pub fn statements(
     tables: &[SetupTable],
     manage: bool,
 ) -> Vec<String> {
-    let mut out = split_statements(&BOOKKEEPING.replace("`__SCHEMA__`", &ident(schema)));
-    for file in [
-        TOMBSTONE,
-        HEARTBEAT,
-        COPY,
-        TOMBSTONE_ORIGIN,
-        TABLE_WIDE_CONFLICT,
-        DEAD_LETTER_PARTS,
-        TEXT_PAYLOADS,
-        VERIFY_RESULT,
-    ] {
-        out.extend(split_statements(
-            &file.replace("`__SCHEMA__`", &ident(schema)),
-        ));
-    }
+    let mut out = bookkeeping_statements(&migrations!("mysql"), "`__SCHEMA__`", &ident(schema));
     if !manage {
         return out;
     }

@@ -20,18 +20,8 @@
 //! flag was read. It is never cleared (pruning races new tombstones).
 
 use super::sql::{ident, literal as lit, qname};
-use crate::apply::setup::{split_statements, SetupTable};
+use crate::apply::setup::{bookkeeping_statements, migrations, SetupTable};
 use crate::names;
-
-const BOOKKEEPING: &str = include_str!("../../../sql/postgres/001_bookkeeping.sql");
-const TOMBSTONE: &str = include_str!("../../../sql/postgres/002_tombstone.sql");
-const TOMBSTONE_ORIGIN: &str = include_str!("../../../sql/postgres/005_tombstone_origin.sql");
-const HEARTBEAT: &str = include_str!("../../../sql/postgres/003_heartbeat.sql");
-const COPY: &str = include_str!("../../../sql/postgres/004_copy.sql");
-const TABLE_WIDE_CONFLICT: &str = include_str!("../../../sql/postgres/006_conflict_table_wide.sql");
-const DEAD_LETTER_PARTS: &str = include_str!("../../../sql/postgres/007_dead_letter_parts.sql");
-const TEXT_PAYLOADS: &str = include_str!("../../../sql/postgres/008_text_payloads.sql");
-const VERIFY_RESULT: &str = include_str!("../../../sql/postgres/009_verify_result.sql");
 
 /// The version a local write gets: microseconds since the epoch.
 const NOW_MICROS: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
@@ -49,21 +39,7 @@ pub fn statements(
     tables: &[SetupTable],
     manage: bool,
 ) -> Vec<String> {
-    let mut out = split_statements(&BOOKKEEPING.replace("__SCHEMA__", &ident(schema)));
-    for file in [
-        TOMBSTONE,
-        HEARTBEAT,
-        COPY,
-        TOMBSTONE_ORIGIN,
-        TABLE_WIDE_CONFLICT,
-        DEAD_LETTER_PARTS,
-        TEXT_PAYLOADS,
-        VERIFY_RESULT,
-    ] {
-        out.extend(split_statements(
-            &file.replace("__SCHEMA__", &ident(schema)),
-        ));
-    }
+    let mut out = bookkeeping_statements(&migrations!("postgres"), "__SCHEMA__", &ident(schema));
     for t in tables {
         out.push(format!(
             "ALTER TABLE {} REPLICA IDENTITY FULL",
