@@ -1,12 +1,13 @@
 //! Running links: the wiring from a node's log to another node's tables, and nothing more.
 //!
 //! ```text
-//!  Source::next (capture) ─> loopguard::provenance ─> Applier::apply (mapping, conflicts, checkpoint)
-//!        ^                                                   │ committed position
-//!        └──────────────────── Source::confirm <─────────────┘
+//!  Source::next (capture, its own task: feed.rs) ─> loopguard::provenance ─> Applier::apply
+//!        ^                                                 (mapping, conflicts, checkpoint)
+//!        └──────────────────── Source::confirm <─────────────┘ committed position
 //! ```
 //!
-//! One task per link. A link starts from the checkpoint stored in its target, so a restart resumes
+//! One task per link, plus its reader: the source is read and decoded ahead, within the memory
+//! budget, while the applier works. A link starts from the checkpoint stored in its target, so a restart resumes
 //! exactly where the last commit left off. A transaction is confirmed to its source only after the
 //! target committed it (or after the loop guard dropped it, which needs no commit). On shutdown the
 //! transaction being applied finishes (commits or rolls back) before the link stops.
@@ -17,8 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 use tracing::{error, info, warn};
 
 use crate::apply::{apply_retrying, Applier, ApplyError};
@@ -27,6 +27,9 @@ use crate::capture::{link_name, CaptureError, CaptureEvent, Reader, Source};
 use crate::config::Config;
 use crate::loopguard::{provenance, should_forward};
 use crate::observe::LinkMeter;
+use feed::{Fed, Feed};
+
+mod feed;
 
 /// What a link did, for a watcher such as `tandem demo`. Carries table names and counts, never values.
 #[derive(Debug, Clone)]
@@ -148,32 +151,36 @@ async fn run_once(
     events: &Events,
     meter: &mut LinkMeter,
 ) -> Result<(), LinkError> {
-    let Some((applier, mut stream)) =
-        open_link(config, source, target, stop, events, meter).await?
+    let Some((applier, stream)) = open_link(config, source, target, stop, events, meter).await?
     else {
         return Ok(());
     };
     let mut applier = Some(applier);
-    let mut pending: Option<CaptureEvent> = None;
+    let mut feed = Feed::start(stream, memory_budget(config));
+    let mut pending: Option<Fed> = None;
     loop {
-        let event = match pending.take() {
+        let fed = match pending.take() {
             Some(e) => e,
             None => tokio::select! {
                 biased;
                 _ = stop.changed() => return Ok(()),
-                e = stream.next() => e?,
+                e = feed.next() => match e {
+                    Some(e) => e,
+                    // The reader ends only after passing on an error, or when dropped.
+                    None => return Ok(()),
+                },
             },
         };
-        meter.source(stream.stats());
-        let first = match event {
+        meter.source(feed.stats());
+        let first = match fed.event? {
             CaptureEvent::Heartbeat(position) => {
-                stream.confirm(&position);
+                feed.confirm(&position);
                 meter.idle();
                 continue;
             }
-            CaptureEvent::Transaction(tx) => tx,
+            CaptureEvent::Transaction(tx) => (tx, fed.permit),
         };
-        let group = gather(config, source, target, events, meter, &mut stream, first);
+        let group = gather(config, source, target, events, meter, &mut feed, first);
         pending = group.pending;
         if group.txs.is_empty() {
             if !group.more {
@@ -194,8 +201,10 @@ async fn run_once(
             meter.applied(&group.txs, began.elapsed(), group.more);
             announce_applied(config, events, meter.link(), &group.txs);
         }
-        // Everything up to `last` is committed (or was tandem's own and needs nothing).
-        stream.confirm(&group.last);
+        // Everything up to `last` is committed (or was tandem's own and needs nothing); the
+        // group's permits go back to the reader with it.
+        feed.confirm(&group.last);
+        drop(group.permits);
         if let Some(e) = group.failure {
             return Err(e.into());
         }
@@ -261,9 +270,11 @@ async fn open_link(
 /// position read (to confirm once they commit), and what ended the group.
 struct Group {
     txs: Vec<crate::model::Transaction>,
+    /// The read-ahead permits of the group's transactions (see `feed`).
+    permits: Vec<OwnedSemaphorePermit>,
     last: crate::model::Position,
     /// The event that ended the group, to handle next.
-    pending: Option<CaptureEvent>,
+    pending: Option<Fed>,
     /// A capture error after the group's transactions: reported once they are applied.
     failure: Option<CaptureError>,
     /// More was ready than the group could take (no idle time to report).
@@ -278,11 +289,12 @@ fn gather(
     target: &str,
     events: &Events,
     meter: &mut LinkMeter,
-    stream: &mut Source,
-    first: crate::model::Transaction,
+    feed: &mut Feed,
+    (first, permit): (crate::model::Transaction, Option<OwnedSemaphorePermit>),
 ) -> Group {
     let mut group = Group {
         txs: Vec::new(),
+        permits: permit.into_iter().collect(),
         last: first.position.clone(),
         pending: None,
         failure: None,
@@ -294,30 +306,38 @@ fn gather(
     let mut held = first.changes.approx_bytes();
     admit(config, meter, source, target, events, first, &mut group.txs);
     while group.txs.len() < MAX_GROUP {
-        let next = stream.next().now_or_never();
-        meter.source(stream.stats());
-        match next {
-            Some(Ok(CaptureEvent::Transaction(tx))) => {
+        let Some(fed) = feed.ready() else {
+            break;
+        };
+        meter.source(feed.stats());
+        match fed.event {
+            Ok(CaptureEvent::Transaction(tx)) => {
                 let bytes = tx.changes.approx_bytes();
                 if !joins(held, bytes, budget) {
-                    group.pending = Some(CaptureEvent::Transaction(tx));
+                    group.pending = Some(Fed {
+                        event: Ok(CaptureEvent::Transaction(tx)),
+                        permit: fed.permit,
+                    });
                     group.more = true;
                     break;
                 }
                 held += bytes;
                 group.last = tx.position.clone();
+                group.permits.extend(fed.permit);
                 admit(config, meter, source, target, events, tx, &mut group.txs);
                 group.more = group.txs.len() >= MAX_GROUP;
             }
-            Some(Ok(heartbeat)) => {
-                group.pending = Some(heartbeat);
+            Ok(heartbeat) => {
+                group.pending = Some(Fed {
+                    event: Ok(heartbeat),
+                    permit: fed.permit,
+                });
                 break;
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 group.failure = Some(e);
                 break;
             }
-            None => break,
         }
     }
     group
