@@ -10,6 +10,7 @@ pub mod connect;
 pub mod copy;
 pub mod demo;
 pub mod harness;
+pub mod http;
 pub mod loopguard;
 pub mod mapping;
 pub mod model;
