@@ -36,9 +36,11 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Binds `addr`; the error names the endpoint (`what`) and the address.
 pub async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("{what}: cannot listen on {addr}: {e}; fix: free the port or change `{what}.listen`"))
+    TcpListener::bind(addr).await.map_err(|e| {
+        format!(
+            "{what}: cannot listen on {addr}: {e}; fix: free the port or change `{what}.listen`"
+        )
+    })
 }
 
 /// The router with the body limit and the request timeout applied.
@@ -95,9 +97,10 @@ mod tests {
     async fn server() -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = Router::new()
-            .route("/", get(|| async { "hello" }))
-            .route("/echo", post(|body: String| async move { body.len().to_string() }));
+        let router = Router::new().route("/", get(|| async { "hello" })).route(
+            "/echo",
+            post(|body: String| async move { body.len().to_string() }),
+        );
         tokio::spawn(serve(listener, router));
         addr
     }
@@ -127,7 +130,11 @@ mod tests {
             body.len()
         );
         let out = exchange(addr, req.as_bytes()).await;
-        assert!(out.starts_with("HTTP/1.1 413"), "{}", &out[..out.len().min(200)]);
+        assert!(
+            out.starts_with("HTTP/1.1 413"),
+            "{}",
+            &out[..out.len().min(200)]
+        );
         let ok = "x".repeat(BODY_LIMIT);
         let req = format!(
             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{ok}",
@@ -145,7 +152,10 @@ mod tests {
         let started = std::time::Instant::now();
         let mut out = Vec::new();
         let read = tokio::time::timeout(HEADER_TIMEOUT * 3, s.read_to_end(&mut out)).await;
-        assert!(read.is_ok(), "the connection is still open after 3 header timeouts");
+        assert!(
+            read.is_ok(),
+            "the connection is still open after 3 header timeouts"
+        );
         assert!(
             started.elapsed() >= HEADER_TIMEOUT - Duration::from_millis(500),
             "dropped too early: {:?}",
@@ -165,7 +175,10 @@ mod tests {
         // Every slot is taken by a client still sending its head: the next request waits.
         let next = tokio::spawn(exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(!next.is_finished(), "a request was served beyond the connection limit");
+        assert!(
+            !next.is_finished(),
+            "a request was served beyond the connection limit"
+        );
         drop(idle);
         let out = tokio::time::timeout(Duration::from_secs(10), next)
             .await

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod conflict;
 pub mod connect;
+pub mod console;
 pub mod copy;
 pub mod demo;
 pub mod harness;

@@ -13,6 +13,7 @@ mod capture_postgres;
 mod check_live;
 mod cli;
 mod conflicts_cli;
+mod console_api;
 mod convergence;
 mod convergence_fire;
 mod demo;

@@ -135,4 +135,4 @@ pub fn split_statements(text: &str) -> Vec<String> {
 
 /// The bookkeeping schema versions this tandem needs (`sql/*/00N_*.sql`); `tandem run` refuses a
 /// node that lacks one.
-pub const BOOKKEEPING_VERSIONS: [i32; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+pub const BOOKKEEPING_VERSIONS: [i32; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];

@@ -27,6 +27,7 @@ const TABLE_WIDE_CONFLICT: &str = include_str!("../../../sql/mysql/006_conflict_
 const DEAD_LETTER_PARTS: &str = include_str!("../../../sql/mysql/007_dead_letter_parts.sql");
 const TEXT_PAYLOADS: &str = include_str!("../../../sql/mysql/008_text_payloads.sql");
 const VERIFY_RESULT: &str = include_str!("../../../sql/mysql/009_verify_result.sql");
+const RESOLUTION_NOTE: &str = include_str!("../../../sql/mysql/010_resolution_note.sql");
 
 /// Every statement, in order. Each is idempotent.
 pub fn statements(
@@ -46,6 +47,7 @@ pub fn statements(
         DEAD_LETTER_PARTS,
         TEXT_PAYLOADS,
         VERIFY_RESULT,
+        RESOLUTION_NOTE,
     ] {
         out.extend(split_statements(
             &file.replace("`__SCHEMA__`", &ident(schema)),

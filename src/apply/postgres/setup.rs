@@ -32,6 +32,7 @@ const TABLE_WIDE_CONFLICT: &str = include_str!("../../../sql/postgres/006_confli
 const DEAD_LETTER_PARTS: &str = include_str!("../../../sql/postgres/007_dead_letter_parts.sql");
 const TEXT_PAYLOADS: &str = include_str!("../../../sql/postgres/008_text_payloads.sql");
 const VERIFY_RESULT: &str = include_str!("../../../sql/postgres/009_verify_result.sql");
+const RESOLUTION_NOTE: &str = include_str!("../../../sql/postgres/010_resolution_note.sql");
 
 /// The version a local write gets: microseconds since the epoch.
 const NOW_MICROS: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
@@ -59,6 +60,7 @@ pub fn statements(
         DEAD_LETTER_PARTS,
         TEXT_PAYLOADS,
         VERIFY_RESULT,
+        RESOLUTION_NOTE,
     ] {
         out.extend(split_statements(
             &file.replace("__SCHEMA__", &ident(schema)),
