@@ -14,6 +14,7 @@ mod check_live;
 mod cli;
 mod conflicts_cli;
 mod console_api;
+mod console_e2e;
 mod convergence;
 mod convergence_fire;
 mod demo;

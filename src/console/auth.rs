@@ -218,7 +218,13 @@ pub async fn require_page(
         return (StatusCode::UNAUTHORIZED, "log in again at /login").into_response();
     };
     if req.method() == Method::POST && foreign_origin(req.headers()) {
-        return (StatusCode::FORBIDDEN, "a POST from another site is refused").into_response();
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let refused = format!("a POST from another site ({origin}) is refused");
+        return (StatusCode::FORBIDDEN, refused).into_response();
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
@@ -317,9 +323,11 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` on a form
+    // POST, which the Origin check must refuse.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
