@@ -118,6 +118,33 @@ async fn console_api_resolves_a_parked_conflict_with_a_note_behind_the_token() {
         serde_json::json!([]),
         "the table filter: {none}"
     );
+    // The age filter, on the age the node computes.
+    assert!(
+        entry["age_seconds"]
+            .as_f64()
+            .is_some_and(|a| (0.0..600.0).contains(&a)),
+        "{entry}"
+    );
+    let (_, young) = api(port, "GET", "/api/conflicts?state=open&older_than=1h", "").await;
+    assert_eq!(
+        young["conflicts"],
+        serde_json::json!([]),
+        "older_than=1h: {young}"
+    );
+    let (_, any) = api(
+        port,
+        "GET",
+        "/api/conflicts?state=open&older_than=0s&node=helpdesk",
+        "",
+    )
+    .await;
+    assert_eq!(
+        any["conflicts"].as_array().map(Vec::len),
+        Some(1),
+        "older_than=0s on helpdesk: {any}"
+    );
+    let (code, bad) = api(port, "GET", "/api/conflicts?older_than=soon", "").await;
+    assert_eq!(code, 400, "{bad}");
 
     let (code, shown) = api(port, "GET", &format!("/api/conflicts/helpdesk/{id}"), "").await;
     assert_eq!(code, 200, "{shown}");
@@ -284,7 +311,11 @@ async fn console_api_resolves_a_parked_conflict_with_a_note_behind_the_token() {
         .unwrap_or_default();
     assert_eq!(names_of, ["crm_to_helpdesk", "helpdesk_to_crm"], "{links}");
     assert!(
-        links["links"][0]["process_state"].is_string(),
+        links["links"][0]["process_state"].is_string()
+            && links["links"][0]["changes_per_second"].is_number()
+            && links["links"][0]["changes_applied"]
+                .as_u64()
+                .is_some_and(|n| n >= 1),
         "this process's view of the link: {links}"
     );
     let (code, dead) = api(port, "GET", "/api/dead-letters", "").await;

@@ -97,6 +97,8 @@ pub struct StoredConflict {
     pub resolved_by: Option<String>,
     /// Why, in the resolver's words.
     pub note: Option<String>,
+    /// Seconds since detection, by the node's clock.
+    pub age_seconds: Option<f64>,
 }
 
 /// The text form a row image is stored with: `{column: text or null}`; unsent values are left out.

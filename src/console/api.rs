@@ -54,6 +54,8 @@ pub struct ConflictFilter {
     pub kind: Option<String>,
     /// At most this many per node (default 100, at most 1000).
     pub limit: Option<i64>,
+    /// Only records detected longer ago than this (`30m`, `2h`, `1d`).
+    pub older_than: Option<String>,
 }
 
 /// Conflict records on every node (newest first per node) that pass `f`, and the nodes that could
@@ -63,6 +65,21 @@ pub async fn gather_conflicts(
     f: &ConflictFilter,
 ) -> Result<(Vec<(String, StoredConflict)>, Vec<(String, String)>), String> {
     let open = f.state.as_deref() == Some("open");
+    let min_age = match f
+        .older_than
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        None => None,
+        Some(t) => Some(
+            humantime::parse_duration(t)
+                .map_err(|e| {
+                    format!("older_than: {t:?} is not a duration ({e}); write e.g. 30m, 2h, 1d")
+                })?
+                .as_secs_f64(),
+        ),
+    };
     let limit = f.limit.unwrap_or(100).clamp(1, 1000);
     let asks = nodes(config, f.node.as_deref())?
         .into_iter()
@@ -84,6 +101,7 @@ pub async fn gather_conflicts(
         want(&f.table, &e.record.table)
             && want(&f.kind, &e.record.kind)
             && (open || want(&f.state, e.record.state.as_str()))
+            && min_age.is_none_or(|m| e.age_seconds.is_some_and(|a| a >= m))
     });
     found.sort_by(|a, b| b.1.detected_at.cmp(&a.1.detected_at));
     Ok((found, errors))
@@ -157,6 +175,11 @@ pub async fn links(State(c): State<Console>) -> Response {
                     _ => None,
                 };
                 m.insert("process_reason".into(), json!(reason));
+                m.insert("changes_applied".into(), json!(h.changes_applied));
+                m.insert(
+                    "changes_per_second".into(),
+                    json!(crate::observe::health::throughput(h)),
+                );
             }
             doc
         })

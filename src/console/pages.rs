@@ -40,17 +40,19 @@ pub async fn overview(State(c): State<Console>, Extension(caller): Extension<Cal
     let (links, verified) = crate::observe::probe::survey(&c.config, None).await;
     let running = crate::observe::health::snapshot();
     let mut b = String::from(
-        "<h2>Links</h2><table><tr><th>link</th><th>state</th><th>this process</th><th>lag (s)</th>\
+        "<h2>Links</h2><table><tr><th>link</th><th>state</th><th>this process</th><th>changes/s (1 min)</th><th>lag (s)</th>\
          <th>lag (bytes)</th><th>last applied</th><th>open conflicts</th><th>review queue</th>\
          <th>oldest parked (s)</th><th>dead letters</th><th>log retention</th><th>problems</th></tr>",
     );
     for l in &links {
-        let process = running
-            .get(&l.link)
-            .map_or("–".to_string(), |h| h.state.name().to_string());
+        let here = running.get(&l.link);
+        let process = here.map_or("–".to_string(), |h| h.state.name().to_string());
+        let rate = here.map_or("–".to_string(), |h| {
+            format!("{:.1}", crate::observe::health::throughput(h))
+        });
         let state_class = if l.state == "streaming" { "ok" } else { "bad" };
         b.push_str(&format!(
-            "<tr><td>{}</td><td class=\"{state_class}\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+            "<tr><td>{}</td><td class=\"{state_class}\">{}</td><td>{}</td><td class=\"num\">{rate}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td>{}</td><td class=\"num\">{}</td><td class=\"num\"><a href=\"/conflicts?state=open&amp;node={}\">{}</a></td>\
              <td class=\"num\">{}</td><td class=\"num\"><a href=\"/dead-letters?node={}\">{}</a></td><td>{}</td><td>{}</td></tr>",
             esc(&l.link),
@@ -118,14 +120,27 @@ fn filter_form(c: &Console, action: &str, f: &ConflictFilter) -> String {
     let states = ["open", "parked", "waiting", "deferred", "resolved"];
     format!(
         "<form class=\"filters\" method=\"get\" action=\"{action}\"><label>state{}</label><label>node{}</label>\
-         <label>table{}</label><label>kind{}</label><label>at most (per node)<input name=\"limit\" size=\"5\" value=\"{}\"></label>\
+         <label>table{}</label><label>kind{}</label><label>older than<input name=\"older_than\" size=\"6\" placeholder=\"e.g. 2h\" value=\"{}\"></label>\
+         <label>at most (per node)<input name=\"limit\" size=\"5\" value=\"{}\"></label>\
          <button>Filter</button></form>",
         select("state", &states, f.state.as_deref()),
         select("node", &nodes, f.node.as_deref()),
         select("table", &tables, f.table.as_deref()),
         select("kind", &kinds, f.kind.as_deref()),
+        esc(f.older_than.as_deref().unwrap_or("")),
         f.limit.unwrap_or(100)
     )
+}
+
+/// An age in words: `45 s`, `12 min`, `3 h`, `2 d`.
+fn age(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "–".into(),
+        Some(s) if s < 120.0 => format!("{s:.0} s"),
+        Some(s) if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        Some(s) if s < 172_800.0 => format!("{:.0} h", s / 3600.0),
+        Some(s) => format!("{:.0} d", s / 86400.0),
+    }
 }
 
 fn key_text(e: &StoredConflict) -> String {
@@ -146,10 +161,10 @@ pub async fn queue(
         Ok((found, errors)) => {
             b.push_str(&errors_html(&errors));
             b.push_str(&format!("<p>{} record(s)</p>", found.len()));
-            b.push_str("<table><tr><th>node</th><th>id</th><th>table</th><th>key</th><th>kind</th><th>decision</th><th>state</th><th>detected</th></tr>");
+            b.push_str("<table><tr><th>node</th><th>id</th><th>table</th><th>key</th><th>kind</th><th>decision</th><th>state</th><th>detected</th><th>age</th></tr>");
             for (node, e) in &found {
                 b.push_str(&format!(
-                    "<tr><td>{}</td><td><a href=\"/conflicts/{}/{}\">{}</a></td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td><td><a href=\"/conflicts/{}/{}\">{}</a></td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     esc(node),
                     url_part(node),
                     e.id,
@@ -159,7 +174,8 @@ pub async fn queue(
                     esc(&e.record.kind),
                     esc(&e.record.decision),
                     esc(e.record.state.as_str()),
-                    esc(&e.detected_at)
+                    esc(&e.detected_at),
+                    age(e.age_seconds)
                 ));
             }
             b.push_str("</table>");

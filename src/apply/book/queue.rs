@@ -10,7 +10,7 @@ const CONFLICT_COLUMNS: &str =
     "{text:id}, link, source_node, table_name, target_table, COALESCE(row_key, ''), kind, \
     {text:before_image}, {text:current_image}, {text:incoming_image}, decision, rule, state, \
     source_position, {text:payload}, {text:detected_at}, {text:resolved_at}, resolution, resolved_by, \
-    note";
+    note, {age:detected_at}";
 
 fn stored_conflict(r: &TextRow) -> Option<StoredConflict> {
     let json = |i| col(r, i).and_then(|t| serde_json::from_str(&t).ok());
@@ -37,6 +37,7 @@ fn stored_conflict(r: &TextRow) -> Option<StoredConflict> {
         resolution: col(r, 17),
         resolved_by: col(r, 18),
         note: col(r, 19),
+        age_seconds: col(r, 20).and_then(|t| t.parse().ok()),
     })
 }
 
