@@ -315,3 +315,81 @@ pub fn html_page(r: &RuleSet) -> String {
         html_body(r)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[nodes.crm]
+url = "postgres://postgres@127.0.0.1:5433/crm"
+[nodes.helpdesk]
+url = "mysql://root@127.0.0.1:3307/desk"
+
+[[tables]]
+name = "customer"
+key = ["id"]
+on = { crm = "public.customers", helpdesk = "clients" }
+owner = "crm"
+deletes = { soft = "deleted_at" }
+exclude = ["notes"]
+
+[[tables.columns]]
+name = "id"
+on = { crm = "id", helpdesk = "client_id" }
+
+[[tables.columns]]
+name = "status"
+on = { helpdesk = "status_code" }
+values = { helpdesk = { "Approved" = 1, "Pending | review" = 2 } }
+
+[[tables.columns]]
+name = "email"
+
+[[tables]]
+name = "ticket"
+key = ["id"]
+conflict = "merge"
+"#;
+
+    fn rules() -> RuleSet {
+        let (config, _) = Config::from_str_with_env(FILE, "t.toml", &|_| None).expect("valid");
+        document(&config)
+    }
+
+    #[test]
+    fn markdown_names_every_table_its_physical_names_maps_and_rules() {
+        let md = markdown(&rules());
+        for want in [
+            "| crm | postgres | 0 |",
+            "## customer",
+            "| tables | crm: public.customers, helpdesk: desk.clients |",
+            "| owner | crm |",
+            "| deletes | soft (sets deleted_at) |",
+            "| not synced | notes |",
+            "| id | named | crm: id, helpdesk: client_id |",
+            "| status | values on helpdesk | Approved → 1, Pending \\| review → 2 |",
+            "## ticket",
+            "| conflict | merge, a column changed on both sides: last_write_wins |",
+            "| owner | none (every node writes) |",
+        ] {
+            assert!(md.contains(want), "missing {want:?} in:\n{md}");
+        }
+        assert!(
+            !md.contains("| email |"),
+            "an unmapped column has no rule row:\n{md}"
+        );
+    }
+
+    #[test]
+    fn html_escapes_what_the_file_says() {
+        let mut r = rules();
+        r.tables[0].name = "<b>x</b>".into();
+        let page = html_page(&r);
+        assert!(
+            page.contains("&lt;b&gt;x&lt;/b&gt;") && !page.contains("<b>x</b>"),
+            "{page}"
+        );
+        assert!(page.contains("Approved → 1"), "{page}");
+    }
+}
