@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  TcpListener ── accept (waits while MAX_CONNECTIONS are open) ──> one task per connection
+//!     └─ [TLS handshake within HEADER_TIMEOUT, when serving HTTPS]
 //!     └─ hyper http1 (head read within HEADER_TIMEOUT, no keep-alive)
 //!          └─ body limit (BODY_LIMIT, 413) ─> request timeout (REQUEST_TIMEOUT, 408) ─> Router
 //!     the whole connection is dropped after CONNECTION_TIMEOUT (a client that never reads)
@@ -18,8 +19,10 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
@@ -53,8 +56,8 @@ pub fn limited(router: Router) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
 }
 
-/// Serves `router` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, router: Router) {
+/// Serves `router` on `listener` until the task is dropped: HTTPS when `tls` is given.
+pub async fn serve(listener: TcpListener, router: Router, tls: Option<TlsAcceptor>) {
     let router = limited(router);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -70,15 +73,22 @@ pub async fn serve(listener: TcpListener, router: Router) {
             }
         };
         let router = router.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| router.clone().oneshot(req));
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .keep_alive(false);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+            let served = tokio::time::timeout(CONNECTION_TIMEOUT, async move {
+                match tls {
+                    None => connection(stream, router).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => connection(tls_stream, router).await,
+                            Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+                            Err(_) => Err("TLS handshake timed out".into()),
+                        }
+                    }
+                }
+            })
+            .await;
+            match served {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => debug!(peer = %peer, error = %e, "http: connection failed"),
                 Err(_) => debug!(peer = %peer, "http: connection timed out"),
@@ -86,6 +96,23 @@ pub async fn serve(listener: TcpListener, router: Router) {
             drop(slot);
         });
     }
+}
+
+/// One request on one connection.
+async fn connection<S>(io: S, router: Router) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| router.clone().oneshot(req));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false);
+    builder
+        .serve_connection(TokioIo::new(io), service)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -101,7 +128,7 @@ mod tests {
             "/echo",
             post(|body: String| async move { body.len().to_string() }),
         );
-        tokio::spawn(serve(listener, router));
+        tokio::spawn(serve(listener, router, None));
         addr
     }
 

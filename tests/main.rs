@@ -15,6 +15,7 @@ mod cli;
 mod conflicts_cli;
 mod console_api;
 mod console_e2e;
+mod console_tls;
 mod convergence;
 mod convergence_fire;
 mod demo;

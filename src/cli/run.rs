@@ -57,8 +57,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
     }
     if let Some(settings) = &config.console {
         match crate::console::start(settings).await {
-            Ok(listener) => background.push(tokio::spawn(crate::console::serve(
-                listener,
+            Ok(endpoint) => background.push(tokio::spawn(crate::console::serve(
+                endpoint,
                 crate::console::Console::new(config.clone(), settings),
             ))),
             Err(e) => {

@@ -246,8 +246,12 @@ pub struct ConsoleFile {
     /// The bearer token that opens the console and its API; write it as `"${TANDEM_CONSOLE_TOKEN}"`
     /// so it stays out of the file. At least 16 characters.
     pub token: Option<String>,
-    /// Serve on a non-loopback address over plain HTTP (the console has no TLS of its own: put a
-    /// TLS-terminating proxy in front). Default false.
+    /// PEM file with the console's certificate chain: with `tls_key`, the console serves HTTPS.
+    pub tls_cert: Option<String>,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<String>,
+    /// Serve on a non-loopback address over plain HTTP (no `tls_cert`: a TLS-terminating proxy in
+    /// front, or a trusted network). Default false.
     #[serde(default)]
     pub insecure: bool,
 }
@@ -257,6 +261,8 @@ impl std::fmt::Debug for ConsoleFile {
         f.debug_struct("ConsoleFile")
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("insecure", &self.insecure)
             .finish()
     }

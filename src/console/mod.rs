@@ -2,7 +2,7 @@
 //! letters, the links' state and the rule set, served by `tandem run` on `[console] listen`.
 //!
 //! ```text
-//!  request ─> crate::http (limits, timeouts) ─> Router
+//!  request ─> crate::http (limits, timeouts; HTTPS with [console] tls_cert/tls_key) ─> Router
 //!     /login, /logout, /static ................ open (the login page trades the token for a cookie)
 //!     /api/*  ─ auth: Bearer token, or session cookie + CSRF token on POST ─> api.rs  (JSON)
 //!     /, /conflicts, /audit, /dead-letters, /rules ─ auth: session cookie ─> pages.rs (HTML)
@@ -23,11 +23,13 @@ mod pages;
 pub mod rules;
 mod view;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ConsoleSettings};
 
@@ -37,6 +39,8 @@ pub struct Console {
     pub config: Arc<Config>,
     sessions: Arc<auth::Sessions>,
     token: Arc<str>,
+    /// Served over HTTPS: the session cookie is marked `Secure`.
+    https: bool,
 }
 
 impl Console {
@@ -45,20 +49,66 @@ impl Console {
             config,
             sessions: Arc::new(auth::Sessions::default()),
             token: settings.token().into(),
+            https: settings.tls.is_some(),
         }
     }
 }
 
-/// Binds `[console] listen`.
-pub async fn start(settings: &ConsoleSettings) -> Result<TcpListener, String> {
+/// The console's bound address, and its TLS when it serves HTTPS.
+pub struct Endpoint {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+/// Reads the TLS files (when set) and binds `[console] listen`.
+pub async fn start(settings: &ConsoleSettings) -> Result<Endpoint, String> {
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
     let listener = crate::http::bind("console", settings.listen).await?;
-    tracing::info!(addr = %settings.listen, "serving the console");
-    Ok(listener)
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %settings.listen, scheme, "serving the console");
+    Ok(Endpoint { listener, tls })
 }
 
 /// Serves the console until the task is dropped.
-pub async fn serve(listener: TcpListener, console: Console) {
-    crate::http::serve(listener, router(console)).await
+pub async fn serve(endpoint: Endpoint, console: Console) {
+    crate::http::serve(endpoint.listener, router(console), endpoint.tls).await
+}
+
+/// The TLS server configuration from `[console] tls_cert` and `tls_key`; errors name the file and
+/// the key.
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("console.tls_cert: cannot read certificates from {}: {e}; fix: give a PEM file with the certificate chain", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "console.tls_cert: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            cert.display()
+        ));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        format!("console.tls_key: cannot read a private key from {}: {e}; fix: give the certificate's key as PEM (PKCS#8, PKCS#1 or SEC1)", key.display())
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("console: TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| {
+            format!(
+                "console.tls_key: the key does not fit the certificate in {} ({e})",
+                cert.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Every route of the console.

@@ -40,7 +40,7 @@ pub async fn start(addr: SocketAddr) -> Result<(TcpListener, PrometheusHandle), 
 
 /// Serves requests until the task is dropped.
 pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
-    crate::http::serve(listener, router(handle)).await
+    crate::http::serve(listener, router(handle), None).await
 }
 
 /// `/metrics` and `/health` (GET and HEAD); any other path is 404, any other method 405.

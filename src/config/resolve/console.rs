@@ -1,11 +1,13 @@
 //! `[console]`: where the steward's console listens and the token that opens it.
 //!
 //! The rules: a token is required (at least [`MIN_TOKEN_LEN`] characters, so that it is not a
-//! word); the console serves plain HTTP, so a non-loopback address is refused unless the file says
+//! word); `tls_cert` and `tls_key` come together (the console then serves HTTPS); without them the
+//! console serves plain HTTP, so a non-loopback address is refused unless the file says
 //! `insecure = true` (a TLS-terminating proxy in front, or a trusted network).
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use super::super::file::ConsoleFile;
 use super::super::Problem;
@@ -18,15 +20,23 @@ pub const MIN_TOKEN_LEN: usize = 16;
 pub struct ConsoleSettings {
     pub listen: SocketAddr,
     token: String,
+    /// `(certificate chain, private key)` PEM files: the console serves HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Non-loopback over plain HTTP allowed.
     pub insecure: bool,
 }
 
 impl ConsoleSettings {
-    pub fn new(listen: SocketAddr, token: String, insecure: bool) -> Self {
+    pub fn new(
+        listen: SocketAddr,
+        token: String,
+        tls: Option<(PathBuf, PathBuf)>,
+        insecure: bool,
+    ) -> Self {
         ConsoleSettings {
             listen,
             token,
+            tls,
             insecure,
         }
     }
@@ -42,6 +52,7 @@ impl fmt::Debug for ConsoleSettings {
         f.debug_struct("ConsoleSettings")
             .field("listen", &self.listen)
             .field("token", &"***")
+            .field("tls", &self.tls)
             .field("insecure", &self.insecure)
             .finish()
     }
@@ -73,19 +84,45 @@ pub(super) fn resolve(file: ConsoleFile, problems: &mut Vec<Problem>) -> Option<
         )),
         Some(_) => {}
     }
+    let tls = match (&file.tls_cert, &file.tls_key) {
+        (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+        (None, None) => None,
+        (Some(_), None) => {
+            problems.push(Problem::error(
+                "console.tls_key",
+                "tls_cert is set but tls_key is not",
+                "add tls_key = \"/path/to/key.pem\" (the certificate's private key), or remove tls_cert",
+            ));
+            None
+        }
+        (None, Some(_)) => {
+            problems.push(Problem::error(
+                "console.tls_cert",
+                "tls_key is set but tls_cert is not",
+                "add tls_cert = \"/path/to/cert.pem\" (the certificate chain), or remove tls_key",
+            ));
+            None
+        }
+    };
     if let Some(a) = listen {
-        if !a.ip().is_loopback() && !file.insecure {
+        let tls_asked = file.tls_cert.is_some() || file.tls_key.is_some();
+        if !a.ip().is_loopback() && !tls_asked && !file.insecure {
             problems.push(Problem::error(
                 "console.listen",
-                format!("{a} is not a loopback address and the console serves plain HTTP (no TLS): the token and row values would cross the network in clear"),
-                "listen on 127.0.0.1 (reach it through an SSH tunnel or a TLS-terminating proxy on the same host), or set insecure = true if a proxy or a trusted network protects it",
+                format!("{a} is not a loopback address and the console would serve plain HTTP: the token and row values would cross the network in clear"),
+                "set tls_cert and tls_key (the console then serves HTTPS), listen on 127.0.0.1 (reach it through an SSH tunnel or a TLS-terminating proxy on the same host), or set insecure = true if a proxy or a trusted network protects it",
             ));
         }
     }
     if problems.len() > before {
         return None;
     }
-    Some(ConsoleSettings::new(listen?, file.token?, file.insecure))
+    Some(ConsoleSettings::new(
+        listen?,
+        file.token?,
+        tls,
+        file.insecure,
+    ))
 }
 
 #[cfg(test)]
@@ -156,6 +193,21 @@ mod tests {
         assert!(p.is_empty(), "{p:?}");
         let p = problems(&format!("listen = \"[::1]:9465\"\n{token}"), &[]);
         assert!(p.is_empty(), "{p:?}");
+        let p = problems(
+            &format!(
+                "listen = \"0.0.0.0:9465\"\n{token}tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"
+            ),
+            &[],
+        );
+        assert!(p.is_empty(), "HTTPS may listen anywhere: {p:?}");
+        let p = problems(
+            &format!("listen = \"127.0.0.1:9465\"\n{token}tls_cert = \"c.pem\"\n"),
+            &[],
+        );
+        assert!(
+            p.len() == 1 && p[0].starts_with("console.tls_key: tls_cert is set"),
+            "{p:?}"
+        );
         let p = problems(&format!("listen = \"nowhere\"\n{token}"), &[]);
         assert!(
             p.len() == 1 && p[0].starts_with("console.listen: \"nowhere\""),
