@@ -355,3 +355,79 @@ async fn console_api_resolves_a_parked_conflict_with_a_note_behind_the_token() {
     drop(m);
     std::fs::remove_file(&config).ok();
 }
+
+/// A transaction MariaDB refuses (a name too long for its column) is dead-lettered; the console
+/// lists it, a replay before the fix fails and leaves it open with one more attempt, and a replay
+/// after widening the column applies it.
+#[tokio::test]
+async fn console_api_replays_a_dead_letter_after_its_cause_is_fixed() {
+    use mysql_async::prelude::Queryable;
+    let port = free_port();
+    let p = crate::support::Pair::start(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL)",
+        "CREATE TABLE customers (id int PRIMARY KEY, name varchar(8) NOT NULL)",
+        &format!(
+            "[[tables]]\nname = \"customers\"\nkey = [\"id\"]\non_error = \"dead_letter\"\n\n{}",
+            console_section(port)
+        ),
+    )
+    .await;
+    let mut run = crate::support::start_tandem_run(&p.config, 2).await;
+    let crm = p.pg.connect("crm").await.unwrap();
+    crm.execute(
+        "INSERT INTO customers VALUES (7, 'far too long for eight')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let letter = wait_for(
+        "a dead letter on helpdesk",
+        Duration::from_secs(30),
+        || async {
+            let (_, doc) = api(port, "GET", "/api/dead-letters", "").await;
+            doc["dead_letters"]
+                .as_array()
+                .and_then(|a| a.iter().find(|d| d["node"] == "helpdesk"))
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(letter["state"], "open", "{letter}");
+    assert_eq!(letter["changes"], 1, "{letter}");
+    assert!(
+        letter.get("payload").is_none(),
+        "row values stay out of the list: {letter}"
+    );
+    let id = letter["id"].as_i64().expect("id");
+    let replay = format!("/api/dead-letters/helpdesk/{id}/replay");
+
+    let (code, doc) = api(port, "POST", &replay, "").await;
+    assert!(
+        code == 409 || code == 502,
+        "the cause is still there: {code} {doc}"
+    );
+    let (_, doc) = api(port, "GET", "/api/dead-letters?node=helpdesk", "").await;
+    assert_eq!(doc["dead_letters"][0]["state"], "open", "{doc}");
+    assert_eq!(
+        doc["dead_letters"][0]["attempts"], 2,
+        "one more attempt: {doc}"
+    );
+
+    let mut desk = p.maria.connect("desk").await.unwrap();
+    desk.query_drop("ALTER TABLE customers MODIFY name varchar(50) NOT NULL")
+        .await
+        .unwrap();
+    let (code, doc) = api(port, "POST", &replay, "").await;
+    assert_eq!(code, 200, "{doc}");
+    let name: Option<String> = desk
+        .query_first("SELECT name FROM customers WHERE id = 7")
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("far too long for eight"));
+    let (_, open) = api(port, "GET", "/api/dead-letters", "").await;
+    assert_eq!(open["dead_letters"], serde_json::json!([]), "{open}");
+    let (_, all) = api(port, "GET", "/api/dead-letters?all=true", "").await;
+    assert_eq!(all["dead_letters"][0]["state"], "replayed", "{all}");
+    desk.disconnect().await.unwrap();
+    run.kill().await.ok();
+}
