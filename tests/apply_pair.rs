@@ -316,6 +316,7 @@ async fn apply_pair_manual_resolved_on_the_decider_converges() {
         "p",
         parked[0].id,
         &apply::Resolution::KeepCurrent,
+        &apply::Signature::default(),
     )
     .await
     .expect("resolve");
@@ -348,6 +349,7 @@ async fn apply_pair_manual_take_incoming_closes_the_deferral() {
         "p",
         parked[0].id,
         &apply::Resolution::TakeIncoming,
+        &apply::Signature::default(),
     )
     .await
     .expect("resolve");

@@ -341,7 +341,7 @@ pub async fn manual_parks_one_key_while_others_flow_until_resolved(kind: Kind) {
         .find(|c| c.record.kind == "update_differs")
         .expect("parked entry");
     assert!(a.show_conflict(parked.id).await.expect("show").is_some());
-    a.resolve_conflict(parked.id, &Resolution::TakeIncoming)
+    a.resolve_conflict(parked.id, &Resolution::TakeIncoming, &Default::default())
         .await
         .expect("resolve");
     let row = f.row(1).await.expect("row");
@@ -559,7 +559,7 @@ pub async fn resolve_with_supplied_values(kind: Kind) {
     .expect("apply");
     let id = a.list_conflicts(true, 10).await.expect("list")[0].id;
     let values = BTreeMap::from([("name".to_string(), Some("chosen".to_string()))]);
-    a.resolve_conflict(id, &Resolution::Values(values))
+    a.resolve_conflict(id, &Resolution::Values(values), &Default::default())
         .await
         .expect("resolve");
     let row = f.row(1).await.expect("row");

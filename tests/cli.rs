@@ -189,3 +189,42 @@ fn cli_check_says_what_setup_installs_and_what_it_costs() {
         "{doc}"
     );
 }
+
+#[test]
+fn cli_rules_prints_the_rule_set_for_a_wiki() {
+    let path = write_config(MINIMAL);
+    let p = path.to_str().unwrap();
+    let (code, md, stderr) = tandem(&["rules", "--config", p]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        md.starts_with("# tandem rule set") && md.contains("## customers"),
+        "{md}"
+    );
+    let (code, html, stderr) = tandem(&["rules", "--format", "html", "--config", p]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        html.starts_with("<!doctype html>") && html.contains("<h2 id=\"table-customers\">"),
+        "{html}"
+    );
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn cli_run_refuses_a_console_without_a_token_or_on_a_public_address() {
+    for (section, want) in [
+        ("[console]\nlisten = \"127.0.0.1:9465\"\n", "console.token"),
+        (
+            "[console]\nlisten = \"0.0.0.0:9465\"\ntoken = \"0123456789abcdef0123\"\n",
+            "console.listen",
+        ),
+    ] {
+        let path = write_config(&format!("{MINIMAL}\n{section}"));
+        let (code, _, stderr) = tandem(&["run", "--config", path.to_str().unwrap()]);
+        std::fs::remove_file(&path).ok();
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("error: {want}")) && stderr.contains("fix:"),
+            "{stderr}"
+        );
+    }
+}

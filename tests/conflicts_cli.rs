@@ -27,7 +27,7 @@ async fn tandem(args: &[&str], config: &std::path::Path) -> (i32, String) {
     )
 }
 
-async fn names(pg: &PgServer, maria: &MariaDb) -> (Option<String>, Option<String>) {
+pub(crate) async fn names(pg: &PgServer, maria: &MariaDb) -> (Option<String>, Option<String>) {
     let c = pg.connect("crm").await.unwrap();
     let a = c
         .query_opt("SELECT name FROM items WHERE id = 1", &[])
@@ -45,16 +45,21 @@ async fn names(pg: &PgServer, maria: &MariaDb) -> (Option<String>, Option<String
 
 /// Two servers, `items` under `manual` with helpdesk deciding, and a conflict parked on helpdesk
 /// (crm's edit against helpdesk's) while `tandem run` runs.
-struct Parked {
-    pg: PgServer,
-    maria: MariaDb,
-    config: std::path::PathBuf,
-    run: tokio::process::Child,
-    id: i64,
-    m: mysql_async::Conn,
+pub(crate) struct Parked {
+    pub pg: PgServer,
+    pub maria: MariaDb,
+    pub config: std::path::PathBuf,
+    pub run: tokio::process::Child,
+    pub id: i64,
+    pub m: mysql_async::Conn,
 }
 
 async fn parked_conflict() -> Parked {
+    parked_conflict_with("").await
+}
+
+/// [`parked_conflict`] with `extra` appended to the configuration file (a `[console]` section).
+pub(crate) async fn parked_conflict_with(extra: &str) -> Parked {
     let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
     let (pg, maria) = (
         pg.expect("PostgreSQL starts"),
@@ -75,7 +80,7 @@ async fn parked_conflict() -> Parked {
         &config,
         format!(
             "[nodes.crm]\nurl = \"{}\"\n[nodes.helpdesk]\nurl = \"{}\"\n[[tables]]\nname = \"items\"\nkey = [\"id\"]\n\
-             conflict = \"manual\"\nprefer = \"helpdesk\"\n",
+             conflict = \"manual\"\nprefer = \"helpdesk\"\n{extra}",
             pg.url("crm"),
             maria.url("desk")
         ),
@@ -155,6 +160,10 @@ async fn resolve_and_settle(
         &id,
         "--take",
         take,
+        "--note",
+        "checked with the account owner",
+        "--by",
+        "ana",
     ];
     let (code, out) = tandem(&args, config).await;
     assert_eq!(code, 0, "{out}");
@@ -241,6 +250,18 @@ async fn conflicts_cli_take_incoming_closes_both_sides() {
         m,
     } = parked_conflict().await;
     resolve_and_settle(&pg, &maria, &config, id, "incoming", "crm edit").await;
+    // The audit record says who resolved it, how and why.
+    let (code, shown) = tandem(
+        &["conflicts", "show", "--node", "helpdesk", &id.to_string()],
+        &config,
+    )
+    .await;
+    assert_eq!(code, 0, "{shown}");
+    let doc: serde_json::Value = serde_json::from_str(&shown).expect("show prints JSON");
+    assert_eq!(doc["state"], "resolved", "{shown}");
+    assert_eq!(doc["resolution"], "take_incoming", "{shown}");
+    assert_eq!(doc["resolved_by"], "ana", "{shown}");
+    assert_eq!(doc["note"], "checked with the account owner", "{shown}");
     run.kill().await.ok();
     m.disconnect().await.unwrap();
     std::fs::remove_file(&config).ok();

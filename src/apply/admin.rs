@@ -8,7 +8,7 @@ use super::error::ApplyError;
 use super::link::Link;
 use super::row::RowChange;
 use super::target::{Target, Write};
-use super::{Applier, DeadLetter, Resolution};
+use super::{Applier, DeadLetter, Resolution, Signature};
 use crate::config::Config;
 use crate::conflict::audit::{ConflictState, StoredConflict};
 use crate::model::{Field, Value};
@@ -23,13 +23,14 @@ pub(super) async fn resolve_on<T: Target>(
     l: &mut Link<T>,
     id: i64,
     resolution: &Resolution,
+    signature: &Signature,
 ) -> Result<(), ApplyError> {
     match resolution {
         Resolution::TakeIncoming => l.t.set_replicating().await?,
         _ => l.t.set_applying(false).await?,
     }
     let done = l
-        .in_transaction(async |l| resolve_write(l, id, resolution).await)
+        .in_transaction(async |l| resolve_write(l, id, resolution, signature).await)
         .await;
     l.t.set_applying(true).await?;
     let (table, key) = done?;
@@ -41,6 +42,7 @@ async fn resolve_write<T: Target>(
     l: &mut Link<T>,
     id: i64,
     resolution: &Resolution,
+    signature: &Signature,
 ) -> Result<(String, String), ApplyError> {
     let entry =
         l.t.get_conflict(id)
@@ -98,6 +100,8 @@ async fn resolve_write<T: Target>(
         }
     }
     l.t.set_conflict_state(id, ConflictState::Resolved, Some(resolution.name()))
+        .await?;
+    l.t.annotate_conflict(id, &signature.by, &signature.note)
         .await?;
     Ok((entry.record.target_table, entry.record.key))
 }
@@ -164,18 +168,20 @@ pub async fn show_conflict(
     any_link(config, node).await?.show_conflict(id).await
 }
 
-/// `tandem conflicts resolve`: resolves parked conflict `id` on `node`, on the link it came from.
+/// `tandem conflicts resolve` (and the console's resolve): resolves parked conflict `id` on `node`,
+/// on the link it came from, recording `signature` in its audit record.
 pub async fn resolve_conflict(
     config: &Config,
     node: &str,
     id: i64,
     resolution: &Resolution,
+    signature: &Signature,
 ) -> Result<(), ApplyError> {
     let entry = show_conflict(config, node, id)
         .await?
         .ok_or_else(|| ApplyError::Invalid(format!("no conflict with id {id} on node {node}")))?;
     let mut link = Applier::connect(config, &entry.record.source_node, node).await?;
-    link.resolve_conflict(id, resolution).await
+    link.resolve_conflict(id, resolution, signature).await
 }
 
 /// `tandem dead-letter list`.

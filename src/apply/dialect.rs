@@ -94,6 +94,10 @@ impl Dialect {
             (Dialect::Mysql, "micros") => {
                 format!("CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {expr}) AS CHAR)")
             }
+            (Dialect::Postgres, "age") => format!("(extract(epoch from now() - {expr}))::text"),
+            (Dialect::Mysql, "age") => {
+                format!("CAST(TIMESTAMPDIFF(MICROSECOND, {expr}, NOW(6)) / 1000000 AS CHAR)")
+            }
             // Templates are the project's own; an unknown token is written back as it was, so the
             // server names it in its error.
             _ => format!("{{{token}}}"),

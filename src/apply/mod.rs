@@ -130,6 +130,15 @@ pub enum Resolution {
     Values(BTreeMap<String, Option<String>>),
 }
 
+/// Who resolves a conflict and why: written into its audit record with the resolution.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signature {
+    /// The person, as they gave their name (the console's login name, the CLI's `--by` or `$USER`).
+    pub by: String,
+    /// Why (the console requires one; the CLI's `--note`); empty for none.
+    pub note: String,
+}
+
 impl Resolution {
     fn name(&self) -> &'static str {
         match self {
@@ -254,8 +263,9 @@ impl Applier {
         &mut self,
         id: i64,
         resolution: &Resolution,
+        signature: &Signature,
     ) -> Result<(), ApplyError> {
-        with_link!(self, l => admin::resolve_on(l, id, resolution).await)
+        with_link!(self, l => admin::resolve_on(l, id, resolution, signature).await)
     }
 
     /// Dead letters of this node (all links).

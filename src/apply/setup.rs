@@ -160,6 +160,7 @@ macro_rules! migrations {
             )),
             include_str!(concat!("../../../sql/", $engine, "/008_text_payloads.sql")),
             include_str!(concat!("../../../sql/", $engine, "/009_verify_result.sql")),
+            include_str!(concat!("../../../sql/", $engine, "/010_resolution_note.sql")),
         ]
     };
 }
@@ -176,4 +177,4 @@ pub fn bookkeeping_statements(migrations: &[&str], placeholder: &str, schema: &s
 
 /// The bookkeeping schema versions this tandem needs (`sql/*/00N_*.sql`); `tandem run` refuses a
 /// node that lacks one.
-pub const BOOKKEEPING_VERSIONS: [i32; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+pub const BOOKKEEPING_VERSIONS: [i32; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{load_config, ConfigArg, OutputFormat};
-use crate::apply::{self, Resolution};
+use crate::apply::{self, Resolution, Signature};
 use crate::config::Config;
 
 #[derive(Debug, Args)]
@@ -86,6 +86,12 @@ pub struct ResolveArgs {
     /// Write NULL into this column; repeatable.
     #[arg(long, value_name = "COLUMN")]
     pub set_null: Vec<String>,
+    /// Why: written into the conflict's audit record.
+    #[arg(long, default_value = "")]
+    pub note: String,
+    /// Who resolves it (written into the audit record); default: $USER.
+    #[arg(long, env = "USER", default_value = "")]
+    pub by: String,
 }
 
 pub async fn run(args: ConflictsArgs) -> ExitCode {
@@ -222,7 +228,11 @@ async fn resolve(a: ResolveArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match apply::resolve_conflict(&config, &a.node, a.id, &resolution).await {
+    let signature = Signature {
+        by: a.by.clone(),
+        note: a.note.clone(),
+    };
+    match apply::resolve_conflict(&config, &a.node, a.id, &resolution, &signature).await {
         Ok(()) => {
             println!(
                 "resolved conflict {} on node {}; the result replicates like any other change",

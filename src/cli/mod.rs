@@ -4,6 +4,7 @@
 mod check;
 mod conflicts;
 mod demo;
+mod rules;
 mod run;
 mod setup;
 mod status;
@@ -68,6 +69,9 @@ pub enum Command {
     /// Create on every node what the links need (bookkeeping schema, origin and version columns,
     /// publication and slots), idempotently.
     Setup(setup::SetupArgs),
+    /// Print the rule set (tables, names per node, mappings, owners, conflict and delete rules) as
+    /// Markdown or HTML, for a wiki.
+    Rules(rules::RulesArgs),
     /// Run the links of one node (--node, the sidecar beside it) or of every node, until SIGTERM.
     Run(run::RunArgs),
     /// Show every link's state, position, lag, review queue, dead letters and log retention, read
@@ -101,6 +105,7 @@ pub fn main() -> ExitCode {
             Command::DeadLetter(args) => conflicts::run_dead_letter(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Setup(args) => setup::run(args).await,
+            Command::Rules(args) => rules::run(args),
             Command::Run(args) => run::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Tail(args) => tail::run(args).await,

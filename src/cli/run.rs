@@ -55,6 +55,18 @@ pub async fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
+    if let Some(settings) = &config.console {
+        match crate::console::start(settings).await {
+            Ok(endpoint) => background.push(tokio::spawn(crate::console::serve(
+                endpoint,
+                crate::console::Console::new(config.clone(), settings),
+            ))),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     if let Some(every) = config.heartbeat {
         let sources: std::collections::BTreeSet<String> =
             links.iter().map(|(s, _)| s.clone()).collect();

@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub heartbeat: Option<HeartbeatFile>,
     /// Initial copy of the rows that exist before the links first start.
     pub copy: Option<CopyFile>,
+    /// The steward's console (web pages and JSON API) served by `tandem run`.
+    pub console: Option<ConsoleFile>,
     /// False when a section could not be read (its problem is reported): checks that count nodes or
     /// tables are then skipped, as they would report what is only a consequence.
     #[serde(skip, default = "yes")]
@@ -234,6 +236,36 @@ impl std::fmt::Display for Scalar {
 pub struct MetricsFile {
     /// Address for `/metrics` and `/health`, e.g. `127.0.0.1:9464`.
     pub listen: String,
+}
+
+/// `[console]`: the steward's console. Not `Debug`: it holds the token.
+#[derive(Clone, Deserialize)]
+pub struct ConsoleFile {
+    /// Address for the console, e.g. `127.0.0.1:9465`. Loopback unless `insecure = true`.
+    pub listen: String,
+    /// The bearer token that opens the console and its API; write it as `"${TANDEM_CONSOLE_TOKEN}"`
+    /// so it stays out of the file. At least 16 characters.
+    pub token: Option<String>,
+    /// PEM file with the console's certificate chain: with `tls_key`, the console serves HTTPS.
+    pub tls_cert: Option<String>,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<String>,
+    /// Serve on a non-loopback address over plain HTTP (no `tls_cert`: a TLS-terminating proxy in
+    /// front, or a trusted network). Default false.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+impl std::fmt::Debug for ConsoleFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleFile")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("insecure", &self.insecure)
+            .finish()
+    }
 }
 
 /// `[heartbeat]`.

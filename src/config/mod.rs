@@ -24,11 +24,12 @@ use std::fmt;
 use std::path::Path;
 
 pub use file::{
-    ColumnFile, ConflictRule, CopyFile, FileConfig, HeartbeatFile, MetricsFile, NodeFile, OnError,
-    Scalar, Settings, TableFile,
+    ColumnFile, ConflictRule, ConsoleFile, CopyFile, FileConfig, HeartbeatFile, MetricsFile,
+    NodeFile, OnError, Scalar, Settings, TableFile,
 };
 pub use resolve::{
-    Column, Config, CopySettings, DeletePolicy, Engine, Node, Table, TlsMode, TruncatePolicy,
+    Column, Config, ConsoleSettings, CopySettings, DeletePolicy, Engine, Node, Table, TlsMode,
+    TruncatePolicy,
 };
 pub use secret::{scrub, ConnUrl};
 
@@ -138,7 +139,15 @@ impl Config {
     }
 }
 
-const TOP_LEVEL: [&str; 6] = ["tandem", "nodes", "tables", "metrics", "heartbeat", "copy"];
+const TOP_LEVEL: [&str; 7] = [
+    "tandem",
+    "nodes",
+    "tables",
+    "metrics",
+    "heartbeat",
+    "copy",
+    "console",
+];
 
 /// TOML text to the file types, collecting syntax errors, unset variables, unknown keys and type
 /// errors section by section, so that one bad section does not hide the problems of the others.
@@ -240,6 +249,14 @@ fn read(
         }
         None => None,
     };
+    let console = match root.remove("console") {
+        Some(v) => {
+            let c = section::<ConsoleFile>(v, "console", problems);
+            ok &= c.is_some();
+            c
+        }
+        None => None,
+    };
     let settings = settings?;
     Some(FileConfig {
         tandem: settings,
@@ -248,6 +265,7 @@ fn read(
         metrics,
         heartbeat,
         copy,
+        console,
         complete: ok,
     })
 }

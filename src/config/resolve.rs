@@ -4,6 +4,7 @@
 //! submodule (`node`, `table`, `column`), using the shared checks at the end of this file.
 
 mod column;
+mod console;
 mod node;
 mod table;
 
@@ -16,6 +17,7 @@ use super::Problem;
 use crate::model::TableRef;
 
 pub use column::Column;
+pub use console::ConsoleSettings;
 pub use node::{Engine, Node, TlsMode};
 pub use table::{DeletePolicy, Table, TruncatePolicy};
 
@@ -30,6 +32,8 @@ pub struct Config {
     pub heartbeat: Option<std::time::Duration>,
     /// `[copy]`, when the file asks for an initial copy.
     pub copy: Option<CopySettings>,
+    /// `[console]`, when `tandem run` serves the steward's console.
+    pub console: Option<ConsoleSettings>,
 }
 
 /// The initial copy, resolved (`[copy]`).
@@ -153,6 +157,7 @@ pub(super) fn resolve(file: FileConfig, problems: &mut Vec<Problem>) -> Option<C
             .ok()
     });
     let copy = file.copy.and_then(|c| resolve_copy(c, &nodes, problems));
+    let console = file.console.and_then(|c| console::resolve(c, problems));
     let config = Config {
         settings,
         nodes,
@@ -160,6 +165,7 @@ pub(super) fn resolve(file: FileConfig, problems: &mut Vec<Problem>) -> Option<C
         metrics_listen,
         heartbeat,
         copy,
+        console,
     };
     check_generated_names(&config, problems);
     Some(config)

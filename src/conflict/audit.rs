@@ -93,6 +93,12 @@ pub struct StoredConflict {
     pub resolved_at: Option<String>,
     /// How a person resolved it (`take_incoming`, `keep_current`, `values`), or an automatic release.
     pub resolution: Option<String>,
+    /// Who resolved it, as they gave their name (bookkeeping version 10).
+    pub resolved_by: Option<String>,
+    /// Why, in the resolver's words.
+    pub note: Option<String>,
+    /// Seconds since detection, by the node's clock.
+    pub age_seconds: Option<f64>,
 }
 
 /// The text form a row image is stored with: `{column: text or null}`; unsent values are left out.

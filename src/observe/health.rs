@@ -53,6 +53,67 @@ pub struct LinkHealth {
     pub last_apply_lag: f64,
     /// When the target last committed for this link.
     pub last_applied_at: Option<Instant>,
+    /// Row changes applied since the link registered (heartbeats excluded).
+    pub changes_applied: u64,
+    /// Changes applied in each of the last [`WINDOW`] seconds, indexed by Unix second modulo the
+    /// window; `window_second` is the latest second written.
+    window: [u64; WINDOW],
+    window_second: u64,
+}
+
+/// Seconds over which [`changes_per_second`] averages.
+pub const WINDOW: usize = 60;
+
+fn now_second() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl LinkHealth {
+    fn new() -> Self {
+        LinkHealth {
+            state: LinkState::Starting,
+            last_commit_micros: None,
+            last_apply_lag: 0.0,
+            last_applied_at: None,
+            changes_applied: 0,
+            window: [0; WINDOW],
+            window_second: 0,
+        }
+    }
+
+    /// Moves the window to `second`, clearing the seconds skipped since the last write.
+    fn advance(&mut self, second: u64) {
+        if second <= self.window_second {
+            return;
+        }
+        let gap = (second - self.window_second).min(WINDOW as u64);
+        for s in (second + 1 - gap)..=second {
+            self.window[(s % WINDOW as u64) as usize] = 0;
+        }
+        self.window_second = second;
+    }
+
+    fn count(&mut self, changes: u64, second: u64) {
+        self.advance(second);
+        if second + (WINDOW as u64) > self.window_second {
+            self.window[(second % WINDOW as u64) as usize] += changes;
+        }
+        self.changes_applied += changes;
+    }
+}
+
+/// Changes applied per second, averaged over the last [`WINDOW`] seconds before `second`.
+pub fn changes_per_second(h: &LinkHealth, second: u64) -> f64 {
+    let mut w = h.clone();
+    w.advance(second);
+    w.window.iter().sum::<u64>() as f64 / WINDOW as f64
+}
+
+/// [`changes_per_second`] now.
+pub fn throughput(h: &LinkHealth) -> f64 {
+    changes_per_second(h, now_second())
 }
 
 fn registry() -> &'static Mutex<BTreeMap<String, LinkHealth>> {
@@ -69,25 +130,23 @@ fn with<R>(f: impl FnOnce(&mut BTreeMap<String, LinkHealth>) -> R) -> R {
 /// Sets a link's state, registering the link on first use; returns the previous state.
 pub fn set_state(link: &str, state: LinkState) -> Option<LinkState> {
     with(|r| {
-        let entry = r.entry(link.to_string()).or_insert_with(|| LinkHealth {
-            state: LinkState::Starting,
-            last_commit_micros: None,
-            last_apply_lag: 0.0,
-            last_applied_at: None,
-        });
+        let entry = r.entry(link.to_string()).or_insert_with(LinkHealth::new);
         let previous = entry.state.clone();
         entry.state = state;
         Some(previous)
     })
 }
 
-/// Records a target commit whose last source transaction committed at `commit_micros`.
-pub fn applied(link: &str, commit_micros: i64, lag_seconds: f64) {
+/// Records a target commit of `changes` row changes whose last source transaction committed at
+/// `commit_micros`.
+pub fn applied(link: &str, commit_micros: i64, lag_seconds: f64, changes: u64) {
+    let second = now_second();
     with(|r| {
         if let Some(entry) = r.get_mut(link) {
             entry.last_commit_micros = Some(commit_micros);
             entry.last_apply_lag = lag_seconds;
             entry.last_applied_at = Some(Instant::now());
+            entry.count(changes, second);
         }
     })
 }
@@ -145,8 +204,24 @@ mod tests {
             state,
             last_commit_micros: Some(1_000_000),
             last_apply_lag: 0.02,
-            last_applied_at: None,
+            ..LinkHealth::new()
         }
+    }
+
+    #[test]
+    fn throughput_averages_the_last_minute() {
+        let mut h = LinkHealth::new();
+        h.count(600, 1000);
+        h.count(600, 1030);
+        assert_eq!(changes_per_second(&h, 1030), 20.0);
+        assert_eq!(changes_per_second(&h, 1059), 20.0);
+        // The first second leaves the window; then the second.
+        assert_eq!(changes_per_second(&h, 1060), 10.0);
+        assert_eq!(changes_per_second(&h, 1090), 0.0);
+        assert_eq!(changes_per_second(&h, 5000), 0.0);
+        h.count(60, 5000);
+        assert_eq!(changes_per_second(&h, 5000), 1.0);
+        assert_eq!(h.changes_applied, 1260);
     }
 
     #[test]

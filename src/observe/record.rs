@@ -159,7 +159,7 @@ impl LinkMeter {
         gauge!(LAST_APPLIED, "link" => link).set(now as f64 / 1e6);
         if let Some(last) = group.last() {
             let lag = ((now - last.commit_time) as f64 / 1e6).max(0.0);
-            health::applied(&self.link, last.commit_time, lag);
+            health::applied(&self.link, last.commit_time, lag, changes);
         }
         self.progress(!more);
     }

@@ -1,7 +1,7 @@
 //! The `[metrics]` endpoint of `tandem run`: `/metrics` (Prometheus text format) and `/health`
-//! (200 while every link is running or catching up, 503 with the reasons otherwise), served by a
-//! minimal HTTP/1.1 responder (one request per connection), plus the ticker that refreshes the
-//! gauges read from the databases.
+//! (200 while every link is running or catching up, 503 with the reasons otherwise), an axum router
+//! served by [`crate::http`] (its limits and timeouts), plus the ticker that refreshes the gauges
+//! read from the databases.
 //!
 //! The exporter's own listener cannot serve `/health`, so the recorder is installed alone and this
 //! module answers both paths on the one configured address.
@@ -10,19 +10,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use metrics::gauge;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info, warn};
+use tokio::net::TcpListener;
+use tracing::{debug, info};
 
 use super::names::*;
 use crate::config::Config;
 
 /// How often the gauges read from the databases are refreshed.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
-/// Longest request head read before the connection is dropped.
-const MAX_HEAD: usize = 8 * 1024;
 
 /// Installs the Prometheus recorder (once per process) and binds `addr`.
 pub async fn start(addr: SocketAddr) -> Result<(TcpListener, PrometheusHandle), String> {
@@ -32,79 +33,60 @@ pub async fn start(addr: SocketAddr) -> Result<(TcpListener, PrometheusHandle), 
         .install_recorder()
         .map_err(|e| format!("metrics: cannot install the recorder: {e}"))?;
     describe();
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("metrics: cannot listen on {addr}: {e}"))?;
+    let listener = crate::http::bind("metrics", addr).await?;
     info!(addr = %addr, "serving /metrics and /health");
     Ok((listener, handle))
 }
 
 /// Serves requests until the task is dropped.
 pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
+    crate::http::serve(listener, router(handle), None).await
+}
+
+/// `/metrics` and `/health` (GET and HEAD); any other path is 404, any other method 405.
+pub fn router(handle: PrometheusHandle) -> Router {
     let handle = Arc::new(handle);
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
                 let handle = handle.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = respond(stream, &handle).await {
-                        debug!(error = %e, "metrics request failed");
-                    }
-                });
+                async move {
+                    text(
+                        StatusCode::OK,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        handle.render(),
+                    )
+                }
+            }),
+        )
+        .route("/health", get(health))
+        .fallback(|method: axum::http::Method| async move {
+            if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+                text(
+                    StatusCode::NOT_FOUND,
+                    "text/plain; charset=utf-8",
+                    "try /metrics or /health\n".into(),
+                )
+            } else {
+                StatusCode::METHOD_NOT_ALLOWED.into_response()
             }
-            Err(e) => {
-                warn!(error = %e, "metrics: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+        })
+}
+
+async fn health() -> Response {
+    match super::health::verdict(&super::health::snapshot()) {
+        Ok(body) => text(StatusCode::OK, "text/plain; charset=utf-8", body),
+        Err(body) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            body,
+        ),
     }
 }
 
-async fn respond(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        Ok::<_, std::io::Error>(())
-    })
-    .await;
-    if !matches!(read, Ok(Ok(()))) {
-        return Ok(());
-    }
-    let text = String::from_utf8_lossy(&head);
-    let mut first = text.lines().next().unwrap_or("").split_whitespace();
-    let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    let (status, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => ("200 OK", handle.render()),
-        ("GET" | "HEAD", "/health") => match super::health::verdict(&super::health::snapshot()) {
-            Ok(body) => ("200 OK", body),
-            Err(body) => ("503 Service Unavailable", body),
-        },
-        ("GET" | "HEAD", _) => ("404 Not Found", "try /metrics or /health\n".to_string()),
-        _ => ("405 Method Not Allowed", String::new()),
-    };
-    let content_type = if path == "/metrics" {
-        "text/plain; version=0.0.4; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        out.extend_from_slice(body.as_bytes());
-    }
-    stream.write_all(&out).await?;
-    stream.shutdown().await
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// Refreshes the lag gauges every second and the gauges read from the databases (log distance,

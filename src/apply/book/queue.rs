@@ -9,7 +9,8 @@ use crate::conflict::audit::{ConflictRecord, ConflictState, StoredConflict};
 const CONFLICT_COLUMNS: &str =
     "{text:id}, link, source_node, table_name, target_table, COALESCE(row_key, ''), kind, \
     {text:before_image}, {text:current_image}, {text:incoming_image}, decision, rule, state, \
-    source_position, {text:payload}, {text:detected_at}, {text:resolved_at}, resolution";
+    source_position, {text:payload}, {text:detected_at}, {text:resolved_at}, resolution, resolved_by, \
+    note, {age:detected_at}";
 
 fn stored_conflict(r: &TextRow) -> Option<StoredConflict> {
     let json = |i| col(r, i).and_then(|t| serde_json::from_str(&t).ok());
@@ -34,6 +35,9 @@ fn stored_conflict(r: &TextRow) -> Option<StoredConflict> {
         detected_at: col(r, 15)?,
         resolved_at: col(r, 16),
         resolution: col(r, 17),
+        resolved_by: col(r, 18),
+        note: col(r, 19),
+        age_seconds: col(r, 20).and_then(|t| t.parse().ok()),
     })
 }
 
@@ -176,6 +180,21 @@ pub(crate) trait ReviewQueue: BookSession {
                 Some(state.as_str().into()),
                 resolution.map(str::to_string),
                 Some(state.as_str().into()),
+                id_text(id),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Records who resolved entry `id` and why (bookkeeping version 10).
+    async fn annotate_conflict(&mut self, id: i64, by: &str, note: &str) -> Result<(), ApplyError> {
+        execute(
+            self,
+            "UPDATE __S__.conflict SET resolved_by = ?, note = ? WHERE id = ?::bigint",
+            vec![
+                (!by.is_empty()).then(|| by.into()),
+                (!note.is_empty()).then(|| note.into()),
                 id_text(id),
             ],
         )
