@@ -17,16 +17,15 @@ use super::time;
 /// - `Time` is a signed duration in microseconds, so MySQL's `TIME` (-838:59:59 to 838:59:59) fits.
 /// - `Unchanged` is a PostgreSQL TOAST value the log did not carry: the applier leaves the target's
 ///   value as it is. It never reaches a target as a value.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "t", content = "v", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum Value {
     Null,
     Unchanged,
     Bool(bool),
     Int(i64),
     UInt(u64),
-    Float32(#[serde(with = "f32_bits")] f32),
-    Float64(#[serde(with = "f64_bits")] f64),
+    Float32(f32),
+    Float64(f64),
     Decimal(Decimal),
     Text(String),
     Bytes(Vec<u8>),
@@ -291,6 +290,72 @@ fn fmt_ts(f: &mut fmt::Formatter<'_>, t: i64, zone: &str) -> fmt::Result {
         i64::MAX => f.write_str("infinity"),
         i64::MIN => f.write_str("-infinity"),
         t => write!(f, "{}{zone}", time::format_timestamp(t)),
+    }
+}
+
+/// Value's serde forms, one variant list for both (`remote` derives that read and write [`Value`]
+/// itself): in a human-readable format (JSON: dead letters, `tandem tail`) each value is
+/// `{"t": "<variant>", "v": …}`; in a binary one (the spill files' `postcard`) the variant's index
+/// and its fields, which is what a format without self-description can read back.
+macro_rules! value_serde {
+    ($name:ident $(, $attr:meta)*) => {
+        #[derive(Serialize, Deserialize)]
+        #[serde(remote = "Value")]
+        $(#[serde($attr)])*
+        enum $name {
+            Null,
+            Unchanged,
+            Bool(bool),
+            Int(i64),
+            UInt(u64),
+            Float32(#[serde(with = "f32_bits")] f32),
+            Float64(#[serde(with = "f64_bits")] f64),
+            Decimal(Decimal),
+            Text(String),
+            Bytes(Vec<u8>),
+            Json(String),
+            Uuid([u8; 16]),
+            Date(i32),
+            Time(i64),
+            TimeTz { micros: i64, offset_secs: i32 },
+            Timestamp(i64),
+            TimestampTz(i64),
+            Interval { months: i32, days: i32, micros: i64 },
+            Enum(String),
+            Set(Vec<String>),
+            Bits { len: u32, bytes: Vec<u8> },
+            Geometry { srid: u32, wkb: Vec<u8> },
+            Array(Vec<Value>),
+            Other { type_name: String, text: String },
+        }
+    };
+}
+
+value_serde!(
+    ValueText,
+    tag = "t",
+    content = "v",
+    rename_all = "snake_case"
+);
+value_serde!(ValueBinary);
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            ValueText::serialize(self, s)
+        } else {
+            ValueBinary::serialize(self, s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        if d.is_human_readable() {
+            ValueText::deserialize(d)
+        } else {
+            ValueBinary::deserialize(d)
+        }
     }
 }
 
