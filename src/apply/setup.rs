@@ -160,7 +160,11 @@ macro_rules! migrations {
             )),
             include_str!(concat!("../../../sql/", $engine, "/008_text_payloads.sql")),
             include_str!(concat!("../../../sql/", $engine, "/009_verify_result.sql")),
-            include_str!(concat!("../../../sql/", $engine, "/010_resolution_note.sql")),
+            include_str!(concat!(
+                "../../../sql/",
+                $engine,
+                "/010_resolution_note.sql"
+            )),
         ]
     };
 }
