@@ -30,7 +30,9 @@
 //! Error handling: a node that cannot be read, a key type whose order differs between engines or
 //! a row without a key is a [`VerifyError`]; the command exits 2 and reports no differences.
 
+pub mod canon;
 mod form;
+mod hash;
 mod repair;
 mod report;
 mod scan;
@@ -134,9 +136,9 @@ pub async fn verify(config: &Config, opts: &Options) -> Result<Report, VerifyErr
                     .saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
                 scan::since(config, f, cutoff, keep_rows).await?
             }
-            None => scan::pass(config, f, batch_rows, keep_rows, room).await?,
+            None => hash::compare(config, f, batch_rows, keep_rows, room).await?,
         };
-        info!(table = %f.table.name, rows = p.rows, chunks = p.chunks, candidates = p.candidates.len(), "table read");
+        info!(table = %f.table.name, rows = p.rows, chunks = p.chunks, chunks_hashed = p.chunks_hashed, candidates = p.candidates.len(), "table read");
         passes.push(p);
     }
     let mut settled = None;
