@@ -166,9 +166,14 @@ async fn values_the_mapping_equates_hash_alike() {
     assert_eq!(t["rows"], 3000, "{t}");
 
     let mut c = pair.maria.connect("desk").await.expect("connect");
-    c.query_drop("UPDATE orders SET amount = 12.501 WHERE id = 1234")
-        .await
-        .expect("drift");
+    // Differences a collation would call equal: a trailing space, a letter's case.
+    c.query_drop(
+        "UPDATE orders SET amount = 12.501 WHERE id = 1234; \
+         UPDATE orders SET label = CONCAT(label, ' ') WHERE id = 10; \
+         UPDATE orders SET label = 'Étiquette 2999' WHERE id = 2999",
+    )
+    .await
+    .expect("drift");
     c.disconnect().await.expect("disconnect");
     let (code, report) = verify_json(&pair.config, &["--batch-rows", "500"]).await;
     assert_eq!(code, Some(1), "{report}");
@@ -184,18 +189,25 @@ async fn values_the_mapping_equates_hash_alike() {
             )
         })
         .collect();
+    let differs = |id: &str, column: &str| {
+        (
+            serde_json::json!(id),
+            serde_json::json!("differs"),
+            serde_json::json!([column]),
+        )
+    };
     assert_eq!(
         found,
-        vec![(
-            serde_json::json!("1234"),
-            serde_json::json!("differs"),
-            serde_json::json!(["amount"])
-        )],
+        vec![
+            differs("10", "label"),
+            differs("1234", "amount"),
+            differs("2999", "label")
+        ],
         "{report}"
     );
     let t = &report["tables"][0];
-    assert_eq!(t["chunks_read"], 1, "only the drifted chunk is read: {t}");
-    assert_eq!(t["chunks_hashed"], 6, "{t}");
+    assert_eq!(t["chunks_read"], 3, "only the drifted chunks are read: {t}");
+    assert_eq!(t["chunks_hashed"], 4, "{t}");
 
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["status", "--format", "json", "--config"])
@@ -213,7 +225,7 @@ async fn values_the_mapping_equates_hash_alike() {
         .as_array()
         .and_then(|v| v.iter().find(|x| x["table"] == "orders"))
         .unwrap_or_else(|| panic!("status shows the last verify of orders: {status}"));
-    assert_eq!(last["differences"], 1, "{last}");
+    assert_eq!(last["differences"], 3, "{last}");
     assert_eq!(last["rows"], 3000, "{last}");
     assert!(status["links"].is_array(), "{status}");
 }

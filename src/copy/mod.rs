@@ -394,14 +394,13 @@ impl SourceReader {
 
     /// `key` (model values, in key column order) in the form [`Self::batch`] takes as `after`: the
     /// key's text forms on PostgreSQL, its model values on MySQL/MariaDB.
-    pub(crate) fn cursor(&self, key: &[crate::model::Value]) -> Result<String, CopyError> {
-        let text = match self {
+    pub(crate) fn cursor(&self, key: &[crate::model::Value]) -> Result<String, serde_json::Error> {
+        match self {
             SourceReader::Postgres(_) => {
                 serde_json::to_string(&key.iter().map(ToString::to_string).collect::<Vec<_>>())
             }
             SourceReader::Mysql(_) => serde_json::to_string(key),
-        };
-        text.map_err(|e| CopyError::Definite(format!("cannot write a key as a cursor: {e}")))
+        }
     }
 
     /// The rows whose key (physical `key` columns) is one of `keys`, in no set order.

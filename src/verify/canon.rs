@@ -283,6 +283,17 @@ pub(super) fn plan(form: &Form<'_>, columns: &[Columns]) -> Result<Vec<SideSql>,
             })?;
             let map = column.and_then(|c| c.values.get(&side.node));
             let null_as = column.and_then(|c| c.null_as.get(&side.node));
+            // A stand-in is matched on plain text only (an enum or JSON value is not `Text`).
+            let plain = matches!(
+                type_name.to_ascii_lowercase().as_str(),
+                "text" | "varchar" | "char" | "tinytext" | "mediumtext"
+            );
+            if null_as.is_some() && (!plain || map.is_some()) {
+                return Err(format!(
+                    "column {business} has a NULL stand-in on node {} in a column that is not plain text",
+                    side.node
+                ));
+            }
             cells.push((kind, map, null_as, ident(side.engine, physical)));
         }
         let category = |(kind, map, _, _): &(Kind, Option<&Vec<(String, Scalar)>>, _, _)| {
@@ -327,11 +338,6 @@ pub(super) fn plan(form: &Form<'_>, columns: &[Columns]) -> Result<Vec<SideSql>,
                 None => value_sql(engine, kind, &v, shift),
             };
             let null_when = match null_as {
-                Some(_) if kind != Kind::Text || map.is_some() => {
-                    return Err(format!(
-                        "column {business} has a NULL stand-in on a column that is not plain text"
-                    ))
-                }
                 Some(n) => text_is(engine, &v, n),
                 None => format!("{v} IS NULL"),
             };
@@ -351,13 +357,16 @@ pub(super) fn plan(form: &Form<'_>, columns: &[Columns]) -> Result<Vec<SideSql>,
             }
             per.push(forms);
         }
-        rendered.insert(business.as_str(), per);
+        // A filter compares dates and times by a text the SQL does not give alike: not rendered.
+        if matches!(first, Category::Number | Category::Text) {
+            rendered.insert(business.as_str(), per);
+        }
     }
     let mut filters: Vec<Vec<String>> = vec![Vec::new(); engines.len()];
     for (business, allowed) in &table.filter {
         let Some(per) = rendered.get(business.as_str()) else {
             return Err(format!(
-                "its filter column {business} is not compared on every node"
+                "its filter column {business} is not compared on every node, or holds dates or times"
             ));
         };
         let mut texts: Vec<String> = Vec::new();
@@ -400,4 +409,155 @@ pub(super) fn plan(form: &Form<'_>, columns: &[Columns]) -> Result<Vec<SideSql>,
             filter: (!filters[i].is_empty()).then(|| filters[i].join(" AND ")),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const NODES: &str = r#"
+[nodes.crm]
+url = "postgres://u@h/db"
+[nodes.desk]
+url = "mysql://u@h/db"
+"#;
+
+    fn cols(pairs: &[(&str, &str)]) -> Columns {
+        pairs
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
+    }
+
+    /// The plan for the file's one table, given each node's columns.
+    fn plan_of(
+        tables: &str,
+        crm: &[(&str, &str)],
+        desk: &[(&str, &str)],
+    ) -> Result<Vec<SideSql>, String> {
+        let text = format!("{NODES}{tables}");
+        let (config, _) = Config::from_str_with_env(&text, "t", &|_| None).expect("valid file");
+        let nodes = vec!["crm".to_string(), "desk".to_string()];
+        let form = Form::new(&config, &config.tables[0], &nodes);
+        plan(&form, &[cols(crm), cols(desk)])
+    }
+
+    const CUSTOMER: &str = r#"
+[[tables]]
+name = "customer"
+key = ["id"]
+filter = { region = ["EU"] }
+[[tables.columns]]
+name = "id"
+on = { desk = "client_id" }
+[[tables.columns]]
+name = "status"
+on = { desk = "status_code" }
+values = { desk = { "Approved" = 1, "Pending" = 2 } }
+"#;
+
+    #[test]
+    fn a_renamed_value_mapped_filtered_table_is_rendered() {
+        let crm = [
+            ("id", "int4"),
+            ("status", "text"),
+            ("region", "text"),
+            ("only_here", "float8"),
+        ];
+        let desk = [
+            ("client_id", "int"),
+            ("status_code", "tinyint"),
+            ("region", "varchar"),
+            ("_tandem_version", "bigint"),
+        ];
+        let p = plan_of(CUSTOMER, &crm, &desk).expect("hashable");
+        assert_eq!(p[1].key, "`client_id`");
+        assert!(
+            p[1].text.contains("WHEN `status_code` = 1 THEN 'Approved'"),
+            "{}",
+            p[1].text
+        );
+        assert!(
+            !p[0].text.contains("only_here"),
+            "a column one node lacks is not hashed"
+        );
+        assert!(
+            !p[1].text.contains("_tandem_version"),
+            "bookkeeping is not hashed"
+        );
+        assert!(
+            p[0].filter.as_deref().is_some_and(|f| f.contains("'EU'")),
+            "{:?}",
+            p[0].filter
+        );
+        assert!(
+            p[1].filter.as_deref().is_some_and(|f| f.contains("'EU'")),
+            "{:?}",
+            p[1].filter
+        );
+        // Columns in business-name order on both: id, then region before status.
+        let at = |t: &str, s: &str| t.find(s).expect(s);
+        assert!(at(&p[0].text, "\"region\"") < at(&p[0].text, "\"status\""));
+        assert!(at(&p[1].text, "`region`") < at(&p[1].text, "`status_code`"));
+    }
+
+    #[test]
+    fn what_cannot_be_rendered_alike_is_read_row_by_row() {
+        let why = |tables: &str, crm: &[(&str, &str)], desk: &[(&str, &str)]| {
+            plan_of(tables, crm, desk).expect_err("read row by row")
+        };
+        let t = "[[tables]]\nname = \"t\"\nkey = [\"id\"]\n";
+        assert!(why(
+            t,
+            &[("id", "int4"), ("x", "float8")],
+            &[("id", "int"), ("x", "double")]
+        )
+        .contains("float8"));
+        assert!(why(t, &[("id", "text")], &[("id", "varchar")]).contains("key"));
+        assert!(why(
+            t,
+            &[("id", "int4"), ("x", "int4")],
+            &[("id", "int"), ("x", "varchar")]
+        )
+        .contains("holds numbers, text or dates differently"));
+        let two = "[[tables]]\nname = \"t\"\nkey = [\"a\", \"b\"]\n";
+        assert!(why(
+            two,
+            &[("a", "int4"), ("b", "int4")],
+            &[("a", "int"), ("b", "int")]
+        )
+        .contains("several columns"));
+        let transform = format!("{t}owner = \"crm\"\n[[tables.columns]]\nname = \"e\"\ntransform = {{ desk = [\"lowercase\"] }}\n");
+        assert!(why(
+            &transform,
+            &[("id", "int4"), ("e", "text")],
+            &[("id", "int"), ("e", "varchar")]
+        )
+        .contains("transform"));
+        let float_map = format!(
+            "{t}[[tables.columns]]\nname = \"s\"\nvalues = {{ desk = {{ \"a\" = 1.5 }} }}\n"
+        );
+        assert!(why(
+            &float_map,
+            &[("id", "int4"), ("s", "text")],
+            &[("id", "int"), ("s", "int")]
+        )
+        .contains("value map"));
+        let null_enum =
+            format!("{t}[[tables.columns]]\nname = \"s\"\nnull_as = {{ desk = \"\" }}\n");
+        assert!(why(
+            &null_enum,
+            &[("id", "int4"), ("s", "text")],
+            &[("id", "int"), ("s", "enum")]
+        )
+        .contains("NULL stand-in"));
+        let date_filter = format!("{t}filter = {{ day = [\"2024-01-01\"] }}\n");
+        assert!(why(
+            &date_filter,
+            &[("id", "int4"), ("day", "date")],
+            &[("id", "int"), ("day", "date")]
+        )
+        .contains("filter"));
+    }
 }

@@ -56,9 +56,11 @@ async fn open(node: &Node) -> Result<Conn, String> {
             let c = crate::capture::postgres::catalog_client(&params)
                 .await
                 .map_err(|e| fail(e.to_string()))?;
-            c.batch_execute("SET TimeZone = 'UTC'; SET client_encoding = UTF8")
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+            c.batch_execute(
+                "SET TimeZone = 'UTC'; SET client_encoding = UTF8; SET DateStyle = ISO",
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
             Ok(Conn::Postgres(c))
         }
         Engine::Mysql => {

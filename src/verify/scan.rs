@@ -141,7 +141,12 @@ pub async fn pass(
         let mut reader = SourceReader::open_plain(node).await?;
         estimate = estimate.max(reader.estimate(&side.table).await?);
         let after = match &range.after {
-            Some(k) => Some(reader.cursor(k)?),
+            Some(k) => Some(reader.cursor(k).map_err(|e| {
+                VerifyError::Definite(format!(
+                    "table {} on node {}: a key cannot be written as a read position ({e})",
+                    side.table, side.node
+                ))
+            })?),
             None => None,
         };
         let (tx, rx) = mpsc::channel(1);
