@@ -5,7 +5,7 @@
 //!  table + each side's column types (catalog)
 //!    └─ plan: key, columns, filter rendered per side, or a reason it cannot be (read row by row)
 //!         row text = 'K' <key> then per business column, in name order:
-//!                    'N' (NULL)  or  'V' <length> ':' <value text>
+//!                    'N' (NULL), or 'V' <length> ':' <text> (text), or 'V' <value text> ';'
 //!         value text: integers and booleans as digits (true 1, false 0), decimals without trailing
 //!                     zeros, text as itself (UTF-8), a value-mapped column as its business value,
 //!                     dates 'YYYY-MM-DD AD', date-times 'YYYY-MM-DD HH:MM:SS.ffffff AD' (in UTC
@@ -341,11 +341,17 @@ pub(super) fn plan(form: &Form<'_>, columns: &[Columns]) -> Result<Vec<SideSql>,
                 Some(n) => text_is(engine, &v, n),
                 None => format!("{v} IS NULL"),
             };
-            let len = match engine {
-                Engine::Postgres => format!("length({value})::text"),
-                Engine::Mysql => format!("CHAR_LENGTH({value})"),
+            // Text may hold any character: its length keeps the row text unambiguous. Numbers
+            // and dates never hold `;`, which ends them (and spares a second evaluation).
+            let present = if first == Category::Text {
+                let len = match engine {
+                    Engine::Postgres => format!("length({value})::text"),
+                    Engine::Mysql => format!("CHAR_LENGTH({value})"),
+                };
+                concat(engine, &["'V'".into(), len, "':'".into(), value.clone()])
+            } else {
+                concat(engine, &["'V'".into(), value.clone(), "';'".into()])
             };
-            let present = concat(engine, &["'V'".into(), len, "':'".into(), value.clone()]);
             texts[i].push(format!("CASE WHEN {null_when} THEN 'N' ELSE {present} END"));
             let raw = match engine {
                 Engine::Postgres => format!("({v})::text"),
