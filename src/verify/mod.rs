@@ -53,7 +53,7 @@ pub use repair::Repaired;
 pub use report::{Difference, Report, TableResult};
 pub use settle::Settled;
 
-/// Rows read per node and batch when `--batch-rows` is not given.
+/// Keys per hashed chunk, and rows read per node and batch, when `--batch-rows` is not given.
 pub const DEFAULT_BATCH_ROWS: u32 = 5000;
 
 /// Differences listed at most when `--max-differences` is not given.
