@@ -42,4 +42,5 @@ mod type_fidelity_catalog;
 mod type_fidelity_cross;
 mod type_fidelity_geometry;
 mod verify;
+mod verify_hash;
 mod verify_repair;

@@ -184,7 +184,7 @@ async fn status_json(p: &Pair) -> (bool, serde_json::Value) {
 }
 
 fn link<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    status
+    status["links"]
         .as_array()
         .and_then(|links| links.iter().find(|l| l["link"] == name))
         .unwrap_or_else(|| panic!("no link {name} in {status}"))

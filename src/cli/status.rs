@@ -16,7 +16,8 @@ pub struct StatusArgs {
     /// Only the links whose source is this node.
     #[arg(long)]
     pub node: Option<String>,
-    /// `text` for people, `json` (one array of links) for machines.
+    /// `text` for people, `json` (`{ "links": [...], "verify": [...] }`: every link, and each
+    /// table's last verify) for machines.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }
@@ -34,7 +35,9 @@ pub async fn run(args: StatusArgs) -> ExitCode {
     }
     let (links, verified) = survey(&config, args.node.as_deref()).await;
     match args.format {
-        OutputFormat::Json => match serde_json::to_string_pretty(&links) {
+        OutputFormat::Json => match serde_json::to_string_pretty(
+            &serde_json::json!({ "links": links, "verify": verified }),
+        ) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("error: {e}");

@@ -26,7 +26,7 @@ pub struct VerifyArgs {
     /// Show the differing values (row values: only for a person allowed to see them).
     #[arg(long)]
     pub show_values: bool,
-    /// Rows read per node and round trip.
+    /// Keys per hashed chunk (of the first node), and rows read per node and round trip row by row.
     #[arg(long, default_value_t = DEFAULT_BATCH_ROWS)]
     pub batch_rows: u32,
     /// Seconds to wait for the links to apply what was in flight before differing keys are read again.

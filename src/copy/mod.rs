@@ -392,6 +392,17 @@ impl SourceReader {
         }
     }
 
+    /// `key` (model values, in key column order) in the form [`Self::batch`] takes as `after`: the
+    /// key's text forms on PostgreSQL, its model values on MySQL/MariaDB.
+    pub(crate) fn cursor(&self, key: &[crate::model::Value]) -> Result<String, serde_json::Error> {
+        match self {
+            SourceReader::Postgres(_) => {
+                serde_json::to_string(&key.iter().map(ToString::to_string).collect::<Vec<_>>())
+            }
+            SourceReader::Mysql(_) => serde_json::to_string(key),
+        }
+    }
+
     /// The rows whose key (physical `key` columns) is one of `keys`, in no set order.
     pub(crate) async fn rows_with_keys(
         &mut self,

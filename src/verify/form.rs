@@ -29,11 +29,19 @@ pub struct Side {
     pub table: TableRef,
     /// Physical key columns, in key order.
     pub key: Vec<String>,
+    pub engine: crate::config::Engine,
     offset_secs: i32,
     /// Physical columns never compared here.
     skip: HashSet<String>,
     /// Physical column -> business name, where they differ.
     business: HashMap<String, String>,
+}
+
+impl Side {
+    /// The node's UTC offset, at which its wall-clock date-times are read.
+    pub fn offset_secs(&self) -> i32 {
+        self.offset_secs
+    }
 }
 
 /// What is wrong with one key.
@@ -87,6 +95,9 @@ impl<'a> Form<'a> {
                     node: n.clone(),
                     table: physical,
                     key,
+                    engine: config
+                        .node(n)
+                        .map_or(crate::config::Engine::Postgres, |c| c.engine),
                     offset_secs: config.node(n).map_or(0, |c| c.utc_offset_secs),
                     skip,
                     business,
@@ -113,6 +124,12 @@ impl<'a> Form<'a> {
             .iter()
             .map(|k| row.get(k).filter(|v| !v.is_null()).cloned())
             .collect()
+    }
+
+    /// Whether the judge compares side `i`'s physical column (not the key, a bookkeeping column
+    /// or an excluded one).
+    pub fn compared(&self, i: usize, physical: &str) -> bool {
+        !self.sides[i].skip.contains(physical)
     }
 
     /// The business name of side `i`'s physical column.

@@ -3,8 +3,11 @@
 //! persists after the links have applied what was in flight when it was first seen.
 //!
 //! ```text
-//!  per table:  scan::pass   every node's rows in key order, a batch at a time, merged on the key
-//!                           (copy's readers) -> form::Form::judge per key -> candidates
+//!  per table:  hash::compare  key ranges of `--batch-rows` keys: every node counts and hashes its
+//!                             rows' business form in SQL (canon) -> equal chunks done; the differing
+//!                             ranges (or the whole table, when canon cannot render it) go to
+//!              scan::pass     every node's rows in key order, a batch at a time, merged on the key
+//!                             (copy's readers) -> form::Form::judge per key -> candidates
 //!  if any:     settle::wait every streaming link applied up to its source's log end (or timeout)
 //!              scan::recheck the candidate keys re-read on every node, judged again; kept if still
 //!              different (again after another wait while keys keep dropping out, at most 3 rounds)
@@ -24,13 +27,17 @@
 //! `--since D` reads only the keys written in the last `D` on any node (tandem's managed version is a
 //! microsecond clock) and re-reads them everywhere; deletes in the window are not looked for.
 //!
-//! Not done yet (issue #18): chunk hashes computed in the databases (every row is read). Each table's result is kept on the nodes (`<schema>.verify_result`) for `tandem status`
-//! and the `tandem_verify_*` gauges.
+//! Chunk hashes never decide that rows differ, only that a range is equal: whatever differs is
+//! judged row by row, so the differences and their kinds are the row path's (see `canon` for what is
+//! hashed and what falls back). Each table's result is kept on the nodes (`<schema>.verify_result`)
+//! for `tandem status` and the `tandem_verify_*` gauges.
 //!
 //! Error handling: a node that cannot be read, a key type whose order differs between engines or
 //! a row without a key is a [`VerifyError`]; the command exits 2 and reports no differences.
 
+pub mod canon;
 mod form;
+mod hash;
 mod repair;
 mod report;
 mod scan;
@@ -46,7 +53,7 @@ pub use repair::Repaired;
 pub use report::{Difference, Report, TableResult};
 pub use settle::Settled;
 
-/// Rows read per node and batch when `--batch-rows` is not given.
+/// Keys per hashed chunk, and rows read per node and batch, when `--batch-rows` is not given.
 pub const DEFAULT_BATCH_ROWS: u32 = 5000;
 
 /// Differences listed at most when `--max-differences` is not given.
@@ -134,9 +141,9 @@ pub async fn verify(config: &Config, opts: &Options) -> Result<Report, VerifyErr
                     .saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
                 scan::since(config, f, cutoff, keep_rows).await?
             }
-            None => scan::pass(config, f, batch_rows, keep_rows, room).await?,
+            None => hash::compare(config, f, batch_rows, keep_rows, room).await?,
         };
-        info!(table = %f.table.name, rows = p.rows, chunks = p.chunks, candidates = p.candidates.len(), "table read");
+        info!(table = %f.table.name, rows = p.rows, chunks = p.chunks, chunks_hashed = p.chunks_hashed, candidates = p.candidates.len(), "table read");
         passes.push(p);
     }
     let mut settled = None;

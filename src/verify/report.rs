@@ -1,6 +1,7 @@
 //! What `tandem verify` prints: the differences and the per-table counts, as JSON
 //! (`{ "differences": [ { "table", "key", "kind", "columns", "nodes" } ], "tables": [ { "table",
-//! "rows", "chunks", "differences" } ] }`) or as text. Keys are row values: they go to the output
+//! "rows", "chunks", "differences", "unlisted", "chunks_hashed", "chunks_read", "row_by_row" } ] }`)
+//! or as text. Keys are row values: they go to the output
 //! the operator asked for, never to the log; other values only with `--show-values`.
 
 use std::fmt::Write as _;
@@ -38,12 +39,20 @@ pub struct TableResult {
     pub table: String,
     /// Distinct keys read on any node.
     pub rows: u64,
-    /// Key ranges read (batches of the node that needed most).
+    /// Key ranges: chunks hashed in the databases plus batches read row by row (of the node that
+    /// needed most).
     pub chunks: u64,
     pub differences: u64,
     /// Keys that differed in the first pass beyond `--max-differences`: neither listed nor re-read
     /// (some may have been in flight).
     pub unlisted: u64,
+    /// Chunks whose count and hash were equal on every node: not read row by row.
+    pub chunks_hashed: u64,
+    /// Chunks read row by row: those whose hashes differed, or every batch when the table could
+    /// not be hashed.
+    pub chunks_read: u64,
+    /// Why the whole table was read row by row (`null`: it was hashed).
+    pub row_by_row: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +85,9 @@ pub(super) fn build(
             chunks: p.chunks,
             differences: (differences.len() - before) as u64,
             unlisted: p.unlisted,
+            chunks_hashed: p.chunks_hashed,
+            chunks_read: p.chunks.saturating_sub(p.chunks_hashed),
+            row_by_row: p.row_by_row.clone(),
         });
     }
     Report {
@@ -183,9 +195,12 @@ impl Report {
         for t in &self.tables {
             let _ = writeln!(
                 out,
-                "table {}: {} rows, {} chunks, {} differences",
-                t.table, t.rows, t.chunks, t.differences
+                "table {}: {} rows, {} chunks ({} hashed, {} read row by row), {} differences",
+                t.table, t.rows, t.chunks, t.chunks_hashed, t.chunks_read, t.differences
             );
+            if let Some(why) = &t.row_by_row {
+                let _ = writeln!(out, "  read row by row: {why}");
+            }
             if t.unlisted > 0 {
                 let _ = writeln!(
                     out,

@@ -45,8 +45,12 @@ pub struct Candidate {
 pub struct Pass {
     /// Distinct keys seen on any node.
     pub rows: u64,
-    /// Key ranges read: the most batches any node needed.
+    /// Key ranges: hashed chunks plus the batches read row by row (the most any node needed).
     pub chunks: u64,
+    /// Chunks whose hashes were equal on every node (not read row by row).
+    pub chunks_hashed: u64,
+    /// Why the table was read row by row as a whole, when it was (see `canon`).
+    pub row_by_row: Option<String>,
     pub candidates: Vec<Candidate>,
     /// Keys that differed beyond the room given: counted, neither kept nor re-read.
     pub unlisted: u64,
@@ -54,22 +58,42 @@ pub struct Pass {
 
 type Batch = Result<Vec<RowImage>, CopyError>;
 
-/// Reads `table` (physical `key`) on `node` in key order, `batch_rows` at a time, into `tx`.
+/// A range of keys: above `after` (`None`: from the first) up to and with `until` (`None`: to
+/// the last).
+#[derive(Debug, Clone, Default)]
+pub struct Range {
+    pub after: Option<Vec<Value>>,
+    pub until: Option<Vec<Value>>,
+}
+
+/// Reads `table` (physical `key`) on `node` in key order, `batch_rows` at a time, into `tx`, from
+/// the reader's cursor `after` up to `until`.
 async fn read_all(
     mut reader: SourceReader,
     table: TableRef,
     key: Vec<String>,
     batch_rows: u32,
+    mut after: Option<String>,
+    until: Option<Vec<Value>>,
     tx: mpsc::Sender<Batch>,
 ) {
-    let mut after: Option<String> = None;
     loop {
         let r = reader
             .batch(&table, &key, after.as_deref(), batch_rows, KeyOrder::Bytes)
             .await;
         let (rows, last, end) = match r {
-            Ok((rows, last)) => {
-                let end = rows.len() < batch_rows as usize;
+            Ok((mut rows, last)) => {
+                let mut end = rows.len() < batch_rows as usize;
+                if let Some(until) = &until {
+                    let beyond = |r: &RowImage| {
+                        let k: Option<Vec<Value>> = key.iter().map(|c| r.get(c).cloned()).collect();
+                        k.is_some_and(|k| cmp_key(&k, until) == Ordering::Greater)
+                    };
+                    if let Some(cut) = rows.iter().position(beyond) {
+                        rows.truncate(cut);
+                        end = true;
+                    }
+                }
                 (rows, last, end)
             }
             Err(e) => {
@@ -96,15 +120,17 @@ struct Cursor {
     done: bool,
 }
 
-/// Compares `form`'s table across its sides (see the module doc). `keep_rows`: keep each
-/// candidate's rows, to show values; `room`: candidates kept at most (memory stays bounded when a
-/// whole table differs), the rest only counted.
+/// Compares `form`'s table across its sides in `range` (see the module doc). `keep_rows`: keep
+/// each candidate's rows, to show values; `room`: candidates kept at most (memory stays bounded
+/// when a whole table differs), the rest only counted; `progress`: report rows read (a whole table).
 pub async fn pass(
     config: &Config,
     form: &Form<'_>,
     batch_rows: u32,
     keep_rows: bool,
     room: usize,
+    range: &Range,
+    progress: bool,
 ) -> Result<Pass, VerifyError> {
     let mut cursors = Vec::new();
     let mut estimate = None;
@@ -114,12 +140,23 @@ pub async fn pass(
             .ok_or_else(|| VerifyError::Usage(format!("no node {:?}", side.node)))?;
         let mut reader = SourceReader::open_plain(node).await?;
         estimate = estimate.max(reader.estimate(&side.table).await?);
+        let after = match &range.after {
+            Some(k) => Some(reader.cursor(k).map_err(|e| {
+                VerifyError::Definite(format!(
+                    "table {} on node {}: a key cannot be written as a read position ({e})",
+                    side.table, side.node
+                ))
+            })?),
+            None => None,
+        };
         let (tx, rx) = mpsc::channel(1);
         tokio::spawn(read_all(
             reader,
             side.table.clone(),
             side.key.clone(),
             batch_rows,
+            after,
+            range.until.clone(),
             tx,
         ));
         cursors.push(Cursor {
@@ -132,7 +169,7 @@ pub async fn pass(
     }
     let table = &form.table.name;
     let mut meter = Meter::new(0, estimate);
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let terminal = progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut out = Pass::default();
     loop {
         for (i, c) in cursors.iter_mut().enumerate() {
@@ -172,7 +209,7 @@ pub async fn pass(
                 rows: keep_rows.then_some(rows),
             });
         }
-        if let Some(r) = meter.record(1, false) {
+        if let Some(r) = meter.record(1, false).filter(|_| progress) {
             info!(table = %table, rows_done = r.done, rows_estimate = ?r.estimate, rows_per_sec = r.rate as u64, eta_secs = ?r.eta_secs, "verify progress");
             if terminal {
                 progress_line(table, &r);
@@ -187,7 +224,7 @@ pub async fn pass(
 }
 
 /// One progress line for a person at a terminal, rewritten in place: rows, rate, time left.
-fn progress_line(table: &str, r: &crate::copy::progress::Report) {
+pub(super) fn progress_line(table: &str, r: &crate::copy::progress::Report) {
     use std::io::Write as _;
     let of = r
         .estimate
@@ -329,6 +366,6 @@ pub async fn since(
         rows: keys.len() as u64,
         chunks: 1,
         candidates,
-        unlisted: 0,
+        ..Pass::default()
     })
 }
