@@ -41,7 +41,7 @@ GROUP BY i.indexrelid, i.indisprimary";
 /// Every column's sequence: the one its default calls `nextval` on (serial, or a hand-written
 /// default) and the one behind an identity column.
 const GENERATORS: &str = "
-SELECT a.attname::text, q.seq::regclass::text, s.seqincrement
+SELECT a.attname::text, quote_ident(sn.nspname) || '.' || quote_ident(sq.relname), s.seqincrement
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -58,6 +58,8 @@ CROSS JOIN LATERAL (
     AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum AND d.deptype = 'i'
 ) q
 JOIN pg_sequence s ON s.seqrelid = q.seq
+JOIN pg_class sq ON sq.oid = q.seq
+JOIN pg_namespace sn ON sn.oid = sq.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum";
 
@@ -76,7 +78,7 @@ pub async fn read_table_generators(
         let column: String = r.try_get(0)?;
         let name: String = r.try_get(1)?;
         let increment: i64 = r.try_get(2)?;
-        // `regclass` output is the server's own quoting of the sequence's name.
+        // The name as the server quotes it (`quote_ident`), schema-qualified.
         let state = client
             .query_one(&format!("SELECT last_value, is_called FROM {name}"), &[])
             .await?;
