@@ -51,7 +51,7 @@ pub fn slot(config: &Config, node: &str) -> Option<Slot> {
 /// The first value of `slot` above `max` (and at least its offset).
 pub fn first_above(slot: Slot, max: Option<i64>) -> i64 {
     let from = max.map_or(slot.offset, |m| m.saturating_add(1).max(slot.offset));
-    from + (slot.offset - from).rem_euclid(slot.increment)
+    from.saturating_add((slot.offset - from).rem_euclid(slot.increment))
 }
 
 /// One node's generator of a shared key column.
