@@ -35,15 +35,6 @@ pub async fn run(args: RunArgs) -> ExitCode {
         .into_iter()
         .filter(|(s, _)| args.node.as_ref().is_none_or(|n| n == s))
         .collect();
-    // Two nodes handing out the same keys make the second insert fail: refuse before any link runs.
-    let collisions = crate::keys::refusals_at_start(&config).await;
-    if !collisions.is_empty() {
-        for p in &collisions {
-            eprintln!("{p}");
-        }
-        eprintln!("error: not started: the key generators of two-way tables can collide");
-        return ExitCode::from(1);
-    }
     let mut background = Vec::new();
     if let Some(addr) = config.metrics_listen {
         match crate::observe::server::start(addr).await {
