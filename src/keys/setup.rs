@@ -1,5 +1,5 @@
 //! Reading every node's generators, and making them disjoint (`tandem setup`) or refusing to start
-//! while they are not (`tandem run`).
+//! while they are not (`tandem run`, not wired yet).
 //!
 //! ```text
 //!  read_all(config) ─> NodeGenerators ─> plan ─> apply per node ─> read_all again ─> analyze
@@ -96,7 +96,7 @@ pub async fn setup(
             });
         }
     }
-    // With `--node`, the other nodes' shares are still to come (and `run` checks them at start).
+    // With `--node`, the other nodes' shares are still to come (`tandem check` reports them until then).
     if !dry_run && !fixes.is_empty() && only.is_none() {
         // What the servers now say: two MySQL/MariaDB nodes on one server share the globals.
         let mut after = NodeGenerators::new();
