@@ -12,6 +12,7 @@ pub mod copy;
 pub mod demo;
 pub mod harness;
 pub mod http;
+pub mod keys;
 pub mod loopguard;
 pub mod mapping;
 pub mod model;

@@ -24,6 +24,7 @@ mod footprint_triggers;
 mod governance;
 mod harness;
 mod initial_copy;
+mod keys;
 mod mapping_matrix;
 mod names;
 mod observability;

@@ -6,6 +6,8 @@
 //!  mysql::read_table(&mut Conn, table)    information_schema                ┴─> Option<TableSchema>
 //!    used by: `tandem check` (read_tables, its own connection per node), the appliers (their apply
 //!    session, once per table and link), the initial copy and verify (their snapshot sessions)
+//!  read_generators(node, tables)          sequences / AUTO_INCREMENT + globals ─> TableGenerators
+//!    used by: `check`, `setup` and `run` start, through `crate::keys`
 //! ```
 //!
 //! Each engine has exactly one such reader; the capture's binlog metadata fallback
@@ -41,6 +43,75 @@ pub async fn read_tables(
         Engine::Mysql => mysql::read_tables(node, tables).await,
     };
     // Driver errors may quote the URL; never let its password through.
+    result.map_err(|e| match e {
+        CatalogError::Connect { node: n, detail } => CatalogError::Connect {
+            node: n,
+            detail: scrub(&detail, &node.url),
+        },
+        CatalogError::Query { node: n, detail } => CatalogError::Query {
+            node: n,
+            detail: scrub(&detail, &node.url),
+        },
+    })
+}
+
+/// A key generator on one column of one node's table: where that node's own inserts take their
+/// default keys from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generator {
+    /// The physical column.
+    pub column: String,
+    pub kind: GeneratorKind,
+    /// The largest value the column holds now; `None` for an empty table (or a non-integer column).
+    pub max: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GeneratorKind {
+    /// A PostgreSQL sequence (serial, identity or a `nextval` default): `name` as the server quotes
+    /// it, and the value its next `nextval` returns.
+    Sequence {
+        name: String,
+        increment: i64,
+        next: i64,
+    },
+    /// MySQL/MariaDB AUTO_INCREMENT under the server's global `auto_increment_increment` and
+    /// `auto_increment_offset` (what new sessions start with).
+    AutoIncrement { increment: i64, offset: i64 },
+}
+
+impl GeneratorKind {
+    /// The values it hands out as `(modulus, residue)`: every value is `residue` modulo `modulus`.
+    pub fn progression(&self) -> (i64, i64) {
+        match *self {
+            GeneratorKind::Sequence {
+                increment, next, ..
+            } => {
+                let m = increment.unsigned_abs().max(1) as i64;
+                (m, next.rem_euclid(m))
+            }
+            GeneratorKind::AutoIncrement { increment, offset } => {
+                let m = increment.max(1);
+                // The server ignores an offset larger than the increment (and counts from 1).
+                let offset = if offset > m { 1 } else { offset };
+                (m, offset.rem_euclid(m))
+            }
+        }
+    }
+}
+
+/// Physical table -> its generated columns (tables without any are absent).
+pub type TableGenerators = BTreeMap<TableRef, Vec<Generator>>;
+
+/// Reads the key generators of the given tables on `node`, with each column's largest value.
+pub async fn read_generators(
+    node: &Node,
+    tables: &[TableRef],
+) -> Result<TableGenerators, CatalogError> {
+    let result = match node.engine {
+        Engine::Postgres => postgres::read_generators(node, tables).await,
+        Engine::Mysql => mysql::read_generators(node, tables).await,
+    };
     result.map_err(|e| match e {
         CatalogError::Connect { node: n, detail } => CatalogError::Connect {
             node: n,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::CatalogError;
+use super::{CatalogError, Generator, GeneratorKind, TableGenerators};
 use crate::config::Node;
 use crate::connect::quote::mysql::ident;
 use crate::model::schema::{parse_mysql, ColumnSchema, ColumnType, TableSchema};
@@ -120,6 +120,66 @@ pub(super) async fn read_tables(
         out.insert(t.clone(), schema);
     }
     let _ = conn.disconnect().await;
+    Ok(out)
+}
+
+const AUTO_INCREMENT: &str = "
+SELECT COLUMN_NAME FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA LIKE '%auto_increment%'";
+
+/// The AUTO_INCREMENT columns of `tables`, under the server's global increment and offset (what
+/// every new session starts with), each with the column's largest value.
+pub(super) async fn read_generators(
+    node: &Node,
+    tables: &[TableRef],
+) -> Result<TableGenerators, CatalogError> {
+    let connect = |detail: String| CatalogError::Connect {
+        node: node.id.clone(),
+        detail,
+    };
+    let opts = crate::connect::mysql_opts(node.url.expose()).map_err(|e| connect(e.to_string()))?;
+    let mut conn = crate::connect::mysql(opts)
+        .await
+        .map_err(|e| connect(e.to_string()))?;
+    let result = generators_on(&mut conn, tables).await;
+    let _ = conn.disconnect().await;
+    result.map_err(|e| CatalogError::Query {
+        node: node.id.clone(),
+        detail: e.to_string(),
+    })
+}
+
+async fn generators_on(
+    conn: &mut Conn,
+    tables: &[TableRef],
+) -> Result<TableGenerators, mysql_async::Error> {
+    let globals: Option<(i64, i64)> = conn
+        .query_first("SELECT @@GLOBAL.auto_increment_increment, @@GLOBAL.auto_increment_offset")
+        .await?;
+    let (increment, offset) = globals.unwrap_or((1, 1));
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let columns: Vec<String> = conn.exec(AUTO_INCREMENT, (&*t.schema, &*t.name)).await?;
+        let mut generators = Vec::new();
+        for column in columns {
+            let max: Option<Option<String>> = conn
+                .query_first(format!(
+                    "SELECT CAST(MAX({}) AS CHAR) FROM {}.{}",
+                    ident(&column),
+                    ident(&t.schema),
+                    ident(&t.name)
+                ))
+                .await?;
+            generators.push(Generator {
+                column,
+                kind: GeneratorKind::AutoIncrement { increment, offset },
+                max: max.flatten().and_then(|m| m.parse().ok()),
+            });
+        }
+        if !generators.is_empty() {
+            out.insert(t.clone(), generators);
+        }
+    }
     Ok(out)
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::Client;
 
-use super::CatalogError;
+use super::{CatalogError, Generator, GeneratorKind, TableGenerators};
 use crate::config::Node;
 use crate::model::schema::{parse_postgres, ColumnSchema, TableSchema};
 use crate::model::TableRef;
@@ -37,6 +37,111 @@ CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
 WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
 GROUP BY i.indexrelid, i.indisprimary";
+
+/// Every column's sequence: the one its default calls `nextval` on (serial, or a hand-written
+/// default) and the one behind an identity column.
+const GENERATORS: &str = "
+SELECT a.attname::text, quote_ident(sn.nspname) || '.' || quote_ident(sq.relname), s.seqincrement
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL (
+  SELECT d.refobjid AS seq FROM pg_attrdef ad
+  JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+   AND d.refclassid = 'pg_class'::regclass
+  JOIN pg_class sc ON sc.oid = d.refobjid AND sc.relkind = 'S'
+  WHERE ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+  UNION
+  SELECT d.objid FROM pg_depend d
+  JOIN pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S'
+  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+    AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum AND d.deptype = 'i'
+) q
+JOIN pg_sequence s ON s.seqrelid = q.seq
+JOIN pg_class sq ON sq.oid = q.seq
+JOIN pg_namespace sn ON sn.oid = sq.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum";
+
+/// The sequences behind `table`'s columns, each with the value its next `nextval` returns and the
+/// column's largest value.
+pub async fn read_table_generators(
+    client: &Client,
+    table: &TableRef,
+) -> Result<Vec<Generator>, tokio_postgres::Error> {
+    use crate::connect::quote::postgres::ident as q;
+    let mut out = Vec::new();
+    for r in client
+        .query(GENERATORS, &[&&*table.schema, &&*table.name])
+        .await?
+    {
+        let column: String = r.try_get(0)?;
+        let name: String = r.try_get(1)?;
+        let increment: i64 = r.try_get(2)?;
+        // The name as the server quotes it (`quote_ident`), schema-qualified.
+        let state = client
+            .query_one(&format!("SELECT last_value, is_called FROM {name}"), &[])
+            .await?;
+        let (last, called): (i64, bool) = (state.try_get(0)?, state.try_get(1)?);
+        let max = client
+            .query_one(
+                &format!(
+                    "SELECT max({})::text FROM {}.{}",
+                    q(&column),
+                    q(&table.schema),
+                    q(&table.name)
+                ),
+                &[],
+            )
+            .await?;
+        let max: Option<String> = max.try_get(0)?;
+        out.push(Generator {
+            column,
+            kind: GeneratorKind::Sequence {
+                name,
+                increment,
+                next: if called {
+                    last.saturating_add(increment)
+                } else {
+                    last
+                },
+            },
+            max: max.and_then(|m| m.parse().ok()),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn read_generators(
+    node: &Node,
+    tables: &[TableRef],
+) -> Result<TableGenerators, CatalogError> {
+    let (client, conn) = crate::connect::postgres(node.url.expose())
+        .await
+        .map_err(|e| CatalogError::Connect {
+            node: node.id.clone(),
+            detail: e.to_string(),
+        })?;
+    let task = tokio::spawn(conn);
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let generators =
+            read_table_generators(&client, t)
+                .await
+                .map_err(|e| CatalogError::Query {
+                    node: node.id.clone(),
+                    detail: e
+                        .as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+                })?;
+        if !generators.is_empty() {
+            out.insert(t.clone(), generators);
+        }
+    }
+    drop(client);
+    let _ = task.await;
+    Ok(out)
+}
 
 /// `table` as the catalog declares it, read on `client`'s session (inside whatever transaction or
 /// snapshot it has open); `None` when there is no such table.

@@ -62,6 +62,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
 async fn live_problems(config: &Config, sample: u32) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut schemas = NodeSchemas::new();
+    let mut generators = crate::keys::NodeGenerators::new();
     for node in config.nodes.values() {
         let tables: Vec<_> = config
             .tables
@@ -72,6 +73,16 @@ async fn live_problems(config: &Config, sample: u32) -> Vec<Problem> {
             Ok(s) => {
                 schemas.insert(node.id.clone(), s);
                 problems.extend(prerequisites(node, &tables).await);
+                match catalog::read_generators(node, &tables).await {
+                    Ok(g) => {
+                        generators.insert(node.id.clone(), g);
+                    }
+                    Err(e) => problems.push(Problem::warning(
+                        format!("nodes.{}", node.id),
+                        format!("could not read the key generators: {e}"),
+                        "grant the account SELECT on the tables and their sequences",
+                    )),
+                }
             }
             Err(e) => problems.push(Problem::error(
                 format!("nodes.{}.url", node.id),
@@ -85,6 +96,7 @@ async fn live_problems(config: &Config, sample: u32) -> Vec<Problem> {
         }
     }
     problems.extend(check::analyze(config, &schemas));
+    problems.extend(crate::keys::analyze(config, &generators));
     if sample > 0 {
         problems.extend(sample_problems(config, &schemas, sample).await);
     }

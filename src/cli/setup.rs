@@ -63,6 +63,28 @@ pub async fn run(args: SetupArgs) -> ExitCode {
         }
     }
     if !failed {
+        match crate::keys::setup(&config, args.node.as_deref(), args.dry_run).await {
+            Ok(applied) => {
+                for a in applied {
+                    println!(
+                        "-- node {}: key generators of two-way tables made disjoint",
+                        a.node
+                    );
+                    println!("{};", a.sql);
+                    if let Some(note) = a.note {
+                        for line in note.lines() {
+                            println!("-- {line}");
+                        }
+                    }
+                }
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                failed = true;
+            }
+        }
+    }
+    if !failed {
         match crate::setup::seed_checkpoints(&config, args.node.as_deref(), args.dry_run).await {
             Ok(seeds) => {
                 for (node, sql) in seeds {
