@@ -19,6 +19,7 @@ pub mod spill;
 pub mod time;
 mod transaction;
 mod value;
+mod value_serde;
 
 pub use position::{
     BinlogPosition, Lsn, MariaGtid, MariaGtidList, MysqlGtidSet, PgPosition, Position,
