@@ -33,6 +33,20 @@ pub enum CatalogError {
     Query { node: String, detail: String },
 }
 
+/// `e` without the node URL's password: driver errors may quote the URL.
+fn scrubbed(e: CatalogError, node: &Node) -> CatalogError {
+    match e {
+        CatalogError::Connect { node: n, detail } => CatalogError::Connect {
+            node: n,
+            detail: scrub(&detail, &node.url),
+        },
+        CatalogError::Query { node: n, detail } => CatalogError::Query {
+            node: n,
+            detail: scrub(&detail, &node.url),
+        },
+    }
+}
+
 /// Reads the given tables on `node`. A missing table maps to `None`.
 pub async fn read_tables(
     node: &Node,
@@ -42,17 +56,7 @@ pub async fn read_tables(
         Engine::Postgres => postgres::read_tables(node, tables).await,
         Engine::Mysql => mysql::read_tables(node, tables).await,
     };
-    // Driver errors may quote the URL; never let its password through.
-    result.map_err(|e| match e {
-        CatalogError::Connect { node: n, detail } => CatalogError::Connect {
-            node: n,
-            detail: scrub(&detail, &node.url),
-        },
-        CatalogError::Query { node: n, detail } => CatalogError::Query {
-            node: n,
-            detail: scrub(&detail, &node.url),
-        },
-    })
+    result.map_err(|e| scrubbed(e, node))
 }
 
 /// A key generator on one column of one node's table: where that node's own inserts take their
@@ -112,16 +116,7 @@ pub async fn read_generators(
         Engine::Postgres => postgres::read_generators(node, tables).await,
         Engine::Mysql => mysql::read_generators(node, tables).await,
     };
-    result.map_err(|e| match e {
-        CatalogError::Connect { node: n, detail } => CatalogError::Connect {
-            node: n,
-            detail: scrub(&detail, &node.url),
-        },
-        CatalogError::Query { node: n, detail } => CatalogError::Query {
-            node: n,
-            detail: scrub(&detail, &node.url),
-        },
-    })
+    result.map_err(|e| scrubbed(e, node))
 }
 
 /// Reads up to `limit` rows of `table` on `node` as row images (values in a neutral form: text,
@@ -135,13 +130,7 @@ pub async fn sample_rows(
         Engine::Postgres => postgres::sample_json(node, &schema.table, limit).await,
         Engine::Mysql => mysql::sample_json(node, schema, limit).await,
     }
-    .map_err(|e| match e {
-        CatalogError::Query { node: n, detail } => CatalogError::Query {
-            node: n,
-            detail: scrub(&detail, &node.url),
-        },
-        other => other,
-    })?;
+    .map_err(|e| scrubbed(e, node))?;
     Ok(rows
         .iter()
         .filter_map(|text| json_row(text, schema))
