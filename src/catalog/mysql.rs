@@ -97,18 +97,23 @@ pub async fn read_table(
     Ok(Some(schema))
 }
 
+/// A session of the catalog's own on `node`.
+async fn connect(node: &Node) -> Result<Conn, CatalogError> {
+    let failed = |detail: String| CatalogError::Connect {
+        node: node.id.clone(),
+        detail,
+    };
+    let opts = crate::connect::mysql_opts(node.url.expose()).map_err(|e| failed(e.to_string()))?;
+    crate::connect::mysql(opts)
+        .await
+        .map_err(|e| failed(e.to_string()))
+}
+
 pub(super) async fn read_tables(
     node: &Node,
     tables: &[TableRef],
 ) -> Result<BTreeMap<TableRef, Option<TableSchema>>, CatalogError> {
-    let connect = |detail: String| CatalogError::Connect {
-        node: node.id.clone(),
-        detail,
-    };
-    let opts = crate::connect::mysql_opts(node.url.expose()).map_err(|e| connect(e.to_string()))?;
-    let mut conn = crate::connect::mysql(opts)
-        .await
-        .map_err(|e| connect(e.to_string()))?;
+    let mut conn = connect(node).await?;
     let mut out = BTreeMap::new();
     for t in tables {
         let schema = read_table(&mut conn, t)
@@ -133,14 +138,7 @@ pub(super) async fn read_generators(
     node: &Node,
     tables: &[TableRef],
 ) -> Result<TableGenerators, CatalogError> {
-    let connect = |detail: String| CatalogError::Connect {
-        node: node.id.clone(),
-        detail,
-    };
-    let opts = crate::connect::mysql_opts(node.url.expose()).map_err(|e| connect(e.to_string()))?;
-    let mut conn = crate::connect::mysql(opts)
-        .await
-        .map_err(|e| connect(e.to_string()))?;
+    let mut conn = connect(node).await?;
     let result = generators_on(&mut conn, tables).await;
     let _ = conn.disconnect().await;
     result.map_err(|e| CatalogError::Query {
@@ -188,14 +186,7 @@ pub(super) async fn sample_json(
     schema: &TableSchema,
     limit: u32,
 ) -> Result<Vec<String>, CatalogError> {
-    let connect = |detail: String| CatalogError::Connect {
-        node: node.id.clone(),
-        detail,
-    };
-    let opts = crate::connect::mysql_opts(node.url.expose()).map_err(|e| connect(e.to_string()))?;
-    let mut conn = crate::connect::mysql(opts)
-        .await
-        .map_err(|e| connect(e.to_string()))?;
+    let mut conn = connect(node).await?;
     use crate::connect::quote::mysql::{ident as q, literal};
     let pairs: Vec<String> = schema
         .columns

@@ -112,17 +112,25 @@ pub async fn read_table_generators(
     Ok(out)
 }
 
-pub(super) async fn read_generators(
-    node: &Node,
-    tables: &[TableRef],
-) -> Result<TableGenerators, CatalogError> {
+/// A session of the catalog's own on `node`, and the task that drives its connection.
+async fn connect(node: &Node) -> Result<(Client, tokio::task::JoinHandle<()>), CatalogError> {
     let (client, conn) = crate::connect::postgres(node.url.expose())
         .await
         .map_err(|e| CatalogError::Connect {
             node: node.id.clone(),
             detail: e.to_string(),
         })?;
-    let task = tokio::spawn(conn);
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok((client, task))
+}
+
+pub(super) async fn read_generators(
+    node: &Node,
+    tables: &[TableRef],
+) -> Result<TableGenerators, CatalogError> {
+    let (client, task) = connect(node).await?;
     let mut out = BTreeMap::new();
     for t in tables {
         let generators =
@@ -199,13 +207,7 @@ pub(super) async fn read_tables(
     node: &Node,
     tables: &[TableRef],
 ) -> Result<BTreeMap<TableRef, Option<TableSchema>>, CatalogError> {
-    let (client, conn) = crate::connect::postgres(node.url.expose())
-        .await
-        .map_err(|e| CatalogError::Connect {
-            node: node.id.clone(),
-            detail: e.to_string(),
-        })?;
-    let task = tokio::spawn(conn);
+    let (client, task) = connect(node).await?;
     let mut out = BTreeMap::new();
     for t in tables {
         let schema = read_table(&client, t)
@@ -226,13 +228,7 @@ pub(super) async fn sample_json(
     table: &TableRef,
     limit: u32,
 ) -> Result<Vec<String>, CatalogError> {
-    let (client, conn) = crate::connect::postgres(node.url.expose())
-        .await
-        .map_err(|e| CatalogError::Connect {
-            node: node.id.clone(),
-            detail: e.to_string(),
-        })?;
-    let task = tokio::spawn(conn);
+    let (client, task) = connect(node).await?;
     use crate::connect::quote::postgres::ident as q;
     let sql = format!(
         // `t.*`: the alias's whole row even when the table has a column named `t`.
