@@ -137,6 +137,12 @@ async fn schema_change_added_column_stays_home_then_syncs_both_ways_without_rest
         text.contains("column note exists on crm only"),
         "check does not name the column on one node:\n{text}"
     );
+    let unsynced = status(&p).await["columns_not_synced"].clone();
+    assert_eq!(
+        unsynced,
+        serde_json::json!([{ "table": "items", "column": "note", "on": ["crm"] }]),
+        "status does not list the column on one node"
+    );
 
     // Now on MariaDB too: synced both ways from the next change on, no restart.
     maria(&p, "ALTER TABLE items ADD COLUMN note varchar(100)").await;
@@ -267,6 +273,101 @@ async fn schema_change_pause_toward_mariadb_survives_a_restart_of_tandem() {
     wait_maria(&p, "items", "name", 1, Some("a3")).await;
     wait_maria(&p, "items", "qty", 1, Some("7")).await;
     wait_maria(&p, "items", "name", 2, Some("b")).await;
+    assert_eq!(maria_count(&p, "SELECT COUNT(*) FROM tandem.held").await, 0);
+    assert_eq!(
+        maria_count(&p, "SELECT COUNT(*) FROM tandem.dead_letter").await,
+        0
+    );
+    stop_tandem_run(tandem).await;
+}
+
+#[tokio::test]
+async fn schema_change_pause_ends_when_the_reloaded_file_excludes_the_column() {
+    let p = Pair::start(PG_SQL, MARIA_SQL, TABLES).await;
+    let tandem = start_tandem_run(&p.config, 2).await;
+    maria(&p, "INSERT INTO items (id, name, qty) VALUES (1, 'a', 1)").await;
+    wait_pg(&p, "items", "name", 1, Some("a")).await;
+    pg(&p, "ALTER TABLE items DROP COLUMN qty").await;
+    maria(&p, "UPDATE items SET name = 'a2', qty = 9 WHERE id = 1").await;
+    wait_for("items paused toward crm", DEADLINE, || async {
+        let paused = paused_into(&p, "crm").await;
+        paused.iter().any(|t| t["table"] == "items").then_some(())
+    })
+    .await;
+
+    // A file that leaves qty out of the sync, then SIGHUP: the held update applies without it.
+    let text = std::fs::read_to_string(&p.config).unwrap();
+    let excluded = text.replacen(
+        "name = \"items\"\nkey = [\"id\"]\n",
+        "name = \"items\"\nkey = [\"id\"]\nexclude = [\"qty\"]\n",
+        1,
+    );
+    assert_ne!(text, excluded, "the test's file did not change");
+    std::fs::write(&p.config, excluded).unwrap();
+    let pid = tandem.id().expect("pid").to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_pg(&p, "items", "name", 1, Some("a2")).await;
+    wait_for("the pause to end after the reload", DEADLINE, || async {
+        paused_into(&p, "crm").await.is_empty().then_some(())
+    })
+    .await;
+    maria(&p, "INSERT INTO items (id, name, qty) VALUES (2, 'b', 2)").await;
+    wait_pg(&p, "items", "name", 2, Some("b")).await;
+    assert_eq!(
+        pg_count(&p, "SELECT count(*) FROM tandem.dead_letter").await,
+        0
+    );
+    stop_tandem_run(tandem).await;
+}
+
+#[tokio::test]
+async fn schema_change_during_a_streaming_transaction_holds_all_of_it_in_order() {
+    // A budget of 1 MiB: the 5,000-row transaction streams from PostgreSQL (protocol v2) and spills.
+    let tables = format!("[tandem]\nmemory_budget_mib = 1\n\n{TABLES}");
+    let p = Pair::start(PG_SQL, MARIA_SQL, &tables).await;
+    let tandem = start_tandem_run(&p.config, 2).await;
+    pg(&p, "INSERT INTO items (id, name, qty) VALUES (1, 'a', 1)").await;
+    wait_maria(&p, "items", "name", 1, Some("a")).await;
+
+    let writer = p.pg.connect("crm").await.unwrap();
+    writer
+        .batch_execute(
+            "BEGIN; INSERT INTO items (id, name, qty) SELECT g, 'r' || g, g FROM generate_series(10, 5009) g",
+        )
+        .await
+        .unwrap();
+    maria(&p, "ALTER TABLE items DROP COLUMN qty").await;
+    writer.batch_execute("COMMIT").await.unwrap();
+    pg(&p, "INSERT INTO others (id, v) VALUES (1, 'x')").await;
+    wait_maria(&p, "others", "v", 1, Some("x")).await;
+    wait_for("5,000 changes held toward helpdesk", DEADLINE, || async {
+        let paused = paused_into(&p, "helpdesk").await;
+        paused
+            .iter()
+            .any(|t| t["table"] == "items" && t["held"] == 5000)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        maria_count(&p, "SELECT COUNT(*) FROM items").await,
+        1,
+        "part of the paused transaction was applied"
+    );
+
+    maria(&p, "ALTER TABLE items ADD COLUMN qty int").await;
+    wait_for(
+        "the held rows on MariaDB",
+        Duration::from_secs(120),
+        || async {
+            (maria_count(&p, "SELECT COUNT(*) FROM items WHERE qty = id").await == 5000)
+                .then_some(())
+        },
+    )
+    .await;
     assert_eq!(maria_count(&p, "SELECT COUNT(*) FROM tandem.held").await, 0);
     assert_eq!(
         maria_count(&p, "SELECT COUNT(*) FROM tandem.dead_letter").await,

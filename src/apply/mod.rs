@@ -231,6 +231,12 @@ impl Applier {
         with_link!(self, l => l.release_paused().await)
     }
 
+    /// Maps this link's changes through `config` from the next transaction on (a reloaded file);
+    /// paused tables are looked at again at once.
+    pub fn remap(&mut self, config: &Config) {
+        with_link!(self, l => l.remap(config))
+    }
+
     /// Whether a table of this link is paused by a schema change of its target.
     pub fn has_paused(&self) -> bool {
         match &self.inner {

@@ -25,7 +25,7 @@
 //! the gate sees the live schema. A release that fails leaves the table paused and is tried again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -69,6 +69,8 @@ pub(super) struct Pauses {
     gone: BTreeMap<String, BTreeSet<String>>,
     /// Target tables whose catalog was read again in the current target transaction.
     refreshed: HashSet<TableRef>,
+    /// The catalog read whose columns were last added to what the table has had.
+    remembered: HashMap<TableRef, Arc<TableInfo>>,
     /// (table, column) already warned about as staying home.
     warned: HashSet<(TableRef, String)>,
     last_release: Option<Instant>,
@@ -78,6 +80,12 @@ impl Pauses {
     /// A new target transaction: a table's catalog may be read again once in it.
     pub(super) fn new_transaction(&mut self) {
         self.refreshed.clear();
+    }
+
+    /// The file was reloaded: warn again, and look at paused tables at once.
+    fn reloaded(&mut self) {
+        self.warned.clear();
+        self.last_release = None;
     }
 
     pub(super) fn any(&self) -> bool {
@@ -130,6 +138,16 @@ fn list(columns: &BTreeSet<String>) -> String {
 }
 
 impl<T: Target> Link<T> {
+    /// Takes the mapping of a reloaded file.
+    pub(super) fn remap(&mut self, config: &crate::config::Config) {
+        self.mapper = Arc::new(crate::mapping::Mapper::new(
+            config,
+            &self.ctx.source,
+            &self.ctx.target,
+        ));
+        self.pauses.reloaded();
+    }
+
     /// Reads the tables this link holds changes of (a pause survives a restart).
     pub(super) async fn load_pauses(&mut self) -> Result<(), ApplyError> {
         for (table, reason, gone) in self.t.held_tables(&self.ctx.source).await? {
@@ -227,13 +245,18 @@ impl<T: Target> Link<T> {
         &mut self,
         table: &TableRef,
         fresh: bool,
-    ) -> Result<Option<std::sync::Arc<TableInfo>>, ApplyError> {
+    ) -> Result<Option<Arc<TableInfo>>, ApplyError> {
         if fresh {
             self.t.forget_table(Some(table));
         }
         match self.t.table(table).await {
             Ok(info) => {
-                remember(&self.ctx.target, &info);
+                // Once per catalog read, not per change.
+                let known = self.pauses.remembered.get(table);
+                if known.is_none_or(|k| !Arc::ptr_eq(k, &info)) {
+                    remember(&self.ctx.target, &info);
+                    self.pauses.remembered.insert(table.clone(), info.clone());
+                }
                 Ok(Some(info))
             }
             Err(e) if e.is_schema_drift() && had_table(&self.ctx.target, table) => Ok(None),
