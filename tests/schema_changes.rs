@@ -375,3 +375,42 @@ async fn schema_change_during_a_streaming_transaction_holds_all_of_it_in_order()
     );
     stop_tandem_run(tandem).await;
 }
+
+#[tokio::test]
+async fn schema_change_narrowed_type_pauses_until_widened_again() {
+    let p = Pair::start(PG_SQL, MARIA_SQL, TABLES).await;
+    let tandem = start_tandem_run(&p.config, 2).await;
+    pg(&p, "INSERT INTO items (id, name, qty) VALUES (1, 'a', 1)").await;
+    wait_maria(&p, "items", "name", 1, Some("a")).await;
+
+    maria(&p, "ALTER TABLE items MODIFY name varchar(3) NOT NULL").await;
+    pg(&p, "UPDATE items SET name = 'a long name' WHERE id = 1").await;
+    pg(&p, "INSERT INTO others (id, v) VALUES (1, 'x')").await;
+    wait_maria(&p, "others", "v", 1, Some("x")).await;
+    let paused = wait_for("items paused toward helpdesk", DEADLINE, || async {
+        let paused = paused_into(&p, "helpdesk").await;
+        paused
+            .iter()
+            .find(|t| t["table"] == "items" && t["held"] == 1)
+            .cloned()
+    })
+    .await;
+    let reason = paused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("name was varchar(100), now varchar(3)"),
+        "the reason does not say which column changed type: {reason}"
+    );
+    assert_eq!(
+        maria_count(&p, "SELECT COUNT(*) FROM tandem.dead_letter").await,
+        0,
+        "a narrowed column must pause, not dead-letter"
+    );
+
+    maria(&p, "ALTER TABLE items MODIFY name varchar(100) NOT NULL").await;
+    wait_maria(&p, "items", "name", 1, Some("a long name")).await;
+    wait_for("the pause to end", DEADLINE, || async {
+        paused_into(&p, "helpdesk").await.is_empty().then_some(())
+    })
+    .await;
+    stop_tandem_run(tandem).await;
+}

@@ -232,12 +232,24 @@ impl<T: Target> Link<T> {
 
     /// Applies `txs` as one target transaction. A statement refused for a missing table or column
     /// means the cached columns are stale: the group is tried once more on the live catalog, where
-    /// the schema gate (`pause.rs`) sees what changed.
+    /// the schema gate (`pause.rs`) sees what changed. A definite error of a table whose column
+    /// changed type pauses that table, and the group is tried once more too.
     async fn apply_group(&mut self, txs: &[&Transaction]) -> Result<(), Failure> {
         match self.try_group(txs).await {
             Err(f) if f.error.is_schema_drift() => {
                 self.t.forget_table(None);
                 self.try_group(txs).await
+            }
+            Err(f) if !f.error.is_transient() => {
+                let retyped = match &f.table {
+                    Some(t) => self.paused_by_retype(&t.business, &f.error).await,
+                    None => false,
+                };
+                if retyped {
+                    self.try_group(txs).await
+                } else {
+                    Err(f)
+                }
             }
             r => r,
         }

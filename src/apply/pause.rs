@@ -20,6 +20,10 @@
 //! nothing here: both captures follow it (PostgreSQL relation messages, binlog table maps), so the
 //! change already carries the new column.
 //!
+//! A column whose type changed since this process first saw it (narrowed) is found when a change of
+//! the table fails with a definite error: the table is paused then too ([`Link::paused_by_retype`]),
+//! and released once its held changes apply again.
+//!
 //! Error handling: a statement refused for a missing column or table (the cached columns were stale)
 //! makes the driver forget every cached table and try the group once more (see `Link::apply`), so
 //! the gate sees the live schema. A release that fails leaves the table paused and is tried again.
@@ -74,6 +78,8 @@ pub(super) struct Pauses {
     /// (table, column) already warned about as staying home.
     warned: HashSet<(TableRef, String)>,
     last_release: Option<Instant>,
+    /// Business table -> the error its last release failed with (logged once, not every second).
+    last_failure: HashMap<String, String>,
 }
 
 impl Pauses {
@@ -93,8 +99,9 @@ impl Pauses {
     }
 }
 
-/// Node id and table -> every column this process has seen the table have there.
-type Seen = HashMap<(String, TableRef), BTreeSet<String>>;
+/// Node id and table -> every column this process has seen the table have there, with the type it
+/// had when first seen.
+type Seen = HashMap<(String, TableRef), BTreeMap<String, String>>;
 
 fn seen() -> &'static Mutex<Seen> {
     static SEEN: OnceLock<Mutex<Seen>> = OnceLock::new();
@@ -107,13 +114,31 @@ fn remember(node: &str, info: &TableInfo) {
     let had = seen
         .entry((node.to_string(), info.table.clone()))
         .or_default();
-    had.extend(info.columns.iter().map(|c| c.name.clone()));
+    for c in &info.columns {
+        had.entry(c.name.clone())
+            .or_insert_with(|| c.type_name.clone());
+    }
+}
+
+/// The columns of `info` whose type differs from the one this process first saw: (column, was, now).
+fn retyped(node: &str, info: &TableInfo) -> Vec<(String, String, String)> {
+    let seen = seen().lock().unwrap_or_else(|e| e.into_inner());
+    let Some(had) = seen.get(&(node.to_string(), info.table.clone())) else {
+        return Vec::new();
+    };
+    info.columns
+        .iter()
+        .filter_map(|c| {
+            let was = had.get(&c.name)?;
+            (*was != c.type_name).then(|| (c.name.clone(), was.clone(), c.type_name.clone()))
+        })
+        .collect()
 }
 
 fn had_columns(node: &str, table: &TableRef) -> BTreeSet<String> {
     let seen = seen().lock().unwrap_or_else(|e| e.into_inner());
     seen.get(&(node.to_string(), table.clone()))
-        .cloned()
+        .map(|had| had.keys().cloned().collect())
         .unwrap_or_default()
 }
 
@@ -298,6 +323,42 @@ impl<T: Target> Link<T> {
         );
     }
 
+    /// After a definite error of `business`'s changes: when a column of its target table changed
+    /// type since this process first saw it (a narrowed `varchar`, a smaller integer), the table is
+    /// paused instead of the change being refused, and `true` says to try the group again. Any
+    /// error reading the catalog is `false`: the error stands as it was.
+    pub(super) async fn paused_by_retype(&mut self, business: &str, error: &ApplyError) -> bool {
+        let Some(plan) = self.mapper.plans().find(|p| p.business == business) else {
+            return false;
+        };
+        let (target, business) = (plan.target.clone(), plan.business.clone());
+        if self.pauses.paused.contains_key(&business) {
+            return false;
+        }
+        self.t.forget_table(Some(&target));
+        let Ok(info) = self.t.table(&target).await else {
+            return false;
+        };
+        let changed = retyped(&self.ctx.target, &info);
+        if changed.is_empty() {
+            return false;
+        }
+        let what: Vec<String> = changed
+            .iter()
+            .map(|(c, was, now)| format!("{c} was {was}, now {now}"))
+            .collect();
+        let (node, source) = (&self.ctx.target, &self.ctx.source);
+        let reason = format!(
+            "column(s) of table {business} changed type on node {node} ({target}: {}) and no longer take the changes from {source} ({}); fix: change the type back on {node}, or map the values to what it holds now and reload the file; the table's changes from {source} wait until then",
+            what.join("; "),
+            super::shown(error)
+        );
+        warn!(link = %self.ctx.link(), table = %business, node = %node, reason = %reason, "table paused toward this node: its changes are held, other tables go on");
+        crate::observe::table_paused(source, node, &business, Some(&reason));
+        self.pauses.paused.insert(business, reason);
+        true
+    }
+
     /// Holds `m` behind the table's earlier held changes, in the open target transaction.
     pub(super) async fn hold(
         &mut self,
@@ -350,12 +411,17 @@ impl<T: Target> Link<T> {
                     crate::observe::table_paused(&self.ctx.source, &self.ctx.target, &table, None);
                     self.pauses.paused.remove(&table);
                     self.pauses.gone.remove(&table);
+                    self.pauses.last_failure.remove(&table);
                     resumed.push(table);
                 }
                 Ok(None) => {}
                 Err(e) if e.is_transient() => return Err(e),
                 Err(e) => {
-                    warn!(link = %self.ctx.link(), table = %table, node = %self.ctx.target, error = %super::shown(&e), "held changes could not be applied yet; the table stays paused");
+                    let shown = super::shown(&e);
+                    if self.pauses.last_failure.get(&table) != Some(&shown) {
+                        warn!(link = %self.ctx.link(), table = %table, node = %self.ctx.target, error = %shown, "held changes could not be applied yet; the table stays paused");
+                        self.pauses.last_failure.insert(table, shown);
+                    }
                 }
             }
         }
