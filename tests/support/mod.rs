@@ -38,6 +38,26 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// Runs `tandem <args> --config <config>` to the end.
+pub async fn tandem_cli(args: &[&str], config: &std::path::Path) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .await
+        .expect("run the tandem binary")
+}
+
+/// A finished command's stdout and stderr, for assertion messages.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Starts `tandem run` and waits until every link has started.
 pub async fn start_tandem_run(config: &std::path::Path, links: usize) -> tokio::process::Child {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))

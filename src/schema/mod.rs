@@ -1,0 +1,402 @@
+//! `tandem schema`: a node's tables made from another node's catalog, through the mapping and the
+//! type rules `check` uses.
+//!
+//! ```text
+//!  catalog::read_tables / read_extras / read_generators on --from  ─> Source per physical table
+//!    └─> plan(config, from, to, sources)   pure: names through the mapping, types (types.rs),
+//!          │                               keys, defaults, generators, comments, foreign keys
+//!          └─> order()                     foreign keys' dependency order
+//!                └─> render::statements    the target's dialect (render.rs)
+//!                      └─> run::apply      one transaction on PostgreSQL; MariaDB checks first
+//! ```
+//!
+//! Error handling: every column without a lossless counterpart is reported at once, each naming the
+//! table, the column, its type and the candidates with why each was refused; nothing is rendered
+//! then. What has no counterpart but loses nothing by being left out (a default expression, a
+//! foreign key to an unmapped table, a computed column) is a warning.
+
+mod render;
+pub mod run;
+mod types;
+
+pub use render::statements;
+pub use types::DefaultValue;
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{Generator, GeneratorKind, TableExtras};
+use crate::config::{Config, Engine, Problem, Table};
+use crate::mapping::types::Fit;
+use crate::model::schema::TableSchema;
+use crate::model::TableRef;
+
+/// What the source node's catalog says about one table.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub schema: TableSchema,
+    pub extras: TableExtras,
+    pub generators: Vec<Generator>,
+}
+
+/// One table to create, engine-neutral apart from its column types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTable {
+    /// The business table's name, for messages.
+    pub business: String,
+    pub table: TableRef,
+    pub columns: Vec<NewColumn>,
+    pub primary_key: Vec<String>,
+    pub unique_keys: Vec<Vec<String>>,
+    pub foreign_keys: Vec<NewForeignKey>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewColumn {
+    pub name: String,
+    /// The type in the target's DDL.
+    pub sql_type: String,
+    pub nullable: bool,
+    pub default: Option<DefaultValue>,
+    /// A generated key: the value its first default insert takes.
+    pub identity_start: Option<i64>,
+    /// An enum stored as text: the labels a CHECK holds it to.
+    pub labels: Option<Vec<String>>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewForeignKey {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub references: TableRef,
+    pub ref_columns: Vec<String>,
+    pub on_delete: String,
+    pub on_update: String,
+    /// Added by `ALTER TABLE` after every table exists (its table is created later: a cycle).
+    pub deferred: bool,
+}
+
+/// The tables to create in creation order, and the warnings.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub tables: Vec<NewTable>,
+    pub warnings: Vec<Problem>,
+}
+
+/// The tables of `config` (or only `only`, a business table) as node `to` should declare them,
+/// made from `sources` (node `from`'s physical tables). Every problem at once when any column has
+/// no counterpart.
+pub fn plan(
+    config: &Config,
+    from: &str,
+    to: &str,
+    only: Option<&str>,
+    sources: &BTreeMap<TableRef, Source>,
+) -> Result<Plan, Vec<Problem>> {
+    let engine = |id: &str| config.node(id).map_or(Engine::Postgres, |n| n.engine);
+    let ctx = Context {
+        config,
+        from,
+        to,
+        engines: (engine(from), engine(to)),
+    };
+    let mut problems = Vec::new();
+    let mut tables = Vec::new();
+    for (i, t) in config.tables.iter().enumerate() {
+        if only.is_some_and(|o| o != t.name) {
+            continue;
+        }
+        let path = format!("tables[{i}]");
+        let physical = &t.physical[from];
+        match sources.get(physical) {
+            Some(source) => tables.push(ctx.table(t, &path, source, &mut problems)),
+            None => problems.push(Problem::error(
+                &path,
+                format!("table {physical} does not exist on node {from}"),
+                format!("create it on {from}, or point tables.on.{from} at the right table"),
+            )),
+        }
+    }
+    if problems
+        .iter()
+        .any(|p| p.severity == crate::config::Severity::Error)
+    {
+        return Err(problems);
+    }
+    Ok(Plan {
+        tables: order(tables),
+        warnings: problems,
+    })
+}
+
+struct Context<'a> {
+    config: &'a Config,
+    from: &'a str,
+    to: &'a str,
+    engines: (Engine, Engine),
+}
+
+impl Context<'_> {
+    fn table(
+        &self,
+        t: &Table,
+        path: &str,
+        source: &Source,
+        problems: &mut Vec<Problem>,
+    ) -> NewTable {
+        let (from, to) = (self.from, self.to);
+        let settings = &self.config.settings;
+        let bookkeeping = |c: &str| {
+            c == settings.origin_column || (t.version.is_none() && c == settings.version_column)
+        };
+        // Source physical column -> target physical column, for every column created.
+        let mut names: BTreeMap<&str, String> = BTreeMap::new();
+        let mut columns = Vec::new();
+        for col in source
+            .schema
+            .columns
+            .iter()
+            .filter(|c| !bookkeeping(&c.name))
+        {
+            let business = t
+                .columns
+                .iter()
+                .find(|c| c.on.get(from).is_some_and(|p| *p == col.name))
+                .map_or(col.name.as_str(), |c| c.name.as_str());
+            if t.exclude.iter().any(|e| e == business) {
+                continue; // it never leaves its node, so the target has no use for it
+            }
+            let what = format!(
+                "column {} ({} on node {from}) of table {}",
+                col.name, col.declared, t.name
+            );
+            if col.generated {
+                problems.push(Problem::warning(
+                    path,
+                    format!("{what} is computed: its expression is not carried over, so it is not created"),
+                    format!("add it on {to} by hand, or exclude it"),
+                ));
+                continue;
+            }
+            let Some(choice) = self.column_type(t, business, col, path, &what, problems) else {
+                continue;
+            };
+            let target = t.column_on(business, to).to_string();
+            names.insert(&col.name, target.clone());
+            let generator = source.generators.iter().find(|g| g.column == col.name);
+            let identity_start = generator.map(|g| next_value(g, source.extras.auto_increment));
+            let default = match (generator, source.extras.defaults.get(&col.name)) {
+                (None, Some(expr)) => types::parse_default(expr).unwrap_or_else(|()| {
+                    problems.push(Problem::warning(
+                        path,
+                        format!("{what}: its default {expr} has no counterpart on {to}, so the column is created without one"),
+                        format!("add a default on {to} by hand if the applications need one"),
+                    ));
+                    None
+                }),
+                _ => None,
+            };
+            columns.push(NewColumn {
+                name: target,
+                sql_type: choice.sql,
+                nullable: col.nullable && generator.is_none(),
+                default,
+                identity_start,
+                labels: choice.labels,
+                comment: source.extras.comments.get(&col.name).cloned(),
+            });
+        }
+        let rename = |cols: &[String]| -> Option<Vec<String>> {
+            cols.iter()
+                .map(|c| names.get(c.as_str()).cloned())
+                .collect()
+        };
+        let primary_key = rename(&source.schema.primary_key).unwrap_or_default();
+        if primary_key.is_empty() {
+            problems.push(Problem::error(
+                path,
+                format!(
+                    "{} on node {from} has no primary key whose columns are all created",
+                    source.schema.table
+                ),
+                "give the source table a primary key, or stop excluding its columns",
+            ));
+        }
+        let unique_keys: Vec<Vec<String>> = source
+            .schema
+            .unique_keys
+            .iter()
+            .filter_map(|k| rename(k))
+            .collect();
+        // A generated key must lead a key (MySQL/MariaDB's rule), and one per table.
+        let mut generated = 0;
+        for c in columns.iter_mut().filter(|c| c.identity_start.is_some()) {
+            let leads = |k: &Vec<String>| k.first() == Some(&c.name);
+            if generated > 0 || !(leads(&primary_key) || unique_keys.iter().any(leads)) {
+                c.identity_start = None;
+                problems.push(Problem::warning(
+                    path,
+                    format!("column {} of table {} is generated on {from}, but is not the first column of a key (or not the table's first generated column), so it is created without a generator", c.name, t.name),
+                    format!("add the generator on {to} by hand"),
+                ));
+            } else {
+                generated += 1;
+            }
+        }
+        let foreign_keys = source
+            .extras
+            .foreign_keys
+            .iter()
+            .filter_map(|fk| self.foreign_key(fk, &rename, path, problems))
+            .collect();
+        NewTable {
+            business: t.name.clone(),
+            table: t.physical[to].clone(),
+            columns,
+            primary_key,
+            unique_keys,
+            foreign_keys,
+            comment: source.extras.comment.clone(),
+        }
+    }
+
+    /// The column's target type, or `None` after an error naming the candidates.
+    fn column_type(
+        &self,
+        t: &Table,
+        business: &str,
+        col: &crate::model::schema::ColumnSchema,
+        path: &str,
+        what: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<types::Choice> {
+        let (from, to) = self.engines;
+        if let Some(mapped) = types::mapped(t, business, to, self.to) {
+            return match mapped {
+                Ok(sql) => Some(types::Choice {
+                    sql,
+                    fit: Fit::Exact,
+                    labels: None,
+                }),
+                Err(why) => {
+                    problems.push(Problem::error(
+                        path,
+                        format!("{what}: {why}"),
+                        "store one kind of value per node",
+                    ));
+                    None
+                }
+            };
+        }
+        match types::choose(col, from, to) {
+            Ok(choice) => {
+                match &choice.fit {
+                    Fit::Conventional(why) | Fit::Narrowing(why) => {
+                        problems.push(Problem::warning(
+                            path,
+                            format!("{what} becomes {} on {}: {why}", choice.sql, self.to),
+                            "",
+                        ))
+                    }
+                    _ => {}
+                }
+                Some(choice)
+            }
+            Err(refused) => {
+                let choices = if refused.is_empty() {
+                    format!("{} has no type for it", to.name())
+                } else {
+                    format!("the candidates lose values: {}", refused.join("; "))
+                };
+                problems.push(Problem::error(
+                    path,
+                    format!("{what} has no lossless counterpart on node {} ({}): {choices}", self.to, to.name()),
+                    format!(
+                        "change its type on {} to one both engines hold (e.g. numeric(p,s) with p <= 65, s <= 30 for an unconstrained numeric), exclude it with tables.exclude, or create {} on {} by hand",
+                        self.from, t.name, self.to
+                    ),
+                ));
+                None
+            }
+        }
+    }
+
+    fn foreign_key(
+        &self,
+        fk: &crate::catalog::ForeignKey,
+        rename: &dyn Fn(&[String]) -> Option<Vec<String>>,
+        path: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<NewForeignKey> {
+        let referenced = self
+            .config
+            .tables
+            .iter()
+            .find(|t| t.physical.get(self.from) == Some(&fk.references));
+        let (Some(referenced), Some(columns)) = (referenced, rename(&fk.columns)) else {
+            problems.push(Problem::warning(
+                path,
+                format!("foreign key {} references {}, which no [[tables]] entry maps (or its columns are not created), so it is not created", fk.name, fk.references),
+                "map the referenced table too, or add the constraint by hand",
+            ));
+            return None;
+        };
+        let ref_columns = fk
+            .ref_columns
+            .iter()
+            .map(|c| {
+                let business = referenced
+                    .columns
+                    .iter()
+                    .find(|m| m.on.get(self.from) == Some(c))
+                    .map_or(c.as_str(), |m| m.name.as_str());
+                referenced.column_on(business, self.to).to_string()
+            })
+            .collect();
+        Some(NewForeignKey {
+            name: fk.name.clone(),
+            columns,
+            references: referenced.physical[self.to].clone(),
+            ref_columns,
+            on_delete: fk.on_delete.clone(),
+            on_update: fk.on_update.clone(),
+            deferred: false,
+        })
+    }
+}
+
+/// The value a copy of `g`'s table should hand out next: above every key it holds.
+fn next_value(g: &Generator, auto_increment: Option<i64>) -> i64 {
+    let next = match g.kind {
+        GeneratorKind::Sequence { next, .. } => next,
+        GeneratorKind::AutoIncrement { .. } => auto_increment.unwrap_or(1),
+    };
+    next.max(g.max.map_or(1, |m| m.saturating_add(1))).max(1)
+}
+
+/// `tables` in dependency order: a table after the tables its foreign keys reference (stable
+/// otherwise); a foreign key to a table created after it (a cycle) is marked `deferred`.
+pub fn order(tables: Vec<NewTable>) -> Vec<NewTable> {
+    let mut left = tables;
+    let mut out: Vec<NewTable> = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        let ready = left.iter().position(|t| {
+            t.foreign_keys.iter().all(|fk| {
+                fk.references == t.table || !left.iter().any(|o| o.table == fk.references)
+            })
+        });
+        // In a cycle nothing is ready: take the first, and its keys wait for the others.
+        out.push(left.remove(ready.unwrap_or(0)));
+    }
+    let created: Vec<TableRef> = out.iter().map(|t| t.table.clone()).collect();
+    for (i, t) in out.iter_mut().enumerate() {
+        for fk in &mut t.foreign_keys {
+            fk.deferred = created[i + 1..].contains(&fk.references);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,454 @@
+//! `tandem schema` on real servers (#19): Debezium's `inventory` schema on MariaDB created on
+//! PostgreSQL with its keys, foreign keys and generators, copied and then written on both sides with
+//! default keys; PostgreSQL tables (serial, identity, numeric, timestamptz, text, unique, foreign
+//! key, comments, a renamed table and column) created on MariaDB and passing `tandem check`; a
+//! column without a lossless counterpart refused by name; `--apply` refusing an existing table.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use tandem::harness::{MariaDb, PgServer};
+
+use crate::support::{
+    output_text as text, start_tandem_run, stop_tandem_run, tandem_cli as tandem, unique_name,
+    wait_for,
+};
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+struct Servers {
+    pg: PgServer,
+    maria: MariaDb,
+    config: std::path::PathBuf,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// PostgreSQL node `crm` (database `crm`) running `pg_sql`, MariaDB node `legacy` (database
+/// `inventory`) running `maria_sql`, and a file naming both with `tables_toml`. No setup.
+async fn servers(pg_sql: &str, maria_sql: &str, tables_toml: &str) -> Servers {
+    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
+    let (pg, maria) = (
+        pg.expect("PostgreSQL starts"),
+        maria.expect("MariaDB starts"),
+    );
+    pg.create_database("crm").await.unwrap();
+    if !pg_sql.is_empty() {
+        let c = pg.connect("crm").await.unwrap();
+        c.batch_execute(pg_sql).await.expect("PostgreSQL schema");
+    }
+    maria.create_database("inventory").await.unwrap();
+    if !maria_sql.is_empty() {
+        let mut m = maria.connect("inventory").await.unwrap();
+        m.query_drop(maria_sql).await.expect("MariaDB schema");
+        m.disconnect().await.unwrap();
+    }
+    let text = format!(
+        "[nodes.crm]\nurl = \"{}\"\n[nodes.legacy]\nurl = \"{}\"\n{tables_toml}\n",
+        pg.url("crm"),
+        maria.url("inventory")
+    );
+    let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_schema")));
+    std::fs::write(&config, text).unwrap();
+    Servers { pg, maria, config }
+}
+
+const INVENTORY_TABLES: &str = r#"
+[copy]
+from = "legacy"
+
+[[tables]]
+name = "products"
+key = ["id"]
+
+[[tables]]
+name = "products_on_hand"
+key = ["product_id"]
+
+[[tables]]
+name = "customers"
+key = ["id"]
+
+[[tables]]
+name = "orders"
+key = ["order_number"]
+"#;
+
+async fn pg_strings(pg: &PgServer, sql: &str) -> Vec<String> {
+    let c = pg.connect("crm").await.unwrap();
+    c.query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+async fn customers_pg(pg: &PgServer) -> Option<Vec<(i64, String)>> {
+    let c = pg.connect("crm").await.ok()?;
+    let rows = c
+        .query("SELECT id::bigint, email FROM customers ORDER BY id", &[])
+        .await
+        .ok()?;
+    Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+async fn customers_maria(maria: &MariaDb) -> Option<Vec<(i64, String)>> {
+    let mut m = maria.connect("inventory").await.ok()?;
+    let rows = m
+        .query("SELECT id, email FROM customers ORDER BY id")
+        .await
+        .ok()?;
+    let _ = m.disconnect().await;
+    Some(rows)
+}
+
+async fn insert_pg(pg: &PgServer, n: usize) -> Result<(), String> {
+    let c = pg.connect("crm").await.map_err(|e| e.to_string())?;
+    c.execute(
+        "INSERT INTO customers (first_name, last_name, email) VALUES ('Crm', $1, $2)",
+        &[&format!("Round {n}"), &format!("crm{n}@example.com")],
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("{e:?}"))
+}
+
+async fn insert_maria(maria: &MariaDb, n: usize) -> Result<(), String> {
+    // A new session each time, as an application's pool opened after setup would.
+    let mut m = maria
+        .connect("inventory")
+        .await
+        .map_err(|e| e.to_string())?;
+    m.exec_drop(
+        "INSERT INTO customers (first_name, last_name, email) VALUES ('Legacy', ?, ?)",
+        (format!("Round {n}"), format!("legacy{n}@example.com")),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    m.disconnect().await.map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inventory_from_mariadb_created_on_postgres_copied_and_written_on_both_sides() {
+    let s = servers("", include_str!("fixtures/inventory.sql"), INVENTORY_TABLES).await;
+    let out = tandem(
+        &["schema", "--from", "legacy", "--to", "crm", "--apply"],
+        &s.config,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "schema --apply failed:\n{}",
+        text(&out)
+    );
+
+    // Keys, the unique email, and the foreign keys, each to the right table (InnoDB's default
+    // action reads as RESTRICT, and is kept).
+    let keys = pg_strings(
+        &s.pg,
+        "SELECT conrelid::regclass::text || ' ' || contype::text || ' ' || pg_get_constraintdef(oid)
+         FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1",
+    )
+    .await;
+    for expected in [
+        "customers p PRIMARY KEY (id)",
+        "customers u UNIQUE (email)",
+        "orders f FOREIGN KEY (purchaser) REFERENCES customers(id) ON UPDATE RESTRICT ON DELETE RESTRICT",
+        "orders f FOREIGN KEY (product_id) REFERENCES products(id) ON UPDATE RESTRICT ON DELETE RESTRICT",
+        "orders p PRIMARY KEY (order_number)",
+        "products p PRIMARY KEY (id)",
+        "products_on_hand f FOREIGN KEY (product_id) REFERENCES products(id) ON UPDATE RESTRICT ON DELETE RESTRICT",
+        "products_on_hand p PRIMARY KEY (product_id)",
+    ] {
+        assert!(
+            keys.iter().any(|k| k == expected),
+            "no {expected:?} in {keys:#?}"
+        );
+    }
+    // The generators continue where AUTO_INCREMENT stands; the types are the lossless ones.
+    let columns = pg_strings(
+        &s.pg,
+        "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' '
+                || coalesce(identity_generation, '-') || ' ' || coalesce(identity_start, '-')
+         FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .await;
+    for expected in [
+        "customers.id integer NO BY DEFAULT 1005",
+        "customers.email character varying NO - -",
+        "orders.order_date date NO - -",
+        "orders.order_number integer NO BY DEFAULT 10006",
+        "products.id integer NO BY DEFAULT 110",
+        "products.description character varying YES - -",
+        "products.weight real YES - -",
+    ] {
+        assert!(
+            columns.iter().any(|c| c == expected),
+            "no {expected:?} in {columns:#?}"
+        );
+    }
+
+    let out = tandem(&["setup"], &s.config).await;
+    assert!(out.status.success(), "setup failed:\n{}", text(&out));
+    let run = start_tandem_run(&s.config, 2).await;
+
+    // The initial copy brings every row, the two-digit year read as 2016.
+    wait_for("the copied rows on PostgreSQL", DEADLINE, || async {
+        let n = pg_strings(
+            &s.pg,
+            "SELECT (SELECT count(*) FROM products) || ' ' || (SELECT count(*) FROM products_on_hand)
+                 || ' ' || (SELECT count(*) FROM customers) || ' ' || (SELECT count(*) FROM orders)",
+        )
+        .await;
+        (n == ["9 9 4 5"]).then_some(())
+    })
+    .await;
+    let copied = pg_strings(
+        &s.pg,
+        "SELECT (SELECT order_date::text FROM orders WHERE order_number = 10005)
+             || ' ' || (SELECT weight::text FROM products WHERE id = 101)",
+    )
+    .await;
+    assert_eq!(copied, ["2016-02-21 3.14"]);
+
+    // 10 rounds of simultaneous inserts with default keys on both sides.
+    for round in 0..10 {
+        let (a, b) = tokio::join!(insert_pg(&s.pg, round), insert_maria(&s.maria, round));
+        a.unwrap_or_else(|e| panic!("round {round}: the PostgreSQL insert failed: {e}"));
+        b.unwrap_or_else(|e| panic!("round {round}: the MariaDB insert failed: {e}"));
+    }
+    let rows = wait_for("24 customers, equal on both nodes", DEADLINE, || async {
+        let (a, b) = (customers_pg(&s.pg).await?, customers_maria(&s.maria).await?);
+        (a.len() == 24 && a == b).then_some(a)
+    })
+    .await;
+    assert_eq!(
+        rows.iter().filter(|(_, e)| e.starts_with("crm")).count(),
+        10
+    );
+
+    // CUTOVER: the lead adds here, after merging the cutover branch, that
+    // `tandem cutover --config <file> --to crm` exits 0 ("ready").
+
+    stop_tandem_run(run).await;
+}
+
+const PG_ACCOUNTS: &str = "
+CREATE TABLE accounts (
+  id serial PRIMARY KEY,
+  name text NOT NULL,
+  email varchar(120) UNIQUE,
+  balance numeric(12,2) NOT NULL DEFAULT 0,
+  opened timestamptz NOT NULL DEFAULT now(),
+  note text DEFAULT 'none'
+);
+COMMENT ON TABLE accounts IS 'customer accounts';
+COMMENT ON COLUMN accounts.email IS 'where the invoices go';
+CREATE TABLE payments (
+  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  account_id int NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+  amount numeric(12,2) NOT NULL,
+  paid_at timestamptz,
+  settled boolean NOT NULL DEFAULT true
+);
+INSERT INTO accounts (name, email) VALUES ('a', 'a@x'), ('b', 'b@x'), ('c', 'c@x');
+INSERT INTO payments (account_id, amount) VALUES (1, 9.99), (2, 5);
+";
+
+/// Listed before the table it references; `accounts` is `clients` on MariaDB, `name` is `full_name`.
+const PG_TABLES: &str = r#"
+[[tables]]
+name = "payments"
+key = ["id"]
+
+[[tables]]
+name = "accounts"
+key = ["id"]
+on = { legacy = "clients" }
+
+[[tables.columns]]
+name = "name"
+on = { legacy = "full_name" }
+"#;
+
+async fn maria_strings(maria: &MariaDb, sql: &str) -> Vec<String> {
+    let mut m = maria.connect("inventory").await.unwrap();
+    let rows: Vec<String> = m.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    m.disconnect().await.unwrap();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_tables_created_on_mariadb_pass_check() {
+    let s = servers(PG_ACCOUNTS, "", PG_TABLES).await;
+    let out = tandem(&["schema", "--from", "crm", "--to", "legacy"], &s.config).await;
+    assert!(out.status.success(), "schema failed:\n{}", text(&out));
+    let sql = String::from_utf8_lossy(&out.stdout).to_string();
+    let (clients, payments) = (
+        sql.find("CREATE TABLE `inventory`.`clients`"),
+        sql.find("CREATE TABLE `inventory`.`payments`"),
+    );
+    assert!(
+        matches!((clients, payments), (Some(c), Some(p)) if c < p),
+        "the referenced table is not created first:\n{sql}"
+    );
+    assert!(
+        maria_strings(
+            &s.maria,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'inventory'"
+        )
+        .await
+        .is_empty(),
+        "schema without --apply created something"
+    );
+
+    let out = tandem(
+        &["schema", "--from", "crm", "--to", "legacy", "--apply"],
+        &s.config,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "schema --apply failed:\n{}",
+        text(&out)
+    );
+    let columns = maria_strings(
+        &s.maria,
+        "SELECT CONCAT_WS(' ', table_name, column_name, column_type, is_nullable, extra,
+                          IFNULL(column_default, '-'), IF(column_comment = '', '-', column_comment))
+         FROM information_schema.columns WHERE table_schema = 'inventory' ORDER BY 1",
+    )
+    .await;
+    for expected in [
+        "clients balance decimal(12,2) NO  0.00 -",
+        "clients email varchar(120) YES  NULL where the invoices go",
+        "clients full_name longtext NO  - -",
+        "clients id int(11) NO auto_increment - -",
+        "clients note longtext YES  'none' -",
+        "clients opened datetime(6) NO  current_timestamp(6) -",
+        "payments account_id int(11) NO  - -",
+        "payments id bigint(20) NO auto_increment - -",
+        "payments paid_at datetime(6) YES  NULL -",
+        "payments settled tinyint(1) NO  1 -",
+    ] {
+        assert!(
+            columns.iter().any(|c| c == expected),
+            "no {expected:?} in {columns:#?}"
+        );
+    }
+    let tables = maria_strings(
+        &s.maria,
+        "SELECT CONCAT_WS(' ', table_name, auto_increment, IF(table_comment = '', '-', table_comment))
+         FROM information_schema.tables WHERE table_schema = 'inventory' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(tables, ["clients 4 customer accounts", "payments 3 -"]);
+    let keys = maria_strings(
+        &s.maria,
+        "SELECT CONCAT_WS(' ', k.table_name, k.column_name, k.constraint_name, IFNULL(k.referenced_table_name, '-'),
+                          IFNULL(r.delete_rule, '-'))
+         FROM information_schema.key_column_usage k
+         LEFT JOIN information_schema.referential_constraints r
+           ON r.constraint_schema = k.constraint_schema AND r.constraint_name = k.constraint_name
+         WHERE k.table_schema = 'inventory' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        keys,
+        [
+            "clients email email - -",
+            "clients id PRIMARY - -",
+            "payments account_id payments_account_id_fkey clients CASCADE",
+            "payments id PRIMARY - -",
+        ],
+        "{keys:#?}"
+    );
+
+    // What schema made passes the check that gates `run`, once setup has done its part.
+    let out = tandem(&["setup"], &s.config).await;
+    assert!(out.status.success(), "setup failed:\n{}", text(&out));
+    let out = tandem(&["check"], &s.config).await;
+    assert!(
+        out.status.success(),
+        "check refuses what schema created:\n{}",
+        text(&out)
+    );
+}
+
+const PG_LEDGER: &str = "
+CREATE TABLE ledger (id int PRIMARY KEY, amount numeric NOT NULL, label text);
+CREATE TABLE items (id int PRIMARY KEY, v text NOT NULL);
+";
+
+const LEDGER_TABLES: &str = r#"
+[[tables]]
+name = "ledger"
+key = ["id"]
+
+[[tables]]
+name = "items"
+key = ["id"]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_without_a_lossless_type_and_an_existing_table_are_refused() {
+    let s = servers(
+        PG_LEDGER,
+        "CREATE TABLE items (id INT PRIMARY KEY, v LONGTEXT NOT NULL)",
+        LEDGER_TABLES,
+    )
+    .await;
+    let out = tandem(&["schema", "--from", "crm", "--to", "legacy"], &s.config).await;
+    let printed = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains("column amount (numeric on node crm) of table ledger has no lossless counterpart on node legacy")
+            && printed.contains("decimal(65,30) (")
+            && printed.contains("exclude it with tables.exclude"),
+        "the refusal does not name the column, its type and the choices:\n{printed}"
+    );
+    assert!(
+        !printed.contains("CREATE TABLE"),
+        "SQL printed despite the error:\n{printed}"
+    );
+
+    let out = tandem(
+        &[
+            "schema", "--from", "crm", "--to", "legacy", "--table", "items", "--apply",
+        ],
+        &s.config,
+    )
+    .await;
+    let printed = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains("node legacy: table(s) inventory.items exist already"),
+        "{printed}"
+    );
+
+    // The other direction: items exists on PostgreSQL; the refusal comes before anything is made.
+    let out = tandem(
+        &[
+            "schema", "--from", "legacy", "--to", "crm", "--table", "items", "--apply",
+        ],
+        &s.config,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
+    let out = tandem(&["schema", "--from", "crm", "--to", "nowhere"], &s.config).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = tandem(
+        &[
+            "schema", "--from", "crm", "--to", "legacy", "--table", "nosuch",
+        ],
+        &s.config,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
