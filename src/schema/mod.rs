@@ -24,7 +24,7 @@ pub use types::DefaultValue;
 
 use std::collections::BTreeMap;
 
-use crate::catalog::{Generator, GeneratorKind, TableExtras};
+use crate::catalog::{ForeignKey, Generator, GeneratorKind, TableExtras};
 use crate::config::{Config, Engine, Problem, Table};
 use crate::mapping::types::Fit;
 use crate::model::schema::TableSchema;
@@ -65,14 +65,10 @@ pub struct NewColumn {
     pub comment: Option<String>,
 }
 
+/// A foreign key in the target's names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewForeignKey {
-    pub name: String,
-    pub columns: Vec<String>,
-    pub references: TableRef,
-    pub ref_columns: Vec<String>,
-    pub on_delete: String,
-    pub on_update: String,
+    pub key: ForeignKey,
     /// Added by `ALTER TABLE` after every table exists (its table is created later: a cycle).
     pub deferred: bool,
 }
@@ -123,6 +119,9 @@ pub fn plan(
         .any(|p| p.severity == crate::config::Severity::Error)
     {
         return Err(problems);
+    }
+    if ctx.engines.1 == Engine::Mysql {
+        unique_key_names(&mut tables);
     }
     Ok(Plan {
         tables: order(tables),
@@ -313,8 +312,15 @@ impl Context<'_> {
                     path,
                     format!("{what} has no lossless counterpart on node {} ({}): {choices}", self.to, to.name()),
                     format!(
-                        "change its type on {} to one both engines hold (e.g. numeric(p,s) with p <= 65, s <= 30 for an unconstrained numeric), exclude it with tables.exclude, or create {} on {} by hand",
-                        self.from, t.name, self.to
+                        "change its type on {} to one both engines hold{}, exclude it with tables.exclude = [\"{business}\"], or create {} on {} by hand",
+                        self.from,
+                        if matches!(col.ty, crate::model::schema::ColumnType::Decimal { precision: None, .. }) {
+                            " (numeric(p,s) with p <= 65 and s <= 30)"
+                        } else {
+                            ""
+                        },
+                        t.name,
+                        self.to
                     ),
                 ));
                 None
@@ -324,7 +330,7 @@ impl Context<'_> {
 
     fn foreign_key(
         &self,
-        fk: &crate::catalog::ForeignKey,
+        fk: &ForeignKey,
         rename: &dyn Fn(&[String]) -> Option<Vec<String>>,
         path: &str,
         problems: &mut Vec<Problem>,
@@ -355,14 +361,30 @@ impl Context<'_> {
             })
             .collect();
         Some(NewForeignKey {
-            name: fk.name.clone(),
-            columns,
-            references: referenced.physical[self.to].clone(),
-            ref_columns,
-            on_delete: fk.on_delete.clone(),
-            on_update: fk.on_update.clone(),
+            key: ForeignKey {
+                columns,
+                references: referenced.physical[self.to].clone(),
+                ref_columns,
+                ..fk.clone()
+            },
             deferred: false,
         })
+    }
+}
+
+/// MySQL/MariaDB want foreign key names unique in the database (PostgreSQL only in the table): a
+/// name more than one table uses gets its table's name in front.
+fn unique_key_names(tables: &mut [NewTable]) {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for fk in tables.iter().flat_map(|t| &t.foreign_keys) {
+        *count.entry(fk.key.name.clone()).or_default() += 1;
+    }
+    for t in tables.iter_mut() {
+        for fk in &mut t.foreign_keys {
+            if count.get(&fk.key.name).is_some_and(|n| *n > 1) {
+                fk.key.name = format!("{}_{}", t.table.name, fk.key.name);
+            }
+        }
     }
 }
 
@@ -383,7 +405,7 @@ pub fn order(tables: Vec<NewTable>) -> Vec<NewTable> {
     while !left.is_empty() {
         let ready = left.iter().position(|t| {
             t.foreign_keys.iter().all(|fk| {
-                fk.references == t.table || !left.iter().any(|o| o.table == fk.references)
+                fk.key.references == t.table || !left.iter().any(|o| o.table == fk.key.references)
             })
         });
         // In a cycle nothing is ready: take the first, and its keys wait for the others.
@@ -392,7 +414,7 @@ pub fn order(tables: Vec<NewTable>) -> Vec<NewTable> {
     let created: Vec<TableRef> = out.iter().map(|t| t.table.clone()).collect();
     for (i, t) in out.iter_mut().enumerate() {
         for fk in &mut t.foreign_keys {
-            fk.deferred = created[i + 1..].contains(&fk.references);
+            fk.deferred = created[i + 1..].contains(&fk.key.references);
         }
     }
     out

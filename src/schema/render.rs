@@ -236,6 +236,7 @@ fn column(c: &NewColumn, d: &dyn Dialect) -> String {
 }
 
 fn foreign_key(fk: &NewForeignKey, d: &dyn Dialect) -> String {
+    let fk = &fk.key;
     // Both engines take names up to 63 (PostgreSQL) or 64 characters.
     let name: String = fk.name.chars().take(63).collect();
     let mut out = format!(

@@ -9,11 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use mysql_async::prelude::Queryable;
-
 use super::Source;
 use crate::catalog;
 use crate::config::{scrub, Config, Engine, Node};
+use crate::connect::execute;
 use crate::model::TableRef;
 
 /// Node `from`'s catalog for the physical tables of the mapped tables (or only `only`, a business table).
@@ -66,43 +65,24 @@ pub async fn apply(node: &Node, statements: &[String]) -> Result<(), String> {
     let failed = |e: String| format!("node {}: {}", node.id, scrub(&e, &node.url));
     match node.engine {
         Engine::Postgres => {
-            let (client, conn) = crate::connect::postgres(node.url.expose())
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            let task = tokio::spawn(async move {
-                let _ = conn.await;
-            });
             let script = format!("BEGIN;\n{};\nCOMMIT", statements.join(";\n"));
-            let result = client.batch_execute(&script).await.map_err(|e| {
+            execute(node, &script).await.map_err(|e| {
                 failed(format!(
-                    "creating the tables failed, and nothing was created: {}",
-                    e.as_db_error()
-                        .map_or_else(|| e.to_string(), |d| d.message().to_string())
+                    "creating the tables failed, and nothing was created: {e}"
                 ))
-            });
-            drop(client);
-            let _ = task.await;
-            result
+            })
         }
         Engine::Mysql => {
-            let opts =
-                crate::connect::mysql_opts(node.url.expose()).map_err(|e| failed(e.to_string()))?;
-            let mut conn = crate::connect::mysql(opts)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            let mut result = Ok(());
             for (done, sql) in statements.iter().enumerate() {
-                if let Err(e) = conn.query_drop(sql).await {
-                    result = Err(failed(format!(
+                execute(node, sql).await.map_err(|e| {
+                    failed(format!(
                         "statement {} of {} failed: {e}; MariaDB/MySQL commit each DDL statement on its own, so the {done} statement(s) before it took effect: drop what they created, fix the cause and run schema again\n{sql}",
                         done + 1,
                         statements.len()
-                    )));
-                    break;
-                }
+                    ))
+                })?;
             }
-            let _ = conn.disconnect().await;
-            result
+            Ok(())
         }
     }
 }

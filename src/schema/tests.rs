@@ -24,12 +24,14 @@ fn table(name: &str, references: &[&str]) -> NewTable {
         foreign_keys: references
             .iter()
             .map(|r| NewForeignKey {
-                name: format!("{name}_{r}_fk"),
-                columns: vec!["id".into()],
-                references: TableRef::new("s", r),
-                ref_columns: vec!["id".into()],
-                on_delete: "NO ACTION".into(),
-                on_update: "NO ACTION".into(),
+                key: ForeignKey {
+                    name: format!("{name}_{r}_fk"),
+                    columns: vec!["id".into()],
+                    references: TableRef::new("s", r),
+                    ref_columns: vec!["id".into()],
+                    on_delete: "NO ACTION".into(),
+                    on_update: "NO ACTION".into(),
+                },
                 deferred: false,
             })
             .collect(),
@@ -76,7 +78,7 @@ fn a_cycle_defers_the_key_that_points_forward() {
         .iter()
         .flat_map(|t| &t.foreign_keys)
         .filter(|fk| fk.deferred)
-        .map(|fk| fk.name.as_str())
+        .map(|fk| fk.key.name.as_str())
         .collect();
     assert_eq!(deferred, ["a_b_fk"], "a self-reference is created inline");
     let sql = statements(&ordered, Engine::Postgres);
@@ -110,7 +112,7 @@ fn customers(sql_type: &str, text: &str, ts: &str) -> NewTable {
     });
     t.unique_keys.push(vec!["email".into()]);
     t.foreign_keys = table("customers", &["accounts"]).foreign_keys;
-    t.foreign_keys[0].on_delete = "CASCADE".into();
+    t.foreign_keys[0].key.on_delete = "CASCADE".into();
     t.comment = Some("people".into());
     t
 }
@@ -185,4 +187,17 @@ fn the_next_value_is_above_every_key() {
         next: 7,
     };
     assert_eq!(next_value(&g(seq, Some(3)), None), 7);
+}
+
+#[test]
+fn foreign_key_names_repeated_across_tables_get_their_table_for_mysql() {
+    let mut tables = vec![table("a", &["c"]), table("b", &["c"]), table("d", &["c"])];
+    tables[1].foreign_keys[0].key.name = "a_c_fk".into();
+    unique_key_names(&mut tables);
+    let names: Vec<&str> = tables
+        .iter()
+        .flat_map(|t| &t.foreign_keys)
+        .map(|fk| fk.key.name.as_str())
+        .collect();
+    assert_eq!(names, ["a_a_c_fk", "b_a_c_fk", "d_c_fk"]);
 }
