@@ -10,56 +10,33 @@ use mysql_async::prelude::Queryable;
 use tandem::harness::{MariaDb, PgServer};
 
 use crate::support::{
-    output_text as text, start_tandem_run, stop_tandem_run, tandem_cli as tandem, unique_name,
-    wait_for,
+    output_text as text, start_tandem_run, stop_tandem_run, tandem_cli as tandem, wait_for, Pair,
 };
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
-struct Servers {
-    pg: PgServer,
-    maria: MariaDb,
-    config: std::path::PathBuf,
+/// `tandem schema <args>` on `pair`'s file; panics with its output unless it succeeds.
+async fn schema_ok(pair: &Pair, args: &[&str]) -> String {
+    let args: Vec<&str> = ["schema"].iter().chain(args).copied().collect();
+    let out = tandem(&args, &pair.config).await;
+    assert!(
+        out.status.success(),
+        "tandem {args:?} failed:\n{}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-impl Drop for Servers {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.config);
-    }
-}
-
-/// PostgreSQL node `crm` (database `crm`) running `pg_sql`, MariaDB node `legacy` (database
-/// `inventory`) running `maria_sql`, and a file naming both with `tables_toml`. No setup.
-async fn servers(pg_sql: &str, maria_sql: &str, tables_toml: &str) -> Servers {
-    let (pg, maria) = tokio::join!(PgServer::start(), MariaDb::start());
-    let (pg, maria) = (
-        pg.expect("PostgreSQL starts"),
-        maria.expect("MariaDB starts"),
-    );
-    pg.create_database("crm").await.unwrap();
-    if !pg_sql.is_empty() {
-        let c = pg.connect("crm").await.unwrap();
-        c.batch_execute(pg_sql).await.expect("PostgreSQL schema");
-    }
-    maria.create_database("inventory").await.unwrap();
-    if !maria_sql.is_empty() {
-        let mut m = maria.connect("inventory").await.unwrap();
-        m.query_drop(maria_sql).await.expect("MariaDB schema");
-        m.disconnect().await.unwrap();
-    }
-    let text = format!(
-        "[nodes.crm]\nurl = \"{}\"\n[nodes.legacy]\nurl = \"{}\"\n{tables_toml}\n",
-        pg.url("crm"),
-        maria.url("inventory")
-    );
-    let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_schema")));
-    std::fs::write(&config, text).unwrap();
-    Servers { pg, maria, config }
+/// `tandem schema <args>`: its exit code and everything it printed.
+async fn schema_code(pair: &Pair, args: &[&str]) -> (Option<i32>, String) {
+    let args: Vec<&str> = ["schema"].iter().chain(args).copied().collect();
+    let out = tandem(&args, &pair.config).await;
+    (out.status.code(), text(&out))
 }
 
 const INVENTORY_TABLES: &str = r#"
 [copy]
-from = "legacy"
+from = "helpdesk"
 
 [[tables]]
 name = "products"
@@ -98,7 +75,7 @@ async fn customers_pg(pg: &PgServer) -> Option<Vec<(i64, String)>> {
 }
 
 async fn customers_maria(maria: &MariaDb) -> Option<Vec<(i64, String)>> {
-    let mut m = maria.connect("inventory").await.ok()?;
+    let mut m = maria.connect("desk").await.ok()?;
     let rows = m
         .query("SELECT id, email FROM customers ORDER BY id")
         .await
@@ -121,12 +98,12 @@ async fn insert_pg(pg: &PgServer, n: usize) -> Result<(), String> {
 async fn insert_maria(maria: &MariaDb, n: usize) -> Result<(), String> {
     // A new session each time, as an application's pool opened after setup would.
     let mut m = maria
-        .connect("inventory")
+        .connect("desk")
         .await
         .map_err(|e| e.to_string())?;
     m.exec_drop(
-        "INSERT INTO customers (first_name, last_name, email) VALUES ('Legacy', ?, ?)",
-        (format!("Round {n}"), format!("legacy{n}@example.com")),
+        "INSERT INTO customers (first_name, last_name, email) VALUES ('Desk', ?, ?)",
+        (format!("Round {n}"), format!("desk{n}@example.com")),
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -135,17 +112,8 @@ async fn insert_maria(maria: &MariaDb, n: usize) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn inventory_from_mariadb_created_on_postgres_copied_and_written_on_both_sides() {
-    let s = servers("", include_str!("fixtures/inventory.sql"), INVENTORY_TABLES).await;
-    let out = tandem(
-        &["schema", "--from", "legacy", "--to", "crm", "--apply"],
-        &s.config,
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "schema --apply failed:\n{}",
-        text(&out)
-    );
+    let s = Pair::create("", include_str!("fixtures/inventory.sql"), INVENTORY_TABLES).await;
+    schema_ok(&s, &["--from", "helpdesk", "--to", "crm", "--apply"]).await;
 
     // Keys, the unique email, and the foreign keys, each to the right table (InnoDB's default
     // action reads as RESTRICT, and is kept).
@@ -269,15 +237,15 @@ key = ["id"]
 [[tables]]
 name = "accounts"
 key = ["id"]
-on = { legacy = "clients" }
+on = { helpdesk = "clients" }
 
 [[tables.columns]]
 name = "name"
-on = { legacy = "full_name" }
+on = { helpdesk = "full_name" }
 "#;
 
 async fn maria_strings(maria: &MariaDb, sql: &str) -> Vec<String> {
-    let mut m = maria.connect("inventory").await.unwrap();
+    let mut m = maria.connect("desk").await.unwrap();
     let rows: Vec<String> = m.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     m.disconnect().await.unwrap();
     rows
@@ -285,13 +253,11 @@ async fn maria_strings(maria: &MariaDb, sql: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_tables_created_on_mariadb_pass_check() {
-    let s = servers(PG_ACCOUNTS, "", PG_TABLES).await;
-    let out = tandem(&["schema", "--from", "crm", "--to", "legacy"], &s.config).await;
-    assert!(out.status.success(), "schema failed:\n{}", text(&out));
-    let sql = String::from_utf8_lossy(&out.stdout).to_string();
+    let s = Pair::create(PG_ACCOUNTS, "", PG_TABLES).await;
+    let sql = schema_ok(&s, &["--from", "crm", "--to", "helpdesk"]).await;
     let (clients, payments) = (
-        sql.find("CREATE TABLE `inventory`.`clients`"),
-        sql.find("CREATE TABLE `inventory`.`payments`"),
+        sql.find("CREATE TABLE `desk`.`clients`"),
+        sql.find("CREATE TABLE `desk`.`payments`"),
     );
     assert!(
         matches!((clients, payments), (Some(c), Some(p)) if c < p),
@@ -300,28 +266,19 @@ async fn postgres_tables_created_on_mariadb_pass_check() {
     assert!(
         maria_strings(
             &s.maria,
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'inventory'"
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'desk'"
         )
         .await
         .is_empty(),
         "schema without --apply created something"
     );
 
-    let out = tandem(
-        &["schema", "--from", "crm", "--to", "legacy", "--apply"],
-        &s.config,
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "schema --apply failed:\n{}",
-        text(&out)
-    );
+    schema_ok(&s, &["--from", "crm", "--to", "helpdesk", "--apply"]).await;
     let columns = maria_strings(
         &s.maria,
         "SELECT CONCAT_WS(' ', table_name, column_name, column_type, is_nullable, extra,
                           IFNULL(column_default, '-'), IF(column_comment = '', '-', column_comment))
-         FROM information_schema.columns WHERE table_schema = 'inventory' ORDER BY 1",
+         FROM information_schema.columns WHERE table_schema = 'desk' ORDER BY 1",
     )
     .await;
     for expected in [
@@ -344,7 +301,7 @@ async fn postgres_tables_created_on_mariadb_pass_check() {
     let tables = maria_strings(
         &s.maria,
         "SELECT CONCAT_WS(' ', table_name, auto_increment, IF(table_comment = '', '-', table_comment))
-         FROM information_schema.tables WHERE table_schema = 'inventory' ORDER BY 1",
+         FROM information_schema.tables WHERE table_schema = 'desk' ORDER BY 1",
     )
     .await;
     assert_eq!(tables, ["clients 4 customer accounts", "payments 3 -"]);
@@ -355,7 +312,7 @@ async fn postgres_tables_created_on_mariadb_pass_check() {
          FROM information_schema.key_column_usage k
          LEFT JOIN information_schema.referential_constraints r
            ON r.constraint_schema = k.constraint_schema AND r.constraint_name = k.constraint_name
-         WHERE k.table_schema = 'inventory' ORDER BY 1",
+         WHERE k.table_schema = 'desk' ORDER BY 1",
     )
     .await;
     assert_eq!(
@@ -397,19 +354,18 @@ key = ["id"]
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_column_without_a_lossless_type_and_an_existing_table_are_refused() {
-    let s = servers(
+    let s = Pair::create(
         PG_LEDGER,
         "CREATE TABLE items (id INT PRIMARY KEY, v LONGTEXT NOT NULL)",
         LEDGER_TABLES,
     )
     .await;
-    let out = tandem(&["schema", "--from", "crm", "--to", "legacy"], &s.config).await;
-    let printed = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{printed}");
+    let (code, printed) = schema_code(&s, &["--from", "crm", "--to", "helpdesk"]).await;
+    assert_eq!(code, Some(1), "{printed}");
     assert!(
-        printed.contains("column amount (numeric on node crm) of table ledger has no lossless counterpart on node legacy")
+        printed.contains("column amount (numeric on node crm) of table ledger has no lossless counterpart on node helpdesk")
             && printed.contains("decimal(65,30) (")
-            && printed.contains("exclude it with tables.exclude"),
+            && printed.contains("exclude it with tables.exclude = [\"amount\"]"),
         "the refusal does not name the column, its type and the choices:\n{printed}"
     );
     assert!(
@@ -417,38 +373,24 @@ async fn a_column_without_a_lossless_type_and_an_existing_table_are_refused() {
         "SQL printed despite the error:\n{printed}"
     );
 
-    let out = tandem(
-        &[
-            "schema", "--from", "crm", "--to", "legacy", "--table", "items", "--apply",
-        ],
-        &s.config,
-    )
-    .await;
-    let printed = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{printed}");
-    assert!(
-        printed.contains("node legacy: table(s) inventory.items exist already"),
-        "{printed}"
-    );
+    // An existing table is refused before anything is made, on either engine.
+    for (from, to, table) in [
+        ("crm", "helpdesk", "desk.items"),
+        ("helpdesk", "crm", "public.items"),
+    ] {
+        let args = ["--from", from, "--to", to, "--table", "items", "--apply"];
+        let (code, printed) = schema_code(&s, &args).await;
+        assert_eq!(code, Some(1), "{printed}");
+        assert!(
+            printed.contains(&format!("node {to}: table(s) {table} exist already")),
+            "{printed}"
+        );
+    }
 
-    // The other direction: items exists on PostgreSQL; the refusal comes before anything is made.
-    let out = tandem(
-        &[
-            "schema", "--from", "legacy", "--to", "crm", "--table", "items", "--apply",
-        ],
-        &s.config,
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-
-    let out = tandem(&["schema", "--from", "crm", "--to", "nowhere"], &s.config).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let out = tandem(
-        &[
-            "schema", "--from", "crm", "--to", "legacy", "--table", "nosuch",
-        ],
-        &s.config,
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // Usage errors: an unknown node or table.
+    let (code, printed) = schema_code(&s, &["--from", "crm", "--to", "nowhere"]).await;
+    assert_eq!(code, Some(2), "{printed}");
+    let args = ["--from", "crm", "--to", "helpdesk", "--table", "nosuch"];
+    let (code, printed) = schema_code(&s, &args).await;
+    assert_eq!(code, Some(2), "{printed}");
 }
