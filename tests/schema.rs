@@ -97,10 +97,7 @@ async fn insert_pg(pg: &PgServer, n: usize) -> Result<(), String> {
 
 async fn insert_maria(maria: &MariaDb, n: usize) -> Result<(), String> {
     // A new session each time, as an application's pool opened after setup would.
-    let mut m = maria
-        .connect("desk")
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut m = maria.connect("desk").await.map_err(|e| e.to_string())?;
     m.exec_drop(
         "INSERT INTO customers (first_name, last_name, email) VALUES ('Desk', ?, ?)",
         (format!("Round {n}"), format!("desk{n}@example.com")),

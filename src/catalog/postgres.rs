@@ -130,21 +130,27 @@ pub(super) async fn read_generators(
     node: &Node,
     tables: &[TableRef],
 ) -> Result<TableGenerators, CatalogError> {
+    let read = each_table(node, tables, read_table_generators).await?;
+    Ok(read.into_iter().filter(|(_, g)| !g.is_empty()).collect())
+}
+
+/// Runs `read` for each of `tables`, in order, on one session of the catalog's own on `node`; a
+/// failure is the server's own message.
+async fn each_table<T>(
+    node: &Node,
+    tables: &[TableRef],
+    read: impl AsyncFn(&Client, &TableRef) -> Result<T, tokio_postgres::Error>,
+) -> Result<Vec<(TableRef, T)>, CatalogError> {
     let (client, task) = connect(node).await?;
-    let mut out = BTreeMap::new();
+    let mut out = Vec::with_capacity(tables.len());
     for t in tables {
-        let generators =
-            read_table_generators(&client, t)
-                .await
-                .map_err(|e| CatalogError::Query {
-                    node: node.id.clone(),
-                    detail: e
-                        .as_db_error()
-                        .map_or_else(|| e.to_string(), |d| d.message().to_string()),
-                })?;
-        if !generators.is_empty() {
-            out.insert(t.clone(), generators);
-        }
+        let value = read(&client, t).await.map_err(|e| CatalogError::Query {
+            node: node.id.clone(),
+            detail: e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+        })?;
+        out.push((t.clone(), value));
     }
     drop(client);
     let _ = task.await;
@@ -207,20 +213,10 @@ pub(super) async fn read_tables(
     node: &Node,
     tables: &[TableRef],
 ) -> Result<BTreeMap<TableRef, Option<TableSchema>>, CatalogError> {
-    let (client, task) = connect(node).await?;
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let schema = read_table(&client, t)
-            .await
-            .map_err(|e| CatalogError::Query {
-                node: node.id.clone(),
-                detail: e.to_string(),
-            })?;
-        out.insert(t.clone(), schema);
-    }
-    drop(client);
-    let _ = task.await;
-    Ok(out)
+    Ok(each_table(node, tables, read_table)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 pub(super) async fn sample_json(
@@ -334,22 +330,9 @@ pub(super) async fn read_extras(
     node: &Node,
     tables: &[TableRef],
 ) -> Result<BTreeMap<TableRef, TableExtras>, CatalogError> {
-    let (client, task) = connect(node).await?;
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let extras = table_extras(&client, t)
-            .await
-            .map_err(|e| CatalogError::Query {
-                node: node.id.clone(),
-                detail: e
-                    .as_db_error()
-                    .map_or_else(|| e.to_string(), |d| d.message().to_string()),
-            })?;
-        if let Some(extras) = extras {
-            out.insert(t.clone(), extras);
-        }
-    }
-    drop(client);
-    let _ = task.await;
-    Ok(out)
+    let read = each_table(node, tables, table_extras).await?;
+    Ok(read
+        .into_iter()
+        .filter_map(|(t, e)| Some((t, e?)))
+        .collect())
 }
