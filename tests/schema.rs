@@ -160,6 +160,12 @@ async fn inventory_from_mariadb_created_on_postgres_copied_and_written_on_both_s
 
     let out = tandem(&["setup"], &s.config).await;
     assert!(out.status.success(), "setup failed:\n{}", text(&out));
+    let out = tandem(&["check"], &s.config).await;
+    assert!(
+        out.status.success(),
+        "check refuses what schema created:\n{}",
+        text(&out)
+    );
     let run = start_tandem_run(&s.config, 2).await;
 
     // The initial copy brings every row, the two-digit year read as 2016.

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use crate::catalog::{ForeignKey, Generator, GeneratorKind, TableExtras};
 use crate::config::{Config, Engine, Problem, Table};
 use crate::mapping::types::Fit;
-use crate::model::schema::TableSchema;
+use crate::model::schema::{ColumnSchema, TableSchema};
 use crate::model::TableRef;
 
 /// What the source node's catalog says about one table.
@@ -158,53 +158,10 @@ impl Context<'_> {
             .iter()
             .filter(|c| !bookkeeping(&c.name))
         {
-            let business = t
-                .columns
-                .iter()
-                .find(|c| c.on.get(from).is_some_and(|p| *p == col.name))
-                .map_or(col.name.as_str(), |c| c.name.as_str());
-            if t.exclude.iter().any(|e| e == business) {
-                continue; // it never leaves its node, so the target has no use for it
+            if let Some(new) = self.column(t, path, source, col, problems) {
+                names.insert(&col.name, new.name.clone());
+                columns.push(new);
             }
-            let what = format!(
-                "column {} ({} on node {from}) of table {}",
-                col.name, col.declared, t.name
-            );
-            if col.generated {
-                problems.push(Problem::warning(
-                    path,
-                    format!("{what} is computed: its expression is not carried over, so it is not created"),
-                    format!("add it on {to} by hand, or exclude it"),
-                ));
-                continue;
-            }
-            let Some(choice) = self.column_type(t, business, col, path, &what, problems) else {
-                continue;
-            };
-            let target = t.column_on(business, to).to_string();
-            names.insert(&col.name, target.clone());
-            let generator = source.generators.iter().find(|g| g.column == col.name);
-            let identity_start = generator.map(|g| next_value(g, source.extras.auto_increment));
-            let default = match (generator, source.extras.defaults.get(&col.name)) {
-                (None, Some(expr)) => types::parse_default(expr).unwrap_or_else(|()| {
-                    problems.push(Problem::warning(
-                        path,
-                        format!("{what}: its default {expr} has no counterpart on {to}, so the column is created without one"),
-                        format!("add a default on {to} by hand if the applications need one"),
-                    ));
-                    None
-                }),
-                _ => None,
-            };
-            columns.push(NewColumn {
-                name: target,
-                sql_type: choice.sql,
-                nullable: col.nullable && generator.is_none(),
-                default,
-                identity_start,
-                labels: choice.labels,
-                comment: source.extras.comments.get(&col.name).cloned(),
-            });
         }
         let rename = |cols: &[String]| -> Option<Vec<String>> {
             cols.iter()
@@ -228,21 +185,7 @@ impl Context<'_> {
             .iter()
             .filter_map(|k| rename(k))
             .collect();
-        // A generated key must lead a key (MySQL/MariaDB's rule), and one per table.
-        let mut generated = 0;
-        for c in columns.iter_mut().filter(|c| c.identity_start.is_some()) {
-            let leads = |k: &Vec<String>| k.first() == Some(&c.name);
-            if generated > 0 || !(leads(&primary_key) || unique_keys.iter().any(leads)) {
-                c.identity_start = None;
-                problems.push(Problem::warning(
-                    path,
-                    format!("column {} of table {} is generated on {from}, but is not the first column of a key (or not the table's first generated column), so it is created without a generator", c.name, t.name),
-                    format!("add the generator on {to} by hand"),
-                ));
-            } else {
-                generated += 1;
-            }
-        }
+        self.keep_leading_generator(t, path, &mut columns, &primary_key, &unique_keys, problems);
         let foreign_keys = source
             .extras
             .foreign_keys
@@ -260,12 +203,108 @@ impl Context<'_> {
         }
     }
 
+    /// The target column made from source column `col`; `None` when it is not created (excluded,
+    /// computed, or without a type: the last is an error in `problems`).
+    fn column(
+        &self,
+        t: &Table,
+        path: &str,
+        source: &Source,
+        col: &ColumnSchema,
+        problems: &mut Vec<Problem>,
+    ) -> Option<NewColumn> {
+        let (from, to) = (self.from, self.to);
+        let business = t
+            .columns
+            .iter()
+            .find(|c| c.on.get(from).is_some_and(|p| *p == col.name))
+            .map_or(col.name.as_str(), |c| c.name.as_str());
+        if t.exclude.iter().any(|e| e == business) {
+            return None; // it never leaves its node, so the target has no use for it
+        }
+        let what = format!(
+            "column {} ({} on node {from}) of table {}",
+            col.name, col.declared, t.name
+        );
+        if col.generated {
+            problems.push(Problem::warning(
+                path,
+                format!(
+                    "{what} is computed: its expression is not carried over, so it is not created"
+                ),
+                format!("add it on {to} by hand, or exclude it"),
+            ));
+            return None;
+        }
+        let choice = self.column_type(t, business, col, path, &what, problems)?;
+        let generator = source.generators.iter().find(|g| g.column == col.name);
+        let value_mapped = t
+            .columns
+            .iter()
+            .any(|c| c.name == business && !c.values.is_empty());
+        let default = match (generator, source.extras.defaults.get(&col.name)) {
+            (None, Some(expr)) if value_mapped => {
+                problems.push(Problem::warning(
+                    path,
+                    format!("{what}: its default {expr} is a stored value of {from}, which the value map stores otherwise on {to}, so the column is created without one"),
+                    format!("add the default on {to} by hand, in {to}'s stored form"),
+                ));
+                None
+            }
+            (None, Some(expr)) => types::parse_default(expr).unwrap_or_else(|()| {
+                problems.push(Problem::warning(
+                    path,
+                    format!("{what}: its default {expr} has no counterpart on {to}, so the column is created without one"),
+                    format!("add a default on {to} by hand if the applications need one"),
+                ));
+                None
+            }),
+            _ => None,
+        };
+        Some(NewColumn {
+            name: t.column_on(business, to).to_string(),
+            sql_type: choice.sql,
+            nullable: col.nullable && generator.is_none(),
+            default,
+            identity_start: generator.map(|g| next_value(g, source.extras.auto_increment)),
+            labels: choice.labels,
+            comment: source.extras.comments.get(&col.name).cloned(),
+        })
+    }
+
+    /// A generated key must lead a key (MySQL/MariaDB's rule), and one per table: the others lose
+    /// their generator, with a warning.
+    fn keep_leading_generator(
+        &self,
+        t: &Table,
+        path: &str,
+        columns: &mut [NewColumn],
+        primary_key: &[String],
+        unique_keys: &[Vec<String>],
+        problems: &mut Vec<Problem>,
+    ) {
+        let mut generated = 0;
+        for c in columns.iter_mut().filter(|c| c.identity_start.is_some()) {
+            let leads = |k: &[String]| k.first() == Some(&c.name);
+            if generated > 0 || !(leads(primary_key) || unique_keys.iter().any(|k| leads(k))) {
+                c.identity_start = None;
+                problems.push(Problem::warning(
+                    path,
+                    format!("column {} of table {} is generated on {}, but is not the first column of a key (or not the table's first generated column), so it is created without a generator", c.name, t.name, self.from),
+                    format!("add the generator on {} by hand", self.to),
+                ));
+            } else {
+                generated += 1;
+            }
+        }
+    }
+
     /// The column's target type, or `None` after an error naming the candidates.
     fn column_type(
         &self,
         t: &Table,
         business: &str,
-        col: &crate::model::schema::ColumnSchema,
+        col: &ColumnSchema,
         path: &str,
         what: &str,
         problems: &mut Vec<Problem>,

@@ -201,3 +201,126 @@ fn foreign_key_names_repeated_across_tables_get_their_table_for_mysql() {
         .collect();
     assert_eq!(names, ["a_a_c_fk", "b_a_c_fk", "d_c_fk"]);
 }
+
+const PLAN_FILE: &str = r#"
+[nodes.crm]
+url = "postgres://u@localhost/crm"
+[nodes.desk]
+url = "mysql://u@localhost/desk"
+
+[[tables]]
+name = "tickets"
+key = ["id"]
+on = { crm = "public.tickets", desk = "issues" }
+exclude = ["secret"]
+
+[[tables.columns]]
+name = "id"
+on = { desk = "issue_id" }
+
+[[tables.columns]]
+name = "state"
+values = { desk = { "open" = 1, "closed" = 2 } }
+"#;
+
+fn source_column(name: &str, declared: &str) -> crate::model::schema::ColumnSchema {
+    crate::model::schema::ColumnSchema {
+        name: name.into(),
+        declared: declared.into(),
+        ty: crate::model::schema::parse_postgres(declared, None),
+        nullable: name != "id",
+        has_default: false,
+        charset: None,
+        base: declared.into(),
+        generated: false,
+        identity_always: false,
+        type_oid: None,
+        array_delim: ',',
+    }
+}
+
+fn tickets(extra: &[(&str, &str)]) -> BTreeMap<TableRef, Source> {
+    let mut columns = vec![
+        source_column("id", "integer"),
+        source_column("state", "text"),
+        source_column("secret", "text"),
+        source_column("_tandem_version", "bigint"),
+        source_column("owner_id", "integer"),
+    ];
+    columns.extend(extra.iter().map(|(n, t)| source_column(n, t)));
+    let table = TableRef::new("public", "tickets");
+    let extras = TableExtras {
+        defaults: [("state".to_string(), "'open'::text".to_string())].into(),
+        foreign_keys: vec![ForeignKey {
+            name: "tickets_owner_fkey".into(),
+            columns: vec!["owner_id".into()],
+            references: TableRef::new("public", "owners"),
+            ref_columns: vec!["id".into()],
+            on_delete: "NO ACTION".into(),
+            on_update: "NO ACTION".into(),
+        }],
+        ..TableExtras::default()
+    };
+    let schema = TableSchema {
+        table: table.clone(),
+        columns,
+        primary_key: vec!["id".into()],
+        unique_keys: Vec::new(),
+    };
+    let source = Source {
+        schema,
+        extras,
+        generators: Vec::new(),
+    };
+    [(table, source)].into()
+}
+
+#[test]
+fn plan_names_columns_through_the_mapping_and_leaves_out_what_stays_home() {
+    let (config, _) = Config::from_str_with_env(PLAN_FILE, "t", &|_| None).expect("valid");
+    let plan = plan(&config, "crm", "desk", None, &tickets(&[])).expect("a plan");
+    let t = &plan.tables[0];
+    assert_eq!(&*t.table.name, "issues");
+    let columns: Vec<(&str, &str)> = t
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.sql_type.as_str()))
+        .collect();
+    // Renamed key, the value map's stored integers, no excluded or bookkeeping column.
+    assert_eq!(
+        columns,
+        [
+            ("issue_id", "int"),
+            ("state", "smallint"),
+            ("owner_id", "int")
+        ]
+    );
+    assert_eq!(t.primary_key, ["issue_id"]);
+    assert_eq!(t.columns[1].default, None, "'open' is stored as 1 on desk");
+    assert!(t.foreign_keys.is_empty(), "owners is not mapped");
+    let warnings: Vec<&str> = plan.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("foreign key tickets_owner_fkey references public.owners")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn plan_reports_every_column_without_a_counterpart() {
+    let (config, _) = Config::from_str_with_env(PLAN_FILE, "t", &|_| None).expect("valid");
+    let extra = [("amount", "numeric"), ("took", "interval")];
+    let problems = plan(&config, "crm", "desk", None, &tickets(&extra)).expect_err("refused");
+    let errors: Vec<&str> = problems
+        .iter()
+        .filter(|p| p.severity == crate::config::Severity::Error)
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(errors[0].contains("column amount (numeric on node crm) of table tickets"));
+    assert!(
+        errors[1].contains("MySQL/MariaDB has no type for it"),
+        "{errors:#?}"
+    );
+}
