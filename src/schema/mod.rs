@@ -179,6 +179,19 @@ impl Context<'_> {
                 "give the source table a primary key, or stop excluding its columns",
             ));
         }
+        if self.engines.1 == Engine::Mysql {
+            let unbounded = |c: &&NewColumn| {
+                primary_key.contains(&c.name)
+                    && (c.sql_type.ends_with("text") || c.sql_type.ends_with("blob"))
+            };
+            for c in columns.iter().filter(unbounded) {
+                problems.push(Problem::error(
+                    path,
+                    format!("key column {} of table {} would be {} on {to}, which MySQL/MariaDB cannot index as a primary key", c.name, t.name, c.sql_type),
+                    format!("declare it varchar(n) on {from} (n <= 768, what a utf8mb4 key holds), or create {} on {to} by hand", t.name),
+                ));
+            }
+        }
         let unique_keys: Vec<Vec<String>> = source
             .schema
             .unique_keys

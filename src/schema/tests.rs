@@ -324,3 +324,18 @@ fn plan_reports_every_column_without_a_counterpart() {
         "{errors:#?}"
     );
 }
+
+#[test]
+fn an_unbounded_text_key_is_refused_for_mariadb() {
+    let (config, _) = Config::from_str_with_env(PLAN_FILE, "t", &|_| None).expect("valid");
+    let mut sources = tickets(&[]);
+    for source in sources.values_mut() {
+        source.schema.columns[0] = source_column("id", "text");
+    }
+    let problems = plan(&config, "crm", "desk", None, &sources).expect_err("refused");
+    assert!(
+        problems.iter().any(|p| p.message
+            == "key column issue_id of table tickets would be longtext on desk, which MySQL/MariaDB cannot index as a primary key"),
+        "{problems:#?}"
+    );
+}
