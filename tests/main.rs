@@ -31,6 +31,7 @@ mod observability;
 mod privacy;
 mod quoting;
 mod schema;
+mod schema_changes;
 mod spill_files;
 mod support;
 mod tail;

@@ -133,6 +133,12 @@ fn render(l: &LinkStatus) -> String {
     for (k, v) in rows {
         out.push_str(&format!("  {k:<19} {v}\n"));
     }
+    for p in &l.paused {
+        out.push_str(&format!(
+            "  paused table        {} ({} changes held): {}\n",
+            p.table, p.held, p.reason
+        ));
+    }
     for p in &l.problems {
         out.push_str(&format!("  problem             {p}\n"));
     }

@@ -158,12 +158,21 @@ async fn run_once(
     let mut applier = Some(applier);
     let mut feed = Feed::start(stream, memory_budget(config));
     let mut pending: Option<Fed> = None;
+    // While a table is paused by a schema change of the target, its schema is looked at again.
+    let mut release = tokio::time::interval(Duration::from_secs(1));
+    release.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let fed = match pending.take() {
             Some(e) => e,
             None => tokio::select! {
                 biased;
                 _ = stop.changed() => return Ok(()),
+                _ = release.tick(), if applier.as_ref().is_some_and(Applier::has_paused) => {
+                    if let Some(a) = applier.as_mut() {
+                        a.release_paused().await?;
+                    }
+                    continue;
+                }
                 e = feed.next() => match e {
                     Some(e) => e,
                     // The reader ends only after passing on an error, or when dropped.
