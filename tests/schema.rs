@@ -15,6 +15,15 @@ use crate::support::{
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
+/// Panics naming each of `expected` that `found` lacks.
+fn assert_has(found: &[String], expected: &[&str]) {
+    let missing: Vec<&&str> = expected
+        .iter()
+        .filter(|e| !found.iter().any(|f| f == *e))
+        .collect();
+    assert!(missing.is_empty(), "missing {missing:#?} in {found:#?}");
+}
+
 /// `tandem schema <args>` on `pair`'s file; panics with its output unless it succeeds.
 async fn schema_ok(pair: &Pair, args: &[&str]) -> String {
     let args: Vec<&str> = ["schema"].iter().chain(args).copied().collect();
@@ -120,7 +129,9 @@ async fn inventory_from_mariadb_created_on_postgres_copied_and_written_on_both_s
          FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1",
     )
     .await;
-    for expected in [
+    assert_has(
+        &keys,
+        &[
         "customers p PRIMARY KEY (id)",
         "customers u UNIQUE (email)",
         "orders f FOREIGN KEY (purchaser) REFERENCES customers(id) ON UPDATE RESTRICT ON DELETE RESTRICT",
@@ -129,12 +140,8 @@ async fn inventory_from_mariadb_created_on_postgres_copied_and_written_on_both_s
         "products p PRIMARY KEY (id)",
         "products_on_hand f FOREIGN KEY (product_id) REFERENCES products(id) ON UPDATE RESTRICT ON DELETE RESTRICT",
         "products_on_hand p PRIMARY KEY (product_id)",
-    ] {
-        assert!(
-            keys.iter().any(|k| k == expected),
-            "no {expected:?} in {keys:#?}"
-        );
-    }
+        ],
+    );
     // The generators continue where AUTO_INCREMENT stands; the types are the lossless ones.
     let columns = pg_strings(
         &s.pg,
@@ -143,20 +150,18 @@ async fn inventory_from_mariadb_created_on_postgres_copied_and_written_on_both_s
          FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1",
     )
     .await;
-    for expected in [
-        "customers.id integer NO BY DEFAULT 1005",
-        "customers.email character varying NO - -",
-        "orders.order_date date NO - -",
-        "orders.order_number integer NO BY DEFAULT 10006",
-        "products.id integer NO BY DEFAULT 110",
-        "products.description character varying YES - -",
-        "products.weight real YES - -",
-    ] {
-        assert!(
-            columns.iter().any(|c| c == expected),
-            "no {expected:?} in {columns:#?}"
-        );
-    }
+    assert_has(
+        &columns,
+        &[
+            "customers.id integer NO BY DEFAULT 1005",
+            "customers.email character varying NO - -",
+            "orders.order_date date NO - -",
+            "orders.order_number integer NO BY DEFAULT 10006",
+            "products.id integer NO BY DEFAULT 110",
+            "products.description character varying YES - -",
+            "products.weight real YES - -",
+        ],
+    );
 
     let out = tandem(&["setup"], &s.config).await;
     assert!(out.status.success(), "setup failed:\n{}", text(&out));
@@ -284,23 +289,21 @@ async fn postgres_tables_created_on_mariadb_pass_check() {
          FROM information_schema.columns WHERE table_schema = 'desk' ORDER BY 1",
     )
     .await;
-    for expected in [
-        "clients balance decimal(12,2) NO  0.00 -",
-        "clients email varchar(120) YES  NULL where the invoices go",
-        "clients full_name longtext NO  - -",
-        "clients id int(11) NO auto_increment - -",
-        "clients note longtext YES  'none' -",
-        "clients opened datetime(6) NO  current_timestamp(6) -",
-        "payments account_id int(11) NO  - -",
-        "payments id bigint(20) NO auto_increment - -",
-        "payments paid_at datetime(6) YES  NULL -",
-        "payments settled tinyint(1) NO  1 -",
-    ] {
-        assert!(
-            columns.iter().any(|c| c == expected),
-            "no {expected:?} in {columns:#?}"
-        );
-    }
+    assert_has(
+        &columns,
+        &[
+            "clients balance decimal(12,2) NO  0.00 -",
+            "clients email varchar(120) YES  NULL where the invoices go",
+            "clients full_name longtext NO  - -",
+            "clients id int(11) NO auto_increment - -",
+            "clients note longtext YES  'none' -",
+            "clients opened datetime(6) NO  current_timestamp(6) -",
+            "payments account_id int(11) NO  - -",
+            "payments id bigint(20) NO auto_increment - -",
+            "payments paid_at datetime(6) YES  NULL -",
+            "payments settled tinyint(1) NO  1 -",
+        ],
+    );
     let tables = maria_strings(
         &s.maria,
         "SELECT CONCAT_WS(' ', table_name, auto_increment, IF(table_comment = '', '-', table_comment))
