@@ -30,6 +30,7 @@ mod names;
 mod observability;
 mod privacy;
 mod quoting;
+mod schema;
 mod schema_changes;
 mod spill_files;
 mod support;

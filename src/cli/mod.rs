@@ -6,6 +6,7 @@ mod conflicts;
 mod demo;
 mod rules;
 mod run;
+mod schema;
 mod setup;
 mod status;
 mod tail;
@@ -66,6 +67,9 @@ pub enum Command {
     DeadLetter(conflicts::DeadLetterArgs),
     /// Run a two-way sync between a throwaway PostgreSQL and MariaDB, with scripted edits.
     Demo(demo::DemoArgs),
+    /// Print (or --apply) the DDL that creates a node's mapped tables from another node's, through
+    /// the type rules `check` uses (exit 0 ok, 1 a column without a lossless type or a table exists).
+    Schema(schema::SchemaArgs),
     /// Create on every node what the links need (bookkeeping schema, origin and version columns,
     /// publication and slots), idempotently.
     Setup(setup::SetupArgs),
@@ -104,6 +108,7 @@ pub fn main() -> ExitCode {
             Command::Conflicts(args) => conflicts::run(args).await,
             Command::DeadLetter(args) => conflicts::run_dead_letter(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Schema(args) => schema::run(args).await,
             Command::Setup(args) => setup::run(args).await,
             Command::Rules(args) => rules::run(args),
             Command::Run(args) => run::run(args).await,
