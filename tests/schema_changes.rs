@@ -34,13 +34,15 @@ async fn maria(p: &Pair, sql: &str) {
     c.disconnect().await.unwrap();
 }
 
-/// `SELECT <expr> FROM <table> WHERE id = <id>` on PostgreSQL, as text; `None` for no row.
+/// `SELECT <expr> FROM <table> WHERE id = <id>` on PostgreSQL, as text; `None` for no row (or no
+/// such column yet).
 async fn pg_value(p: &Pair, table: &str, expr: &str, id: i32) -> Option<Option<String>> {
     let c = p.pg.connect("crm").await.unwrap();
     let sql = format!("SELECT ({expr})::text FROM {table} WHERE id = $1");
     c.query_opt(&sql, &[&id])
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .ok()
+        .flatten()
         .map(|r| r.get(0))
 }
 
@@ -48,10 +50,8 @@ async fn pg_value(p: &Pair, table: &str, expr: &str, id: i32) -> Option<Option<S
 async fn maria_value(p: &Pair, table: &str, expr: &str, id: i32) -> Option<Option<String>> {
     let mut c = p.maria.connect("desk").await.unwrap();
     let sql = format!("SELECT CAST({expr} AS CHAR) FROM {table} WHERE id = {id}");
-    let row: Option<Option<String>> = c
-        .query_first(&sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    // A column not there (yet) reads as no row: the waits below poll until it is.
+    let row: Option<Option<String>> = c.query_first(&sql).await.ok().flatten();
     c.disconnect().await.unwrap();
     row
 }
@@ -412,5 +412,109 @@ async fn schema_change_narrowed_type_pauses_until_widened_again() {
         paused_into(&p, "helpdesk").await.is_empty().then_some(())
     })
     .await;
+    stop_tandem_run(tandem).await;
+}
+
+/// The column names of `table` on MariaDB (database `desk`).
+async fn maria_columns(p: &Pair, table: &str) -> Vec<String> {
+    let mut c = p.maria.connect("desk").await.unwrap();
+    let cols: Vec<String> = c
+        .exec(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'desk' AND table_name = ? ORDER BY ordinal_position",
+            (table,),
+        )
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+    cols
+}
+
+async fn pg_columns(p: &Pair, table: &str) -> Vec<String> {
+    let c = p.pg.connect("crm").await.unwrap();
+    c.query(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+        &[&table],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[tokio::test]
+async fn schema_change_propagated_adds_and_drops_columns_and_audits_them() {
+    let tables = TABLES.replacen(
+        "name = \"items\"\nkey = [\"id\"]\n",
+        "name = \"items\"\nkey = [\"id\"]\nddl = \"propagate\"\n",
+        1,
+    );
+    let p = Pair::start(PG_SQL, MARIA_SQL, &tables).await;
+    let tandem = start_tandem_run(&p.config, 2).await;
+    maria(&p, "INSERT INTO items (id, name, qty) VALUES (1, 'a', 1)").await;
+    wait_pg(&p, "items", "name", 1, Some("a")).await;
+
+    // Added on PostgreSQL: added on MariaDB with the type the rules choose, value and all.
+    pg(&p, "ALTER TABLE items ADD COLUMN note varchar(40); INSERT INTO items (id, name, qty, note) VALUES (2, 'b', 2, 'n2')").await;
+    wait_maria(&p, "items", "note", 2, Some("n2")).await;
+    assert!(maria_columns(&p, "items")
+        .await
+        .contains(&"note".to_string()));
+    maria(
+        &p,
+        "INSERT INTO items (id, name, qty, note) VALUES (3, 'c', 3, 'n3')",
+    )
+    .await;
+    wait_pg(&p, "items", "note", 3, Some("n3")).await;
+    let added = maria_count(
+        &p,
+        "SELECT COUNT(*) FROM tandem.conflict WHERE kind = 'ddl' AND decision = 'added' AND table_name = 'items'",
+    )
+    .await;
+    assert_eq!(
+        added, 1,
+        "the propagated ADD COLUMN is not in MariaDB's audit log"
+    );
+
+    // Dropped on MariaDB: dropped on PostgreSQL once a MariaDB change shows it gone.
+    maria(&p, "ALTER TABLE items DROP COLUMN qty").await;
+    maria(
+        &p,
+        "INSERT INTO items (id, name, note) VALUES (4, 'd', 'n4')",
+    )
+    .await;
+    wait_pg(&p, "items", "name", 4, Some("d")).await;
+    let cols = pg_columns(&p, "items").await;
+    assert!(
+        !cols.contains(&"qty".to_string()),
+        "qty is still on PostgreSQL: {cols:?}"
+    );
+    let dropped = pg_count(
+        &p,
+        "SELECT count(*) FROM tandem.conflict WHERE kind = 'ddl' AND decision = 'dropped'",
+    )
+    .await;
+    assert_eq!(
+        dropped, 1,
+        "the propagated DROP COLUMN is not in PostgreSQL's audit log"
+    );
+
+    // A type with no lossless counterpart on MariaDB: refused, recorded, the row still arrives.
+    pg(&p, "ALTER TABLE items ADD COLUMN span interval; INSERT INTO items (id, name, span) VALUES (5, 'e', '1 day')").await;
+    wait_maria(&p, "items", "name", 5, Some("e")).await;
+    assert!(!maria_columns(&p, "items")
+        .await
+        .contains(&"span".to_string()));
+    let refused = maria_count(
+        &p,
+        "SELECT COUNT(*) FROM tandem.conflict WHERE kind = 'ddl' AND decision = 'refused'",
+    )
+    .await;
+    assert_eq!(refused, 1, "the refused ADD COLUMN is not in the audit log");
+    assert_eq!(pg_count(&p, "SELECT count(*) FROM tandem.held").await, 0);
+    assert_eq!(
+        maria_count(&p, "SELECT COUNT(*) FROM tandem.dead_letter").await,
+        0
+    );
     stop_tandem_run(tandem).await;
 }

@@ -152,6 +152,13 @@ pub enum ApplyError {
     /// settle (transient).
     #[error("{0}; retrying the transaction")]
     Raced(String),
+    /// A schema change is due on the target before the group can apply (`ddl = "propagate"`): the
+    /// driver rolls back, carries it out between transactions and tries the group again.
+    #[error("a schema change of table {0} is due on the target")]
+    SchemaDue(String),
+    /// The source's catalog could not be read for a schema change (retried).
+    #[error("{0}")]
+    SourceCatalog(String),
     /// An error of unknown class that failed the same transaction the same way again and again, and
     /// is therefore treated as definite.
     #[error("{source} (failed the same way {attempts} times at this position, so it is treated as definite)")]
@@ -212,7 +219,10 @@ impl ApplyError {
             // the network.
             ApplyError::Connect { cause, .. } if cause.is_tls_or_config() => ErrorClass::Definite,
             ApplyError::Connect { .. } => classify(&self.code()),
-            ApplyError::Spill(_) | ApplyError::Raced(_) => ErrorClass::Transient,
+            ApplyError::Spill(_)
+            | ApplyError::Raced(_)
+            | ApplyError::SchemaDue(_)
+            | ApplyError::SourceCatalog(_) => ErrorClass::Transient,
             ApplyError::Database { code, .. } => classify(code),
             ApplyError::Row { class, .. } => *class,
             ApplyError::Mapping(_)

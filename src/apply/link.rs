@@ -22,6 +22,7 @@ use std::sync::Arc;
 use tracing::debug;
 
 use super::conflicts::soft_write;
+use super::ddl::DdlState;
 use super::error::{ApplyError, UnknownErrors};
 use super::pause::{Gate, Pauses};
 use super::queue::QueueState;
@@ -38,6 +39,10 @@ use crate::model::{Change, Op, Position, Transaction};
 pub struct LinkContext {
     pub source: String,
     pub target: String,
+    /// The nodes themselves (a schema change propagated reads the source's catalog and alters the
+    /// target on sessions of its own).
+    pub source_node: crate::config::Node,
+    pub target_node: crate::config::Node,
     pub names: Names,
     pub priorities: BTreeMap<String, i32>,
     pub on_error: OnError,
@@ -130,6 +135,8 @@ pub(crate) struct Link<T: Target> {
     pub(super) last_prune: Option<std::time::Instant>,
     /// Tables paused by a schema change of the target, and columns that stay home (`pause.rs`).
     pub(super) pauses: Pauses,
+    /// Schema changes to propagate (`ddl.rs`).
+    pub(super) ddl: DdlState,
 }
 
 impl<T: Target> Link<T> {
@@ -143,6 +150,7 @@ impl<T: Target> Link<T> {
             announce_due: true,
             last_prune: None,
             pauses: Pauses::default(),
+            ddl: DdlState::default(),
         };
         link.t.set_applying(true).await?;
         link.check_bookkeeping().await?;
@@ -233,26 +241,33 @@ impl<T: Target> Link<T> {
     /// Applies `txs` as one target transaction. A statement refused for a missing table or column
     /// means the cached columns are stale: the group is tried once more on the live catalog, where
     /// the schema gate (`pause.rs`) sees what changed. A definite error of a table whose column
-    /// changed type pauses that table, and the group is tried once more too.
+    /// changed type pauses that table, and the group is tried once more too. A schema change due
+    /// under `ddl = "propagate"` (`ddl.rs`) is carried out between two tries.
     async fn apply_group(&mut self, txs: &[&Transaction]) -> Result<(), Failure> {
-        match self.try_group(txs).await {
-            Err(f) if f.error.is_schema_drift() => {
-                self.t.forget_table(None);
-                self.try_group(txs).await
-            }
-            Err(f) if !f.error.is_transient() => {
-                let retyped = match &f.table {
-                    Some(t) => self.paused_by_retype(&t.business, &f.error).await,
-                    None => false,
-                };
-                if retyped {
-                    self.try_group(txs).await
-                } else {
-                    Err(f)
+        let (mut drifted, mut retyped) = (false, false);
+        // Each round settles one schema matter; a group touches few tables, so few rounds.
+        for _ in 0..8 {
+            match self.try_group(txs).await {
+                Err(f) if matches!(f.error, ApplyError::SchemaDue(_)) => {
+                    self.carry_out_ddl().await?;
                 }
+                Err(f) if f.error.is_schema_drift() && !drifted => {
+                    drifted = true;
+                    self.t.forget_table(None);
+                }
+                Err(f) if !f.error.is_transient() && !retyped => {
+                    retyped = match &f.table {
+                        Some(t) => self.paused_by_retype(&t.business, &f.error).await,
+                        None => false,
+                    };
+                    if !retyped {
+                        return Err(f);
+                    }
+                }
+                r => return r,
             }
-            r => r,
         }
+        self.try_group(txs).await
     }
 
     async fn try_group(&mut self, txs: &[&Transaction]) -> Result<(), Failure> {
@@ -321,10 +336,13 @@ impl<T: Target> Link<T> {
         let mapper = self.mapper.clone();
         for mapped in mapper.map_tx(tx) {
             let mapped = mapped.map_err(ApplyError::Spill)?;
-            let gate = self.gate(&mapped).await.map_err(|error| Failure {
-                error,
-                table: Some(FailedTable::of(&mapped.plan)),
-            })?;
+            let gate = self
+                .gate(&mapped, meta.position.as_deref())
+                .await
+                .map_err(|error| Failure {
+                    error,
+                    table: Some(FailedTable::of(&mapped.plan)),
+                })?;
             if let Gate::Hold(reason) = gate {
                 self.hold(&mapped, &meta, &reason).await?;
                 continue;

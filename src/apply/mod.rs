@@ -42,6 +42,7 @@
 //! | `tombstone.rs` | deletes remembered, inserts placed against them, pruning |
 //! | `dead_letter.rs` | recording a refused transaction in parts, replaying it |
 //! | `pause.rs` | schema changes of the target: columns that stay home, tables paused and their held changes |
+//! | `ddl.rs` | `ddl = "propagate"`: columns added or dropped on the source, added or dropped on the target |
 //! | `copy.rs`, `truncate.rs`, `admin.rs` | the initial copy's batches, replicated TRUNCATE, resolve/replay commands |
 //! | `repair.rs` | `tandem verify --repair`: a row written, a key deleted or a review entry, on a link's target |
 //! | `target.rs` | what the driver asks of an engine: transaction and row writes (`Target`) |
@@ -53,6 +54,7 @@ mod batch;
 mod book;
 mod conflicts;
 mod copy;
+mod ddl;
 mod dead_letter;
 mod dialect;
 pub mod error;
@@ -167,6 +169,8 @@ impl Applier {
         let ctx = LinkContext {
             source: source.to_string(),
             target: target.to_string(),
+            source_node: src.clone(),
+            target_node: dst.clone(),
             names: Names {
                 origin_column: s.origin_column.clone(),
                 version_column: s.version_column.clone(),

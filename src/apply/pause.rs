@@ -188,7 +188,11 @@ impl<T: Target> Link<T> {
     }
 
     /// Whether the change goes on to the applier or is held (see the module doc).
-    pub(super) async fn gate(&mut self, m: &Mapped) -> Result<Gate, ApplyError> {
+    pub(super) async fn gate(
+        &mut self,
+        m: &Mapped,
+        position: Option<&str>,
+    ) -> Result<Gate, ApplyError> {
         let plan = &m.plan;
         if let Some(reason) = self.pauses.paused.get(&plan.business) {
             return Ok(Gate::Hold(reason.clone()));
@@ -198,8 +202,23 @@ impl<T: Target> Link<T> {
         };
         let gap = self.gap(m, change).await?;
         let (target, node, source) = (&plan.target, &self.ctx.target, &self.ctx.source);
+        // Under `ddl = "propagate"` a column dropped here is dropped on the source too, once one
+        // of this node's changes shows it: until then its values are not taken, as a column the
+        // target never had.
+        let gap = match gap {
+            Gap::ColumnsGone(gone) if plan.ddl == crate::config::DdlPolicy::Propagate => {
+                Gap::Fits(gone)
+            }
+            gap => gap,
+        };
         let reason = match gap {
             Gap::Fits(home) => {
+                if plan.ddl == crate::config::DdlPolicy::Propagate {
+                    let info = self.t.table(&plan.target).await?;
+                    if self.ddl_due(m, change, &info, &home, position) {
+                        return Err(ApplyError::SchemaDue(plan.business.clone()));
+                    }
+                }
                 if !home.is_empty() || self.pauses.warned.iter().any(|(t, _)| *t == plan.target) {
                     self.columns_home(m, &home);
                 }

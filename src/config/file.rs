@@ -168,6 +168,11 @@ pub struct TableFile {
     /// nothing is emptied, the truncate is recorded in the target's conflict log) or `"propagate"`
     /// (the target table is emptied in the same transaction). `"propagate"` cannot go with `filter`.
     pub truncate: Option<String>,
+    /// What a schema change of this table on one node does on the others: `"ignore"` (the default:
+    /// each node's DBA changes its own schema; a column one node lacks stays home) or `"propagate"`
+    /// (a column added on a node is added on the others, with its type mapped through the type
+    /// rules; a column dropped on a node is dropped on the others; each recorded in the audit log).
+    pub ddl: Option<String>,
     /// Business columns that never leave their node.
     #[serde(default)]
     pub exclude: Vec<String>,

@@ -28,8 +28,8 @@ pub use file::{
     NodeFile, OnError, Scalar, Settings, TableFile,
 };
 pub use resolve::{
-    Column, Config, ConsoleSettings, CopySettings, DeletePolicy, Engine, Node, Table, TlsMode,
-    TruncatePolicy,
+    Column, Config, ConsoleSettings, CopySettings, DdlPolicy, DeletePolicy, Engine, Node, Table,
+    TlsMode, TruncatePolicy,
 };
 pub use secret::{scrub, ConnUrl};
 

@@ -19,7 +19,7 @@ use crate::model::TableRef;
 pub use column::Column;
 pub use console::ConsoleSettings;
 pub use node::{Engine, Node, TlsMode};
-pub use table::{DeletePolicy, Table, TruncatePolicy};
+pub use table::{DdlPolicy, DeletePolicy, Table, TruncatePolicy};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]

@@ -116,6 +116,7 @@ fn filter_form(c: &Console, action: &str, f: &ConflictFilter) -> String {
         "not_owner",
         "queued",
         "truncate",
+        "ddl",
     ];
     let states = ["open", "parked", "waiting", "deferred", "resolved"];
     format!(

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::view::esc;
-use crate::config::{Config, DeletePolicy, Table, TruncatePolicy};
+use crate::config::{Config, DdlPolicy, DeletePolicy, Table, TruncatePolicy};
 
 /// The whole rule set.
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +34,8 @@ pub struct TableRule {
     pub conflict: String,
     pub deletes: String,
     pub truncate: String,
+    /// What a schema change on one node does on the others.
+    pub ddl: String,
     pub on_error: String,
     /// Columns not synced.
     pub exclude: Vec<String>,
@@ -114,6 +116,10 @@ pub fn document(config: &Config) -> RuleSet {
             truncate: match t.truncate {
                 TruncatePolicy::Ignore => "ignore (recorded as a conflict)".into(),
                 TruncatePolicy::Propagate => "propagate".into(),
+            },
+            ddl: match t.ddl {
+                DdlPolicy::Ignore => "ignore (each node's schema is its own)".into(),
+                DdlPolicy::Propagate => "propagate (columns added or dropped on a node are added or dropped on the others)".into(),
             },
             on_error: format!("{:?}", t.on_error).to_lowercase(),
             exclude: t.exclude.clone(),
@@ -209,6 +215,7 @@ fn table_lines(t: &TableRule) -> Vec<(String, String)> {
         ("conflict".into(), t.conflict.clone()),
         ("deletes".into(), t.deletes.clone()),
         ("truncate".into(), t.truncate.clone()),
+        ("schema changes".into(), t.ddl.clone()),
         ("on error".into(), t.on_error.clone()),
     ];
     if !t.exclude.is_empty() {

@@ -31,7 +31,9 @@ pub mod sample;
 pub mod transform;
 pub mod types;
 
-use crate::config::{Config, ConflictRule, DeletePolicy, OnError, Scalar, Table, TruncatePolicy};
+use crate::config::{
+    Config, ConflictRule, DdlPolicy, DeletePolicy, OnError, Scalar, Table, TruncatePolicy,
+};
 use crate::model::{Change, Field, ImageKind, Op, RowImage, TableRef, Transaction, Value};
 use transform::Transform;
 
@@ -64,6 +66,8 @@ pub struct TablePlan {
     pub on_error: OnError,
     /// What a captured truncate of the table does here.
     pub truncate: TruncatePolicy,
+    /// Whether the source's schema changes of the table are made here too.
+    pub ddl: DdlPolicy,
 }
 
 /// A column's own conflict settings.
@@ -314,6 +318,7 @@ impl LinkTable {
             deletes,
             on_error: t.on_error,
             truncate: t.truncate,
+            ddl: t.ddl,
         };
         let mut source_to_business = HashMap::new();
         let mut business_to_target = HashMap::new();

@@ -20,7 +20,7 @@ pub mod run;
 mod types;
 
 pub use render::statements;
-pub use types::DefaultValue;
+pub use types::{choose as choose_type, DefaultValue};
 
 use std::collections::BTreeMap;
 

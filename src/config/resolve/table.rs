@@ -28,6 +28,16 @@ pub enum TruncatePolicy {
     Propagate,
 }
 
+/// What a schema change of a table on one node does on the others (`ddl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DdlPolicy {
+    /// Nothing: each node's schema is its DBA's; a column one node lacks stays home.
+    #[default]
+    Ignore,
+    /// `ADD COLUMN` and `DROP COLUMN` seen in a node's changes are applied on the others.
+    Propagate,
+}
+
 /// A business table, resolved.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -44,6 +54,7 @@ pub struct Table {
     pub deletes: DeletePolicy,
     pub on_error: OnError,
     pub truncate: TruncatePolicy,
+    pub ddl: DdlPolicy,
     pub exclude: Vec<String>,
     /// Business column -> the values a synced row may hold there.
     pub filter: BTreeMap<String, Vec<Scalar>>,
@@ -134,6 +145,18 @@ pub(super) fn resolve_table(
     };
     check_column_roles(&t, &deletes, path, problems);
     let truncate = truncate_policy(&t, path, problems);
+    let ddl = match t.ddl.as_deref() {
+        None | Some("ignore") => DdlPolicy::Ignore,
+        Some("propagate") => DdlPolicy::Propagate,
+        Some(other) => {
+            problems.push(Problem::error(
+                format!("{path}.ddl"),
+                format!("unknown ddl policy {other:?}"),
+                "use \"ignore\" (each node's schema is changed by its DBA) or \"propagate\" (columns added or dropped on one node are added or dropped on the others)",
+            ));
+            DdlPolicy::Ignore
+        }
+    };
     let columns = resolve_columns(std::mem::take(&mut t.columns), &t, path, node_ids, problems);
     Table {
         name: t.name,
@@ -147,6 +170,7 @@ pub(super) fn resolve_table(
         deletes,
         on_error: t.on_error.unwrap_or(settings.on_error),
         truncate,
+        ddl,
         exclude: t.exclude,
         filter: t.filter,
         columns,
