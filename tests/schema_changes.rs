@@ -518,3 +518,59 @@ async fn schema_change_propagated_adds_and_drops_columns_and_audits_them() {
     );
     stop_tandem_run(tandem).await;
 }
+
+#[tokio::test]
+async fn schema_change_dropped_table_pauses_until_created_again_and_set_up() {
+    let p = Pair::start(PG_SQL, MARIA_SQL, TABLES).await;
+    let tandem = start_tandem_run(&p.config, 2).await;
+    pg(&p, "INSERT INTO items (id, name, qty) VALUES (1, 'a', 1)").await;
+    wait_maria(&p, "items", "name", 1, Some("a")).await;
+
+    maria(&p, "DROP TABLE items").await;
+    pg(&p, "INSERT INTO items (id, name, qty) VALUES (2, 'b', 2); UPDATE items SET qty = 5 WHERE id = 1").await;
+    pg(&p, "INSERT INTO others (id, v) VALUES (1, 'x')").await;
+    wait_maria(&p, "others", "v", 1, Some("x")).await;
+    let paused = wait_for("items paused toward helpdesk", DEADLINE, || async {
+        let paused = paused_into(&p, "helpdesk").await;
+        paused
+            .iter()
+            .find(|t| t["table"] == "items" && t["held"] == 2)
+            .cloned()
+    })
+    .await;
+    let reason = paused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no longer exists on node helpdesk"),
+        "the reason does not say the table is gone: {reason}"
+    );
+
+    // Created again (empty) and set up: the held insert arrives; the held update of a row the new
+    // table lacks is a conflict decided by the table's rule, as any update of a missing row.
+    maria(
+        &p,
+        "CREATE TABLE items (id int PRIMARY KEY, name varchar(100) NOT NULL, qty int)",
+    )
+    .await;
+    let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["setup", "--config"])
+        .arg(&p.config)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    wait_maria(&p, "items", "name", 2, Some("b")).await;
+    wait_for("the pause to end", DEADLINE, || async {
+        paused_into(&p, "helpdesk").await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(maria_count(&p, "SELECT COUNT(*) FROM tandem.held").await, 0);
+    assert_eq!(
+        maria_count(&p, "SELECT COUNT(*) FROM tandem.dead_letter").await,
+        0
+    );
+    stop_tandem_run(tandem).await;
+}
