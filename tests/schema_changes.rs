@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 
-use crate::support::{start_tandem_run, stop_tandem_run, wait_for, Pair};
+use crate::support::{output_text, start_tandem_run, stop_tandem_run, tandem_cli, wait_for, Pair};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -75,18 +75,9 @@ async fn wait_maria(p: &Pair, table: &str, expr: &str, id: i32, want: Option<&st
 }
 
 async fn status(p: &Pair) -> serde_json::Value {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["status", "--format", "json", "--config"])
-        .arg(&p.config)
-        .output()
-        .await
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "status printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    let out = tandem_cli(&["status", "--format", "json"], &p.config).await;
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status printed no JSON ({e}): {}", output_text(&out)))
 }
 
 /// The paused tables `tandem status` lists on the link into `target`.
@@ -97,6 +88,35 @@ async fn paused_into(p: &Pair, target: &str) -> Vec<serde_json::Value> {
         .and_then(|l| l.iter().find(|l| l["target"] == target))
         .and_then(|l| l["paused"].as_array().cloned())
         .unwrap_or_else(|| panic!("no link into {target} with `paused` in {s}"))
+}
+
+/// Waits until `tandem status` lists `table` paused toward `target` with `held` changes; its entry.
+async fn wait_paused(p: &Pair, target: &str, table: &str, held: i64) -> serde_json::Value {
+    let what = format!("{table} paused toward {target} with {held} changes held");
+    wait_for(&what, DEADLINE, || async {
+        let paused = paused_into(p, target).await;
+        paused
+            .into_iter()
+            .find(|t| t["table"] == table && t["held"] == held)
+    })
+    .await
+}
+
+async fn wait_unpaused(p: &Pair, target: &str) {
+    wait_for("the pause to end in status", DEADLINE, || async {
+        paused_into(p, target).await.is_empty().then_some(())
+    })
+    .await;
+}
+
+/// Nothing held and nothing dead-lettered on MariaDB (`helpdesk`).
+async fn maria_nothing_held_or_dead(p: &Pair) {
+    assert_eq!(maria_count(p, "SELECT COUNT(*) FROM tandem.held").await, 0);
+    assert_eq!(
+        maria_count(p, "SELECT COUNT(*) FROM tandem.dead_letter").await,
+        0,
+        "a schema change must not dead-letter"
+    );
 }
 
 async fn pg_count(p: &Pair, sql: &str) -> i64 {
@@ -125,14 +145,7 @@ async fn schema_change_added_column_stays_home_then_syncs_both_ways_without_rest
     )
     .await;
     wait_maria(&p, "items", "name", 2, Some("b")).await;
-    let check = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["check", "--config"])
-        .arg(&p.config)
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&check.stdout).to_string()
-        + &String::from_utf8_lossy(&check.stderr);
+    let text = output_text(&tandem_cli(&["check"], &p.config).await);
     assert!(
         text.contains("column note exists on crm only"),
         "check does not name the column on one node:\n{text}"
@@ -183,15 +196,8 @@ async fn schema_change_dropped_column_pauses_the_table_then_applies_what_was_hel
     // Another table goes on meanwhile.
     maria(&p, "INSERT INTO others (id, v) VALUES (1, 'x')").await;
     wait_pg(&p, "others", "v", 1, Some("x")).await;
-    let paused = wait_for("items paused toward crm in status", DEADLINE, || async {
-        let paused = paused_into(&p, "crm").await;
-        paused
-            .iter()
-            .any(|t| t["table"] == "items" && t["held"] == 3)
-            .then_some(paused)
-    })
-    .await;
-    let reason = paused[0]["reason"].as_str().unwrap_or_default();
+    let paused = wait_paused(&p, "crm", "items", 3).await;
+    let reason = paused["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("qty") && reason.contains("crm"),
         "the reason names neither the column nor the node: {reason}"
@@ -212,10 +218,7 @@ async fn schema_change_dropped_column_pauses_the_table_then_applies_what_was_hel
     wait_pg(&p, "items", "name", 1, Some("a3")).await;
     wait_pg(&p, "items", "qty", 1, Some("10")).await;
     wait_pg(&p, "items", "qty", 3, Some("3")).await;
-    wait_for("the pause to end in status", DEADLINE, || async {
-        paused_into(&p, "crm").await.is_empty().then_some(())
-    })
-    .await;
+    wait_unpaused(&p, "crm").await;
     assert_eq!(pg_count(&p, "SELECT count(*) FROM tandem.held").await, 0);
     // Nothing echoed back: MariaDB's rows are as written there.
     assert_eq!(
@@ -238,14 +241,7 @@ async fn schema_change_pause_toward_mariadb_survives_a_restart_of_tandem() {
         "UPDATE items SET name = 'a2', qty = 7 WHERE id = 1; INSERT INTO items (id, name, qty) VALUES (2, 'b', 2)",
     )
     .await;
-    wait_for("items paused toward helpdesk", DEADLINE, || async {
-        let paused = paused_into(&p, "helpdesk").await;
-        paused
-            .iter()
-            .any(|t| t["table"] == "items" && t["held"] == 2)
-            .then_some(())
-    })
-    .await;
+    wait_paused(&p, "helpdesk", "items", 2).await;
     stop_tandem_run(tandem).await;
 
     // Restarted, the table is still paused: later changes wait behind the held ones.
@@ -256,14 +252,7 @@ async fn schema_change_pause_toward_mariadb_survives_a_restart_of_tandem() {
     )
     .await;
     wait_maria(&p, "others", "v", 1, Some("x")).await;
-    wait_for("three changes held toward helpdesk", DEADLINE, || async {
-        let paused = paused_into(&p, "helpdesk").await;
-        paused
-            .iter()
-            .any(|t| t["table"] == "items" && t["held"] == 3)
-            .then_some(())
-    })
-    .await;
+    wait_paused(&p, "helpdesk", "items", 3).await;
     assert_eq!(
         maria_value(&p, "items", "name", 1).await,
         Some(Some("a".into()))
@@ -273,11 +262,7 @@ async fn schema_change_pause_toward_mariadb_survives_a_restart_of_tandem() {
     wait_maria(&p, "items", "name", 1, Some("a3")).await;
     wait_maria(&p, "items", "qty", 1, Some("7")).await;
     wait_maria(&p, "items", "name", 2, Some("b")).await;
-    assert_eq!(maria_count(&p, "SELECT COUNT(*) FROM tandem.held").await, 0);
-    assert_eq!(
-        maria_count(&p, "SELECT COUNT(*) FROM tandem.dead_letter").await,
-        0
-    );
+    maria_nothing_held_or_dead(&p).await;
     stop_tandem_run(tandem).await;
 }
 
@@ -289,11 +274,7 @@ async fn schema_change_pause_ends_when_the_reloaded_file_excludes_the_column() {
     wait_pg(&p, "items", "name", 1, Some("a")).await;
     pg(&p, "ALTER TABLE items DROP COLUMN qty").await;
     maria(&p, "UPDATE items SET name = 'a2', qty = 9 WHERE id = 1").await;
-    wait_for("items paused toward crm", DEADLINE, || async {
-        let paused = paused_into(&p, "crm").await;
-        paused.iter().any(|t| t["table"] == "items").then_some(())
-    })
-    .await;
+    wait_paused(&p, "crm", "items", 1).await;
 
     // A file that leaves qty out of the sync, then SIGHUP: the held update applies without it.
     let text = std::fs::read_to_string(&p.config).unwrap();
@@ -311,10 +292,7 @@ async fn schema_change_pause_ends_when_the_reloaded_file_excludes_the_column() {
         .unwrap();
     assert!(hup.success());
     wait_pg(&p, "items", "name", 1, Some("a2")).await;
-    wait_for("the pause to end after the reload", DEADLINE, || async {
-        paused_into(&p, "crm").await.is_empty().then_some(())
-    })
-    .await;
+    wait_unpaused(&p, "crm").await;
     maria(&p, "INSERT INTO items (id, name, qty) VALUES (2, 'b', 2)").await;
     wait_pg(&p, "items", "name", 2, Some("b")).await;
     assert_eq!(
@@ -344,14 +322,7 @@ async fn schema_change_during_a_streaming_transaction_holds_all_of_it_in_order()
     writer.batch_execute("COMMIT").await.unwrap();
     pg(&p, "INSERT INTO others (id, v) VALUES (1, 'x')").await;
     wait_maria(&p, "others", "v", 1, Some("x")).await;
-    wait_for("5,000 changes held toward helpdesk", DEADLINE, || async {
-        let paused = paused_into(&p, "helpdesk").await;
-        paused
-            .iter()
-            .any(|t| t["table"] == "items" && t["held"] == 5000)
-            .then_some(())
-    })
-    .await;
+    wait_paused(&p, "helpdesk", "items", 5000).await;
     assert_eq!(
         maria_count(&p, "SELECT COUNT(*) FROM items").await,
         1,
@@ -368,11 +339,7 @@ async fn schema_change_during_a_streaming_transaction_holds_all_of_it_in_order()
         },
     )
     .await;
-    assert_eq!(maria_count(&p, "SELECT COUNT(*) FROM tandem.held").await, 0);
-    assert_eq!(
-        maria_count(&p, "SELECT COUNT(*) FROM tandem.dead_letter").await,
-        0
-    );
+    maria_nothing_held_or_dead(&p).await;
     stop_tandem_run(tandem).await;
 }
 
@@ -387,14 +354,7 @@ async fn schema_change_narrowed_type_pauses_until_widened_again() {
     pg(&p, "UPDATE items SET name = 'a long name' WHERE id = 1").await;
     pg(&p, "INSERT INTO others (id, v) VALUES (1, 'x')").await;
     wait_maria(&p, "others", "v", 1, Some("x")).await;
-    let paused = wait_for("items paused toward helpdesk", DEADLINE, || async {
-        let paused = paused_into(&p, "helpdesk").await;
-        paused
-            .iter()
-            .find(|t| t["table"] == "items" && t["held"] == 1)
-            .cloned()
-    })
-    .await;
+    let paused = wait_paused(&p, "helpdesk", "items", 1).await;
     let reason = paused["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("name was varchar(100), now varchar(3)"),
@@ -408,10 +368,7 @@ async fn schema_change_narrowed_type_pauses_until_widened_again() {
 
     maria(&p, "ALTER TABLE items MODIFY name varchar(100) NOT NULL").await;
     wait_maria(&p, "items", "name", 1, Some("a long name")).await;
-    wait_for("the pause to end", DEADLINE, || async {
-        paused_into(&p, "helpdesk").await.is_empty().then_some(())
-    })
-    .await;
+    wait_unpaused(&p, "helpdesk").await;
     stop_tandem_run(tandem).await;
 }
 
@@ -512,10 +469,7 @@ async fn schema_change_propagated_adds_and_drops_columns_and_audits_them() {
     .await;
     assert_eq!(refused, 1, "the refused ADD COLUMN is not in the audit log");
     assert_eq!(pg_count(&p, "SELECT count(*) FROM tandem.held").await, 0);
-    assert_eq!(
-        maria_count(&p, "SELECT COUNT(*) FROM tandem.dead_letter").await,
-        0
-    );
+    maria_nothing_held_or_dead(&p).await;
     stop_tandem_run(tandem).await;
 }
 
@@ -530,14 +484,7 @@ async fn schema_change_dropped_table_pauses_until_created_again_and_set_up() {
     pg(&p, "INSERT INTO items (id, name, qty) VALUES (2, 'b', 2); UPDATE items SET qty = 5 WHERE id = 1").await;
     pg(&p, "INSERT INTO others (id, v) VALUES (1, 'x')").await;
     wait_maria(&p, "others", "v", 1, Some("x")).await;
-    let paused = wait_for("items paused toward helpdesk", DEADLINE, || async {
-        let paused = paused_into(&p, "helpdesk").await;
-        paused
-            .iter()
-            .find(|t| t["table"] == "items" && t["held"] == 2)
-            .cloned()
-    })
-    .await;
+    let paused = wait_paused(&p, "helpdesk", "items", 2).await;
     let reason = paused["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("no longer exists on node helpdesk"),
@@ -551,26 +498,10 @@ async fn schema_change_dropped_table_pauses_until_created_again_and_set_up() {
         "CREATE TABLE items (id int PRIMARY KEY, name varchar(100) NOT NULL, qty int)",
     )
     .await;
-    let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["setup", "--config"])
-        .arg(&p.config)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "setup: {}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
+    let setup = tandem_cli(&["setup"], &p.config).await;
+    assert!(setup.status.success(), "setup: {}", output_text(&setup));
     wait_maria(&p, "items", "name", 2, Some("b")).await;
-    wait_for("the pause to end", DEADLINE, || async {
-        paused_into(&p, "helpdesk").await.is_empty().then_some(())
-    })
-    .await;
-    assert_eq!(maria_count(&p, "SELECT COUNT(*) FROM tandem.held").await, 0);
-    assert_eq!(
-        maria_count(&p, "SELECT COUNT(*) FROM tandem.dead_letter").await,
-        0
-    );
+    wait_unpaused(&p, "helpdesk").await;
+    maria_nothing_held_or_dead(&p).await;
     stop_tandem_run(tandem).await;
 }
