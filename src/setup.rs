@@ -19,11 +19,7 @@ pub async fn unmet_prerequisites(config: &Config, nodes: &[&Node]) -> Vec<String
                 .map(|p| format!("node {}: {}", node.id, scrub(&p.to_string())))
                 .collect::<Vec<_>>(),
             Engine::Mysql => {
-                let mapped: Vec<_> = config
-                    .tables
-                    .iter()
-                    .filter_map(|t| t.physical.get(&node.id).cloned())
-                    .collect();
+                let mapped: Vec<_> = config.tables_on(&node.id);
                 capture::mysql::check_prerequisites(node.url.expose(), &mapped)
                     .await
                     .into_iter()

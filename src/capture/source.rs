@@ -70,11 +70,7 @@ pub fn link_name(source: &str, target: &str) -> String {
 /// table (progress on a quiet source; no mapping names it, so it is never applied as a row), and its
 /// tombstone table (a local insert that revives tombstones tells the peers which deletes it had seen).
 pub fn capture_tables(config: &Config, node: &Node) -> Vec<TableRef> {
-    let mut tables: Vec<TableRef> = config
-        .tables
-        .iter()
-        .filter_map(|t| t.physical.get(&node.id).cloned())
-        .collect();
+    let mut tables: Vec<TableRef> = config.tables_on(&node.id);
     tables.push(TableRef::new(&config.settings.schema, "checkpoint"));
     tables.push(TableRef::new(
         &config.settings.schema,

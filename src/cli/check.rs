@@ -64,11 +64,7 @@ async fn live_problems(config: &Config, sample: u32) -> Vec<Problem> {
     let mut schemas = NodeSchemas::new();
     let mut generators = crate::keys::NodeGenerators::new();
     for node in config.nodes.values() {
-        let tables: Vec<_> = config
-            .tables
-            .iter()
-            .filter_map(|t| t.physical.get(&node.id).cloned())
-            .collect();
+        let tables: Vec<_> = config.tables_on(&node.id);
         match catalog::read_tables(node, &tables).await {
             Ok(s) => {
                 schemas.insert(node.id.clone(), s);

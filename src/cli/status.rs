@@ -100,11 +100,7 @@ fn or_dash<T: ToString>(v: &Option<T>) -> String {
 async fn unsynced_columns(config: &crate::config::Config) -> Vec<Unsynced> {
     let mut schemas = NodeSchemas::new();
     for node in config.nodes.values() {
-        let tables: Vec<_> = config
-            .tables
-            .iter()
-            .filter_map(|t| t.physical.get(&node.id).cloned())
-            .collect();
+        let tables: Vec<_> = config.tables_on(&node.id);
         if let Ok(s) = crate::catalog::read_tables(node, &tables).await {
             schemas.insert(node.id.clone(), s);
         }

@@ -53,6 +53,14 @@ impl Config {
         self.nodes.get(id)
     }
 
+    /// The physical tables of `node`, in the file's order.
+    pub fn tables_on(&self, node: &str) -> Vec<TableRef> {
+        self.tables
+            .iter()
+            .filter_map(|t| t.physical.get(node).cloned())
+            .collect()
+    }
+
     /// Every link (source, target) between the nodes: N*(N-1) of them.
     pub fn links(&self) -> Vec<(String, String)> {
         let ids: Vec<&String> = self.nodes.keys().collect();

@@ -23,11 +23,7 @@ pub struct Applied {
 }
 
 async fn read_node(config: &Config, node: &Node) -> Result<catalog::TableGenerators, String> {
-    let tables: Vec<_> = config
-        .tables
-        .iter()
-        .filter_map(|t| t.physical.get(&node.id).cloned())
-        .collect();
+    let tables: Vec<_> = config.tables_on(&node.id);
     catalog::read_generators(node, &tables)
         .await
         .map_err(|e| e.to_string())
