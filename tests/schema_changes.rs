@@ -220,7 +220,15 @@ async fn schema_change_dropped_column_pauses_the_table_then_applies_what_was_hel
     wait_pg(&p, "items", "qty", 3, Some("3")).await;
     wait_unpaused(&p, "crm").await;
     assert_eq!(pg_count(&p, "SELECT count(*) FROM tandem.held").await, 0);
-    // Nothing echoed back: MariaDB's rows are as written there.
+    // Nothing echoed back: a later PostgreSQL write reaches MariaDB after anything the release
+    // could have sent, and MariaDB's audit log has no conflict (an echo would meet its newer rows).
+    pg(&p, "INSERT INTO others (id, v) VALUES (2, 'y')").await;
+    wait_maria(&p, "others", "v", 2, Some("y")).await;
+    assert_eq!(
+        maria_count(&p, "SELECT COUNT(*) FROM tandem.conflict").await,
+        0,
+        "the released changes travelled back to MariaDB"
+    );
     assert_eq!(
         maria_value(&p, "items", "name", 1).await,
         Some(Some("a3".into()))

@@ -490,6 +490,9 @@ impl<T: Target> Link<T> {
             self.t.release_held(&source, table, last).await?;
             after = last;
         }
+        // The loop guard's marker, as in every transaction the applier commits: the released
+        // changes are tandem's writes here and must not travel back.
+        self.t.touch_checkpoint(&source).await?;
         Ok(Some(applied))
     }
 }
