@@ -513,3 +513,32 @@ async fn schema_change_dropped_table_pauses_until_created_again_and_set_up() {
     maria_nothing_held_or_dead(&p).await;
     stop_tandem_run(tandem).await;
 }
+
+#[tokio::test]
+async fn schema_change_widened_column_leaves_other_errors_to_the_dead_letters() {
+    let p = Pair::start(PG_SQL, MARIA_SQL, TABLES).await;
+    let tandem = start_tandem_run(&p.config, 2).await;
+    pg(&p, "INSERT INTO items (id, name, qty) VALUES (1, 'a', 1)").await;
+    wait_maria(&p, "items", "name", 1, Some("a")).await;
+
+    // A widened column explains no error; a NULL for a NOT NULL column is a dead letter as before.
+    maria(
+        &p,
+        "ALTER TABLE items MODIFY name varchar(200) NOT NULL, MODIFY qty int NOT NULL",
+    )
+    .await;
+    pg(
+        &p,
+        "INSERT INTO items (id, name, qty) VALUES (2, 'b', NULL)",
+    )
+    .await;
+    pg(&p, "INSERT INTO items (id, name, qty) VALUES (3, 'c', 3)").await;
+    wait_maria(&p, "items", "name", 3, Some("c")).await;
+    assert_eq!(
+        maria_count(&p, "SELECT COUNT(*) FROM tandem.dead_letter").await,
+        1,
+        "the NOT NULL refusal is not a dead letter"
+    );
+    assert!(paused_into(&p, "helpdesk").await.is_empty());
+    stop_tandem_run(tandem).await;
+}

@@ -254,6 +254,26 @@ impl ApplyError {
         }
     }
 
+    /// A value that does not fit its target column (too long, out of range, refused by tandem's own
+    /// check before any server saw it): what a narrowed column type makes of a change that fitted.
+    pub fn is_value_misfit(&self) -> bool {
+        match self.code() {
+            DbCode::SqlState(s) => matches!(s.as_str(), "22001" | "22003" | "22008"),
+            DbCode::Mysql(n) => matches!(n, 1406 | 1264 | 1690 | 1292 | 1366),
+            DbCode::Refused(_) => true,
+            DbCode::None => false,
+        }
+    }
+
+    /// The column a row error names, where it names one.
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            ApplyError::Row { column, .. } => column.as_deref(),
+            ApplyError::Repeated { source, .. } => source.column(),
+            _ => None,
+        }
+    }
+
     /// The database error code, where there is one.
     pub fn code(&self) -> DbCode {
         match self {

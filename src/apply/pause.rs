@@ -342,11 +342,15 @@ impl<T: Target> Link<T> {
         );
     }
 
-    /// After a definite error of `business`'s changes: when a column of its target table changed
-    /// type since this process first saw it (a narrowed `varchar`, a smaller integer), the table is
-    /// paused instead of the change being refused, and `true` says to try the group again. Any
-    /// error reading the catalog is `false`: the error stands as it was.
+    /// After a definite error of `business`'s changes that says a value does not fit its column: when
+    /// that column (or, where the error names none, any column) of the target table changed type
+    /// since this process first saw it (a narrowed `varchar`, a smaller integer), the table is paused
+    /// instead of the change being refused, and `true` says to try the group again. Any error
+    /// reading the catalog is `false`: the error stands as it was.
     pub(super) async fn paused_by_retype(&mut self, business: &str, error: &ApplyError) -> bool {
+        if !error.is_value_misfit() {
+            return false;
+        }
         let Some(plan) = self.mapper.plans().find(|p| p.business == business) else {
             return false;
         };
@@ -358,7 +362,11 @@ impl<T: Target> Link<T> {
         let Ok(info) = self.t.table(&target).await else {
             return false;
         };
-        let changed = retyped(&self.ctx.target, &info);
+        let mut changed = retyped(&self.ctx.target, &info);
+        // Where the error names its column, only that column's change of type explains it.
+        if let Some(column) = error.column() {
+            changed.retain(|(c, _, _)| c == column);
+        }
         if changed.is_empty() {
             return false;
         }
