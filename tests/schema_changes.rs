@@ -542,3 +542,45 @@ async fn schema_change_widened_column_leaves_other_errors_to_the_dead_letters() 
     assert!(paused_into(&p, "helpdesk").await.is_empty());
     stop_tandem_run(tandem).await;
 }
+
+#[tokio::test]
+async fn schema_change_on_postgresql_narrowed_column_and_dropped_table_pause_toward_it() {
+    let p = Pair::start(PG_SQL, MARIA_SQL, TABLES).await;
+    let tandem = start_tandem_run(&p.config, 2).await;
+    maria(&p, "INSERT INTO items (id, name, qty) VALUES (1, 'a', 1)").await;
+    maria(&p, "INSERT INTO others (id, v) VALUES (1, 'x')").await;
+    wait_pg(&p, "others", "v", 1, Some("x")).await;
+
+    pg(&p, "ALTER TABLE items ALTER COLUMN name TYPE varchar(3)").await;
+    maria(&p, "UPDATE items SET name = 'a long name' WHERE id = 1").await;
+    let paused = wait_paused(&p, "crm", "items", 1).await;
+    let reason = paused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("name was text, now character varying(3)"),
+        "the reason does not name the column's types: {reason}"
+    );
+    pg(&p, "ALTER TABLE items ALTER COLUMN name TYPE text").await;
+    wait_pg(&p, "items", "name", 1, Some("a long name")).await;
+    wait_unpaused(&p, "crm").await;
+
+    pg(&p, "DROP TABLE others").await;
+    maria(&p, "UPDATE others SET v = 'y' WHERE id = 1").await;
+    let paused = wait_for("others paused toward crm", DEADLINE, || async {
+        paused_into(&p, "crm")
+            .await
+            .into_iter()
+            .find(|t| t["table"] == "others")
+    })
+    .await;
+    let reason = paused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no longer exists on node crm"),
+        "the reason does not say the table is gone: {reason}"
+    );
+    assert_eq!(
+        pg_count(&p, "SELECT count(*) FROM tandem.dead_letter").await,
+        0,
+        "a schema change must not dead-letter"
+    );
+    stop_tandem_run(tandem).await;
+}
