@@ -99,8 +99,9 @@ impl Pauses {
     }
 }
 
-/// Node id and table -> every column this process has seen the table have there, with the type it
-/// had when first seen.
+/// Target database (its URL: node ids repeat across the configurations of one test process) and
+/// table -> every column this process has seen the table have there, with the type it had when
+/// first seen. The URL is a key only: it is never logged.
 type Seen = HashMap<(String, TableRef), BTreeMap<String, String>>;
 
 fn seen() -> &'static Mutex<Seen> {
@@ -163,6 +164,11 @@ fn list(columns: &BTreeSet<String>) -> String {
 }
 
 impl<T: Target> Link<T> {
+    /// What the seen-columns memory knows the target database by.
+    fn database(&self) -> &str {
+        self.ctx.target_node.url.expose()
+    }
+
     /// Takes the mapping of a reloaded file.
     pub(super) fn remap(&mut self, config: &crate::config::Config) {
         self.mapper = Arc::new(crate::mapping::Mapper::new(
@@ -265,7 +271,7 @@ impl<T: Target> Link<T> {
 
     /// Columns the target lacks: those it had are gone (a pause), the others stay home.
     fn split(&self, m: &Mapped, lacks: BTreeSet<String>) -> Gap {
-        let mut had = had_columns(&self.ctx.target, &m.plan.target);
+        let mut had = had_columns(self.database(), &m.plan.target);
         had.extend(
             self.pauses
                 .gone
@@ -298,12 +304,12 @@ impl<T: Target> Link<T> {
                 // Once per catalog read, not per change.
                 let known = self.pauses.remembered.get(table);
                 if known.is_none_or(|k| !Arc::ptr_eq(k, &info)) {
-                    remember(&self.ctx.target, &info);
+                    remember(self.database(), &info);
                     self.pauses.remembered.insert(table.clone(), info.clone());
                 }
                 Ok(Some(info))
             }
-            Err(e) if e.is_schema_drift() && had_table(&self.ctx.target, table) => Ok(None),
+            Err(e) if e.is_schema_drift() && had_table(self.database(), table) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -362,7 +368,7 @@ impl<T: Target> Link<T> {
         let Ok(info) = self.t.table(&target).await else {
             return false;
         };
-        let mut changed = retyped(&self.ctx.target, &info);
+        let mut changed = retyped(self.database(), &info);
         // Where the error names its column, only that column's change of type explains it.
         if let Some(column) = error.column() {
             changed.retain(|(c, _, _)| c == column);
