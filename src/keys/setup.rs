@@ -1,5 +1,5 @@
 //! Reading every node's generators, and making them disjoint (`tandem setup`) or refusing to start
-//! while they are not (`tandem run`, not wired yet).
+//! while they are not (`tandem run`).
 //!
 //! ```text
 //!  read_all(config) ─> NodeGenerators ─> plan ─> apply per node ─> read_all again ─> analyze
@@ -146,7 +146,6 @@ async fn execute(node: &Node, sql: &str) -> Result<(), String> {
 
 /// The collisions that should refuse `tandem run`'s start (a MySQL/MariaDB server restarted without
 /// the my.cnf lines has lost its share). Nodes that cannot be read now are skipped with a warning.
-/// Not called yet: wired into `run`, a `convergence_fire` seed hung (see the README).
 pub async fn refusals_at_start(config: &Config) -> Vec<Problem> {
     let mut generators = NodeGenerators::new();
     for node in config.nodes.values() {
