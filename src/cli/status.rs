@@ -84,7 +84,7 @@ fn or_dash<T: ToString>(v: &Option<T>) -> String {
 }
 
 /// One link as a small table.
-fn render(l: &LinkStatus) -> String {
+pub(super) fn render(l: &LinkStatus) -> String {
     let mark = if l.needs_attention() {
         "  <- look here"
     } else {

@@ -21,7 +21,7 @@
 
 mod setup;
 
-pub use setup::{refusals_at_start, setup, Applied};
+pub use setup::{collisions, refusals_at_start, setup, Applied};
 
 use std::collections::BTreeMap;
 
