@@ -32,11 +32,7 @@ async fn cutover(config: &std::path::Path) -> (i32, Vec<(String, String)>, Strin
         .output()
         .await
         .expect("run tandem cutover");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = printed(&out);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("cutover printed no JSON ({e}):\n{said}"));
     let unmet = doc["unmet"]
@@ -58,21 +54,20 @@ async fn cutover(config: &std::path::Path) -> (i32, Vec<(String, String)>, Strin
     (out.status.code().unwrap_or(-1), unmet, said)
 }
 
+/// `tandem ARGS --config F`, which must succeed; what it printed.
 async fn tandem(args: &[&str], config: &std::path::Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .await
-        .expect("run tandem");
-    let said = format!(
+    let (code, said) = crate::conflicts_cli::tandem(args, config).await;
+    assert_eq!(code, 0, "tandem {args:?} failed:\n{said}");
+    said
+}
+
+/// Everything a finished command printed.
+fn printed(out: &std::process::Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "tandem {args:?} failed:\n{said}");
-    said
+    )
 }
 
 fn has(unmet: &[(String, String)], condition: &str, subject: &str) -> bool {
