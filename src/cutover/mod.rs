@@ -157,8 +157,19 @@ fn unmet(condition: &'static str, subject: &str, detail: String, fix: String) ->
 /// The conditions of the module doc that `facts` do not meet, each with its fix.
 pub fn judge(facts: &Facts) -> Vec<Unmet> {
     let to = facts.to;
-    let mut out = Vec::new();
+    let mut out: Vec<Unmet> = Vec::new();
     for l in facts.links {
+        // A node that cannot be asked shows on each of its links: once is enough.
+        for p in &l.problems {
+            if !out.iter().any(|u| u.condition == "node" && u.detail == *p) {
+                out.push(unmet(
+                    "node",
+                    &l.link,
+                    p.clone(),
+                    "make sure the node is running and reachable, then check again".into(),
+                ));
+            }
+        }
         out.extend(link_conditions(l, to, facts.caught_up));
     }
     match facts.verify {
@@ -174,7 +185,7 @@ pub fn judge(facts: &Facts) -> Vec<Unmet> {
         }
         Err(e) => out.push(unmet(
             "verify",
-            "(every table)",
+            "all tables",
             format!("verify could not run: {e}"),
             "fix what the error names, then check again".into(),
         )),
@@ -203,26 +214,23 @@ pub fn judge(facts: &Facts) -> Vec<Unmet> {
 fn link_conditions(l: &LinkStatus, to: &str, caught_up: &Settled) -> Vec<Unmet> {
     let mut out = Vec::new();
     let link = l.link.as_str();
-    for p in &l.problems {
-        out.push(unmet(
-            "node",
-            link,
-            p.clone(),
-            "make sure the node is running and reachable, then check again".into(),
-        ));
-    }
     let into = l.target == to;
-    if l.state != "streaming" {
-        let (condition, why) = if into {
-            (
-                "streaming",
-                format!(
-                    "changes committed on {} from now on would not reach {to}",
-                    l.source
-                ),
+    let condition = if into { "streaming" } else { "rollback" };
+    if l.state == "unknown" {
+        out.push(unmet(
+            condition,
+            link,
+            format!("whether link {link} streams cannot be told: a node could not be asked"),
+            "make the nodes reachable, then check again".into(),
+        ));
+    } else if l.state != "streaming" {
+        let why = if into {
+            format!(
+                "changes committed on {} from now on would not reach {to}",
+                l.source
             )
         } else {
-            ("rollback", format!("it is the rollback: without it {} falls behind {to} once the applications write only to {to}", l.target))
+            format!("it is the rollback: without it {} falls behind {to} once the applications write only to {to}", l.target)
         };
         let fix = if l.state == "lost" {
             format!(

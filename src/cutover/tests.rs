@@ -88,16 +88,20 @@ fn a_link_into_the_node_that_does_not_stream_is_unmet_even_when_caught_up() {
 }
 
 #[test]
-fn an_unreachable_node_a_failed_verify_and_colliding_generators_are_unmet() {
+fn an_unreachable_node_once_a_failed_verify_and_colliding_generators_are_unmet() {
     let mut into = link("helpdesk", "crm");
     into.state = "unknown".into();
     into.problems = vec!["node helpdesk: connection refused".into()];
+    let back = LinkStatus {
+        problems: into.problems.clone(),
+        ..LinkStatus::unknown("crm", "helpdesk")
+    };
     let error = "a node could not be read".to_string();
     let generators = [Problem::error("tables[0].key", "collide", "run setup")];
     let unread = [("helpdesk".to_string(), "refused".to_string())];
     let unmet = judge(&Facts {
         to: "crm",
-        links: &[into],
+        links: &[into, back],
         caught_up: &Settled::default(),
         verify: Err(&error),
         generators: &generators,
@@ -108,7 +112,8 @@ fn an_unreachable_node_a_failed_verify_and_colliding_generators_are_unmet() {
         vec![
             ("node", "helpdesk_to_crm"),
             ("streaming", "helpdesk_to_crm"),
-            ("verify", "(every table)"),
+            ("rollback", "crm_to_helpdesk"),
+            ("verify", "all tables"),
             ("generators", "tables[0].key"),
             ("generators", "helpdesk"),
         ]
