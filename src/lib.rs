@@ -20,5 +20,6 @@ pub mod model;
 pub mod names;
 pub mod observe;
 pub mod run;
+pub mod schema;
 pub mod setup;
 pub mod verify;

@@ -4,14 +4,15 @@
 //! lost the globals, and with disjoint generators both sides insert with default keys while tandem
 //! runs both ways: every insert succeeds and both nodes end equal.
 
-use std::process::Output;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use tandem::harness::{MariaDb, PgServer};
-use tokio::process::Command;
 
-use crate::support::{start_tandem_run, stop_tandem_run, unique_name, wait_for};
+use crate::support::{
+    output_text as text, start_tandem_run, stop_tandem_run, tandem_cli as tandem, unique_name,
+    wait_for,
+};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -94,24 +95,6 @@ async fn pair_with(
     let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_keys")));
     std::fs::write(&config, text).unwrap();
     Pair { pg, maria, config }
-}
-
-async fn tandem(args: &[&str], config: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .await
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The key problems `tandem check` reports, as (path, message, fix).

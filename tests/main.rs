@@ -31,6 +31,8 @@ mod names;
 mod observability;
 mod privacy;
 mod quoting;
+mod schema;
+mod schema_changes;
 mod spill_files;
 mod support;
 mod tail;

@@ -234,6 +234,16 @@ impl ApplyError {
             && known_class(&self.code()).is_none()
     }
 
+    /// The target lacks a table or column the statement named: its schema changed (or the file names
+    /// something it never had). The applier reads the catalog again before it decides.
+    pub fn is_schema_drift(&self) -> bool {
+        match self.code() {
+            DbCode::SqlState(s) => s == "42703" || s == "42P01",
+            DbCode::Mysql(n) => n == 1054 || n == 1146,
+            _ => false,
+        }
+    }
+
     /// The database error code, where there is one.
     pub fn code(&self) -> DbCode {
         match self {

@@ -23,6 +23,7 @@ use tracing::debug;
 
 use super::conflicts::soft_write;
 use super::error::{ApplyError, UnknownErrors};
+use super::pause::{Gate, Pauses};
 use super::queue::QueueState;
 use super::row::{Names, RowChange};
 use super::target::{TableInfo, Target};
@@ -127,6 +128,8 @@ pub(crate) struct Link<T: Target> {
     pub(super) announce_due: bool,
     /// When this link last pruned the target's expired tombstones.
     pub(super) last_prune: Option<std::time::Instant>,
+    /// Tables paused by a schema change of the target, and columns that stay home (`pause.rs`).
+    pub(super) pauses: Pauses,
 }
 
 impl<T: Target> Link<T> {
@@ -139,9 +142,11 @@ impl<T: Target> Link<T> {
             revived: Vec::new(),
             announce_due: true,
             last_prune: None,
+            pauses: Pauses::default(),
         };
         link.t.set_applying(true).await?;
         link.check_bookkeeping().await?;
+        link.load_pauses().await?;
         link.committed = match link.t.read_checkpoint(&link.ctx.source).await? {
             Some(text) => Some(text.parse().map_err(|_| ApplyError::Checkpoint {
                 link: link.ctx.link(),
@@ -225,11 +230,37 @@ impl<T: Target> Link<T> {
         Ok(self.committed.clone())
     }
 
+    /// Applies `txs` as one target transaction. A statement refused for a missing table or column
+    /// means the cached columns are stale: the group is tried once more on the live catalog, where
+    /// the schema gate (`pause.rs`) sees what changed. A definite error of a table whose column
+    /// changed type pauses that table, and the group is tried once more too.
     async fn apply_group(&mut self, txs: &[&Transaction]) -> Result<(), Failure> {
+        match self.try_group(txs).await {
+            Err(f) if f.error.is_schema_drift() => {
+                self.t.forget_table(None);
+                self.try_group(txs).await
+            }
+            Err(f) if !f.error.is_transient() => {
+                let retyped = match &f.table {
+                    Some(t) => self.paused_by_retype(&t.business, &f.error).await,
+                    None => false,
+                };
+                if retyped {
+                    self.try_group(txs).await
+                } else {
+                    Err(f)
+                }
+            }
+            r => r,
+        }
+    }
+
+    async fn try_group(&mut self, txs: &[&Transaction]) -> Result<(), Failure> {
         let Some(last) = txs.last() else {
             return Ok(());
         };
         let position = last.position.to_string();
+        self.pauses.new_transaction();
         self.in_transaction(async |l| {
             let mut run = Vec::new();
             for tx in txs {
@@ -290,6 +321,14 @@ impl<T: Target> Link<T> {
         let mapper = self.mapper.clone();
         for mapped in mapper.map_tx(tx) {
             let mapped = mapped.map_err(ApplyError::Spill)?;
+            let gate = self.gate(&mapped).await.map_err(|error| Failure {
+                error,
+                table: Some(FailedTable::of(&mapped.plan)),
+            })?;
+            if let Gate::Hold(reason) = gate {
+                self.hold(&mapped, &meta, &reason).await?;
+                continue;
+            }
             let op = mapped.target.as_ref().ok().map(|c| c.op);
             let batched = matches!(op, Some(Op::Insert | Op::Update | Op::Delete));
             let joins = batched

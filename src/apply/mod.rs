@@ -41,6 +41,7 @@
 //! | `queue.rs` | the review queue as the applier meets it: hold, release, announce merges |
 //! | `tombstone.rs` | deletes remembered, inserts placed against them, pruning |
 //! | `dead_letter.rs` | recording a refused transaction in parts, replaying it |
+//! | `pause.rs` | schema changes of the target: columns that stay home, tables paused and their held changes |
 //! | `copy.rs`, `truncate.rs`, `admin.rs` | the initial copy's batches, replicated TRUNCATE, resolve/replay commands |
 //! | `repair.rs` | `tandem verify --repair`: a row written, a key deleted or a review entry, on a link's target |
 //! | `target.rs` | what the driver asks of an engine: transaction and row writes (`Target`) |
@@ -57,6 +58,7 @@ mod dialect;
 pub mod error;
 mod link;
 pub mod mysql;
+mod pause;
 pub mod postgres;
 mod queue;
 mod repair;
@@ -221,6 +223,26 @@ impl Applier {
         unknown: UnknownErrors,
     ) -> Result<Option<Position>, ApplyError> {
         with_link!(self, l => l.apply(txs, unknown).await)
+    }
+
+    /// Between groups: applies the held changes of tables paused by a schema change whose schema was
+    /// fixed (looked at about once a second while any table is paused); the tables resumed.
+    pub async fn release_paused(&mut self) -> Result<Vec<String>, ApplyError> {
+        with_link!(self, l => l.release_paused().await)
+    }
+
+    /// Maps this link's changes through `config` from the next transaction on (a reloaded file);
+    /// paused tables are looked at again at once.
+    pub fn remap(&mut self, config: &Config) {
+        with_link!(self, l => l.remap(config))
+    }
+
+    /// Whether a table of this link is paused by a schema change of its target.
+    pub fn has_paused(&self) -> bool {
+        match &self.inner {
+            Inner::Postgres(l) => l.pauses.any(),
+            Inner::Mysql(l) => l.pauses.any(),
+        }
     }
 
     /// The initial copy's progress on this link's target, one entry per table (empty: never started).

@@ -165,6 +165,7 @@ macro_rules! migrations {
                 $engine,
                 "/010_resolution_note.sql"
             )),
+            include_str!(concat!("../../../sql/", $engine, "/011_held.sql")),
         ]
     };
 }
@@ -181,4 +182,4 @@ pub fn bookkeeping_statements(migrations: &[&str], placeholder: &str, schema: &s
 
 /// The bookkeeping schema versions this tandem needs (`sql/*/00N_*.sql`); `tandem run` refuses a
 /// node that lacks one.
-pub const BOOKKEEPING_VERSIONS: [i32; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+pub const BOOKKEEPING_VERSIONS: [i32; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];

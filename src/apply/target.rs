@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::book::{
-    BookSession, Checkpoints, CopyBook, DeadLetters, ReviewQueue, Tombstones, VerifyResults,
+    BookSession, Checkpoints, CopyBook, DeadLetters, Holds, ReviewQueue, Tombstones, VerifyResults,
 };
 use super::error::ApplyError;
 use crate::conflict::audit::ConflictState;
@@ -154,7 +154,14 @@ pub struct DeadLetter {
 /// classified `ApplyError`s.
 #[allow(async_fn_in_trait)]
 pub(crate) trait Target:
-    BookSession + Checkpoints + Tombstones + ReviewQueue + DeadLetters + CopyBook + VerifyResults
+    BookSession
+    + Checkpoints
+    + Tombstones
+    + ReviewQueue
+    + DeadLetters
+    + CopyBook
+    + VerifyResults
+    + Holds
 {
     /// Opens the target transaction every later call runs in, until `commit` or `rollback` (the
     /// driver's `Link::in_transaction` pairs them). One at a time per session.
@@ -172,6 +179,9 @@ pub(crate) trait Target:
     /// The live columns of `table`, read from the catalog once per session and cached; a table that
     /// does not exist is a definite error naming it.
     async fn table(&mut self, table: &TableRef) -> Result<Arc<TableInfo>, ApplyError>;
+    /// Drops the cached columns of `table` (or of every table), so that the next [`Target::table`]
+    /// reads the catalog again: its schema changed, or may have.
+    fn forget_table(&mut self, table: Option<&TableRef>);
     /// Inserts unless the key exists; `false` when it does (nothing written: a duplicate means the
     /// row is there already, and the caller's conflict path decides).
     async fn insert(&mut self, t: &TableInfo, w: &Write) -> Result<bool, ApplyError>;

@@ -8,6 +8,8 @@
 //!    session, once per table and link), the initial copy and verify (their snapshot sessions)
 //!  read_generators(node, tables)          sequences / AUTO_INCREMENT + globals ─> TableGenerators
 //!    used by: `check`, `setup` and `run` start, through `crate::keys`
+//!  read_extras(node, tables)              defaults, comments, foreign keys, AUTO_INCREMENT ─> TableExtras
+//!    used by: `tandem schema` (through `crate::schema`)
 //! ```
 //!
 //! Each engine has exactly one such reader; the capture's binlog metadata fallback
@@ -115,6 +117,43 @@ pub async fn read_generators(
     let result = match node.engine {
         Engine::Postgres => postgres::read_generators(node, tables).await,
         Engine::Mysql => mysql::read_generators(node, tables).await,
+    };
+    result.map_err(|e| scrubbed(e, node))
+}
+
+/// What a table's DDL says beyond [`TableSchema`]: only `tandem schema` needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableExtras {
+    pub comment: Option<String>,
+    /// Column -> its default as the catalog prints it (PostgreSQL `pg_get_expr`, MariaDB
+    /// `COLUMN_DEFAULT`: a string literal quoted, an expression as written).
+    pub defaults: BTreeMap<String, String>,
+    /// Column -> its comment (columns without one are absent).
+    pub comments: BTreeMap<String, String>,
+    pub foreign_keys: Vec<ForeignKey>,
+    /// MySQL/MariaDB: the table's AUTO_INCREMENT counter (the value the next insert takes).
+    pub auto_increment: Option<i64>,
+}
+
+/// A foreign key as declared; the actions in SQL words (`NO ACTION`, `CASCADE`, `SET NULL`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub references: TableRef,
+    pub ref_columns: Vec<String>,
+    pub on_delete: String,
+    pub on_update: String,
+}
+
+/// Reads the extras of the given tables on `node` (tables that do not exist are absent).
+pub async fn read_extras(
+    node: &Node,
+    tables: &[TableRef],
+) -> Result<BTreeMap<TableRef, TableExtras>, CatalogError> {
+    let result = match node.engine {
+        Engine::Postgres => postgres::read_extras(node, tables).await,
+        Engine::Mysql => mysql::read_extras(node, tables).await,
     };
     result.map_err(|e| scrubbed(e, node))
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::{CatalogError, Generator, GeneratorKind, TableGenerators};
+use super::{CatalogError, ForeignKey, Generator, GeneratorKind, TableExtras, TableGenerators};
 use crate::config::Node;
 use crate::connect::quote::mysql::ident;
 use crate::model::schema::{parse_mysql, ColumnSchema, ColumnType, TableSchema};
@@ -230,4 +230,97 @@ pub(super) async fn sample_json(
         node: node.id.clone(),
         detail: e.to_string(),
     })
+}
+
+const EXTRAS_COLUMNS: &str = "
+SELECT COLUMN_NAME, COLUMN_DEFAULT, COLUMN_COMMENT
+FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
+ORDER BY ORDINAL_POSITION";
+
+const EXTRAS_TABLE: &str = "
+SELECT TABLE_COMMENT, CAST(AUTO_INCREMENT AS SIGNED)
+FROM information_schema.TABLES
+WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
+
+const FOREIGN_KEYS: &str = "
+SELECT k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME,
+       k.REFERENCED_COLUMN_NAME, r.DELETE_RULE, r.UPDATE_RULE
+FROM information_schema.KEY_COLUMN_USAGE k
+JOIN information_schema.REFERENTIAL_CONSTRAINTS r
+  ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME
+ AND r.TABLE_NAME = k.TABLE_NAME
+WHERE k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ? AND k.REFERENCED_TABLE_NAME IS NOT NULL
+ORDER BY k.CONSTRAINT_NAME, k.ORDINAL_POSITION";
+
+type ForeignKeyRow = (String, String, String, String, String, String, String);
+
+async fn table_extras(
+    conn: &mut Conn,
+    table: &TableRef,
+) -> Result<Option<TableExtras>, mysql_async::Error> {
+    let args = (&*table.schema, &*table.name);
+    let Some((comment, auto_increment)): Option<(Option<String>, Option<i64>)> =
+        conn.exec_first(EXTRAS_TABLE, args).await?
+    else {
+        return Ok(None);
+    };
+    let mut extras = TableExtras {
+        comment: comment.filter(|c| !c.is_empty()),
+        auto_increment,
+        ..TableExtras::default()
+    };
+    let columns: Vec<(String, Option<String>, Option<String>)> =
+        conn.exec(EXTRAS_COLUMNS, args).await?;
+    for (column, default, comment) in columns {
+        if let Some(default) = default {
+            extras.defaults.insert(column.clone(), default);
+        }
+        if let Some(comment) = comment.filter(|c| !c.is_empty()) {
+            extras.comments.insert(column, comment);
+        }
+    }
+    let keys: Vec<ForeignKeyRow> = conn.exec(FOREIGN_KEYS, args).await?;
+    for (name, column, ref_schema, ref_table, ref_column, on_delete, on_update) in keys {
+        match extras.foreign_keys.last_mut() {
+            Some(fk) if fk.name == name => {
+                fk.columns.push(column);
+                fk.ref_columns.push(ref_column);
+            }
+            _ => extras.foreign_keys.push(ForeignKey {
+                name,
+                columns: vec![column],
+                references: TableRef::new(&ref_schema, &ref_table),
+                ref_columns: vec![ref_column],
+                on_delete,
+                on_update,
+            }),
+        }
+    }
+    Ok(Some(extras))
+}
+
+pub(super) async fn read_extras(
+    node: &Node,
+    tables: &[TableRef],
+) -> Result<BTreeMap<TableRef, TableExtras>, CatalogError> {
+    let mut conn = connect(node).await?;
+    let mut out = BTreeMap::new();
+    for t in tables {
+        match table_extras(&mut conn, t).await {
+            Ok(Some(extras)) => {
+                out.insert(t.clone(), extras);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = conn.disconnect().await;
+                return Err(CatalogError::Query {
+                    node: node.id.clone(),
+                    detail: e.to_string(),
+                });
+            }
+        }
+    }
+    let _ = conn.disconnect().await;
+    Ok(out)
 }

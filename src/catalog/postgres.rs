@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::Client;
 
-use super::{CatalogError, Generator, GeneratorKind, TableGenerators};
+use super::{CatalogError, ForeignKey, Generator, GeneratorKind, TableExtras, TableGenerators};
 use crate::config::Node;
 use crate::model::schema::{parse_postgres, ColumnSchema, TableSchema};
 use crate::model::TableRef;
@@ -130,21 +130,27 @@ pub(super) async fn read_generators(
     node: &Node,
     tables: &[TableRef],
 ) -> Result<TableGenerators, CatalogError> {
+    let read = each_table(node, tables, read_table_generators).await?;
+    Ok(read.into_iter().filter(|(_, g)| !g.is_empty()).collect())
+}
+
+/// Runs `read` for each of `tables`, in order, on one session of the catalog's own on `node`; a
+/// failure is the server's own message.
+async fn each_table<T>(
+    node: &Node,
+    tables: &[TableRef],
+    read: impl AsyncFn(&Client, &TableRef) -> Result<T, tokio_postgres::Error>,
+) -> Result<Vec<(TableRef, T)>, CatalogError> {
     let (client, task) = connect(node).await?;
-    let mut out = BTreeMap::new();
+    let mut out = Vec::with_capacity(tables.len());
     for t in tables {
-        let generators =
-            read_table_generators(&client, t)
-                .await
-                .map_err(|e| CatalogError::Query {
-                    node: node.id.clone(),
-                    detail: e
-                        .as_db_error()
-                        .map_or_else(|| e.to_string(), |d| d.message().to_string()),
-                })?;
-        if !generators.is_empty() {
-            out.insert(t.clone(), generators);
-        }
+        let value = read(&client, t).await.map_err(|e| CatalogError::Query {
+            node: node.id.clone(),
+            detail: e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+        })?;
+        out.push((t.clone(), value));
     }
     drop(client);
     let _ = task.await;
@@ -207,20 +213,10 @@ pub(super) async fn read_tables(
     node: &Node,
     tables: &[TableRef],
 ) -> Result<BTreeMap<TableRef, Option<TableSchema>>, CatalogError> {
-    let (client, task) = connect(node).await?;
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let schema = read_table(&client, t)
-            .await
-            .map_err(|e| CatalogError::Query {
-                node: node.id.clone(),
-                detail: e.to_string(),
-            })?;
-        out.insert(t.clone(), schema);
-    }
-    drop(client);
-    let _ = task.await;
-    Ok(out)
+    Ok(each_table(node, tables, read_table)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 pub(super) async fn sample_json(
@@ -249,4 +245,94 @@ pub(super) async fn sample_json(
     drop(client);
     let _ = task.await;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Every column's default (the sequence calls of serial columns included) and comment, and the
+/// table's comment.
+const EXTRAS_COLUMNS: &str = "
+SELECT a.attname::text, pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum),
+       obj_description(c.oid, 'pg_class')
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum";
+
+const FOREIGN_KEYS: &str = "
+SELECT con.conname::text, rn.nspname::text, rc.relname::text,
+  (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(n, ord)
+   JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n),
+  (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(n, ord)
+   JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n),
+  con.confdeltype::text, con.confupdtype::text
+FROM pg_constraint con
+JOIN pg_class c ON c.oid = con.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class rc ON rc.oid = con.confrelid
+JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+WHERE con.contype = 'f' AND n.nspname = $1 AND c.relname = $2
+ORDER BY con.conname";
+
+/// `pg_constraint.confdeltype` / `confupdtype` in SQL words.
+fn action(code: &str) -> String {
+    match code {
+        "r" => "RESTRICT",
+        "c" => "CASCADE",
+        "n" => "SET NULL",
+        "d" => "SET DEFAULT",
+        _ => "NO ACTION",
+    }
+    .to_string()
+}
+
+async fn table_extras(
+    client: &Client,
+    table: &TableRef,
+) -> Result<Option<TableExtras>, tokio_postgres::Error> {
+    let rows = client
+        .query(EXTRAS_COLUMNS, &[&&*table.schema, &&*table.name])
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut extras = TableExtras {
+        comment: first.try_get(3)?,
+        ..TableExtras::default()
+    };
+    for r in &rows {
+        let column: String = r.try_get(0)?;
+        if let Some(default) = r.try_get::<_, Option<String>>(1)? {
+            extras.defaults.insert(column.clone(), default);
+        }
+        if let Some(comment) = r.try_get::<_, Option<String>>(2)? {
+            extras.comments.insert(column, comment);
+        }
+    }
+    for r in client
+        .query(FOREIGN_KEYS, &[&&*table.schema, &&*table.name])
+        .await?
+    {
+        let (schema, name): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+        extras.foreign_keys.push(ForeignKey {
+            name: r.try_get(0)?,
+            references: TableRef::new(&schema, &name),
+            columns: r.try_get(3)?,
+            ref_columns: r.try_get(4)?,
+            on_delete: action(r.try_get(5)?),
+            on_update: action(r.try_get(6)?),
+        });
+    }
+    Ok(Some(extras))
+}
+
+pub(super) async fn read_extras(
+    node: &Node,
+    tables: &[TableRef],
+) -> Result<BTreeMap<TableRef, TableExtras>, CatalogError> {
+    let read = each_table(node, tables, table_extras).await?;
+    Ok(read
+        .into_iter()
+        .filter_map(|(t, e)| Some((t, e?)))
+        .collect())
 }

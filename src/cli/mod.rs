@@ -7,6 +7,7 @@ mod cutover;
 mod demo;
 mod rules;
 mod run;
+mod schema;
 mod setup;
 mod status;
 mod tail;
@@ -70,6 +71,9 @@ pub enum Command {
     Cutover(cutover::CutoverArgs),
     /// Run a two-way sync between a throwaway PostgreSQL and MariaDB, with scripted edits.
     Demo(demo::DemoArgs),
+    /// Print (or --apply) the DDL that creates a node's mapped tables from another node's, through
+    /// the type rules `check` uses (exit 0 ok, 1 a column without a lossless type or a table exists).
+    Schema(schema::SchemaArgs),
     /// Create on every node what the links need (bookkeeping schema, origin and version columns,
     /// publication and slots), idempotently.
     Setup(setup::SetupArgs),
@@ -109,6 +113,7 @@ pub fn main() -> ExitCode {
             Command::DeadLetter(args) => conflicts::run_dead_letter(args).await,
             Command::Cutover(args) => cutover::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Schema(args) => schema::run(args).await,
             Command::Setup(args) => setup::run(args).await,
             Command::Rules(args) => rules::run(args),
             Command::Run(args) => run::run(args).await,

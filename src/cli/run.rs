@@ -1,5 +1,5 @@
 //! `tandem run`: run the links of one node (the sidecar beside it) or of every node, until SIGTERM or
-//! SIGINT.
+//! SIGINT. SIGHUP reloads the file (the tables' mapping and rules).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::{load_config, ConfigArg};
+use crate::config::Config;
 use crate::run::{run_link, LinkEnd};
 
 #[derive(Debug, Args)]
@@ -91,10 +92,15 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (config_tx, config_rx) = watch::channel(config.clone());
     let tasks: Vec<_> = links
         .into_iter()
-        .map(|(s, t)| tokio::spawn(run_link(config.clone(), s, t, stop_rx.clone(), None)))
+        .map(|(s, t)| tokio::spawn(run_link(config_rx.clone(), s, t, stop_rx.clone(), None)))
         .collect();
+    background.push(tokio::spawn(reload_on_hangup(
+        args.config.path.clone(),
+        config_tx,
+    )));
     tracing::info!(
         links = tasks.len(),
         "tandem running; stop with SIGTERM or Ctrl-C"
@@ -126,6 +132,37 @@ pub async fn run(args: RunArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// On each SIGHUP, reads the file again and hands it to the links when it is valid and changes only
+/// what can change while they run (see [`crate::run::reloadable`]); otherwise logs why and keeps the
+/// file in use.
+async fn reload_on_hangup(path: std::path::PathBuf, configs: watch::Sender<Arc<Config>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be handled here: the file is not reloaded");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let new = match Config::load(&path) {
+            Ok((new, _)) => new,
+            Err(e) => {
+                let problems: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
+                tracing::error!(file = %path.display(), problems = %problems.join("; "), "reload refused: the file has problems; the links keep the file they run with");
+                continue;
+            }
+        };
+        let verdict = crate::run::reloadable(&configs.borrow(), &new);
+        match verdict {
+            Ok(()) => {
+                tracing::info!(file = %path.display(), "file reloaded");
+                configs.send_replace(Arc::new(new));
+            }
+            Err(why) => {
+                tracing::error!(file = %path.display(), reason = %why, "reload refused; the links keep the file they run with")
+            }
+        }
     }
 }
 

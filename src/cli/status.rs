@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{load_config, ConfigArg, OutputFormat};
+use crate::mapping::check::{self, NodeSchemas, Unsynced};
 use crate::observe::probe::{survey, LinkStatus};
 
 #[derive(Debug, Args)]
@@ -16,8 +17,8 @@ pub struct StatusArgs {
     /// Only the links whose source is this node.
     #[arg(long)]
     pub node: Option<String>,
-    /// `text` for people, `json` (`{ "links": [...], "verify": [...] }`: every link, and each
-    /// table's last verify) for machines.
+    /// `text` for people, `json` (`{ "links": [...], "verify": [...], "columns_not_synced": [...] }`:
+    /// every link, each table's last verify, and the columns only some nodes have) for machines.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 }
@@ -34,10 +35,13 @@ pub async fn run(args: StatusArgs) -> ExitCode {
         }
     }
     let (links, verified) = survey(&config, args.node.as_deref()).await;
+    let unsynced = unsynced_columns(&config).await;
     match args.format {
-        OutputFormat::Json => match serde_json::to_string_pretty(
-            &serde_json::json!({ "links": links, "verify": verified }),
-        ) {
+        OutputFormat::Json => match serde_json::to_string_pretty(&serde_json::json!({
+            "links": links,
+            "verify": verified,
+            "columns_not_synced": unsynced,
+        })) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -69,6 +73,14 @@ pub async fn run(args: StatusArgs) -> ExitCode {
                     }
                 );
             }
+            for u in &unsynced {
+                println!(
+                    "column {}.{} exists on {} only: its values are not synced (add it on the other nodes, or exclude it in the file)",
+                    u.table,
+                    u.column,
+                    u.on.join(", ")
+                );
+            }
         }
     }
     if links.iter().any(LinkStatus::needs_attention) {
@@ -81,6 +93,23 @@ pub async fn run(args: StatusArgs) -> ExitCode {
 fn or_dash<T: ToString>(v: &Option<T>) -> String {
     v.as_ref()
         .map_or_else(|| "-".to_string(), ToString::to_string)
+}
+
+/// The columns some nodes of a table have and others lack, from every node's live catalog (a node
+/// that cannot be read is left out: the links' problems already say so).
+async fn unsynced_columns(config: &crate::config::Config) -> Vec<Unsynced> {
+    let mut schemas = NodeSchemas::new();
+    for node in config.nodes.values() {
+        let tables: Vec<_> = config
+            .tables
+            .iter()
+            .filter_map(|t| t.physical.get(&node.id).cloned())
+            .collect();
+        if let Ok(s) = crate::catalog::read_tables(node, &tables).await {
+            schemas.insert(node.id.clone(), s);
+        }
+    }
+    check::unsynced(config, &schemas)
 }
 
 /// One link as a small table.
@@ -132,6 +161,12 @@ pub(super) fn render(l: &LinkStatus) -> String {
     ];
     for (k, v) in rows {
         out.push_str(&format!("  {k:<19} {v}\n"));
+    }
+    for p in &l.paused {
+        out.push_str(&format!(
+            "  paused table        {} ({} changes held): {}\n",
+            p.table, p.held, p.reason
+        ));
     }
     for p in &l.problems {
         out.push_str(&format!("  problem             {p}\n"));

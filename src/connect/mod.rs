@@ -55,3 +55,33 @@ pub struct TlsFailure {
     pub what: String,
     pub fix: String,
 }
+
+/// Runs `sql` on a session of its own on `node`: on PostgreSQL a script of any number of
+/// statements (one implicit transaction unless it says otherwise), on MySQL/MariaDB one statement.
+/// The error is the server's message (which may quote the URL: callers scrub it).
+pub async fn execute(node: &crate::config::Node, sql: &str) -> Result<(), String> {
+    use crate::config::Engine;
+    use mysql_async::prelude::Queryable;
+    match node.engine {
+        Engine::Postgres => {
+            let (client, conn) = postgres(node.url.expose())
+                .await
+                .map_err(|e| e.to_string())?;
+            let task = tokio::spawn(conn);
+            let result = client.batch_execute(sql).await.map_err(|e| {
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string())
+            });
+            drop(client);
+            let _ = task.await;
+            result
+        }
+        Engine::Mysql => {
+            let opts = mysql_opts(node.url.expose()).map_err(|e| e.to_string())?;
+            let mut conn = mysql(opts).await.map_err(|e| e.to_string())?;
+            let result = conn.query_drop(sql).await.map_err(|e| e.to_string());
+            let _ = conn.disconnect().await;
+            result
+        }
+    }
+}

@@ -188,7 +188,7 @@ impl Links {
             .into_iter()
             .map(|(s, t)| {
                 tokio::spawn(run_link(
-                    self.config.clone(),
+                    watch::channel(self.config.clone()).1,
                     s,
                     t,
                     self.stop.subscribe(),

@@ -10,11 +10,9 @@
 //! hand to an administrator and the my.cnf lines. At `run` start, a node that cannot be read is
 //! logged and skipped (its links retry their connections as always); a collision refuses the start.
 
-use mysql_async::prelude::Queryable;
-
 use super::{analyze, mycnf, plan, Action, NodeGenerators};
 use crate::catalog;
-use crate::config::{scrub, Config, Engine, Node, Problem, Severity};
+use crate::config::{scrub, Config, Node, Problem, Severity};
 
 /// One statement setup ran (or, dry, would run) on a node, with a note for the person reading.
 #[derive(Debug, Clone)]
@@ -70,7 +68,7 @@ pub async fn setup(
                 _ => None,
             };
             if !dry_run {
-                execute(node, &sql).await.map_err(|e| {
+                crate::connect::execute(node, &sql).await.map_err(|e| {
                     let remedy = match &fix.action {
                         Action::AutoIncrement { .. } => format!(
                             "; have an administrator run {}, or give the account SYSTEM_VARIABLES_ADMIN (MySQL) / SUPER (MariaDB), and run setup again",
@@ -115,33 +113,6 @@ pub async fn setup(
         }
     }
     Ok(applied)
-}
-
-async fn execute(node: &Node, sql: &str) -> Result<(), String> {
-    match node.engine {
-        Engine::Postgres => {
-            let (client, conn) = crate::connect::postgres(node.url.expose())
-                .await
-                .map_err(|e| e.to_string())?;
-            let task = tokio::spawn(conn);
-            let result = client.batch_execute(sql).await.map_err(|e| {
-                e.as_db_error()
-                    .map_or_else(|| e.to_string(), |d| d.message().to_string())
-            });
-            drop(client);
-            let _ = task.await;
-            result
-        }
-        Engine::Mysql => {
-            let opts = crate::connect::mysql_opts(node.url.expose()).map_err(|e| e.to_string())?;
-            let mut conn = crate::connect::mysql(opts)
-                .await
-                .map_err(|e| e.to_string())?;
-            let result = conn.query_drop(sql).await.map_err(|e| e.to_string());
-            let _ = conn.disconnect().await;
-            result
-        }
-    }
 }
 
 /// The collisions that should refuse `tandem run`'s start (a MySQL/MariaDB server restarted without

@@ -54,24 +54,8 @@ fn analyze_table(
             None => {}
         }
     }
-    let bookkeeping = |c: &str| {
-        c == config.settings.origin_column
-            || (t.version.is_none() && c == config.settings.version_column)
-    };
-    // Business column -> (node -> physical column) for every column each node has.
-    let mut business: BTreeMap<String, BTreeMap<&str, &str>> = BTreeMap::new();
+    let business = business_columns(config, t, &present);
     for (node, schema) in &present {
-        for col in schema.columns.iter().filter(|c| !bookkeeping(&c.name)) {
-            let name = t
-                .columns
-                .iter()
-                .find(|c| c.on.get(*node).is_some_and(|p| *p == col.name))
-                .map_or(col.name.as_str(), |c| c.name.as_str());
-            business
-                .entry(name.to_string())
-                .or_default()
-                .insert(node, &col.name);
-        }
         check_key(t, path, node, schema, problems);
         check_version(config, t, path, node, schema, problems);
     }
@@ -99,6 +83,68 @@ fn analyze_table(
         }
         check_types(config, t, path, name, on, &present, problems);
     }
+}
+
+/// Business column -> (node -> physical column), for every column each present node has, without
+/// the bookkeeping columns.
+fn business_columns<'a>(
+    config: &Config,
+    t: &'a Table,
+    present: &BTreeMap<&'a str, &'a TableSchema>,
+) -> BTreeMap<String, BTreeMap<&'a str, &'a str>> {
+    let bookkeeping = |c: &str| {
+        c == config.settings.origin_column
+            || (t.version.is_none() && c == config.settings.version_column)
+    };
+    let mut business: BTreeMap<String, BTreeMap<&str, &str>> = BTreeMap::new();
+    for (node, schema) in present {
+        for col in schema.columns.iter().filter(|c| !bookkeeping(&c.name)) {
+            let name = t
+                .columns
+                .iter()
+                .find(|c| c.on.get(*node).is_some_and(|p| *p == col.name))
+                .map_or(col.name.as_str(), |c| c.name.as_str());
+            business
+                .entry(name.to_string())
+                .or_default()
+                .insert(node, &col.name);
+        }
+    }
+    business
+}
+
+/// A column some nodes of a business table have and the others lack, not excluded in the file: its
+/// values stay on the nodes that have it (`tandem status` lists these).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unsynced {
+    pub table: String,
+    pub column: String,
+    /// The nodes that have it.
+    pub on: Vec<String>,
+}
+
+/// Every [`Unsynced`] column of the file's tables, over the nodes whose schema was read.
+pub fn unsynced(config: &Config, schemas: &NodeSchemas) -> Vec<Unsynced> {
+    let mut out = Vec::new();
+    for t in &config.tables {
+        let present: BTreeMap<&str, &TableSchema> = t
+            .physical
+            .iter()
+            .filter_map(|(node, physical)| {
+                Some((node.as_str(), schemas.get(node)?.get(physical)?.as_ref()?))
+            })
+            .collect();
+        for (name, on) in business_columns(config, t, &present) {
+            if on.len() < present.len() && !t.exclude.contains(&name) {
+                out.push(Unsynced {
+                    table: t.name.clone(),
+                    column: name,
+                    on: on.keys().map(|n| n.to_string()).collect(),
+                });
+            }
+        }
+    }
+    out
 }
 
 fn check_key(t: &Table, path: &str, node: &str, schema: &TableSchema, problems: &mut Vec<Problem>) {

@@ -55,6 +55,8 @@ pub struct LinkHealth {
     pub last_applied_at: Option<Instant>,
     /// Row changes applied since the link registered (heartbeats excluded).
     pub changes_applied: u64,
+    /// Tables whose changes are held by a schema change of the target, with the reason and fix.
+    pub paused: BTreeMap<String, String>,
     /// Changes applied in each of the last [`WINDOW`] seconds, indexed by Unix second modulo the
     /// window; `window_second` is the latest second written.
     window: [u64; WINDOW],
@@ -78,6 +80,7 @@ impl LinkHealth {
             last_apply_lag: 0.0,
             last_applied_at: None,
             changes_applied: 0,
+            paused: BTreeMap::new(),
             window: [0; WINDOW],
             window_second: 0,
         }
@@ -137,6 +140,17 @@ pub fn set_state(link: &str, state: LinkState) -> Option<LinkState> {
     })
 }
 
+/// Marks `table` of `link` paused for `reason`, or resumed (`None`), registering the link.
+pub fn set_paused(link: &str, table: &str, reason: Option<&str>) {
+    with(|r| {
+        let entry = r.entry(link.to_string()).or_insert_with(LinkHealth::new);
+        match reason {
+            Some(reason) => entry.paused.insert(table.to_string(), reason.to_string()),
+            None => entry.paused.remove(table),
+        };
+    })
+}
+
 /// Records a target commit of `changes` row changes whose last source transaction committed at
 /// `commit_micros`.
 pub fn applied(link: &str, commit_micros: i64, lag_seconds: f64, changes: u64) {
@@ -165,8 +179,8 @@ pub fn lag_seconds(h: &LinkHealth, now_micros: i64) -> Option<f64> {
         .map(|c| ((now_micros - c) as f64 / 1e6).max(0.0))
 }
 
-/// The `/health` answer: `Ok` with one line per link when every link is running or catching up,
-/// `Err` with the reasons otherwise.
+/// The `/health` answer: `Ok` with one line per link when every link is running or catching up
+/// with no table paused, `Err` with the reasons otherwise.
 pub fn verdict(links: &BTreeMap<String, LinkHealth>) -> Result<String, String> {
     let mut lines = String::new();
     let mut bad = String::new();
@@ -179,7 +193,11 @@ pub fn verdict(links: &BTreeMap<String, LinkHealth>) -> Result<String, String> {
             }
             other => format!("{name}: {}\n", other.name()),
         };
-        if h.state.is_up() {
+        let mut line = line;
+        for (table, reason) in &h.paused {
+            line.push_str(&format!("{name}: table {table} paused: {reason}\n"));
+        }
+        if h.state.is_up() && h.paused.is_empty() {
             lines.push_str(&line);
         } else {
             bad.push_str(&line);

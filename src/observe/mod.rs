@@ -22,8 +22,8 @@ mod record;
 pub mod server;
 
 pub use record::{
-    apply_retry, conflict, data_changes, dead_letter, is_heartbeat, truncate, LinkMeter,
-    HEARTBEAT_TABLE,
+    apply_retry, columns_home, conflict, data_changes, dead_letter, is_heartbeat, table_paused,
+    truncate, LinkMeter, HEARTBEAT_TABLE,
 };
 
 /// Now, in microseconds since the Unix epoch.

@@ -58,6 +58,12 @@ pub const REVIEW_QUEUE: &str = "tandem_review_queue_conflicts";
 pub const OLDEST_PARKED_AGE: &str = "tandem_oldest_parked_conflict_age_seconds";
 /// Dead letters still open (not replayed), per link, on its target.
 pub const DEAD_LETTERS_OPEN: &str = "tandem_dead_letters_open";
+/// 1 while a table's changes toward the link's target are held by a schema pause (a column or the
+/// table the target had is gone), per link and `table`.
+pub const TABLE_PAUSED: &str = "tandem_table_paused";
+/// Columns of a table's changes that stay on the source: the target lacks them (it never had
+/// them), per link and `table`.
+pub const COLUMNS_NOT_SYNCED: &str = "tandem_columns_not_synced";
 
 /// Differences the last `tandem verify` of a table found (that persisted), per `table`.
 pub const VERIFY_DIFFERENCES: &str = "tandem_verify_differences";
@@ -147,6 +153,14 @@ pub fn describe() {
         "Age of the oldest parked conflict"
     );
     describe_gauge!(DEAD_LETTERS_OPEN, "Dead letters not replayed on the target");
+    describe_gauge!(
+        TABLE_PAUSED,
+        "1 while the table's changes toward the target are held by a schema change"
+    );
+    describe_gauge!(
+        COLUMNS_NOT_SYNCED,
+        "Columns of the table's changes the target lacks: they stay on the source"
+    );
     describe_gauge!(
         VERIFY_DIFFERENCES,
         "Differences the last tandem verify of the table found"

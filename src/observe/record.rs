@@ -230,6 +230,21 @@ pub fn dead_letter(source: &str, target: &str, table: &str) {
     counter!(DEAD_LETTERS, "link" => link, "table" => table.to_string()).increment(1);
 }
 
+/// A table of the link `source -> target` was paused by a schema change of the target (`reason`
+/// says which column or table and the fix), or resumed (`None`): the gauge and `/health`.
+pub fn table_paused(source: &str, target: &str, table: &str, reason: Option<&str>) {
+    let link = crate::capture::link_name(source, target);
+    gauge!(TABLE_PAUSED, "link" => link.clone(), "table" => table.to_string())
+        .set(if reason.is_some() { 1.0 } else { 0.0 });
+    health::set_paused(&link, table, reason);
+}
+
+/// `columns` columns of the table's changes stay on the source of `source -> target`.
+pub fn columns_home(source: &str, target: &str, table: &str, columns: usize) {
+    let link = crate::capture::link_name(source, target);
+    gauge!(COLUMNS_NOT_SYNCED, "link" => link, "table" => table.to_string()).set(columns as f64);
+}
+
 /// A target transaction of the link `source -> target` is retried after a transient error; `reason`
 /// (an error without row values) is what `/health` shows until the link applies again.
 pub fn apply_retry(source: &str, target: &str, reason: &str) {

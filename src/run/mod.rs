@@ -97,18 +97,30 @@ impl LinkError {
 const APPLY_ATTEMPTS: u32 = 1_000;
 
 /// Runs the link `source -> target` until `stop` turns true or a definite error halts it.
+///
+/// `configs` holds the file as last loaded: a new value (`tandem run` reloads on SIGHUP, see
+/// [`reloadable`]) gives the link's applier the new mapping between two target transactions.
 pub async fn run_link(
-    config: Arc<Config>,
+    mut configs: watch::Receiver<Arc<Config>>,
     source: String,
     target: String,
     mut stop: watch::Receiver<bool>,
     events: Events,
 ) -> LinkEnd {
     let link = link_name(&source, &target);
-    let mut meter = LinkMeter::new(&config, &source, &target);
+    let mut meter = LinkMeter::new(&configs.borrow(), &source, &target);
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     loop {
-        match run_once(&config, &source, &target, &mut stop, &events, &mut meter).await {
+        match run_once(
+            &mut configs,
+            &source,
+            &target,
+            &mut stop,
+            &events,
+            &mut meter,
+        )
+        .await
+        {
             Ok(()) => {
                 info!(link = %link, "link stopped");
                 meter.stopped();
@@ -144,26 +156,44 @@ fn is_transient(e: &LinkError) -> bool {
 }
 
 async fn run_once(
-    config: &Config,
+    configs: &mut watch::Receiver<Arc<Config>>,
     source: &str,
     target: &str,
     stop: &mut watch::Receiver<bool>,
     events: &Events,
     meter: &mut LinkMeter,
 ) -> Result<(), LinkError> {
-    let Some((applier, stream)) = open_link(config, source, target, stop, events, meter).await?
+    let mut config = configs.borrow_and_update().clone();
+    let Some((applier, stream)) = open_link(&config, source, target, stop, events, meter).await?
     else {
         return Ok(());
     };
     let mut applier = Some(applier);
-    let mut feed = Feed::start(stream, memory_budget(config));
+    let mut feed = Feed::start(stream, memory_budget(&config));
     let mut pending: Option<Fed> = None;
+    // While a table is paused by a schema change of the target, its schema is looked at again.
+    let mut release = tokio::time::interval(Duration::from_secs(1));
+    release.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let fed = match pending.take() {
             Some(e) => e,
             None => tokio::select! {
                 biased;
                 _ = stop.changed() => return Ok(()),
+                Ok(()) = configs.changed() => {
+                    config = configs.borrow_and_update().clone();
+                    if let Some(a) = applier.as_mut() {
+                        a.remap(&config);
+                    }
+                    info!(link = %meter.link(), "the file was reloaded: the tables' mapping and rules apply from the next transaction");
+                    continue;
+                }
+                _ = release.tick(), if applier.as_ref().is_some_and(Applier::has_paused) => {
+                    if let Some(a) = applier.as_mut() {
+                        a.release_paused().await?;
+                    }
+                    continue;
+                }
                 e = feed.next() => match e {
                     Some(e) => e,
                     // The reader ends only after passing on an error, or when dropped.
@@ -180,7 +210,7 @@ async fn run_once(
             }
             CaptureEvent::Transaction(tx) => (tx, fed.permit),
         };
-        let group = gather(config, source, target, events, meter, &mut feed, first);
+        let group = gather(&config, source, target, events, meter, &mut feed, first);
         pending = group.pending;
         if group.txs.is_empty() {
             if !group.more {
@@ -194,12 +224,12 @@ async fn run_once(
             tokio::select! {
                 biased;
                 _ = stop.changed() => return Ok(()),
-                r = apply_retrying(config, source, target, &mut applier, &group.txs, APPLY_ATTEMPTS) => {
+                r = apply_retrying(&config, source, target, &mut applier, &group.txs, APPLY_ATTEMPTS) => {
                     r?;
                 }
             }
             meter.applied(&group.txs, began.elapsed(), group.more);
-            announce_applied(config, events, meter.link(), &group.txs);
+            announce_applied(&config, events, meter.link(), &group.txs);
         }
         // Everything up to `last` is committed (or was tandem's own and needs nothing); the
         // group's permits go back to the reader with it.
@@ -264,6 +294,41 @@ async fn open_link(
         },
     );
     Ok(Some((applier, stream)))
+}
+
+/// Whether `new` may replace `old` while links run: the tables' column mapping, exclusions, value
+/// maps, filters and conflict, delete and error rules may change. Nodes, the set of tables and their
+/// physical names, and the bookkeeping settings are what connections, slots, publications and
+/// triggers were made from: a change there needs `tandem setup` and a restart, which `Err` says.
+pub fn reloadable(old: &Config, new: &Config) -> Result<(), String> {
+    let nodes = |c: &Config| -> Vec<(String, String, &'static str)> {
+        c.nodes
+            .values()
+            .map(|n| (n.id.clone(), n.url.expose().to_string(), n.engine.name()))
+            .collect()
+    };
+    if nodes(old) != nodes(new) {
+        return Err("the nodes changed (ids, URLs or engines): restart tandem".into());
+    }
+    let tables = |c: &Config| -> Vec<(String, Vec<(String, String)>)> {
+        c.tables
+            .iter()
+            .map(|t| {
+                let on = t.physical.iter().map(|(n, p)| (n.clone(), p.to_string()));
+                (t.name.clone(), on.collect())
+            })
+            .collect()
+    };
+    if tables(old) != tables(new) {
+        return Err("tables were added, removed or moved to other physical tables: run `tandem setup`, then restart tandem".into());
+    }
+    let (a, b) = (&old.settings, &new.settings);
+    if (&a.schema, &a.origin_column, &a.version_column)
+        != (&b.schema, &b.origin_column, &b.version_column)
+    {
+        return Err("the bookkeeping schema or column names changed: run `tandem setup`, then restart tandem".into());
+    }
+    Ok(())
 }
 
 /// What one target transaction will carry: the transactions the loop guard let through, the last

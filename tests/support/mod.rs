@@ -38,6 +38,26 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// Runs `tandem <args> --config <config>` to the end.
+pub async fn tandem_cli(args: &[&str], config: &std::path::Path) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .await
+        .expect("run the tandem binary")
+}
+
+/// A finished command's stdout and stderr, for assertion messages.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Starts `tandem run` and waits until every link has started.
 pub async fn start_tandem_run(config: &std::path::Path, links: usize) -> tokio::process::Child {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -112,6 +132,18 @@ pub struct Pair {
 
 impl Pair {
     pub async fn start(pg_sql: &str, maria_sql: &str, tables_toml: &str) -> Pair {
+        let pair = Pair::create(pg_sql, maria_sql, tables_toml).await;
+        let setup = tandem_cli(&["setup"], &pair.config).await;
+        assert!(
+            setup.status.success(),
+            "setup failed: {}",
+            String::from_utf8_lossy(&setup.stderr)
+        );
+        pair
+    }
+
+    /// The same without `tandem setup`; an empty `pg_sql` or `maria_sql` creates no table there.
+    pub async fn create(pg_sql: &str, maria_sql: &str, tables_toml: &str) -> Pair {
         use mysql_async::prelude::Queryable;
         let (pg, maria) = tokio::join!(
             tandem::harness::PgServer::start(),
@@ -130,7 +162,9 @@ impl Pair {
             .expect("PostgreSQL schema");
         maria.create_database("desk").await.unwrap();
         let mut conn = maria.connect("desk").await.unwrap();
-        conn.query_drop(maria_sql).await.expect("MariaDB schema");
+        if !maria_sql.is_empty() {
+            conn.query_drop(maria_sql).await.expect("MariaDB schema");
+        }
         conn.disconnect().await.unwrap();
         let config = std::env::temp_dir().join(format!("{}.toml", unique_name("tandem_pair")));
         let text = format!(
@@ -139,17 +173,6 @@ impl Pair {
             maria.url("desk")
         );
         std::fs::write(&config, text).unwrap();
-        let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .args(["setup", "--config"])
-            .arg(&config)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            setup.status.success(),
-            "setup failed: {}",
-            String::from_utf8_lossy(&setup.stderr)
-        );
         Pair { pg, maria, config }
     }
 }

@@ -21,11 +21,13 @@ use super::target::Tombstone;
 
 mod copy;
 mod dead;
+mod held;
 mod queue;
 mod verify;
 
 pub(crate) use copy::CopyBook;
 pub(crate) use dead::DeadLetters;
+pub(crate) use held::{HeldChange, Holds};
 pub(crate) use queue::ReviewQueue;
 pub use verify::VerifyResult;
 pub(crate) use verify::VerifyResults;

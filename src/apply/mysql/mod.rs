@@ -293,6 +293,15 @@ impl Target for MyTarget {
         self.simple("SET SESSION skip_replication = 0").await
     }
 
+    fn forget_table(&mut self, table: Option<&TableRef>) {
+        match table {
+            Some(t) => {
+                self.tables.remove(t);
+            }
+            None => self.tables.clear(),
+        }
+    }
+
     async fn table(&mut self, table: &TableRef) -> Result<Arc<TableInfo>, ApplyError> {
         if let Some(t) = self.tables.get(table) {
             return Ok(t.clone());

@@ -357,6 +357,15 @@ impl Target for PgTarget {
         Ok(())
     }
 
+    fn forget_table(&mut self, table: Option<&TableRef>) {
+        match table {
+            Some(t) => {
+                self.tables.remove(t);
+            }
+            None => self.tables.clear(),
+        }
+    }
+
     async fn table(&mut self, table: &TableRef) -> Result<Arc<TableInfo>, ApplyError> {
         if let Some(t) = self.tables.get(table) {
             return Ok(t.clone());

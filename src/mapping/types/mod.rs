@@ -30,7 +30,8 @@ pub enum Fit {
 }
 
 impl Fit {
-    fn rank(&self) -> u8 {
+    /// 0 (exact) to 3 (lossy): lower is better.
+    pub fn rank(&self) -> u8 {
         match self {
             Fit::Exact => 0,
             Fit::Conventional(_) => 1,

@@ -33,6 +33,28 @@ pub(crate) struct TargetRow {
     pub review_queue: i64,
     pub oldest_parked_secs: Option<f64>,
     pub dead_letters_open: i64,
+    /// Tables paused by a schema change of this node (bookkeeping version 11).
+    pub paused: Vec<PausedTable>,
+}
+
+/// A table whose changes toward a node are held by a schema change there.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PausedTable {
+    pub table: String,
+    /// Changes held, in order, in the node's bookkeeping (`held`).
+    pub held: i64,
+    /// Which column or table is gone, and the fix.
+    pub reason: String,
+}
+
+/// The statement both engines answer with `(source_node, table_name, held, reason)` rows: each
+/// paused table of each incoming link, with the reason of its oldest held change.
+fn paused_query(schema: &str) -> String {
+    format!(
+        "SELECT h.source_node, h.table_name, c.n, h.reason FROM {schema}.held h JOIN \
+         (SELECT source_node, table_name, MIN(id) AS first, COUNT(*) AS n FROM {schema}.held \
+         GROUP BY source_node, table_name) c ON h.id = c.first ORDER BY h.source_node, h.table_name"
+    )
 }
 
 /// A PostgreSQL slot as the server sees it.
@@ -123,6 +145,8 @@ pub struct LinkStatus {
     pub review_queue: i64,
     pub oldest_parked_seconds: Option<f64>,
     pub dead_letters_open: i64,
+    /// Tables whose changes wait for a schema fix on the target.
+    pub paused: Vec<PausedTable>,
     /// Source log held back for this link.
     pub retained_bytes: Option<i64>,
     /// `ok`, `at_risk: …` or `lost: …`.
@@ -148,6 +172,7 @@ impl LinkStatus {
             review_queue: 0,
             oldest_parked_seconds: None,
             dead_letters_open: 0,
+            paused: Vec::new(),
             retained_bytes: None,
             retention: "ok".into(),
             problems: Vec::new(),
@@ -160,6 +185,7 @@ impl LinkStatus {
             || self.retention != "ok"
             || self.dead_letters_open > 0
             || self.review_queue > 0
+            || !self.paused.is_empty()
             || !self.problems.is_empty()
     }
 }
@@ -252,6 +278,7 @@ fn combine(
     st.review_queue = row.review_queue;
     st.oldest_parked_seconds = row.oldest_parked_secs;
     st.dead_letters_open = row.dead_letters_open;
+    st.paused = row.paused.clone();
     let checkpoint: Option<Position> = row.position.as_deref().and_then(|p| p.parse().ok());
     match reports.get(source).and_then(|r| r.source.as_ref()) {
         Some(SourceSide::Postgres { current_lsn, slots }) => {

@@ -72,6 +72,28 @@ async fn ask_on(c: &mut Conn, config: &Config) -> Result<NodeReport, mysql_async
             report.targets.entry(source).or_default().dead_letters_open = col(&r, 1).unwrap_or(0);
         }
     }
+    // Bookkeeping version 11; a node set up before it has no held changes (not an error).
+    if let Ok(rows) = c.query::<Row, _>(super::paused_query(&s)).await {
+        for r in rows {
+            let (Some(source), Some(table), Some(reason)) = (
+                col::<String>(&r, 0),
+                col::<String>(&r, 1),
+                col::<String>(&r, 3),
+            ) else {
+                continue;
+            };
+            report
+                .targets
+                .entry(source)
+                .or_default()
+                .paused
+                .push(super::PausedTable {
+                    table,
+                    held: col(&r, 2).unwrap_or(0),
+                    reason,
+                });
+        }
+    }
     // Bookkeeping version 9; a node set up before it has no results (not an error).
     if let Ok(rows) = c
         .query::<Row, _>(format!(

@@ -65,6 +65,21 @@ async fn ask_on(
     {
         report.targets.entry(r.get(0)).or_default().dead_letters_open = r.get(1);
     }
+    // Bookkeeping version 11; a node set up before it has no held changes (not an error).
+    if let Ok(rows) = c.query(&super::paused_query(&s), &[]).await {
+        for r in rows {
+            report
+                .targets
+                .entry(r.get(0))
+                .or_default()
+                .paused
+                .push(super::PausedTable {
+                    table: r.get(1),
+                    held: r.get(2),
+                    reason: r.get(3),
+                });
+        }
+    }
     // Bookkeeping version 9; a node set up before it has no results (not an error).
     if let Ok(rows) = c
         .query(
