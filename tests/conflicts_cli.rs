@@ -9,7 +9,7 @@ use tokio::process::Command;
 
 use crate::support::{start_tandem_run, unique_name, wait_for};
 
-pub(crate) async fn tandem(args: &[&str], config: &std::path::Path) -> (i32, String) {
+async fn tandem(args: &[&str], config: &std::path::Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(args)
         .arg("--config")

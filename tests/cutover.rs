@@ -10,29 +10,24 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::conflicts_cli::{parked_conflict, resolve_and_settle};
-use crate::support::{start_tandem_run, stop_tandem_run, wait_for, Pair};
+use crate::support::{output_text, start_tandem_run, stop_tandem_run, tandem_cli, wait_for, Pair};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Runs `tandem cutover --to crm` (JSON); returns the exit code, the unmet conditions as
 /// (condition, subject), and everything printed.
 async fn cutover(config: &std::path::Path) -> (i32, Vec<(String, String)>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args([
-            "cutover",
-            "--to",
-            "crm",
-            "--settle-timeout",
-            "10",
-            "--format",
-            "json",
-            "--config",
-        ])
-        .arg(config)
-        .output()
-        .await
-        .expect("run tandem cutover");
-    let said = printed(&out);
+    let args = [
+        "cutover",
+        "--to",
+        "crm",
+        "--settle-timeout",
+        "10",
+        "--format",
+        "json",
+    ];
+    let out = tandem_cli(&args, config).await;
+    let said = output_text(&out);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("cutover printed no JSON ({e}):\n{said}"));
     let unmet = doc["unmet"]
@@ -56,18 +51,10 @@ async fn cutover(config: &std::path::Path) -> (i32, Vec<(String, String)>, Strin
 
 /// `tandem ARGS --config F`, which must succeed; what it printed.
 async fn tandem(args: &[&str], config: &std::path::Path) -> String {
-    let (code, said) = crate::conflicts_cli::tandem(args, config).await;
-    assert_eq!(code, 0, "tandem {args:?} failed:\n{said}");
+    let out = tandem_cli(args, config).await;
+    let said = output_text(&out);
+    assert!(out.status.success(), "tandem {args:?} failed:\n{said}");
     said
-}
-
-/// Everything a finished command printed.
-fn printed(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn has(unmet: &[(String, String)], condition: &str, subject: &str) -> bool {
