@@ -9,6 +9,7 @@ pub mod conflict;
 pub mod connect;
 pub mod console;
 pub mod copy;
+pub mod cutover;
 pub mod demo;
 pub mod harness;
 pub mod http;

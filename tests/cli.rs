@@ -228,3 +228,26 @@ fn cli_run_refuses_a_console_without_a_token_or_on_a_public_address() {
         );
     }
 }
+
+#[test]
+fn cli_cutover_refuses_an_unknown_node_and_is_not_ready_while_nodes_are_down() {
+    let path = write_config(MINIMAL);
+    let config = path.to_str().unwrap();
+    let (code, _, stderr) = tandem(&["cutover", "--to", "c", "--config", config]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no node \"c\""), "{stderr}");
+    // Nothing listens on the file's ports: every condition that needs a node is unmet, named.
+    let (code, stdout, stderr) = tandem(&["cutover", "--to", "a", "--config", config]);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.starts_with("cutover to a: NOT READY"), "{stdout}");
+    for unmet in [
+        "unmet node (a_to_b)",
+        "unmet streaming (b_to_a)",
+        "unmet rollback (a_to_b)",
+        "unmet verify (all tables)",
+        "unmet generators (a)",
+    ] {
+        assert!(stdout.contains(unmet), "no {unmet:?} in:\n{stdout}");
+    }
+}

@@ -54,7 +54,7 @@ pub(crate) struct Parked {
     pub m: mysql_async::Conn,
 }
 
-async fn parked_conflict() -> Parked {
+pub(crate) async fn parked_conflict() -> Parked {
     parked_conflict_with("").await
 }
 
@@ -143,7 +143,7 @@ pub(crate) async fn parked_conflict_with(extra: &str) -> Parked {
 
 /// Resolves conflict `id` on helpdesk with `--take <take>`, then waits until both nodes hold `name`
 /// and neither has an open conflict left.
-async fn resolve_and_settle(
+pub(crate) async fn resolve_and_settle(
     pg: &PgServer,
     maria: &MariaDb,
     config: &std::path::Path,

@@ -145,3 +145,84 @@ async fn harness_cleans_up_when_the_test_process_dies() {
     let (root, port) = line.rsplit_once(' ').unwrap();
     gone(PathBuf::from(root), port.parse().unwrap()).await;
 }
+
+/// A PostgreSQL fast shutdown waits until every logical reader confirmed all the WAL it was sent
+/// (a walsender's shutdown handshake). A reader in the test's own runtime can only answer while
+/// the harness's stop leaves that runtime free: it once blocked it, the reader froze, and the stop
+/// took the whole `wal_sender_timeout` (with `tandem run` as the reader and a writer task frozen
+/// holding a row lock `tandem run` waited for, `convergence_fire` hung for good).
+#[tokio::test]
+async fn harness_stop_leaves_the_runtime_free_for_a_replication_reader() {
+    use tandem::capture::postgres::{setup, PgSource, PgSourceOptions, Slot};
+    use tandem::capture::CaptureEvent;
+    use tandem::model::TableRef;
+    let timeout = Duration::from_secs(20);
+    let mut pg = PgServer::start_with(tandem::harness::PgOptions {
+        settings: vec![(
+            "wal_sender_timeout".into(),
+            format!("{}s", timeout.as_secs()),
+        )],
+        ..Default::default()
+    })
+    .await
+    .expect("PostgreSQL starts");
+    let client = pg.connect("postgres").await.expect("connect");
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .expect("create table");
+    let url = pg.url("postgres");
+    let tables = vec![TableRef::new("public", "t")];
+    setup(&url, "tandem_pub", &tables, &[Slot::named("reader")], false)
+        .await
+        .expect("publication and slot");
+    let mut source = PgSource::connect(PgSourceOptions {
+        node: "crm".into(),
+        url: url.clone(),
+        slot: "reader".into(),
+        publication: "tandem_pub".into(),
+        temporary_slot: false,
+        tables,
+        memory_budget_bytes: 1 << 20,
+        spill_dir: std::env::temp_dir(),
+        start: None,
+    })
+    .await
+    .expect("source connects");
+    // The reader confirms everything it is given, as `tandem run` does once its target committed.
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = read.clone();
+    let reader = tokio::spawn(async move {
+        while let Ok(event) = source.next().await {
+            let position = match event {
+                CaptureEvent::Transaction(t) => t.position,
+                CaptureEvent::Heartbeat(p) => p,
+            };
+            source.confirm(&position);
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    client
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .expect("insert");
+    wait_for("the reader to read", Duration::from_secs(20), || async {
+        (read.load(std::sync::atomic::Ordering::Relaxed) > 0).then_some(())
+    })
+    .await;
+    // An open transaction: the shutdown ends its session, which writes an abort record, WAL the
+    // reader has yet to confirm when the walsender finishes.
+    client
+        .batch_execute("BEGIN; INSERT INTO t VALUES (2)")
+        .await
+        .expect("insert");
+    let began = std::time::Instant::now();
+    pg.stop().await.expect("PostgreSQL stops");
+    let took = began.elapsed();
+    reader.abort();
+    drop(client);
+    assert!(
+        took < timeout / 2,
+        "the fast shutdown took {took:?}: the reader could not confirm while the harness waited"
+    );
+}

@@ -276,6 +276,29 @@ async fn check_refuses_again_when_a_mariadb_restart_lost_the_globals() {
 }
 
 #[tokio::test]
+async fn run_refuses_to_start_when_a_mariadb_restart_lost_the_globals() {
+    let mut p = pair(0, 0).await;
+    let out = tandem(&["setup"], &p.config).await;
+    assert!(out.status.success(), "setup failed:\n{}", text(&out));
+    let tandem_run = start_tandem_run(&p.config, 2).await;
+    stop_tandem_run(tandem_run).await;
+    p.maria.restart().await.unwrap();
+    let out = tokio::time::timeout(DEADLINE, tandem(&["run"], &p.config))
+        .await
+        .expect("tandem run refused at once instead of running");
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "tandem run started:\n{said}");
+    assert!(
+        said.contains("on node helpdesk")
+            && said.contains("SET GLOBAL auto_increment_increment = 2")
+            && said.contains("my.cnf")
+            && said.contains("not starting"),
+        "the refusal does not name the node and the exact fix:\n{said}"
+    );
+    assert!(!said.contains("link started"), "a link started:\n{said}");
+}
+
+#[tokio::test]
 async fn both_sides_insert_with_default_keys_while_tandem_runs_both_ways() {
     let p = pair(0, 0).await;
     let out = tandem(&["setup"], &p.config).await;

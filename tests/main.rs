@@ -18,6 +18,7 @@ mod console_e2e;
 mod console_tls;
 mod convergence;
 mod convergence_fire;
+mod cutover;
 mod demo;
 mod faults;
 mod footprint_triggers;

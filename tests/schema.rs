@@ -208,8 +208,17 @@ async fn inventory_from_mariadb_created_on_postgres_copied_and_written_on_both_s
         10
     );
 
-    // CUTOVER: the lead adds here, after merging the cutover branch, that
-    // `tandem cutover --config <file> --to crm` exits 0 ("ready").
+    // Switching the applications to PostgreSQL loses nothing.
+    let out = tandem(
+        &["cutover", "--to", "crm", "--settle-timeout", "20"],
+        &s.config,
+    )
+    .await;
+    assert!(
+        out.status.success() && text(&out).contains("cutover to crm: ready"),
+        "cutover to crm is not ready:\n{}",
+        text(&out)
+    );
 
     stop_tandem_run(run).await;
 }

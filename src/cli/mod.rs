@@ -3,6 +3,7 @@
 
 mod check;
 mod conflicts;
+mod cutover;
 mod demo;
 mod rules;
 mod run;
@@ -65,6 +66,9 @@ pub enum Command {
     /// List and replay transactions that could not be applied.
     #[command(name = "dead-letter")]
     DeadLetter(conflicts::DeadLetterArgs),
+    /// Say whether switching the applications to a node loses nothing (caught up, no open conflict
+    /// or dead letter, verify clean, generators apart, rollback link streaming); exit 0 ready.
+    Cutover(cutover::CutoverArgs),
     /// Run a two-way sync between a throwaway PostgreSQL and MariaDB, with scripted edits.
     Demo(demo::DemoArgs),
     /// Print (or --apply) the DDL that creates a node's mapped tables from another node's, through
@@ -107,6 +111,7 @@ pub fn main() -> ExitCode {
             Command::Check(args) => check::run(args).await,
             Command::Conflicts(args) => conflicts::run(args).await,
             Command::DeadLetter(args) => conflicts::run_dead_letter(args).await,
+            Command::Cutover(args) => cutover::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Schema(args) => schema::run(args).await,
             Command::Setup(args) => setup::run(args).await,

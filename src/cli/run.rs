@@ -31,6 +31,18 @@ pub async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // The MySQL/MariaDB shares of the keys are globals a restart without my.cnf loses.
+    let refusals = crate::keys::refusals_at_start(&config).await;
+    if !refusals.is_empty() {
+        for p in &refusals {
+            eprintln!("{p}");
+        }
+        eprintln!(
+            "error: not starting: the key generators of {} table(s) can collide; apply the fix above (`tandem check` shows the same)",
+            refusals.len()
+        );
+        return ExitCode::from(1);
+    }
     let links: Vec<(String, String)> = config
         .links()
         .into_iter()

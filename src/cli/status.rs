@@ -109,7 +109,7 @@ async fn unsynced_columns(config: &crate::config::Config) -> Vec<Unsynced> {
 }
 
 /// One link as a small table.
-fn render(l: &LinkStatus) -> String {
+pub(super) fn render(l: &LinkStatus) -> String {
     let mark = if l.needs_attention() {
         "  <- look here"
     } else {

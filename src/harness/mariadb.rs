@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 
-use super::process::{self, Supervised};
+use super::process::{self, Supervised, Supervisor};
 use super::HarnessError;
 
 const INSTALL: &str = "apt-get install mariadb-server mariadb-client";
@@ -27,7 +27,7 @@ pub struct MariaDb {
     port: u16,
     server_id: u32,
     root: PathBuf,
-    supervisor: Supervised,
+    supervisor: Supervisor,
 }
 
 impl MariaDb {
@@ -109,7 +109,7 @@ impl MariaDb {
             as_root,
             &options.settings,
         );
-        let supervisor = Supervised::spawn(&root, "TERM", "KILL", &argv, None)?;
+        let supervisor = Supervisor::new(Supervised::spawn(&root, "TERM", "KILL", &argv, None)?);
         let server = MariaDb {
             port,
             server_id,
@@ -172,17 +172,17 @@ impl MariaDb {
 
     /// Stops the server cleanly, keeping its data.
     pub async fn stop(&mut self) -> Result<(), HarnessError> {
-        self.supervisor.command("stop")
+        self.supervisor.command("stop").await
     }
 
     /// Kills the server (SIGKILL): crash recovery runs on the next start.
     pub async fn crash(&mut self) -> Result<(), HarnessError> {
-        self.supervisor.command("crash")
+        self.supervisor.command("crash").await
     }
 
     /// Starts a stopped server again on the same port and data.
     pub async fn start_again(&mut self) -> Result<(), HarnessError> {
-        self.supervisor.command("start")?;
+        self.supervisor.command("start").await?;
         self.wait_ready().await
     }
 

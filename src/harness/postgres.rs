@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::process::{self, Supervised};
+use super::process::{self, Supervised, Supervisor};
 use super::HarnessError;
 
 const INSTALL: &str = "apt-get install postgresql";
@@ -28,7 +28,7 @@ pub struct PgServer {
     port: u16,
     root: PathBuf,
     version: u32,
-    supervisor: Supervised,
+    supervisor: Supervisor,
 }
 
 impl PgServer {
@@ -93,7 +93,7 @@ impl PgServer {
         let port = process::free_port()?;
         let argv = server_argv(&bin, &data, &root, port, &options.settings);
         // From here on the supervisor owns the directory and removes it when dropped.
-        let supervisor = Supervised::spawn(&root, "INT", "QUIT", &argv, owner)?;
+        let supervisor = Supervisor::new(Supervised::spawn(&root, "INT", "QUIT", &argv, owner)?);
         let server = PgServer {
             port,
             root,
@@ -165,17 +165,17 @@ impl PgServer {
 
     /// Stops the server (fast shutdown), keeping its data.
     pub async fn stop(&mut self) -> Result<(), HarnessError> {
-        self.supervisor.command("stop")
+        self.supervisor.command("stop").await
     }
 
     /// Kills the server as a crash would (immediate shutdown: recovery runs on the next start).
     pub async fn crash(&mut self) -> Result<(), HarnessError> {
-        self.supervisor.command("crash")
+        self.supervisor.command("crash").await
     }
 
     /// Starts a stopped server again on the same port and data.
     pub async fn start_again(&mut self) -> Result<(), HarnessError> {
-        self.supervisor.command("start")?;
+        self.supervisor.command("start").await?;
         self.wait_ready().await
     }
 

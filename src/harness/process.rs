@@ -107,7 +107,7 @@ impl Supervised {
     }
 
     /// Sends `stop`, `crash` or `start` and waits for the acknowledgement.
-    pub(crate) fn command(&mut self, cmd: &str) -> Result<(), HarnessError> {
+    fn command(&mut self, cmd: &str) -> Result<(), HarnessError> {
         let ack = if cmd == "start" { "started" } else { "stopped" };
         let stdin = self.stdin.as_mut().ok_or_else(|| HarnessError::Command {
             what: "supervisor".into(),
@@ -132,6 +132,34 @@ impl Supervised {
 impl Drop for Supervised {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// A [`Supervised`] server whose commands wait on the blocking pool. A stop can take as long as the
+/// server waits for its clients (a PostgreSQL fast shutdown waits until every logical reader
+/// confirmed the WAL it was sent): waiting on the caller's thread would freeze the other tasks of a
+/// single-threaded runtime, such as a reader or a writer whose lock that reader waits for.
+#[derive(Debug)]
+pub(crate) struct Supervisor(std::sync::Arc<std::sync::Mutex<Supervised>>);
+
+impl Supervisor {
+    pub(crate) fn new(supervised: Supervised) -> Self {
+        Supervisor(std::sync::Arc::new(std::sync::Mutex::new(supervised)))
+    }
+
+    /// [`Supervised::command`], off the caller's thread.
+    pub(crate) async fn command(&self, cmd: &'static str) -> Result<(), HarnessError> {
+        let supervised = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock leaves the pipes as they were; keep using them.
+            let mut s = supervised.lock().unwrap_or_else(|e| e.into_inner());
+            s.command(cmd)
+        })
+        .await
+        .map_err(|e| HarnessError::Command {
+            what: format!("supervisor {cmd}"),
+            detail: e.to_string(),
+        })?
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  catalog::read_generators(node, tables), every node ─> NodeGenerators
-//!    ├─> analyze(config, &generators) -> Vec<Problem>   `tandem check` (`refusals_at_start`: not yet wired into `run`)
+//!    ├─> analyze(config, &generators) -> Vec<Problem>   `tandem check`, and `tandem run` at start (`refusals_at_start`)
 //!    └─> plan(config, &generators)    -> Vec<Fix>       `tandem setup` (see `setup.rs`)
 //! ```
 //!
@@ -21,7 +21,7 @@
 
 mod setup;
 
-pub use setup::{refusals_at_start, setup, Applied};
+pub use setup::{collisions, refusals_at_start, setup, Applied};
 
 use std::collections::BTreeMap;
 

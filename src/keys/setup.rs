@@ -1,5 +1,5 @@
 //! Reading every node's generators, and making them disjoint (`tandem setup`) or refusing to start
-//! while they are not (`tandem run`, not wired yet).
+//! while they are not (`tandem run`).
 //!
 //! ```text
 //!  read_all(config) ─> NodeGenerators ─> plan ─> apply per node ─> read_all again ─> analyze
@@ -113,23 +113,34 @@ pub async fn setup(
 
 /// The collisions that should refuse `tandem run`'s start (a MySQL/MariaDB server restarted without
 /// the my.cnf lines has lost its share). Nodes that cannot be read now are skipped with a warning.
-/// Not called yet: wired into `run`, a `convergence_fire` seed hung (see the README).
 pub async fn refusals_at_start(config: &Config) -> Vec<Problem> {
+    let (collisions, unread) = collisions(config).await;
+    for (node, error) in unread {
+        tracing::warn!(
+            node = %node,
+            %error,
+            "could not read the key generators; not checked at start"
+        );
+    }
+    collisions
+}
+
+/// The generators of every node that can be read now that can hand out another node's keys, and
+/// the nodes that could not be read, with the error (`run` warns of them, `cutover` refuses).
+pub async fn collisions(config: &Config) -> (Vec<Problem>, Vec<(String, String)>) {
     let mut generators = NodeGenerators::new();
+    let mut unread = Vec::new();
     for node in config.nodes.values() {
         match read_node(config, node).await {
             Ok(g) => {
                 generators.insert(node.id.clone(), g);
             }
-            Err(error) => tracing::warn!(
-                node = %node.id,
-                %error,
-                "could not read the key generators; not checked at start"
-            ),
+            Err(error) => unread.push((node.id.clone(), scrub(&error, &node.url))),
         }
     }
-    analyze(config, &generators)
+    let collisions = analyze(config, &generators)
         .into_iter()
         .filter(|p| p.severity == Severity::Error)
-        .collect()
+        .collect();
+    (collisions, unread)
 }

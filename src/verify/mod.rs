@@ -51,7 +51,7 @@ use crate::config::Config;
 use crate::copy::CopyError;
 pub use repair::Repaired;
 pub use report::{Difference, Report, TableResult};
-pub use settle::Settled;
+pub use settle::{wait_links, Settled};
 
 /// Keys per hashed chunk, and rows read per node and batch, when `--batch-rows` is not given.
 pub const DEFAULT_BATCH_ROWS: u32 = 5000;

@@ -41,13 +41,8 @@ impl Settled {
     }
 }
 
-fn between<'a>(
-    links: &'a [LinkStatus],
-    nodes: &'a [String],
-) -> impl Iterator<Item = &'a LinkStatus> {
-    links
-        .iter()
-        .filter(move |l| nodes.contains(&l.source) && nodes.contains(&l.target))
+fn between(l: &LinkStatus, nodes: &[String]) -> bool {
+    nodes.contains(&l.source) && nodes.contains(&l.target)
 }
 
 fn position(text: Option<&str>) -> Option<Position> {
@@ -57,11 +52,25 @@ fn position(text: Option<&str>) -> Option<Position> {
 /// Waits until every streaming link between `nodes` has applied what its source held now, or
 /// `timeout` (see the module doc).
 pub async fn wait(config: &Config, nodes: &[String], timeout: Duration) -> Settled {
+    wait_links(config, |l| between(l, nodes), timeout).await
+}
+
+/// Waits until every streaming link that `pick` chooses has applied what its source held now, or
+/// `timeout` (`tandem cutover`: the links into the node the applications move to).
+pub async fn wait_links(
+    config: &Config,
+    pick: impl Fn(&LinkStatus) -> bool,
+    timeout: Duration,
+) -> Settled {
     let started = Instant::now();
-    let now = status(config, None).await;
+    let now: Vec<LinkStatus> = status(config, None)
+        .await
+        .into_iter()
+        .filter(|l| pick(l))
+        .collect();
     let mut settled = Settled::default();
     let mut marks: Vec<(String, Position)> = Vec::new();
-    for l in between(&now, nodes) {
+    for l in &now {
         if l.state != "streaming" {
             settled.not_streaming.push(l.link.clone());
             continue;
@@ -71,7 +80,8 @@ pub async fn wait(config: &Config, nodes: &[String], timeout: Duration) -> Settl
             None => settled.lagging.push(l.link.clone()),
         }
     }
-    let sources: std::collections::BTreeSet<&String> = between(&now, nodes)
+    let sources: std::collections::BTreeSet<&String> = now
+        .iter()
         .filter(|l| marks.iter().any(|(m, _)| *m == l.link))
         .map(|l| &l.source)
         .collect();
@@ -101,7 +111,7 @@ pub async fn wait(config: &Config, nodes: &[String], timeout: Duration) -> Settl
         waited_ms = started.elapsed().as_millis() as u64,
         lagging = settled.lagging.len(),
         not_streaming = settled.not_streaming.len(),
-        "verify waited for the links"
+        "waited for the links to apply what their sources held"
     );
     settled
 }

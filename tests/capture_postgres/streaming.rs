@@ -74,3 +74,90 @@ async fn pg_origin_name_reaches_loop_marks() {
     let t = next_txn(&mut src).await;
     assert_eq!(t.marks.pg_origin, None);
 }
+
+/// The slot's `stream_txns` (zero again after a crash: the server discards its statistics).
+async fn streamed(pg: &PgServer, db: &str) -> Option<i64> {
+    let c = pg.connect(db).await.ok()?;
+    c.query_one(
+        "SELECT coalesce(sum(stream_txns), 0)::int8 FROM pg_stat_replication_slots",
+        &[],
+    )
+    .await
+    .ok()
+    .map(|r| r.get(0))
+}
+
+/// A transaction the server streamed, left open by a crash, is streamed again after recovery and
+/// never ends until a later running-transactions record (up to 15 s) tells the server it died. A
+/// fast shutdown in that window must still finish: it waits until the reader confirmed the end of
+/// the WAL, which a reader that holds back while any transaction is partly read never does.
+#[tokio::test]
+async fn pg_fast_shutdown_finishes_while_a_crashed_streamed_transaction_is_open() {
+    let mut f = Fixture::start_with(PgOptions {
+        settings: vec![("logical_decoding_work_mem".into(), "64kB".into())],
+        ..PgOptions::default()
+    })
+    .await;
+    f.sql("CREATE TABLE s (id int PRIMARY KEY, pad text)").await;
+    let mut src = f.source(&["s"], 1 << 20).await;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    let read = std::sync::Arc::new(AtomicI64::new(0));
+    // Until the crash, heartbeats go unconfirmed, as behind a busy target: the slot's confirmed
+    // position stays before the open transaction, so recovery decodes and streams it again.
+    let beats = std::sync::Arc::new(AtomicBool::new(false));
+    let (counter, confirm_beats) = (read.clone(), beats.clone());
+    let reader = tokio::spawn(async move {
+        loop {
+            let position = match src.next().await {
+                Ok(CaptureEvent::Transaction(t)) => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    t.position
+                }
+                Ok(CaptureEvent::Heartbeat(p)) if confirm_beats.load(Ordering::Relaxed) => p,
+                Ok(CaptureEvent::Heartbeat(_)) => continue,
+                Err(e) => panic!("stream: {e}"),
+            };
+            src.confirm(&position);
+        }
+    });
+    let open = f.pg.connect(&f.db).await.expect("connect");
+    open.batch_execute(
+        "BEGIN; INSERT INTO s SELECT g, repeat('x', 100) FROM generate_series(1, 3000) g",
+    )
+    .await
+    .expect("open transaction");
+    let (pg, db) = (&f.pg, f.db.clone());
+    crate::support::wait_for("the open transaction streamed", DEADLINE, || async {
+        streamed(pg, &db).await.filter(|n| *n > 0)
+    })
+    .await;
+    f.pg.crash().await.expect("crash");
+    beats.store(true, Ordering::Relaxed);
+    f.pg.start_again().await.expect("recover");
+    let c = f.pg.connect(&f.db).await.expect("connect after recovery");
+    c.batch_execute("INSERT INTO s VALUES (-1, 'after')")
+        .await
+        .expect("insert after recovery");
+    let (pg, db) = (&f.pg, f.db.clone());
+    crate::support::wait_for(
+        "the crashed transaction streamed again, and the new row read",
+        DEADLINE,
+        || async {
+            let again = streamed(pg, &db).await.is_some_and(|n| n > 0);
+            (again && read.load(Ordering::Relaxed) > 0).then_some(())
+        },
+    )
+    .await;
+    // A session in a transaction: the shutdown ends it with an abort record, WAL to confirm.
+    c.batch_execute("BEGIN; INSERT INTO s VALUES (-2, 'aborted')")
+        .await
+        .expect("open a second transaction");
+    let stopped = tokio::time::timeout(Duration::from_secs(15), f.pg.stop()).await;
+    reader.abort();
+    let _ = reader.await;
+    drop((open, c));
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "the fast shutdown did not finish within 15 s: the reader never confirmed the end of the WAL"
+    );
+}

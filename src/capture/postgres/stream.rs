@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!   next() ──> ReplConn::recv ──> 'w' XLogData ──> decode ──> (Relation: resolve types) ──> Assembler
-//!      │                      └─> 'k' keepalive ──> Heartbeat when nothing is pending
+//!      │                      └─> 'k' keepalive ──> Heartbeat when all delivered is confirmed
 //!      └─ status update ('r': write = received, flush = apply = confirmed) when confirmed moved, when
 //!         the server asks, and every STATUS_INTERVAL
 //! ```
@@ -281,7 +281,14 @@ impl PgSource {
                     self.status_due = Some(Instant::now());
                 }
                 let wal_end = Lsn(wal_end);
-                let nothing_pending = self.asm.is_idle() && self.delivered <= self.confirmed;
+                // Once everything delivered is confirmed, the keepalive's end can be confirmed too,
+                // even while a transaction is partly read or a streamed one is still open: its
+                // commit record lies beyond `wal_end`, so after a reconnect from there the server
+                // sends it again in full. Holding back for it would stall a fast shutdown for
+                // ever (the walsender waits for the flush position to reach the end of the WAL it
+                // sent, and a streamed transaction a crash ended stays open until the next
+                // running-transactions record, which a shutdown never writes).
+                let nothing_pending = self.delivered <= self.confirmed;
                 if nothing_pending && wal_end > self.confirmed && wal_end > self.delivered {
                     self.delivered = wal_end;
                     let p = PgPosition {

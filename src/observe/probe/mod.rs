@@ -155,6 +155,30 @@ pub struct LinkStatus {
 }
 
 impl LinkStatus {
+    /// A link nothing is known of yet: state `unknown`, no positions, nothing open.
+    pub fn unknown(source: &str, target: &str) -> LinkStatus {
+        LinkStatus {
+            link: link_name(source, target),
+            source: source.to_string(),
+            target: target.to_string(),
+            state: "unknown".into(),
+            source_position: None,
+            confirmed_position: None,
+            lag_seconds: None,
+            lag_bytes: None,
+            lag_transactions: None,
+            last_applied: None,
+            conflicts_open: 0,
+            review_queue: 0,
+            oldest_parked_seconds: None,
+            dead_letters_open: 0,
+            paused: Vec::new(),
+            retained_bytes: None,
+            retention: "ok".into(),
+            problems: Vec::new(),
+        }
+    }
+
     /// Whether an operator should look at this link.
     pub fn needs_attention(&self) -> bool {
         self.state != "streaming"
@@ -235,27 +259,7 @@ fn combine(
     target: &str,
     reports: &BTreeMap<String, NodeReport>,
 ) -> LinkStatus {
-    let link = link_name(source, target);
-    let mut st = LinkStatus {
-        link: link.clone(),
-        source: source.to_string(),
-        target: target.to_string(),
-        state: "unknown".into(),
-        source_position: None,
-        confirmed_position: None,
-        lag_seconds: None,
-        lag_bytes: None,
-        lag_transactions: None,
-        last_applied: None,
-        conflicts_open: 0,
-        review_queue: 0,
-        oldest_parked_seconds: None,
-        dead_letters_open: 0,
-        paused: Vec::new(),
-        retained_bytes: None,
-        retention: "ok".into(),
-        problems: Vec::new(),
-    };
+    let mut st = LinkStatus::unknown(source, target);
     let now = super::now_micros();
     for node in [source, target] {
         if let Some(e) = reports.get(node).and_then(|r| r.error.as_ref()) {
