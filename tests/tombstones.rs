@@ -80,3 +80,100 @@ async fn tombstones_are_left_by_deletes_and_pruned_after_the_retention() {
     }
     m.disconnect().await.ok();
 }
+
+/// Under `prefer`, an insert is weighed against the delete it had not seen, not against a later
+/// delete of its own node that it had seen (found by `converge_under_fire_prefer_a_node`, seed
+/// 1796582818453838479): crm updates, deletes and re-inserts a key while helpdesk deletes it, with
+/// tandem stopped; helpdesk is preferred, so its delete wins on both nodes.
+#[tokio::test]
+async fn tombstones_prefer_weighs_an_insert_against_the_delete_it_had_not_seen() {
+    let table = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20) NOT NULL);";
+    let pair = Pair::start(
+        table,
+        table,
+        "[[tables]]\nname = \"items\"\nkey = [\"id\"]\nconflict = \"prefer\"\nprefer = \"helpdesk\"\n",
+    )
+    .await;
+    let count = |node: &'static str| {
+        let pair = &pair;
+        async move {
+            if node == "crm" {
+                let c = pair.pg.connect("crm").await.ok()?;
+                let n: i64 = c
+                    .query_one("SELECT count(*) FROM items WHERE id = 5", &[])
+                    .await
+                    .ok()?
+                    .get(0);
+                Some(n)
+            } else {
+                let mut m = pair.maria.connect("desk").await.ok()?;
+                let n: Option<i64> = m
+                    .query_first("SELECT count(*) FROM items WHERE id = 5")
+                    .await
+                    .ok()?;
+                m.disconnect().await.ok();
+                n
+            }
+        }
+    };
+    let run = start_tandem_run(&pair.config, 2).await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    c.batch_execute("INSERT INTO items VALUES (5, 'a')")
+        .await
+        .expect("insert");
+    wait_for("the row on MariaDB", Duration::from_secs(30), || async {
+        (count("helpdesk").await == Some(1)).then_some(())
+    })
+    .await;
+    crate::support::stop_tandem_run(run).await;
+
+    for sql in [
+        "UPDATE items SET v = 'b' WHERE id = 5",
+        "DELETE FROM items WHERE id = 5",
+        "INSERT INTO items VALUES (5, 'c')",
+    ] {
+        c.batch_execute(sql).await.expect(sql);
+    }
+    let mut m = pair.maria.connect("desk").await.expect("connect");
+    m.query_drop("DELETE FROM items WHERE id = 5")
+        .await
+        .expect("delete on MariaDB");
+    m.disconnect().await.ok();
+
+    let run = start_tandem_run(&pair.config, 2).await;
+    // A marker each way, written after everything above: once both arrived, all of it has.
+    c.batch_execute("INSERT INTO items VALUES (100, 'm')")
+        .await
+        .expect("marker");
+    let mut m = pair.maria.connect("desk").await.expect("connect");
+    m.query_drop("INSERT INTO items VALUES (101, 'm')")
+        .await
+        .expect("marker");
+    m.disconnect().await.ok();
+    wait_for(
+        "both markers on both nodes",
+        Duration::from_secs(30),
+        || async {
+            let c = pair.pg.connect("crm").await.ok()?;
+            let on_pg: i64 = c
+                .query_one("SELECT count(*) FROM items WHERE id >= 100", &[])
+                .await
+                .ok()?
+                .get(0);
+            let mut m = pair.maria.connect("desk").await.ok()?;
+            let on_maria: Option<i64> = m
+                .query_first("SELECT count(*) FROM items WHERE id >= 100")
+                .await
+                .ok()?;
+            m.disconnect().await.ok();
+            (on_pg == 2 && on_maria == Some(2)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        (count("crm").await, count("helpdesk").await),
+        (Some(0), Some(0)),
+        "helpdesk's delete (preferred) must win on both nodes: (rows of key 5 on crm, on helpdesk)"
+    );
+    crate::support::stop_tandem_run(run).await;
+}

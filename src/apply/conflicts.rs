@@ -67,15 +67,28 @@ impl<T: Target> Link<T> {
                 .t
                 .tombstones(&info.table.to_string(), &row.key_text())
                 .await?;
-            // The latest delete (ties: the greater node id, as every node would pick).
-            if let Some(latest) = stones
+            conflict.deleted_at = stones.iter().map(|t| t.version).max();
+            // Who deleted: for an insert, among the deletes it was concurrent with (a delete its
+            // node had seen, even a later-stamped one of its own, is behind it: `prefer` weighs
+            // the insert against the other node's delete, as that node weighs the delete against
+            // the insert). The latest one; ties: the greater node id, as every node would pick.
+            let concurrent = if kind == ConflictKind::InsertDeleted {
+                self.unseen(plan, &row, stones.clone())
+            } else {
+                Vec::new()
+            };
+            let weighed = if concurrent.is_empty() {
+                &stones
+            } else {
+                &concurrent
+            };
+            if let Some(latest) = weighed
                 .iter()
                 .filter(|t| !t.node.is_empty())
                 .max_by(|a, b| (a.version, &a.node).cmp(&(b.version, &b.node)))
             {
                 conflict.deleted_by = Some(latest.node.clone());
             }
-            conflict.deleted_at = stones.iter().map(|t| t.version).max();
         }
         let rules = Rules::from_plan(plan, &self.ctx.target, self.ctx.priority(&self.ctx.target));
         let decision = resolve(&conflict, &rules);

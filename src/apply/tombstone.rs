@@ -155,18 +155,33 @@ impl<T: Target> Link<T> {
             let incoming = row.after_version.as_ref().and_then(super::row::version_key);
             return Ok(latest > incoming);
         }
+        Ok(!self.unseen(plan, row, stones).is_empty())
+    }
+
+    /// The tombstones of `stones` (this node's, of the incoming insert's key) that the inserting
+    /// node had not seen when it inserted: the deletes the insert was concurrent with. A tombstone
+    /// it had seen (its transaction revived one of that node as late) is behind it.
+    pub(super) fn unseen(
+        &self,
+        plan: &TablePlan,
+        row: &RowChange,
+        stones: Vec<Tombstone>,
+    ) -> Vec<Tombstone> {
         let values = key_values(&row.key_text()).unwrap_or_default();
-        let mapper = self.mapper.clone();
         let seen: Vec<&Tombstone> = self
             .revived
             .iter()
-            .filter(|r| r.values == values && maps_to(&mapper, &r.source_table, plan))
+            .filter(|r| r.values == values && maps_to(&self.mapper, &r.source_table, plan))
             .map(|r| &r.stone)
             .collect();
-        Ok(!stones.iter().all(|mine| {
-            seen.iter()
-                .any(|s| s.node == mine.node && s.version >= mine.version)
-        }))
+        stones
+            .into_iter()
+            .filter(|mine| {
+                !seen
+                    .iter()
+                    .any(|s| s.node == mine.node && s.version >= mine.version)
+            })
+            .collect()
     }
 
     /// Records an applied delete in this node's tombstone for the deleting node, stamped as that
