@@ -43,7 +43,8 @@
 //!   the current row's version; `update_missing` and `insert_deleted` bring the row back unless the
 //!   tombstone is later than the incoming version (equal stamps: the row stays). Without a tombstone
 //!   (an application version column, or a row that never existed here) the update wins. Under
-//!   `prefer` the preferred node's side wins.
+//!   `prefer` the preferred node's side wins; for an insert the deleting side is the delete its
+//!   node had not seen (the concurrent one), not a later delete of its own that it had seen.
 //! - **Merge.** The base is the incoming before-image, or, for an update that continues a run of
 //!   the same node's changes to the key whose previous one was merged here, that merge's base (the
 //!   last state both nodes held; kept with the merge's audit record): otherwise, once both nodes
