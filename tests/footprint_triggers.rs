@@ -54,6 +54,9 @@ async fn pg_a_local_insert_that_waited_for_a_delete_of_its_key_bumps_its_tombsto
     let pair = pair().await;
     let a = pair.pg.connect("crm").await.expect("connect");
     let b = pair.pg.connect("crm").await.expect("connect");
+    // Watched from a session of its own: inside `a`'s open transaction pg_stat_activity would be
+    // the snapshot of its first read, and a first read before the insert waits never changes.
+    let watch = pair.pg.connect("crm").await.expect("connect");
     a.batch_execute("INSERT INTO items VALUES (1, 'doomed')")
         .await
         .expect("insert");
@@ -69,7 +72,7 @@ async fn pg_a_local_insert_that_waited_for_a_delete_of_its_key_bumps_its_tombsto
         "the insert waiting for the delete",
         Duration::from_secs(30),
         || async {
-            let waiting: i64 = a
+            let waiting: i64 = watch
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
                      AND query LIKE 'INSERT INTO items%'",
