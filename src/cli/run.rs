@@ -93,14 +93,21 @@ pub async fn run(args: RunArgs) -> ExitCode {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (config_tx, config_rx) = watch::channel(config.clone());
+    // Registered before any link starts: an unhandled SIGHUP would end the process.
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangup) => background.push(tokio::spawn(reload_on_hangup(
+            hangup,
+            args.config.path.clone(),
+            config_tx,
+        ))),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP cannot be handled here: the file is not reloaded")
+        }
+    }
     let tasks: Vec<_> = links
         .into_iter()
         .map(|(s, t)| tokio::spawn(run_link(config_rx.clone(), s, t, stop_rx.clone(), None)))
         .collect();
-    background.push(tokio::spawn(reload_on_hangup(
-        args.config.path.clone(),
-        config_tx,
-    )));
     tracing::info!(
         links = tasks.len(),
         "tandem running; stop with SIGTERM or Ctrl-C"
@@ -138,12 +145,11 @@ pub async fn run(args: RunArgs) -> ExitCode {
 /// On each SIGHUP, reads the file again and hands it to the links when it is valid and changes only
 /// what can change while they run (see [`crate::run::reloadable`]); otherwise logs why and keeps the
 /// file in use.
-async fn reload_on_hangup(path: std::path::PathBuf, configs: watch::Sender<Arc<Config>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("SIGHUP cannot be handled here: the file is not reloaded");
-        return;
-    };
+async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    path: std::path::PathBuf,
+    configs: watch::Sender<Arc<Config>>,
+) {
     while hangup.recv().await.is_some() {
         let new = match Config::load(&path) {
             Ok((new, _)) => new,
