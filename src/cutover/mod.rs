@@ -41,8 +41,8 @@ pub struct Options {
 /// One condition that is not met, with what to do.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Unmet {
-    /// `caught_up`, `streaming`, `rollback`, `node`, `review_queue`, `conflicts`, `dead_letters`,
-    /// `verify`, `generators`.
+    /// `caught_up`, `streaming`, `rollback`, `node`, `review_queue`, `conflicts`, `schema_pause`,
+    /// `dead_letters`, `verify`, `generators`.
     pub condition: &'static str,
     /// What it is about: a link, a table, a node, a key column.
     pub subject: String,
@@ -276,6 +276,17 @@ fn link_conditions(l: &LinkStatus, to: &str, caught_up: &Settled) -> Vec<Unmet> 
             link,
             format!("{held} change(s) of link {link} are held on {} (waiting behind a parked conflict, or deferred)", l.target),
             format!("resolve the parked conflicts first; `tandem conflicts list --config F --node {} --open` lists them all", l.target),
+        ));
+    }
+    for p in &l.paused {
+        out.push(unmet(
+            "schema_pause",
+            link,
+            format!(
+                "table {} of link {link} is paused by a schema change on {}, with {} change(s) held: {}",
+                p.table, l.target, p.held, p.reason
+            ),
+            format!("fix the schema on {} as the reason says (the held changes then apply by themselves); `tandem status --config F` shows the pause", l.target),
         ));
     }
     if l.dead_letters_open > 0 {

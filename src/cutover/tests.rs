@@ -44,6 +44,11 @@ fn each_unmet_condition_is_named_with_its_fix() {
     into.review_queue = 1;
     into.conflicts_open = 3;
     into.dead_letters_open = 2;
+    into.paused = vec![crate::observe::probe::PausedTable {
+        table: "customer".into(),
+        held: 4,
+        reason: "column(s) email of table customer no longer exist on node crm".into(),
+    }];
     let mut back = link("crm", "helpdesk");
     back.state = "stopped".into();
     let caught_up = Settled {
@@ -62,6 +67,7 @@ fn each_unmet_condition_is_named_with_its_fix() {
             ("caught_up", "helpdesk_to_crm"),
             ("review_queue", "helpdesk_to_crm"),
             ("conflicts", "helpdesk_to_crm"),
+            ("schema_pause", "helpdesk_to_crm"),
             ("dead_letters", "helpdesk_to_crm"),
             ("rollback", "crm_to_helpdesk"),
             ("verify", "customer"),
@@ -70,11 +76,12 @@ fn each_unmet_condition_is_named_with_its_fix() {
     assert!(unmet[1]
         .fix
         .contains("tandem conflicts resolve --config F --node crm"));
-    assert!(unmet[3]
+    assert!(unmet[3].detail.contains("email") && unmet[3].fix.contains("schema on crm"));
+    assert!(unmet[4]
         .fix
         .contains("tandem dead-letter replay --config F --node crm"));
-    assert!(unmet[4].fix.contains("tandem run --config F --node crm"));
-    assert!(unmet[5].fix.contains("--repair"));
+    assert!(unmet[5].fix.contains("tandem run --config F --node crm"));
+    assert!(unmet[6].fix.contains("--repair"));
 }
 
 #[test]
