@@ -584,3 +584,28 @@ async fn schema_change_on_postgresql_narrowed_column_and_dropped_table_pause_tow
     );
     stop_tandem_run(tandem).await;
 }
+
+#[tokio::test]
+async fn schema_change_while_tandem_was_stopped_is_still_a_pause() {
+    let p = Pair::start(PG_SQL, MARIA_SQL, TABLES).await;
+    let tandem = start_tandem_run(&p.config, 2).await;
+    maria(&p, "INSERT INTO items (id, name, qty) VALUES (1, 'a', 1)").await;
+    wait_pg(&p, "items", "qty", 1, Some("1")).await;
+    stop_tandem_run(tandem).await;
+
+    // Dropped while no tandem runs: the column is known from the last start, not taken for one
+    // PostgreSQL never had.
+    pg(&p, "ALTER TABLE items DROP COLUMN qty").await;
+    let tandem = start_tandem_run(&p.config, 2).await;
+    maria(&p, "UPDATE items SET name = 'a2', qty = 2 WHERE id = 1").await;
+    let paused = wait_paused(&p, "crm", "items", 1).await;
+    let reason = paused["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("qty"),
+        "the reason does not name qty: {reason}"
+    );
+    pg(&p, "ALTER TABLE items ADD COLUMN qty int").await;
+    wait_pg(&p, "items", "qty", 1, Some("2")).await;
+    wait_unpaused(&p, "crm").await;
+    stop_tandem_run(tandem).await;
+}

@@ -19,4 +19,14 @@ CREATE TABLE IF NOT EXISTS `__SCHEMA__`.held (
     held_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     KEY held_by_table (source_node, table_name, id)
 ) ENGINE=InnoDB;
+-- The columns each target table had (and the type each had first), as tandem saw them when a link
+-- started: a column dropped or narrowed while tandem was not running is then still recognised as one
+-- the table had, and pauses the table instead of being taken for one it never had.
+CREATE TABLE IF NOT EXISTS `__SCHEMA__`.target_column (
+    table_name VARCHAR(300) NOT NULL,
+    column_name VARCHAR(64) NOT NULL,
+    type_name TEXT NOT NULL,
+    seen_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (table_name, column_name)
+) ENGINE=InnoDB;
 INSERT IGNORE INTO `__SCHEMA__`.schema_version (version) VALUES (11);

@@ -19,4 +19,14 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.held (
     held_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS held_by_table ON __SCHEMA__.held (source_node, table_name, id);
+-- The columns each target table had (and the type each had first), as tandem saw them when a link
+-- started: a column dropped or narrowed while tandem was not running is then still recognised as one
+-- the table had, and pauses the table instead of being taken for one it never had.
+CREATE TABLE IF NOT EXISTS __SCHEMA__.target_column (
+    table_name text NOT NULL,
+    column_name text NOT NULL,
+    type_name text NOT NULL,
+    seen_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (table_name, column_name)
+);
 INSERT INTO __SCHEMA__.schema_version (version) VALUES (11) ON CONFLICT DO NOTHING;

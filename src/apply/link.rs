@@ -155,6 +155,7 @@ impl<T: Target> Link<T> {
         link.t.set_applying(true).await?;
         link.check_bookkeeping().await?;
         link.load_pauses().await?;
+        link.load_columns().await?;
         link.committed = match link.t.read_checkpoint(&link.ctx.source).await? {
             Some(text) => Some(text.parse().map_err(|_| ApplyError::Checkpoint {
                 link: link.ctx.link(),

@@ -111,13 +111,20 @@ fn seen() -> &'static Mutex<Seen> {
 
 /// Adds `info`'s columns to what `node`'s table has had.
 fn remember(node: &str, info: &TableInfo) {
+    let columns = info.columns.iter().map(|c| (&c.name, &c.type_name));
+    remember_columns(node, &info.table, columns);
+}
+
+/// Adds `(name, type)` columns to what `node`'s `table` has had (a type already known stays).
+fn remember_columns<'a>(
+    node: &str,
+    table: &TableRef,
+    columns: impl Iterator<Item = (&'a String, &'a String)>,
+) {
     let mut seen = seen().lock().unwrap_or_else(|e| e.into_inner());
-    let had = seen
-        .entry((node.to_string(), info.table.clone()))
-        .or_default();
-    for c in &info.columns {
-        had.entry(c.name.clone())
-            .or_insert_with(|| c.type_name.clone());
+    let had = seen.entry((node.to_string(), table.clone())).or_default();
+    for (name, type_name) in columns {
+        had.entry(name.clone()).or_insert_with(|| type_name.clone());
     }
 }
 
@@ -177,6 +184,45 @@ impl<T: Target> Link<T> {
             &self.ctx.target,
         ));
         self.pauses.reloaded();
+    }
+
+    /// What the target's tables had when links last started (`<schema>.target_column`), then what
+    /// they have now, recorded: a column dropped or narrowed while tandem was not running is still
+    /// one the table had. A table that cannot be read now is left to the first change of it.
+    pub(super) async fn load_columns(&mut self) -> Result<(), ApplyError> {
+        let known = self.t.known_columns().await?;
+        let plans: Vec<TableRef> = self.mapper.plans().map(|p| p.target.clone()).collect();
+        for target in &plans {
+            let text = target.to_string();
+            let columns = known
+                .iter()
+                .filter(|(t, _, _)| *t == text)
+                .map(|(_, c, ty)| (c, ty));
+            remember_columns(self.database(), target, columns);
+        }
+        let mut read = Vec::new();
+        for target in &plans {
+            match self.t.table(target).await {
+                Ok(info) => {
+                    remember(self.database(), &info);
+                    read.push(info);
+                }
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => {
+                    tracing::debug!(link = %self.ctx.link(), table = %target, error = %super::shown(&e), "target table not read at start")
+                }
+            }
+        }
+        self.in_transaction(async |l| {
+            for info in &read {
+                let table = info.table.to_string();
+                for c in &info.columns {
+                    l.t.record_column(&table, &c.name, &c.type_name).await?;
+                }
+            }
+            Ok::<_, ApplyError>(())
+        })
+        .await
     }
 
     /// Reads the tables this link holds changes of (a pause survives a restart).

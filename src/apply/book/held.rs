@@ -117,6 +117,48 @@ pub(crate) trait Holds: BookSession {
         )
         .await
     }
+    /// The columns this node's tables had when links started (`table`, `column`, first type).
+    async fn known_columns(&mut self) -> Result<Vec<(String, String, String)>, ApplyError> {
+        let rows = query(
+            self,
+            "SELECT table_name, column_name, type_name FROM __S__.target_column",
+            vec![],
+        )
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((col(r, 0)?, col(r, 1)?, col(r, 2)?)))
+            .collect())
+    }
+
+    /// Records that `table` has `column` (of `type_name`, kept as first recorded).
+    async fn record_column(
+        &mut self,
+        table: &str,
+        column: &str,
+        type_name: &str,
+    ) -> Result<(), ApplyError> {
+        let d = self.dialect();
+        let template = format!(
+            "INSERT INTO __S__.target_column (table_name, column_name, type_name) VALUES (?, ?, ?) {}",
+            d.upsert(
+                "target_column",
+                &["table_name", "column_name"],
+                &[("seen_at", super::Set::Now)]
+            )
+        );
+        execute(
+            self,
+            &template,
+            vec![
+                Some(table.to_string()),
+                Some(column.to_string()),
+                Some(type_name.to_string()),
+            ],
+        )
+        .await
+        .map(drop)
+    }
 }
 
 impl<S: BookSession> Holds for S {}
