@@ -213,12 +213,27 @@ impl<T: Target> Link<T> {
                 }
             }
         }
-        self.in_transaction(async |l| {
-            for info in &read {
+        // Only what is not recorded yet: a start with an unchanged schema writes nothing.
+        let recorded: HashSet<(&str, &str)> = known
+            .iter()
+            .map(|(t, c, _)| (t.as_str(), c.as_str()))
+            .collect();
+        let new: Vec<(String, &String, &String)> = read
+            .iter()
+            .flat_map(|info| {
                 let table = info.table.to_string();
-                for c in &info.columns {
-                    l.t.record_column(&table, &c.name, &c.type_name).await?;
-                }
+                info.columns
+                    .iter()
+                    .map(move |c| (table.clone(), &c.name, &c.type_name))
+            })
+            .filter(|(t, c, _)| !recorded.contains(&(t.as_str(), c.as_str())))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.in_transaction(async |l| {
+            for (table, column, type_name) in &new {
+                l.t.record_column(table, column, type_name).await?;
             }
             Ok::<_, ApplyError>(())
         })
