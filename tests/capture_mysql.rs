@@ -40,6 +40,7 @@ fn options(
         tables: tables.iter().map(|t| TableRef::new(db, t)).collect(),
         memory_budget_bytes: 1 << 20,
         spill_dir: std::env::temp_dir().join("tandem-capture-mysql-tests"),
+        drop_applied: false,
         start,
     }
 }

@@ -110,6 +110,7 @@ pub fn options(
         tables,
         memory_budget_bytes: budget,
         spill_dir: std::env::temp_dir().join("tandem-capture-tests"),
+        drop_applied: false,
         start,
     }
 }

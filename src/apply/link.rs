@@ -243,12 +243,20 @@ impl<T: Target> Link<T> {
     /// means the cached columns are stale: the group is tried once more on the live catalog, where
     /// the schema gate (`pause.rs`) sees what changed. A definite error of a table whose column
     /// changed type pauses that table, and the group is tried once more too. A schema change due
-    /// under `ddl = "propagate"` (`ddl.rs`) is carried out between two tries.
+    /// under `ddl = "propagate"` (`ddl.rs`) is carried out between two tries. A race with a local
+    /// write (`ApplyError::Raced`) is tried again once at once.
     async fn apply_group(&mut self, txs: &[&Transaction]) -> Result<(), Failure> {
-        let (mut drifted, mut retyped) = (false, false);
+        let (mut drifted, mut retyped, mut raced) = (false, false, false);
         // Each round settles one schema matter; a group touches few tables, so few rounds.
         for _ in 0..8 {
             match self.try_group(txs).await {
+                // A batch of inserts found a key taken, or a local write raced a conflict's
+                // decision: once at once (the target now inserts that table the checked way),
+                // then with the run loop's backoff.
+                Err(f) if matches!(f.error, ApplyError::Raced(_)) && !raced => {
+                    debug!(link = %self.ctx.link(), error = %f.error, "applying the group again");
+                    raced = true;
+                }
                 Err(f) if matches!(f.error, ApplyError::SchemaDue(_)) => {
                     self.carry_out_ddl().await?;
                 }

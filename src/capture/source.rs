@@ -114,6 +114,8 @@ impl Source {
             .unwrap_or(usize::MAX / (1 << 20))
             << 20;
         let tables = capture_tables(config, node);
+        // A link forwards nothing tandem applied (the loop guard), so its reader need not decode it.
+        let drop_applied = matches!(reader, Reader::Link { .. });
         match node.engine {
             Engine::Postgres => {
                 let (slot, temporary_slot) = match &reader {
@@ -136,6 +138,7 @@ impl Source {
                     tables,
                     memory_budget_bytes,
                     spill_dir,
+                    drop_applied,
                     start,
                 };
                 Ok(Source::Postgres(Box::new(PgSource::connect(opts).await?)))
@@ -148,6 +151,7 @@ impl Source {
                     tables,
                     memory_budget_bytes,
                     spill_dir,
+                    drop_applied,
                     start,
                 };
                 Ok(Source::Mysql(Box::new(MysqlSource::connect(opts).await?)))

@@ -12,7 +12,9 @@ pub mod types;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 use tracing::warn;
@@ -37,7 +39,13 @@ pub struct PgTarget {
     replica_active: bool,
     statements: HashMap<String, Statement>,
     tables: HashMap<TableRef, Arc<TableInfo>>,
+    /// Tables whose batched inserts last found a key taken, and when: they insert with
+    /// `ON CONFLICT DO NOTHING` for [`CHECKED_INSERTS_FOR`] (see [`Target::insert_new`]).
+    checked_inserts: HashMap<TableRef, Instant>,
 }
+
+/// How long a table whose batched insert found a key taken inserts the checked way.
+const CHECKED_INSERTS_FOR: Duration = Duration::from_secs(60);
 
 impl PgTarget {
     pub async fn connect(
@@ -70,6 +78,7 @@ impl PgTarget {
             replica_active: false,
             statements: HashMap::new(),
             tables: HashMap::new(),
+            checked_inserts: HashMap::new(),
         };
         t.simple("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'")
             .await?;
@@ -447,12 +456,46 @@ impl Target for PgTarget {
         Ok(found)
     }
 
-    /// One statement: `INSERT … ON CONFLICT DO NOTHING`, joined back to the rows by key.
+    /// A plain `INSERT` of all the rows: keys already taken are rare (a key inserted on both
+    /// nodes at once, which the row path then records as a conflict), and the speculative
+    /// insertion of `ON CONFLICT` costs the server about as much again per row. A key taken fails
+    /// the statement and so the target transaction (no savepoint: hundreds of subtransactions in
+    /// one transaction slow every snapshot on the server); the error says the group is to be
+    /// applied again, and the table then inserts with `ON CONFLICT DO NOTHING`, joined back to the
+    /// rows by key, for a while.
     async fn insert_new(
         &mut self,
         t: &TableInfo,
         rows: &[Write],
     ) -> Result<Option<Vec<bool>>, ApplyError> {
+        let checked = self
+            .checked_inserts
+            .get(&t.table)
+            .is_some_and(|since| since.elapsed() < CHECKED_INSERTS_FOR);
+        if !checked {
+            let sql = Builder::new(t, self.source_offset_secs).insert_plain(rows);
+            return match self.run_arrays(&sql).await {
+                Ok(_) => Ok(Some(vec![true; rows.len()])),
+                Err(e) if matches!(e.code(), Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::EXCLUSION_VIOLATION) =>
+                {
+                    self.checked_inserts.insert(t.table.clone(), Instant::now());
+                    Err(ApplyError::Raced(format!(
+                        "table {}: a batch of inserts found a key taken; applying the transaction \
+                         again with checked inserts",
+                        t.table
+                    )))
+                }
+                Err(e) => {
+                    let fields: Vec<Field> =
+                        rows.iter().flat_map(|w| w.set.iter().cloned()).collect();
+                    let key = match rows {
+                        [one] => one.key.as_slice(),
+                        _ => &[],
+                    };
+                    Err(self.row_err(t, &fields, key, e))
+                }
+            };
+        }
         let Some(sql) = Builder::new(t, self.source_offset_secs).insert_new(rows) else {
             return Ok(None);
         };

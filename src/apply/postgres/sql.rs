@@ -208,8 +208,30 @@ impl<'a> Builder<'a> {
         a.finish(text, true)
     }
 
-    /// The same insert without `ON CONFLICT`, to surface the real error of a conflicting insert on a
-    /// constraint other than the key.
+    /// Inserts the rows (every row with the same columns) over arrays, without `ON CONFLICT` and
+    /// without returning anything: every row goes in, or the statement fails (a key taken is
+    /// `23505`). What [`Builder::insert_new`] does, at about half the server's cost per row: no
+    /// speculative insertion (an extra index probe and WAL record per row) and no join back.
+    pub fn insert_plain(self, rows: &[Write]) -> ArraySql {
+        let mut a = ArrayBuilder::new(self.info, self.source_offset_secs);
+        let first = rows.first().map(|w| w.set.as_slice()).unwrap_or_default();
+        let cols: Vec<String> = first.iter().map(|f| ident(&f.name)).collect();
+        let vals: Vec<String> = first
+            .iter()
+            .enumerate()
+            .map(|(j, f)| a.column(&f.name, rows.iter().map(|w| w.set.get(j).map(|f| &f.value))))
+            .collect();
+        let text = format!(
+            "INSERT INTO {} ({}) {}SELECT {} FROM {}",
+            qname(&self.info.table),
+            cols.join(", "),
+            overriding(self.info, first),
+            vals.join(", "),
+            a.from(false),
+        );
+        a.finish(text, false)
+    }
+
     /// The arrays of a checked batch (`k…`: key, `b`: before version, `s…`: values) and the
     /// condition that joins them to `t`: the key, and the version check as [`Builder::update`]
     /// writes it (`IS NOT DISTINCT FROM` covers both the value and the NULL case). Returns the
@@ -420,6 +442,14 @@ mod tests {
             sql.columns,
             vec![vec![Some("7".to_string())], vec![Some("x".to_string())]]
         );
+        let plain = Builder::new(&info, 0).insert_plain(std::slice::from_ref(&w));
+        assert_eq!(
+            plain.text,
+            "INSERT INTO \"public\".\"customers\" (\"id\", \"name\") OVERRIDING SYSTEM VALUE \
+             SELECT v.a0::integer, v.a1::character varying FROM unnest($1::text[], $2::text[]) AS v(a0, a1)"
+        );
+        assert_eq!(plain.columns, sql.columns);
+        assert!(!plain.joins_table, "prepared once");
         let keyless = Write {
             key: w.key.clone(),
             set: vec![f("name", Value::Text("x".into()))],

@@ -52,12 +52,18 @@ pub struct AssemblerConfig {
     pub tables: HashSet<TableRef>,
     pub memory_budget_bytes: usize,
     pub spill_dir: PathBuf,
+    /// Rows of a transaction flagged `skip_replication` (tandem's own writes) are not decoded or
+    /// buffered: the transaction comes out with its marks and no changes, which the loop guard
+    /// drops. Off for `tandem tail`, which shows what tandem applied too.
+    pub drop_marked: bool,
 }
 
 #[derive(Debug)]
 struct OpenTxn {
     buffer: SpillBuffer,
     marks: LoopMarks,
+    /// Rows were left out because the transaction is flagged (see `AssemblerConfig::drop_marked`).
+    dropped: bool,
     maria_gtid: Option<MariaGtid>,
     mysql_gtid: Option<(String, u64)>,
     commit_micros: Option<i64>,
@@ -252,6 +258,7 @@ impl Assembler {
                 skip_replication: ev.flags & LOG_EVENT_SKIP_REPLICATION_F != 0,
                 server_id: Some(ev.server_id),
             },
+            dropped: false,
             maria_gtid: None,
             mysql_gtid: None,
             commit_micros: None,
@@ -333,6 +340,19 @@ impl Assembler {
             return Ok(());
         };
         let meta = Arc::clone(meta);
+        if self.config.drop_marked
+            && (ev.flags & LOG_EVENT_SKIP_REPLICATION_F != 0
+                || self.txn.as_ref().is_some_and(|t| t.marks.skip_replication))
+        {
+            if self.txn.is_none() {
+                self.txn = Some(self.open(ev));
+            }
+            if let Some(t) = self.txn.as_mut() {
+                t.marks.skip_replication = true;
+                t.dropped = true;
+            }
+            return Ok(());
+        }
         let changes =
             decode_rows(k, ev.body, &meta).map_err(|source| MysqlCaptureError::Decode {
                 event: "ROWS",
@@ -370,7 +390,7 @@ impl Assembler {
         }
         let position = self.position();
         self.delivered = Some(position.clone());
-        if t.buffer.is_empty() {
+        if t.buffer.is_empty() && !t.dropped {
             return Ok(Some(CaptureEvent::Heartbeat(position)));
         }
         let changes = t.buffer.finish().map_err(MysqlCaptureError::Spill)?;

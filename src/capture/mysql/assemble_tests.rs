@@ -17,6 +17,7 @@ fn assembler(start: Position) -> Assembler {
         tables: [TableRef::new("app", "doc")].into_iter().collect(),
         memory_budget_bytes: 1 << 20,
         spill_dir: std::env::temp_dir().join("tandem-assemble-tests"),
+        drop_marked: false,
     };
     Assembler::new(config, &start).unwrap()
 }
@@ -274,6 +275,34 @@ fn mariadb_gtid_standalone_ddl_invalidates_and_positions_advance() {
         a.metadata.get(3).is_none(),
         "DDL on a captured table drops its metadata"
     );
+}
+
+#[test]
+fn a_flagged_transaction_comes_out_without_its_rows_when_asked() {
+    let flagged_then_local = |drop_marked: bool| {
+        let mut a = assembler(binlog("b.000001", 4));
+        a.config.drop_marked = drop_marked;
+        let mut out = Vec::new();
+        for (pos, flags) in [(200, LOG_EVENT_SKIP_REPLICATION_F), (400, 0)] {
+            a.feed(raw(kind::QUERY, pos, flags, &query("app", "BEGIN")))
+                .unwrap();
+            a.feed(raw(kind::TABLE_MAP, pos + 50, flags, &doc_table_map(3)))
+                .unwrap();
+            let rows = rows_event(3, false, false, 2, &[doc_row(1), doc_row(2)]);
+            a.feed(raw(23, pos + 100, flags, &rows)).unwrap();
+            out.push(txn(a
+                .feed(raw(kind::XID, pos + 150, flags, &1u64.to_le_bytes()))
+                .unwrap()));
+        }
+        out
+    };
+    let kept = flagged_then_local(false);
+    assert_eq!(kept[0].changes.len(), 2, "tail sees what tandem applied");
+    let dropped = flagged_then_local(true);
+    assert!(dropped[0].marks.skip_replication && dropped[0].changes.is_empty());
+    assert_eq!(dropped[0].position, kept[0].position, "the position still moves");
+    assert_eq!(dropped[1].changes.len(), 2, "an unflagged transaction keeps its rows");
+    assert!(!dropped[1].marks.skip_replication);
 }
 
 #[test]

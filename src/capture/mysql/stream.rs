@@ -61,6 +61,9 @@ pub struct MysqlSourceOptions {
     /// A transaction whose changes exceed this many bytes spills to `spill_dir`.
     pub memory_budget_bytes: usize,
     pub spill_dir: PathBuf,
+    /// Leave out the rows of transactions tandem applied (flagged `skip_replication`) instead of
+    /// decoding them only for the loop guard to drop them: a link's reader. Off for `tandem tail`.
+    pub drop_applied: bool,
     /// Resume after this position; `None` starts at the current end of the binlog.
     pub start: Option<Position>,
 }
@@ -135,6 +138,7 @@ impl MysqlSource {
             tables: options.tables.into_iter().collect::<HashSet<_>>(),
             memory_budget_bytes: options.memory_budget_bytes,
             spill_dir: options.spill_dir,
+            drop_marked: options.drop_applied,
         };
         let mut assembler = Assembler::new(config, &start)?;
         assembler.collations = Collations(collations);

@@ -51,6 +51,8 @@ pub struct RelColumn {
 struct OpenTxn {
     xid: u32,
     origin: Option<String>,
+    /// Changes were left out: the transaction is tandem's own (see [`Assembler::drop_applied`]).
+    dropped: bool,
     /// Already delivered before a reconnect: read through, but do not buffer.
     skip: bool,
     buf: SpillBuffer,
@@ -59,6 +61,7 @@ struct OpenTxn {
 /// A streamed (protocol v2) transaction still in progress.
 struct StreamedTxn {
     origin: Option<String>,
+    dropped: bool,
     buf: SpillBuffer,
     /// Run-length list of which subtransaction wrote each buffered change, in order.
     runs: Vec<(u32, usize)>,
@@ -77,6 +80,7 @@ pub struct Assembler {
     stream_xid: Option<u32>,
     skip_through: Lsn,
     spilled_count: u64,
+    drop_applied: bool,
 }
 
 impl Assembler {
@@ -92,6 +96,41 @@ impl Assembler {
             stream_xid: None,
             skip_through,
             spilled_count: 0,
+            drop_applied: false,
+        }
+    }
+
+    /// Changes of a transaction that carries tandem's replication origin (`tandem_<node>`, set by
+    /// the PostgreSQL applier) are neither decoded into values nor buffered: the transaction comes
+    /// out with its origin and no changes, which the loop guard drops. A link's reader turns this
+    /// on; `tandem tail` leaves it off to show what tandem applied too.
+    pub fn drop_applied(&mut self, on: bool) {
+        self.drop_applied = on;
+    }
+
+    /// Whether the change about to be read belongs to a transaction being dropped; marks it so.
+    fn dropping(&mut self) -> bool {
+        if !self.drop_applied {
+            return false;
+        }
+        let applied = |origin: &Option<String>| {
+            origin
+                .as_deref()
+                .is_some_and(|o| o.starts_with(crate::loopguard::PG_ORIGIN_PREFIX))
+        };
+        match (self.stream_xid, self.open.as_mut()) {
+            (Some(xid), _) => match self.streams.get_mut(&xid) {
+                Some(s) if applied(&s.origin) => {
+                    s.dropped = true;
+                    true
+                }
+                _ => false,
+            },
+            (None, Some(t)) if applied(&t.origin) => {
+                t.dropped = true;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -189,6 +228,7 @@ impl Assembler {
         self.open = Some(OpenTxn {
             xid,
             origin: None,
+            dropped: false,
             // Commit records do not overlap: a commit starting below a delivered end is that
             // transaction or an earlier one.
             skip: Lsn(final_lsn) < self.skip_through,
@@ -232,6 +272,7 @@ impl Assembler {
             commit_time,
             txn.origin,
             changes,
+            txn.dropped,
         )
     }
 
@@ -256,6 +297,9 @@ impl Assembler {
         oid: u32,
         new: &[TupleValue],
     ) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if self.dropping() {
+            return Ok(None);
+        }
         let rel = self.relation(oid)?;
         let after = self.image(rel, ImageKind::Full, new)?;
         let change = change(rel, Op::Insert, None, Some(after));
@@ -269,6 +313,9 @@ impl Assembler {
         old: Option<OldTuple>,
         new: &[TupleValue],
     ) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if self.dropping() {
+            return Ok(None);
+        }
         let rel = self.relation(oid)?;
         let before = old.map(|o| self.old_image(rel, &o)).transpose()?;
         let after = self.image(rel, ImageKind::Full, new)?;
@@ -282,6 +329,9 @@ impl Assembler {
         oid: u32,
         old: &OldTuple,
     ) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if self.dropping() {
+            return Ok(None);
+        }
         let rel = self.relation(oid)?;
         let before = self.old_image(rel, old)?;
         let change = change(rel, Op::Delete, Some(before), None);
@@ -293,6 +343,9 @@ impl Assembler {
         xid: Option<u32>,
         oids: Vec<u32>,
     ) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if self.dropping() {
+            return Ok(None);
+        }
         for oid in oids {
             let rel = self.relation(oid)?;
             let change = change(rel, Op::Truncate, None, None);
@@ -309,6 +362,7 @@ impl Assembler {
         let (dir, budget) = (&self.spill_dir, self.budget);
         self.streams.entry(xid).or_insert_with(|| StreamedTxn {
             origin: None,
+            dropped: false,
             buf: SpillBuffer::new(dir, budget),
             runs: Vec::new(),
             aborted: HashSet::new(),
@@ -347,11 +401,20 @@ impl Assembler {
                 commit_time,
                 None,
                 ChangeSet::default(),
+                false,
             );
         };
-        let origin = s.origin.clone();
+        let (origin, dropped) = (s.origin.clone(), s.dropped);
         let changes = self.streamed_changes(s)?;
-        self.finish(xid, commit_lsn, end_lsn, commit_time, origin, changes)
+        self.finish(
+            xid,
+            commit_lsn,
+            end_lsn,
+            commit_time,
+            origin,
+            changes,
+            dropped,
+        )
     }
 
     fn relation(&self, oid: u32) -> Result<&Relation, PgCaptureError> {
@@ -485,6 +548,7 @@ impl Assembler {
         commit_time: i64,
         origin: Option<String>,
         changes: ChangeSet,
+        dropped: bool,
     ) -> Result<Option<CaptureEvent>, PgCaptureError> {
         self.skip_through(Lsn(end_lsn));
         let position = Position::Postgres(PgPosition {
@@ -492,8 +556,9 @@ impl Assembler {
             lsn: Lsn(end_lsn),
         });
         // A transaction that touched no published table (older servers still send its Begin/Commit)
-        // tells the consumer only that the stream got this far.
-        if changes.is_empty() {
+        // tells the consumer only that the stream got this far. One whose changes were dropped as
+        // tandem's own still comes out whole, for the loop guard to count as an echo.
+        if changes.is_empty() && !dropped {
             return Ok(Some(CaptureEvent::Heartbeat(position)));
         }
         if matches!(changes, ChangeSet::Spilled(_)) {

@@ -258,6 +258,76 @@ fn streamed_transactions_drop_aborted_subtransactions() {
 }
 
 #[test]
+fn tandems_own_transactions_come_out_without_changes_when_asked() {
+    let origin = |name: &str| PgOutput::Origin {
+        commit_lsn: 5,
+        name: name.into(),
+    };
+    let messages = || {
+        vec![
+            relation(),
+            // Applied by tandem.
+            begin(1, 100),
+            origin("tandem_helpdesk"),
+            insert(None, 1),
+            commit(100),
+            // Applied by a native subscription: the node's own to forward.
+            begin(2, 200),
+            origin("pg_16384"),
+            insert(None, 2),
+            commit(200),
+            // Streamed and applied by tandem; the origin comes with the first segment only.
+            PgOutput::StreamStart {
+                xid: 3,
+                first_segment: true,
+            },
+            origin("tandem_helpdesk"),
+            insert(Some(3), 3),
+            PgOutput::StreamStop,
+            PgOutput::StreamStart {
+                xid: 3,
+                first_segment: false,
+            },
+            insert(Some(3), 4),
+            PgOutput::StreamStop,
+            PgOutput::StreamCommit {
+                xid: 3,
+                flags: 0,
+                commit_lsn: 300,
+                end_lsn: 308,
+                commit_time: 0,
+            },
+            // A local transaction.
+            begin(4, 400),
+            insert(None, 5),
+            commit(400),
+        ]
+    };
+    let mut kept = asm(1 << 20);
+    let kept = run(&mut kept, messages());
+    let mut a = asm(1 << 20);
+    a.drop_applied(true);
+    let dropped = run(&mut a, messages());
+    assert_eq!(kept.len(), 4);
+    assert_eq!(dropped.len(), 4, "every transaction still comes out");
+    fn txn(e: &CaptureEvent) -> &crate::model::Transaction {
+        match e {
+            CaptureEvent::Transaction(t) => t,
+            other => panic!("expected a transaction, got {other:?}"),
+        }
+    }
+    for i in [0, 2] {
+        let (k, d) = (txn(&kept[i]), txn(&dropped[i]));
+        assert!(!k.changes.is_empty() && d.changes.is_empty(), "#{i}");
+        assert_eq!(d.position, k.position, "#{i}: the position still moves");
+        assert_eq!(d.marks.pg_origin.as_deref(), Some("tandem_helpdesk"));
+    }
+    assert_eq!(ids(&dropped[1]), vec![Value::Int(2)]);
+    assert_eq!(ids(&dropped[3]), vec![Value::Int(5)]);
+    assert!(a.is_idle());
+}
+
+#[test]
 fn protocol_violations_are_errors() {
     let mut a = asm(1 << 20);
     assert!(a.handle(commit(1)).is_err());

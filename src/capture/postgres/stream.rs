@@ -62,6 +62,10 @@ pub struct PgSourceOptions {
     /// A transaction whose changes exceed this many bytes in memory moves to a spill file.
     pub memory_budget_bytes: usize,
     pub spill_dir: PathBuf,
+    /// Leave out the changes of transactions tandem applied (replication origin `tandem_<node>`)
+    /// instead of decoding them only for the loop guard to drop them: a link's reader. Off for
+    /// `tandem tail`.
+    pub drop_applied: bool,
     /// Resume after this position (the checkpoint stored in the target).
     pub start: Option<Position>,
 }
@@ -152,12 +156,13 @@ impl PgSource {
             }
             None => Lsn(0),
         };
-        let asm = Assembler::new(
+        let mut asm = Assembler::new(
             opts.node.clone(),
             opts.memory_budget_bytes,
             opts.spill_dir.clone(),
             start,
         );
+        asm.drop_applied(opts.drop_applied);
         let mut src = PgSource {
             opts,
             params,
