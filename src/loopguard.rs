@@ -16,6 +16,12 @@
 //! 3. MySQL/MariaDB: the events carry the `skip_replication` flag, which the MySQL applier sets on its
 //!    session (`marks.skip_replication`).
 //!
+//! The engines' own marks (2 and 3) are known before a transaction's first change, so a link's
+//! reader leaves that transaction's changes out (`drop_applied` in the capture options: not decoded,
+//! not buffered, not spilled) and the guard sees it with its marks and no changes. The checkpoint
+//! row (1) stays the guard everywhere: without the session mark (a role that may not set up a
+//! replication origin), the changes come whole and the guard finds the row among them.
+//!
 //! The per-row origin column is deliberately *not* a marker: a local update of a row tandem last wrote
 //! still carries the old origin in its before-image, and its after-image is stamped by the local
 //! trigger; judging by the column would drop a genuine local change.

@@ -75,6 +75,92 @@ async fn pg_origin_name_reaches_loop_marks() {
     assert_eq!(t.marks.pg_origin, None);
 }
 
+#[tokio::test]
+async fn pg_a_transaction_larger_than_the_budget_streams_under_a_larger_server_setting() {
+    // The server's own setting (64MB, its default) would decode this transaction only at its
+    // commit; the reader lowers its walsender's setting to its 1 MiB budget, so it streams.
+    let f = Fixture::start_with(PgOptions {
+        settings: vec![("logical_decoding_work_mem".into(), "64MB".into())],
+        ..PgOptions::default()
+    })
+    .await;
+    f.sql("CREATE TABLE big (id int PRIMARY KEY, pad text)")
+        .await;
+    let mut src = f.source(&["big"], 1 << 20).await;
+    f.sql("INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g")
+        .await;
+    let t = next_txn(&mut src).await;
+    assert_eq!(t.changes.len(), 20000);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if streamed(&f.pg, &f.db).await.is_some_and(|n| n > 0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a 20,000-row transaction did not stream with a 1 MiB budget"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let setting: String = f
+        .client
+        .query_one("SHOW logical_decoding_work_mem", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(setting, "64MB", "only the walsender's own setting changed");
+}
+
+#[tokio::test]
+async fn pg_a_links_reader_leaves_out_the_changes_of_tandems_own_transactions() {
+    let f = Fixture::start().await;
+    // Replication origins are the cluster's: names of this test's own.
+    let (ours, native) = (unique_name("tandem_n"), unique_name("other_tool"));
+    f.sql(&format!(
+        "CREATE TABLE e (id int PRIMARY KEY); SELECT pg_replication_origin_create('{ours}'); \
+         SELECT pg_replication_origin_create('{native}')"
+    ))
+    .await;
+    let tables = vec![TableRef::new("public", "e")];
+    let slot = unique_name("tandem_link");
+    setup(
+        &f.url(),
+        "tandem_pub",
+        &tables,
+        &[Slot::named(&slot)],
+        false,
+    )
+    .await
+    .expect("setup");
+    let mut opts = options(&f.url(), &slot, tables, 1 << 20, None);
+    opts.drop_applied = true;
+    let mut src = PgSource::connect(opts).await.expect("source connects");
+    for (origin, id) in [(&ours, 1), (&native, 2)] {
+        f.sql(&format!(
+            "SELECT pg_replication_origin_session_setup('{origin}')"
+        ))
+        .await;
+        f.sql(&format!(
+            "INSERT INTO e SELECT g FROM generate_series({id}0, {id}9) g"
+        ))
+        .await;
+        f.sql("SELECT pg_replication_origin_session_reset()").await;
+    }
+    f.sql("INSERT INTO e VALUES (3)").await;
+    let t = next_txn(&mut src).await;
+    assert_eq!(t.marks.pg_origin.as_deref(), Some(ours.as_str()));
+    assert!(t.changes.is_empty(), "tandem's own rows were decoded");
+    let t = next_txn(&mut src).await;
+    assert_eq!(t.marks.pg_origin.as_deref(), Some(native.as_str()));
+    assert_eq!(
+        t.changes.len(),
+        10,
+        "another origin's rows are the node's to forward"
+    );
+    let t = next_txn(&mut src).await;
+    assert_eq!(changes(&t).len(), 1);
+}
+
 /// The slot's `stream_txns` (zero again after a crash: the server discards its statistics).
 async fn streamed(pg: &PgServer, db: &str) -> Option<i64> {
     let c = pg.connect(db).await.ok()?;

@@ -300,8 +300,15 @@ fn a_flagged_transaction_comes_out_without_its_rows_when_asked() {
     assert_eq!(kept[0].changes.len(), 2, "tail sees what tandem applied");
     let dropped = flagged_then_local(true);
     assert!(dropped[0].marks.skip_replication && dropped[0].changes.is_empty());
-    assert_eq!(dropped[0].position, kept[0].position, "the position still moves");
-    assert_eq!(dropped[1].changes.len(), 2, "an unflagged transaction keeps its rows");
+    assert_eq!(
+        dropped[0].position, kept[0].position,
+        "the position still moves"
+    );
+    assert_eq!(
+        dropped[1].changes.len(),
+        2,
+        "an unflagged transaction keeps its rows"
+    );
     assert!(!dropped[1].marks.skip_replication);
 }
 

@@ -341,6 +341,9 @@ impl PgSource {
     async fn open(&mut self) -> Result<(), PgCaptureError> {
         let mut conn = ReplConn::connect(&self.params).await?;
         conn.simple_query("IDENTIFY_SYSTEM").await?;
+        if self.server_version >= 140000 {
+            self.stream_at_budget(&mut conn).await?;
+        }
         let exists = !self.opts.temporary_slot && self.slot_exists().await?;
         if !exists {
             // The pre-15 syntax is still accepted by 15-17 and works on 10-14 too.
@@ -378,6 +381,29 @@ impl PgSource {
         }
         self.conn = Some(conn);
         self.replicating = false;
+        Ok(())
+    }
+
+    /// Lowers this walsender's `logical_decoding_work_mem` to the memory budget: a transaction
+    /// that outgrows it then streams (protocol v2) while it is still running, so the server decodes
+    /// and sends it alongside the writes instead of all at once after the commit (and instead of
+    /// spilling it to its own disk first), and tandem holds no more of it in memory than the
+    /// budget either way. Never raised: a lower setting stays.
+    async fn stream_at_budget(&self, conn: &mut ReplConn) -> Result<(), PgCaptureError> {
+        let budget_kib = (self.opts.memory_budget_bytes / 1024).max(64);
+        let rows = conn
+            .simple_query(
+                "SELECT setting FROM pg_settings WHERE name = 'logical_decoding_work_mem'",
+            )
+            .await?;
+        let current: Option<usize> = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|t| t.parse().ok());
+        if current.is_some_and(|kib| kib > budget_kib) {
+            conn.simple_query(&format!("SET logical_decoding_work_mem = '{budget_kib}kB'"))
+                .await?;
+        }
         Ok(())
     }
 
