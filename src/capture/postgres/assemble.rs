@@ -267,8 +267,7 @@ impl Assembler {
         let changes = txn.buf.finish().map_err(PgCaptureError::Spill)?;
         self.finish(
             txn.xid,
-            commit_lsn,
-            end_lsn,
+            ended(commit_lsn, end_lsn),
             commit_time,
             txn.origin,
             changes,
@@ -396,8 +395,7 @@ impl Assembler {
         let Some(s) = self.streams.remove(&xid) else {
             return self.finish(
                 xid,
-                commit_lsn,
-                end_lsn,
+                ended(commit_lsn, end_lsn),
                 commit_time,
                 None,
                 ChangeSet::default(),
@@ -408,8 +406,7 @@ impl Assembler {
         let changes = self.streamed_changes(s)?;
         self.finish(
             xid,
-            commit_lsn,
-            end_lsn,
+            ended(commit_lsn, end_lsn),
             commit_time,
             origin,
             changes,
@@ -543,18 +540,14 @@ impl Assembler {
     fn finish(
         &mut self,
         xid: u32,
-        commit_lsn: u64,
-        end_lsn: u64,
+        ended: PgPosition,
         commit_time: i64,
         origin: Option<String>,
         changes: ChangeSet,
         dropped: bool,
     ) -> Result<Option<CaptureEvent>, PgCaptureError> {
-        self.skip_through(Lsn(end_lsn));
-        let position = Position::Postgres(PgPosition {
-            commit_lsn: Lsn(commit_lsn),
-            lsn: Lsn(end_lsn),
-        });
+        self.skip_through(ended.lsn);
+        let position = Position::Postgres(ended);
         // A transaction that touched no published table (older servers still send its Begin/Commit)
         // tells the consumer only that the stream got this far. One whose changes were dropped as
         // tandem's own still comes out whole, for the loop guard to count as an echo.
@@ -575,6 +568,14 @@ impl Assembler {
             },
             changes,
         })))
+    }
+}
+
+/// A transaction's position: its commit record and the end of it.
+fn ended(commit_lsn: u64, end_lsn: u64) -> PgPosition {
+    PgPosition {
+        commit_lsn: Lsn(commit_lsn),
+        lsn: Lsn(end_lsn),
     }
 }
 
