@@ -106,7 +106,13 @@ impl<T: Target> Link<T> {
 
     /// Applies one batch (see the module doc).
     pub(super) async fn copy_batch(&mut self, batch: &CopyBatch) -> Result<CopyStats, ApplyError> {
-        let error = match self.copy_batch_once(batch, true).await {
+        let first = match self.copy_batch_once(batch, true).await {
+            // A batched insert found a key taken (a row that differs here): the target inserts
+            // that table the checked way now, so the batch goes again at once (as `apply_group`).
+            Err(ApplyError::Raced(_)) => self.copy_batch_once(batch, true).await,
+            other => other,
+        };
+        let error = match first {
             Err(e) if !e.is_transient() => e,
             other => return other,
         };
