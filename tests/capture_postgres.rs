@@ -52,6 +52,16 @@ impl Fixture {
 
     /// Publishes `tables` and opens a source on a fresh slot.
     pub async fn source(&self, tables: &[&str], budget: usize) -> PgSource {
+        self.source_with(tables, budget, |_| {}).await
+    }
+
+    /// [`Fixture::source`] with `tweak` applied to the options first.
+    pub async fn source_with(
+        &self,
+        tables: &[&str],
+        budget: usize,
+        tweak: impl FnOnce(&mut PgSourceOptions),
+    ) -> PgSource {
         let tables: Vec<TableRef> = tables.iter().map(|t| TableRef::new("public", t)).collect();
         let slot = unique_name("tandem_link");
         setup(
@@ -63,9 +73,9 @@ impl Fixture {
         )
         .await
         .expect("setup");
-        PgSource::connect(options(&self.url(), &slot, tables, budget, None))
-            .await
-            .expect("source connects")
+        let mut opts = options(&self.url(), &slot, tables, budget, None);
+        tweak(&mut opts);
+        PgSource::connect(opts).await.expect("source connects")
     }
 
     pub async fn walsender_pids(&self) -> Vec<i32> {

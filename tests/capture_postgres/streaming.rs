@@ -121,20 +121,9 @@ async fn pg_a_links_reader_leaves_out_the_changes_of_tandems_own_transactions() 
          SELECT pg_replication_origin_create('{native}')"
     ))
     .await;
-    let tables = vec![TableRef::new("public", "e")];
-    let slot = unique_name("tandem_link");
-    setup(
-        &f.url(),
-        "tandem_pub",
-        &tables,
-        &[Slot::named(&slot)],
-        false,
-    )
-    .await
-    .expect("setup");
-    let mut opts = options(&f.url(), &slot, tables, 1 << 20, None);
-    opts.drop_applied = true;
-    let mut src = PgSource::connect(opts).await.expect("source connects");
+    let mut src = f
+        .source_with(&["e"], 1 << 20, |o| o.drop_applied = true)
+        .await;
     for (origin, id) in [(&ours, 1), (&native, 2)] {
         f.sql(&format!(
             "SELECT pg_replication_origin_session_setup('{origin}')"

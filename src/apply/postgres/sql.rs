@@ -96,6 +96,22 @@ impl<'a> ArrayBuilder<'a> {
     }
 }
 
+/// The arrays of the rows to insert (every row with the first row's columns): the first row's
+/// fields, the column names and each column's value of one row (`v.a<n>::<type>`).
+fn insert_arrays<'r>(
+    a: &mut ArrayBuilder,
+    rows: &'r [Write],
+) -> (&'r [Field], Vec<String>, Vec<String>) {
+    let first = rows.first().map(|w| w.set.as_slice()).unwrap_or_default();
+    let cols = first.iter().map(|f| ident(&f.name)).collect();
+    let vals = first
+        .iter()
+        .enumerate()
+        .map(|(j, f)| a.column(&f.name, rows.iter().map(|w| w.set.get(j).map(|f| &f.value))))
+        .collect();
+    (first, cols, vals)
+}
+
 /// A column's type with its modifier as a cast target (`character(4)`, `numeric(12,2)`).
 fn full_type(type_name: &str) -> String {
     match type_name {
@@ -150,13 +166,7 @@ impl<'a> Builder<'a> {
     /// key was). `None` when a key column is not among the columns written.
     pub fn insert_new(self, rows: &[Write]) -> Option<ArraySql> {
         let mut a = ArrayBuilder::new(self.info, self.source_offset_secs);
-        let first = rows.first().map(|w| w.set.as_slice()).unwrap_or_default();
-        let cols: Vec<String> = first.iter().map(|f| ident(&f.name)).collect();
-        let vals: Vec<String> = first
-            .iter()
-            .enumerate()
-            .map(|(j, f)| a.column(&f.name, rows.iter().map(|w| w.set.get(j).map(|f| &f.value))))
-            .collect();
+        let (first, cols, vals) = insert_arrays(&mut a, rows);
         let key = rows.first().map(|w| w.key.as_slice()).unwrap_or_default();
         let on = key
             .iter()
@@ -214,13 +224,7 @@ impl<'a> Builder<'a> {
     /// speculative insertion (an extra index probe and WAL record per row) and no join back.
     pub fn insert_plain(self, rows: &[Write]) -> ArraySql {
         let mut a = ArrayBuilder::new(self.info, self.source_offset_secs);
-        let first = rows.first().map(|w| w.set.as_slice()).unwrap_or_default();
-        let cols: Vec<String> = first.iter().map(|f| ident(&f.name)).collect();
-        let vals: Vec<String> = first
-            .iter()
-            .enumerate()
-            .map(|(j, f)| a.column(&f.name, rows.iter().map(|w| w.set.get(j).map(|f| &f.value))))
-            .collect();
+        let (first, cols, vals) = insert_arrays(&mut a, rows);
         let text = format!(
             "INSERT INTO {} ({}) {}SELECT {} FROM {}",
             qname(&self.info.table),
