@@ -387,9 +387,22 @@ impl Target for MyTarget {
         t: &TableInfo,
         rows: &[Write],
     ) -> Result<Option<Vec<bool>>, ApplyError> {
+        // Usually no key exists: one statement, without a lookup first. A key taken fails the
+        // statement whole (InnoDB rolls back the statement, the transaction goes on); then the
+        // keys are looked up and only the new rows inserted.
+        match self.run(self.builder(t).insert_many(rows)).await {
+            Ok(_) => return Ok(Some(vec![true; rows.len()])),
+            Err(mysql_async::Error::Server(e)) if e.code == 1062 => {}
+            Err(e) => {
+                let fields = match rows {
+                    [one] => one.set.as_slice(),
+                    _ => &[],
+                };
+                return Err(self.row_err_in(t, single_key(rows), fields, e));
+            }
+        }
         let keys: Vec<Vec<Field>> = rows.iter().map(|w| w.key.clone()).collect();
         let exists = self.existing(t, &keys).await?;
-        // Usually no key exists: then the rows go as they are, without a copy.
         let subset: Vec<Write>;
         let new: &[Write] = if exists.iter().any(|e| *e) {
             subset = rows
