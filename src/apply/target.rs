@@ -194,7 +194,8 @@ pub(crate) trait Target:
     /// Inserts the rows (same columns each, distinct keys) whose key the table does not have, and
     /// says for each row whether it was inserted. A row not inserted found its key, or another
     /// unique key, taken. `None`, with nothing inserted: a concurrent insert got in the way; the
-    /// caller goes row by row.
+    /// caller goes row by row. `ApplyError::Raced`: a key was taken and the target transaction is
+    /// lost (PostgreSQL's plain insert); applied again, the engine inserts the checked way.
     async fn insert_new(
         &mut self,
         t: &TableInfo,
