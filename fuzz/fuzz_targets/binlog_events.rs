@@ -1,8 +1,9 @@
 //! Binlog events -> the MySQL/MariaDB assembler: every event parser (QUERY, ROTATE, XID, both GTID
 //! kinds, GTID_LIST, TABLE_MAP, rows v1/v2) behind the transaction state machine.
 //!
-//! Input: one byte choosing the start position (binlog file/offset, MariaDB GTID, MySQL GTID set),
-//! then events, each `type:u8 flags:u16le len:u16le body` (a short last body takes what is left).
+//! Input: one byte choosing the start position (binlog file/offset, MariaDB GTID, MySQL GTID set)
+//! and, by its bit 7, whether rows of flagged transactions are left out (a link's reader), then
+//! events, each `type:u8 flags:u16le len:u16le body` (a short last body takes what is left).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,10 +13,10 @@ use tandem::capture::CaptureEvent;
 use tandem::model::{BinlogPosition, ChangeSet, Position, TableRef};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&start, mut rest)) = data.split_first() else {
+    let Some((&start_byte, mut rest)) = data.split_first() else {
         return;
     };
-    let start = match start % 3 {
+    let start = match start_byte % 3 {
         0 => Position::Binlog(BinlogPosition {
             file: "binlog.000001".into(),
             offset: 4,
@@ -30,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
             .collect(),
         memory_budget_bytes: 1 << 20,
         spill_dir: std::env::temp_dir().join("tandem-fuzz-binlog"),
+        drop_marked: start_byte & 0x80 != 0,
     };
     let mut asm = Assembler::new(config, &start).expect("a valid start position");
     let mut log_pos = 4u32;
