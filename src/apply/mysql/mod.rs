@@ -146,6 +146,16 @@ impl MyTarget {
         self.row_err_in(info, key, &[], e)
     }
 
+    /// The error of a batched insert: one row names its key and values; of several, none names
+    /// the failing row (the caller goes row by row).
+    fn batch_err(&self, info: &TableInfo, rows: &[Write], e: mysql_async::Error) -> ApplyError {
+        let fields = match rows {
+            [one] => one.set.as_slice(),
+            _ => &[],
+        };
+        self.row_err_in(info, single_key(rows), fields, e)
+    }
+
     /// [`Self::row_err`] for a statement that wrote `fields`: an error whose message names no
     /// column (1416, bytes that are no geometry) names the one spatial column written with a
     /// value, where there is one.
@@ -393,13 +403,7 @@ impl Target for MyTarget {
         match self.run(self.builder(t).insert_many(rows)).await {
             Ok(_) => return Ok(Some(vec![true; rows.len()])),
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => {}
-            Err(e) => {
-                let fields = match rows {
-                    [one] => one.set.as_slice(),
-                    _ => &[],
-                };
-                return Err(self.row_err_in(t, single_key(rows), fields, e));
-            }
+            Err(e) => return Err(self.batch_err(t, rows, e)),
         }
         let keys: Vec<Vec<Field>> = rows.iter().map(|w| w.key.clone()).collect();
         let exists = self.existing(t, &keys).await?;
@@ -423,15 +427,7 @@ impl Target for MyTarget {
             Ok(_) => Ok(Some(exists.into_iter().map(|e| !e).collect())),
             // A failed statement is rolled back whole; the transaction goes on.
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => Ok(None),
-            // One row: its key and values; several: none names the failing row (the caller goes
-            // row by row).
-            Err(e) => {
-                let fields = match new {
-                    [one] => one.set.as_slice(),
-                    _ => &[],
-                };
-                Err(self.row_err_in(t, single_key(new), fields, e))
-            }
+            Err(e) => Err(self.batch_err(t, new, e)),
         }
     }
 

@@ -247,6 +247,17 @@ impl PgTarget {
     }
 
     /// A row statement's error, with table, key and column.
+    /// The error of a batched insert: one row names its key; of several, none names the failing
+    /// row (the caller goes row by row).
+    fn batch_err(&self, info: &TableInfo, rows: &[Write], e: tokio_postgres::Error) -> ApplyError {
+        let fields: Vec<Field> = rows.iter().flat_map(|w| w.set.iter().cloned()).collect();
+        let key = match rows {
+            [one] => one.key.as_slice(),
+            _ => &[],
+        };
+        self.row_err(info, &fields, key, e)
+    }
+
     fn row_err(
         &self,
         info: &TableInfo,
@@ -485,15 +496,7 @@ impl Target for PgTarget {
                         t.table
                     )))
                 }
-                Err(e) => {
-                    let fields: Vec<Field> =
-                        rows.iter().flat_map(|w| w.set.iter().cloned()).collect();
-                    let key = match rows {
-                        [one] => one.key.as_slice(),
-                        _ => &[],
-                    };
-                    Err(self.row_err(t, &fields, key, e))
-                }
+                Err(e) => Err(self.batch_err(t, rows, e)),
             };
         }
         let Some(sql) = Builder::new(t, self.source_offset_secs).insert_new(rows) else {
@@ -501,15 +504,7 @@ impl Target for PgTarget {
         };
         let found = match self.run_arrays(&sql).await {
             Ok(found) => found,
-            Err(e) => {
-                let fields: Vec<Field> = rows.iter().flat_map(|w| w.set.iter().cloned()).collect();
-                // One row: its key; several: none names the failing row (the caller goes row by row).
-                let key = match rows {
-                    [one] => one.key.as_slice(),
-                    _ => &[],
-                };
-                return Err(self.row_err(t, &fields, key, e));
-            }
+            Err(e) => return Err(self.batch_err(t, rows, e)),
         };
         let mut inserted = vec![false; rows.len()];
         for r in &found {

@@ -51,7 +51,7 @@ pub struct RelColumn {
 struct OpenTxn {
     xid: u32,
     origin: Option<String>,
-    /// Changes were left out: the transaction is tandem's own (see [`Assembler::drop_applied`]).
+    /// Its changes are left out: the transaction is tandem's own (see [`Assembler::drop_applied`]).
     dropped: bool,
     /// Already delivered before a reconnect: read through, but do not buffer.
     skip: bool,
@@ -108,29 +108,12 @@ impl Assembler {
         self.drop_applied = on;
     }
 
-    /// Whether the change about to be read belongs to a transaction being dropped; marks it so.
-    fn dropping(&mut self) -> bool {
-        if !self.drop_applied {
-            return false;
-        }
-        let applied = |origin: &Option<String>| {
-            origin
-                .as_deref()
-                .is_some_and(|o| o.starts_with(crate::loopguard::PG_ORIGIN_PREFIX))
-        };
-        match (self.stream_xid, self.open.as_mut()) {
-            (Some(xid), _) => match self.streams.get_mut(&xid) {
-                Some(s) if applied(&s.origin) => {
-                    s.dropped = true;
-                    true
-                }
-                _ => false,
-            },
-            (None, Some(t)) if applied(&t.origin) => {
-                t.dropped = true;
-                true
-            }
-            _ => false,
+    /// Whether the change about to be read belongs to a transaction being dropped (decided when
+    /// its origin arrived, see [`Assembler::origin`]).
+    fn dropping(&self) -> bool {
+        match self.stream_xid {
+            Some(xid) => self.streams.get(&xid).is_some_and(|s| s.dropped),
+            None => self.open.as_ref().is_some_and(|t| t.dropped),
         }
     }
 
@@ -238,14 +221,20 @@ impl Assembler {
     }
 
     /// The origin belongs to the stream in progress, else to the open transaction.
+    /// tandem's own origin, with `drop_applied`, drops the changes that follow.
     fn origin(&mut self, name: String) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        let drop = self.drop_applied && name.starts_with(crate::loopguard::PG_ORIGIN_PREFIX);
         match (self.stream_xid, self.open.as_mut()) {
             (Some(xid), _) => {
                 if let Some(s) = self.streams.get_mut(&xid) {
                     s.origin = Some(name);
+                    s.dropped = drop;
                 }
             }
-            (None, Some(t)) => t.origin = Some(name),
+            (None, Some(t)) => {
+                t.origin = Some(name);
+                t.dropped = drop;
+            }
             (None, None) => return Err(protocol("Origin outside a transaction")),
         }
         Ok(None)
