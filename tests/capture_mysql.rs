@@ -232,6 +232,69 @@ async fn mysql_skip_replication_and_non_transactional_tables() {
     assert_eq!(c[0].table, TableRef::new(&db, "i"));
 }
 
+/// A link's reader asks the server to leave tandem's own transactions out (`skip_replication` on
+/// the dump session): they never arrive, not even empty, and the stream goes on after them, also
+/// when the reader resumes just before one.
+#[tokio::test]
+async fn mysql_a_links_reader_is_not_sent_tandems_own_transactions() {
+    let (maria, db, mut conn) = server_with_db().await;
+    exec(&mut conn, "CREATE TABLE i (id INT PRIMARY KEY)").await;
+    let mut opts = options(&maria, &db, &["i"], None);
+    opts.drop_applied = true;
+    let mut src = MysqlSource::connect(opts.clone())
+        .await
+        .expect("source connects");
+    exec(&mut conn, "INSERT INTO i VALUES (1)").await;
+    exec(&mut conn, "SET SESSION skip_replication = 1").await;
+    exec(&mut conn, "INSERT INTO i VALUES (2)").await;
+    exec(&mut conn, "SET SESSION skip_replication = 0").await;
+    exec(&mut conn, "INSERT INTO i VALUES (3)").await;
+
+    let first = next_txn(&mut src).await;
+    assert_eq!(int_id(&changes(&first)[0]), 1);
+    let next = next_txn(&mut src).await;
+    assert!(
+        !next.marks.skip_replication,
+        "the marked transaction is not sent"
+    );
+    assert_eq!(int_id(&changes(&next)[0]), 3);
+
+    // A marked transaction last: the reader's position still comes to cover it (heartbeats),
+    // so the link is not shown behind by it.
+    exec(&mut conn, "SET SESSION skip_replication = 1").await;
+    exec(&mut conn, "INSERT INTO i VALUES (4)").await;
+    exec(&mut conn, "SET SESSION skip_replication = 0").await;
+    let end: Position = {
+        let g: String = conn
+            .query_first("SELECT @@gtid_binlog_pos")
+            .await
+            .expect("gtid_binlog_pos")
+            .expect("a row");
+        format!("mariadb-gtid:{g}")
+            .parse()
+            .expect("a GTID position")
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, src.next())
+            .await
+            .unwrap_or_else(|_| panic!("no heartbeat covered {end} within the deadline"))
+            .expect("the stream keeps going");
+        match ev {
+            CaptureEvent::Heartbeat(p) if end.is_within(&p) => break,
+            CaptureEvent::Heartbeat(_) => {}
+            CaptureEvent::Transaction(t) => panic!("a transaction arrived: {:?}", t.marks),
+        }
+    }
+
+    // Resumed after the first: the marked one is left out again.
+    opts.start = Some(first.position.clone());
+    let mut src = MysqlSource::connect(opts).await.expect("source connects");
+    let next = next_txn(&mut src).await;
+    assert!(!next.marks.skip_replication);
+    assert_eq!(int_id(&changes(&next)[0]), 3);
+}
+
 fn dec(s: &str) -> Value {
     Value::Decimal(s.parse().expect("test decimal"))
 }

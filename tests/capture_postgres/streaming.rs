@@ -213,12 +213,19 @@ async fn pg_fast_shutdown_finishes_while_a_crashed_streamed_transaction_is_open(
     c.batch_execute("INSERT INTO s VALUES (-1, 'after')")
         .await
         .expect("insert after recovery");
+    // PostgreSQL 18 no longer streams a transaction it can tell has aborted (a crash aborts it),
+    // so there the window is shorter; before 18 the crashed transaction must be streamed again.
+    let version: i32 = c
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .expect("server version")
+        .get(0);
     let (pg, db) = (&f.pg, f.db.clone());
     crate::support::wait_for(
-        "the crashed transaction streamed again, and the new row read",
+        "the crashed transaction streamed again (before PostgreSQL 18), and the new row read",
         DEADLINE,
         || async {
-            let again = streamed(pg, &db).await.is_some_and(|n| n > 0);
+            let again = version >= 180000 || streamed(pg, &db).await.is_some_and(|n| n > 0);
             (again && read.load(Ordering::Relaxed) > 0).then_some(())
         },
     )

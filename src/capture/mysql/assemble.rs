@@ -157,6 +157,31 @@ impl Assembler {
         }
     }
 
+    /// The binlog point a server heartbeat at `log_pos` reached past the last event read, when the
+    /// position is a GTID state that cannot say so by itself: the server left events out (the
+    /// dump session's `skip_replication`), and no transaction is open.
+    pub fn skipped_to(&self, log_pos: u32) -> Option<(String, u64)> {
+        let past = u64::from(log_pos) > self.offset;
+        (past && self.txn.is_none() && self.kind == PositionKind::MariaGtid)
+            .then(|| (self.file.clone(), u64::from(log_pos)))
+    }
+
+    /// Takes in the GTID state at `offset` of the current binlog, which the server reached without
+    /// sending what lies between (see [`Assembler::skipped_to`]).
+    pub fn cover(&mut self, offset: u64, state: &MariaGtidList) {
+        for g in state.domains.values() {
+            if self
+                .maria_state
+                .domains
+                .get(&g.domain)
+                .is_none_or(|have| have.seq < g.seq)
+            {
+                self.maria_state.advance(*g);
+            }
+        }
+        self.offset = self.offset.max(offset);
+    }
+
     pub fn delivered(&self) -> Option<&Position> {
         self.delivered.as_ref()
     }

@@ -86,6 +86,25 @@ pub async fn current_position(conn: &mut Conn) -> Result<Position, MysqlCaptureE
     Ok(Position::Binlog(BinlogPosition { file, offset }))
 }
 
+/// The GTID state at a binlog file and offset (`BINLOG_GTID_POS`): every transaction before it.
+pub async fn gtid_state_at(
+    conn: &mut Conn,
+    file: &str,
+    offset: u64,
+) -> Result<MariaGtidList, MysqlCaptureError> {
+    let gtid: Option<Option<String>> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, offset))
+        .await
+        .map_err(query_err("BINLOG_GTID_POS"))?;
+    gtid.flatten()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| MysqlCaptureError::Unsupported {
+            what: "an unreadable GTID position from BINLOG_GTID_POS",
+            fix: "check the server's gtid_binlog_pos",
+        })
+}
+
 /// Whether the server writes CRC32 checksums on binlog events.
 pub async fn binlog_checksum(conn: &mut Conn) -> Result<bool, MysqlCaptureError> {
     let v: Option<String> = conn

@@ -33,7 +33,7 @@ use super::metadata::{Collations, SchemaInfo};
 use super::server;
 use crate::backoff::Backoff;
 use crate::capture::CaptureEvent;
-use crate::model::{NodeId, Position, TableRef};
+use crate::model::{MariaGtidList, NodeId, Position, TableRef};
 use tokio::task::JoinHandle;
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -88,6 +88,8 @@ pub struct MysqlSource {
     server_id: u32,
     mariadb: bool,
     checksum: bool,
+    /// Ask the server to leave out tandem's own transactions (see `open_dump`).
+    drop_applied: bool,
     assembler: Assembler,
     /// Resume point for the next connection: the last confirmed position, else the start.
     resume: Position,
@@ -97,6 +99,9 @@ pub struct MysqlSource {
     /// An information_schema read in flight. It runs as its own task so that a dropped `next`
     /// future neither loses its progress nor leaves a half-read connection behind.
     schema_fetch: Option<SchemaFetch>,
+    /// A GTID state lookup in flight for a heartbeat that passed events the server left out (see
+    /// `step`); a task of its own for the same reason as `schema_fetch`.
+    gtid_fetch: Option<GtidFetch>,
     /// An event taken from the stream but not yet fed (kept across cancellation).
     pending: Option<Event>,
     backoff: Backoff,
@@ -104,6 +109,8 @@ pub struct MysqlSource {
     reconnects: u64,
     bytes_read: u64,
 }
+
+type GtidFetch = JoinHandle<(Option<Conn>, Result<MariaGtidList, MysqlCaptureError>)>;
 
 struct SchemaFetch(
     TableRef,
@@ -147,11 +154,13 @@ impl MysqlSource {
             server_id: options.server_id,
             mariadb,
             checksum,
+            drop_applied: options.drop_applied,
             assembler,
             resume: start,
             binlog: None,
             meta_conn: Some(conn),
             schema_fetch: None,
+            gtid_fetch: None,
             pending: None,
             backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
             last_heartbeat: None,
@@ -233,6 +242,24 @@ impl MysqlSource {
             }
         }
         let h = event.header();
+        // A heartbeat says how far the server read; past events it left out (tandem's own, see
+        // `open_dump`), a GTID position learns from the server which transactions those were, so
+        // that the link is not shown behind by them.
+        if self.drop_applied && matches!(h.event_type_raw(), kind::HEARTBEAT | kind::HEARTBEAT_V2) {
+            if let Some((file, offset)) = self.assembler.skipped_to(h.log_pos()) {
+                self.pending = Some(event);
+                match self.gtid_state_at(file, offset).await {
+                    Ok(state) => self.assembler.cover(offset, &state),
+                    Err(e) if e.is_transient() => return Err(e),
+                    // Not worth stopping for: the next transaction moves the position anyway.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the GTID state past left-out events is unknown");
+                        self.assembler.cover(offset, &MariaGtidList::default());
+                    }
+                }
+                return Ok(None);
+            }
+        }
         let raw = RawEvent {
             type_code: h.event_type_raw(),
             timestamp: h.timestamp(),
@@ -315,9 +342,44 @@ impl MysqlSource {
         result.map(|info| (table, info))
     }
 
+    async fn gtid_state_at(
+        &mut self,
+        file: String,
+        offset: u64,
+    ) -> Result<MariaGtidList, MysqlCaptureError> {
+        let fetch = match self.gtid_fetch.take() {
+            Some(f) => f,
+            None => {
+                let conn = self.meta_conn.take();
+                let opts = self.opts.clone();
+                tokio::spawn(async move {
+                    let mut conn = match conn {
+                        Some(c) => c,
+                        None => match server::connect(&opts).await {
+                            Ok(c) => c,
+                            Err(e) => return (None, Err(e)),
+                        },
+                    };
+                    let result = server::gtid_state_at(&mut conn, &file, offset).await;
+                    let keep = !result.as_ref().is_err_and(MysqlCaptureError::is_transient);
+                    (keep.then_some(conn), result)
+                })
+            }
+        };
+        let fetch = self.gtid_fetch.insert(fetch);
+        let joined = fetch.await;
+        self.gtid_fetch = None;
+        let (conn, result) = joined.map_err(|_| MysqlCaptureError::StreamEnded)?;
+        if conn.is_some() {
+            self.meta_conn = conn;
+        }
+        result
+    }
+
     async fn open_dump(&mut self) -> Result<(), MysqlCaptureError> {
         self.binlog = None;
         self.pending = None;
+        self.gtid_fetch = None;
         let mut conn = server::connect(&self.opts).await?;
         self.checksum = server::binlog_checksum(&mut conn).await?;
         let setup_err = |source| MysqlCaptureError::Query {
@@ -340,6 +402,14 @@ impl MysqlSource {
             conn.query_drop("SET @mariadb_slave_capability = 4")
                 .await
                 .map_err(setup_err)?;
+            // The dump thread of a session with `skip_replication` set does not send the events
+            // flagged with it (what a MariaDB replica's `FILTER_ON_MASTER` asks for): tandem's own
+            // transactions then never leave the server. The assembler still drops what comes.
+            if self.drop_applied {
+                if let Err(e) = conn.query_drop("SET SESSION skip_replication = 1").await {
+                    tracing::info!(error = %e, "tandem's own transactions are left out by the reader, not by the server: skip_replication not set on the dump session");
+                }
+            }
             if let Position::MariaGtid(g) = &resume {
                 conn.exec_drop("SET @slave_connect_state = ?", (g.to_string(),))
                     .await
