@@ -5,13 +5,15 @@
 //!    ├─ no connection? connect (backoff on transient errors) from the last confirmed position
 //!    ├─ read one event (mysql_async BinlogStream: framing, checksums, MySQL payload decompression)
 //!    ├─ TABLE_MAP of a captured table without schema data? read information_schema first
+//!    ├─ heartbeat past events the server left out, at a GTID position? read the GTID state there
 //!    └─ Assembler::feed -> Transaction | Heartbeat | nothing
 //! ```
 //!
 //! Dump setup: a replica `server_id` of the caller's choosing (distinct per link, or the server drops
 //! the older connection); `@master_heartbeat_period` so a quiet source still sends heartbeats (and a
 //! silent connection is detected); on MariaDB `@mariadb_slave_capability=4` so GTID events arrive as
-//! GTID events, and `@slave_connect_state` with an empty file name to resume by GTID.
+//! GTID events, and `@slave_connect_state` with an empty file name to resume by GTID; for a link's
+//! reader on MariaDB, `skip_replication = 1`, so the dump thread leaves out tandem's own transactions.
 //!
 //! Error handling: transient errors (connection lost, dump thread killed, server restart) are retried
 //! here with exponential backoff, resuming from the last confirmed position and filtering everything
