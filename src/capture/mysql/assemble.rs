@@ -167,7 +167,8 @@ impl Assembler {
     }
 
     /// Takes in the GTID state at `offset` of the current binlog, which the server reached without
-    /// sending what lies between (see [`Assembler::skipped_to`]).
+    /// sending what lies between (see [`Assembler::skipped_to`]). With an empty state (unknown) only
+    /// the offset moves, so that the same heartbeat does not ask again.
     pub fn cover(&mut self, offset: u64, state: &MariaGtidList) {
         for g in state.domains.values() {
             if self

@@ -374,3 +374,31 @@ fn fixtures_lenenc_is_the_protocol_encoding() {
     assert_eq!(fixtures::lenenc(250), vec![250]);
     assert_eq!(fixtures::lenenc(251), vec![0xFC, 251, 0]);
 }
+
+#[test]
+fn a_heartbeat_past_left_out_events_moves_a_gtid_position_once() {
+    let start: Position = "mariadb-gtid:0-1-5".parse().unwrap();
+    let mut a = assembler(start);
+    a.offset = 1000;
+    assert_eq!(a.skipped_to(1000), None, "nothing left out");
+    assert_eq!(a.skipped_to(1400), Some((a.file.clone(), 1400)));
+    a.cover(1400, &"0-1-7,1-2-3".parse().unwrap());
+    assert_eq!(a.position().to_string(), "mariadb-gtid:0-1-7,1-2-3");
+    assert_eq!(
+        a.skipped_to(1400),
+        None,
+        "the same heartbeat does not ask again"
+    );
+    // An older state never moves a domain back; an unknown one moves only the offset.
+    a.cover(1500, &"0-1-6".parse().unwrap());
+    a.cover(1600, &MariaGtidList::default());
+    assert_eq!(a.position().to_string(), "mariadb-gtid:0-1-7,1-2-3");
+    assert_eq!(a.skipped_to(1600), None);
+
+    let by_file = assembler("binlog:b.000001:4".parse().unwrap());
+    assert_eq!(
+        by_file.skipped_to(400),
+        None,
+        "a file position moves by itself"
+    );
+}

@@ -86,21 +86,41 @@ pub async fn current_position(conn: &mut Conn) -> Result<Position, MysqlCaptureE
     Ok(Position::Binlog(BinlogPosition { file, offset }))
 }
 
-/// The GTID state at a binlog file and offset (`BINLOG_GTID_POS`): every transaction before it.
-pub async fn gtid_state_at(
+/// The server's GTID state, when its binary log ends at `file` and `offset` (where a dump thread
+/// stood idle): read between two looks at the end of the log, which must both be there. The end
+/// is read under the lock the binlog is written under, so no transaction was being written
+/// meanwhile, and the state holds exactly the transactions before `offset`. `None` when the log
+/// moved (the next heartbeat tries again). `BINLOG_GTID_POS` would say it for any offset, but reads
+/// the file from its start to do so.
+pub async fn gtid_state_at_end(
     conn: &mut Conn,
     file: &str,
     offset: u64,
-) -> Result<MariaGtidList, MysqlCaptureError> {
-    let gtid: Option<Option<String>> = conn
-        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, offset))
+) -> Result<Option<MariaGtidList>, MysqlCaptureError> {
+    async fn end(conn: &mut Conn) -> Result<Option<(String, u64)>, MysqlCaptureError> {
+        let row: Option<mysql_async::Row> = conn
+            .query_first("SHOW MASTER STATUS")
+            .await
+            .map_err(query_err("SHOW MASTER STATUS"))?;
+        Ok(row.and_then(|r| Some((r.get::<String, _>(0)?, r.get::<u64, _>(1)?))))
+    }
+    let at = |e: &Option<(String, u64)>| e.as_ref().is_some_and(|(f, o)| f == file && *o == offset);
+    if !at(&end(conn).await?) {
+        return Ok(None);
+    }
+    let state: Option<String> = conn
+        .query_first("SELECT @@gtid_binlog_pos")
         .await
-        .map_err(query_err("BINLOG_GTID_POS"))?;
-    gtid.flatten()
+        .map_err(query_err("reading gtid_binlog_pos"))?;
+    if !at(&end(conn).await?) {
+        return Ok(None);
+    }
+    state
         .unwrap_or_default()
         .parse()
+        .map(Some)
         .map_err(|_| MysqlCaptureError::Unsupported {
-            what: "an unreadable GTID position from BINLOG_GTID_POS",
+            what: "an unreadable gtid_binlog_pos",
             fix: "check the server's gtid_binlog_pos",
         })
 }

@@ -112,7 +112,10 @@ pub struct MysqlSource {
     bytes_read: u64,
 }
 
-type GtidFetch = JoinHandle<(Option<Conn>, Result<MariaGtidList, MysqlCaptureError>)>;
+type GtidFetch = JoinHandle<(
+    Option<Conn>,
+    Result<Option<MariaGtidList>, MysqlCaptureError>,
+)>;
 
 struct SchemaFetch(
     TableRef,
@@ -250,15 +253,16 @@ impl MysqlSource {
         if self.drop_applied && matches!(h.event_type_raw(), kind::HEARTBEAT | kind::HEARTBEAT_V2) {
             if let Some((file, offset)) = self.assembler.skipped_to(h.log_pos()) {
                 self.pending = Some(event);
-                match self.gtid_state_at(file, offset).await {
-                    Ok(state) => self.assembler.cover(offset, &state),
+                let state = match self.gtid_state_at_end(file, offset).await {
+                    Ok(state) => state,
                     Err(e) if e.is_transient() => return Err(e),
                     // Not worth stopping for: the next transaction moves the position anyway.
                     Err(e) => {
                         tracing::debug!(error = %e, "the GTID state past left-out events is unknown");
-                        self.assembler.cover(offset, &MariaGtidList::default());
+                        None
                     }
-                }
+                };
+                self.assembler.cover(offset, &state.unwrap_or_default());
                 return Ok(None);
             }
         }
@@ -344,11 +348,11 @@ impl MysqlSource {
         result.map(|info| (table, info))
     }
 
-    async fn gtid_state_at(
+    async fn gtid_state_at_end(
         &mut self,
         file: String,
         offset: u64,
-    ) -> Result<MariaGtidList, MysqlCaptureError> {
+    ) -> Result<Option<MariaGtidList>, MysqlCaptureError> {
         let fetch = match self.gtid_fetch.take() {
             Some(f) => f,
             None => {
@@ -362,7 +366,7 @@ impl MysqlSource {
                             Err(e) => return (None, Err(e)),
                         },
                     };
-                    let result = server::gtid_state_at(&mut conn, &file, offset).await;
+                    let result = server::gtid_state_at_end(&mut conn, &file, offset).await;
                     let keep = !result.as_ref().is_err_and(MysqlCaptureError::is_transient);
                     (keep.then_some(conn), result)
                 })
