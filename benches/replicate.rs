@@ -17,7 +17,9 @@
 //!
 //! Run: `cargo bench --bench replicate` (release build). `TANDEM_BENCH_SCALE` divides the three
 //! workloads (CI runs `TANDEM_BENCH_SCALE=100` as a smoke test). The machine's load moves absolute
-//! numbers; the ratios of one run are what to compare.
+//! numbers; the ratios of one run are what to compare. `PG_BIN` picks the servers' PostgreSQL (the
+//! harness's rule); `TANDEM_BENCH_FORWARD_REPLICATED=false` sets `forward_replicated = false` on
+//! both nodes.
 
 mod support;
 
@@ -175,10 +177,16 @@ async fn native(a: &PgServer, b: &PgServer, sizes: &Sizes) -> Result<Figures, Er
 
 async fn tandem(a: &PgServer, b: &PgServer, sizes: &Sizes) -> Result<(Figures, u64), Error> {
     let (src_url, dst_url) = fresh_databases(a, b, "tandem").await?;
+    // `TANDEM_BENCH_FORWARD_REPLICATED=false`: both nodes say so (PostgreSQL 16+ servers then send
+    // neither tandem's own transactions nor any other origin's).
+    let fwd = match std::env::var("TANDEM_BENCH_FORWARD_REPLICATED").as_deref() {
+        Ok("false") => "forward_replicated = false\n",
+        _ => "",
+    };
     let run = TandemRun::start(
         "replicate",
         &format!(
-            "[nodes.a]\nurl = \"{src_url}\"\n[nodes.b]\nurl = \"{dst_url}\"\n\
+            "[nodes.a]\nurl = \"{src_url}\"\n{fwd}[nodes.b]\nurl = \"{dst_url}\"\n{fwd}\
              [[tables]]\nname = \"items\"\nkey = [\"id\"]\n[[tables]]\nname = \"mark\"\nkey = [\"id\"]\n"
         ),
     )

@@ -121,6 +121,7 @@ pub fn options(
         memory_budget_bytes: budget,
         spill_dir: std::env::temp_dir().join("tandem-capture-tests"),
         drop_applied: false,
+        origin_none: false,
         start,
     }
 }

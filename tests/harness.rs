@@ -186,6 +186,7 @@ async fn harness_stop_leaves_the_runtime_free_for_a_replication_reader() {
         memory_budget_bytes: 1 << 20,
         spill_dir: std::env::temp_dir(),
         drop_applied: false,
+        origin_none: false,
         start: None,
     })
     .await

@@ -139,6 +139,7 @@ impl Source {
                     memory_budget_bytes,
                     spill_dir,
                     drop_applied,
+                    origin_none: drop_applied && !node.forward_replicated,
                     start,
                 };
                 Ok(Source::Postgres(Box::new(PgSource::connect(opts).await?)))

@@ -111,6 +111,11 @@ pub struct NodeFile {
     pub server_id: Option<u32>,
     /// Priority for the `last_write_wins` tie-break and `prefer` defaults: higher wins. Default 0.
     pub priority: Option<i32>,
+    /// PostgreSQL: whether rows that another replication tool (a native subscription, anything
+    /// with a replication origin of its own) wrote into this node are sent on to the other nodes.
+    /// Default true. `false` lets a PostgreSQL 16+ server leave out every transaction with a
+    /// replication origin, tandem's own among them, before it sends them (`origin = none`).
+    pub forward_replicated: Option<bool>,
 }
 
 /// Conflict resolution rule.

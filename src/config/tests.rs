@@ -236,6 +236,20 @@ fn bad_tls_and_timezone() {
 }
 
 #[test]
+fn forward_replicated_defaults_to_true_and_only_a_postgresql_node_turns_it_off() {
+    let (config, _) = load(MINIMAL).expect("valid");
+    assert!(config.nodes["a"].forward_replicated && config.nodes["b"].forward_replicated);
+    let off = MINIMAL.replace("5433/app\"", "5433/app\"\nforward_replicated = false");
+    let (config, _) = load(&off).expect("valid");
+    assert!(!config.nodes["a"].forward_replicated);
+    assert_problem(
+        &MINIMAL.replace("3307/app\"", "3307/app\"\nforward_replicated = false"),
+        "nodes.b.forward_replicated",
+        "only a PostgreSQL node",
+    );
+}
+
+#[test]
 fn empty_and_duplicate_keys() {
     assert_problem(
         &MINIMAL.replace("key = [\"id\"]", "key = []"),

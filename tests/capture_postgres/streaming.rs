@@ -150,6 +150,62 @@ async fn pg_a_links_reader_leaves_out_the_changes_of_tandems_own_transactions() 
     assert_eq!(changes(&t).len(), 1);
 }
 
+/// A node with `forward_replicated = false`: a PostgreSQL 16+ server sends no transaction that has
+/// a replication origin (`origin = none`), neither tandem's own nor another tool's; before 16 the
+/// option is not there, and the reader leaves out tandem's own as without it.
+#[tokio::test]
+async fn pg_origin_none_leaves_every_replicated_transaction_in_the_server_from_16() {
+    let f = Fixture::start().await;
+    let (ours, native) = (unique_name("tandem_n"), unique_name("other_tool"));
+    f.sql(&format!(
+        "CREATE TABLE e (id int PRIMARY KEY); SELECT pg_replication_origin_create('{ours}'); \
+         SELECT pg_replication_origin_create('{native}')"
+    ))
+    .await;
+    let version: i32 = f
+        .client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .expect("server version")
+        .get(0);
+    let mut src = f
+        .source_with(&["e"], 1 << 20, |o| {
+            o.drop_applied = true;
+            o.origin_none = true;
+        })
+        .await;
+    for (origin, id) in [(&ours, 1), (&native, 2)] {
+        f.sql(&format!(
+            "SELECT pg_replication_origin_session_setup('{origin}')"
+        ))
+        .await;
+        f.sql(&format!(
+            "INSERT INTO e SELECT g FROM generate_series({id}0, {id}9) g"
+        ))
+        .await;
+        f.sql("SELECT pg_replication_origin_session_reset()").await;
+    }
+    f.sql("INSERT INTO e VALUES (3)").await;
+    if version < 160000 {
+        let t = next_txn(&mut src).await;
+        assert_eq!(t.marks.pg_origin.as_deref(), Some(ours.as_str()));
+        assert!(t.changes.is_empty());
+        let t = next_txn(&mut src).await;
+        assert_eq!(t.changes.len(), 10, "another origin's rows still come");
+    }
+    let t = next_txn(&mut src).await;
+    assert_eq!(
+        t.marks.pg_origin, None,
+        "a transaction with an origin was sent"
+    );
+    let c = changes(&t);
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        c[0].after.as_ref().and_then(|a| a.get("id")),
+        Some(&Value::Int(3))
+    );
+}
+
 /// The slot's `stream_txns` (zero again after a crash: the server discards its statistics).
 async fn streamed(pg: &PgServer, db: &str) -> Option<i64> {
     let c = pg.connect(db).await.ok()?;

@@ -66,6 +66,10 @@ pub struct PgSourceOptions {
     /// instead of decoding them only for the loop guard to drop them: a link's reader. Off for
     /// `tandem tail`.
     pub drop_applied: bool,
+    /// Ask a PostgreSQL 16+ server to send only transactions without a replication origin
+    /// (`origin = none`): tandem's own are then never decoded into messages, and neither is what a
+    /// native subscription or another tool wrote (the node's `forward_replicated = false`).
+    pub origin_none: bool,
     /// Resume after this position (the checkpoint stored in the target).
     pub start: Option<Position>,
 }
@@ -410,7 +414,17 @@ impl PgSource {
     async fn start(&mut self) -> Result<(), PgCaptureError> {
         let pubs = quote_literal(&quote_ident(&self.opts.publication));
         let opts = if self.server_version >= 140000 {
-            format!("proto_version '2', streaming 'on', messages 'true', publication_names {pubs}")
+            let origin = if self.opts.origin_none && self.server_version >= 160000 {
+                ", origin 'none'"
+            } else {
+                if self.opts.origin_none && self.reconnects == 0 {
+                    tracing::info!(slot = %self.opts.slot, "forward_replicated = false needs PostgreSQL 16 or later to filter in the server; this reader leaves out tandem's own transactions itself");
+                }
+                ""
+            };
+            format!(
+                "proto_version '2', streaming 'on', messages 'true'{origin}, publication_names {pubs}"
+            )
         } else {
             format!("proto_version '1', publication_names {pubs}")
         };

@@ -49,6 +49,9 @@ pub struct Node {
     /// MySQL/MariaDB: base replica `server_id` for this node's binlog readers.
     pub server_id: u32,
     pub priority: i32,
+    /// PostgreSQL: rows another replication tool wrote into the node are forwarded (the
+    /// `forward_replicated` key; when false a 16+ server filters by origin, see `NodeFile`).
+    pub forward_replicated: bool,
 }
 
 pub(super) fn resolve_node(
@@ -120,6 +123,13 @@ pub(super) fn resolve_node(
         &path,
         problems,
     );
+    if engine == Engine::Mysql && n.forward_replicated == Some(false) {
+        problems.push(Problem::error(
+            format!("{path}.forward_replicated"),
+            "only a PostgreSQL node can leave out what another replication tool wrote",
+            "remove the key: a MySQL/MariaDB node forwards what its replicas' threads write",
+        ));
+    }
     let utc_offset_secs = match n.timezone.as_deref() {
         None => 0,
         Some(tz) => parse_offset(tz).unwrap_or_else(|| {
@@ -141,6 +151,7 @@ pub(super) fn resolve_node(
         utc_offset_secs,
         server_id: n.server_id.unwrap_or(4_000_000 + index * 100),
         priority: n.priority.unwrap_or(0),
+        forward_replicated: n.forward_replicated.unwrap_or(true),
     })
 }
 
