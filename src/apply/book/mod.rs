@@ -255,18 +255,6 @@ pub(crate) trait Tombstones: BookSession {
         if keys.is_empty() {
             return Ok(false);
         }
-        // Most tables have no tombstone at all: one probe of the key's first column says so.
-        let sql = self.dialect().render(
-            "SELECT 1 FROM __S__.tombstone WHERE target_table = ? LIMIT 1",
-            self.book_schema(),
-        );
-        if self
-            .book_query(&sql, vec![Some(target_table.to_string())], false)
-            .await?
-            .is_empty()
-        {
-            return Ok(false);
-        }
         let (cond, list) = self.dialect().one_of("row_key", keys);
         let mut params = vec![Some(target_table.to_string())];
         params.extend(list);

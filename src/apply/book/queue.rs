@@ -152,20 +152,6 @@ pub(crate) trait ReviewQueue: BookSession {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        // PostgreSQL's index holds open entries only: whether the table has any is one probe, and
-        // it mostly has none (the key list costs a sort of the keys and a probe each).
-        if self.dialect() == Dialect::Postgres {
-            let sql = self.dialect().render(
-                "SELECT 1 FROM __S__.conflict WHERE target_table = ? AND state <> 'resolved' LIMIT 1",
-                self.book_schema(),
-            );
-            let any = self
-                .book_query(&sql, vec![Some(target_table.to_string())], false)
-                .await?;
-            if any.is_empty() {
-                return Ok(Vec::new());
-            }
-        }
         let (cond, list) = self.dialect().one_of("row_key", keys);
         let mut params = vec![Some(target_table.to_string())];
         params.extend(list);
