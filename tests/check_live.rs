@@ -91,6 +91,50 @@ async fn check_live_accepts_a_sound_pairing() {
     );
 }
 
+/// `forward_replicated = false` is a warning that says what it would do on this server: nothing
+/// before PostgreSQL 16; from 16 on, name the other replication it would leave out.
+#[tokio::test]
+async fn check_live_says_what_forward_replicated_false_leaves_out() {
+    let origin = unique_name("other_tool");
+    let (pg, maria) = servers(
+        &format!(
+            "CREATE TABLE customers (id int PRIMARY KEY, name varchar(100) NOT NULL, status text); \
+             SELECT pg_replication_origin_create('{origin}')"
+        ),
+        "CREATE TABLE clients (client_id int PRIMARY KEY, name varchar(100) NOT NULL, status_code tinyint)",
+    )
+    .await;
+    let version: i32 = pg
+        .connect("crm")
+        .await
+        .expect("connect")
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .expect("version")
+        .get(0);
+    let config = pairing(&pg, &maria, MAPPING).replacen(
+        "[nodes.helpdesk]",
+        "forward_replicated = false\n[nodes.helpdesk]",
+        1,
+    );
+    let (code, out) = check(&config);
+    assert_eq!(code, 0, "a warning, not an error:\n{out}");
+    assert!(out.contains("nodes.crm.forward_replicated"), "{out}");
+    if version < 160000 {
+        assert!(
+            out.contains("changes nothing before PostgreSQL 16"),
+            "{out}"
+        );
+    } else {
+        assert!(out.contains(&origin), "the other origin is named:\n{out}");
+    }
+    let (_, out) = check(&pairing(&pg, &maria, MAPPING));
+    assert!(
+        !out.contains("forward_replicated"),
+        "only when the key says false:\n{out}"
+    );
+}
+
 #[tokio::test]
 async fn check_live_lists_every_problem_of_a_broken_pairing() {
     let (pg, maria) = servers(

@@ -148,11 +148,29 @@ async fn sample_problems(config: &Config, schemas: &NodeSchemas, limit: u32) -> 
 async fn prerequisites(node: &Node, tables: &[TableRef]) -> Vec<Problem> {
     let path = format!("nodes.{}", node.id);
     match node.engine {
-        Engine::Postgres => capture::postgres::check_prerequisites(node.url.expose(), tables)
-            .await
-            .into_iter()
-            .map(|p| Problem::error(&path, scrub(&p.message, &node.url), p.fix))
-            .collect(),
+        Engine::Postgres => {
+            let mut found: Vec<Problem> =
+                capture::postgres::check_prerequisites(node.url.expose(), tables)
+                    .await
+                    .into_iter()
+                    .map(|p| Problem::error(&path, scrub(&p.message, &node.url), p.fix))
+                    .collect();
+            if !node.forward_replicated {
+                found.extend(
+                    capture::postgres::check_origin_filter(node.url.expose())
+                        .await
+                        .into_iter()
+                        .map(|p| {
+                            Problem::warning(
+                                format!("{path}.forward_replicated"),
+                                scrub(&p.message, &node.url),
+                                p.fix,
+                            )
+                        }),
+                );
+            }
+            found
+        }
         Engine::Mysql => capture::mysql::check_prerequisites(node.url.expose(), tables)
             .await
             .into_iter()

@@ -395,6 +395,13 @@ fn a_heartbeat_past_left_out_events_moves_a_gtid_position_once() {
     assert_eq!(a.position().to_string(), "mariadb-gtid:0-1-7,1-2-3");
     assert_eq!(a.skipped_to(1600), None);
 
+    // Inside a transaction (its GTID read, its commit not yet) nothing is covered.
+    let mut gtid = 8u64.to_le_bytes().to_vec();
+    gtid.extend(0u32.to_le_bytes());
+    gtid.push(0);
+    a.feed(raw(kind::MARIADB_GTID, 1700, 0, &gtid)).unwrap();
+    assert_eq!(a.skipped_to(1800), None, "a transaction is open");
+
     let by_file = assembler("binlog:b.000001:4".parse().unwrap());
     assert_eq!(
         by_file.skipped_to(400),

@@ -90,8 +90,8 @@ pub async fn current_position(conn: &mut Conn) -> Result<Position, MysqlCaptureE
 /// stood idle): read between two looks at the end of the log, which must both be there. The end
 /// is read under the lock the binlog is written under, so no transaction was being written
 /// meanwhile, and the state holds exactly the transactions before `offset`. `None` when the log
-/// moved (the next heartbeat tries again). `BINLOG_GTID_POS` would say it for any offset, but reads
-/// the file from its start to do so.
+/// moved (a later heartbeat past more left-out events asks again). `BINLOG_GTID_POS` would say it
+/// for any offset, but reads the file from its start to do so.
 pub async fn gtid_state_at_end(
     conn: &mut Conn,
     file: &str,
@@ -102,20 +102,25 @@ pub async fn gtid_state_at_end(
             .query_first("SHOW MASTER STATUS")
             .await
             .map_err(query_err("SHOW MASTER STATUS"))?;
-        Ok(row.and_then(|r| Some((r.get::<String, _>(0)?, r.get::<u64, _>(1)?))))
+        Ok(row.and_then(|r| {
+            let file = r.get_opt::<String, _>(0)?.ok()?;
+            let offset = r.get_opt::<u64, _>(1)?.ok()?;
+            Some((file, offset))
+        }))
     }
     let at = |e: &Option<(String, u64)>| e.as_ref().is_some_and(|(f, o)| f == file && *o == offset);
     if !at(&end(conn).await?) {
         return Ok(None);
     }
-    let state: Option<String> = conn
+    let row: Option<mysql_async::Row> = conn
         .query_first("SELECT @@gtid_binlog_pos")
         .await
         .map_err(query_err("reading gtid_binlog_pos"))?;
     if !at(&end(conn).await?) {
         return Ok(None);
     }
-    state
+    row.and_then(|r| r.get_opt::<Option<String>, _>(0)?.ok())
+        .flatten()
         .unwrap_or_default()
         .parse()
         .map(Some)

@@ -104,6 +104,8 @@ pub struct MysqlSource {
     /// A GTID state lookup in flight for a heartbeat that passed events the server left out (see
     /// `step`); a task of its own for the same reason as `schema_fetch`.
     gtid_fetch: Option<GtidFetch>,
+    /// A GTID state lookup failed on this connection (warned once).
+    gtid_lookup_failed: bool,
     /// An event taken from the stream but not yet fed (kept across cancellation).
     pending: Option<Event>,
     backoff: Backoff,
@@ -166,6 +168,7 @@ impl MysqlSource {
             meta_conn: Some(conn),
             schema_fetch: None,
             gtid_fetch: None,
+            gtid_lookup_failed: false,
             pending: None,
             backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
             last_heartbeat: None,
@@ -253,12 +256,16 @@ impl MysqlSource {
         if self.drop_applied && matches!(h.event_type_raw(), kind::HEARTBEAT | kind::HEARTBEAT_V2) {
             if let Some((file, offset)) = self.assembler.skipped_to(h.log_pos()) {
                 self.pending = Some(event);
+                // Not worth stopping the stream for, whatever went wrong: the next transaction in
+                // the same GTID domain moves the position anyway, and a later heartbeat past more
+                // left-out events asks again.
                 let state = match self.gtid_state_at_end(file, offset).await {
                     Ok(state) => state,
-                    Err(e) if e.is_transient() => return Err(e),
-                    // Not worth stopping for: the next transaction moves the position anyway.
                     Err(e) => {
-                        tracing::debug!(error = %e, "the GTID state past left-out events is unknown");
+                        if !self.gtid_lookup_failed {
+                            tracing::warn!(error = %e, "cannot read the GTID state past tandem's own transactions, which the server left out; the link may show them as lag until the next local transaction (the account needs BINLOG MONITOR or REPLICATION CLIENT)");
+                            self.gtid_lookup_failed = true;
+                        }
                         None
                     }
                 };
@@ -385,7 +392,10 @@ impl MysqlSource {
     async fn open_dump(&mut self) -> Result<(), MysqlCaptureError> {
         self.binlog = None;
         self.pending = None;
-        self.gtid_fetch = None;
+        if let Some(fetch) = self.gtid_fetch.take() {
+            fetch.abort();
+        }
+        self.gtid_lookup_failed = false;
         let mut conn = server::connect(&self.opts).await?;
         self.checksum = server::binlog_checksum(&mut conn).await?;
         let setup_err = |source| MysqlCaptureError::Query {
@@ -413,7 +423,9 @@ impl MysqlSource {
             // transactions then never leave the server. The assembler still drops what comes.
             if self.drop_applied {
                 if let Err(e) = conn.query_drop("SET SESSION skip_replication = 1").await {
-                    tracing::info!(error = %e, "tandem's own transactions are left out by the reader, not by the server: skip_replication not set on the dump session");
+                    if self.reconnects == 0 {
+                        tracing::info!(error = %e, "tandem's own transactions are left out by the reader, not by the server: skip_replication not set on the dump session");
+                    }
                 }
             }
             if let Position::MariaGtid(g) = &resume {

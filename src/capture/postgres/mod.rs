@@ -28,7 +28,7 @@ mod tls;
 pub mod types;
 
 pub use error::{sqlstate_is_transient, PgCaptureError};
-pub use setup::{check_prerequisites, check_slot_moved, setup, Problem, Slot};
+pub use setup::{check_origin_filter, check_prerequisites, check_slot_moved, setup, Problem, Slot};
 pub(crate) use stream::type_info;
 pub use stream::{PgSource, PgSourceOptions};
 pub(crate) use tls::{catalog_client, ConnParams};

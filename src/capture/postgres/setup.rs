@@ -57,6 +57,51 @@ fn qualified(t: &TableRef) -> String {
     format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))
 }
 
+/// What `forward_replicated = false` would do on this server: nothing before PostgreSQL 16; and
+/// from 16 on, leave out what the subscriptions and replication origins other than tandem's
+/// write into the node. Each finding is a warning (empty: nothing to say).
+pub async fn check_origin_filter(url: &str) -> Vec<Problem> {
+    let found = async {
+        let c = catalog_client(&ConnParams::parse(url)?).await?;
+        let r = c
+            .query_one(
+                "SELECT current_setting('server_version_num')::int, \
+                 (SELECT count(*)::int FROM pg_subscription), \
+                 (SELECT string_agg(roname, ', ' ORDER BY roname) FROM pg_replication_origin \
+                  WHERE roname NOT LIKE 'tandem\\_%')",
+                &[],
+            )
+            .await?;
+        Ok::<_, PgCaptureError>((
+            r.try_get::<_, i32>(0)?,
+            r.try_get::<_, i32>(1)?,
+            r.try_get::<_, Option<String>>(2)?,
+        ))
+    };
+    match found.await {
+        Err(e) => vec![Problem {
+            message: format!("cannot check what forward_replicated = false would leave out: {e}"),
+            fix: "make sure the server is reachable with the configured URL and credentials".into(),
+        }],
+        Ok((version, _, _)) if version < 160000 => vec![Problem {
+            message: "forward_replicated = false changes nothing before PostgreSQL 16 (no origin filter in the server)".into(),
+            fix: "remove the key, or upgrade the server to PostgreSQL 16 or later".into(),
+        }],
+        Ok((_, subscriptions, origins)) if subscriptions > 0 || origins.is_some() => vec![Problem {
+            message: format!(
+                "forward_replicated = false leaves out what other replication writes into this node \
+                 ({subscriptions} subscription(s) in the database; replication origins of the cluster \
+                 other than tandem's: {})",
+                origins.as_deref().unwrap_or("none")
+            ),
+            fix: "remove the key (rows replicated into this node are then sent on), or make sure \
+                  those rows need not reach the other nodes"
+                .into(),
+        }],
+        Ok(_) => Vec::new(),
+    }
+}
+
 /// Checks everything capture needs and returns every problem found (empty: ready).
 pub async fn check_prerequisites(url: &str, tables: &[TableRef]) -> Vec<Problem> {
     match check(url, tables).await {
