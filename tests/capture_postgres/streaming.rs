@@ -111,20 +111,21 @@ async fn pg_a_transaction_larger_than_the_budget_streams_under_a_larger_server_s
     assert_eq!(setting, "64MB", "only the walsender's own setting changed");
 }
 
-#[tokio::test]
-async fn pg_a_links_reader_leaves_out_the_changes_of_tandems_own_transactions() {
-    let f = Fixture::start().await;
-    // Replication origins are the cluster's: names of this test's own.
+/// Table `e` and two replication origins: one named as tandem names its own (`tandem_…`), one as
+/// another tool would. Origins are the cluster's: the names are this test's own.
+async fn origins_and_table(f: &Fixture) -> (String, String) {
     let (ours, native) = (unique_name("tandem_n"), unique_name("other_tool"));
     f.sql(&format!(
         "CREATE TABLE e (id int PRIMARY KEY); SELECT pg_replication_origin_create('{ours}'); \
          SELECT pg_replication_origin_create('{native}')"
     ))
     .await;
-    let mut src = f
-        .source_with(&["e"], 1 << 20, |o| o.drop_applied = true)
-        .await;
-    for (origin, id) in [(&ours, 1), (&native, 2)] {
+    (ours, native)
+}
+
+/// Ten rows under origin `ours`, ten under `native`, then one row without an origin (id 3).
+async fn write_with_origins(f: &Fixture, ours: &str, native: &str) {
+    for (origin, id) in [(ours, 1), (native, 2)] {
         f.sql(&format!(
             "SELECT pg_replication_origin_session_setup('{origin}')"
         ))
@@ -136,6 +137,16 @@ async fn pg_a_links_reader_leaves_out_the_changes_of_tandems_own_transactions() 
         f.sql("SELECT pg_replication_origin_session_reset()").await;
     }
     f.sql("INSERT INTO e VALUES (3)").await;
+}
+
+#[tokio::test]
+async fn pg_a_links_reader_leaves_out_the_changes_of_tandems_own_transactions() {
+    let f = Fixture::start().await;
+    let (ours, native) = origins_and_table(&f).await;
+    let mut src = f
+        .source_with(&["e"], 1 << 20, |o| o.drop_applied = true)
+        .await;
+    write_with_origins(&f, &ours, &native).await;
     let t = next_txn(&mut src).await;
     assert_eq!(t.marks.pg_origin.as_deref(), Some(ours.as_str()));
     assert!(t.changes.is_empty(), "tandem's own rows were decoded");
@@ -156,12 +167,7 @@ async fn pg_a_links_reader_leaves_out_the_changes_of_tandems_own_transactions() 
 #[tokio::test]
 async fn pg_origin_none_leaves_every_replicated_transaction_in_the_server_from_16() {
     let f = Fixture::start().await;
-    let (ours, native) = (unique_name("tandem_n"), unique_name("other_tool"));
-    f.sql(&format!(
-        "CREATE TABLE e (id int PRIMARY KEY); SELECT pg_replication_origin_create('{ours}'); \
-         SELECT pg_replication_origin_create('{native}')"
-    ))
-    .await;
+    let (ours, native) = origins_and_table(&f).await;
     let version: i32 = f
         .client
         .query_one("SELECT current_setting('server_version_num')::int", &[])
@@ -174,18 +180,7 @@ async fn pg_origin_none_leaves_every_replicated_transaction_in_the_server_from_1
             o.origin_none = true;
         })
         .await;
-    for (origin, id) in [(&ours, 1), (&native, 2)] {
-        f.sql(&format!(
-            "SELECT pg_replication_origin_session_setup('{origin}')"
-        ))
-        .await;
-        f.sql(&format!(
-            "INSERT INTO e SELECT g FROM generate_series({id}0, {id}9) g"
-        ))
-        .await;
-        f.sql("SELECT pg_replication_origin_session_reset()").await;
-    }
-    f.sql("INSERT INTO e VALUES (3)").await;
+    write_with_origins(&f, &ours, &native).await;
     if version < 160000 {
         let t = next_txn(&mut src).await;
         assert_eq!(t.marks.pg_origin.as_deref(), Some(ours.as_str()));
