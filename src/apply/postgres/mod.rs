@@ -213,16 +213,29 @@ impl PgTarget {
 
     /// Runs a checked batch statement that returns the indexes of the rows it applied, inside a
     /// savepoint: after a definite error nothing changed and the caller goes row by row (`None`).
+    /// The savepoint, the statement and the release go out together (one round trip): a failed
+    /// statement fails the release too, and the rollback to the savepoint then undoes it.
     async fn run_checked(
         &mut self,
         t: &TableInfo,
         sql: &ArraySql,
         rows: usize,
     ) -> Result<Option<Vec<bool>>, ApplyError> {
-        self.simple("SAVEPOINT tandem_batch").await?;
-        match self.run_arrays(sql).await {
+        let params: Vec<(&(dyn ToSql + Sync), Type)> = sql
+            .columns
+            .iter()
+            .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT_ARRAY))
+            .collect();
+        let client = &self.client;
+        let (savepoint, result, released) = tokio::join!(
+            client.batch_execute("SAVEPOINT tandem_batch"),
+            client.query_typed(&sql.text, &params),
+            client.batch_execute("RELEASE SAVEPOINT tandem_batch"),
+        );
+        savepoint.map_err(|e| self.db_err("a session statement", e))?;
+        match result {
             Ok(found) => {
-                self.simple("RELEASE SAVEPOINT tandem_batch").await?;
+                released.map_err(|e| self.db_err("a session statement", e))?;
                 let mut applied = vec![false; rows];
                 for r in &found {
                     if let Some(slot) = text(r, 0)
