@@ -699,20 +699,18 @@ async fn mysql_purged_resume_point_is_a_definite_error() {
     let old_file = old_at.file.clone();
     // MariaDB keeps a file until InnoDB's binlog checkpoint has passed it (slow on a loaded
     // machine), and PURGE then leaves it without an error: purge until the file is gone.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        exec(&mut conn, &format!("PURGE BINARY LOGS TO '{current}'")).await;
-        let logs: Vec<(String, u64)> = conn.query("SHOW BINARY LOGS").await.expect("logs");
-        let logs: Vec<String> = logs.into_iter().map(|(name, _)| name).collect();
-        if !logs.contains(&old_file) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{old_file} still listed after 60 s of PURGE: {logs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let conn = tokio::sync::Mutex::new(conn);
+    crate::support::wait_for(
+        &format!("{old_file} purged"),
+        Duration::from_secs(60),
+        || async {
+            let mut conn = conn.lock().await;
+            exec(&mut conn, &format!("PURGE BINARY LOGS TO '{current}'")).await;
+            let logs: Vec<(String, u64)> = conn.query("SHOW BINARY LOGS").await.expect("logs");
+            (!logs.iter().any(|(name, _)| *name == old_file)).then_some(())
+        },
+    )
+    .await;
 
     let result = match MysqlSource::connect(options(&maria, &db, &["p"], Some(old))).await {
         Err(e) => Err(e),

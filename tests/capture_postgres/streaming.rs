@@ -91,17 +91,13 @@ async fn pg_a_transaction_larger_than_the_budget_streams_under_a_larger_server_s
         .await;
     let t = next_txn(&mut src).await;
     assert_eq!(t.changes.len(), 20000);
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if streamed(&f.pg, &f.db).await.is_some_and(|n| n > 0) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a 20,000-row transaction did not stream with a 1 MiB budget"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (pg, db) = (&f.pg, f.db.clone());
+    crate::support::wait_for(
+        "a 20,000-row transaction streamed with a 1 MiB budget",
+        DEADLINE,
+        || async { streamed(pg, &db).await.filter(|n| *n > 0) },
+    )
+    .await;
     let setting: String = f
         .client
         .query_one("SHOW logical_decoding_work_mem", &[])

@@ -44,27 +44,10 @@ pub async fn is_mariadb(conn: &mut Conn) -> Result<bool, MysqlCaptureError> {
 /// on MySQL.
 pub async fn current_position(conn: &mut Conn) -> Result<Position, MysqlCaptureError> {
     let mariadb = is_mariadb(conn).await?;
-    let status: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
-        Ok(r) => r,
-        // MySQL 8.4 removed SHOW MASTER STATUS.
-        Err(_) if !mariadb => conn
-            .query_first("SHOW BINARY LOG STATUS")
-            .await
-            .map_err(query_err("SHOW BINARY LOG STATUS"))?,
-        Err(e) => return Err(query_err("SHOW MASTER STATUS")(e)),
-    };
-    let Some(row) = status else {
+    let Some((file, offset)) = log_end(conn, mariadb).await? else {
         return Err(MysqlCaptureError::Unsupported {
             what: "a source without a binary log",
             fix: "start the server with log_bin enabled",
-        });
-    };
-    let file: Option<String> = row.get(0);
-    let offset: Option<u64> = row.get(1);
-    let (Some(file), Some(offset)) = (file, offset) else {
-        return Err(MysqlCaptureError::Unsupported {
-            what: "an unreadable SHOW MASTER STATUS result",
-            fix: "check the account's BINLOG MONITOR / REPLICATION CLIENT privilege",
         });
     };
     if mariadb {
@@ -86,6 +69,34 @@ pub async fn current_position(conn: &mut Conn) -> Result<Position, MysqlCaptureE
     Ok(Position::Binlog(BinlogPosition { file, offset }))
 }
 
+/// Where the binary log ends now: file and offset (`SHOW MASTER STATUS`, which MariaDB reads under
+/// the lock the log is written under; MySQL 8.4: `SHOW BINARY LOG STATUS`). `None` without a
+/// binary log.
+async fn log_end(
+    conn: &mut Conn,
+    mariadb: bool,
+) -> Result<Option<(String, u64)>, MysqlCaptureError> {
+    let status: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
+        Ok(r) => r,
+        // MySQL 8.4 removed SHOW MASTER STATUS.
+        Err(_) if !mariadb => conn
+            .query_first("SHOW BINARY LOG STATUS")
+            .await
+            .map_err(query_err("SHOW BINARY LOG STATUS"))?,
+        Err(e) => return Err(query_err("SHOW MASTER STATUS")(e)),
+    };
+    let Some(row) = status else {
+        return Ok(None);
+    };
+    match (row.get_opt::<String, _>(0), row.get_opt::<u64, _>(1)) {
+        (Some(Ok(file)), Some(Ok(offset))) => Ok(Some((file, offset))),
+        _ => Err(MysqlCaptureError::Unsupported {
+            what: "an unreadable SHOW MASTER STATUS result",
+            fix: "check the account's BINLOG MONITOR / REPLICATION CLIENT privilege",
+        }),
+    }
+}
+
 /// The server's GTID state, when its binary log ends at `file` and `offset` (where a dump thread
 /// stood idle): read between two looks at the end of the log, which must both be there. The end
 /// is read under the lock the binlog is written under, so no transaction was being written
@@ -97,26 +108,15 @@ pub async fn gtid_state_at_end(
     file: &str,
     offset: u64,
 ) -> Result<Option<MariaGtidList>, MysqlCaptureError> {
-    async fn end(conn: &mut Conn) -> Result<Option<(String, u64)>, MysqlCaptureError> {
-        let row: Option<mysql_async::Row> = conn
-            .query_first("SHOW MASTER STATUS")
-            .await
-            .map_err(query_err("SHOW MASTER STATUS"))?;
-        Ok(row.and_then(|r| {
-            let file = r.get_opt::<String, _>(0)?.ok()?;
-            let offset = r.get_opt::<u64, _>(1)?.ok()?;
-            Some((file, offset))
-        }))
-    }
     let at = |e: &Option<(String, u64)>| e.as_ref().is_some_and(|(f, o)| f == file && *o == offset);
-    if !at(&end(conn).await?) {
+    if !at(&log_end(conn, true).await?) {
         return Ok(None);
     }
     let row: Option<mysql_async::Row> = conn
         .query_first("SELECT @@gtid_binlog_pos")
         .await
         .map_err(query_err("reading gtid_binlog_pos"))?;
-    if !at(&end(conn).await?) {
+    if !at(&log_end(conn, true).await?) {
         return Ok(None);
     }
     row.and_then(|r| r.get_opt::<Option<String>, _>(0)?.ok())

@@ -23,6 +23,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use mysql_async::binlog::events::Event;
 use mysql_async::prelude::Queryable;
@@ -114,15 +115,12 @@ pub struct MysqlSource {
     bytes_read: u64,
 }
 
-type GtidFetch = JoinHandle<(
-    Option<Conn>,
-    Result<Option<MariaGtidList>, MysqlCaptureError>,
-)>;
+/// Work on the metadata connection, running as a task of its own (see `on_meta_conn`).
+type MetaTask<T> = JoinHandle<(Option<Conn>, Result<T, MysqlCaptureError>)>;
 
-struct SchemaFetch(
-    TableRef,
-    JoinHandle<(Option<Conn>, Result<SchemaInfo, MysqlCaptureError>)>,
-);
+type GtidFetch = MetaTask<Option<MariaGtidList>>;
+
+struct SchemaFetch(TableRef, MetaTask<SchemaInfo>);
 
 impl std::fmt::Debug for MysqlSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -328,21 +326,9 @@ impl MysqlSource {
         table: TableRef,
     ) -> Result<(TableRef, SchemaInfo), MysqlCaptureError> {
         if self.schema_fetch.as_ref().is_none_or(|f| f.0 != table) {
-            let conn = self.meta_conn.take();
-            let opts = self.opts.clone();
             let t = table.clone();
-            let task = tokio::spawn(async move {
-                let mut conn = match conn {
-                    Some(c) => c,
-                    None => match server::connect(&opts).await {
-                        Ok(c) => c,
-                        Err(e) => return (None, Err(e)),
-                    },
-                };
-                let result = server::schema_info(&mut conn, &t).await;
-                let keep = !result.as_ref().is_err_and(MysqlCaptureError::is_transient);
-                (keep.then_some(conn), result)
-            });
+            let task = self
+                .on_meta_conn(move |c| Box::pin(async move { server::schema_info(c, &t).await }));
             self.schema_fetch = Some(SchemaFetch(table.clone(), task));
         }
         let Some(fetch) = self.schema_fetch.as_mut() else {
@@ -350,9 +336,7 @@ impl MysqlSource {
         };
         let joined = (&mut fetch.1).await;
         self.schema_fetch = None;
-        let (conn, result) = joined.map_err(|_| MysqlCaptureError::StreamEnded)?;
-        self.meta_conn = conn;
-        result.map(|info| (table, info))
+        self.meta_result(joined).map(|info| (table, info))
     }
 
     async fn gtid_state_at_end(
@@ -362,30 +346,47 @@ impl MysqlSource {
     ) -> Result<Option<MariaGtidList>, MysqlCaptureError> {
         let fetch = match self.gtid_fetch.take() {
             Some(f) => f,
-            None => {
-                let conn = self.meta_conn.take();
-                let opts = self.opts.clone();
-                tokio::spawn(async move {
-                    let mut conn = match conn {
-                        Some(c) => c,
-                        None => match server::connect(&opts).await {
-                            Ok(c) => c,
-                            Err(e) => return (None, Err(e)),
-                        },
-                    };
-                    let result = server::gtid_state_at_end(&mut conn, &file, offset).await;
-                    let keep = !result.as_ref().is_err_and(MysqlCaptureError::is_transient);
-                    (keep.then_some(conn), result)
-                })
-            }
+            None => self.on_meta_conn(move |c| {
+                Box::pin(async move { server::gtid_state_at_end(c, &file, offset).await })
+            }),
         };
-        let fetch = self.gtid_fetch.insert(fetch);
-        let joined = fetch.await;
+        let joined = self.gtid_fetch.insert(fetch).await;
         self.gtid_fetch = None;
+        self.meta_result(joined)
+    }
+
+    /// Runs `work` on the connection for metadata reads (opened again if it is gone) as a task of
+    /// its own: a dropped `next` future neither loses its progress nor leaves a half-read
+    /// connection behind. The connection comes back unless the work failed transiently.
+    fn on_meta_conn<T: Send + 'static>(
+        &mut self,
+        work: impl for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, MysqlCaptureError>>
+            + Send
+            + 'static,
+    ) -> MetaTask<T> {
+        let conn = self.meta_conn.take();
+        let opts = self.opts.clone();
+        tokio::spawn(async move {
+            let mut conn = match conn {
+                Some(c) => c,
+                None => match server::connect(&opts).await {
+                    Ok(c) => c,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let result = work(&mut conn).await;
+            let keep = !result.as_ref().is_err_and(MysqlCaptureError::is_transient);
+            (keep.then_some(conn), result)
+        })
+    }
+
+    /// A finished [`Self::on_meta_conn`] task: its connection kept, its result.
+    fn meta_result<T>(
+        &mut self,
+        joined: Result<(Option<Conn>, Result<T, MysqlCaptureError>), tokio::task::JoinError>,
+    ) -> Result<T, MysqlCaptureError> {
         let (conn, result) = joined.map_err(|_| MysqlCaptureError::StreamEnded)?;
-        if conn.is_some() {
-            self.meta_conn = conn;
-        }
+        self.meta_conn = conn;
         result
     }
 
