@@ -114,15 +114,9 @@ impl<T: Target> Link<T> {
         }
         let table = info.table.to_string();
         let keys: HashSet<String> = rows.iter().map(RowChange::key_text).collect();
-        let shape = |r: &RowChange| {
-            r.full_write()
-                .set
-                .iter()
-                .map(|f| f.name.clone())
-                .collect::<Vec<_>>()
-        };
-        let uniform = rows.windows(2).all(|w| shape(&w[0]) == shape(&w[1]));
-        if rows.first().map_or(0, |r| shape(r).len()) * rows.len() > MAX_PARAMS && changes.len() > 1
+        let uniform = rows.windows(2).all(|w| w[0].writes_columns_of(&w[1]));
+        if rows.first().map_or(0, RowChange::full_write_len) * rows.len() > MAX_PARAMS
+            && changes.len() > 1
         {
             // A wide table: two smaller batches, in order.
             let (head, tail) = changes.split_at(changes.len() / 2);

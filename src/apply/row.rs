@@ -174,6 +174,28 @@ impl RowChange {
         out
     }
 
+    /// Whether [`RowChange::full_write`] of `other` writes the same columns, in the same order, as
+    /// this row's (without making either write).
+    pub fn writes_columns_of(&self, other: &RowChange) -> bool {
+        fn stamps(r: &RowChange) -> (Option<&String>, &Option<String>) {
+            let version = r.managed_version && r.after_version.is_some();
+            (version.then_some(&r.version_column), &r.origin_column)
+        }
+        self.after.len() == other.after.len()
+            && self
+                .after
+                .iter()
+                .zip(&other.after)
+                .all(|(a, b)| a.name == b.name)
+            && stamps(self) == stamps(other)
+    }
+
+    /// How many columns [`RowChange::full_write`] writes.
+    pub fn full_write_len(&self) -> usize {
+        let version = self.managed_version && self.after_version.is_some();
+        self.after.len() + usize::from(version) + usize::from(self.origin_column.is_some())
+    }
+
     /// The incoming row as a write: every after column plus version and origin.
     pub fn full_write(&self) -> Write {
         let mut set = self.after.clone();
@@ -370,6 +392,55 @@ pub fn version_key(v: &Value) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    fn row(after: &[&str], version: Option<i64>, managed: bool, origin: bool) -> RowChange {
+        let f = |n: &str| Field {
+            name: n.into(),
+            value: Value::Int(1),
+        };
+        RowChange {
+            op: Op::Insert,
+            key: vec![f("id")],
+            before_version: None,
+            after_version: version.map(Value::Int),
+            origin: "a".into(),
+            after: after.iter().map(|n| f(n)).collect(),
+            before: Vec::new(),
+            partial: false,
+            commit_time: 0,
+            version_column: "_v".into(),
+            managed_version: managed,
+            origin_column: origin.then(|| "_o".to_string()),
+        }
+    }
+
+    /// The cheap comparison says what comparing the two writes' columns says.
+    #[test]
+    fn writes_columns_of_agrees_with_the_writes() {
+        let rows = [
+            row(&["id", "a"], Some(1), true, true),
+            row(&["id", "a"], Some(2), true, true),
+            row(&["id", "a"], None, true, true),
+            row(&["id", "b"], Some(1), true, true),
+            row(&["id"], Some(1), true, true),
+            row(&["id", "a"], Some(1), false, true),
+            row(&["id", "a"], Some(1), true, false),
+        ];
+        let names = |r: &RowChange| -> Vec<Arc<str>> {
+            r.full_write().set.into_iter().map(|f| f.name).collect()
+        };
+        for x in &rows {
+            assert_eq!(x.full_write_len(), names(x).len());
+            for y in &rows {
+                assert_eq!(
+                    x.writes_columns_of(y),
+                    names(x) == names(y),
+                    "{x:?} / {y:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn geometry_in_a_bytes_column_is_its_wkb_or_refused() {

@@ -69,8 +69,48 @@ pub enum ImageKind {
 /// for every row of a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field {
+    #[serde(deserialize_with = "shared_name")]
     pub name: Arc<str>,
     pub value: Value,
+}
+
+/// Deserializes a field name into the `Arc<str>` this thread made for the same name before, so
+/// that the rows of a spilled transaction read back share their names as the decoder's did
+/// (one allocation per name, not one per field of every row).
+fn shared_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+    struct Name;
+    impl serde::de::Visitor<'_> for Name {
+        type Value = Arc<str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a column name")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Arc<str>, E> {
+            Ok(intern(s))
+        }
+    }
+    d.deserialize_str(Name)
+}
+
+/// Names kept per thread at most; past it a name gets an allocation of its own.
+const MAX_SHARED_NAMES: usize = 4096;
+
+thread_local! {
+    static NAMES: std::cell::RefCell<std::collections::HashSet<Arc<str>>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
+fn intern(s: &str) -> Arc<str> {
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(name) = names.get(s) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(s);
+        if names.len() < MAX_SHARED_NAMES {
+            names.insert(name.clone());
+        }
+        name
+    })
 }
 
 /// The columns of a row as they were before or after a change, in the table's column order.
@@ -243,4 +283,29 @@ pub struct Transaction {
     pub xid: Option<u64>,
     pub marks: LoopMarks,
     pub changes: ChangeSet,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names read back share one allocation per thread; values and names round-trip unchanged.
+    #[test]
+    fn fields_read_back_share_their_names() {
+        let field = Field {
+            name: "customer_name".into(),
+            value: Value::Text("x".into()),
+        };
+        let bytes = postcard::to_allocvec(&field).expect("encode");
+        let a: Field = postcard::from_bytes(&bytes).expect("decode");
+        let b: Field = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(a, field);
+        assert!(Arc::ptr_eq(&a.name, &b.name), "one allocation for the name");
+        // A name a format hands over unescaped into a buffer of its own (JSON with an escape).
+        let json = serde_json::to_string(&field)
+            .expect("json")
+            .replace("customer_name", "customer\\u005fname");
+        let c: Field = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert_eq!(c, field);
+    }
 }
