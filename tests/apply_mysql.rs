@@ -143,6 +143,16 @@ async fn apply_my_batched_inserts_with_some_existing_keys() {
 }
 
 #[tokio::test]
+async fn apply_my_inserts_of_many_batches_match_row_by_row() {
+    sc::inserts_of_many_batches_match_row_by_row(Kind::My).await;
+}
+
+#[tokio::test]
+async fn apply_my_a_refused_batch_of_inserts_is_dead_lettered_whole() {
+    sc::a_refused_batch_of_inserts_is_dead_lettered_whole(Kind::My).await;
+}
+
+#[tokio::test]
 async fn apply_my_batched_updates_and_deletes_match_row_by_row() {
     sc::batched_updates_and_deletes_match_row_by_row(Kind::My).await;
 }

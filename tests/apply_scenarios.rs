@@ -981,6 +981,126 @@ pub async fn batched_updates_and_deletes_match_row_by_row(kind: Kind) {
     );
 }
 
+/// A transaction of more inserts than one batch holds, each batch sent with its queue and
+/// tombstone reads (together, on PostgreSQL). Batches meet a key taken here (3, 1100: on
+/// PostgreSQL the plain insert fails, the group is applied again with checked inserts, and the
+/// rows not inserted take the conflict path), a key with a tombstone (700: its batch is taken back
+/// and goes row by row), and changes after them that need their rows (an update of 5 and of 3, a
+/// delete of 1200). The outcome is the row-by-row path's, which
+/// the same transaction takes when every change is followed by a change of another table.
+pub async fn inserts_of_many_batches_match_row_by_row(kind: Kind) {
+    let mut outcomes = Vec::new();
+    for interleaved in [false, true] {
+        let mut f = Fixture::new(kind, "", 0).await;
+        let mut a = f.applier().await;
+        f.db.exec("INSERT INTO customer (id, name) VALUES (3, 'local3'), (700, 'local700'), (1100, 'local1100')")
+            .await;
+        f.db.exec("DELETE FROM customer WHERE id = 700").await;
+        let mut changes = inserts_at_5(&f, 1..=1200);
+        changes.push(f.change(
+            Op::Update,
+            Some(customer(5, "r5", "x@x", 5, SOURCE)),
+            Some(customer(5, "u5", "x@x", 6, SOURCE)),
+        ));
+        changes.push(f.change(
+            Op::Update,
+            Some(customer(3, "r3", "x@x", 5, SOURCE)),
+            Some(customer(3, "u3", "x@x", 6, SOURCE)),
+        ));
+        changes.push(f.change(
+            Op::Delete,
+            Some(customer(1200, "r1200", "x@x", 5, SOURCE)),
+            None,
+        ));
+        let orders: Vec<tandem::model::Change> = (0..changes.len())
+            .map(|i| tandem::model::Change {
+                table: f.source_table("orders"),
+                op: Op::Insert,
+                before: None,
+                after: Some(image(&[
+                    ("id", tandem::model::Value::Int(i as i64)),
+                    ("_tandem_version", tandem::model::Value::Int(1)),
+                ])),
+            })
+            .collect();
+        let tx: Vec<_> = if interleaved {
+            changes
+                .into_iter()
+                .zip(orders)
+                .flat_map(|(c, o)| [c, o])
+                .collect()
+        } else {
+            changes.into_iter().chain(orders).collect()
+        };
+        a.apply(&[f.tx(1, tx)]).await.expect("apply");
+        let got = outcome(&mut f).await;
+        let customers: Vec<_> = got.iter().filter(|r| r[0] == s("customer")).collect();
+        let name = |id: &str| {
+            customers
+                .iter()
+                .find(|r| r[1].as_deref() == Some(id))
+                .and_then(|r| r[2].clone())
+        };
+        // 700's local delete is later than the incoming insert: it stays deleted.
+        assert_eq!(customers.len(), 1198, "interleaved {interleaved}");
+        assert_eq!(name("700"), None, "interleaved {interleaved}");
+        assert_eq!(name("1"), s("r1"), "interleaved {interleaved}");
+        assert_eq!(name("5"), s("u5"), "interleaved {interleaved}");
+        assert_eq!(name("3"), s("local3"), "interleaved {interleaved}");
+        assert_eq!(name("1100"), s("local1100"), "interleaved {interleaved}");
+        assert_eq!(name("1199"), s("r1199"), "interleaved {interleaved}");
+        assert_eq!(name("1200"), None, "interleaved {interleaved}");
+        let kinds: Vec<_> = got
+            .iter()
+            .filter(|r| r[0] == s("conflict"))
+            .map(|r| r[1].clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "insert_exists").count(),
+            2,
+            "keys 3 and 1100 (interleaved {interleaved}): {kinds:?}"
+        );
+        outcomes.push(got);
+    }
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "batched (left) and row by row (right) differ"
+    );
+}
+
+/// A batch of inserts the target refuses (a value too long for its column in the first of three
+/// batches): the error names the table and the column, and the transaction goes to the
+/// dead-letter table whole.
+pub async fn a_refused_batch_of_inserts_is_dead_lettered_whole(kind: Kind) {
+    let mut f = Fixture::new(kind, "", 0).await;
+    let mut a = f.applier().await;
+    let long = "x".repeat(30);
+    let inserts = (1..=1200)
+        .map(|id| {
+            let name = if id == 250 {
+                long.clone()
+            } else {
+                format!("r{id}")
+            };
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(id, &name, "x@x", 5, SOURCE)),
+            )
+        })
+        .collect();
+    a.apply(&[f.tx(1, inserts)]).await.expect("dead-lettered");
+    let dead = a.list_dead_letters(true).await.expect("list");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].error.contains("table customer") && dead[0].error.contains("column name"),
+        "{}",
+        dead[0].error
+    );
+    assert_eq!(f.row(1).await, None, "nothing of the transaction stays");
+    assert_eq!(f.row(1199).await, None, "nothing of the transaction stays");
+}
+
 /// A batch the target refuses (a value too long for its column) goes row by row: the error names
 /// the row's key and column, and the transaction goes to the dead-letter table whole.
 pub async fn a_refused_batch_goes_row_by_row(kind: Kind) {
