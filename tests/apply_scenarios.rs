@@ -793,6 +793,35 @@ fn inserts_at_5(f: &Fixture, ids: std::ops::RangeInclusive<i32>) -> Vec<tandem::
     .collect()
 }
 
+/// `changes` with as many inserts into `orders` after them or, `interleaved`, one after each (which
+/// closes every batch: the row-by-row path).
+fn with_orders(
+    f: &Fixture,
+    changes: Vec<tandem::model::Change>,
+    interleaved: bool,
+) -> Vec<tandem::model::Change> {
+    let orders: Vec<tandem::model::Change> = (0..changes.len())
+        .map(|i| tandem::model::Change {
+            table: f.source_table("orders"),
+            op: Op::Insert,
+            before: None,
+            after: Some(image(&[
+                ("id", tandem::model::Value::Int(i as i64)),
+                ("_tandem_version", tandem::model::Value::Int(1)),
+            ])),
+        })
+        .collect();
+    if interleaved {
+        changes
+            .into_iter()
+            .zip(orders)
+            .flat_map(|(c, o)| [c, o])
+            .collect()
+    } else {
+        changes.into_iter().chain(orders).collect()
+    }
+}
+
 /// The target's customer rows, tombstones left for the source's deletes, conflict records and
 /// orders, as text: what one way of applying a transaction must leave exactly as another does.
 async fn outcome(f: &mut Fixture) -> Vec<Vec<Option<String>>> {
@@ -890,26 +919,7 @@ pub async fn batched_updates_and_deletes_match_row_by_row(kind: Kind) {
                 Some(customer(id, &format!("r{id}"), "x@x", 1, SOURCE)),
             )
         }));
-        let orders: Vec<tandem::model::Change> = (0..changes.len())
-            .map(|i| tandem::model::Change {
-                table: f.source_table("orders"),
-                op: Op::Insert,
-                before: None,
-                after: Some(image(&[
-                    ("id", tandem::model::Value::Int(i as i64)),
-                    ("_tandem_version", tandem::model::Value::Int(1)),
-                ])),
-            })
-            .collect();
-        let tx: Vec<_> = if interleaved {
-            changes
-                .into_iter()
-                .zip(orders)
-                .flat_map(|(c, o)| [c, o])
-                .collect()
-        } else {
-            changes.into_iter().chain(orders).collect()
-        };
+        let tx = with_orders(&f, changes, interleaved);
         a.apply(&[f.tx(2, tx)]).await.expect("apply");
         let got = outcome(&mut f).await;
         let customers: Vec<_> = got.iter().filter(|r| r[0] == s("customer")).collect();
@@ -1012,26 +1022,7 @@ pub async fn inserts_of_many_batches_match_row_by_row(kind: Kind) {
             Some(customer(1200, "r1200", "x@x", 5, SOURCE)),
             None,
         ));
-        let orders: Vec<tandem::model::Change> = (0..changes.len())
-            .map(|i| tandem::model::Change {
-                table: f.source_table("orders"),
-                op: Op::Insert,
-                before: None,
-                after: Some(image(&[
-                    ("id", tandem::model::Value::Int(i as i64)),
-                    ("_tandem_version", tandem::model::Value::Int(1)),
-                ])),
-            })
-            .collect();
-        let tx: Vec<_> = if interleaved {
-            changes
-                .into_iter()
-                .zip(orders)
-                .flat_map(|(c, o)| [c, o])
-                .collect()
-        } else {
-            changes.into_iter().chain(orders).collect()
-        };
+        let tx = with_orders(&f, changes, interleaved);
         a.apply(&[f.tx(1, tx)]).await.expect("apply");
         let got = outcome(&mut f).await;
         let customers: Vec<_> = got.iter().filter(|r| r[0] == s("customer")).collect();
@@ -1068,6 +1059,17 @@ pub async fn inserts_of_many_batches_match_row_by_row(kind: Kind) {
     );
 }
 
+/// The one dead letter there is names `what` and the column `name`.
+async fn one_dead_letter_naming(a: &mut apply::Applier, what: &str) {
+    let dead = a.list_dead_letters(true).await.expect("list");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].error.contains(what) && dead[0].error.contains("column name"),
+        "{}",
+        dead[0].error
+    );
+}
+
 /// A batch of inserts the target refuses (a value too long for its column in the first of three
 /// batches): the error names the table and the column, and the transaction goes to the
 /// dead-letter table whole.
@@ -1090,13 +1092,7 @@ pub async fn a_refused_batch_of_inserts_is_dead_lettered_whole(kind: Kind) {
         })
         .collect();
     a.apply(&[f.tx(1, inserts)]).await.expect("dead-lettered");
-    let dead = a.list_dead_letters(true).await.expect("list");
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert!(
-        dead[0].error.contains("table customer") && dead[0].error.contains("column name"),
-        "{}",
-        dead[0].error
-    );
+    one_dead_letter_naming(&mut a, "table customer").await;
     assert_eq!(f.row(1).await, None, "nothing of the transaction stays");
     assert_eq!(f.row(1199).await, None, "nothing of the transaction stays");
 }
@@ -1126,13 +1122,7 @@ pub async fn a_refused_batch_goes_row_by_row(kind: Kind) {
         })
         .collect();
     a.apply(&[f.tx(2, updates)]).await.expect("dead-lettered");
-    let dead = a.list_dead_letters(true).await.expect("list");
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert!(
-        dead[0].error.contains("\"id\":\"2\"") && dead[0].error.contains("column name"),
-        "{}",
-        dead[0].error
-    );
+    one_dead_letter_naming(&mut a, "\"id\":\"2\"").await;
     for id in 1..=3 {
         assert_eq!(
             f.row(id).await.expect("row")[0],
