@@ -148,6 +148,11 @@ async fn apply_my_inserts_of_many_batches_match_row_by_row() {
 }
 
 #[tokio::test]
+async fn apply_my_a_key_under_review_holds_its_batch_of_inserts_unwritten() {
+    sc::a_key_under_review_holds_its_batch_of_inserts_unwritten(Kind::My).await;
+}
+
+#[tokio::test]
 async fn apply_my_a_refused_batch_of_inserts_is_dead_lettered_whole() {
     sc::a_refused_batch_of_inserts_is_dead_lettered_whole(Kind::My).await;
 }

@@ -145,6 +145,11 @@ async fn apply_pg_inserts_of_many_batches_match_row_by_row() {
 }
 
 #[tokio::test]
+async fn apply_pg_a_key_under_review_holds_its_batch_of_inserts_unwritten() {
+    sc::a_key_under_review_holds_its_batch_of_inserts_unwritten(Kind::Pg).await;
+}
+
+#[tokio::test]
 async fn apply_pg_a_refused_batch_of_inserts_is_dead_lettered_whole() {
     sc::a_refused_batch_of_inserts_is_dead_lettered_whole(Kind::Pg).await;
 }

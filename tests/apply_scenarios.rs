@@ -1059,6 +1059,54 @@ pub async fn inserts_of_many_batches_match_row_by_row(kind: Kind) {
     );
 }
 
+/// A key under review holds a batch of inserts that carries it before anything is written: the
+/// batch goes row by row, the held row waits in the queue unwritten (even one the target would
+/// refuse: its name is too long for the column), and the other rows go in.
+pub async fn a_key_under_review_holds_its_batch_of_inserts_unwritten(kind: Kind) {
+    let mut f = Fixture::new(kind, "conflict = \"manual\"", 5).await;
+    let mut a = f.applier().await;
+    f.replicated_then_edited_locally(&mut a).await;
+    let parks = f.change(
+        Op::Update,
+        Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        Some(customer(1, "remote", "a@x", 11, SOURCE)),
+    );
+    a.apply(&[f.tx(2, vec![parks])]).await.expect("parks");
+    let long = "x".repeat(30);
+    let inserts = (1..=10)
+        .map(|id| {
+            let name = if id == 1 {
+                long.clone()
+            } else {
+                format!("r{id}")
+            };
+            f.change(
+                Op::Insert,
+                None,
+                Some(customer(id, &name, "x@x", 12, SOURCE)),
+            )
+        })
+        .collect();
+    a.apply(&[f.tx(3, inserts)]).await.expect("apply");
+    let dead = a.list_dead_letters(true).await.expect("list");
+    assert!(dead.is_empty(), "{dead:?}");
+    assert_eq!(f.row(1).await.expect("row")[0], s("local"), "held");
+    for id in 2..=10 {
+        assert_eq!(
+            f.row(id).await.expect("row")[0],
+            Some(format!("r{id}")),
+            "key {id}"
+        );
+    }
+    let states: Vec<String> = f
+        .conflicts()
+        .await
+        .into_iter()
+        .map(|(_, _, st)| st)
+        .collect();
+    assert_eq!(states, ["parked", "waiting"]);
+}
+
 /// The one dead letter there is names `what` and the column `name`.
 async fn one_dead_letter_naming(a: &mut apply::Applier, what: &str) {
     let dead = a.list_dead_letters(true).await.expect("list");

@@ -137,10 +137,11 @@ impl<T: Target> Link<T> {
             .await
             .map_err(|e| with_row_context(e, plan, &info))?;
         let Some(inserted) = found.inserted else {
-            // Nothing inserted: a key is under review, or a local insert raced in between.
+            // Nothing inserted: a key is under review, a local insert raced in between, or the
+            // rows cannot be inserted together (no key among the columns to join back by).
             return self.one_by_one(changes).await;
         };
-        if found.queued || found.tombstone {
+        if found.tombstone {
             // Rare: the batch is taken back and redone row by row.
             for (row, _) in rows.iter().zip(&inserted).filter(|(_, i)| **i) {
                 self.t

@@ -152,8 +152,7 @@ pub struct DeadLetter {
 /// What a batch of inserts and its checks found (see [`Target::insert_batch`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Inserted {
-    /// A key of the batch is under review: the batch goes row by row (whatever it inserted is
-    /// taken back first).
+    /// A key of the batch is under review: nothing was inserted, the batch goes row by row.
     pub queued: bool,
     /// Per row, whether it was inserted (as [`Target::insert_new`] says); `None`: nothing was.
     pub inserted: Option<Vec<bool>>,
@@ -214,10 +213,9 @@ pub(crate) trait Target:
         rows: &[Write],
     ) -> Result<Option<Vec<bool>>, ApplyError>;
     /// A batch of inserts with the checks that go with it (`batch.rs`): whether a key of `keys`
-    /// is under review in the queue, read before the insert (then nothing is inserted where the
-    /// engine runs them one after the other); [`Target::insert_new`] of the rows; and, with
-    /// `tombstones`, whether a key has a tombstone, read after the insert in its transaction.
-    /// PostgreSQL sends the three together (one round trip).
+    /// is under review in the queue, read before the insert (then nothing is inserted);
+    /// [`Target::insert_new`] of the rows; and, with `tombstones`, whether a key has a tombstone,
+    /// read after the insert in its transaction. PostgreSQL sends the last two together.
     async fn insert_batch(
         &mut self,
         t: &TableInfo,

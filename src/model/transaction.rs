@@ -91,7 +91,8 @@ fn shared_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Er
     d.deserialize_str(Name)
 }
 
-/// Names kept per thread at most; past it a name gets an allocation of its own.
+/// Names kept per thread at most; past it the set starts over (names compare by content, so a
+/// name made before and one made after are equal, only not shared).
 const MAX_SHARED_NAMES: usize = 4096;
 
 thread_local! {
@@ -106,9 +107,10 @@ fn intern(s: &str) -> Arc<str> {
             return name.clone();
         }
         let name: Arc<str> = Arc::from(s);
-        if names.len() < MAX_SHARED_NAMES {
-            names.insert(name.clone());
+        if names.len() >= MAX_SHARED_NAMES {
+            names.clear();
         }
+        names.insert(name.clone());
         name
     })
 }

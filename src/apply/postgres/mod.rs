@@ -59,9 +59,9 @@ enum Sent {
 }
 
 impl Sent {
-    /// Polls the statement once, which writes it to the connection (tokio-postgres encodes and
+    /// Polls the statement once, which queues it on the connection (tokio-postgres encodes and
     /// queues a request on its first poll): statements started one after the other reach the
-    /// server in that order, in one write, before any reply is waited for.
+    /// server in that order, before any reply is waited for.
     fn start(mut f: Pin<Box<dyn Future<Output = Reply> + Send>>) -> Sent {
         match (&mut f).now_or_never() {
             Some(reply) => Sent::Answered(reply),
@@ -613,9 +613,11 @@ impl Target for PgTarget {
         self.inserted(t, rows, checked, found).await
     }
 
-    /// The queue read, the insert and the tombstone read go out together (one round trip instead
-    /// of three per batch); the server runs them in order, and a failed one fails the rest with
-    /// it (the transaction is lost then), so their replies are read in order.
+    /// The queue read first (a key under review holds the batch: nothing is written); then the
+    /// insert and the tombstone read go out together: two round trips per batch instead of three
+    /// (once their statements are prepared). The server runs them in order, and inside the
+    /// target transaction (which every batch runs in) a failed insert fails the read after it, so
+    /// the replies are read in order and the first error is the one reported.
     async fn insert_batch(
         &mut self,
         t: &TableInfo,
@@ -657,14 +659,20 @@ impl Target for PgTarget {
             },
         };
         let c = &self.client;
-        let queued = Sent::start(Box::pin(query_owned(c.clone(), queue_stmt, queue_params)));
+        let queued = query_owned(c.clone(), queue_stmt, queue_params)
+            .await
+            .map_err(|e| self.db_err("reading the review queue", e))?;
+        if !queued.is_empty() {
+            return Ok(Inserted {
+                queued: true,
+                inserted: None,
+                tombstone: false,
+            });
+        }
+        let c = &self.client;
         let insert = Sent::start(Box::pin(arrays_owned(c.clone(), sql, insert_stmt)));
         let tombstone =
             tombstone.map(|(stmt, p)| Sent::start(Box::pin(query_owned(c.clone(), stmt, p))));
-        let queued = queued
-            .reply()
-            .await
-            .map_err(|e| self.db_err("reading the review queue", e))?;
         let inserted = self
             .inserted(t, rows, checked, insert.reply().await)
             .await?;
@@ -677,7 +685,7 @@ impl Target for PgTarget {
             None => false,
         };
         Ok(Inserted {
-            queued: !queued.is_empty(),
+            queued: false,
             inserted,
             tombstone,
         })
