@@ -3,8 +3,7 @@
 //! per row, with the same outcome as row by row. Each row keeps its own source transaction's
 //! origin, commit time and position (for its conflict record).
 //!
-//! Inserts: one insert of the rows whose key is not there (`Target::insert_new`, sent with the
-//! queue and tombstone reads around it by `Target::insert_batch`). Rows whose key
+//! Inserts: one insert of the rows whose key is not there (`Target::insert_new`). Rows whose key
 //! exists take the row-by-row path, which finds the conflict; anything unusual (a queued key,
 //! differing column sets, a key twice in the run, a key with a tombstone, a race with a local
 //! insert) sends the whole run that way.
@@ -113,6 +112,7 @@ impl<T: Target> Link<T> {
             )?);
             metas.push(meta.clone());
         }
+        let table = info.table.to_string();
         let keys: HashSet<String> = rows.iter().map(RowChange::key_text).collect();
         let uniform = rows.windows(2).all(|w| w[0].writes_columns_of(&w[1]));
         if rows.first().map_or(0, RowChange::full_write_len) * rows.len() > MAX_PARAMS
@@ -123,26 +123,25 @@ impl<T: Target> Link<T> {
             Box::pin(self.apply_inserts(head)).await?;
             return Box::pin(self.apply_inserts(tail)).await;
         }
-        if keys.len() != rows.len() || !uniform || rows.iter().any(|r| r.key.is_empty()) {
+        let key_list: Vec<String> = keys.iter().cloned().collect();
+        let queued = !self.t.open_keys(&table, &key_list).await?.is_empty();
+        if keys.len() != rows.len() || !uniform || queued || rows.iter().any(|r| r.key.is_empty()) {
             return self.one_by_one(changes).await;
         }
-        let key_list: Vec<String> = keys.into_iter().collect();
         let writes: Vec<Write> = rows.iter().map(RowChange::full_write).collect();
-        // Only a key deleted before needs the row-by-row check for a concurrent delete. Read after
-        // the insert, in its transaction, no local delete committed before it goes unseen (see
-        // `Link::insert_unless_deleted`).
-        let found = self
+        let Some(inserted) = self
             .t
-            .insert_batch(&info, &writes, &key_list, plan.managed_version)
+            .insert_new(&info, &writes)
             .await
-            .map_err(|e| with_row_context(e, plan, &info))?;
-        let Some(inserted) = found.inserted else {
-            // Nothing inserted: a key is under review, a local insert raced in between, or the
-            // rows cannot be inserted together (no key among the columns to join back by).
+            .map_err(|e| with_row_context(e, plan, &info))?
+        else {
+            // A local insert raced in between: decide row by row.
             return self.one_by_one(changes).await;
         };
-        if found.tombstone {
-            // Rare: the batch is taken back and redone row by row.
+        // Only a key deleted before needs the row-by-row check for a concurrent delete. Read after
+        // the insert, in its transaction, no local delete committed before it goes unseen (see
+        // `Link::insert_unless_deleted`); rare, so the batch is taken back and redone row by row.
+        if plan.managed_version && self.t.any_tombstone(&table, &key_list).await? {
             for (row, _) in rows.iter().zip(&inserted).filter(|(_, i)| **i) {
                 self.t
                     .delete(&info, &row.key, &row.version_column, None)

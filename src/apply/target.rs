@@ -149,17 +149,6 @@ pub struct DeadLetter {
     pub state: String,
 }
 
-/// What a batch of inserts and its checks found (see [`Target::insert_batch`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Inserted {
-    /// A key of the batch is under review: nothing was inserted, the batch goes row by row.
-    pub queued: bool,
-    /// Per row, whether it was inserted (as [`Target::insert_new`] says); `None`: nothing was.
-    pub inserted: Option<Vec<bool>>,
-    /// A key of the batch has a tombstone: the batch is taken back and goes row by row.
-    pub tombstone: bool,
-}
-
 /// The engine operations: the session's transaction and the row writes, and through the supertraits
 /// the bookkeeping (`book.rs`, written once over the engine's [`BookSession`]). Errors are already
 /// classified `ApplyError`s.
@@ -212,34 +201,6 @@ pub(crate) trait Target:
         t: &TableInfo,
         rows: &[Write],
     ) -> Result<Option<Vec<bool>>, ApplyError>;
-    /// A batch of inserts with the checks that go with it (`batch.rs`): whether a key of `keys`
-    /// is under review in the queue, read before the insert (then nothing is inserted);
-    /// [`Target::insert_new`] of the rows; and, with `tombstones`, whether a key has a tombstone,
-    /// read after the insert in its transaction. PostgreSQL sends the last two together.
-    async fn insert_batch(
-        &mut self,
-        t: &TableInfo,
-        rows: &[Write],
-        keys: &[String],
-        tombstones: bool,
-    ) -> Result<Inserted, ApplyError> {
-        let table = t.table.to_string();
-        if !self.open_keys(&table, keys).await?.is_empty() {
-            return Ok(Inserted {
-                queued: true,
-                inserted: None,
-                tombstone: false,
-            });
-        }
-        let inserted = self.insert_new(t, rows).await?;
-        let tombstone =
-            inserted.is_some() && tombstones && self.any_tombstone(&table, keys).await?;
-        Ok(Inserted {
-            queued: false,
-            inserted,
-            tombstone,
-        })
-    }
     /// Updates the row with `w.key` (and, with `check`, only if its version equals it). Rows changed.
     async fn update(
         &mut self,

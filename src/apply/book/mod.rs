@@ -255,24 +255,14 @@ pub(crate) trait Tombstones: BookSession {
         if keys.is_empty() {
             return Ok(false);
         }
-        let one_of = self.dialect().one_of("row_key", keys);
-        let (sql, params) = self.any_tombstone_sql(target_table, &one_of);
-        let varying = self.dialect() == Dialect::Mysql;
-        Ok(!self.book_query(&sql, params, varying).await?.is_empty())
-    }
-
-    /// The statement of [`Tombstones::any_tombstone`] (a row when there is one) over the keys as
-    /// `Dialect::one_of("row_key", …)` gives them, for a target that sends it along with others.
-    fn any_tombstone_sql(
-        &self,
-        target_table: &str,
-        (cond, list): &(String, Vec<Option<String>>),
-    ) -> (String, Vec<Option<String>>) {
+        let (cond, list) = self.dialect().one_of("row_key", keys);
         let mut params = vec![Some(target_table.to_string())];
-        params.extend(list.iter().cloned());
+        params.extend(list);
         let template =
             format!("SELECT 1 FROM __S__.tombstone WHERE target_table = ? AND {cond} LIMIT 1");
-        (self.dialect().render(&template, self.book_schema()), params)
+        let sql = self.dialect().render(&template, self.book_schema());
+        let varying = self.dialect() == Dialect::Mysql;
+        Ok(!self.book_query(&sql, params, varying).await?.is_empty())
     }
 }
 

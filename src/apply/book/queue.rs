@@ -152,27 +152,17 @@ pub(crate) trait ReviewQueue: BookSession {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let one_of = self.dialect().one_of("row_key", keys);
-        let (sql, params) = self.open_keys_sql(target_table, &one_of);
-        let varying = self.dialect() == Dialect::Mysql;
-        let rows = self.book_query(&sql, params, varying).await?;
-        Ok(rows.iter().filter_map(|r| col(r, 0)).collect())
-    }
-
-    /// The statement of [`ReviewQueue::open_keys`] (one row per open key) over the keys as
-    /// `Dialect::one_of("row_key", …)` gives them, for a target that sends it along with others.
-    fn open_keys_sql(
-        &self,
-        target_table: &str,
-        (cond, list): &(String, Vec<Option<String>>),
-    ) -> (String, Vec<Option<String>>) {
+        let (cond, list) = self.dialect().one_of("row_key", keys);
         let mut params = vec![Some(target_table.to_string())];
-        params.extend(list.iter().cloned());
+        params.extend(list);
         let template = format!(
             "SELECT DISTINCT row_key FROM __S__.conflict \
              WHERE target_table = ? AND {cond} AND state <> 'resolved'"
         );
-        (self.dialect().render(&template, self.book_schema()), params)
+        let sql = self.dialect().render(&template, self.book_schema());
+        let varying = self.dialect() == Dialect::Mysql;
+        let rows = self.book_query(&sql, params, varying).await?;
+        Ok(rows.iter().filter_map(|r| col(r, 0)).collect())
     }
 
     /// Moves entry `id` to `state`; `resolved` stamps the time, `resolution` says how.

@@ -11,27 +11,22 @@ pub mod sql;
 pub mod types;
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 use tracing::warn;
 
-use super::book::{ReviewQueue, Tombstones};
-use super::dialect::Dialect;
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
 use super::statement::{RowStatements, Taken};
-use super::target::{Checked, ColumnInfo, Current, Inserted, Probe, TableInfo, Target, Write};
+use super::target::{Checked, ColumnInfo, Current, Probe, TableInfo, Target, Write};
 use crate::model::{Field, TableRef, Value};
 use sql::{ident, qname, ArraySql, Builder, Sql};
 
 pub struct PgTarget {
-    client: Arc<Client>,
+    client: Client,
     node: String,
     schema: String,
     source_offset_secs: i32,
@@ -47,62 +42,6 @@ pub struct PgTarget {
     /// Tables whose batched inserts last found a key taken, and when: they insert with
     /// `ON CONFLICT DO NOTHING` for [`CHECKED_INSERTS_FOR`] (see [`Target::insert_new`]).
     checked_inserts: HashMap<TableRef, Instant>,
-}
-
-/// A statement's reply.
-type Reply = Result<Vec<Row>, tokio_postgres::Error>;
-
-/// A statement sent: its reply, or the future that brings it.
-enum Sent {
-    Answered(Reply),
-    Waiting(Pin<Box<dyn Future<Output = Reply> + Send>>),
-}
-
-impl Sent {
-    /// Polls the statement once, which queues it on the connection (tokio-postgres encodes and
-    /// queues a request on its first poll): statements started one after the other reach the
-    /// server in that order, before any reply is waited for.
-    fn start(mut f: Pin<Box<dyn Future<Output = Reply> + Send>>) -> Sent {
-        match (&mut f).now_or_never() {
-            Some(reply) => Sent::Answered(reply),
-            None => Sent::Waiting(f),
-        }
-    }
-
-    async fn reply(self) -> Reply {
-        match self {
-            Sent::Answered(reply) => reply,
-            Sent::Waiting(f) => f.await,
-        }
-    }
-}
-
-/// Runs a prepared statement with text parameters, owning what it needs (see [`Sent`]).
-async fn query_owned(client: Arc<Client>, stmt: Statement, params: Vec<Option<String>>) -> Reply {
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-    client.query(&stmt, &refs).await
-}
-
-/// Runs a statement over arrays (see [`PgTarget::run_arrays`]), owning what it needs.
-async fn arrays_owned(client: Arc<Client>, sql: ArraySql, stmt: Option<Statement>) -> Reply {
-    match stmt {
-        Some(stmt) => {
-            let params: Vec<&(dyn ToSql + Sync)> = sql
-                .columns
-                .iter()
-                .map(|p| p as &(dyn ToSql + Sync))
-                .collect();
-            client.query(&stmt, &params).await
-        }
-        None => {
-            let params: Vec<(&(dyn ToSql + Sync), Type)> = sql
-                .columns
-                .iter()
-                .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT_ARRAY))
-                .collect();
-            client.query_typed(&sql.text, &params).await
-        }
-    }
 }
 
 /// How long a table whose batched insert found a key taken inserts the checked way.
@@ -129,7 +68,7 @@ impl PgTarget {
             }
         });
         let mut t = PgTarget {
-            client: Arc::new(client),
+            client,
             node: node.to_string(),
             schema: schema.to_string(),
             source_offset_secs,
@@ -209,53 +148,6 @@ impl PgTarget {
             what: what.to_string(),
             code: source.code(),
             source,
-        }
-    }
-
-    /// The statement of a batch insert and whether it is the checked one (`ON CONFLICT DO
-    /// NOTHING`, returning the indexes of the rows inserted: for a while after a key was found
-    /// taken); `None` when the checked one cannot be written (no key among the columns).
-    fn insert_sql(&self, t: &TableInfo, rows: &[Write]) -> Option<(ArraySql, bool)> {
-        let checked = self
-            .checked_inserts
-            .get(&t.table)
-            .is_some_and(|since| since.elapsed() < CHECKED_INSERTS_FOR);
-        let b = Builder::new(t, self.source_offset_secs);
-        match checked {
-            false => Some((b.insert_plain(rows), false)),
-            true => Some((b.insert_new(rows)?, true)),
-        }
-    }
-
-    /// A plain batch insert found a key taken: the transaction is lost, and the table inserts the
-    /// checked way for a while (see [`Target::insert_new`]).
-    fn key_taken(&mut self, table: &TableRef) -> ApplyError {
-        self.checked_inserts.insert(table.clone(), Instant::now());
-        ApplyError::Raced(format!(
-            "table {table}: a batch of inserts found a key taken; applying the transaction \
-             again with checked inserts"
-        ))
-    }
-
-    /// What a batch insert did, from its reply (see [`Target::insert_new`]). (`async` only to
-    /// return the error as the other calls do.)
-    async fn inserted(
-        &mut self,
-        t: &TableInfo,
-        rows: &[Write],
-        checked: bool,
-        reply: Reply,
-    ) -> Result<Option<Vec<bool>>, ApplyError> {
-        match reply {
-            Ok(found) if checked => Ok(Some(indexes(&found, rows.len()))),
-            Ok(_) => Ok(Some(vec![true; rows.len()])),
-            Err(e)
-                if !checked
-                    && matches!(e.code(), Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::EXCLUSION_VIOLATION) =>
-            {
-                Err(self.key_taken(&t.table))
-            }
-            Err(e) => Err(self.batch_err(t, rows, e)),
         }
     }
 
@@ -440,20 +332,6 @@ fn text(row: &Row, i: usize) -> Option<String> {
     row.try_get::<_, Option<String>>(i).ok().flatten()
 }
 
-/// Which of `n` rows a batch statement returned the 0-based index of (its first column).
-fn indexes(found: &[Row], n: usize) -> Vec<bool> {
-    let mut seen = vec![false; n];
-    for r in found {
-        if let Some(slot) = text(r, 0)
-            .and_then(|i| i.parse::<usize>().ok())
-            .and_then(|i| seen.get_mut(i))
-        {
-            *slot = true;
-        }
-    }
-    seen
-}
-
 impl Target for PgTarget {
     async fn begin(&mut self) -> Result<(), ApplyError> {
         self.simple("BEGIN").await
@@ -591,7 +469,15 @@ impl Target for PgTarget {
             Ok(r) => r,
             Err(e) => return Err(self.row_err(t, &[], &[], e)),
         };
-        Ok(indexes(&rows, keys.len()))
+        let mut found = vec![false; keys.len()];
+        for r in &rows {
+            if let Some(i) = text(r, 0).and_then(|i| i.parse::<usize>().ok()) {
+                if let Some(slot) = found.get_mut(i) {
+                    *slot = true;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// A plain `INSERT` of all the rows: keys already taken are rare (a key inserted on both
@@ -606,89 +492,43 @@ impl Target for PgTarget {
         t: &TableInfo,
         rows: &[Write],
     ) -> Result<Option<Vec<bool>>, ApplyError> {
-        let Some((sql, checked)) = self.insert_sql(t, rows) else {
+        let checked = self
+            .checked_inserts
+            .get(&t.table)
+            .is_some_and(|since| since.elapsed() < CHECKED_INSERTS_FOR);
+        if !checked {
+            let sql = Builder::new(t, self.source_offset_secs).insert_plain(rows);
+            return match self.run_arrays(&sql).await {
+                Ok(_) => Ok(Some(vec![true; rows.len()])),
+                Err(e) if matches!(e.code(), Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::EXCLUSION_VIOLATION) =>
+                {
+                    self.checked_inserts.insert(t.table.clone(), Instant::now());
+                    Err(ApplyError::Raced(format!(
+                        "table {}: a batch of inserts found a key taken; applying the transaction \
+                         again with checked inserts",
+                        t.table
+                    )))
+                }
+                Err(e) => Err(self.batch_err(t, rows, e)),
+            };
+        }
+        let Some(sql) = Builder::new(t, self.source_offset_secs).insert_new(rows) else {
             return Ok(None);
         };
-        let found = self.run_arrays(&sql).await;
-        self.inserted(t, rows, checked, found).await
-    }
-
-    /// The queue read first (a key under review holds the batch: nothing is written); then the
-    /// insert and the tombstone read go out together: two round trips per batch instead of three
-    /// (once their statements are prepared). The server runs them in order, and inside the
-    /// target transaction (which every batch runs in) a failed insert fails the read after it, so
-    /// the replies are read in order and the first error is the one reported.
-    async fn insert_batch(
-        &mut self,
-        t: &TableInfo,
-        rows: &[Write],
-        keys: &[String],
-        tombstones: bool,
-    ) -> Result<Inserted, ApplyError> {
-        let Some((sql, checked)) = self.insert_sql(t, rows) else {
-            return Ok(Inserted {
-                queued: false,
-                inserted: None,
-                tombstone: false,
-            });
+        let found = match self.run_arrays(&sql).await {
+            Ok(found) => found,
+            Err(e) => return Err(self.batch_err(t, rows, e)),
         };
-        let table = t.table.to_string();
-        // The keys as one array parameter, made once for both reads.
-        let one_of = Dialect::Postgres.one_of("row_key", keys);
-        let (queue_sql, queue_params) = self.open_keys_sql(&table, &one_of);
-        let queue_stmt = self
-            .prepared(&queue_sql)
-            .await
-            .map_err(|e| self.db_err("reading the review queue", e))?;
-        let tombstone = match tombstones {
-            true => {
-                let (text, params) = self.any_tombstone_sql(&table, &one_of);
-                let stmt = self
-                    .prepared(&text)
-                    .await
-                    .map_err(|e| self.db_err("reading tombstones", e))?;
-                Some((stmt, params))
+        let mut inserted = vec![false; rows.len()];
+        for r in &found {
+            if let Some(slot) = text(r, 0)
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| inserted.get_mut(i))
+            {
+                *slot = true;
             }
-            false => None,
-        };
-        let insert_stmt = match sql.joins_table {
-            true => None,
-            false => match self.prepared(&sql.text).await {
-                Ok(stmt) => Some(stmt),
-                Err(e) => return Err(self.batch_err(t, rows, e)),
-            },
-        };
-        let c = &self.client;
-        let queued = query_owned(c.clone(), queue_stmt, queue_params)
-            .await
-            .map_err(|e| self.db_err("reading the review queue", e))?;
-        if !queued.is_empty() {
-            return Ok(Inserted {
-                queued: true,
-                inserted: None,
-                tombstone: false,
-            });
         }
-        let c = &self.client;
-        let insert = Sent::start(Box::pin(arrays_owned(c.clone(), sql, insert_stmt)));
-        let tombstone =
-            tombstone.map(|(stmt, p)| Sent::start(Box::pin(query_owned(c.clone(), stmt, p))));
-        let inserted = self
-            .inserted(t, rows, checked, insert.reply().await)
-            .await?;
-        let tombstone = match tombstone {
-            Some(sent) => !sent
-                .reply()
-                .await
-                .map_err(|e| self.db_err("reading tombstones", e))?
-                .is_empty(),
-            None => false,
-        };
-        Ok(Inserted {
-            queued: false,
-            inserted,
-            tombstone,
-        })
+        Ok(Some(inserted))
     }
 
     async fn update(
