@@ -14,15 +14,7 @@ pub async fn batched_inserts_with_some_existing_keys(kind: Kind) {
     let mut a = f.applier().await;
     f.db.exec("INSERT INTO customer (id, name) VALUES (3, 'local3'), (7, 'local7')")
         .await;
-    let inserts = (1..=10)
-        .map(|id| {
-            f.change(
-                Op::Insert,
-                None,
-                Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
-            )
-        })
-        .collect();
+    let inserts = inserts_at_5(&f, 1..=10);
     a.apply(&[f.tx(1, inserts)]).await.expect("apply");
     for id in 1..=10 {
         let want = if id == 3 || id == 7 {
@@ -40,15 +32,7 @@ pub async fn batched_inserts_with_some_existing_keys(kind: Kind) {
     assert_eq!(kinds, ["insert_exists", "insert_exists"]);
     // Redelivered: every key exists now with the same version; nothing changes, nothing is inserted.
     let mut b = f.applier().await;
-    let again = (1..=10)
-        .map(|id| {
-            f.change(
-                Op::Insert,
-                None,
-                Some(customer(id, &format!("r{id}"), "x@x", 5, SOURCE)),
-            )
-        })
-        .collect();
+    let again = inserts_at_5(&f, 1..=10);
     b.apply(&[f.tx(1, again)]).await.expect("duplicate");
     assert_eq!(
         f.conflicts().await.len(),
