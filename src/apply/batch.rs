@@ -141,7 +141,7 @@ impl<T: Target> Link<T> {
         // Only a key deleted before needs the row-by-row check for a concurrent delete. Read after
         // the insert, in its transaction, no local delete committed before it goes unseen (see
         // `Link::insert_unless_deleted`); rare, so the batch is taken back and redone row by row.
-        if plan.managed_version && self.t.any_tombstone(&table, &key_list).await? {
+        if plan.managed_version && self.t.any_tombstone(&info.table, &key_list).await? {
             for (row, _) in rows.iter().zip(&inserted).filter(|(_, i)| **i) {
                 self.t
                     .delete(&info, &row.key, &row.version_column, None)

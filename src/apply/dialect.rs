@@ -163,6 +163,22 @@ impl Dialect {
         }
     }
 
+    /// A condition that holds while a table may have tombstones, given its tombstone flag's
+    /// qualified name as the parameter: the flag is up (`tandem setup`; the trigger on the
+    /// tombstone table raises it before the first tombstone is visible, so a tombstone this
+    /// statement sees has raised it), or nothing tells (no flag: a table set up by an earlier
+    /// version; a role that may not read it). PostgreSQL evaluates it once per statement, before
+    /// anything else; MySQL/MariaDB has no such gate here (`None`).
+    pub(crate) fn may_have_tombstones(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres => Some(
+                "(SELECT CASE WHEN f IS NULL OR NOT has_sequence_privilege(f, 'SELECT,USAGE') \
+                 THEN true ELSE pg_sequence_last_value(f) IS NOT NULL END FROM to_regclass(?) AS f)",
+            ),
+            Dialect::Mysql => None,
+        }
+    }
+
     /// The tail of an insert that skips a row whose key is taken; MySQL/MariaDB has none that
     /// keeps value errors errors (`INSERT IGNORE` turns them into warnings).
     pub(crate) fn on_conflict_nothing(self) -> &'static str {
