@@ -168,6 +168,11 @@ async fn apply_my_a_refused_batch_goes_row_by_row() {
 }
 
 #[tokio::test]
+async fn apply_my_batched_inserts_keep_escaped_characters() {
+    sc::batched_inserts_keep_escaped_characters(Kind::My).await;
+}
+
+#[tokio::test]
 async fn apply_my_batched_updates_convert_values_of_every_kind() {
     sc::batched_updates_convert_values_of_every_kind(Kind::My).await;
 }

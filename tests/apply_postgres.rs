@@ -165,6 +165,11 @@ async fn apply_pg_a_refused_batch_goes_row_by_row() {
 }
 
 #[tokio::test]
+async fn apply_pg_batched_inserts_keep_escaped_characters() {
+    sc::batched_inserts_keep_escaped_characters(Kind::Pg).await;
+}
+
+#[tokio::test]
 async fn apply_pg_batched_updates_convert_values_of_every_kind() {
     sc::batched_updates_convert_values_of_every_kind(Kind::Pg).await;
 }
@@ -172,4 +177,54 @@ async fn apply_pg_batched_updates_convert_values_of_every_kind() {
 #[tokio::test]
 async fn apply_pg_a_group_of_one_row_transactions_matches_one_at_a_time() {
     sc::a_group_of_one_row_transactions_matches_one_at_a_time(Kind::Pg).await;
+}
+
+/// A batch of inserts goes in as one `COPY`, which PostgreSQL refuses into a table with row-level
+/// security for a role its policies apply to: the session is ended (tokio-postgres is one answer
+/// out of step after a refused `COPY`), and on the next one the transaction is applied with
+/// `INSERT`; every row arrives, once. Without the fallback the transaction was dead-lettered, and
+/// without the session ended the next statement failed with a closed connection.
+#[tokio::test]
+async fn apply_pg_a_table_with_row_level_security_takes_its_inserts_without_copy() {
+    let mut f = Fixture::new(Kind::Pg, "", 0).await;
+    let role = crate::support::unique_name("rls_applier");
+    f.db.exec(&format!(
+        "CREATE ROLE {role} LOGIN; \
+         GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; \
+         GRANT USAGE ON SCHEMA \"{s}\" TO {role}; \
+         GRANT ALL ON ALL TABLES IN SCHEMA \"{s}\" TO {role}; \
+         GRANT ALL ON ALL SEQUENCES IN SCHEMA \"{s}\" TO {role}; \
+         ALTER TABLE customer ENABLE ROW LEVEL SECURITY; \
+         CREATE POLICY anything ON customer USING (true) WITH CHECK (true)",
+        s = f.schema
+    ))
+    .await;
+    let mut config = f.config.clone();
+    let node = config.nodes.get_mut(TARGET).expect("target node");
+    node.url = tandem::config::ConnUrl::parse(&format!(
+        "postgres://{role}@127.0.0.1:{}/{}",
+        pg().await.port(),
+        f.db_name
+    ))
+    .expect("url");
+    let inserts = (1..=600)
+        .map(|id| f.change(Op::Insert, None, Some(customer(id, "r", "x@x", 5, SOURCE))))
+        .collect();
+    // The refused COPY ends the session; the retry connects again (as `tandem run` does).
+    let mut applier = None;
+    tandem::apply::apply_retrying(
+        &config,
+        SOURCE,
+        TARGET,
+        &mut applier,
+        &[f.tx(1, inserts)],
+        3,
+    )
+    .await
+    .expect("applied");
+    let mut a = applier.expect("connected");
+    let dead = a.list_dead_letters(true).await.expect("dead letters");
+    assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
+    let n = f.db.rows("SELECT count(*) FROM customer").await;
+    assert_eq!(n, vec![vec![Some("600".to_string())]], "every row arrived");
 }

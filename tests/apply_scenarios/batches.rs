@@ -563,6 +563,52 @@ pub async fn batched_updates_convert_values_of_every_kind(kind: Kind) {
     assert_eq!(got.len(), 2);
 }
 
+/// Text, bytes and JSON holding the characters a bulk load's format escapes (tab, newline,
+/// carriage return, backslash) and NULLs arrive unchanged through a batch of inserts.
+pub async fn batched_inserts_keep_escaped_characters(kind: Kind) {
+    use tandem::model::Value as V;
+    let mut f = Fixture::new(kind, "", 0).await;
+    let mut a = f.applier().await;
+    let text = "tab\there\nnew line\r\\N \\x41 back\\slash \\.";
+    let row = |id: i64| {
+        let t = match id {
+            1 => V::Text(text.into()),
+            2 => V::Text("\\N".into()),
+            _ => V::Null,
+        };
+        vec![
+            ("id", V::Int(id)),
+            ("t", t),
+            ("bin", V::Bytes(vec![b'\\', b'\t', b'\n', 0, 255])),
+            ("j", V::Json("{\"a\": \"x\\\\y\\n\"}".into())),
+            ("_tandem_version", V::Int(1)),
+            ("_tandem_origin", V::Text(f.source.clone())),
+        ]
+    };
+    let typed = f.source_table("typed");
+    let inserts = (1..=3)
+        .map(|id| tandem::model::Change {
+            table: typed.clone(),
+            op: Op::Insert,
+            before: None,
+            after: Some(image(&row(id))),
+        })
+        .collect();
+    a.apply(&[f.tx(1, inserts)]).await.expect("insert");
+    assert!(f.conflicts().await.is_empty(), "{:?}", f.conflicts().await);
+    let q = match kind {
+        Kind::Pg => "SELECT t, encode(bin, 'hex'), j->>'a' FROM typed ORDER BY id",
+        Kind::My => "SELECT t, LOWER(HEX(bin)), JSON_VALUE(j, '$.a') FROM typed ORDER BY id",
+    };
+    let got = f.db.rows(q).await;
+    let want = |t: Option<&str>| vec![t.map(String::from), s("5c090a00ff"), s("x\\y\n")];
+    assert_eq!(
+        got,
+        vec![want(Some(text)), want(Some("\\N")), want(None)],
+        "the rows as inserted"
+    );
+}
+
 /// The source transactions of one group commit together, so their changes are batched across
 /// transaction boundaries: one-row transactions of updates, deletes and inserts, some of whose
 /// version checks fail, leave what applying them one group each leaves, and each conflict record

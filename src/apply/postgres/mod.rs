@@ -10,7 +10,7 @@ pub mod setup;
 pub mod sql;
 pub mod types;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClas
 use super::statement::{RowStatements, Taken};
 use super::target::{Checked, ColumnInfo, Current, Probe, TableInfo, Target, Write};
 use crate::model::{Field, TableRef, Value};
-use sql::{ident, qname, ArraySql, Builder, Sql};
+use sql::{ident, qname, ArraySql, Builder, CopySql, Sql};
 
 pub struct PgTarget {
     client: Client,
@@ -42,6 +42,45 @@ pub struct PgTarget {
     /// Tables whose batched inserts last found a key taken, and when: they insert with
     /// `ON CONFLICT DO NOTHING` for [`CHECKED_INSERTS_FOR`] (see [`Target::insert_new`]).
     checked_inserts: HashMap<TableRef, Instant>,
+    /// The task that drives the connection: aborted to end a session whose protocol state is
+    /// lost (see [`PgTarget::run_copy`]).
+    connection: tokio::task::AbortHandle,
+    /// The server and database, naming this target in [`COPY_REFUSED`].
+    url_key: String,
+}
+
+/// The tables, by target (`url_key`) and name, whose server refused a `COPY` into them at its
+/// start (row-level security, a foreign table whose wrapper cannot, a privilege on some columns
+/// only): their batches insert with `INSERT … SELECT`. Kept for the process, since the refusal
+/// ends the session and the link connects again.
+static COPY_REFUSED: std::sync::LazyLock<std::sync::Mutex<HashSet<(String, TableRef)>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The URL without its password (it names a target in [`COPY_REFUSED`]; the role matters: row-level
+/// security applies to some roles and not to others).
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => url.to_string(),
+    }
+}
+
+fn copy_refused(url_key: &str, table: &TableRef) -> bool {
+    COPY_REFUSED
+        .lock()
+        .map(|set| set.contains(&(url_key.to_string(), table.clone())))
+        .unwrap_or(true)
+}
+
+/// How a `COPY` failed.
+enum CopyFailed {
+    /// Before it started: the session is ended (see [`PgTarget::run_copy`]).
+    AtStart(tokio_postgres::Error),
+    /// While it ran, or preparing it: the session is as after any failed statement.
+    Statement(tokio_postgres::Error),
 }
 
 /// How long a table whose batched insert found a key taken inserts the checked way.
@@ -62,11 +101,12 @@ impl PgTarget {
                     node: node.to_string(),
                     cause,
                 })?;
-        tokio::spawn(async move {
+        let connection = tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "postgres connection ended");
             }
-        });
+        })
+        .abort_handle();
         let mut t = PgTarget {
             client,
             node: node.to_string(),
@@ -79,6 +119,8 @@ impl PgTarget {
             statements: HashMap::new(),
             tables: HashMap::new(),
             checked_inserts: HashMap::new(),
+            connection,
+            url_key: without_password(url),
         };
         t.simple("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'")
             .await?;
@@ -199,6 +241,36 @@ impl PgTarget {
             .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT_ARRAY))
             .collect();
         self.client.query_typed(&sql.text, &params).await
+    }
+
+    /// Runs a `COPY … FROM STDIN` (prepared once per text) with its data in one message. A
+    /// `COPY` the server refuses before it starts (before any data) leaves tokio-postgres one
+    /// response out of step with the server: it sent a `Sync` with the statement and another with
+    /// the `CopyFail` it sends when the copy is dropped, so the next statement would be handed the
+    /// answer of the one before. The session is ended then (its transaction rolls back on the
+    /// server, and every later statement on it fails as on a lost connection); the link connects
+    /// again, and the table is marked to insert without `COPY`.
+    async fn run_copy(&mut self, table: &TableRef, sql: CopySql) -> Result<u64, CopyFailed> {
+        use futures_util::SinkExt;
+        let stmt = self
+            .prepared(&sql.text)
+            .await
+            .map_err(CopyFailed::Statement)?;
+        let sink = match self.client.copy_in::<_, bytes::Bytes>(&stmt).await {
+            Ok(sink) => sink,
+            Err(e) => {
+                self.connection.abort();
+                if let Ok(mut set) = COPY_REFUSED.lock() {
+                    set.insert((self.url_key.clone(), table.clone()));
+                }
+                return Err(CopyFailed::AtStart(e));
+            }
+        };
+        futures_util::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(sql.data))
+            .await
+            .map_err(CopyFailed::Statement)?;
+        sink.finish().await.map_err(CopyFailed::Statement)
     }
 
     async fn run(&mut self, sql: &Sql) -> Result<u64, tokio_postgres::Error> {
@@ -480,13 +552,14 @@ impl Target for PgTarget {
         Ok(found)
     }
 
-    /// A plain `INSERT` of all the rows: keys already taken are rare (a key inserted on both
-    /// nodes at once, which the row path then records as a conflict), and the speculative
-    /// insertion of `ON CONFLICT` costs the server about as much again per row. A key taken fails
-    /// the statement and so the target transaction (no savepoint: hundreds of subtransactions in
-    /// one transaction slow every snapshot on the server); the error says the group is to be
-    /// applied again, and the table then inserts with `ON CONFLICT DO NOTHING`, joined back to the
-    /// rows by key, for a while.
+    /// A plain `COPY` of all the rows into the table (or, where the server refuses a `COPY`
+    /// into it, a plain `INSERT`): keys already taken are rare (a key inserted on both nodes at
+    /// once, which the row path then records as a conflict), and the speculative insertion of
+    /// `ON CONFLICT` costs the server about as much again per row. A key taken fails the
+    /// statement and so the target transaction (no savepoint: hundreds of subtransactions in one
+    /// transaction slow every snapshot on the server); the error says the group is to be applied
+    /// again, and the table then inserts with `ON CONFLICT DO NOTHING`, joined back to the rows
+    /// by key, for a while.
     async fn insert_new(
         &mut self,
         t: &TableInfo,
@@ -497,8 +570,26 @@ impl Target for PgTarget {
             .get(&t.table)
             .is_some_and(|since| since.elapsed() < CHECKED_INSERTS_FOR);
         if !checked {
-            let sql = Builder::new(t, self.source_offset_secs).insert_plain(rows);
-            return match self.run_arrays(&sql).await {
+            let builder = Builder::new(t, self.source_offset_secs);
+            let result = if copy_refused(&self.url_key, &t.table) {
+                self.run_arrays(&builder.insert_plain(rows))
+                    .await
+                    .map(|_| 0)
+            } else {
+                match self.run_copy(&t.table, builder.copy_plain(rows)).await {
+                    Ok(n) => Ok(n),
+                    Err(CopyFailed::Statement(e)) => Err(e),
+                    Err(CopyFailed::AtStart(e)) => {
+                        warn!(node = %self.node, table = %t.table, error = %e, "the server refused a COPY into the table; its batches insert with INSERT from now on (the session is closed and opened again)");
+                        return Err(ApplyError::Raced(format!(
+                            "table {}: the server refused a COPY into it; applying the \
+                             transaction again with INSERT on a new session",
+                            t.table
+                        )));
+                    }
+                }
+            };
+            return match result {
                 Ok(_) => Ok(Some(vec![true; rows.len()])),
                 Err(e) if matches!(e.code(), Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::EXCLUSION_VIOLATION) =>
                 {

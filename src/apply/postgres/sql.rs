@@ -144,6 +144,37 @@ pub(super) fn value_text(col: &ColumnInfo, v: &Value, source_offset_secs: i32) -
     literal.or_else(|| to_text(v, col.kind, source_offset_secs))
 }
 
+/// A `COPY … FROM STDIN` of rows, in COPY's text format: the statement (it depends only on the
+/// table and the columns written, so it is prepared once) and the data, one line per row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySql {
+    pub text: String,
+    pub data: Vec<u8>,
+}
+
+/// Appends `text` as one field of COPY's text format: backslash, tab, newline and carriage return
+/// escaped, the rest as it is (the server reads the field with the column's input function, the
+/// same that a cast from text uses).
+fn copy_field(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    if !bytes
+        .iter()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    for &b in bytes {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b => out.push(b),
+        }
+    }
+}
+
 /// Builds statements for one table.
 pub struct Builder<'a> {
     pub info: &'a TableInfo,
@@ -234,6 +265,46 @@ impl<'a> Builder<'a> {
             a.from(false),
         );
         a.finish(text, false)
+    }
+
+    /// The rows (every row with the first row's columns) as one `COPY` into the table: what
+    /// [`Builder::insert_plain`] inserts, read by the server the way a bulk load is. An identity
+    /// column `GENERATED ALWAYS` takes the values given, as `OVERRIDING SYSTEM VALUE` does.
+    pub fn copy_plain(self, rows: &[Write]) -> CopySql {
+        use std::io::Write as _;
+        let first = rows.first().map(|w| w.set.as_slice()).unwrap_or_default();
+        let cols: Vec<ColumnInfo> = first
+            .iter()
+            .map(|f| column_info(self.info, &f.name))
+            .collect();
+        let names: Vec<String> = first.iter().map(|f| ident(&f.name)).collect();
+        let text = format!(
+            "COPY {} ({}) FROM STDIN",
+            qname(&self.info.table),
+            names.join(", ")
+        );
+        let mut data = Vec::with_capacity(rows.len() * (16 + 8 * cols.len()));
+        for w in rows {
+            for (j, col) in cols.iter().enumerate() {
+                if j > 0 {
+                    data.push(b'\t');
+                }
+                // Text and integers as `value_text` writes them, without a string of their own.
+                match w.set.get(j).map(|f| &f.value) {
+                    Some(Value::Text(t)) => copy_field(&mut data, t),
+                    Some(Value::Int(i)) => {
+                        let _ = write!(data, "{i}");
+                    }
+                    Some(v) => match value_text(col, v, self.source_offset_secs) {
+                        Some(t) => copy_field(&mut data, &t),
+                        None => data.extend_from_slice(b"\\N"),
+                    },
+                    None => data.extend_from_slice(b"\\N"),
+                }
+            }
+            data.push(b'\n');
+        }
+        CopySql { text, data }
     }
 
     /// The arrays of a checked batch (`k…`: key, `b`: before version, `s…`: values) and the
@@ -513,6 +584,29 @@ mod tests {
             sql.text,
             "DELETE FROM \"public\".\"customers\" AS t USING unnest($1::text[]) WITH ORDINALITY \
              AS v(a0, i) WHERE t.\"id\" = v.a0::integer RETURNING (v.i - 1)::text"
+        );
+    }
+
+    #[test]
+    fn copy_writes_one_escaped_line_per_row_and_nulls_as_backslash_n() {
+        let info = info();
+        let row = |id: i64, name: Value| Write {
+            key: vec![f("id", Value::Int(id))],
+            set: vec![f("id", Value::Int(id)), f("name", name)],
+        };
+        let rows = [
+            row(1, Value::Text("a\tb\nc\\d\re".into())),
+            row(2, Value::Null),
+            row(3, Value::Text("plain".into())),
+        ];
+        let sql = Builder::new(&info, 0).copy_plain(&rows);
+        assert_eq!(
+            sql.text,
+            "COPY \"public\".\"customers\" (\"id\", \"name\") FROM STDIN"
+        );
+        assert_eq!(
+            String::from_utf8(sql.data).expect("utf-8"),
+            "1\ta\\tb\\nc\\\\d\\re\n2\t\\N\n3\tplain\n"
         );
     }
 }
