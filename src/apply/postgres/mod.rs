@@ -42,6 +42,9 @@ pub struct PgTarget {
     /// Tables whose batched inserts last found a key taken, and when: they insert with
     /// `ON CONFLICT DO NOTHING` for [`CHECKED_INSERTS_FOR`] (see [`Target::insert_new`]).
     checked_inserts: HashMap<TableRef, Instant>,
+    /// Whether a `COPY` into a table does what an `INSERT` does (see [`PgTarget::copy_fits`]),
+    /// read from the catalog once per table and session.
+    copy_fits: HashMap<TableRef, bool>,
     /// The task that drives the connection: aborted to end a session whose protocol state is
     /// lost (see [`PgTarget::run_copy`]).
     connection: tokio::task::AbortHandle,
@@ -77,10 +80,24 @@ fn copy_refused(url_key: &str, table: &TableRef) -> bool {
 
 /// How a `COPY` failed.
 enum CopyFailed {
-    /// Before it started: the session is ended (see [`PgTarget::run_copy`]).
-    AtStart(tokio_postgres::Error),
+    /// Before it started: the session is ended (see [`PgTarget::run_copy`]); whether the table
+    /// was marked to insert without `COPY` from then on.
+    AtStart(tokio_postgres::Error, bool),
     /// While it ran, or preparing it: the session is as after any failed statement.
     Statement(tokio_postgres::Error),
+}
+
+/// An error before a `COPY` started that says it cannot go into the table (where the `INSERT`
+/// path then gives the error, if it has one, classified as always): not supported there
+/// (row-level security), not a table, a privilege missing, a generated column. Not a transient
+/// error, and not a table or column gone (the schema gate reads the catalog again).
+fn refuses_copy(e: &tokio_postgres::Error) -> bool {
+    let Some(code) = e.code() else {
+        return false;
+    };
+    let code = DbCode::SqlState(code.code().to_string());
+    let drift = matches!(&code, DbCode::SqlState(s) if s == "42703" || s == "42P01");
+    classify(&code) == ErrorClass::Definite && !drift
 }
 
 /// How long a table whose batched insert found a key taken inserts the checked way.
@@ -119,6 +136,7 @@ impl PgTarget {
             statements: HashMap::new(),
             tables: HashMap::new(),
             checked_inserts: HashMap::new(),
+            copy_fits: HashMap::new(),
             connection,
             url_key: without_password(url),
         };
@@ -260,10 +278,13 @@ impl PgTarget {
             Ok(sink) => sink,
             Err(e) => {
                 self.connection.abort();
-                if let Ok(mut set) = COPY_REFUSED.lock() {
-                    set.insert((self.url_key.clone(), table.clone()));
+                let refused = refuses_copy(&e);
+                if refused {
+                    if let Ok(mut set) = COPY_REFUSED.lock() {
+                        set.insert((self.url_key.clone(), table.clone()));
+                    }
                 }
-                return Err(CopyFailed::AtStart(e));
+                return Err(CopyFailed::AtStart(e, refused));
             }
         };
         futures_util::pin_mut!(sink);
@@ -271,6 +292,35 @@ impl PgTarget {
             .await
             .map_err(CopyFailed::Statement)?;
         sink.finish().await.map_err(CopyFailed::Statement)
+    }
+
+    /// Whether a `COPY` into the table does what an `INSERT` does, for the session's role: a table
+    /// (or a partitioned one) with no rules (`COPY` does not apply them), without row-level
+    /// security for the role (`COPY` is refused then), that the role may insert into. Read once
+    /// per table and session.
+    async fn copy_fits(&mut self, t: &TableInfo) -> Result<bool, ApplyError> {
+        if copy_refused(&self.url_key, &t.table) {
+            return Ok(false);
+        }
+        if let Some(fits) = self.copy_fits.get(&t.table) {
+            return Ok(*fits);
+        }
+        let row = self
+            .client
+            .query_opt(
+                "SELECT c.relkind IN ('r', 'p') AND NOT c.relhasrules \
+                 AND NOT row_security_active(c.oid) \
+                 AND has_table_privilege(c.oid, 'INSERT') \
+                 FROM pg_class c WHERE c.oid = to_regclass($1)",
+                &[&qname(&t.table)],
+            )
+            .await
+            .map_err(|e| self.db_err("reading the catalog", e))?;
+        let fits = row
+            .and_then(|r| r.try_get::<_, bool>(0).ok())
+            .unwrap_or(false);
+        self.copy_fits.insert(t.table.clone(), fits);
+        Ok(fits)
     }
 
     async fn run(&mut self, sql: &Sql) -> Result<u64, tokio_postgres::Error> {
@@ -466,8 +516,12 @@ impl Target for PgTarget {
         match table {
             Some(t) => {
                 self.tables.remove(t);
+                self.copy_fits.remove(t);
             }
-            None => self.tables.clear(),
+            None => {
+                self.tables.clear();
+                self.copy_fits.clear();
+            }
         }
     }
 
@@ -571,7 +625,7 @@ impl Target for PgTarget {
             .is_some_and(|since| since.elapsed() < CHECKED_INSERTS_FOR);
         if !checked {
             let builder = Builder::new(t, self.source_offset_secs);
-            let result = if copy_refused(&self.url_key, &t.table) {
+            let result = if !self.copy_fits(t).await? {
                 self.run_arrays(&builder.insert_plain(rows))
                     .await
                     .map(|_| 0)
@@ -579,7 +633,7 @@ impl Target for PgTarget {
                 match self.run_copy(&t.table, builder.copy_plain(rows)).await {
                     Ok(n) => Ok(n),
                     Err(CopyFailed::Statement(e)) => Err(e),
-                    Err(CopyFailed::AtStart(e)) => {
+                    Err(CopyFailed::AtStart(e, true)) => {
                         warn!(node = %self.node, table = %t.table, error = %e, "the server refused a COPY into the table; its batches insert with INSERT from now on (the session is closed and opened again)");
                         return Err(ApplyError::Raced(format!(
                             "table {}: the server refused a COPY into it; applying the \
@@ -587,6 +641,9 @@ impl Target for PgTarget {
                             t.table
                         )));
                     }
+                    // Classified as any statement's error; the session is closed, so whatever
+                    // is tried next connects again first.
+                    Err(CopyFailed::AtStart(e, false)) => Err(e),
                 }
             };
             return match result {

@@ -52,17 +52,28 @@ pub fn statements(
     for t in tables {
         out.extend(columns(node, origin, t));
     }
-    // The flags exist, and are set by every tombstone written from now on, before any table's
-    // revive trigger reads its flag.
+    // The flags exist, are up for the tombstones already there, and are set by every tombstone
+    // written from now on, before any table's revive trigger reads its flag. One transaction,
+    // with tombstone writers held off: a flag is never seen down while its table has tombstones
+    // (the applier skips the lookup of a batch's keys then).
     let managed: Vec<&SetupTable> = tables
         .iter()
         .filter(|t| t.managed_version.is_some())
         .collect();
-    for t in &managed {
-        out.push(format!("CREATE SEQUENCE IF NOT EXISTS {}", flag(schema, t)));
-    }
     if !managed.is_empty() {
+        out.push("BEGIN".into());
+        out.push(format!(
+            "LOCK TABLE {}.tombstone IN SHARE ROW EXCLUSIVE MODE",
+            ident(schema)
+        ));
+        for t in &managed {
+            out.push(format!("CREATE SEQUENCE IF NOT EXISTS {}", flag(schema, t)));
+        }
         out.extend(flag_trigger(schema, &managed));
+        for t in &managed {
+            out.push(raise_flag(schema, t));
+        }
+        out.push("COMMIT".into());
     }
     for t in tables {
         out.push("BEGIN".into());
@@ -251,15 +262,18 @@ fn revive_trigger(schema: &str, t: &SetupTable) -> Vec<String> {
              WHEN (pg_sequence_last_value({}::regclass) IS NOT NULL) EXECUTE FUNCTION {f}()",
             lit(&flag(schema, t))
         ),
-        // Tombstones written before the flag existed.
-        format!(
-            "SELECT setval({p}::regclass, 1) WHERE pg_sequence_last_value({p}::regclass) IS NULL \
-             AND EXISTS (SELECT 1 FROM {s}.tombstone WHERE target_table = {table})",
-            p = lit(&flag(schema, t)),
-            s = ident(schema),
-            table = lit(&t.table.to_string()),
-        ),
     ]
+}
+
+/// Raises the table's flag for tombstones written before it existed.
+fn raise_flag(schema: &str, t: &SetupTable) -> String {
+    format!(
+        "SELECT setval({p}::regclass, 1) WHERE pg_sequence_last_value({p}::regclass) IS NULL \
+         AND EXISTS (SELECT 1 FROM {s}.tombstone WHERE target_table = {table})",
+        p = lit(&flag(schema, t)),
+        s = ident(schema),
+        table = lit(&t.table.to_string()),
+    )
 }
 
 /// The trigger on the tombstone table that sets a table's flag when its first tombstone is written,
@@ -466,8 +480,9 @@ mod tests {
     #[test]
     fn each_table_moves_onto_the_new_triggers_in_one_transaction() {
         let all = statements("crm", "tandem", "_tandem_origin", &[managed()], true);
-        let begin = all.iter().position(|s| s == "BEGIN").expect("BEGIN");
-        let commit = all.iter().position(|s| s == "COMMIT").expect("COMMIT");
+        // The flags' transaction comes first; the table's is the last.
+        let begin = all.iter().rposition(|s| s == "BEGIN").expect("BEGIN");
+        let commit = all.iter().rposition(|s| s == "COMMIT").expect("COMMIT");
         for name in [
             "tandem_tombstone",
             "tandem_revive",
@@ -483,6 +498,30 @@ mod tests {
                 "{name} outside the table's transaction"
             );
         }
+    }
+
+    /// The applier skips the tombstone lookup of a batch while the table's flag is down: no
+    /// flag may be seen down while its table has tombstones, so the flags are made, raised for
+    /// the tombstones already there and armed by the trigger in one transaction that holds
+    /// tombstone writers off.
+    #[test]
+    fn the_flags_are_made_raised_and_armed_in_one_transaction() {
+        let all = statements("crm", "tandem", "_tandem_origin", &[managed()], true);
+        let at = |what: &str| {
+            all.iter()
+                .position(|s| s.contains(what))
+                .unwrap_or_else(|| panic!("{what} missing"))
+        };
+        let begin = all.iter().position(|s| s == "BEGIN").expect("BEGIN");
+        let commit = all.iter().position(|s| s == "COMMIT").expect("COMMIT");
+        let lock = at("LOCK TABLE \"tandem\".tombstone IN SHARE ROW EXCLUSIVE MODE");
+        let create = at("CREATE SEQUENCE IF NOT EXISTS \"tandem\".\"tombstoned_public_item\"");
+        let arm = at("CREATE OR REPLACE TRIGGER tandem_mark");
+        let raise = at("SELECT setval('\"tandem\".\"tombstoned_public_item\"'::regclass, 1)");
+        assert!(
+            begin < lock && lock < create && create < arm && arm < raise && raise < commit,
+            "{all:#?}"
+        );
     }
 
     #[test]
