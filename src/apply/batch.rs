@@ -128,7 +128,9 @@ impl<T: Target> Link<T> {
         if keys.len() != rows.len() || !uniform || queued || rows.iter().any(|r| r.key.is_empty()) {
             return self.one_by_one(changes).await;
         }
-        let writes: Vec<Write> = rows.iter().map(RowChange::full_write).collect();
+        // The rows become the writes (their fields moved, not copied); the rare row not inserted
+        // is made again from its change.
+        let writes: Vec<Write> = rows.into_iter().map(RowChange::into_full_write).collect();
         let Some(inserted) = self
             .t
             .insert_new(&info, &writes)
@@ -142,21 +144,28 @@ impl<T: Target> Link<T> {
         // the insert, in its transaction, no local delete committed before it goes unseen (see
         // `Link::insert_unless_deleted`); rare, so the batch is taken back and redone row by row.
         if plan.managed_version && self.t.any_tombstone(&info.table, &key_list).await? {
-            for (row, _) in rows.iter().zip(&inserted).filter(|(_, i)| **i) {
+            for (write, _) in writes.iter().zip(&inserted).filter(|(_, i)| **i) {
                 self.t
-                    .delete(&info, &row.key, &row.version_column, None)
+                    .delete(&info, &write.key, &plan.version, None)
                     .await?;
             }
             return self.one_by_one(changes).await;
         }
         // A row not inserted found its key (or another unique key) taken: the row-by-row path
         // tells which, and takes the conflict path.
-        for ((row, meta), _) in rows
-            .into_iter()
-            .zip(metas)
-            .zip(inserted)
-            .filter(|(_, i)| !*i)
+        for ((Staged { change: c, .. }, meta), _) in
+            changes.iter().zip(metas).zip(inserted).filter(|(_, i)| !*i)
         {
+            let mapped = c.target.as_ref().map_err(Clone::clone)?;
+            let row = RowChange::new(
+                plan,
+                &info,
+                &self.ctx.names,
+                &c.source,
+                mapped,
+                &meta.origin,
+                meta.commit_time,
+            )?;
             self.apply_row(plan, &info, row, meta.position.as_deref(), Queue::Check)
                 .await
                 .map_err(|e| with_row_context(e, plan, &info))?;

@@ -196,6 +196,14 @@ impl RowChange {
         self.after.len() + usize::from(version) + usize::from(self.origin_column.is_some())
     }
 
+    /// [`RowChange::full_write`], taking the row's fields instead of copying them.
+    pub fn into_full_write(self) -> Write {
+        let stamps = self.stamp_fields(true);
+        let mut set = self.after;
+        set.extend(stamps);
+        Write { key: self.key, set }
+    }
+
     /// The incoming row as a write: every after column plus version and origin.
     pub fn full_write(&self) -> Write {
         let mut set = self.after.clone();
@@ -432,6 +440,8 @@ mod tests {
         };
         for x in &rows {
             assert_eq!(x.full_write_len(), names(x).len());
+            let (copied, moved) = (x.full_write(), x.clone().into_full_write());
+            assert_eq!(format!("{copied:?}"), format!("{moved:?}"), "{x:?}");
             for y in &rows {
                 assert_eq!(
                     x.writes_columns_of(y),
