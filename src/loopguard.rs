@@ -63,7 +63,16 @@ pub fn provenance(tx: &Transaction, schema: &str) -> Provenance {
     if tx.marks.skip_replication {
         applied = true;
     }
-    for change in tx.changes.iter().flatten() {
+    // A large transaction's changes are on disk: read back only when it may hold a checkpoint
+    // row (an application's bulk load does not).
+    let checkpoint = |t: &crate::model::TableRef| &*t.schema == schema && &*t.name == "checkpoint";
+    let changes = tx
+        .changes
+        .may_touch(checkpoint)
+        .then(|| tx.changes.iter())
+        .into_iter()
+        .flatten();
+    for change in changes.flatten() {
         if let Some(node) = checkpoint_origin(&change, schema) {
             applied = true;
             origin = Some(node).filter(|n| !n.is_empty()).or(origin);
@@ -163,6 +172,52 @@ mod tests {
                 ("position", Value::Text("pg:0/1".into())),
             ])),
         }
+    }
+
+    /// A spilled transaction is read back for its checkpoint row only when its tables include the
+    /// checkpoint table; with more tables than the set remembers, it is read back to tell.
+    #[test]
+    fn a_spilled_transaction_is_read_for_its_checkpoint_only_when_it_may_hold_one() {
+        let dir = std::env::temp_dir().join(format!("tandem-loopguard-{}", std::process::id()));
+        let spilled = |changes: Vec<Change>| {
+            let mut b = crate::model::spill::SpillBuffer::new(&dir, 0);
+            for c in changes {
+                b.push(c).expect("push");
+            }
+            let mut t = tx(Vec::new(), LoopMarks::default());
+            t.changes = b.finish().expect("finish");
+            assert!(matches!(t.changes, ChangeSet::Spilled(_)));
+            t
+        };
+        let applied = spilled(vec![
+            customer_update("helpdesk"),
+            checkpoint_write("tandem", "helpdesk"),
+        ]);
+        assert!(applied.changes.may_touch(|t| &*t.name == "checkpoint"));
+        assert_eq!(
+            provenance(&applied, "tandem"),
+            Provenance::Applied {
+                origin: Some("helpdesk".into())
+            }
+        );
+        let local = spilled(vec![customer_update("crm"), customer_update("crm")]);
+        assert!(!local.changes.may_touch(|t| &*t.name == "checkpoint"));
+        assert_eq!(provenance(&local, "tandem"), Provenance::Local);
+        // Many tables: not remembered, so read back, and the checkpoint still found.
+        let mut many: Vec<Change> = (0..100)
+            .map(|i| Change {
+                table: TableRef::new("public", &format!("t{i}")),
+                ..customer_update("crm")
+            })
+            .collect();
+        many.push(checkpoint_write("tandem", "helpdesk"));
+        let many = spilled(many);
+        assert!(many.changes.may_touch(|_| false), "unknown tables: may");
+        assert!(matches!(
+            provenance(&many, "tandem"),
+            Provenance::Applied { .. }
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

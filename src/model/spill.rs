@@ -22,7 +22,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::transaction::{Change, ChangeSet};
+use super::transaction::{Change, ChangeSet, TableRef};
 
 static SPILL_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -37,7 +37,13 @@ pub struct SpillBuffer {
     spilled: usize,
     /// The frame being encoded, reused.
     scratch: Vec<u8>,
+    /// The tables the changes touch (see [`SpilledChanges::tables`]); `None` past
+    /// [`MAX_TABLES_KEPT`].
+    tables: Option<Vec<TableRef>>,
 }
+
+/// Distinct tables a spilled set remembers; a transaction touching more reads its file to tell.
+const MAX_TABLES_KEPT: usize = 64;
 
 impl SpillBuffer {
     pub fn new(dir: impl Into<PathBuf>, budget_bytes: usize) -> Self {
@@ -49,6 +55,7 @@ impl SpillBuffer {
             file: None,
             spilled: 0,
             scratch: Vec::new(),
+            tables: Some(Vec::new()),
         }
     }
 
@@ -71,6 +78,15 @@ impl SpillBuffer {
     }
 
     pub fn push(&mut self, change: Change) -> io::Result<()> {
+        if let Some(tables) = &mut self.tables {
+            if !tables.contains(&change.table) {
+                if tables.len() < MAX_TABLES_KEPT {
+                    tables.push(change.table.clone());
+                } else {
+                    self.tables = None;
+                }
+            }
+        }
         if self.file.is_none() {
             let size = change.approx_bytes();
             if self.memory_bytes + size <= self.budget_bytes {
@@ -125,6 +141,7 @@ impl SpillBuffer {
                 Ok(ChangeSet::Spilled(SpilledChanges {
                     path,
                     len: self.spilled,
+                    tables: self.tables.take(),
                 }))
             }
         }
@@ -144,9 +161,17 @@ impl Drop for SpillBuffer {
 pub struct SpilledChanges {
     path: PathBuf,
     len: usize,
+    tables: Option<Vec<TableRef>>,
 }
 
 impl SpilledChanges {
+    /// The distinct tables the changes touch, when there are few (`None`: read the file to tell).
+    /// A reader of the whole set that only looks for one table's changes (the loop guard, for
+    /// the checkpoint) need not read the file back when the table is not among them.
+    pub fn tables(&self) -> Option<&[TableRef]> {
+        self.tables.as_deref()
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -265,6 +265,16 @@ impl ChangeSet {
         }
     }
 
+    /// Whether a change may be to a table `wanted` accepts: exactly for changes in memory; for a
+    /// spilled set, from the tables it remembers, without reading its file (`true` when it does not
+    /// know).
+    pub fn may_touch(&self, wanted: impl Fn(&TableRef) -> bool) -> bool {
+        match self {
+            ChangeSet::Memory(v) => v.iter().any(|c| wanted(&c.table)),
+            ChangeSet::Spilled(s) => s.tables().is_none_or(|t| t.iter().any(wanted)),
+        }
+    }
+
     /// All changes in memory (for tests and small transactions). A spilled set is read back whole.
     pub fn to_vec(&self) -> std::io::Result<Vec<Change>> {
         self.iter().collect()
