@@ -62,6 +62,8 @@ pub fn statements(
         .collect();
     if !managed.is_empty() {
         out.push("BEGIN".into());
+        // Writers of tombstones queue behind the lock while it waits: not for long.
+        out.push("SET LOCAL lock_timeout = '10s'".into());
         out.push(format!(
             "LOCK TABLE {}.tombstone IN SHARE ROW EXCLUSIVE MODE",
             ident(schema)
