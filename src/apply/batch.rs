@@ -91,6 +91,28 @@ fn row_identity(row: &RowChange) -> String {
 }
 
 impl<T: Target> Link<T> {
+    /// The row change of a staged change (mapped already) for the table `info`.
+    // The error ends the batch: its size costs nothing on the way that matters.
+    #[allow(clippy::result_large_err)]
+    fn row_change(
+        &self,
+        plan: &TablePlan,
+        info: &TableInfo,
+        staged: &Staged,
+    ) -> Result<RowChange, ApplyError> {
+        let c = &staged.change;
+        let mapped = c.target.as_ref().map_err(Clone::clone)?;
+        Ok(RowChange::new(
+            plan,
+            info,
+            &self.ctx.names,
+            &c.source,
+            mapped,
+            &staged.meta.origin,
+            staged.meta.commit_time,
+        )?)
+    }
+
     pub(super) async fn apply_inserts(&mut self, changes: &[Staged]) -> Result<(), ApplyError> {
         let plan = match changes.first().map(|c| &*c.change.plan) {
             Some(p) if p.owner.as_deref().is_none_or(|o| o == self.ctx.source) => p,
@@ -99,18 +121,9 @@ impl<T: Target> Link<T> {
         let info = self.t.table(&plan.target).await?;
         let mut rows = Vec::with_capacity(changes.len());
         let mut metas = Vec::with_capacity(changes.len());
-        for Staged { change: c, meta } in changes {
-            let mapped = c.target.as_ref().map_err(Clone::clone)?;
-            rows.push(RowChange::new(
-                plan,
-                &info,
-                &self.ctx.names,
-                &c.source,
-                mapped,
-                &meta.origin,
-                meta.commit_time,
-            )?);
-            metas.push(meta.clone());
+        for staged in changes {
+            rows.push(self.row_change(plan, &info, staged)?);
+            metas.push(staged.meta.clone());
         }
         let table = info.table.to_string();
         let keys: HashSet<String> = rows.iter().map(RowChange::key_text).collect();
@@ -153,19 +166,8 @@ impl<T: Target> Link<T> {
         }
         // A row not inserted found its key (or another unique key) taken: the row-by-row path
         // tells which, and takes the conflict path.
-        for ((Staged { change: c, .. }, meta), _) in
-            changes.iter().zip(metas).zip(inserted).filter(|(_, i)| !*i)
-        {
-            let mapped = c.target.as_ref().map_err(Clone::clone)?;
-            let row = RowChange::new(
-                plan,
-                &info,
-                &self.ctx.names,
-                &c.source,
-                mapped,
-                &meta.origin,
-                meta.commit_time,
-            )?;
+        for ((staged, meta), _) in changes.iter().zip(metas).zip(inserted).filter(|(_, i)| !*i) {
+            let row = self.row_change(plan, &info, staged)?;
             self.apply_row(plan, &info, row, meta.position.as_deref(), Queue::Check)
                 .await
                 .map_err(|e| with_row_context(e, plan, &info))?;
@@ -187,18 +189,8 @@ impl<T: Target> Link<T> {
             return self.one_by_one(changes).await;
         }
         let mut rows = Vec::with_capacity(changes.len());
-        for Staged { change: c, meta } in changes {
-            let mapped = c.target.as_ref().map_err(Clone::clone)?;
-            let row = RowChange::new(
-                plan,
-                &info,
-                &self.ctx.names,
-                &c.source,
-                mapped,
-                &meta.origin,
-                meta.commit_time,
-            )?;
-            rows.push((row, meta.clone()));
+        for staged in changes {
+            rows.push((self.row_change(plan, &info, staged)?, staged.meta.clone()));
         }
         // Keys under review (parked by any link into this node) go the row-by-row way.
         let queued: HashSet<String> = {
