@@ -332,12 +332,7 @@ pub async fn manual_parks_one_key_while_others_flow_until_resolved(kind: Kind) {
         s("bob"),
         "another key flows"
     );
-    let states: Vec<String> = f
-        .conflicts()
-        .await
-        .into_iter()
-        .map(|(_, _, st)| st)
-        .collect();
+    let states = f.conflict_states().await;
     assert_eq!(states, ["parked", "waiting"]);
     let open = a.list_conflicts(true, 10).await.expect("list");
     let parked = open
@@ -354,12 +349,7 @@ pub async fn manual_parks_one_key_while_others_flow_until_resolved(kind: Kind) {
         (s("remote"), s("r2@x")),
         "resolution and the waiting change applied"
     );
-    let states: Vec<String> = f
-        .conflicts()
-        .await
-        .into_iter()
-        .map(|(_, _, st)| st)
-        .collect();
+    let states = f.conflict_states().await;
     assert!(states.iter().all(|s| s == "resolved"), "{states:?}");
     assert_eq!(
         row[3],

@@ -318,6 +318,15 @@ on = {{ {TARGET} = "{target_table}.typed", {source} = "{source_table}.typed" }}
             .collect()
     }
 
+    /// The state of every conflict record, oldest first.
+    pub async fn conflict_states(&mut self) -> Vec<String> {
+        self.conflicts()
+            .await
+            .into_iter()
+            .map(|(_, _, state)| state)
+            .collect()
+    }
+
     pub fn book(&self, table: &str) -> String {
         match self.kind {
             Kind::Pg => format!("\"{}\".{table}", self.schema),

@@ -251,8 +251,8 @@ pub async fn batched_updates_and_deletes_match_row_by_row(kind: Kind) {
     );
 }
 
-/// A transaction of more inserts than one batch holds, each batch sent with its queue and
-/// tombstone reads (together, on PostgreSQL). Batches meet a key taken here (3, 1100: on
+/// A transaction of more inserts than one batch holds, each batch with its queue and tombstone
+/// reads. Batches meet a key taken here (3, 1100: on
 /// PostgreSQL the plain insert fails, the group is applied again with checked inserts, and the
 /// rows not inserted take the conflict path), a key with a tombstone (700: its batch is taken back
 /// and goes row by row), and changes after them that need their rows (an update of 5 and of 3, a
@@ -344,12 +344,7 @@ pub async fn a_key_under_review_holds_its_batch_of_inserts_unwritten(kind: Kind)
             "key {id}"
         );
     }
-    let states: Vec<String> = f
-        .conflicts()
-        .await
-        .into_iter()
-        .map(|(_, _, st)| st)
-        .collect();
+    let states = f.conflict_states().await;
     assert_eq!(states, ["parked", "waiting"]);
 }
 
