@@ -107,6 +107,47 @@ async fn pg_a_transaction_larger_than_the_budget_streams_under_a_larger_server_s
     assert_eq!(setting, "64MB", "only the walsender's own setting changed");
 }
 
+#[tokio::test]
+async fn pg_a_large_transaction_is_read_a_socketful_at_a_time_and_the_next_one_at_once() {
+    // In the middle of a large transaction the reader lets the socket fill before it reads (see
+    // `ReplConn::set_gulp`); the rows must all arrive, in order, and so must the small
+    // transaction right after, which is read as soon as it comes.
+    let f = Fixture::start().await;
+    f.sql("CREATE TABLE big (id int PRIMARY KEY, pad text)")
+        .await;
+    let mut src = f.source(&["big"], 1 << 20).await;
+    let (reads_before, _) = src.socket_reads();
+    // Read while the server writes and decodes (a reader that starts after finds the socket full).
+    let write = async {
+        f.sql("INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g")
+            .await;
+        f.sql("INSERT INTO big VALUES (0, 'after')").await;
+    };
+    let ((), t) = tokio::join!(write, next_txn(&mut src));
+    let (reads, gulped) = src.socket_reads();
+    let ids: Vec<i64> = changes(&t)
+        .iter()
+        .map(|c| match c.after.as_ref().and_then(|a| a.get("id")) {
+            Some(Value::Int(i)) => *i,
+            other => panic!("no id in {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, (1..=20000).collect::<Vec<i64>>());
+    // Most reads of the large transaction waited for a socketful (without gulp mode none does).
+    let reads = reads - reads_before;
+    assert!(
+        gulped > 0 && 2 * gulped > reads,
+        "{gulped} of {reads} reads waited for a socketful"
+    );
+    let t = next_txn(&mut src).await;
+    let after = changes(&t);
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        after[0].after.as_ref().and_then(|a| a.get("pad")),
+        Some(&Value::Text("after".into()))
+    );
+}
+
 /// Table `e` and two replication origins: one named as tandem names its own (`tandem_…`), one as
 /// another tool would. Origins are the cluster's: the names are this test's own.
 async fn origins_and_table(f: &Fixture) -> (String, String) {

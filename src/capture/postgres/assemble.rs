@@ -34,6 +34,10 @@ use crate::model::{
 /// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
+/// Changes after which a committed (not streamed) transaction counts as large
+/// ([`Assembler::in_large_transaction`]).
+pub const LARGE_TXN_CHANGES: usize = 1000;
+
 /// A table as the last Relation message described it.
 #[derive(Debug, Clone)]
 pub struct Relation {
@@ -56,6 +60,8 @@ struct OpenTxn {
     /// Already delivered before a reconnect: read through, but do not buffer.
     skip: bool,
     buf: SpillBuffer,
+    /// Row changes read so far, buffered or not.
+    seen: usize,
 }
 
 /// A streamed (protocol v2) transaction still in progress.
@@ -130,6 +136,19 @@ impl Assembler {
         self.stream_xid.is_some()
     }
 
+    /// Whether the messages coming next are the middle of a large transaction: a streamed block
+    /// (the transaction has not committed yet), or a committed transaction already
+    /// [`LARGE_TXN_CHANGES`] changes long. Nobody waits on a message of either before the rest of
+    /// its transaction has arrived, so the reader may wait for a socketful (see
+    /// `ReplConn::set_gulp`).
+    pub fn in_large_transaction(&self) -> bool {
+        self.in_stream()
+            || self
+                .open
+                .as_ref()
+                .is_some_and(|t| t.seen >= LARGE_TXN_CHANGES)
+    }
+
     /// No transaction, streamed or not, is partly read.
     pub fn is_idle(&self) -> bool {
         self.open.is_none() && self.streams.is_empty() && self.stream_xid.is_none()
@@ -154,6 +173,15 @@ impl Assembler {
 
     /// Feeds one message; returns an event when a transaction completes.
     pub fn handle(&mut self, msg: PgOutput) -> Result<Option<CaptureEvent>, PgCaptureError> {
+        if let (
+            PgOutput::Insert { xid: None, .. }
+            | PgOutput::Update { xid: None, .. }
+            | PgOutput::Delete { xid: None, .. },
+            Some(t),
+        ) = (&msg, &mut self.open)
+        {
+            t.seen += 1;
+        }
         match msg {
             PgOutput::Begin { final_lsn, xid, .. } => self.begin(final_lsn, xid),
             PgOutput::Origin { name, .. } => self.origin(name),
@@ -216,6 +244,7 @@ impl Assembler {
             // transaction or an earlier one.
             skip: Lsn(final_lsn) < self.skip_through,
             buf: SpillBuffer::new(&self.spill_dir, self.budget),
+            seen: 0,
         });
         Ok(None)
     }

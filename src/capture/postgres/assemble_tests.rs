@@ -352,3 +352,31 @@ fn protocol_violations_are_errors() {
     assert!(err.to_string().contains("public.t column id"), "{err}");
     assert!(!err.is_transient());
 }
+
+#[test]
+fn a_transaction_counts_as_large_while_it_streams_or_past_a_thousand_changes() {
+    let mut a = asm(1 << 20);
+    run(&mut a, vec![relation(), begin(7, 100)]);
+    for id in 0..LARGE_TXN_CHANGES as i64 - 1 {
+        run(&mut a, vec![insert(None, id)]);
+    }
+    assert!(!a.in_large_transaction(), "one change short");
+    run(&mut a, vec![insert(None, -1)]);
+    assert!(a.in_large_transaction());
+    let done = run(&mut a, vec![commit(100)]);
+    assert_eq!(done.len(), 1);
+    assert!(!a.in_large_transaction(), "after its commit");
+    run(&mut a, vec![begin(8, 200), insert(None, 1)]);
+    assert!(!a.in_large_transaction(), "a small transaction");
+    run(&mut a, vec![commit(200)]);
+    run(
+        &mut a,
+        vec![PgOutput::StreamStart {
+            xid: 9,
+            first_segment: true,
+        }],
+    );
+    assert!(a.in_large_transaction(), "a streamed block");
+    run(&mut a, vec![insert(Some(9), 1), PgOutput::StreamStop]);
+    assert!(!a.in_large_transaction(), "between streamed blocks");
+}

@@ -12,6 +12,8 @@
 //! dropping a future of this module between awaits loses no bytes (the stream relies on that for its
 //! cancel safety).
 
+use std::time::Duration;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
@@ -81,11 +83,26 @@ impl ReplicationMessage {
     }
 }
 
+/// How much the socket holds before a read in gulp mode wakes (see [`ReplConn::set_gulp`]).
+const GULP_BYTES: u32 = 64 * 1024;
+
+/// How long a read in gulp mode waits for [`GULP_BYTES`] before it takes what is there.
+const GULP_WAIT: Duration = Duration::from_millis(10);
+
 /// A replication-mode connection.
 pub struct ReplConn {
     socket: Socket,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// Whether reads should wait for a socketful (asked for by the stream).
+    gulp: bool,
+    /// Whether the socket's low-water mark is at [`GULP_BYTES`] now.
+    lowat: bool,
+    /// The low-water mark could not be set: gulp mode is off for this connection.
+    lowat_refused: bool,
+    /// Socket reads so far, and those of them that waited for a socketful (for tests).
+    reads: u64,
+    gulped_reads: u64,
 }
 
 impl ReplConn {
@@ -96,6 +113,11 @@ impl ReplConn {
             socket,
             rbuf: BytesMut::with_capacity(1 << 16),
             wbuf: BytesMut::new(),
+            gulp: false,
+            lowat: false,
+            lowat_refused: false,
+            reads: 0,
+            gulped_reads: 0,
         };
         let params = [
             ("user", p.user.as_str()),
@@ -211,13 +233,74 @@ impl ReplConn {
         }
     }
 
+    /// Gulp mode, for the middle of a large transaction: reads wait until the socket holds
+    /// [`GULP_BYTES`] (or [`GULP_WAIT`] passed) instead of waking for every message.
+    ///
+    /// The walsender writes each message to the socket as soon as it is decoded. A reader that
+    /// takes each one as it comes makes every message a TCP segment of its own and a wake-up on
+    /// both sides: measured on a 200,000-row transaction, the source's walsender then spent about
+    /// three times the CPU it spends for a native subscriber, most of it in the kernel. Waiting for
+    /// a socketful lets the messages queue (and the walsender's writes batch up once the socket is
+    /// full). Only while nobody waits on the next message: the rest of its transaction comes
+    /// first. Any other time a message is taken as soon as it arrives.
+    pub fn set_gulp(&mut self, on: bool) {
+        self.gulp = on;
+    }
+
+    /// Socket reads so far, and those of them that waited for a socketful.
+    pub fn reads(&self) -> (u64, u64) {
+        (self.reads, self.gulped_reads)
+    }
+
+    /// Moves the socket's low-water mark to what gulp mode wants. A mark that cannot be raised
+    /// turns gulp mode off for the connection; one that cannot be lowered again is an I/O error
+    /// (the stream reconnects, on a new socket).
+    fn set_lowat(&mut self, on: bool) -> Result<(), PgCaptureError> {
+        if on == self.lowat || (on && self.lowat_refused) {
+            return Ok(());
+        }
+        match self.socket.set_recv_lowat(if on { GULP_BYTES } else { 1 }) {
+            Ok(took) => {
+                self.lowat = on && took;
+                self.lowat_refused |= !took;
+                Ok(())
+            }
+            Err(e) if on => {
+                tracing::debug!(error = %e, "SO_RCVLOWAT refused; the replication stream is read message by message");
+                self.lowat_refused = true;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads one whole backend message. Cancel-safe: partial input stays in the buffer.
     pub async fn read_message(&mut self) -> Result<BackendMessage, PgCaptureError> {
         loop {
             if let Some(m) = split_message(&mut self.rbuf)? {
                 return Ok(m);
             }
-            if self.socket.read_buf(&mut self.rbuf).await? == 0 {
+            self.set_lowat(self.gulp)?;
+            let n = if self.lowat {
+                // Room for a whole socketful in one read.
+                self.rbuf.reserve(2 * GULP_BYTES as usize);
+                match tokio::time::timeout(GULP_WAIT, self.socket.read_buf(&mut self.rbuf)).await {
+                    Ok(n) => {
+                        self.gulped_reads += 1;
+                        n?
+                    }
+                    Err(_) => {
+                        // Less than a socketful came: take what is there (lowering the mark
+                        // wakes the read when anything is queued).
+                        self.set_lowat(false)?;
+                        self.socket.read_buf(&mut self.rbuf).await?
+                    }
+                }
+            } else {
+                self.socket.read_buf(&mut self.rbuf).await?
+            };
+            self.reads += 1;
+            if n == 0 {
                 return Err(PgCaptureError::Closed);
             }
         }

@@ -217,6 +217,12 @@ impl PgSource {
         self.bytes_read
     }
 
+    /// Socket reads on the current connection, and how many of them waited for a socketful (see
+    /// `ReplConn::set_gulp`).
+    pub fn socket_reads(&self) -> (u64, u64) {
+        self.conn.as_ref().map_or((0, 0), ReplConn::reads)
+    }
+
     /// How many transactions went through a spill file.
     pub fn spilled_transactions(&self) -> u64 {
         self.asm.spilled_count()
@@ -278,6 +284,7 @@ impl PgSource {
             self.status_due = Some(Instant::now() + self.status_interval);
             return Ok(None);
         }
+        conn.set_gulp(self.asm.in_large_transaction());
         let msg = match tokio::time::timeout(due - now, conn.recv()).await {
             Err(_) => return Ok(None),
             Ok(m) => m?,

@@ -137,6 +137,19 @@ impl Socket {
         matches!(self, Socket::Unix(_))
     }
 
+    /// Sets `SO_RCVLOWAT` on a TCP socket (plain or under TLS): the socket reads as ready only
+    /// once it holds `bytes` (Linux TCP honours it for poll and epoll, and wakes a waiter when it
+    /// is lowered under what is queued). Returns whether it took; a Unix socket does nothing.
+    pub fn set_recv_lowat(&self, bytes: u32) -> std::io::Result<bool> {
+        let tcp = match self {
+            Socket::Plain(s) => s,
+            Socket::Tls(s) => s.get_ref().0,
+            Socket::Unix(_) => return Ok(false),
+        };
+        socket_opt::set_recv_lowat(tcp, bytes)?;
+        Ok(true)
+    }
+
     /// Connects (within `connect_timeout`, if the URL gives one) and, per sslmode, negotiates TLS
     /// with an SSLRequest.
     pub async fn connect(p: &ConnParams) -> Result<Socket, PgCaptureError> {
@@ -204,6 +217,31 @@ impl Socket {
                 )
             })?;
         Ok(Socket::Tls(Box::new(tls)))
+    }
+}
+
+mod socket_opt {
+    use std::os::fd::AsRawFd;
+
+    /// `setsockopt(SOL_SOCKET, SO_RCVLOWAT)`; no crate the project uses wraps this option.
+    pub fn set_recv_lowat(socket: &impl AsRawFd, bytes: u32) -> std::io::Result<()> {
+        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: the descriptor is open for as long as `socket` is borrowed, and the option value
+        // points at a live c_int whose size is passed with it.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                std::ptr::from_ref(&value).cast::<libc::c_void>(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 }
 
