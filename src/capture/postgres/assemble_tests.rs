@@ -354,7 +354,7 @@ fn protocol_violations_are_errors() {
 }
 
 #[test]
-fn a_transaction_counts_as_large_while_it_streams_or_past_a_thousand_changes() {
+fn a_transaction_counts_as_large_while_it_streams_or_from_its_thousandth_change() {
     let mut a = asm(1 << 20);
     run(&mut a, vec![relation(), begin(7, 100)]);
     for id in 0..LARGE_TXN_CHANGES as i64 - 1 {

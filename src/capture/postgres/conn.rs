@@ -14,6 +14,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
@@ -83,7 +85,7 @@ impl ReplicationMessage {
     }
 }
 
-/// How much the socket holds before a read in gulp mode wakes (see [`ReplConn::set_gulp`]).
+/// How much the socket holds before a read in gulp mode wakes (see [`ReplConn::recv`]).
 const GULP_BYTES: u32 = 64 * 1024;
 
 /// How long a read in gulp mode waits for [`GULP_BYTES`] before it takes what is there.
@@ -94,15 +96,24 @@ pub struct ReplConn {
     socket: Socket,
     rbuf: BytesMut,
     wbuf: BytesMut,
-    /// Whether reads should wait for a socketful (asked for by the stream).
-    gulp: bool,
     /// Whether the socket's low-water mark is at [`GULP_BYTES`] now.
     lowat: bool,
-    /// The low-water mark could not be set: gulp mode is off for this connection.
+    /// The low-water mark cannot be raised here: reads never wait for a socketful.
     lowat_refused: bool,
-    /// Socket reads so far, and those of them that waited for a socketful (for tests).
-    reads: u64,
-    gulped_reads: u64,
+    /// When the read in gulp mode under way stops waiting for a socketful. Kept here, not in the
+    /// read's future, so that a read cancelled and started again (the stream's status timer, the
+    /// link's confirmations) waits no longer in all.
+    gulp_deadline: Option<Instant>,
+    stats: ReadStats,
+}
+
+/// Socket reads of a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    pub reads: u64,
+    /// Reads in gulp mode that got their socketful in time, and the bytes they got.
+    pub gulped_reads: u64,
+    pub gulped_bytes: u64,
 }
 
 impl ReplConn {
@@ -113,11 +124,10 @@ impl ReplConn {
             socket,
             rbuf: BytesMut::with_capacity(1 << 16),
             wbuf: BytesMut::new(),
-            gulp: false,
             lowat: false,
-            lowat_refused: false,
-            reads: 0,
-            gulped_reads: 0,
+            lowat_refused: !super::tls::lowat_wakes_reader(),
+            gulp_deadline: None,
+            stats: ReadStats::default(),
         };
         let params = [
             ("user", p.user.as_str()),
@@ -233,28 +243,14 @@ impl ReplConn {
         }
     }
 
-    /// Gulp mode, for the middle of a large transaction: reads wait until the socket holds
-    /// [`GULP_BYTES`] (or [`GULP_WAIT`] passed) instead of waking for every message.
-    ///
-    /// The walsender writes each message to the socket as soon as it is decoded. A reader that
-    /// takes each one as it comes makes every message a TCP segment of its own and a wake-up on
-    /// both sides: measured on a 200,000-row transaction, the source's walsender then spent about
-    /// three times the CPU it spends for a native subscriber, most of it in the kernel. Waiting for
-    /// a socketful lets the messages queue (and the walsender's writes batch up once the socket is
-    /// full). Only while nobody waits on the next message: the rest of its transaction comes
-    /// first. Any other time a message is taken as soon as it arrives.
-    pub fn set_gulp(&mut self, on: bool) {
-        self.gulp = on;
+    /// Socket reads so far.
+    pub fn read_stats(&self) -> ReadStats {
+        self.stats
     }
 
-    /// Socket reads so far, and those of them that waited for a socketful.
-    pub fn reads(&self) -> (u64, u64) {
-        (self.reads, self.gulped_reads)
-    }
-
-    /// Moves the socket's low-water mark to what gulp mode wants. A mark that cannot be raised
-    /// turns gulp mode off for the connection; one that cannot be lowered again is an I/O error
-    /// (the stream reconnects, on a new socket).
+    /// Moves the socket's low-water mark. A mark that cannot be raised turns gulp mode off for the
+    /// connection; one that cannot be lowered again is an I/O error (the stream reconnects, on a
+    /// new socket).
     fn set_lowat(&mut self, on: bool) -> Result<(), PgCaptureError> {
         if on == self.lowat || (on && self.lowat_refused) {
             return Ok(());
@@ -276,34 +272,56 @@ impl ReplConn {
 
     /// Reads one whole backend message. Cancel-safe: partial input stays in the buffer.
     pub async fn read_message(&mut self) -> Result<BackendMessage, PgCaptureError> {
+        self.read_message_in(false).await
+    }
+
+    /// [`ReplConn::read_message`], in gulp mode when `gulp` (see [`ReplConn::recv`]).
+    async fn read_message_in(&mut self, gulp: bool) -> Result<BackendMessage, PgCaptureError> {
         loop {
             if let Some(m) = split_message(&mut self.rbuf)? {
                 return Ok(m);
             }
-            self.set_lowat(self.gulp)?;
-            let n = if self.lowat {
-                // Room for a whole socketful in one read.
-                self.rbuf.reserve(2 * GULP_BYTES as usize);
-                match tokio::time::timeout(GULP_WAIT, self.socket.read_buf(&mut self.rbuf)).await {
-                    Ok(n) => {
-                        self.gulped_reads += 1;
-                        n?
-                    }
-                    Err(_) => {
-                        // Less than a socketful came: take what is there (lowering the mark
-                        // wakes the read when anything is queued).
-                        self.set_lowat(false)?;
-                        self.socket.read_buf(&mut self.rbuf).await?
-                    }
-                }
+            let n = if gulp && !self.lowat_refused {
+                self.read_gulp().await?
             } else {
+                self.gulp_deadline = None;
+                self.set_lowat(false)?;
                 self.socket.read_buf(&mut self.rbuf).await?
             };
-            self.reads += 1;
+            self.stats.reads += 1;
             if n == 0 {
                 return Err(PgCaptureError::Closed);
             }
         }
+    }
+
+    /// One read in gulp mode: wait until the socket holds [`GULP_BYTES`], or until
+    /// [`GULP_WAIT`] after the wait began, then take what is there.
+    async fn read_gulp(&mut self) -> Result<usize, PgCaptureError> {
+        let deadline = *self
+            .gulp_deadline
+            .get_or_insert_with(|| Instant::now() + GULP_WAIT);
+        if Instant::now() < deadline {
+            self.set_lowat(true)?;
+            if self.lowat {
+                // Room for a whole socketful in one read.
+                self.rbuf.reserve(2 * GULP_BYTES as usize);
+                let read = self.socket.read_buf(&mut self.rbuf);
+                if let Ok(n) = tokio::time::timeout_at(deadline, read).await {
+                    self.gulp_deadline = None;
+                    let n = n?;
+                    self.stats.gulped_reads += 1;
+                    self.stats.gulped_bytes += n as u64;
+                    return Ok(n);
+                }
+            }
+        }
+        // Less than a socketful came in time: take what is there (lowering the mark wakes the
+        // read when anything is queued; see `tls::lowat_wakes_reader`).
+        self.set_lowat(false)?;
+        let n = self.socket.read_buf(&mut self.rbuf).await?;
+        self.gulp_deadline = None;
+        Ok(n)
     }
 
     /// Writes everything queued. Cancel-safe: unsent bytes stay queued.
@@ -356,9 +374,20 @@ impl ReplConn {
     }
 
     /// The next replication message of the CopyBoth stream.
-    pub async fn recv(&mut self) -> Result<ReplicationMessage, PgCaptureError> {
+    ///
+    /// `gulp` is for the middle of a large transaction, when nobody waits on the next message
+    /// (the rest of its transaction comes first): the read then waits until the socket holds
+    /// [`GULP_BYTES`] (`SO_RCVLOWAT`), or [`GULP_WAIT`] passed, instead of waking for every
+    /// message. The walsender writes each decoded message to the socket as soon as it has it; a
+    /// reader that takes each as it comes costs a wake-up of the reader, and the wake-up work in
+    /// the walsender's own send, per message: measured on a 200,000-row transaction, the source's
+    /// walsender spent about three times the CPU it spends for a native subscriber, most of it in
+    /// the kernel. Without `gulp` (and on a Unix socket, or a kernel that does not wake a reader
+    /// when the mark is lowered) a message is read as soon as it arrives; one that arrives while
+    /// the mark is up waits at most [`GULP_WAIT`].
+    pub async fn recv(&mut self, gulp: bool) -> Result<ReplicationMessage, PgCaptureError> {
         loop {
-            let m = self.read_message().await?;
+            let m = self.read_message_in(gulp).await?;
             match m.tag {
                 b'd' => return ReplicationMessage::parse(m.body),
                 b'E' => return Err(server_error(&m.body)),
@@ -495,6 +524,100 @@ mod framing_tests {
         let m = split_message(&mut whole).expect("frame").expect("whole");
         assert_eq!((m.tag, &m.body[..]), (b'Z', &b"I"[..]));
         assert_eq!(&whole[..], b"x");
+    }
+
+    /// A connection to a peer that lets it in without a password, and the peer's end.
+    async fn trusted_pair() -> (ReplConn, tokio::net::TcpStream) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await; // startup message
+                                            // AuthenticationOk, then ReadyForQuery.
+            s.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 0, b'Z', 0, 0, 0, 5, b'I'])
+                .await
+                .expect("write");
+            s
+        });
+        let p = ConnParams::parse(&format!("postgres://u@127.0.0.1:{port}/db?sslmode=disable"))
+            .expect("params");
+        let conn = ReplConn::connect(&p).await.expect("connect");
+        (conn, peer.await.expect("peer"))
+    }
+
+    /// One small CopyData message.
+    const SMALL: [u8; 8] = [b'd', 0, 0, 0, 7, b'a', b'b', b'c'];
+
+    #[tokio::test]
+    async fn a_read_in_gulp_mode_takes_less_than_a_socketful_once_its_wait_is_over() {
+        use tokio::io::AsyncWriteExt;
+        let (mut conn, mut peer) = trusted_pair().await;
+        peer.write_all(&SMALL).await.expect("write");
+        // Lowering the mark after the wait must wake the read: the peer sends nothing more.
+        let m = tokio::time::timeout(Duration::from_secs(10), conn.read_message_in(true))
+            .await
+            .expect("the read ended")
+            .expect("a message");
+        assert_eq!((m.tag, &m.body[..]), (b'd', &b"abc"[..]));
+        assert_eq!(conn.read_stats().gulped_reads, 0, "no socketful came");
+    }
+
+    #[tokio::test]
+    async fn a_read_in_gulp_mode_cancelled_over_and_over_still_ends_by_its_deadline() {
+        use tokio::io::AsyncWriteExt;
+        let (mut conn, mut peer) = trusted_pair().await;
+        peer.write_all(&SMALL).await.expect("write");
+        // Each attempt is cancelled before GULP_WAIT; the wait must not start over each time.
+        let mut got = None;
+        for _ in 0..1000 {
+            let attempt = conn.read_message_in(true);
+            if let Ok(m) = tokio::time::timeout(Duration::from_millis(2), attempt).await {
+                got = Some(m.expect("a message"));
+                break;
+            }
+        }
+        let m = got.expect("the read ended within 1,000 cancelled attempts");
+        assert_eq!(&m.body[..], b"abc");
+        // Then a message read outside gulp mode comes at once.
+        peer.write_all(&SMALL).await.expect("write");
+        let m = tokio::time::timeout(Duration::from_secs(10), conn.read_message())
+            .await
+            .expect("the read ended")
+            .expect("a message");
+        assert_eq!(&m.body[..], b"abc");
+    }
+
+    #[tokio::test]
+    async fn a_socketful_is_taken_in_one_read_in_gulp_mode() {
+        use tokio::io::AsyncWriteExt;
+        let (mut conn, mut peer) = trusted_pair().await;
+        let burst: Vec<u8> = SMALL
+            .iter()
+            .copied()
+            .cycle()
+            .take(SMALL.len() * 20_000)
+            .collect();
+        let writer = tokio::spawn(async move {
+            peer.write_all(&burst).await.expect("write");
+            peer
+        });
+        for _ in 0..20_000 {
+            let m = conn.read_message_in(true).await.expect("a message");
+            assert_eq!(&m.body[..], b"abc");
+        }
+        let _peer = writer.await.expect("writer");
+        let stats = conn.read_stats();
+        if super::super::tls::lowat_wakes_reader() {
+            assert!(stats.gulped_reads > 0, "{stats:?}");
+            assert!(
+                stats.gulped_bytes >= u64::from(GULP_BYTES) * stats.gulped_reads / 2,
+                "the reads that waited got about a socketful each: {stats:?}"
+            );
+        }
     }
 
     /// A peer that answers the SCRAM client-first message with AuthenticationOk, skipping the proof

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::assemble::Assembler;
-use super::conn::{ReplConn, ReplicationMessage};
+use super::conn::{ReadStats, ReplConn, ReplicationMessage};
 use super::decode::{decode, PgOutput};
 use super::error::PgCaptureError;
 use super::setup::{quote_ident, quote_literal};
@@ -217,10 +217,11 @@ impl PgSource {
         self.bytes_read
     }
 
-    /// Socket reads on the current connection, and how many of them waited for a socketful (see
-    /// `ReplConn::set_gulp`).
-    pub fn socket_reads(&self) -> (u64, u64) {
-        self.conn.as_ref().map_or((0, 0), ReplConn::reads)
+    /// Socket reads on the current connection (see `ReplConn::recv` for gulp mode).
+    pub fn socket_reads(&self) -> ReadStats {
+        self.conn
+            .as_ref()
+            .map_or_else(ReadStats::default, ReplConn::read_stats)
     }
 
     /// How many transactions went through a spill file.
@@ -284,8 +285,8 @@ impl PgSource {
             self.status_due = Some(Instant::now() + self.status_interval);
             return Ok(None);
         }
-        conn.set_gulp(self.asm.in_large_transaction());
-        let msg = match tokio::time::timeout(due - now, conn.recv()).await {
+        let gulp = self.asm.in_large_transaction();
+        let msg = match tokio::time::timeout(due - now, conn.recv(gulp)).await {
             Err(_) => return Ok(None),
             Ok(m) => m?,
         };

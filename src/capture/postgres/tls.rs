@@ -138,14 +138,17 @@ impl Socket {
     }
 
     /// Sets `SO_RCVLOWAT` on a TCP socket (plain or under TLS): the socket reads as ready only
-    /// once it holds `bytes` (Linux TCP honours it for poll and epoll, and wakes a waiter when it
-    /// is lowered under what is queued). Returns whether it took; a Unix socket does nothing.
+    /// once it holds `bytes`. Returns whether it took: a Unix socket, or a system where
+    /// [`lowat_wakes_reader`] is false, does nothing.
     pub fn set_recv_lowat(&self, bytes: u32) -> std::io::Result<bool> {
         let tcp = match self {
             Socket::Plain(s) => s,
             Socket::Tls(s) => s.get_ref().0,
             Socket::Unix(_) => return Ok(false),
         };
+        if !lowat_wakes_reader() {
+            return Ok(false);
+        }
         socket_opt::set_recv_lowat(tcp, bytes)?;
         Ok(true)
     }
@@ -218,6 +221,29 @@ impl Socket {
             })?;
         Ok(Socket::Tls(Box::new(tls)))
     }
+}
+
+/// Whether a TCP socket's low-water mark may be raised while reading: Linux from 4.18 honours it
+/// for poll and epoll, and wakes a waiting reader when the mark is lowered under what is already
+/// queued (`tcp_set_rcvlowat`). Elsewhere, or on an older kernel, lowering it would leave a reader
+/// asleep until the next segment, so the mark is never raised.
+pub fn lowat_wakes_reader() -> bool {
+    static WAKES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WAKES.get_or_init(|| {
+        cfg!(target_os = "linux")
+            && std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .and_then(|r| kernel_release(&r))
+                .is_some_and(|v| v >= (4, 18))
+    })
+}
+
+/// A kernel release's major and minor numbers (`6.1.0-18-amd64` -> (6, 1)).
+fn kernel_release(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 mod socket_opt {
@@ -313,6 +339,17 @@ pub async fn catalog_client(p: &ConnParams) -> Result<tokio_postgres::Client, Pg
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_releases_are_read_to_major_and_minor() {
+        assert_eq!(kernel_release("6.1.0-18-amd64\n"), Some((6, 1)));
+        assert_eq!(kernel_release("4.18.0-553.el8_10.x86_64"), Some((4, 18)));
+        assert_eq!(kernel_release("3.10.0-1160.el7.x86_64"), Some((3, 10)));
+        assert!(kernel_release("3.10.0").is_some_and(|v| v < (4, 18)));
+        assert!(kernel_release("4.17.19").is_some_and(|v| v < (4, 18)));
+        assert_eq!(kernel_release("garbage"), None);
+        assert_eq!(kernel_release(""), None);
+    }
 
     #[test]
     fn url_and_redaction() {
