@@ -246,3 +246,70 @@ async fn apply_inserts(
         .await
         .expect("applied");
 }
+
+/// The checkpoint row and the commit go to the server together (`commit_with_checkpoint`): a
+/// checkpoint write the server refuses leaves nothing of its transaction committed, and once it
+/// is accepted again the transaction applies, once.
+#[tokio::test]
+async fn apply_pg_a_refused_checkpoint_write_commits_nothing() {
+    let mut f = Fixture::new(Kind::Pg, "", 0).await;
+    let config = f.config.clone();
+    let mut applier = None;
+    apply_inserts(&f, &config, &mut applier, 1, 1..=3).await;
+    let checkpoint = format!("SELECT position FROM \"{}\".checkpoint", f.schema);
+    let before = f.db.rows(&checkpoint).await;
+    // The applier's session skips ordinary triggers (replica role): this one fires always.
+    f.db.exec(&format!(
+        "CREATE FUNCTION refuse_checkpoint() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'checkpoint refused'; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON \"{s}\".checkpoint \
+         FOR EACH ROW EXECUTE FUNCTION refuse_checkpoint(); \
+         ALTER TABLE \"{s}\".checkpoint ENABLE ALWAYS TRIGGER refuse",
+        s = f.schema
+    ))
+    .await;
+    let tx = f.tx(
+        2,
+        (4..=6)
+            .map(|id| f.change(Op::Insert, None, Some(customer(id, "r", "x@x", 5, SOURCE))))
+            .collect(),
+    );
+    let refused = tandem::apply::apply_retrying(
+        &config,
+        SOURCE,
+        TARGET,
+        &mut applier,
+        std::slice::from_ref(&tx),
+        1,
+    )
+    .await;
+    assert!(refused.is_err(), "the refused checkpoint fails the apply");
+    let count = "SELECT count(*) FROM customer";
+    assert_eq!(
+        f.db.rows(count).await,
+        vec![vec![Some("3".to_string())]],
+        "nothing of the refused transaction committed"
+    );
+    assert_eq!(
+        f.db.rows(&checkpoint).await,
+        before,
+        "the checkpoint did not move"
+    );
+    f.db.exec(&format!(
+        "DROP TRIGGER refuse ON \"{}\".checkpoint",
+        f.schema
+    ))
+    .await;
+    tandem::apply::apply_retrying(&config, SOURCE, TARGET, &mut applier, &[tx], 3)
+        .await
+        .expect("applied once the checkpoint is accepted");
+    assert_eq!(f.db.rows(count).await, vec![vec![Some("6".to_string())]]);
+    assert_ne!(f.db.rows(&checkpoint).await, before, "the checkpoint moved");
+    let dead = applier
+        .as_mut()
+        .expect("connected")
+        .list_dead_letters(true)
+        .await
+        .expect("dead letters");
+    assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
+}

@@ -285,18 +285,35 @@ impl<T: Target> Link<T> {
         };
         let position = last.position.to_string();
         self.pauses.new_transaction();
-        self.in_transaction(async |l| {
-            let mut run = Vec::new();
-            for tx in txs {
-                l.apply_body(tx, &mut run).await?;
+        self.t.begin().await?;
+        let mut run = Vec::new();
+        let mut applied = Ok(());
+        for tx in txs {
+            applied = self.apply_body(tx, &mut run).await;
+            if applied.is_err() {
+                break;
             }
-            l.flush_run(&mut run).await?;
-            let source = l.ctx.source.clone();
-            l.t.write_checkpoint(&source, &position, last.commit_time)
+        }
+        if applied.is_ok() {
+            applied = self.flush_run(&mut run).await;
+        }
+        if applied.is_ok() {
+            // The checkpoint and the commit go together (see `commit_with_checkpoint`).
+            let source = self.ctx.source.clone();
+            applied = self
+                .t
+                .commit_with_checkpoint(&source, &position, last.commit_time)
                 .await
-                .map_err(Failure::from)
-        })
-        .await?;
+                .map_err(Failure::from);
+        }
+        if let Err(e) = applied {
+            // After a failed statement or commit the server has ended the transaction already,
+            // or the session is gone; either way nothing of it stays.
+            if let Err(rb) = self.t.rollback().await {
+                debug!(link = %self.ctx.link(), error = %rb, "rollback after a failure failed");
+            }
+            return Err(e);
+        }
         self.committed = Some(last.position.clone());
         Ok(())
     }

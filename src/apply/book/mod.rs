@@ -58,6 +58,14 @@ pub(crate) trait BookSession {
         params: Vec<Option<String>>,
         varying: bool,
     ) -> Result<u64, ApplyError>;
+    /// Runs a rendered statement, then commits the transaction it ran in: in one round trip
+    /// where the engine allows. The statement's error comes first (the transaction then did not
+    /// commit); else the commit's, whose outcome is unknown as with `Target::commit`.
+    async fn book_execute_and_commit(
+        &mut self,
+        sql: &str,
+        params: Vec<Option<String>>,
+    ) -> Result<u64, ApplyError>;
     /// Runs a rendered `INSERT` into a table with an `id` column the server assigns; that id.
     async fn book_insert(
         &mut self,
@@ -90,6 +98,34 @@ fn col(r: &TextRow, i: usize) -> Option<String> {
 
 fn id_text(id: i64) -> Option<String> {
     Some(id.to_string())
+}
+
+/// The statement template and parameters that move `source`'s checkpoint to `position`.
+fn checkpoint_write(
+    d: Dialect,
+    source: &str,
+    position: &str,
+    commit_time: i64,
+) -> (String, Vec<Option<String>>) {
+    let template = format!(
+        "INSERT INTO __S__.checkpoint (source_node, position, commit_time, applied_at) \
+         VALUES (?, ?, ?::timestamptz, {{now}}) {}",
+        d.upsert(
+            "checkpoint",
+            &["source_node"],
+            &[
+                ("position", Set::New),
+                ("commit_time", Set::New),
+                ("applied_at", Set::Now)
+            ]
+        )
+    );
+    let params = vec![
+        Some(source.into()),
+        Some(position.into()),
+        Some(d.timestamp(commit_time)),
+    ];
+    (template, params)
 }
 
 /// Where each incoming link stands on this node.
@@ -129,26 +165,22 @@ pub(crate) trait Checkpoints: BookSession {
         position: &str,
         commit_time: i64,
     ) -> Result<(), ApplyError> {
-        let d = self.dialect();
-        let template = format!(
-            "INSERT INTO __S__.checkpoint (source_node, position, commit_time, applied_at) \
-             VALUES (?, ?, ?::timestamptz, {{now}}) {}",
-            d.upsert(
-                "checkpoint",
-                &["source_node"],
-                &[
-                    ("position", Set::New),
-                    ("commit_time", Set::New),
-                    ("applied_at", Set::Now)
-                ]
-            )
-        );
-        let params = vec![
-            Some(source.into()),
-            Some(position.into()),
-            Some(d.timestamp(commit_time)),
-        ];
+        let (template, params) = checkpoint_write(self.dialect(), source, position, commit_time);
         execute(self, &template, params).await.map(drop)
+    }
+
+    /// [`Checkpoints::write_checkpoint`], then the commit of the transaction, sent together where
+    /// the engine allows (one round trip less for every target transaction). An error means the
+    /// transaction did not commit, or, from the commit itself, that its outcome is unknown.
+    async fn commit_with_checkpoint(
+        &mut self,
+        source: &str,
+        position: &str,
+        commit_time: i64,
+    ) -> Result<(), ApplyError> {
+        let (template, params) = checkpoint_write(self.dialect(), source, position, commit_time);
+        let sql = self.dialect().render(&template, self.book_schema());
+        self.book_execute_and_commit(&sql, params).await.map(drop)
     }
 
     /// Rewrites the checkpoint row's applied time (position unchanged): marks a transaction that

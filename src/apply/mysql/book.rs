@@ -48,6 +48,16 @@ impl BookSession for MyTarget {
         r.map_err(|e| self.db_err("a bookkeeping statement", e))
     }
 
+    async fn book_execute_and_commit(
+        &mut self,
+        sql: &str,
+        params: Vec<Option<String>>,
+    ) -> Result<u64, ApplyError> {
+        let rows = self.book_execute(sql, params, false).await?;
+        crate::apply::target::Target::commit(self).await?;
+        Ok(rows)
+    }
+
     async fn book_insert(
         &mut self,
         sql: &str,

@@ -59,6 +59,32 @@ impl BookSession for PgTarget {
         r.map_err(|e| self.db_err("a bookkeeping statement", e))
     }
 
+    async fn book_execute_and_commit(
+        &mut self,
+        sql: &str,
+        params: Vec<Option<String>>,
+    ) -> Result<u64, ApplyError> {
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        // Prepared first: the statement must be on its way before the COMMIT is (tokio-postgres
+        // sends a request when its future is first polled, and `join` polls them in order).
+        let stmt = match self.prepared(sql).await {
+            Ok(stmt) => stmt,
+            Err(e) => return Err(self.db_err("a bookkeeping statement", e)),
+        };
+        // A statement that fails leaves the transaction aborted: the COMMIT behind it then ends
+        // it as a rollback (the server answers ROLLBACK, no error), so its error is the one to
+        // report.
+        let (done, commit) = futures_util::future::join(
+            self.client.execute(&stmt, &refs),
+            self.client.batch_execute("COMMIT"),
+        )
+        .await;
+        let rows = done.map_err(|e| self.db_err("a bookkeeping statement", e))?;
+        commit.map_err(|e| self.db_err("COMMIT", e))?;
+        Ok(rows)
+    }
+
     async fn book_insert(
         &mut self,
         sql: &str,
