@@ -5,7 +5,8 @@
 # or out-of-memory) leaves its input in fuzz/artifacts/<target>/ and fails the run. Output goes to
 # fuzz/target/run-<target>.log; the terminal gets one line per target (the log's tail on failure).
 # Stable Rust is enough: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags. No sanitizer (the
-# library has no unsafe code); debug assertions and overflow checks are on.
+# library's one unsafe block, a setsockopt on a live socket, is out of the targets' reach); debug
+# assertions and overflow checks are on.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-30}"

@@ -135,8 +135,13 @@ pub fn parse_date(s: &str) -> Option<i64> {
     let m: u32 = it.next()?.parse().ok()?;
     let d: u32 = it.next()?.parse().ok()?;
     let y = if neg { -y } else { y };
-    is_valid_date(y, m, d).then(|| days_from_civil(y, m, d))
+    (y.abs() <= MAX_YEAR && is_valid_date(y, m, d)).then(|| days_from_civil(y, m, d))
 }
+
+/// The largest year (either side of year 0) a date text may name: far past what any engine
+/// stores (PostgreSQL to 294276 AD and 4713 BC, MySQL/MariaDB 1000 or 0 to 9999), and far inside
+/// what [`days_from_civil`] computes without overflow.
+const MAX_YEAR: i64 = 1_000_000;
 
 /// Parses `[-]H+:MM:SS[.f{1,6}]` into microseconds.
 pub fn parse_time(s: &str) -> Option<i64> {
@@ -183,6 +188,25 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by the pgoutput fuzz target: a year of 19 digits overflowed `days_from_civil` (a
+    /// panic with overflow checks, a wrong date without).
+    #[test]
+    fn fuzz_crash_a_date_with_a_huge_year_is_not_a_date() {
+        assert_eq!(parse_date("1000000000000002024-05-01"), None);
+        assert_eq!(
+            parse_timestamp("1000000000000002024-05-01 12:34:56.789"),
+            None
+        );
+        assert_eq!(parse_date("-9223372036854775807-01-01"), None);
+        assert_eq!(parse_date("1000001-01-01"), None);
+        assert_eq!(
+            parse_date("294276-12-31"),
+            Some(days_from_civil(294_276, 12, 31))
+        );
+        // Past what a timestamp's microseconds hold: refused, not wrapped.
+        assert_eq!(parse_timestamp("999999-01-01 00:00:00"), None);
+    }
 
     /// PostgreSQL 15's own output for each (`SELECT '…'::interval`).
     #[test]
