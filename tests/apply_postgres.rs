@@ -248,11 +248,13 @@ async fn apply_inserts(
 }
 
 /// The checkpoint row and the commit go to the server together (`commit_with_checkpoint`): a
-/// checkpoint write the server refuses leaves nothing of its transaction committed, and once it
-/// is accepted again the transaction applies, once.
+/// checkpoint write the server refuses leaves nothing of its transaction committed (with the
+/// COMMIT sent first, rows 4-6 committed), and once it is accepted again the transaction applies,
+/// once (the checkpoint moves, nothing is dead-lettered). `halt`, so that the error seen is the
+/// checkpoint's own, not that of a dead-letter record (which writes a checkpoint too).
 #[tokio::test]
 async fn apply_pg_a_refused_checkpoint_write_commits_nothing() {
-    let mut f = Fixture::new(Kind::Pg, "", 0).await;
+    let mut f = Fixture::new(Kind::Pg, "on_error = \"halt\"", 0).await;
     let config = f.config.clone();
     let mut applier = None;
     apply_inserts(&f, &config, &mut applier, 1, 1..=3).await;
@@ -283,7 +285,12 @@ async fn apply_pg_a_refused_checkpoint_write_commits_nothing() {
         1,
     )
     .await;
-    assert!(refused.is_err(), "the refused checkpoint fails the apply");
+    let refused = refused.expect_err("the refused checkpoint fails the apply");
+    assert!(
+        refused.to_string().contains("a bookkeeping statement")
+            && refused.to_string().contains("P0001"),
+        "the checkpoint's error: {refused}"
+    );
     let count = "SELECT count(*) FROM customer";
     assert_eq!(
         f.db.rows(count).await,

@@ -286,29 +286,10 @@ impl<T: Target> Link<T> {
         let position = last.position.to_string();
         self.pauses.new_transaction();
         self.t.begin().await?;
-        let mut run = Vec::new();
-        let mut applied = Ok(());
-        for tx in txs {
-            applied = self.apply_body(tx, &mut run).await;
-            if applied.is_err() {
-                break;
-            }
-        }
-        if applied.is_ok() {
-            applied = self.flush_run(&mut run).await;
-        }
-        if applied.is_ok() {
-            // The checkpoint and the commit go together (see `commit_with_checkpoint`).
-            let source = self.ctx.source.clone();
-            applied = self
-                .t
-                .commit_with_checkpoint(&source, &position, last.commit_time)
-                .await
-                .map_err(Failure::from);
-        }
-        if let Err(e) = applied {
-            // After a failed statement or commit the server has ended the transaction already,
-            // or the session is gone; either way nothing of it stays.
+        if let Err(e) = self.group_body(txs, &position, last.commit_time).await {
+            // The ROLLBACK ends what the failure left: an aborted or live transaction after a
+            // failed change (or a `Raced`, a schema matter, a spill read), nothing after a failed
+            // checkpoint write or commit, which the server ended already.
             if let Err(rb) = self.t.rollback().await {
                 debug!(link = %self.ctx.link(), error = %rb, "rollback after a failure failed");
             }
@@ -316,6 +297,26 @@ impl<T: Target> Link<T> {
         }
         self.committed = Some(last.position.clone());
         Ok(())
+    }
+
+    /// The group's changes, then its checkpoint and the commit, sent together
+    /// (`Checkpoints::commit_with_checkpoint`).
+    async fn group_body(
+        &mut self,
+        txs: &[&Transaction],
+        position: &str,
+        commit_time: i64,
+    ) -> Result<(), Failure> {
+        let mut run = Vec::new();
+        for tx in txs {
+            self.apply_body(tx, &mut run).await?;
+        }
+        self.flush_run(&mut run).await?;
+        let source = self.ctx.source.clone();
+        self.t
+            .commit_with_checkpoint(&source, position, commit_time)
+            .await
+            .map_err(Failure::from)
     }
 
     /// Runs `body` in one target transaction: commits when it succeeds; rolls back and returns its

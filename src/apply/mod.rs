@@ -35,7 +35,7 @@
 //!
 //! | file | role |
 //! |---|---|
-//! | `link.rs` | the driver: groups, transactions (`Link::in_transaction`), one row's version-checked write |
+//! | `link.rs` | the driver: groups (`Link::try_group`: begin, changes, checkpoint with the commit), other transactions (`Link::in_transaction`), one row's version-checked write |
 //! | `batch.rs` | runs of inserts, updates or deletes of one table as set statements, row by row on refusal |
 //! | `conflicts.rs` | the conflict path: locked current row, decision, carrying it out, audit |
 //! | `queue.rs` | the review queue as the applier meets it: hold, release, announce merges |

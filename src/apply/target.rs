@@ -164,7 +164,8 @@ pub(crate) trait Target:
     + Holds
 {
     /// Opens the target transaction every later call runs in, until `commit` or `rollback` (the
-    /// driver's `Link::in_transaction` pairs them). One at a time per session.
+    /// driver's `Link::in_transaction` pairs them, and `Link::try_group` with
+    /// `Checkpoints::commit_with_checkpoint`). One at a time per session.
     async fn begin(&mut self) -> Result<(), ApplyError>;
     /// Commits: the changes and the checkpoint written with them become durable together. An error
     /// here leaves the outcome unknown; the caller reconnects and reads the checkpoint back.

@@ -59,8 +59,9 @@ pub(crate) trait BookSession {
         varying: bool,
     ) -> Result<u64, ApplyError>;
     /// Runs a rendered statement, then commits the transaction it ran in: in one round trip
-    /// where the engine allows. The statement's error comes first (the transaction then did not
-    /// commit); else the commit's, whose outcome is unknown as with `Target::commit`.
+    /// where the engine allows. A server error from the statement means no commit; an error of
+    /// the commit, or a session lost meanwhile, leaves the outcome unknown, as with
+    /// `Target::commit` (the caller reconnects and reads the checkpoint back).
     async fn book_execute_and_commit(
         &mut self,
         sql: &str,
@@ -170,8 +171,8 @@ pub(crate) trait Checkpoints: BookSession {
     }
 
     /// [`Checkpoints::write_checkpoint`], then the commit of the transaction, sent together where
-    /// the engine allows (one round trip less for every target transaction). An error means the
-    /// transaction did not commit, or, from the commit itself, that its outcome is unknown.
+    /// the engine allows (one round trip less for every target transaction). Errors as for
+    /// [`BookSession::book_execute_and_commit`].
     async fn commit_with_checkpoint(
         &mut self,
         source: &str,

@@ -6,6 +6,7 @@ use super::{opt, text, MyTarget};
 use crate::apply::book::{BookSession, TextRow};
 use crate::apply::dialect::Dialect;
 use crate::apply::error::ApplyError;
+use crate::apply::target::Target;
 
 impl BookSession for MyTarget {
     fn dialect(&self) -> Dialect {
@@ -54,7 +55,7 @@ impl BookSession for MyTarget {
         params: Vec<Option<String>>,
     ) -> Result<u64, ApplyError> {
         let rows = self.book_execute(sql, params, false).await?;
-        crate::apply::target::Target::commit(self).await?;
+        Target::commit(self).await?;
         Ok(rows)
     }
 

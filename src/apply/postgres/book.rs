@@ -1,6 +1,9 @@
 //! The bookkeeping session of the PostgreSQL target: how `apply::book`'s queries (written once over
 //! the dialect) run on this engine's driver, with text parameters and text results.
 
+use std::future::Future;
+use std::task::Poll;
+
 use tokio_postgres::types::ToSql;
 
 use super::{text, PgTarget};
@@ -66,20 +69,28 @@ impl BookSession for PgTarget {
     ) -> Result<u64, ApplyError> {
         let refs: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        // Prepared first: the statement must be on its way before the COMMIT is (tokio-postgres
-        // sends a request when its future is first polled, and `join` polls them in order).
+        // Prepared first: `execute` with a text would wait for the prepare's round trip, and the
+        // COMMIT would go out before the statement.
         let stmt = match self.prepared(sql).await {
             Ok(stmt) => stmt,
             Err(e) => return Err(self.db_err("a bookkeeping statement", e)),
         };
-        // A statement that fails leaves the transaction aborted: the COMMIT behind it then ends
-        // it as a rollback (the server answers ROLLBACK, no error), so its error is the one to
-        // report.
-        let (done, commit) = futures_util::future::join(
-            self.client.execute(&stmt, &refs),
-            self.client.batch_execute("COMMIT"),
-        )
-        .await;
+        // tokio-postgres sends a request when its future is first polled, in the order of first
+        // polls (its documented pipelining). A statement that ends on its first poll was never
+        // sent (its parameters did not encode, or the session is gone): no COMMIT goes then.
+        let mut statement = std::pin::pin!(self.client.execute(&stmt, &refs));
+        let first = std::future::poll_fn(|cx| Poll::Ready(statement.as_mut().poll(cx))).await;
+        if let Poll::Ready(done) = first {
+            let rows = done.map_err(|e| self.db_err("a bookkeeping statement", e))?;
+            let commit = self.client.batch_execute("COMMIT").await;
+            commit.map_err(|e| self.db_err("COMMIT", e))?;
+            return Ok(rows);
+        }
+        // A statement the server refuses leaves the transaction aborted: the COMMIT behind it then
+        // ends it as a rollback (the server answers ROLLBACK, no error), so the statement's error
+        // is the one to report.
+        let (done, commit) =
+            futures_util::future::join(statement, self.client.batch_execute("COMMIT")).await;
         let rows = done.map_err(|e| self.db_err("a bookkeeping statement", e))?;
         commit.map_err(|e| self.db_err("COMMIT", e))?;
         Ok(rows)
