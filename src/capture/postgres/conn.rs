@@ -526,23 +526,38 @@ mod framing_tests {
         assert_eq!(&whole[..], b"x");
     }
 
-    /// A connection to a peer that lets it in without a password, and the peer's end.
-    async fn trusted_pair() -> (ReplConn, tokio::net::TcpStream) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// A local peer for `ReplConn::connect`: its port, and a task that accepts one connection,
+    /// reads the startup message and runs `script` on the socket.
+    async fn peer<F, Fut>(script: F) -> (u16, tokio::task::JoinHandle<tokio::net::TcpStream>)
+    where
+        F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = tokio::net::TcpStream> + Send,
+    {
+        use tokio::io::AsyncReadExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let peer = tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.expect("accept");
-            let mut buf = vec![0u8; 4096];
-            let _ = s.read(&mut buf).await; // startup message
-                                            // AuthenticationOk, then ReadyForQuery.
+            let mut startup = vec![0u8; 4096];
+            let _ = s.read(&mut startup).await;
+            script(s).await
+        });
+        (port, task)
+    }
+
+    /// A connection to a peer that lets it in without a password, and the peer's end.
+    async fn trusted_pair() -> (ReplConn, tokio::net::TcpStream) {
+        use tokio::io::AsyncWriteExt;
+        let (port, peer) = peer(|mut s| async move {
+            // AuthenticationOk, then ReadyForQuery.
             s.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 0, b'Z', 0, 0, 0, 5, b'I'])
                 .await
                 .expect("write");
             s
-        });
+        })
+        .await;
         let p = ConnParams::parse(&format!("postgres://u@127.0.0.1:{port}/db?sslmode=disable"))
             .expect("params");
         let conn = ReplConn::connect(&p).await.expect("connect");
@@ -625,14 +640,8 @@ mod framing_tests {
     #[tokio::test]
     async fn authentication_ok_in_the_middle_of_scram_is_refused() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let peer = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.expect("accept");
+        let (port, peer) = peer(|mut s| async move {
             let mut buf = vec![0u8; 4096];
-            let _ = s.read(&mut buf).await; // startup message
             let mut sasl = BytesMut::new();
             sasl.put_u8(b'R');
             sasl.put_i32(4 + 4 + 14 + 1);
@@ -644,7 +653,9 @@ mod framing_tests {
                 .await
                 .expect("write");
             let _ = s.read(&mut buf).await;
-        });
+            s
+        })
+        .await;
         let p = ConnParams::parse(&format!(
             "postgres://u:pw@127.0.0.1:{port}/db?sslmode=disable"
         ))
