@@ -3,7 +3,7 @@
 //! The model stores instants as microseconds since 1970-01-01 00:00:00 (UTC for `TimestampTz`, wall
 //! clock for `Timestamp`) and dates as days since 1970-01-01, in the proleptic Gregorian calendar. The
 //! conversions here are exact for every year PostgreSQL or MySQL/MariaDB can store (PostgreSQL: 4713 BC
-//! to 294276 AD; years <= 0 are astronomical, so 1 BC is year 0).
+//! to 5874897 AD for a date, 294276 AD for a timestamp; years <= 0 are astronomical, so 1 BC is year 0).
 
 /// Microseconds in one day.
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -138,10 +138,10 @@ pub fn parse_date(s: &str) -> Option<i64> {
     (y.abs() <= MAX_YEAR && is_valid_date(y, m, d)).then(|| days_from_civil(y, m, d))
 }
 
-/// The largest year (either side of year 0) a date text may name: far past what any engine
-/// stores (PostgreSQL to 294276 AD and 4713 BC, MySQL/MariaDB 1000 or 0 to 9999), and far inside
-/// what [`days_from_civil`] computes without overflow.
-const MAX_YEAR: i64 = 1_000_000;
+/// The largest year (either side of year 0) a date text may name: past what any engine stores
+/// (a PostgreSQL `date` to 5874897 AD and 4713 BC, a timestamp to 294276 AD, MySQL/MariaDB 0 or
+/// 1000 to 9999), and far inside what [`days_from_civil`] computes without overflow.
+const MAX_YEAR: i64 = 10_000_000;
 
 /// Parses `[-]H+:MM:SS[.f{1,6}]` into microseconds.
 pub fn parse_time(s: &str) -> Option<i64> {
@@ -190,7 +190,8 @@ mod tests {
     use proptest::prelude::*;
 
     /// Found by the pgoutput fuzz target: a year of 19 digits overflowed `days_from_civil` (a
-    /// panic with overflow checks, a wrong date without).
+    /// panic with overflow checks, a wrong date without). The bound keeps every date PostgreSQL
+    /// writes (`type_fidelity_catalog` sends its last one).
     #[test]
     fn fuzz_crash_a_date_with_a_huge_year_is_not_a_date() {
         assert_eq!(parse_date("1000000000000002024-05-01"), None);
@@ -199,7 +200,12 @@ mod tests {
             None
         );
         assert_eq!(parse_date("-9223372036854775807-01-01"), None);
-        assert_eq!(parse_date("1000001-01-01"), None);
+        assert_eq!(parse_date("10000001-01-01"), None);
+        // PostgreSQL's last date and last timestamp.
+        assert_eq!(
+            parse_date("5874897-12-31"),
+            Some(days_from_civil(5_874_897, 12, 31))
+        );
         assert_eq!(
             parse_date("294276-12-31"),
             Some(days_from_civil(294_276, 12, 31))
