@@ -1,13 +1,14 @@
 //! Apply scenarios, each run against both engines as the target (see apply_postgres.rs and
 //! apply_mysql.rs). The batched path's (inserts, updates and deletes applied together, and what
-//! they must leave alike with row by row) are in `batches.rs`.
+//! they must leave alike with row by row) are in `batches.rs`; the review queue's (`manual` parks a
+//! key, a steward resolves it) in `review_queue.rs`.
 
 mod batches;
+mod review_queue;
 pub use batches::*;
+pub use review_queue::*;
 
-use std::collections::BTreeMap;
-
-use tandem::apply::{self, Resolution};
+use tandem::apply;
 use tandem::model::Op;
 
 use crate::apply_support::*;
@@ -303,95 +304,6 @@ pub async fn prefer_and_owner_rules(kind: Kind) {
     assert_eq!(g.conflicts().await[0].0, "not_owner");
 }
 
-pub async fn manual_parks_one_key_while_others_flow_until_resolved(kind: Kind) {
-    // The target has the higher priority: it is the deciding node and parks.
-    let mut f = Fixture::new(kind, "conflict = \"manual\"", 5).await;
-    let mut a = f.applier().await;
-    f.replicated_then_edited_locally(&mut a).await;
-    let c1 = f.change(
-        Op::Update,
-        Some(customer(1, "ann", "a@x", 10, SOURCE)),
-        Some(customer(1, "remote", "a@x", 11, SOURCE)),
-    );
-    let c2 = f.change(
-        Op::Update,
-        Some(customer(1, "remote", "a@x", 11, SOURCE)),
-        Some(customer(1, "remote", "r2@x", 12, SOURCE)),
-    );
-    let other = f.change(Op::Insert, None, Some(customer(2, "bob", "b@x", 1, SOURCE)));
-    a.apply(&[f.tx(2, vec![c1]), f.tx(3, vec![c2, other])])
-        .await
-        .expect("apply");
-    assert_eq!(
-        f.row(1).await.expect("row")[0],
-        s("local"),
-        "parked: the row is untouched"
-    );
-    assert_eq!(
-        f.row(2).await.expect("row")[0],
-        s("bob"),
-        "another key flows"
-    );
-    let states = f.conflict_states().await;
-    assert_eq!(states, ["parked", "waiting"]);
-    let open = a.list_conflicts(true, 10).await.expect("list");
-    let parked = open
-        .iter()
-        .find(|c| c.record.kind == "update_differs")
-        .expect("parked entry");
-    assert!(a.show_conflict(parked.id).await.expect("show").is_some());
-    a.resolve_conflict(parked.id, &Resolution::TakeIncoming, &Default::default())
-        .await
-        .expect("resolve");
-    let row = f.row(1).await.expect("row");
-    assert_eq!(
-        (row[0].clone(), row[1].clone()),
-        (s("remote"), s("r2@x")),
-        "resolution and the waiting change applied"
-    );
-    let states = f.conflict_states().await;
-    assert!(states.iter().all(|s| s == "resolved"), "{states:?}");
-    assert_eq!(
-        row[3],
-        s(SOURCE),
-        "taking the incoming row is tandem's write: origin and version are the source's"
-    );
-    assert_eq!(row[2], s("12"));
-}
-
-pub async fn manual_on_the_other_node_defers_to_the_decider(kind: Kind) {
-    let mut f = Fixture::new(kind, "conflict = \"manual\"", -5).await;
-    let mut a = f.applier().await;
-    f.replicated_then_edited_locally(&mut a).await;
-    a.apply(&[f.tx(
-        2,
-        vec![f.change(
-            Op::Update,
-            Some(customer(1, "ann", "a@x", 10, SOURCE)),
-            Some(customer(1, "remote", "a@x", 11, SOURCE)),
-        )],
-    )])
-    .await
-    .expect("apply");
-    assert_eq!(f.row(1).await.expect("row")[0], s("local"));
-    assert_eq!(f.conflicts().await[0].2, "deferred");
-    // The decider's resolution arrives based on its own version: applied without a check.
-    a.apply(&[f.tx(
-        3,
-        vec![f.change(
-            Op::Update,
-            Some(customer(1, "remote", "a@x", 11, SOURCE)),
-            Some(customer(1, "decided", "a@x", 12, SOURCE)),
-        )],
-    )])
-    .await
-    .expect("apply");
-    assert_eq!(
-        f.row(1).await,
-        Some(vec![s("decided"), s("a@x"), s("12"), s(SOURCE)])
-    );
-}
-
 pub async fn definite_errors_go_to_the_dead_letter_table_and_replay(kind: Kind) {
     let mut f = Fixture::new(kind, "", 0).await;
     let mut a = f.applier().await;
@@ -535,34 +447,6 @@ pub async fn a_multi_table_transaction_applies_whole(kind: Kind) {
         s("12.50")
     );
     assert_eq!(f.row(1).await.expect("row")[0], s("ann"));
-}
-
-pub async fn resolve_with_supplied_values(kind: Kind) {
-    let mut f = Fixture::new(kind, "conflict = \"manual\"", 5).await;
-    let mut a = f.applier().await;
-    f.replicated_then_edited_locally(&mut a).await;
-    a.apply(&[f.tx(
-        2,
-        vec![f.change(
-            Op::Update,
-            Some(customer(1, "ann", "a@x", 10, SOURCE)),
-            Some(customer(1, "remote", "a@x", 11, SOURCE)),
-        )],
-    )])
-    .await
-    .expect("apply");
-    let id = a.list_conflicts(true, 10).await.expect("list")[0].id;
-    let values = BTreeMap::from([("name".to_string(), Some("chosen".to_string()))]);
-    a.resolve_conflict(id, &Resolution::Values(values), &Default::default())
-        .await
-        .expect("resolve");
-    let row = f.row(1).await.expect("row");
-    assert_eq!(row[0], s("chosen"));
-    assert_eq!(
-        row[3],
-        s(TARGET),
-        "a resolution is a local write, stamped by the local node"
-    );
 }
 
 /// Values of every common kind reach the target column as the same value, and an unsent (unchanged

@@ -101,13 +101,14 @@ fn id_text(id: i64) -> Option<String> {
     Some(id.to_string())
 }
 
-/// The statement template and parameters that move `source`'s checkpoint to `position`.
-fn checkpoint_write(
-    d: Dialect,
+/// The statement (rendered for `s`) and parameters that move `source`'s checkpoint to `position`.
+fn checkpoint_write<S: BookSession + ?Sized>(
+    s: &S,
     source: &str,
     position: &str,
     commit_time: i64,
 ) -> (String, Vec<Option<String>>) {
+    let d = s.dialect();
     let template = format!(
         "INSERT INTO __S__.checkpoint (source_node, position, commit_time, applied_at) \
          VALUES (?, ?, ?::timestamptz, {{now}}) {}",
@@ -126,7 +127,7 @@ fn checkpoint_write(
         Some(position.into()),
         Some(d.timestamp(commit_time)),
     ];
-    (template, params)
+    (d.render(&template, s.book_schema()), params)
 }
 
 /// Where each incoming link stands on this node.
@@ -166,8 +167,8 @@ pub(crate) trait Checkpoints: BookSession {
         position: &str,
         commit_time: i64,
     ) -> Result<(), ApplyError> {
-        let (template, params) = checkpoint_write(self.dialect(), source, position, commit_time);
-        execute(self, &template, params).await.map(drop)
+        let (sql, params) = checkpoint_write(self, source, position, commit_time);
+        self.book_execute(&sql, params, false).await.map(drop)
     }
 
     /// [`Checkpoints::write_checkpoint`], then the commit of the transaction, sent together where
@@ -179,8 +180,7 @@ pub(crate) trait Checkpoints: BookSession {
         position: &str,
         commit_time: i64,
     ) -> Result<(), ApplyError> {
-        let (template, params) = checkpoint_write(self.dialect(), source, position, commit_time);
-        let sql = self.dialect().render(&template, self.book_schema());
+        let (sql, params) = checkpoint_write(self, source, position, commit_time);
         self.book_execute_and_commit(&sql, params).await.map(drop)
     }
 
