@@ -98,7 +98,8 @@ pub struct ReplConn {
     wbuf: BytesMut,
     /// Whether the socket's low-water mark is at [`GULP_BYTES`] now.
     lowat: bool,
-    /// The low-water mark cannot be raised here: reads never wait for a socketful.
+    /// The low-water mark cannot be raised here (`Socket::set_recv_lowat` said so, or failed):
+    /// reads never wait for a socketful.
     lowat_refused: bool,
     /// When the read in gulp mode under way stops waiting for a socketful. Kept here, not in the
     /// read's future, so that a read cancelled and started again (the stream's status timer, the
@@ -125,7 +126,7 @@ impl ReplConn {
             rbuf: BytesMut::with_capacity(1 << 16),
             wbuf: BytesMut::new(),
             lowat: false,
-            lowat_refused: !super::tls::lowat_wakes_reader(),
+            lowat_refused: false,
             gulp_deadline: None,
             stats: ReadStats::default(),
         };
