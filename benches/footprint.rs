@@ -1,6 +1,8 @@
 //! What `tandem setup` costs the application's own writes: the same writes on a plain table and on a
-//! table setup prepared (origin and version columns, stamping and tombstone triggers, REPLICA
-//! IDENTITY FULL on PostgreSQL, publication and slots), in one run, against throwaway servers the
+//! table setup prepared (origin and version columns, stamping and tombstone triggers, on
+//! PostgreSQL the old version column and `REPLICA IDENTITY DEFAULT`, publication and slots), and on
+//! PostgreSQL also on one set up with `replica_identity = "full"` (whole old rows in the WAL, as
+//! a table whose rules read them gets), in one run, against throwaway servers the
 //! harness starts (fsync off). tandem itself is not running: only what setup installed is measured.
 //!
 //! Workloads, each on the plain table and on the set-up one: one `INSERT … SELECT` of
@@ -152,24 +154,43 @@ async fn run_slice(
     Ok(())
 }
 
-/// A config naming `node` (the real server, table `setup_table`) and a peer that is never contacted.
-fn config(node_url: &str, peer_url: &str, setup_table: &str) -> Result<Config, String> {
-    let text = format!(
-        "[nodes.a]\nurl = \"{node_url}\"\n[nodes.b]\nurl = \"{peer_url}\"\n\
-         [[tables]]\nname = \"item\"\nkey = [\"id\"]\non = {{ a = \"{setup_table}\", b = \"x.item\" }}\n"
-    );
+/// A config naming `node` (the real server, with the set-up tables `setup_tables`, each as
+/// `(physical name, extra table settings)`) and a peer that is never contacted.
+fn config(node_url: &str, peer_url: &str, setup_tables: &[(&str, &str)]) -> Result<Config, String> {
+    let mut text = format!("[nodes.a]\nurl = \"{node_url}\"\n[nodes.b]\nurl = \"{peer_url}\"\n");
+    for (i, (table, extra)) in setup_tables.iter().enumerate() {
+        text.push_str(&format!(
+            "[[tables]]\nname = \"item{i}\"\nkey = [\"id\"]\non = {{ a = \"{table}\", b = \"x.item{i}\" }}\n{extra}\n"
+        ));
+    }
     Config::from_str_with_env(&text, "footprint.toml", &|_| None)
         .map(|(c, _)| c)
         .map_err(|e| format!("{:?}", e.problems))
 }
 
-async fn engine(name: &str, mut c: Client, config: Config, bulk: &str) -> Result<(), String> {
+/// A ratio of two amounts, as `a -> b (b/a x)`.
+fn ratio(a: f64, b: f64, unit: &str, decimals: usize) -> String {
+    format!(
+        "{a:.decimals$}{unit} -> {b:.decimals$}{unit} ({:.2}x)",
+        b / a
+    )
+}
+
+/// Runs every workload on the plain table and on each set-up one (`(label, table)`; the plain one
+/// first), and prints, per set-up table, each workload's ratios against the plain one.
+async fn engine(
+    name: &str,
+    mut c: Client,
+    config: Config,
+    bulk: &str,
+    tables: &[(&str, &str)],
+) -> Result<(), String> {
     let (bulk_rows, rows, rounds) = (
         env_count("TANDEM_BENCH_BULK", 200_000),
         env_count("TANDEM_BENCH_ROWS", 20_000),
         env_count("TANDEM_BENCH_ROUNDS", 10).max(1),
     );
-    for t in ["item_plain", "item_setup"] {
+    for (_, t) in tables {
         c.exec(&DDL.replace("{t}", t)).await?;
     }
     let node = config.node("a").ok_or("no node a")?.clone();
@@ -179,8 +200,8 @@ async fn engine(name: &str, mut c: Client, config: Config, bulk: &str) -> Result
     );
     let task = c.server_task().await?;
     println!(
-        "  {:<28} {:>9} {:>9} {:>7} {:>19} {:>22}",
-        "workload", "plain", "set up", "ratio", "server CPU", "WAL B/row"
+        "  {:<28} {:<24} {:>22} {:>7} {:>24} {:>22}",
+        "workload", "table", "wall", "ratio", "server CPU", "WAL B/row"
     );
     // Keys: the first bulk load, then the one-row keys above it, then the second bulk load.
     let one_row = (bulk_rows + 1, bulk_rows + rows);
@@ -197,7 +218,7 @@ async fn engine(name: &str, mut c: Client, config: Config, bulk: &str) -> Result
         ),
     ];
     for (label, work, (from, to)) in workloads {
-        let (mut plain, mut set_up) = (Timing::default(), Timing::default());
+        let mut timings: Vec<Timing> = tables.iter().map(|_| Timing::default()).collect();
         let count = to + 1 - from;
         let size = count.div_ceil(rounds);
         for r in 0..rounds {
@@ -206,36 +227,49 @@ async fn engine(name: &str, mut c: Client, config: Config, bulk: &str) -> Result
                 break;
             }
             let slice = (lo, (lo + size - 1).min(to));
-            let mut order = [("item_plain", &mut plain), ("item_setup", &mut set_up)];
-            if r % 2 == 1 {
-                order.reverse();
-            }
-            for (table, into) in order {
-                run_slice(&mut c, task, table, bulk, work, slice, into).await?;
+            // Which table goes first turns with each slice.
+            let mut order: Vec<usize> = (0..tables.len()).collect();
+            order.rotate_left(r as usize % tables.len());
+            for i in order {
+                run_slice(
+                    &mut c,
+                    task,
+                    tables[i].1,
+                    bulk,
+                    work,
+                    slice,
+                    &mut timings[i],
+                )
+                .await?;
             }
         }
-        let wal = match (plain.wal, set_up.wal) {
-            (Some(a), Some(b)) => {
-                let (a, b) = (a as f64 / count as f64, b as f64 / count as f64);
-                format!("{a:.0} -> {b:.0} ({:.2}x)", b / a)
-            }
-            _ => "-".into(),
-        };
-        let cpu = match (plain.cpu, set_up.cpu) {
-            (Some(a), Some(b)) if !a.is_zero() => format!(
-                "{:.2} -> {:.2}s ({:.2}x)",
-                a.as_secs_f64(),
-                b.as_secs_f64(),
-                b.as_secs_f64() / a.as_secs_f64()
-            ),
-            _ => "-".into(),
-        };
-        println!(
-            "  {label:<28} {:>8.2}s {:>8.2}s {:>6.2}x {cpu:>19} {wal:>22}",
-            plain.elapsed.as_secs_f64(),
-            set_up.elapsed.as_secs_f64(),
-            set_up.elapsed.as_secs_f64() / plain.elapsed.as_secs_f64()
-        );
+        let plain = &timings[0];
+        for (i, set_up) in timings.iter().enumerate().skip(1) {
+            let wal = match (plain.wal, set_up.wal) {
+                (Some(a), Some(b)) => {
+                    ratio(a as f64 / count as f64, b as f64 / count as f64, "", 0)
+                }
+                _ => "-".into(),
+            };
+            let cpu = match (plain.cpu, set_up.cpu) {
+                (Some(a), Some(b)) if !a.is_zero() => {
+                    ratio(a.as_secs_f64(), b.as_secs_f64(), "s", 2)
+                }
+                _ => "-".into(),
+            };
+            println!(
+                "  {:<28} {:<24} {:>22} {:>6.2}x {cpu:>24} {wal:>22}",
+                if i == 1 { label } else { "" },
+                tables[i].0,
+                ratio(
+                    plain.elapsed.as_secs_f64(),
+                    set_up.elapsed.as_secs_f64(),
+                    "s",
+                    2
+                ),
+                set_up.elapsed.as_secs_f64() / plain.elapsed.as_secs_f64()
+            );
+        }
     }
     Ok(())
 }
@@ -249,9 +283,23 @@ async fn bench() -> Result<(), String> {
     let cfg = config(
         &pg.url("bench"),
         "mysql://root@127.0.0.1:9/x",
-        "public.item_setup",
+        &[
+            ("public.item_setup", ""),
+            ("public.item_full", "replica_identity = \"full\""),
+        ],
     )?;
-    engine("PostgreSQL", Client::Pg(client), cfg, BULK_PG).await?;
+    engine(
+        "PostgreSQL",
+        Client::Pg(client),
+        cfg,
+        BULK_PG,
+        &[
+            ("plain", "item_plain"),
+            ("set up", "item_setup"),
+            ("set up, identity FULL", "item_full"),
+        ],
+    )
+    .await?;
     drop(pg);
 
     let maria = MariaDb::start().await.map_err(|e| e.to_string())?;
@@ -263,9 +311,16 @@ async fn bench() -> Result<(), String> {
     let cfg = config(
         &maria.url("bench"),
         "postgres://postgres@127.0.0.1:9/x",
-        "bench.item_setup",
+        &[("bench.item_setup", "")],
     )?;
-    engine("MariaDB", Client::My(conn), cfg, BULK_MY).await
+    engine(
+        "MariaDB",
+        Client::My(conn),
+        cfg,
+        BULK_MY,
+        &[("plain", "item_plain"), ("set up", "item_setup")],
+    )
+    .await
 }
 
 fn main() {

@@ -50,6 +50,13 @@ pub fn legacy_slot(source: &str, target: &str) -> String {
     s
 }
 
+/// The column beside a managed version column that a PostgreSQL update trigger fills with the
+/// version the row had before the update, so that an update's new row carries its before-image's
+/// version without `REPLICA IDENTITY FULL` (see `apply/postgres/setup.rs`).
+pub fn prev_version_column(version_column: &str) -> String {
+    format!("{version_column}_prev")
+}
+
 /// The PostgreSQL function (in the bookkeeping schema) of the trigger that stamps local writes.
 pub fn pg_stamp_function(table: &TableRef) -> String {
     pg_function("stamp", table)

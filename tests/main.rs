@@ -29,6 +29,7 @@ mod keys;
 mod mapping_matrix;
 mod names;
 mod observability;
+mod old_rows;
 mod privacy;
 mod quoting;
 mod schema;

@@ -77,6 +77,8 @@ fn business(row: &Value, origin: &str) -> Value {
         map.remove("_tandem_version").is_some_and(|v| v.is_u64()),
         "managed version"
     );
+    // PostgreSQL: the old version beside it (the table is logged without old rows).
+    map.remove("_tandem_version_prev");
     row
 }
 

@@ -220,6 +220,14 @@ impl RowChange {
     /// which a whole-row write would undo. Without a before-image to compare, or when no value
     /// changed (a row rewritten as it is so that it replicates), the whole row.
     pub fn changed_write(&self) -> Write {
+        // A key column the row is found by, holding the same value: never set (a source logged
+        // without its old row, PostgreSQL `REPLICA IDENTITY DEFAULT`, gives no before-image to
+        // compare it with, and a `GENERATED ALWAYS` key refuses even the same value).
+        let same_key = |f: &Field| {
+            self.key
+                .iter()
+                .any(|k| k.name == f.name && k.value == f.value)
+        };
         let mut set: Vec<Field> = self
             .after
             .iter()
@@ -228,6 +236,7 @@ impl RowChange {
                     .iter()
                     .find(|b| b.name == f.name)
                     .is_none_or(|b| b.value != f.value)
+                    && !same_key(f)
             })
             .cloned()
             .collect();
@@ -265,8 +274,26 @@ impl RowChange {
         })
     }
 
+    /// The before-image for the audit: its columns (the key, when the source logged only the key)
+    /// and, when tandem manages the version, the version it had.
     pub fn before_json(&self) -> Option<serde_json::Value> {
-        (!self.before.is_empty()).then(|| fields_json(self.before.iter()))
+        let version = self
+            .before_version
+            .as_ref()
+            .filter(|_| self.managed_version)
+            .map(|v| Field {
+                name: self.version_column.as_str().into(),
+                value: v.clone(),
+            });
+        if self.before.is_empty() && version.is_none() {
+            return None;
+        }
+        let columns = if self.before.is_empty() {
+            &self.key
+        } else {
+            &self.before
+        };
+        Some(fields_json(columns.iter().chain(version.as_ref())))
     }
 
     pub fn after_json(&self) -> Option<serde_json::Value> {
@@ -421,6 +448,31 @@ mod tests {
             managed_version: managed,
             origin_column: origin.then(|| "_o".to_string()),
         }
+    }
+
+    /// An update logged without its old row (PostgreSQL `REPLICA IDENTITY DEFAULT`) has no
+    /// before-image: its write sets every column but the key it is found by (a `GENERATED
+    /// ALWAYS` key refused the same value, and the link halted), and its audit before-image is
+    /// the key and the old version.
+    #[test]
+    fn an_update_without_a_before_image_sets_no_key_column() {
+        let mut r = row(&["id", "a", "b"], Some(7), true, true);
+        r.op = Op::Update;
+        r.before_version = Some(Value::Int(5));
+        let set: Vec<String> = r
+            .changed_write()
+            .set
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect();
+        assert_eq!(set, ["a", "b", "_v", "_o"]);
+        assert_eq!(
+            r.before_json(),
+            Some(serde_json::json!({"id": "1", "_v": "5"}))
+        );
+        // A changed key is set.
+        r.key[0].value = Value::Int(9);
+        assert!(r.changed_write().set.iter().any(|f| &*f.name == "id"));
     }
 
     /// The cheap comparison says what comparing the two writes' columns says.

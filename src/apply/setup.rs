@@ -13,6 +13,9 @@ pub struct SetupTable {
     pub managed_version: Option<String>,
     /// The key columns on this node, in key order (for the tombstone the delete trigger writes).
     pub key: Vec<String>,
+    /// Why a PostgreSQL node logs the table's whole old rows (`REPLICA IDENTITY FULL`); `None`
+    /// when the key and the old version are enough (see [`crate::config::Table::old_row_needed`]).
+    pub old_row: Option<&'static str>,
 }
 
 /// The mapped tables of `node`.
@@ -32,6 +35,11 @@ pub fn tables_of(config: &Config, node: &str) -> Vec<SetupTable> {
                     .iter()
                     .map(|k| t.column_on(k, node).to_string())
                     .collect(),
+                old_row: if config.settings.manage_columns {
+                    t.old_row_needed()
+                } else {
+                    Some("setup does not manage the table's columns (manage_columns = false)")
+                },
             })
         })
         .collect()
@@ -166,6 +174,11 @@ macro_rules! migrations {
                 "/010_resolution_note.sql"
             )),
             include_str!(concat!("../../../sql/", $engine, "/011_held.sql")),
+            include_str!(concat!(
+                "../../../sql/",
+                $engine,
+                "/012_tombstone_last_version.sql"
+            )),
         ]
     };
 }
@@ -182,4 +195,4 @@ pub fn bookkeeping_statements(migrations: &[&str], placeholder: &str, schema: &s
 
 /// The bookkeeping schema versions this tandem needs (`sql/*/00N_*.sql`); `tandem run` refuses a
 /// node that lacks one.
-pub const BOOKKEEPING_VERSIONS: [i32; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+pub const BOOKKEEPING_VERSIONS: [i32; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];

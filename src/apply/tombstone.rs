@@ -17,6 +17,7 @@ use super::error::ApplyError;
 use super::link::Link;
 use super::row::RowChange;
 use super::target::{TableInfo, Target, Tombstone};
+use crate::conflict::audit::key_values;
 use crate::mapping::{Mapper, TablePlan};
 use crate::model::{Change, ChangeKind, Op, TableRef, Value};
 
@@ -53,22 +54,6 @@ impl Revived {
             },
         })
     }
-}
-
-/// The values of a key text (`{"col":"value",…}`), sorted.
-fn key_values(key: &str) -> Option<Vec<String>> {
-    let serde_json::Value::Object(map) = serde_json::from_str(key).ok()? else {
-        return None;
-    };
-    let mut values: Vec<String> = map
-        .values()
-        .map(|v| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect();
-    values.sort();
-    Some(values)
 }
 
 /// Every way to read `schema.table` as a schema and a table name (either may contain dots).

@@ -66,6 +66,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Whether `column` is one of tandem's own columns on a table (its origin column; with
+    /// `managed_version`, its version column and the old version beside it), never a business one.
+    pub fn is_own_column(&self, column: &str, managed_version: bool) -> bool {
+        column == self.origin_column
+            || (managed_version
+                && (column == self.version_column
+                    || column == crate::names::prev_version_column(&self.version_column)))
+    }
+
     /// The tombstone retention, `None` for `"never"` (validated when the file is read).
     pub fn tombstone_retention(&self) -> Option<std::time::Duration> {
         match self.tombstone_retention.trim() {
@@ -181,6 +190,11 @@ pub struct TableFile {
     /// Business columns that never leave their node.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// PostgreSQL nodes: `"full"` keeps `REPLICA IDENTITY FULL` on this table, so that the WAL
+    /// carries the whole old row of every update and delete (the conflict log then shows the
+    /// before-image's values). Unset: setup logs only the key and the old version where the
+    /// table's rules allow it (see [`crate::config::Table::old_row_needed`]).
+    pub replica_identity: Option<String>,
     /// Row filter: only rows whose business column holds one of the listed values are synced, e.g.
     /// `filter = { region = ["EU", "UK"] }` (every listed column must match). A row updated into the
     /// filter arrives as an insert, one updated out of it as a delete.

@@ -124,6 +124,22 @@ pub fn fields_json<'a>(fields: impl Iterator<Item = &'a Field>) -> serde_json::V
 /// same row always give the same text, which is how the review queue finds "the same key".
 /// Written straight out (the applier makes one per row it applies): the same text as
 /// `fields_json(key).to_string()`, without the map and strings in between.
+/// The values of a key text (`{"col":"value",…}`), sorted.
+pub fn key_values(key: &str) -> Option<Vec<String>> {
+    let serde_json::Value::Object(map) = serde_json::from_str(key).ok()? else {
+        return None;
+    };
+    let mut values: Vec<String> = map
+        .values()
+        .map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    values.sort();
+    Some(values)
+}
+
 pub fn key_json(key: &[Field]) -> String {
     let mut out = Vec::with_capacity(2 + 24 * key.len());
     out.push(b'{');

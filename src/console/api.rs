@@ -127,7 +127,7 @@ pub fn conflict_json(config: &Config, node: &str, e: &StoredConflict) -> Value {
 
 /// tandem's origin or managed version column: not a business field.
 pub fn is_own_column(config: &Config, name: &str) -> bool {
-    name == config.settings.origin_column || name == config.settings.version_column
+    config.settings.is_own_column(name, true)
 }
 
 /// A stored image value as text (`None` for NULL): the images keep the engine's JSON types, so

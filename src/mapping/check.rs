@@ -92,10 +92,7 @@ fn business_columns<'a>(
     t: &'a Table,
     present: &BTreeMap<&'a str, &'a TableSchema>,
 ) -> BTreeMap<String, BTreeMap<&'a str, &'a str>> {
-    let bookkeeping = |c: &str| {
-        c == config.settings.origin_column
-            || (t.version.is_none() && c == config.settings.version_column)
-    };
+    let bookkeeping = |c: &str| config.settings.is_own_column(c, t.version.is_none());
     let mut business: BTreeMap<String, BTreeMap<&str, &str>> = BTreeMap::new();
     for (node, schema) in present {
         for col in schema.columns.iter().filter(|c| !bookkeeping(&c.name)) {

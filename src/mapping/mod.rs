@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub mod check;
+pub mod old_version;
 pub mod refusals;
 pub mod sample;
 pub mod transform;
@@ -35,6 +36,7 @@ use crate::config::{
     Config, ConflictRule, DdlPolicy, DeletePolicy, OnError, Scalar, Table, TruncatePolicy,
 };
 use crate::model::{Change, Field, ImageKind, Op, RowImage, TableRef, Transaction, Value};
+use old_version::OldVersions;
 use transform::Transform;
 
 /// Everything an applier needs to know about one business table on its target node, in the target's
@@ -119,6 +121,8 @@ type ValueMap = Vec<(String, Scalar)>;
 pub struct Mapper {
     source: String,
     target: String,
+    /// The bookkeeping schema, whose tombstone writes carry the old versions of key-only deletes.
+    schema: String,
     by_source_table: HashMap<TableRef, usize>,
     tables: Vec<LinkTable>,
 }
@@ -137,6 +141,13 @@ struct LinkTable {
     /// The text standing for NULL: by business column, (on the source, on the target).
     null_as: HashMap<String, (Option<String>, Option<String>)>,
     excluded_source: Vec<String>,
+    /// The old version beside a managed version column (a PostgreSQL table logged without its old
+    /// rows): tandem's, never mapped.
+    prev_version: String,
+    /// Why the table's rules read the old row (see [`crate::config::Table::old_row_needed`]).
+    old_row_needed: Option<&'static str>,
+    /// An update or delete arrived without it, and the log said so once.
+    warned_old_row: std::sync::atomic::AtomicBool,
     /// Row filter in source terms: physical column, allowed business values, the column's source map.
     filter: Vec<(String, Vec<Scalar>, Option<ValueMap>)>,
 }
@@ -155,6 +166,7 @@ impl Mapper {
         Mapper {
             source: source.to_string(),
             target: target.to_string(),
+            schema: config.settings.schema.clone(),
             by_source_table,
             tables,
         }
@@ -193,8 +205,16 @@ impl Mapper {
         &'a self,
         tx: &'a Transaction,
     ) -> impl Iterator<Item = std::io::Result<Mapped>> + 'a {
+        let mut old = OldVersions::default();
         tx.changes.iter().filter_map(move |c| match c {
-            Ok(c) => self.map_change(c).map(Ok),
+            Ok(mut c) => {
+                let table = self.by_source_table.get(&c.table).map(|&i| &self.tables[i]);
+                old.complete(&mut c, &self.schema, table.map(|t| &*t.plan));
+                if let Some(t) = table {
+                    t.warn_without_old_row(&c, &self.source);
+                }
+                self.map_change(c).map(Ok)
+            }
             Err(e) => Some(Err(e)),
         })
     }
@@ -239,6 +259,33 @@ impl Mapper {
 }
 
 impl LinkTable {
+    /// Says once, as a warning, that an update or delete of a table whose rules read the old row
+    /// came without it: the node was set up when the rules did not need it (`REPLICA IDENTITY
+    /// DEFAULT`), and a merge, a system of record or a row filter now sees no old values.
+    fn warn_without_old_row(&self, change: &Change, source: &str) {
+        let Some(why) = self.old_row_needed else {
+            return;
+        };
+        let whole = change
+            .before
+            .as_ref()
+            .is_some_and(|b| b.kind == ImageKind::Full);
+        if whole
+            || !matches!(change.op, Op::Update | Op::Delete)
+            || self
+                .warned_old_row
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        tracing::warn!(
+            table = %change.table,
+            node = source,
+            "the table's rules read the old row ({why}), but its updates and deletes arrive without it; \
+             fix: run `tandem setup` again (it sets REPLICA IDENTITY FULL on the table)"
+        );
+    }
+
     /// Whether a row image passes the row filter (an image without a filtered column does not).
     fn passes(&self, img: &RowImage) -> bool {
         self.filter.iter().all(|(column, allowed, map)| {
@@ -373,6 +420,9 @@ impl LinkTable {
             null_as,
             excluded_source,
             filter,
+            prev_version: crate::names::prev_version_column(&settings.version_column),
+            old_row_needed: t.old_row_needed(),
+            warned_old_row: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -386,7 +436,8 @@ impl LinkTable {
         for f in &img.fields {
             let name: &str = &f.name;
             if name == self.plan.origin_column
-                || (self.plan.managed_version && name == self.plan.version)
+                || (self.plan.managed_version
+                    && (name == self.plan.version || name == self.prev_version))
                 || self.excluded_source.iter().any(|e| e == name)
             {
                 continue;

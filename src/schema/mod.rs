@@ -146,9 +146,7 @@ impl Context<'_> {
     ) -> NewTable {
         let (from, to) = (self.from, self.to);
         let settings = &self.config.settings;
-        let bookkeeping = |c: &str| {
-            c == settings.origin_column || (t.version.is_none() && c == settings.version_column)
-        };
+        let bookkeeping = |c: &str| settings.is_own_column(c, t.version.is_none());
         // Source physical column -> target physical column, for every column created.
         let mut names: BTreeMap<&str, String> = BTreeMap::new();
         let mut columns = Vec::new();

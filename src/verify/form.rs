@@ -79,6 +79,9 @@ impl<'a> Form<'a> {
                 skip.insert(config.settings.origin_column.clone());
                 if table.version.is_none() {
                     skip.insert(config.settings.version_column.clone());
+                    skip.insert(crate::names::prev_version_column(
+                        &config.settings.version_column,
+                    ));
                 }
                 let key: Vec<String> = table
                     .key

@@ -266,6 +266,7 @@ mod tests {
             table: TableRef::new("desk", "item"),
             managed_version: managed.then(|| "_tandem_version".to_string()),
             key: vec!["id".into()],
+            old_row: None,
         };
         statements("helpdesk", "tandem", "_tandem_origin", &[t], true)
     }

@@ -41,10 +41,12 @@ pub fn statements(
 ) -> Vec<String> {
     let mut out = bookkeeping_statements(&migrations!("postgres"), "__SCHEMA__", &ident(schema));
     for t in tables {
-        out.push(format!(
-            "ALTER TABLE {} REPLICA IDENTITY FULL",
-            qname(&t.table)
-        ));
+        if lean(t, manage).is_none() {
+            out.push(format!(
+                "ALTER TABLE {} REPLICA IDENTITY FULL",
+                qname(&t.table)
+            ));
+        }
     }
     if !manage {
         return out;
@@ -84,10 +86,44 @@ pub fn statements(
             out.extend(revive_trigger(schema, t));
         }
         out.extend(stamp_triggers(schema, node, origin, t));
+        if lean(t, manage).is_some() {
+            // After the triggers that put the old version in the log, in their transaction.
+            out.push(key_only_identity(t));
+        }
         out.push("COMMIT".into());
     }
     out.extend(drop_legacy_functions(schema, tables));
     out
+}
+
+/// The managed version column of a table whose old rows stay out of the WAL (`REPLICA IDENTITY
+/// DEFAULT`): the update trigger keeps the old version beside the new one
+/// ([`names::prev_version_column`]) and the delete trigger writes it into the tombstone, just
+/// before the row goes (the reader pairs the two, see `mapping/old_version.rs`). `None`: the
+/// table logs whole old rows (`REPLICA IDENTITY FULL`).
+fn lean(t: &SetupTable, manage: bool) -> Option<&str> {
+    if !manage || t.old_row.is_some() {
+        return None;
+    }
+    t.managed_version.as_deref()
+}
+
+/// `REPLICA IDENTITY DEFAULT` when the table's primary key is the mapped key (a delete is then
+/// logged with the key tandem matches rows by), `FULL` otherwise.
+fn key_only_identity(t: &SetupTable) -> String {
+    let q = qname(&t.table);
+    let key: Vec<String> = t.key.iter().map(|k| lit(k)).collect();
+    let body = format!(
+        "DECLARE\n  pk text[] := ARRAY(SELECT a.attname::text FROM pg_index i JOIN pg_attribute a \
+         ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) \
+         WHERE i.indrelid = {rel}::regclass AND i.indisprimary);\n  \
+         k text[] := ARRAY[{key}]::text[];\nBEGIN\n  \
+         IF pk @> k AND pk <@ k THEN\n    ALTER TABLE {q} REPLICA IDENTITY DEFAULT;\n  \
+         ELSE\n    ALTER TABLE {q} REPLICA IDENTITY FULL;\n  END IF;\nEND",
+        rel = lit(&q),
+        key = key.join(", "),
+    );
+    format!("DO {}", dollar_quoted(&body))
 }
 
 /// What [`statements`] installs on `t`, and what each kind of local write then pays (see
@@ -99,12 +135,14 @@ pub fn footprint(
     t: &SetupTable,
     manage: bool,
 ) -> (Vec<String>, Vec<String>) {
-    let full = "the WAL carries the whole old row (REPLICA IDENTITY FULL: the version check, a \
-                field merge and the changed-columns write read the before-image), about 1.5x the \
-                WAL of an update of a narrow row, more for wide rows";
+    let why = t.old_row.unwrap_or_default();
+    let full = format!(
+        "the WAL carries the whole old row (REPLICA IDENTITY FULL, because {why}), about 1.5x the \
+         WAL of an update of a narrow row, more for wide rows"
+    );
     if !manage {
         return (
-            vec!["REPLICA IDENTITY FULL".into()],
+            vec![format!("REPLICA IDENTITY FULL ({why})")],
             vec![
                 "insert: nothing".into(),
                 format!("update: {full}"),
@@ -112,18 +150,26 @@ pub fn footprint(
             ],
         );
     }
+    let lean = lean(t, manage).is_some();
     let mut installs = vec![format!("column {origin} text DEFAULT '{node}'")];
     let (insert, delete) = match &t.managed_version {
         Some(v) => {
             installs.push(format!(
                 "column {v} bigint NOT NULL DEFAULT the clock in microseconds"
             ));
+            if lean {
+                installs.push(format!(
+                    "column {} bigint (the version before the row's last local update)",
+                    names::prev_version_column(v)
+                ));
+            }
             installs.push(format!(
                 "triggers tandem_stamp (BEFORE INSERT, only for a row that names another origin \
                  or a NULL version), tandem_stamp_update (BEFORE UPDATE), tandem_revive (AFTER \
-                 INSERT, once the table has a tombstone), tandem_tombstone (AFTER DELETE); \
+                 INSERT, once the table has a tombstone), tandem_tombstone ({} DELETE); \
                  their functions in schema {schema}; the sequence {schema}.{} (raised by the \
                  trigger tandem_mark on {schema}.tombstone)",
+                if lean { "BEFORE" } else { "AFTER" },
                 names::tombstone_flag(&t.table)
             ));
             (
@@ -131,9 +177,15 @@ pub fn footprint(
                  the table has a tombstone (after its first delete here or on another node), then \
                  one indexed UPDATE of the tombstone table per inserted row"
                     .to_string(),
-                "delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone table \
-                 per deleted row; the WAL carries the whole old row and the tombstone"
-                    .to_string(),
+                format!(
+                    "delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone \
+                     table per deleted row; the WAL carries {} and the tombstone",
+                    if lean {
+                        "the key"
+                    } else {
+                        "the whole old row"
+                    }
+                ),
             )
         }
         None => {
@@ -150,13 +202,18 @@ pub fn footprint(
             )
         }
     };
-    installs.push("REPLICA IDENTITY FULL".into());
-    let costs = vec![
-        insert,
-        format!("update: a PL/pgSQL row trigger that runs no SQL; {full}"),
-        delete,
-    ];
-    (installs, costs)
+    let update = if lean {
+        installs.push(
+            "REPLICA IDENTITY DEFAULT when the primary key is the key (FULL otherwise)".into(),
+        );
+        "update: a PL/pgSQL row trigger that runs no SQL and keeps the old version beside the \
+         new; the WAL carries the new row (8 bytes more) and no old row"
+            .to_string()
+    } else {
+        installs.push(format!("REPLICA IDENTITY FULL ({why})"));
+        format!("update: a PL/pgSQL row trigger that runs no SQL; {full}")
+    };
+    (installs, vec![insert, update, delete])
 }
 
 /// The origin and version columns, defaulting to what the stamp trigger would write, so that an
@@ -184,6 +241,12 @@ fn columns(node: &str, origin: &str, t: &SetupTable) -> Vec<String> {
             "ALTER TABLE {q} ALTER COLUMN {} SET DEFAULT {NOW_MICROS_DEFAULT}",
             ident(v)
         ));
+        if t.old_row.is_none() {
+            out.push(format!(
+                "ALTER TABLE {q} ADD COLUMN IF NOT EXISTS {} bigint",
+                ident(&names::prev_version_column(v))
+            ));
+        }
     }
     out
 }
@@ -211,9 +274,17 @@ fn stamp_triggers(schema: &str, node: &str, origin: &str, t: &SetupTable) -> Vec
     let (version, unstamped) = match &t.managed_version {
         Some(v) => (
             format!(
-                "  IF TG_OP = 'UPDATE' THEN\n    NEW.{v} := greatest(OLD.{v} + 1, {NOW_MICROS});\n  \
+                "  IF TG_OP = 'UPDATE' THEN\n{prev}    NEW.{v} := greatest(OLD.{v} + 1, {NOW_MICROS});\n  \
                  ELSE\n    NEW.{v} := greatest(coalesce(NEW.{v}, 0) + 1, {NOW_MICROS});\n  END IF;\n",
                 v = ident(v),
+                prev = match t.old_row {
+                    None => format!(
+                        "    NEW.{} := OLD.{};\n",
+                        ident(&names::prev_version_column(v)),
+                        ident(v)
+                    ),
+                    Some(_) => String::new(),
+                },
             ),
             format!(" OR NEW.{} IS NULL", ident(v)),
         ),
@@ -248,7 +319,7 @@ fn revive_trigger(schema: &str, t: &SetupTable) -> Vec<String> {
     let f = func(schema, &names::pg_revive_function(&t.table));
     let body = format!(
         "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NULL;\n  END IF;\n  \
-         UPDATE {s}.tombstone SET revived = revived + 1 WHERE target_table = {table} AND row_key = '{{' || {key} || '}}';\n  \
+         UPDATE {s}.tombstone SET revived = revived + 1, last_version = NULL WHERE target_table = {table} AND row_key = '{{' || {key} || '}}';\n  \
          RETURN NULL;\nEND",
         s = ident(schema),
         table = lit(&t.table.to_string()),
@@ -365,8 +436,18 @@ fn dollar_quoted(body: &str) -> String {
     format!("{tag}\n{body}\n{tag}")
 }
 
-/// The AFTER DELETE trigger that records each local delete's key and stamp (the deleted row's
-/// version + 1). The key text is built exactly as the applier builds it (`{"col":"text",…}`).
+/// The delete trigger that records each local delete's key and stamp (the deleted row's version
+/// plus one), and the deleted row's version itself (`last_version`). The key text is built exactly as
+/// the applier builds it (`{"col":"text",…}`).
+///
+/// On a table logged without its old rows it runs BEFORE the delete, so that its tombstone write
+/// comes just before the key-only delete in the log, where the reader finds the version the
+/// delete's check needs; the row is locked (and, under READ COMMITTED, re-read) before BEFORE
+/// triggers run, so the version is the deleted row's. Like any BEFORE trigger, it fires in name
+/// order among the table's others: one of the application's that sorts after `tandem_tombstone`
+/// and cancels a delete leaves a tombstone for a row that stays (an insert of its key is then
+/// weighed against a delete that did not happen, a conflict, never a loss). Elsewhere it runs
+/// AFTER the delete, as it did before.
 ///
 /// A row trigger: a statement trigger with a transition table (one set-based upsert per statement)
 /// halves the cost per row of a bulk delete, but costs a one-row delete about 4 µs more of server
@@ -375,13 +456,20 @@ fn dollar_quoted(body: &str) -> String {
 fn tombstone_trigger(schema: &str, node: &str, t: &SetupTable, version: &str) -> Vec<String> {
     let q = qname(&t.table);
     let f = func(schema, &names::pg_tombstone_function(&t.table));
+    // A BEFORE trigger lets the row go by returning it; an AFTER trigger's result is ignored.
+    let (when, done) = if t.old_row.is_none() {
+        ("BEFORE", "OLD")
+    } else {
+        ("AFTER", "NULL")
+    };
     let body = format!(
-        "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NULL;\n  END IF;\n  \
-         INSERT INTO {s}.tombstone AS t (target_table, row_key, version, node) \
-         VALUES ({table}, '{{' || {key} || '}}', OLD.{v} + 1, {n})\n  \
+        "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN {done};\n  END IF;\n  \
+         INSERT INTO {s}.tombstone AS t (target_table, row_key, version, node, last_version) \
+         VALUES ({table}, '{{' || {key} || '}}', OLD.{v} + 1, {n}, OLD.{v})\n  \
          ON CONFLICT (target_table, row_key, node) DO UPDATE SET \
-         version = greatest(t.version, EXCLUDED.version), deleted_at = now();\n  \
-         RETURN NULL;\nEND",
+         version = greatest(t.version, EXCLUDED.version), deleted_at = now(), \
+         last_version = EXCLUDED.last_version;\n  \
+         RETURN {done};\nEND",
         s = ident(schema),
         table = lit(&t.table.to_string()),
         key = key_text(t, "OLD"),
@@ -394,7 +482,7 @@ fn tombstone_trigger(schema: &str, node: &str, t: &SetupTable, version: &str) ->
             dollar_quoted(&body)
         ),
         format!(
-            "CREATE OR REPLACE TRIGGER tandem_tombstone AFTER DELETE ON {q} FOR EACH ROW EXECUTE FUNCTION {f}()"
+            "CREATE OR REPLACE TRIGGER tandem_tombstone {when} DELETE ON {q} FOR EACH ROW EXECUTE FUNCTION {f}()"
         ),
     ]
 }
@@ -425,15 +513,99 @@ mod tests {
             table: TableRef::new("public", "item"),
             managed_version: Some("_tandem_version".into()),
             key: vec!["id".into(), "Code".into()],
+            old_row: None,
         }
     }
 
     fn per_table(all: &[String]) -> Vec<&String> {
         let first = all
             .iter()
-            .position(|s| s.contains("REPLICA IDENTITY"))
+            .position(|s| s.starts_with("ALTER TABLE \"public\".\"item\""))
             .unwrap_or(0);
         all[first..].iter().collect()
+    }
+
+    /// A table whose rules need only the key and the version is logged without its old rows: the
+    /// update trigger keeps the old version in the new row, the delete trigger writes it into the
+    /// tombstone just before the row goes (and lets the row go, applying or not), and the identity
+    /// changes after both, in their transaction, to DEFAULT only when the primary key is the key.
+    #[test]
+    fn a_table_that_needs_only_key_and_version_logs_no_old_row() {
+        let all = statements("crm", "tandem", "_tandem_origin", &[managed()], true);
+        assert!(
+            !all.iter()
+                .any(|s| s == "ALTER TABLE \"public\".\"item\" REPLICA IDENTITY FULL"),
+            "{all:#?}"
+        );
+        let at = |what: &str| {
+            all.iter()
+                .rposition(|s| s.contains(what))
+                .unwrap_or_else(|| panic!("{what} missing in {all:#?}"))
+        };
+        assert!(
+            all[at("ADD COLUMN IF NOT EXISTS \"_tandem_version_prev\" bigint")]
+                .starts_with("ALTER TABLE \"public\".\"item\"")
+        );
+        let stamp = &all[at("CREATE OR REPLACE FUNCTION \"tandem\".\"stamp_public_item\"()")];
+        assert!(
+            stamp.contains("NEW.\"_tandem_version_prev\" := OLD.\"_tandem_version\";"),
+            "{stamp}"
+        );
+        let tomb = &all[at("CREATE OR REPLACE FUNCTION \"tandem\".\"tombstone_public_item\"()")];
+        assert!(tomb.contains("last_version) VALUES"), "{tomb}");
+        assert!(tomb.contains("OLD.\"_tandem_version\")"), "{tomb}");
+        assert!(
+            !tomb.contains("RETURN NULL"),
+            "a NULL would cancel the delete: {tomb}"
+        );
+        assert_eq!(tomb.matches("RETURN OLD").count(), 2, "{tomb}");
+        let trigger = at("TRIGGER tandem_tombstone BEFORE DELETE");
+        let identity = at("REPLICA IDENTITY DEFAULT");
+        assert!(
+            all[identity].contains("pk @> k AND pk <@ k"),
+            "{}",
+            all[identity]
+        );
+        assert!(
+            all[identity].contains("ARRAY['id', 'Code']"),
+            "{}",
+            all[identity]
+        );
+        assert!(
+            all[identity].contains("REPLICA IDENTITY FULL"),
+            "{}",
+            all[identity]
+        );
+        let stamp_trigger = at("TRIGGER tandem_stamp_update");
+        let commit = all.iter().rposition(|s| s == "COMMIT").unwrap_or(0);
+        let begin = all.iter().rposition(|s| s == "BEGIN").unwrap_or(usize::MAX);
+        assert!(
+            begin < trigger && trigger < identity && stamp_trigger < identity && identity < commit
+        );
+        let revive = &all[at("CREATE OR REPLACE FUNCTION \"tandem\".\"revive_public_item\"()")];
+        assert!(revive.contains("last_version = NULL"), "{revive}");
+    }
+
+    /// A table whose rules read the old row keeps it in the log, and its delete trigger stays
+    /// after the delete.
+    #[test]
+    fn a_table_whose_rules_read_the_old_row_keeps_it_logged() {
+        let t = SetupTable {
+            old_row: Some("a field merge reads the old values"),
+            ..managed()
+        };
+        let all = statements("crm", "tandem", "_tandem_origin", &[t], true);
+        assert!(all
+            .iter()
+            .any(|s| s == "ALTER TABLE \"public\".\"item\" REPLICA IDENTITY FULL"));
+        assert!(!all
+            .iter()
+            .any(|s| s.contains("REPLICA IDENTITY DEFAULT") || s.contains("_tandem_version_prev")));
+        let tomb = all
+            .iter()
+            .find(|s| s.contains("TRIGGER tandem_tombstone"))
+            .expect("the delete trigger");
+        assert!(tomb.contains("AFTER DELETE"), "{tomb}");
     }
 
     #[test]
@@ -457,7 +629,7 @@ mod tests {
         assert!(revive.contains("pg_sequence_last_value('\"tandem\".\"tombstoned_public_item\"'::regclass) IS NOT NULL"), "{revive}");
         let delete = sql
             .iter()
-            .find(|s| s.contains("TRIGGER tandem_tombstone AFTER DELETE"))
+            .find(|s| s.contains("TRIGGER tandem_tombstone BEFORE DELETE"))
             .expect("the delete trigger");
         assert!(delete.contains("FOR EACH ROW"), "{delete}");
         let flag = sql
@@ -532,6 +704,7 @@ mod tests {
             table: TableRef::new("sales", "order"),
             managed_version: Some("_tandem_version".into()),
             key: vec!["id".into()],
+            old_row: None,
         };
         let all = statements("crm", "tandem", "_tandem_origin", &[managed(), other], true);
         let f = all

@@ -59,6 +59,8 @@ pub struct Table {
     /// Business column -> the values a synced row may hold there.
     pub filter: BTreeMap<String, Vec<Scalar>>,
     pub columns: Vec<Column>,
+    /// `replica_identity = "full"`: the operator keeps the whole old row in the WAL.
+    pub full_old_row: bool,
 }
 
 impl Table {
@@ -69,6 +71,33 @@ impl Table {
             .find(|c| c.name == column)
             .and_then(|c| c.on.get(node))
             .map_or(column, String::as_str)
+    }
+
+    /// Why a PostgreSQL node must log this table's whole old row (`REPLICA IDENTITY FULL`), or
+    /// `None` when the key and the old version are enough: tandem's own version column (the
+    /// update trigger keeps the old one beside it, the delete trigger's tombstone carries it), and
+    /// no rule that reads the before-image's other values (a field merge, a system of record,
+    /// which compares them to see what the source changed, or a row filter, which judges the old
+    /// row).
+    pub fn old_row_needed(&self) -> Option<&'static str> {
+        let merges = self.conflict == ConflictRule::Merge
+            || self
+                .columns
+                .iter()
+                .any(|c| c.conflict == Some(ConflictRule::Merge));
+        if self.full_old_row {
+            Some("replica_identity = \"full\" in the file")
+        } else if self.version.is_some() {
+            Some("the table names its own version column")
+        } else if merges {
+            Some("a field merge reads the old values")
+        } else if self.owner.is_some() || self.columns.iter().any(|c| c.owner.is_some()) {
+            Some("a system of record compares the old values")
+        } else if !self.filter.is_empty() {
+            Some("the row filter judges the old row")
+        } else {
+            None
+        }
     }
 }
 
@@ -158,6 +187,18 @@ pub(super) fn resolve_table(
         }
     };
     let columns = resolve_columns(std::mem::take(&mut t.columns), &t, path, node_ids, problems);
+    let full_old_row = match t.replica_identity.as_deref() {
+        None => false,
+        Some("full") => true,
+        Some(other) => {
+            problems.push(Problem::error(
+                format!("{path}.replica_identity"),
+                format!("unknown replica identity {other:?}"),
+                "use \"full\" (the WAL keeps the whole old row of each update and delete) or leave it out (setup keeps only what the table's rules need)",
+            ));
+            false
+        }
+    };
     Table {
         name: t.name,
         key: t.key,
@@ -174,6 +215,7 @@ pub(super) fn resolve_table(
         exclude: t.exclude,
         filter: t.filter,
         columns,
+        full_old_row,
     }
 }
 

@@ -74,6 +74,24 @@ impl AuditRow {
     fn label(image: &Option<serde_json::Value>) -> Option<&str> {
         image.as_ref()?.get("label")?.as_str()
     }
+
+    /// The image's `_tandem_version`, as text.
+    fn version(image: &Option<serde_json::Value>) -> Option<String> {
+        match image.as_ref()?.get("_tandem_version")? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The before-image names the state the change replaced: by its label, or, for a change from
+    /// crm (PostgreSQL, whose `items` table `tandem setup` logs without old rows unless a rule
+    /// reads them: `last_write_wins` and `prefer` need only the key and the version), by its
+    /// version.
+    fn names_before(&self) -> bool {
+        AuditRow::label(&self.before).is_some()
+            || (self.source_node == "crm" && AuditRow::version(&self.before).is_some())
+    }
 }
 
 /// The conflict logs and dead letters of both nodes.
@@ -230,7 +248,7 @@ pub fn assert_conflicts_audited(
             && ["apply_incoming", "keep_current", "merge"].contains(&c.decision.as_str())
             && c.rule == rule
             && c.state == "resolved"
-            && (!has_before || AuditRow::label(&c.before).is_some())
+            && (!has_before || c.names_before())
             && (!has_current || AuditRow::label(&c.current).is_some())
             && (!has_incoming || AuditRow::label(&c.incoming).is_some());
         assert!(
@@ -271,7 +289,10 @@ pub fn assert_conflicts_audited(
                         Some(l) => AuditRow::label(&c.incoming) == Some(l),
                         None => {
                             c.kind.starts_with("delete")
-                                && AuditRow::label(&c.before) == Some(parent)
+                                && (AuditRow::label(&c.before) == Some(parent)
+                                    || (c.source_node == "crm"
+                                        && AuditRow::version(&c.before).as_ref()
+                                            == Some(&w.parent_version)))
                         }
                     }
             });

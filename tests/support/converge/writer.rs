@@ -32,6 +32,8 @@ pub struct ItemWrite {
     pub key: i32,
     /// The label of the row state this write replaced.
     pub parent: String,
+    /// That state's version (`_tandem_version`), as text.
+    pub parent_version: String,
     /// The label written; `None` for a delete.
     pub label: Option<String>,
 }
@@ -230,12 +232,16 @@ impl Conn {
                 }
             };
             self.exec(&sql).await.map_err(before)?;
-        } else if let Some(parent) = self
+        } else if let Some((parent, parent_version)) = self
             .label(&format!(
-                "SELECT label FROM items WHERE id = {key} FOR UPDATE"
+                "SELECT CONCAT(label, '@', _tandem_version) FROM items WHERE id = {key} FOR UPDATE"
             ))
             .await
             .map_err(before)?
+            .and_then(|s| {
+                let (l, v) = s.rsplit_once('@')?;
+                Some((l.to_string(), v.to_string()))
+            })
         {
             let sql = match op {
                 Op::Update => {
@@ -248,6 +254,7 @@ impl Conn {
                 node,
                 key,
                 parent,
+                parent_version,
                 label: matches!(op, Op::Update).then(|| label.to_string()),
             });
         }
