@@ -7,9 +7,10 @@
 //!
 //! Workloads, each on the plain table and on the set-up one: one `INSERT … SELECT` of
 //! `TANDEM_BENCH_BULK` rows (default 200,000); `TANDEM_BENCH_ROWS` (default 20,000) one-row inserts,
-//! updates and deletes from one client, each its own transaction; then, the set-up table having
-//! tombstones now, one-row inserts of the deleted keys (each bumps its tombstone) and a second bulk
-//! insert of new keys. PostgreSQL also reports WAL bytes per row (`pg_current_wal_lsn()` before and
+//! updates and deletes from one client, each its own transaction, and as many updates of a wider
+//! row (512 bytes of text beside the same columns, and 8 KB, which PostgreSQL keeps out of line);
+//! then, the set-up table having tombstones now, one-row inserts of the deleted keys (each bumps
+//! its tombstone) and a second bulk insert of new keys. PostgreSQL also reports WAL bytes per row (`pg_current_wal_lsn()` before and
 //! after).
 //!
 //! Each workload runs in `TANDEM_BENCH_ROUNDS` (default 10) slices that alternate between the two
@@ -29,6 +30,18 @@ use tandem::harness::{MariaDb, PgServer};
 
 const DDL: &str =
     "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name VARCHAR(64), qty INT, price NUMERIC(12,2))";
+/// The same row with text beside it, for updates of wider rows: `(table suffix, 32-character
+/// pieces of text per row)`; the 8 KB text is stored out of line (TOAST) on PostgreSQL.
+const WIDE: [(&str, u64); 2] = [("_w512", 16), ("_w8k", 256)];
+const WIDE_DDL: &str = "CREATE TABLE {t} (id BIGINT PRIMARY KEY, name VARCHAR(64), qty INT, \
+     price NUMERIC(12,2), note TEXT)";
+/// Fills a wide table with keys 1..={rows}, `{n}` distinct md5 texts each (little to compress).
+const FILL_PG: &str = "INSERT INTO {t} SELECT g, 'item ' || g, 1, 2.50, \
+     (SELECT string_agg(md5(g || '-' || x), '') FROM generate_series(1, {n}) x) \
+     FROM generate_series(1, {rows}) g";
+const FILL_MY: &str = "INSERT INTO {t} SELECT s.seq, CONCAT('item ', s.seq), 1, 2.50, \
+     (SELECT GROUP_CONCAT(MD5(CONCAT(s.seq, '-', x.seq)) SEPARATOR '') FROM seq_1_to_{n} x) \
+     FROM seq_1_to_{rows} s";
 
 fn env_count(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -155,10 +168,16 @@ async fn run_slice(
 }
 
 /// A config naming `node` (the real server, with the set-up tables `setup_tables`, each as
-/// `(physical name, extra table settings)`) and a peer that is never contacted.
+/// `(physical name, extra table settings)`, and their wide twins) and a peer that is never
+/// contacted.
 fn config(node_url: &str, peer_url: &str, setup_tables: &[(&str, &str)]) -> Result<Config, String> {
     let mut text = format!("[nodes.a]\nurl = \"{node_url}\"\n[nodes.b]\nurl = \"{peer_url}\"\n");
-    for (i, (table, extra)) in setup_tables.iter().enumerate() {
+    let all = setup_tables.iter().flat_map(|(table, extra)| {
+        std::iter::once("")
+            .chain(WIDE.iter().map(|(suffix, _)| *suffix))
+            .map(move |suffix| (format!("{table}{suffix}"), *extra))
+    });
+    for (i, (table, extra)) in all.enumerate() {
         text.push_str(&format!(
             "[[tables]]\nname = \"item{i}\"\nkey = [\"id\"]\non = {{ a = \"{table}\", b = \"x.item{i}\" }}\n{extra}\n"
         ));
@@ -182,7 +201,7 @@ async fn engine(
     name: &str,
     mut c: Client,
     config: Config,
-    bulk: &str,
+    (bulk, fill): (&str, &str),
     tables: &[(&str, &str)],
 ) -> Result<(), String> {
     let (bulk_rows, rows, rounds) = (
@@ -192,9 +211,26 @@ async fn engine(
     );
     for (_, t) in tables {
         c.exec(&DDL.replace("{t}", t)).await?;
+        for (suffix, _) in WIDE {
+            c.exec(&WIDE_DDL.replace("{t}", &format!("{t}{suffix}")))
+                .await?;
+        }
     }
     let node = config.node("a").ok_or("no node a")?.clone();
     tandem::setup::setup_node(&config, &node, false).await?;
+    // The wide tables' rows, untimed (after setup, so that they hold tandem's columns as an
+    // application's rows would).
+    for (_, t) in tables {
+        for (suffix, pieces) in WIDE {
+            c.exec(
+                &fill
+                    .replace("{t}", &format!("{t}{suffix}"))
+                    .replace("{n}", &pieces.to_string())
+                    .replace("{rows}", &rows.to_string()),
+            )
+            .await?;
+        }
+    }
     println!(
         "{name}: {bulk_rows}-row INSERT … SELECT; {rows} one-row statements each; {rounds} alternating slices"
     );
@@ -205,19 +241,37 @@ async fn engine(
     );
     // Keys: the first bulk load, then the one-row keys above it, then the second bulk load.
     let one_row = (bulk_rows + 1, bulk_rows + rows);
-    let workloads: [(&str, Work, (u64, u64)); 6] = [
-        ("bulk insert", Work::Bulk, (1, bulk_rows)),
-        ("one-row inserts", Work::PerRow(INSERT), one_row),
-        ("one-row updates", Work::PerRow(UPDATE), one_row),
-        ("one-row deletes", Work::PerRow(DELETE), one_row),
-        ("re-inserts of deleted keys", Work::PerRow(INSERT), one_row),
+    let workloads: [(&str, &str, Work, (u64, u64)); 8] = [
+        ("bulk insert", "", Work::Bulk, (1, bulk_rows)),
+        ("one-row inserts", "", Work::PerRow(INSERT), one_row),
+        ("one-row updates", "", Work::PerRow(UPDATE), one_row),
+        (
+            "one-row updates, 512 B text",
+            WIDE[0].0,
+            Work::PerRow(UPDATE),
+            (1, rows),
+        ),
+        (
+            "one-row updates, 8 KB text",
+            WIDE[1].0,
+            Work::PerRow(UPDATE),
+            (1, rows),
+        ),
+        ("one-row deletes", "", Work::PerRow(DELETE), one_row),
+        (
+            "re-inserts of deleted keys",
+            "",
+            Work::PerRow(INSERT),
+            one_row,
+        ),
         (
             "bulk insert, after deletes",
+            "",
             Work::Bulk,
             (bulk_rows + rows + 1, 2 * bulk_rows + rows),
         ),
     ];
-    for (label, work, (from, to)) in workloads {
+    for (label, suffix, work, (from, to)) in workloads {
         let mut timings: Vec<Timing> = tables.iter().map(|_| Timing::default()).collect();
         let count = to + 1 - from;
         let size = count.div_ceil(rounds);
@@ -231,16 +285,8 @@ async fn engine(
             let mut order: Vec<usize> = (0..tables.len()).collect();
             order.rotate_left(r as usize % tables.len());
             for i in order {
-                run_slice(
-                    &mut c,
-                    task,
-                    tables[i].1,
-                    bulk,
-                    work,
-                    slice,
-                    &mut timings[i],
-                )
-                .await?;
+                let table = format!("{}{suffix}", tables[i].1);
+                run_slice(&mut c, task, &table, bulk, work, slice, &mut timings[i]).await?;
             }
         }
         let plain = &timings[0];
@@ -292,7 +338,7 @@ async fn bench() -> Result<(), String> {
         "PostgreSQL",
         Client::Pg(client),
         cfg,
-        BULK_PG,
+        (BULK_PG, FILL_PG),
         &[
             ("plain", "item_plain"),
             ("set up", "item_setup"),
@@ -317,7 +363,7 @@ async fn bench() -> Result<(), String> {
         "MariaDB",
         Client::My(conn),
         cfg,
-        BULK_MY,
+        (BULK_MY, FILL_MY),
         &[("plain", "item_plain"), ("set up", "item_setup")],
     )
     .await
