@@ -148,3 +148,32 @@ async fn pg_a_table_logged_without_old_rows_still_checks_each_version() {
         "the unchallenged deletes applied: {left:?}"
     );
 }
+
+/// A deferrable primary key is no replica identity to PostgreSQL: setup keeps such a table logged
+/// whole, and the application's updates and deletes go on (with `REPLICA IDENTITY DEFAULT` the
+/// server refuses them on a published table).
+#[tokio::test]
+async fn pg_a_deferrable_primary_key_keeps_the_old_rows_logged() {
+    let pair = Pair::start(
+        "CREATE TABLE items (id int PRIMARY KEY DEFERRABLE, v varchar(20) NOT NULL)",
+        TABLE,
+        "[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
+    )
+    .await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    let identity: String = c
+        .query_one(
+            "SELECT relreplident::text FROM pg_class WHERE oid = 'items'::regclass",
+            &[],
+        )
+        .await
+        .expect("identity")
+        .get(0);
+    assert_eq!(identity, "f");
+    c.batch_execute(
+        "INSERT INTO items VALUES (1, 'a'); UPDATE items SET v = 'b' WHERE id = 1; \
+         DELETE FROM items WHERE id = 1",
+    )
+    .await
+    .expect("the application's writes");
+}

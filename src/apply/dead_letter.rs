@@ -205,8 +205,12 @@ impl<T: Target> Link<T> {
         };
         let mut changes = read_part(id, 0, &d.payload).map_err(ApplyError::Invalid)?;
         let mut part = 0;
+        // The stored changes are the source's as captured: their old versions are read again,
+        // across the parts, as when the transaction first came.
+        let mut old = self.mapper.old_versions();
         loop {
-            for c in &changes {
+            for c in &mut changes {
+                self.mapper.complete(&mut old, c);
                 self.apply_change(c, &meta).await?;
             }
             part += 1;

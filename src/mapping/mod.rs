@@ -36,7 +36,7 @@ use crate::config::{
     Config, ConflictRule, DdlPolicy, DeletePolicy, OnError, Scalar, Table, TruncatePolicy,
 };
 use crate::model::{Change, Field, ImageKind, Op, RowImage, TableRef, Transaction, Value};
-use old_version::OldVersions;
+use old_version::{Completed, OldVersions};
 use transform::Transform;
 
 /// Everything an applier needs to know about one business table on its target node, in the target's
@@ -123,6 +123,8 @@ pub struct Mapper {
     target: String,
     /// The bookkeeping schema, whose tombstone writes carry the old versions of key-only deletes.
     schema: String,
+    /// tandem's managed version column.
+    version_column: String,
     by_source_table: HashMap<TableRef, usize>,
     tables: Vec<LinkTable>,
 }
@@ -167,6 +169,7 @@ impl Mapper {
             source: source.to_string(),
             target: target.to_string(),
             schema: config.settings.schema.clone(),
+            version_column: config.settings.version_column.clone(),
             by_source_table,
             tables,
         }
@@ -205,18 +208,35 @@ impl Mapper {
         &'a self,
         tx: &'a Transaction,
     ) -> impl Iterator<Item = std::io::Result<Mapped>> + 'a {
-        let mut old = OldVersions::default();
+        let mut old = self.old_versions();
         tx.changes.iter().filter_map(move |c| match c {
             Ok(mut c) => {
-                let table = self.by_source_table.get(&c.table).map(|&i| &self.tables[i]);
-                old.complete(&mut c, &self.schema, table.map(|t| &*t.plan));
-                if let Some(t) = table {
-                    t.warn_without_old_row(&c, &self.source);
-                }
+                self.complete(&mut old, &mut c);
                 self.map_change(c).map(Ok)
             }
             Err(e) => Some(Err(e)),
         })
+    }
+
+    /// The state [`Mapper::complete`] keeps while one transaction's changes are read.
+    pub fn old_versions(&self) -> OldVersions {
+        OldVersions::new(&self.schema, &self.version_column)
+    }
+
+    /// Gives `change` the old version a PostgreSQL node logged without its old row (see
+    /// `old_version.rs`), from what `old` kept of the transaction's earlier changes: every change
+    /// of a transaction goes through here, in order, before [`Mapper::map_change`]. Says once per
+    /// table when a table's rules read the old row and its changes come without it, or when a
+    /// delete comes without its tombstone.
+    pub fn complete(&self, old: &mut OldVersions, change: &mut Change) {
+        let table = self
+            .by_source_table
+            .get(&change.table)
+            .map(|&i| &self.tables[i]);
+        let done = old.complete(change, table.map(|t| &*t.plan));
+        if let Some(t) = table {
+            t.warn_without_old_row(change, done, &self.source);
+        }
     }
 
     /// One source change through the mapping (see [`Mapper::map_tx`]).
@@ -259,31 +279,44 @@ impl Mapper {
 }
 
 impl LinkTable {
-    /// Says once, as a warning, that an update or delete of a table whose rules read the old row
-    /// came without it: the node was set up when the rules did not need it (`REPLICA IDENTITY
-    /// DEFAULT`), and a merge, a system of record or a row filter now sees no old values.
-    fn warn_without_old_row(&self, change: &Change, source: &str) {
-        let Some(why) = self.old_row_needed else {
-            return;
-        };
+    /// Says once per table, as a warning, that its changes do not carry what its rules need: an
+    /// update or delete of a table whose rules read the old row came without it (the node was set
+    /// up when they did not, with `REPLICA IDENTITY DEFAULT`: a merge, a system of record or a row
+    /// filter now sees no old values), or a key-only delete came without the tombstone that
+    /// carries its version (a delete made with triggers off: it is applied unchecked).
+    fn warn_without_old_row(&self, change: &Change, done: Completed, source: &str) {
         let whole = change
             .before
             .as_ref()
             .is_some_and(|b| b.kind == ImageKind::Full);
-        if whole
-            || !matches!(change.op, Op::Update | Op::Delete)
-            || self
-                .warned_old_row
-                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        let why = match self.old_row_needed {
+            Some(why) if !whole && matches!(change.op, Op::Update | Op::Delete) => why,
+            _ if done == Completed::Unpaired => "",
+            _ => return,
+        };
+        if self
+            .warned_old_row
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
         {
             return;
         }
-        tracing::warn!(
-            table = %change.table,
-            node = source,
-            "the table's rules read the old row ({why}), but its updates and deletes arrive without it; \
-             fix: run `tandem setup` again (it sets REPLICA IDENTITY FULL on the table)"
-        );
+        if why.is_empty() {
+            tracing::warn!(
+                table = %change.table,
+                node = source,
+                "a delete came without the tombstone that carries its version (made with tandem's \
+                 triggers off, as by a session with session_replication_role = replica): it is applied \
+                 without a version check; fix: make the application's writes with triggers on, or set \
+                 replica_identity = \"full\" on the table and run `tandem setup` again"
+            );
+        } else {
+            tracing::warn!(
+                table = %change.table,
+                node = source,
+                "the table's rules read the old row ({why}), but its updates and deletes arrive \
+                 without it; fix: run `tandem setup` again (it sets REPLICA IDENTITY FULL on the table)"
+            );
+        }
     }
 
     /// Whether a row image passes the row filter (an image without a filtered column does not).

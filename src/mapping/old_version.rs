@@ -32,27 +32,52 @@ const MAX_WAITING: usize = 64;
 struct Stone {
     /// The deleted row's table, as the trigger names it (`schema.table`).
     table: String,
-    /// The key's values as text, sorted.
-    key: Vec<String>,
+    /// The key's columns and values as text, sorted.
+    key: Vec<(String, String)>,
     /// The deleted row's version.
     version: i64,
 }
 
+/// What [`OldVersions::complete`] did with a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completed {
+    /// Nothing was missing, or the change is not a synced table's.
+    Untouched,
+    /// The old version was put into the before-image.
+    Filled,
+    /// A synced table's key-only delete whose tombstone the transaction does not carry: it goes
+    /// on without a version check.
+    Unpaired,
+}
+
 /// The state of one transaction's read: feed it every change, in order ([`OldVersions::complete`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OldVersions {
+    /// The bookkeeping schema, whose `tombstone` table the delete triggers write.
+    schema: String,
+    /// tandem's managed version column (`[tandem] version_column`), the one such tables have.
+    version_column: String,
     waiting: VecDeque<Stone>,
     /// The change just before was a tombstone write (it is the last of `waiting`).
     after_stone: bool,
 }
 
 impl OldVersions {
+    pub fn new(schema: &str, version_column: &str) -> OldVersions {
+        OldVersions {
+            schema: schema.to_string(),
+            version_column: version_column.to_string(),
+            waiting: VecDeque::new(),
+            after_stone: false,
+        }
+    }
+
     /// Gives `change` the old version its log record left out, where the transaction carries it;
-    /// `plan` is the plan of the change's table (`None`: not synced on this link), `schema` the
-    /// bookkeeping schema.
-    pub fn complete(&mut self, change: &mut Change, schema: &str, plan: Option<&TablePlan>) {
+    /// `plan` is the plan of the change's table (`None`: not synced on this link). A key-only
+    /// delete of any table takes its tombstone off the waiting list, synced here or not.
+    pub fn complete(&mut self, change: &mut Change, plan: Option<&TablePlan>) -> Completed {
         let after_stone = std::mem::take(&mut self.after_stone);
-        if change.kind(schema) == ChangeKind::Tombstone {
+        if change.kind(&self.schema) == ChangeKind::Tombstone {
             if let Some(stone) = change
                 .after
                 .as_ref()
@@ -65,21 +90,19 @@ impl OldVersions {
                 self.waiting.push_back(stone);
                 self.after_stone = true;
             }
-            return;
+            return Completed::Untouched;
         }
-        let Some(plan) = plan.filter(|p| p.managed_version) else {
-            return;
-        };
-        let version = plan.version.as_str();
+        let synced = plan.is_some_and(|p| p.managed_version && p.version == self.version_column);
+        let version = self.version_column.as_str();
         if change
             .before
             .as_ref()
             .is_some_and(|b| b.get(version).is_some())
         {
-            return;
+            return Completed::Untouched;
         }
         let old = match change.op {
-            Op::Update => change
+            Op::Update if synced => change
                 .after
                 .as_ref()
                 .and_then(|a| a.get(&crate::names::prev_version_column(version)))
@@ -87,7 +110,7 @@ impl OldVersions {
                 .cloned(),
             Op::Delete => {
                 let Some(before) = &change.before else {
-                    return;
+                    return Completed::Untouched;
                 };
                 let table = change.table.to_string();
                 let key = key_texts(&before.fields);
@@ -100,15 +123,18 @@ impl OldVersions {
                         (after_stone && self.waiting[last].table == table).then_some(last)
                     });
                 let stone = found.and_then(|i| self.waiting.remove(i));
-                if stone.is_none() {
-                    tracing::debug!(table = %table, "a key-only delete without its tombstone: applied without a version check");
+                if !synced {
+                    return Completed::Untouched;
                 }
-                stone.map(|s| Value::Int(s.version))
+                match stone {
+                    Some(s) => Some(Value::Int(s.version)),
+                    None => return Completed::Unpaired,
+                }
             }
             _ => None,
         };
         let Some(old) = old else {
-            return;
+            return Completed::Untouched;
         };
         let field = Field {
             name: version.into(),
@@ -118,11 +144,13 @@ impl OldVersions {
             Some(b) => b.fields.push(field),
             None => change.before = Some(RowImage::new(ImageKind::Key, vec![field])),
         }
+        Completed::Filled
     }
 }
 
 /// A written tombstone's table, key and deleted version (`last_version`; a tombstone written
-/// without it, by an earlier trigger or a MySQL/MariaDB node, pairs with nothing).
+/// without it, by a table logged whole, an earlier trigger or a MySQL/MariaDB node, pairs with
+/// nothing).
 fn stone(image: &RowImage) -> Option<Stone> {
     let text = |name: &str| match image.get(name) {
         Some(Value::Text(t)) => Some(t.clone()),
@@ -130,22 +158,39 @@ fn stone(image: &RowImage) -> Option<Stone> {
         Some(Value::Int(i)) => Some(i.to_string()),
         _ => None,
     };
+    let serde_json::Value::Object(map) = serde_json::from_str(&text("row_key")?).ok()? else {
+        return None;
+    };
+    let mut key: Vec<(String, String)> = map
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, v)
+        })
+        .collect();
+    key.sort();
     Some(Stone {
         table: text("target_table")?,
-        key: crate::conflict::audit::key_values(&text("row_key")?)?,
+        key,
         version: text("last_version")?.parse().ok()?,
     })
 }
 
-/// A key image's values as text, sorted: as [`crate::conflict::audit::key_values`] reads them
-/// back from the text the triggers write.
-fn key_texts(fields: &[Field]) -> Vec<String> {
-    let mut out: Vec<String> = fields
+/// A key image's columns and values as text, sorted, as the triggers write them into the
+/// tombstone (`{"col":"text",…}`).
+fn key_texts(fields: &[Field]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = fields
         .iter()
-        .map(|f| match &f.value {
-            Value::Text(t) => t.clone(),
-            Value::Null => "null".into(),
-            other => other.to_string(),
+        .map(|f| {
+            let v = match &f.value {
+                Value::Text(t) => t.clone(),
+                Value::Null => "null".into(),
+                other => other.to_string(),
+            };
+            (f.name.to_string(), v)
         })
         .collect();
     out.sort();
@@ -223,13 +268,16 @@ mod tests {
         c.before.as_ref().and_then(|b| b.get("_tandem_version"))
     }
 
-    fn run(changes: &mut [Change]) {
+    fn run(changes: &mut [Change]) -> Vec<Completed> {
         let p = plan();
-        let mut o = OldVersions::default();
-        for c in changes {
-            let synced = c.table.schema.as_ref() == "public" && c.table.name.as_ref() == "item";
-            o.complete(c, "tandem", synced.then_some(&p));
-        }
+        let mut o = OldVersions::new("tandem", "_tandem_version");
+        changes
+            .iter_mut()
+            .map(|c| {
+                let synced = c.table.schema.as_ref() == "public" && c.table.name.as_ref() == "item";
+                o.complete(c, synced.then_some(&p))
+            })
+            .collect()
     }
 
     #[test]
@@ -282,10 +330,48 @@ mod tests {
             delete(1),
             delete(3),
         ];
-        run(&mut tx);
+        let done = run(&mut tx);
         assert_eq!(old(&tx[3]), Some(&Value::Int(20)));
         assert_eq!(old(&tx[4]), Some(&Value::Int(10)));
         assert_eq!(old(&tx[5]), None, "no tombstone of key 3");
+        assert_eq!(
+            done[3..],
+            [Completed::Filled, Completed::Filled, Completed::Unpaired]
+        );
+    }
+
+    /// A key-only delete of a table this link does not sync still takes its tombstone off the
+    /// list, and a key is matched column by column.
+    #[test]
+    fn every_delete_takes_its_tombstone_and_keys_match_by_column() {
+        let mut o = OldVersions::new("tandem", "_tandem_version");
+        let p = plan();
+        let mut stone = tombstone(Op::Insert, r#"{"id":"1"}"#, Some(10));
+        stone.after = stone.after.map(|mut a| {
+            a.fields[0].value = Value::Text("public.other".into());
+            a
+        });
+        let mut gone = delete(1);
+        gone.table = TableRef::new("public", "other");
+        o.complete(&mut stone, None);
+        assert_eq!(o.complete(&mut gone, None), Completed::Untouched);
+        assert!(o.waiting.is_empty(), "{:?}", o.waiting);
+
+        let mut swapped = tombstone(Op::Insert, r#"{"a":"1","b":"2"}"#, Some(10));
+        o.complete(&mut swapped, Some(&p));
+        o.complete(&mut other("audit"), None);
+        let mut d = delete(0);
+        d.before = Some(RowImage::new(
+            ImageKind::Key,
+            vec![f("a", Value::Int(2)), f("b", Value::Int(1))],
+        ));
+        assert_eq!(o.complete(&mut d, Some(&p)), Completed::Unpaired);
+        let mut d = delete(0);
+        d.before = Some(RowImage::new(
+            ImageKind::Key,
+            vec![f("b", Value::Int(2)), f("a", Value::Int(1))],
+        ));
+        assert_eq!(o.complete(&mut d, Some(&p)), Completed::Filled);
     }
 
     #[test]

@@ -109,14 +109,16 @@ fn lean(t: &SetupTable, manage: bool) -> Option<&str> {
 }
 
 /// `REPLICA IDENTITY DEFAULT` when the table's primary key is the mapped key (a delete is then
-/// logged with the key tandem matches rows by), `FULL` otherwise.
+/// logged with the key tandem matches rows by), `FULL` otherwise. A deferrable or invalid primary
+/// key is no replica identity to PostgreSQL (DEFAULT would then log nothing, and it refuses the
+/// application's updates and deletes of a published table): FULL.
 fn key_only_identity(t: &SetupTable) -> String {
     let q = qname(&t.table);
     let key: Vec<String> = t.key.iter().map(|k| lit(k)).collect();
     let body = format!(
         "DECLARE\n  pk text[] := ARRAY(SELECT a.attname::text FROM pg_index i JOIN pg_attribute a \
          ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) \
-         WHERE i.indrelid = {rel}::regclass AND i.indisprimary);\n  \
+         WHERE i.indrelid = {rel}::regclass AND i.indisprimary AND i.indimmediate AND i.indisvalid);\n  \
          k text[] := ARRAY[{key}]::text[];\nBEGIN\n  \
          IF pk @> k AND pk <@ k THEN\n    ALTER TABLE {q} REPLICA IDENTITY DEFAULT;\n  \
          ELSE\n    ALTER TABLE {q} REPLICA IDENTITY FULL;\n  END IF;\nEND",
@@ -457,15 +459,17 @@ fn tombstone_trigger(schema: &str, node: &str, t: &SetupTable, version: &str) ->
     let q = qname(&t.table);
     let f = func(schema, &names::pg_tombstone_function(&t.table));
     // A BEFORE trigger lets the row go by returning it; an AFTER trigger's result is ignored.
-    let (when, done) = if t.old_row.is_none() {
-        ("BEFORE", "OLD")
+    // Only a BEFORE trigger's tombstone comes before its delete, where the reader pairs them: an
+    // AFTER trigger's leaves `last_version` NULL, so that no reader waits for its delete.
+    let (when, done, last) = if t.old_row.is_none() {
+        ("BEFORE", "OLD", format!("OLD.{}", ident(version)))
     } else {
-        ("AFTER", "NULL")
+        ("AFTER", "NULL", "NULL".to_string())
     };
     let body = format!(
         "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN {done};\n  END IF;\n  \
          INSERT INTO {s}.tombstone AS t (target_table, row_key, version, node, last_version) \
-         VALUES ({table}, '{{' || {key} || '}}', OLD.{v} + 1, {n}, OLD.{v})\n  \
+         VALUES ({table}, '{{' || {key} || '}}', OLD.{v} + 1, {n}, {last})\n  \
          ON CONFLICT (target_table, row_key, node) DO UPDATE SET \
          version = greatest(t.version, EXCLUDED.version), deleted_at = now(), \
          last_version = EXCLUDED.last_version;\n  \

@@ -168,7 +168,8 @@ async fn check(url: &str, tables: &[TableRef]) -> Result<Vec<Problem>, PgCapture
         let rows = c
             .query(
                 "SELECT c.relreplident::text, \
-                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary \
+                 AND i.indimmediate AND i.indisvalid) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
                 &[&&*t.schema, &&*t.name],
