@@ -53,6 +53,11 @@ async fn apply_my_definite_errors_go_to_the_dead_letter_table_and_replay() {
 }
 
 #[tokio::test]
+async fn apply_my_a_replayed_update_logged_without_its_old_row_is_still_checked() {
+    sc::a_replayed_update_logged_without_its_old_row_is_still_checked(Kind::My).await;
+}
+
+#[tokio::test]
 async fn apply_my_delete_policies_soft_and_ignore() {
     sc::delete_policies_soft_and_ignore(Kind::My).await;
 }

@@ -52,6 +52,11 @@ async fn apply_pg_definite_errors_go_to_the_dead_letter_table_and_replay() {
 }
 
 #[tokio::test]
+async fn apply_pg_a_replayed_update_logged_without_its_old_row_is_still_checked() {
+    sc::a_replayed_update_logged_without_its_old_row_is_still_checked(Kind::Pg).await;
+}
+
+#[tokio::test]
 async fn apply_pg_delete_policies_soft_and_ignore() {
     sc::delete_policies_soft_and_ignore(Kind::Pg).await;
 }

@@ -9,7 +9,7 @@ pub use batches::*;
 pub use review_queue::*;
 
 use tandem::apply;
-use tandem::model::Op;
+use tandem::model::{Field, Op, Value};
 
 use crate::apply_support::*;
 
@@ -357,6 +357,48 @@ pub async fn definite_errors_go_to_the_dead_letter_table_and_replay(kind: Kind) 
         .expect("replay after the fix");
     assert_eq!(f.row(1).await.expect("row")[0], s(&long));
     assert!(a.list_dead_letters(true).await.expect("list").is_empty());
+}
+
+/// An update a PostgreSQL source logged without its old row (its old version in the new row's
+/// `_tandem_version_prev`) goes to the dead letters; the target's row changes meanwhile. The
+/// replay reads the old version again and meets the change: a conflict, not an overwrite (the
+/// replay applied it unchecked).
+pub async fn a_replayed_update_logged_without_its_old_row_is_still_checked(kind: Kind) {
+    let mut f = Fixture::new(kind, "", 0).await;
+    let mut a = f.applier().await;
+    let long = "x".repeat(30);
+    let mut after = customer(1, &long, "a@x", 11, SOURCE);
+    after.fields.push(Field {
+        name: "_tandem_version_prev".into(),
+        value: Value::Int(10),
+    });
+    let txs = [
+        f.tx(
+            1,
+            vec![f.change(
+                Op::Insert,
+                None,
+                Some(customer(1, "ann", "a@x", 10, SOURCE)),
+            )],
+        ),
+        f.tx(2, vec![f.change(Op::Update, None, Some(after))]),
+    ];
+    a.apply(&txs).await.expect("the link goes on");
+    let dead = a.list_dead_letters(true).await.expect("list");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
+        .await;
+    f.db.exec(match kind {
+        Kind::Pg => "ALTER TABLE customer ALTER COLUMN name TYPE VARCHAR(40)",
+        Kind::My => "ALTER TABLE customer MODIFY name VARCHAR(40)",
+    })
+    .await;
+    let mut a = f.applier().await;
+    a.replay_dead_letter(dead[0].id)
+        .await
+        .expect("replay after the fix");
+    let kinds: Vec<String> = f.conflicts().await.into_iter().map(|c| c.0).collect();
+    assert_eq!(kinds, ["update_differs"], "the replay met the local change");
 }
 
 pub async fn delete_policies_soft_and_ignore(kind: Kind) {
