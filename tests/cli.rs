@@ -160,7 +160,7 @@ fn cli_check_says_what_setup_installs_and_what_it_costs() {
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
     for expected in [
         "setup on a public.customers: column _tandem_origin text DEFAULT 'a'",
-        "tandem_revive (AFTER INSERT, once the table has a tombstone)",
+        "tandem_revive (AFTER INSERT per statement, once the table has a tombstone)",
         "REPLICA IDENTITY DEFAULT when the primary key is the key (FULL otherwise)",
         "column _tandem_version_prev bigint",
         "  insert: the column defaults; no trigger function runs (the WHENs are false) until the table has a tombstone",

@@ -324,6 +324,31 @@ async fn pg_setup_moves_an_earlier_install_onto_the_new_triggers() {
     );
 }
 
+/// One statement inserting many keys back bumps each key's tombstone once (the revive trigger
+/// runs once per statement, joined to the inserted rows), and leaves new keys' alone.
+#[tokio::test]
+async fn pg_a_statement_inserting_many_keys_back_bumps_each_tombstone_once() {
+    let pair = pair().await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    c.batch_execute(
+        "INSERT INTO items SELECT g, 'a' FROM generate_series(1, 3) g; \
+         DELETE FROM items WHERE id IN (1, 2); \
+         INSERT INTO items SELECT g, 'back' FROM generate_series(1, 5) g WHERE g <> 3",
+    )
+    .await
+    .expect("writes");
+    for id in [1, 2] {
+        assert_eq!(
+            pg_stones(&c, id).await,
+            vec![("crm".to_string(), 1)],
+            "key {id}"
+        );
+    }
+    for id in [3, 4, 5] {
+        assert!(pg_stones(&c, id).await.is_empty(), "key {id}");
+    }
+}
+
 /// The same on MariaDB: the previous version's BEFORE INSERT trigger (which stamped and bumped
 /// tombstones) is dropped by running setup again, so a re-insert bumps its tombstone once.
 #[tokio::test]
