@@ -346,17 +346,24 @@ pub async fn definite_errors_go_to_the_dead_letter_table_and_replay(kind: Kind) 
     assert!(a.replay_dead_letter(dead[0].id).await.is_err());
     let again = a.list_dead_letters(true).await.expect("list");
     assert_eq!(again[0].attempts, 2);
+    let mut a = widen_name_and_replay(&mut f, kind, dead[0].id).await;
+    assert_eq!(f.row(1).await.expect("row")[0], s(&long));
+    assert!(a.list_dead_letters(true).await.expect("list").is_empty());
+}
+
+/// Widens the target's `name` column (the fix a too-long name's dead letter waits for) and replays
+/// dead letter `id` with a new applier, which it returns.
+async fn widen_name_and_replay(f: &mut Fixture, kind: Kind, id: i64) -> apply::Applier {
     f.db.exec(match kind {
         Kind::Pg => "ALTER TABLE customer ALTER COLUMN name TYPE VARCHAR(40)",
         Kind::My => "ALTER TABLE customer MODIFY name VARCHAR(40)",
     })
     .await;
     let mut a = f.applier().await;
-    a.replay_dead_letter(dead[0].id)
+    a.replay_dead_letter(id)
         .await
         .expect("replay after the fix");
-    assert_eq!(f.row(1).await.expect("row")[0], s(&long));
-    assert!(a.list_dead_letters(true).await.expect("list").is_empty());
+    a
 }
 
 /// An update a PostgreSQL source logged without its old row (its old version in the new row's
@@ -388,15 +395,7 @@ pub async fn a_replayed_update_logged_without_its_old_row_is_still_checked(kind:
     assert_eq!(dead.len(), 1, "{dead:?}");
     f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
         .await;
-    f.db.exec(match kind {
-        Kind::Pg => "ALTER TABLE customer ALTER COLUMN name TYPE VARCHAR(40)",
-        Kind::My => "ALTER TABLE customer MODIFY name VARCHAR(40)",
-    })
-    .await;
-    let mut a = f.applier().await;
-    a.replay_dead_letter(dead[0].id)
-        .await
-        .expect("replay after the fix");
+    widen_name_and_replay(&mut f, kind, dead[0].id).await;
     let kinds: Vec<String> = f.conflicts().await.into_iter().map(|c| c.0).collect();
     assert_eq!(kinds, ["update_differs"], "the replay met the local change");
 }

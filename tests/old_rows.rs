@@ -37,6 +37,17 @@ async fn maria_ids(pair: &Pair) -> Vec<i32> {
     ids
 }
 
+/// `items`' replica identity (`pg_class.relreplident`: `d` default, `f` full).
+async fn identity(c: &tokio_postgres::Client) -> String {
+    c.query_one(
+        "SELECT relreplident::text FROM pg_class WHERE oid = 'items'::regclass",
+        &[],
+    )
+    .await
+    .expect("identity")
+    .get(0)
+}
+
 #[tokio::test]
 async fn pg_a_table_logged_without_old_rows_still_checks_each_version() {
     let pair = Pair::start(
@@ -46,14 +57,7 @@ async fn pg_a_table_logged_without_old_rows_still_checks_each_version() {
     )
     .await;
     let c = pair.pg.connect("crm").await.expect("connect");
-    let identity: String = c
-        .query_one(
-            "SELECT relreplident::text FROM pg_class WHERE oid = 'items'::regclass",
-            &[],
-        )
-        .await
-        .expect("identity")
-        .get(0);
+    let identity = identity(&c).await;
     assert_eq!(identity, "d", "setup logs the key only");
 
     let run = start_tandem_run(&pair.config, 2).await;
@@ -161,14 +165,7 @@ async fn pg_a_deferrable_primary_key_keeps_the_old_rows_logged() {
     )
     .await;
     let c = pair.pg.connect("crm").await.expect("connect");
-    let identity: String = c
-        .query_one(
-            "SELECT relreplident::text FROM pg_class WHERE oid = 'items'::regclass",
-            &[],
-        )
-        .await
-        .expect("identity")
-        .get(0);
+    let identity = identity(&c).await;
     assert_eq!(identity, "f");
     c.batch_execute(
         "INSERT INTO items VALUES (1, 'a'); UPDATE items SET v = 'b' WHERE id = 1; \
