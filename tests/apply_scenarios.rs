@@ -9,7 +9,7 @@ pub use batches::*;
 pub use review_queue::*;
 
 use tandem::apply;
-use tandem::model::{Field, Op, Value};
+use tandem::model::{Change, Field, Op, TableRef, Value};
 
 use crate::apply_support::*;
 
@@ -364,6 +364,52 @@ async fn widen_name_and_replay(f: &mut Fixture, kind: Kind, id: i64) -> apply::A
         .await
         .expect("replay after the fix");
     a
+}
+
+/// A dead-lettered transaction that inserts a deleted key back, having seen the delete (its
+/// trigger bumped the key's tombstone in the same transaction), is replayed as it first came: the
+/// insert applies with no conflict. The replay weighed it against an empty list of bumps, and the
+/// delete it had seen counted as concurrent (`insert_deleted`).
+pub async fn a_replayed_reinsert_keeps_the_tombstones_its_transaction_revived(kind: Kind) {
+    let mut f = Fixture::new(kind, "", 0).await;
+    let mut a = f.applier().await;
+    let first = customer(1, "ann", "a@x", 10, SOURCE);
+    let bump = Change {
+        table: TableRef::new(&f.schema, "tombstone"),
+        op: Op::Update,
+        before: None,
+        after: Some(image(&[
+            (
+                "target_table",
+                Value::Text(f.source_table("customer").to_string()),
+            ),
+            ("row_key", Value::Text("{\"id\":\"1\"}".into())),
+            ("version", Value::Int(11)),
+            ("node", Value::Text(SOURCE.into())),
+            ("revived", Value::Int(1)),
+        ])),
+    };
+    let txs = [
+        f.tx(1, vec![f.change(Op::Insert, None, Some(first.clone()))]),
+        f.tx(2, vec![f.change(Op::Delete, Some(first), None)]),
+        f.tx(
+            3,
+            vec![
+                bump,
+                f.change(
+                    Op::Insert,
+                    None,
+                    Some(customer(1, &"x".repeat(30), "a@x", 20, SOURCE)),
+                ),
+            ],
+        ),
+    ];
+    a.apply(&txs).await.expect("the link goes on");
+    let dead = a.list_dead_letters(true).await.expect("list");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    widen_name_and_replay(&mut f, kind, dead[0].id).await;
+    assert_eq!(f.conflicts().await, [], "the insert had seen the delete");
+    assert_eq!(f.row(1).await.expect("row")[0], s(&"x".repeat(30)));
 }
 
 /// An update a PostgreSQL source logged without its old row (its old version in the new row's

@@ -20,6 +20,7 @@ use tracing::warn;
 use super::error::ApplyError;
 use super::link::{Failure, Link, TxMeta};
 use super::target::{DeadLetter, Target};
+use super::tombstone::Revived;
 use crate::config::OnError;
 use crate::model::{Change, Transaction};
 
@@ -203,7 +204,37 @@ impl<T: Target> Link<T> {
             position: Some(d.source_position.clone()),
             commit_time: d.commit_time.unwrap_or(0),
         };
-        let mut changes = read_part(id, 0, &d.payload).map_err(ApplyError::Invalid)?;
+        // The tombstones the transaction revived, from every part first, as when it first came:
+        // its inserts are weighed against them.
+        let mut revived = Vec::new();
+        let mut part = 0;
+        let mut text = Some(d.payload.clone());
+        while let Some(t) = text {
+            let changes = read_part(id, part, &t).map_err(ApplyError::Invalid)?;
+            revived.extend(
+                changes
+                    .iter()
+                    .filter_map(|c| Revived::from_change(c, &self.ctx.schema)),
+            );
+            part += 1;
+            text = self.t.dead_letter_part(id, part).await?;
+        }
+        self.revived = revived;
+        let result = self.replay_changes(id, &d.payload, &meta).await;
+        self.revived.clear();
+        result?;
+        self.t.touch_checkpoint(&d.source_node).await?;
+        self.t.set_dead_letter(id, "replayed", None).await
+    }
+
+    /// Applies the dead letter's changes, part by part, in order.
+    async fn replay_changes(
+        &mut self,
+        id: i64,
+        payload: &str,
+        meta: &TxMeta,
+    ) -> Result<(), ApplyError> {
+        let mut changes = read_part(id, 0, payload).map_err(ApplyError::Invalid)?;
         let mut part = 0;
         // The stored changes are the source's as captured: their old versions are read again,
         // across the parts, as when the transaction first came.
@@ -211,18 +242,16 @@ impl<T: Target> Link<T> {
         loop {
             for c in &mut changes {
                 self.mapper.complete(&mut old, c);
-                self.apply_change(c, &meta).await?;
+                self.apply_change(c, meta).await?;
             }
             part += 1;
             match self.t.dead_letter_part(id, part).await? {
                 Some(text) => {
                     changes = read_part(id, part, &text).map_err(ApplyError::Invalid)?;
                 }
-                None => break,
+                None => return Ok(()),
             }
         }
-        self.t.touch_checkpoint(&d.source_node).await?;
-        self.t.set_dead_letter(id, "replayed", None).await
     }
 }
 

@@ -150,6 +150,8 @@ struct LinkTable {
     old_row_needed: Option<&'static str>,
     /// An update or delete arrived without it, and the log said so once.
     warned_old_row: std::sync::atomic::AtomicBool,
+    /// A key-only delete arrived without its tombstone, and the log said so once.
+    warned_unpaired: std::sync::atomic::AtomicBool,
     /// Row filter in source terms: physical column, allowed business values, the column's source map.
     filter: Vec<(String, Vec<Scalar>, Option<ValueMap>)>,
 }
@@ -289,15 +291,14 @@ impl LinkTable {
             .before
             .as_ref()
             .is_some_and(|b| b.kind == ImageKind::Full);
-        let why = match self.old_row_needed {
-            Some(why) if !whole && matches!(change.op, Op::Update | Op::Delete) => why,
-            _ if done == Completed::Unpaired => "",
+        let (why, flag) = match self.old_row_needed {
+            Some(why) if !whole && matches!(change.op, Op::Update | Op::Delete) => {
+                (why, &self.warned_old_row)
+            }
+            _ if done == Completed::Unpaired => ("", &self.warned_unpaired),
             _ => return,
         };
-        if self
-            .warned_old_row
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
+        if flag.swap(true, std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         if why.is_empty() {
@@ -456,6 +457,7 @@ impl LinkTable {
             prev_version: crate::names::prev_version_column(&settings.version_column),
             old_row_needed: t.old_row_needed(),
             warned_old_row: std::sync::atomic::AtomicBool::new(false),
+            warned_unpaired: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
