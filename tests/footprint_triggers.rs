@@ -349,6 +349,79 @@ async fn pg_a_statement_inserting_many_keys_back_bumps_each_tombstone_once() {
     }
 }
 
+/// Whether `tandem_revive` on `table` is a row trigger (`pg_trigger.tgtype` bit 0).
+async fn revive_is_row_trigger(c: &tokio_postgres::Client, table: &str) -> bool {
+    let tgtype: i16 = c
+        .query_one(
+            "SELECT tgtype FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname = 'tandem_revive'",
+            &[&table],
+        )
+        .await
+        .expect("the revive trigger")
+        .get(0);
+    tgtype & 1 == 1
+}
+
+/// Setup over the previous row-level revive trigger leaves one statement-level trigger, and a
+/// re-insert bumps its tombstone once. On a partitioned table the trigger stays a row trigger
+/// (cloned onto each partition), so that a row inserted into a partition directly bumps too.
+#[tokio::test]
+async fn pg_setup_moves_the_row_revive_trigger_to_a_statement_one_but_partitions_keep_rows() {
+    let pair = Pair::start(
+        "CREATE TABLE items (id int PRIMARY KEY, v text); \
+         CREATE TABLE parts (id int PRIMARY KEY, v text) PARTITION BY RANGE (id); \
+         CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (100); \
+         CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (100) TO (200)",
+        "CREATE TABLE items (id int PRIMARY KEY, v varchar(20)); \
+         CREATE TABLE parts (id int PRIMARY KEY, v varchar(20))",
+        "[[tables]]\nname = \"items\"\nkey = [\"id\"]\n[[tables]]\nname = \"parts\"\nkey = [\"id\"]\n",
+    )
+    .await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    assert!(!revive_is_row_trigger(&c, "items").await);
+    assert!(revive_is_row_trigger(&c, "parts").await);
+    // The previous version's row trigger, as it installed it.
+    c.batch_execute(
+        "DROP TRIGGER tandem_revive ON items; \
+         CREATE TRIGGER tandem_revive AFTER INSERT ON items FOR EACH ROW \
+         WHEN (pg_sequence_last_value('tandem.tombstoned_public_items'::regclass) IS NOT NULL) \
+         EXECUTE FUNCTION tandem.revive_public_items()",
+    )
+    .await
+    .expect("the previous row trigger");
+    let setup = crate::support::tandem_cli(&["setup"], &pair.config).await;
+    assert!(
+        setup.status.success(),
+        "{}",
+        crate::support::output_text(&setup)
+    );
+    assert!(!revive_is_row_trigger(&c, "items").await);
+    c.batch_execute(
+        "INSERT INTO items VALUES (1, 'a'); DELETE FROM items WHERE id = 1; \
+         INSERT INTO items VALUES (1, 'back'); \
+         INSERT INTO parts VALUES (150, 'a'); DELETE FROM parts WHERE id = 150; \
+         INSERT INTO parts_high VALUES (150, 'back')",
+    )
+    .await
+    .expect("writes");
+    assert_eq!(pg_stones(&c, 1).await, vec![("crm".to_string(), 1)]);
+    let parts: Vec<(String, i64)> = c
+        .query(
+            "SELECT node, revived FROM tandem.tombstone WHERE target_table = 'public.parts'",
+            &[],
+        )
+        .await
+        .expect("tombstones")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![("crm".to_string(), 1)],
+        "the partition's insert bumped"
+    );
+}
+
 /// The same on MariaDB: the previous version's BEFORE INSERT trigger (which stamped and bumped
 /// tombstones) is dropped by running setup again, so a re-insert bumps its tombstone once.
 #[tokio::test]

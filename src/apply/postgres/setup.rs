@@ -319,30 +319,52 @@ fn stamp_triggers(schema: &str, node: &str, origin: &str, t: &SetupTable) -> Vec
 ///
 /// One `UPDATE` per statement, joined to the rows it inserted (a transition table): a bulk insert
 /// into a table with tombstones pays one join instead of an `UPDATE` per row (200,000 rows: 0.5
-/// against 1.7 s), and a one-row insert pays about what the row trigger did.
+/// against 1.7 s), and a one-row insert pays about what the row trigger did. PostgreSQL fills the
+/// transition table whenever the trigger exists, before its `WHEN` is read and for the applier's
+/// session too: about 0.1 µs a narrow row, 0.5 µs a row of 512 bytes (measured against a plain
+/// table; the row trigger's false `WHEN` cost 0.25 and 0.2 µs).
+///
+/// A partitioned table keeps the row trigger (PostgreSQL clones it onto each partition; a
+/// statement trigger on the parent does not see rows inserted into a partition directly). The
+/// trigger is dropped and made again, so that an earlier row trigger's clones go with it.
 fn revive_trigger(schema: &str, t: &SetupTable) -> Vec<String> {
     let q = qname(&t.table);
     let f = func(schema, &names::pg_revive_function(&t.table));
     let body = format!(
         "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NULL;\n  END IF;\n  \
+         IF TG_LEVEL = 'ROW' THEN\n    \
+         UPDATE {s}.tombstone SET revived = revived + 1, last_version = NULL \
+         WHERE target_table = {table} AND row_key = '{{' || {row_key} || '}}';\n  \
+         ELSE\n    \
          UPDATE {s}.tombstone t SET revived = t.revived + 1, last_version = NULL \
          FROM tandem_inserted n WHERE t.target_table = {table} AND t.row_key = '{{' || {key} || '}}';\n  \
+         END IF;\n  \
          RETURN NULL;\nEND",
         s = ident(schema),
         table = lit(&t.table.to_string()),
+        row_key = key_text(t, "NEW"),
         key = key_text(t, "n"),
+    );
+    let when = format!(
+        "WHEN (pg_sequence_last_value({}::regclass) IS NOT NULL) EXECUTE FUNCTION {f}()",
+        lit(&flag(schema, t))
+    );
+    let create = format!(
+        "BEGIN\n  DROP TRIGGER IF EXISTS tandem_revive ON {q};\n  \
+         IF (SELECT c.relkind FROM pg_class c WHERE c.oid = {rel}::regclass) = 'p' THEN\n    \
+         CREATE TRIGGER tandem_revive AFTER INSERT ON {q} FOR EACH ROW {when};\n  \
+         ELSE\n    \
+         CREATE TRIGGER tandem_revive AFTER INSERT ON {q} \
+         REFERENCING NEW TABLE AS tandem_inserted FOR EACH STATEMENT {when};\n  \
+         END IF;\nEND",
+        rel = lit(&q),
     );
     vec![
         format!(
             "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS {}",
             dollar_quoted(&body)
         ),
-        format!(
-            "CREATE OR REPLACE TRIGGER tandem_revive AFTER INSERT ON {q} \
-             REFERENCING NEW TABLE AS tandem_inserted FOR EACH STATEMENT \
-             WHEN (pg_sequence_last_value({}::regclass) IS NOT NULL) EXECUTE FUNCTION {f}()",
-            lit(&flag(schema, t))
-        ),
+        format!("DO {}", dollar_quoted(&create)),
     ]
 }
 

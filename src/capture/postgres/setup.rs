@@ -217,14 +217,17 @@ pub async fn setup(
     let params = ConnParams::parse(url)?;
     let c = catalog_client(&params).await?;
     let mut sql = Vec::new();
-    let exists = !c
+    // `None`: no such publication; `Some(true)`: one `FOR ALL TABLES`, which has every table.
+    let all_tables: Option<bool> = c
         .query(
-            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
             &[&publication],
         )
         .await?
-        .is_empty();
-    if !exists {
+        .first()
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    if all_tables.is_none() {
         if tables.is_empty() {
             sql.push(format!("CREATE PUBLICATION {}", quote_ident(publication)));
         } else {
@@ -235,10 +238,15 @@ pub async fn setup(
                 list.join(", ")
             ));
         }
-    } else {
+    } else if all_tables == Some(false) {
+        // The tables named in the publication (a partitioned table is one, while
+        // `pg_publication_tables` lists its partitions instead).
         let rows = c
             .query(
-                "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+                "SELECT n.nspname::text, c.relname::text FROM pg_publication_rel r \
+                 JOIN pg_publication p ON p.oid = r.prpubid \
+                 JOIN pg_class c ON c.oid = r.prrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1",
                 &[&publication],
             )
             .await?;
