@@ -1,7 +1,9 @@
 //! `tandem setup` statements for a PostgreSQL node: the bookkeeping schema, and on each mapped table
 //! the origin and version columns, the triggers that stamp local writes and keep tombstones, and
-//! `REPLICA IDENTITY FULL` (so that update and delete before-images carry the version the target
-//! checks, and the old values a field merge and a changed-columns write compare).
+//! the replica identity: `DEFAULT` (the key) where the table's rules need only the key and the old
+//! version, which the update trigger keeps in `_tandem_version_prev` and the delete trigger writes
+//! into the tombstone just before the row goes (see `mapping/old_version.rs`); `FULL` where a field
+//! merge, a system of record or a row filter reads the old values, or the file asks for it.
 //!
 //! What a local write pays, cheapest first (measured by `benches/footprint.rs`):
 //!
@@ -10,7 +12,9 @@
 //!          names another origin or a NULL version (WHEN, evaluated in the executor, no PL/pgSQL);
 //!          the revive trigger fires only once the table's tombstone flag is set (a sequence,
 //!          read without SQL), and then bumps the keys' tombstones (one UPDATE per statement)
-//!  update  the stamp trigger (PL/pgSQL, no SQL statement): origin and the version bump
+//!  update  the stamp trigger (PL/pgSQL, no SQL statement): origin, the version bump and the old
+//!          version; any BEFORE ROW UPDATE trigger makes PostgreSQL lock the row first, a 54-byte
+//!          WAL record
 //!  delete  a PL/pgSQL row trigger: one INSERT … ON CONFLICT of the row's tombstone
 //! ```
 //!
