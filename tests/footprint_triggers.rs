@@ -21,12 +21,17 @@ async fn pair() -> Pair {
     .await
 }
 
-/// `(node, revived)` of the tombstones of key `id` on PostgreSQL.
+/// `(node, revived)` of the tombstones of key `id` of `public.items` on PostgreSQL.
 async fn pg_stones(c: &tokio_postgres::Client, id: i32) -> Vec<(String, i64)> {
+    pg_stones_of(c, "public.items", id).await
+}
+
+/// `(node, revived)` of the tombstones of key `id` of `table` on PostgreSQL.
+async fn pg_stones_of(c: &tokio_postgres::Client, table: &str, id: i32) -> Vec<(String, i64)> {
     c.query(
-        "SELECT node, revived FROM tandem.tombstone WHERE target_table = 'public.items' \
-         AND row_key = $1 ORDER BY node",
-        &[&format!("{{\"id\":\"{id}\"}}")],
+        "SELECT node, revived FROM tandem.tombstone WHERE target_table = $1 \
+         AND row_key = $2 ORDER BY node",
+        &[&table, &format!("{{\"id\":\"{id}\"}}")],
     )
     .await
     .expect("tombstones")
@@ -405,18 +410,8 @@ async fn pg_setup_moves_the_row_revive_trigger_to_a_statement_one_but_partitions
     .await
     .expect("writes");
     assert_eq!(pg_stones(&c, 1).await, vec![("crm".to_string(), 1)]);
-    let parts: Vec<(String, i64)> = c
-        .query(
-            "SELECT node, revived FROM tandem.tombstone WHERE target_table = 'public.parts'",
-            &[],
-        )
-        .await
-        .expect("tombstones")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
     assert_eq!(
-        parts,
+        pg_stones_of(&c, "public.parts", 150).await,
         vec![("crm".to_string(), 1)],
         "the partition's insert bumped"
     );
