@@ -213,11 +213,19 @@ impl Mapper {
         let mut old = self.old_versions();
         tx.changes.iter().filter_map(move |c| match c {
             Ok(mut c) => {
-                self.complete(&mut old, &mut c);
-                self.map_change(c).map(Ok)
+                let t = self.table_of(&c.table);
+                self.complete_in(t, &mut old, &mut c);
+                self.map_change_in(t?, c).map(Ok)
             }
             Err(e) => Some(Err(e)),
         })
+    }
+
+    /// The link's table that `source_table` is synced as.
+    fn table_of(&self, source_table: &TableRef) -> Option<&LinkTable> {
+        self.by_source_table
+            .get(source_table)
+            .map(|&i| &self.tables[i])
     }
 
     /// The state [`Mapper::complete`] keeps while one transaction's changes are read.
@@ -231,10 +239,11 @@ impl Mapper {
     /// table when a table's rules read the old row and its changes come without it, or when a
     /// delete comes without its tombstone.
     pub fn complete(&self, old: &mut OldVersions, change: &mut Change) {
-        let table = self
-            .by_source_table
-            .get(&change.table)
-            .map(|&i| &self.tables[i]);
+        self.complete_in(self.table_of(&change.table), old, change);
+    }
+
+    /// [`Mapper::complete`], with the change's table already looked up.
+    fn complete_in(&self, table: Option<&LinkTable>, old: &mut OldVersions, change: &mut Change) {
         let done = old.complete(change, table.map(|t| &*t.plan));
         if let Some(t) = table {
             t.warn_without_old_row(change, done, &self.source);
@@ -243,8 +252,11 @@ impl Mapper {
 
     /// One source change through the mapping (see [`Mapper::map_tx`]).
     pub fn map_change(&self, change: Change) -> Option<Mapped> {
-        let t = &self.tables[*self.by_source_table.get(&change.table)?];
-        let target = self.map(&change)?;
+        self.map_change_in(self.table_of(&change.table)?, change)
+    }
+
+    fn map_change_in(&self, t: &LinkTable, change: Change) -> Option<Mapped> {
+        let target = self.map_in(t, &change)?;
         Some(Mapped {
             plan: t.plan.clone(),
             source: change,
@@ -256,7 +268,10 @@ impl Mapper {
     /// keeps the row home. A row updated into the filter becomes an insert, one updated out of it a
     /// delete.
     pub fn map(&self, change: &Change) -> Option<Result<Change, MappingError>> {
-        let t = &self.tables[*self.by_source_table.get(&change.table)?];
+        self.map_in(self.table_of(&change.table)?, change)
+    }
+
+    fn map_in(&self, t: &LinkTable, change: &Change) -> Option<Result<Change, MappingError>> {
         let filtered;
         let change = if t.filter.is_empty() {
             change

@@ -57,6 +57,8 @@ pub struct OldVersions {
     schema: String,
     /// tandem's managed version column (`[tandem] version_column`), the one such tables have.
     version_column: String,
+    /// The old version beside it ([`crate::names::prev_version_column`]).
+    prev_column: String,
     waiting: VecDeque<Stone>,
     /// The change just before was a tombstone write (it is the last of `waiting`).
     after_stone: bool,
@@ -67,6 +69,7 @@ impl OldVersions {
         OldVersions {
             schema: schema.to_string(),
             version_column: version_column.to_string(),
+            prev_column: crate::names::prev_version_column(version_column),
             waiting: VecDeque::new(),
             after_stone: false,
         }
@@ -92,7 +95,8 @@ impl OldVersions {
             }
             return Completed::Untouched;
         }
-        let synced = plan.is_some_and(|p| p.managed_version && p.version == self.version_column);
+        // A managed version column is always named `version_column`.
+        let synced = plan.is_some_and(|p| p.managed_version);
         let version = self.version_column.as_str();
         if change
             .before
@@ -105,7 +109,7 @@ impl OldVersions {
             Op::Update if synced => change
                 .after
                 .as_ref()
-                .and_then(|a| a.get(&crate::names::prev_version_column(version)))
+                .and_then(|a| a.get(&self.prev_column))
                 .filter(|v| !matches!(v, Value::Null | Value::Unchanged))
                 .cloned(),
             Op::Delete => {
