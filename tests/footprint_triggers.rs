@@ -157,26 +157,46 @@ async fn pg_a_local_insert_bumps_an_applied_tombstone_of_its_key() {
     );
 }
 
-/// The same on MariaDB: the revive trigger runs after the row is in, and an applied tombstone is
-/// bumped by the next local insert of its key.
+/// On MariaDB a local insert revives only the tombstones of other nodes' deletes (a peer counts
+/// this node's own deletes as seen: the link carried them first): a local delete raises no flag,
+/// and the re-insert of its key bumps nothing. An applied delete's tombstone raises the flag before
+/// its transaction commits, and a local insert of the key that waited for that delete bumps the
+/// key's tombstones.
 #[tokio::test]
-async fn maria_a_local_insert_bumps_local_and_applied_tombstones_of_its_key() {
+async fn maria_a_local_insert_bumps_the_tombstones_of_applied_deletes_of_its_key() {
     let pair = pair().await;
     let mut a = pair.maria.connect("desk").await.expect("connect");
     let mut b = pair.maria.connect("desk").await.expect("connect");
-    a.query_drop("INSERT INTO items VALUES (1, 'doomed')")
-        .await
-        .expect("insert");
     let flag =
         "SELECT next_not_cached_value >= 4611686018427387904 FROM tandem.tombstoned_desk_items";
-    let up: Option<bool> = a.query_first(flag).await.expect("flag");
-    assert_eq!(up, Some(false), "inserts alone raise no flag");
-    a.query_drop("BEGIN").await.expect("begin");
-    a.query_drop("DELETE FROM items WHERE id = 1")
+    a.query_drop("INSERT INTO items VALUES (1, 'doomed'); DELETE FROM items WHERE id = 1")
         .await
-        .expect("an open delete");
+        .expect("a local insert and delete");
+    let up: Option<bool> = a.query_first(flag).await.expect("flag");
+    assert_eq!(up, Some(false), "a local delete raises no flag");
+    a.query_drop("INSERT INTO items VALUES (1, 'again')")
+        .await
+        .expect("a re-insert");
+    assert_eq!(
+        maria_stones(&mut a, 1).await,
+        vec![("helpdesk".to_string(), 0)],
+        "the re-insert left its own node's tombstone alone"
+    );
+    a.query_drop(
+        "SET @tandem_applying = 1; BEGIN; DELETE FROM items WHERE id = 1; \
+         INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+         VALUES ('desk.items', '{\"id\":\"1\"}', 42, 'crm')",
+    )
+    .await
+    .expect("an applied delete, open");
+    let up: Option<bool> = b.query_first(flag).await.expect("flag");
+    assert_eq!(
+        up,
+        Some(true),
+        "the applied delete's tombstone raised the flag before its commit"
+    );
     let insert = tokio::spawn(async move {
-        b.query_drop("INSERT INTO items VALUES (1, 'again')")
+        b.query_drop("INSERT INTO items VALUES (1, 'third')")
             .await
             .map(|()| b)
     });
@@ -200,36 +220,21 @@ async fn maria_a_local_insert_bumps_local_and_applied_tombstones_of_its_key() {
         },
     )
     .await;
-    a.query_drop("COMMIT").await.expect("the delete commits");
-    let up: Option<bool> = a.query_first(flag).await.expect("flag");
-    assert_eq!(up, Some(true), "the first tombstone raised the flag");
-    let mut b = insert
+    a.query_drop("COMMIT; SET @tandem_applying = 0")
+        .await
+        .expect("the delete commits");
+    let b = insert
         .await
         .expect("the insert task")
         .expect("the insert, once the delete committed");
     assert_eq!(
         maria_stones(&mut a, 1).await,
-        vec![("helpdesk".to_string(), 1)],
-        "the re-insert bumped the tombstone of the delete it waited for"
-    );
-    b.query_drop(
-        "SET @tandem_applying = 1; \
-         INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
-         VALUES ('desk.items', '{\"id\":\"7\"}', 42, 'crm'); SET @tandem_applying = 0",
-    )
-    .await
-    .expect("an applied delete's tombstone");
-    a.query_drop("INSERT INTO items VALUES (7, 'back')")
-        .await
-        .expect("a local insert");
-    assert_eq!(
-        maria_stones(&mut a, 7).await,
-        vec![("crm".to_string(), 1)],
-        "the insert bumped the applied tombstone"
+        vec![("crm".to_string(), 1), ("helpdesk".to_string(), 1)],
+        "the re-insert bumped the key's tombstones, the applied one among them"
     );
     let stamped: Option<(String, bool)> = a
         .query_first(
-            "SELECT _tandem_origin, _tandem_version > 1000000000000000 FROM items WHERE id = 7",
+            "SELECT _tandem_origin, _tandem_version > 1000000000000000 FROM items WHERE id = 1",
         )
         .await
         .expect("the row");
@@ -418,7 +423,8 @@ async fn pg_setup_moves_the_row_revive_trigger_to_a_statement_one_but_partitions
 }
 
 /// The same on MariaDB: the previous version's BEFORE INSERT trigger (which stamped and bumped
-/// tombstones) is dropped by running setup again, so a re-insert bumps its tombstone once.
+/// tombstones) is dropped by running setup again, so a re-insert bumps an applied delete's
+/// tombstone once.
 #[tokio::test]
 async fn maria_setup_moves_an_earlier_install_onto_the_new_triggers() {
     let pair = pair().await;
@@ -432,9 +438,13 @@ async fn maria_setup_moves_an_earlier_install_onto_the_new_triggers() {
     )
     .await
     .expect("the previous version's insert trigger");
-    c.query_drop("INSERT INTO items VALUES (1, 'a'); DELETE FROM items WHERE id = 1")
-        .await
-        .expect("a row deleted under the earlier install");
+    c.query_drop(
+        "SET @tandem_applying = 1; \
+         INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+         VALUES ('desk.items', '{\"id\":\"1\"}', 42, 'crm'); SET @tandem_applying = 0",
+    )
+    .await
+    .expect("a delete applied under the earlier install");
     let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["setup", "--config"])
         .arg(&pair.config)
@@ -465,7 +475,7 @@ async fn maria_setup_moves_an_earlier_install_onto_the_new_triggers() {
         .expect("a re-insert");
     assert_eq!(
         maria_stones(&mut c, 1).await,
-        vec![("helpdesk".to_string(), 1)],
+        vec![("crm".to_string(), 1)],
         "the tombstone is bumped once"
     );
     c.disconnect().await.ok();

@@ -177,3 +177,81 @@ async fn tombstones_prefer_weighs_an_insert_against_the_delete_it_had_not_seen()
     );
     crate::support::stop_tandem_run(run).await;
 }
+
+/// A key deleted and inserted again on MariaDB arrives on PostgreSQL as the insert it is, though the
+/// insert revived no tombstone there (a MariaDB insert revives only tombstones of other nodes'
+/// deletes): the link carried the delete first, so PostgreSQL counts that tombstone as seen. No
+/// conflict is logged, and the row lives on both nodes.
+#[tokio::test]
+async fn tombstones_a_maria_reinsert_of_its_own_deleted_key_is_no_conflict() {
+    let table = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20) NOT NULL);";
+    let pair = Pair::start(
+        table,
+        table,
+        "[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
+    )
+    .await;
+    let run = start_tandem_run(&pair.config, 2).await;
+    let mut m = pair.maria.connect("desk").await.expect("connect");
+    m.query_drop("INSERT INTO items VALUES (9, 'first')")
+        .await
+        .expect("insert");
+    let c = pair.pg.connect("crm").await.expect("connect");
+    let on_pg = |sql: &'static str| {
+        let pg = &pair.pg;
+        async move {
+            let c = pg.connect("crm").await.ok()?;
+            let v: Option<String> = c.query_opt(sql, &[]).await.ok()?.map(|r| r.get(0));
+            v
+        }
+    };
+    wait_for("the row on PostgreSQL", Duration::from_secs(30), || async {
+        on_pg("SELECT v FROM items WHERE id = 9").await
+    })
+    .await;
+    m.query_drop("DELETE FROM items WHERE id = 9")
+        .await
+        .expect("delete");
+    m.query_drop("INSERT INTO items VALUES (9, 'again')")
+        .await
+        .expect("insert again");
+    let revived: Vec<(String, i64)> = m
+        .query("SELECT node, revived FROM tandem.tombstone")
+        .await
+        .expect("stones");
+    assert_eq!(
+        revived,
+        vec![("helpdesk".to_string(), 0)],
+        "the insert revived nothing: its node's own delete"
+    );
+    wait_for(
+        "the insert on PostgreSQL",
+        Duration::from_secs(30),
+        || async {
+            (on_pg("SELECT v FROM items WHERE id = 9").await.as_deref() == Some("again"))
+                .then_some(())
+        },
+    )
+    .await;
+    // A marker after it: once it arrived, everything before it was applied (or logged).
+    m.query_drop("INSERT INTO items VALUES (10, 'marker')")
+        .await
+        .expect("marker");
+    wait_for(
+        "the marker on PostgreSQL",
+        Duration::from_secs(30),
+        || async { on_pg("SELECT v FROM items WHERE id = 10").await },
+    )
+    .await;
+    let conflicts: i64 = c
+        .query_one("SELECT count(*) FROM tandem.conflict", &[])
+        .await
+        .expect("conflicts")
+        .get(0);
+    assert_eq!(
+        conflicts, 0,
+        "a re-insert after its own node's delete is no conflict"
+    );
+    crate::support::stop_tandem_run(run).await;
+    m.disconnect().await.ok();
+}

@@ -129,6 +129,10 @@ pub(crate) struct Link<T: Target> {
     pub committed: Option<Position>,
     /// The tombstones the source transaction being applied removed (keys it inserted again).
     pub(super) revived: Vec<Revived>,
+    /// Whether the source's transactions are being applied in their commit order (the stream, not a
+    /// dead-letter replay or a decision from the review queue): a delete of the source node this
+    /// node holds a tombstone of then came before the insert being applied (see `Link::unseen`).
+    pub(super) in_stream: bool,
     /// A committed merge waits to be announced (see `announce`).
     pub(super) announce_due: bool,
     /// When this link last pruned the target's expired tombstones.
@@ -147,6 +151,7 @@ impl<T: Target> Link<T> {
             mapper: Arc::new(mapper),
             committed: None,
             revived: Vec::new(),
+            in_stream: false,
             announce_due: true,
             last_prune: None,
             pauses: Pauses::default(),
@@ -286,7 +291,10 @@ impl<T: Target> Link<T> {
         let position = last.position.to_string();
         self.pauses.new_transaction();
         self.t.begin().await?;
-        if let Err(e) = self.group_body(txs, &position, last.commit_time).await {
+        self.in_stream = true;
+        let body = self.group_body(txs, &position, last.commit_time).await;
+        self.in_stream = false;
+        if let Err(e) = body {
             // The ROLLBACK ends what the failure left: an aborted or live transaction after a
             // failed change (or a `Raced`, a schema matter, a spill read), nothing after a failed
             // checkpoint write or commit, which the server ended already.

@@ -145,7 +145,12 @@ impl<T: Target> Link<T> {
 
     /// The tombstones of `stones` (this node's, of the incoming insert's key) that the inserting
     /// node had not seen when it inserted: the deletes the insert was concurrent with. A tombstone
-    /// it had seen (its transaction revived one of that node as late) is behind it.
+    /// it had seen (its transaction revived one of that node as late) is behind it, and so, while
+    /// the link applies its source's transactions in their commit order, is every tombstone of the
+    /// source node's own deletes: this node applied them before this insert, so they committed
+    /// there before it (a link is the one path by which a node's changes reach another). A
+    /// MariaDB node's inserts revive only the tombstones of other nodes' deletes (its revive
+    /// trigger waits for the first of those, see `apply/mysql/setup.rs`).
     pub(super) fn unseen(
         &self,
         plan: &TablePlan,
@@ -162,9 +167,10 @@ impl<T: Target> Link<T> {
         stones
             .into_iter()
             .filter(|mine| {
-                !seen
-                    .iter()
-                    .any(|s| s.node == mine.node && s.version >= mine.version)
+                !(self.in_stream && mine.node == self.ctx.source)
+                    && !seen
+                        .iter()
+                        .any(|s| s.node == mine.node && s.version >= mine.version)
             })
             .collect()
     }

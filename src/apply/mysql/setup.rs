@@ -8,8 +8,8 @@
 //! ```text
 //!  insert  column defaults stamp origin and version (the columns are INVISIBLE, so only a write
 //!          that names them sets them otherwise); an AFTER INSERT trigger draws from the table's
-//!          tombstone flag (a sequence) and, once the table has tombstones, bumps the key's (one
-//!          indexed UPDATE per row: MariaDB has no statement-level triggers)
+//!          tombstone flag (a sequence) and, once the table has tombstones of other nodes' deletes,
+//!          bumps the key's (one indexed UPDATE per row: MariaDB has no statement-level triggers)
 //!  update  a BEFORE UPDATE trigger: origin and the version bump, no SQL statement
 //!  delete  an AFTER DELETE trigger: one tombstone upsert per row
 //! ```
@@ -45,14 +45,15 @@ pub fn statements(
         ));
     }
     if !managed.is_empty() {
-        out.push(flag_trigger(schema, &managed));
+        out.push(flag_trigger(node, schema, &managed));
     }
     for t in &managed {
         out.push(format!(
-            "SELECT SETVAL({}, {RAISED}) FROM DUAL WHERE EXISTS (SELECT 1 FROM {}.tombstone WHERE target_table = {})",
+            "SELECT SETVAL({}, {RAISED}) FROM DUAL WHERE EXISTS (SELECT 1 FROM {}.tombstone WHERE target_table = {} AND node <> {})",
             flag(schema, t),
             ident(schema),
-            lit(&t.table.to_string())
+            lit(&t.table.to_string()),
+            lit(node)
         ));
     }
     for t in tables {
@@ -148,9 +149,13 @@ fn flag(schema: &str, t: &SetupTable) -> String {
     )
 }
 
-/// The trigger on the tombstone table that raises a table's flag when its first tombstone is
-/// written, by a local delete or by the applier (whose session fires it too).
-fn flag_trigger(schema: &str, tables: &[&SetupTable]) -> String {
+/// The trigger on the tombstone table that raises a table's flag when its first tombstone of
+/// another node's delete is written (by the applier, whose session fires it too). A local insert
+/// need not revive the tombstones of this node's own deletes: the link that carries it to a peer
+/// carried those deletes first, in this node's commit order, and the peer counts them as seen
+/// (see `Link::unseen`). So a table whose deletes all happened here keeps its flag down, and its
+/// inserts run no SQL statement.
+fn flag_trigger(node: &str, schema: &str, tables: &[&SetupTable]) -> String {
     let branches: Vec<String> = tables
         .iter()
         .map(|t| {
@@ -162,9 +167,11 @@ fn flag_trigger(schema: &str, tables: &[&SetupTable]) -> String {
         })
         .collect();
     format!(
-        "CREATE OR REPLACE TRIGGER {s}.tandem_mark AFTER INSERT ON {s}.tombstone FOR EACH ROW BEGIN {}END IF; END",
+        "CREATE OR REPLACE TRIGGER {s}.tandem_mark AFTER INSERT ON {s}.tombstone FOR EACH ROW BEGIN \
+         IF NEW.node <> {n} THEN {}END IF; END IF; END",
         branches.join("ELSE"),
         s = ident(schema),
+        n = lit(node),
     )
 }
 
@@ -199,8 +206,8 @@ pub fn footprint(
             ));
             vec![
                 "insert: the column defaults and a row trigger that draws from the table's tombstone \
-                 flag (a sequence, no SQL statement); once the table has a tombstone (after its \
-                 first delete here or on another node), one indexed UPDATE of the tombstone table \
+                 flag (a sequence, no SQL statement); once the table has a tombstone of another \
+                 node's delete (applied here), one indexed UPDATE of the tombstone table \
                  per inserted row (MariaDB has no statement-level triggers: a bulk load pays it per \
                  row)"
                     .to_string(),
