@@ -167,10 +167,11 @@ impl<T: Target> Link<T> {
         stones
             .into_iter()
             .filter(|mine| {
-                !(self.in_stream && mine.node == self.ctx.source)
-                    && !seen
-                        .iter()
-                        .any(|s| s.node == mine.node && s.version >= mine.version)
+                let own = self.in_stream && mine.node == self.ctx.source;
+                let revived = seen
+                    .iter()
+                    .any(|s| s.node == mine.node && s.version >= mine.version);
+                !own && !revived
             })
             .collect()
     }
