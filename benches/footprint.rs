@@ -9,8 +9,10 @@
 //! `TANDEM_BENCH_BULK` rows (default 200,000); `TANDEM_BENCH_ROWS` (default 20,000) one-row inserts,
 //! updates and deletes from one client, each its own transaction, and as many updates of a wider
 //! row (512 bytes of text beside the same columns, and 8 KB, which PostgreSQL keeps out of line);
-//! then, the set-up table having tombstones now, one-row inserts of the deleted keys (each bumps
-//! its tombstone) and a second bulk insert of new keys. PostgreSQL also reports WAL bytes per row (`pg_current_wal_lsn()` before and
+//! then, the set-up table having tombstones now, one-row inserts of the deleted keys and a second
+//! bulk insert of new keys; then the same two again after the one-row keys were deleted as the
+//! applier deletes another node's rows (its tombstones written beside, setup run again): what a
+//! table that holds other nodes' tombstones pays (each insert bumps its key's tombstones). PostgreSQL also reports WAL bytes per row (`pg_current_wal_lsn()` before and
 //! after).
 //!
 //! Each workload runs in `TANDEM_BENCH_ROUNDS` (default 10) slices that alternate between the two
@@ -60,6 +62,13 @@ enum Work {
 const BULK_PG: &str =
     "INSERT INTO {t} SELECT g, 'item ' || g, g % 100, 19.99 FROM generate_series({from}, {to}) g";
 const BULK_MY: &str = "INSERT INTO {t} (id, name, qty, price) SELECT seq, CONCAT('item ', seq), seq % 100, 19.99 FROM seq_{from}_to_{to}";
+/// The tombstones the applier leaves for deletes of node b (`{t}`'s keys `{from}..={to}`).
+const STONES_PG: &str = "INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+     SELECT 'public.{t}', '{\"id\":\"' || g || '\"}', 1, 'b' FROM generate_series({from}, {to}) g \
+     ON CONFLICT DO NOTHING";
+const STONES_MY: &str =
+    "INSERT IGNORE INTO tandem.tombstone (target_table, row_key, version, node) \
+     SELECT 'bench.{t}', CONCAT('{\"id\":\"', seq, '\"}'), 1, 'b' FROM seq_{from}_to_{to}";
 const INSERT: &str = "INSERT INTO {t} (id, name, qty, price) VALUES ({i}, 'row {i}', 1, 2.50)";
 const UPDATE: &str = "UPDATE {t} SET qty = qty + 1 WHERE id = {i}";
 const DELETE: &str = "DELETE FROM {t} WHERE id = {i}";
@@ -201,7 +210,7 @@ async fn engine(
     name: &str,
     mut c: Client,
     config: Config,
-    (bulk, fill): (&str, &str),
+    (bulk, fill, stones): (&str, &str, &str),
     tables: &[(&str, &str)],
 ) -> Result<(), String> {
     let (bulk_rows, rows, rounds) = (
@@ -241,7 +250,9 @@ async fn engine(
     );
     // Keys: the first bulk load, then the one-row keys above it, then the second bulk load.
     let one_row = (bulk_rows + 1, bulk_rows + rows);
-    let workloads: [(&str, &str, Work, (u64, u64)); 8] = [
+    // Keys brought back by the second phase, after the other node's deletes.
+    let applied = (2 * bulk_rows + rows + 1, 3 * bulk_rows + rows);
+    let workloads: [(&str, &str, Work, (u64, u64)); 10] = [
         ("bulk insert", "", Work::Bulk, (1, bulk_rows)),
         ("one-row inserts", "", Work::PerRow(INSERT), one_row),
         ("one-row updates", "", Work::PerRow(UPDATE), one_row),
@@ -270,8 +281,39 @@ async fn engine(
             Work::Bulk,
             (bulk_rows + rows + 1, 2 * bulk_rows + rows),
         ),
+        (
+            "re-inserts, other node's deletes",
+            "",
+            Work::PerRow(INSERT),
+            one_row,
+        ),
+        ("bulk insert, other node's", "", Work::Bulk, applied),
     ];
     for (label, suffix, work, (from, to)) in workloads {
+        if label == "re-inserts, other node's deletes" {
+            // The one-row keys deleted again, untimed, as deletes of the other node that tandem
+            // applied here: the row goes without a local tombstone, and the applier's tombstone
+            // (node b) is written beside it. Setup, run again, then finds the table holding
+            // another node's tombstones (on MariaDB it makes the revive trigger there, as the
+            // applier does before it writes a table's first one).
+            for (_, t) in tables {
+                c.exec(&format!(
+                    "DELETE FROM {t} WHERE id BETWEEN {} AND {}",
+                    one_row.0, one_row.1
+                ))
+                .await?;
+            }
+            for (_, t) in &tables[1..] {
+                c.exec(
+                    &stones
+                        .replace("{t}", t)
+                        .replace("{from}", &one_row.0.to_string())
+                        .replace("{to}", &one_row.1.to_string()),
+                )
+                .await?;
+            }
+            tandem::setup::setup_node(&config, &node, false).await?;
+        }
         let mut timings: Vec<Timing> = tables.iter().map(|_| Timing::default()).collect();
         let count = to + 1 - from;
         let size = count.div_ceil(rounds);
@@ -338,7 +380,7 @@ async fn bench() -> Result<(), String> {
         "PostgreSQL",
         Client::Pg(client),
         cfg,
-        (BULK_PG, FILL_PG),
+        (BULK_PG, FILL_PG, STONES_PG),
         &[
             ("plain", "item_plain"),
             ("set up", "item_setup"),
@@ -363,7 +405,7 @@ async fn bench() -> Result<(), String> {
         "MariaDB",
         Client::My(conn),
         cfg,
-        (BULK_MY, FILL_MY),
+        (BULK_MY, FILL_MY, STONES_MY),
         &[("plain", "item_plain"), ("set up", "item_setup")],
     )
     .await

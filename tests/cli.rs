@@ -167,8 +167,8 @@ fn cli_check_says_what_setup_installs_and_what_it_costs() {
         "  update: a PL/pgSQL row trigger that runs no SQL and keeps the old version beside the new; the WAL carries the new row (8 bytes more) and no old row",
         "  delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone table per deleted row; the WAL carries the key and the tombstone",
         "setup on b app.customers: column _tandem_origin VARCHAR(64) INVISIBLE DEFAULT 'b'",
-        "tandem_revive_customers (AFTER INSERT)",
-        "  insert: the column defaults and a row trigger that draws from the table's tombstone flag",
+        "tandem_revive_customers (AFTER INSERT) only once the table holds a tombstone of another node's delete",
+        "  insert: the column defaults, no trigger; once the table holds a tombstone of another node's delete, a row trigger",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
     }

@@ -1,7 +1,7 @@
 //! What `tandem setup` installs, on real servers: the cheap paths (column defaults, the tombstone
-//! flag) keep every guarantee of the row triggers they replaced. A local insert of a key bumps the
-//! key's tombstones (a local delete's, or an applied one's) in its own transaction, including a
-//! delete that was still open when the insert began.
+//! flag on PostgreSQL, the revive trigger only where needed on MariaDB) keep every guarantee of the
+//! row triggers they replaced. A local insert of a key bumps the key's tombstones in its own
+//! transaction, including a delete that was still open when the insert began.
 
 use std::time::Duration;
 
@@ -157,23 +157,34 @@ async fn pg_a_local_insert_bumps_an_applied_tombstone_of_its_key() {
     );
 }
 
+/// The triggers of `desk.items` on MariaDB, sorted.
+async fn maria_triggers(c: &mut mysql_async::Conn) -> Vec<String> {
+    let mut triggers: Vec<String> = c
+        .query("SELECT trigger_name FROM information_schema.triggers WHERE event_object_schema = 'desk'")
+        .await
+        .expect("triggers");
+    triggers.sort();
+    triggers
+}
+
 /// On MariaDB a local insert revives only the tombstones of other nodes' deletes (a peer counts
-/// this node's own deletes as seen: the link carried them first): a local delete raises no flag,
-/// and the re-insert of its key bumps nothing. An applied delete's tombstone raises the flag before
-/// its transaction commits, and a local insert of the key that waited for that delete bumps the
-/// key's tombstones.
+/// this node's own deletes as seen: the link carried them first), and the trigger that does it
+/// exists only once the table holds one: setup installs none on a table without, a local delete
+/// and the re-insert of its key leave the tombstone alone. The applier makes the trigger before it
+/// writes the table's first tombstone of another node's delete; a local insert of that key then
+/// bumps it, and the insert reaches the deleting node as the later write it is, no conflict.
 #[tokio::test]
-async fn maria_a_local_insert_bumps_the_tombstones_of_applied_deletes_of_its_key() {
+async fn maria_the_revive_trigger_comes_with_the_first_applied_tombstone() {
     let pair = pair().await;
     let mut a = pair.maria.connect("desk").await.expect("connect");
-    let mut b = pair.maria.connect("desk").await.expect("connect");
-    let flag =
-        "SELECT next_not_cached_value >= 4611686018427387904 FROM tandem.tombstoned_desk_items";
+    assert_eq!(
+        maria_triggers(&mut a).await,
+        ["tandem_delete_items", "tandem_update_items"],
+        "no revive trigger on a table without tombstones"
+    );
     a.query_drop("INSERT INTO items VALUES (1, 'doomed'); DELETE FROM items WHERE id = 1")
         .await
         .expect("a local insert and delete");
-    let up: Option<bool> = a.query_first(flag).await.expect("flag");
-    assert_eq!(up, Some(false), "a local delete raises no flag");
     a.query_drop("INSERT INTO items VALUES (1, 'again')")
         .await
         .expect("a re-insert");
@@ -182,59 +193,51 @@ async fn maria_a_local_insert_bumps_the_tombstones_of_applied_deletes_of_its_key
         vec![("helpdesk".to_string(), 0)],
         "the re-insert left its own node's tombstone alone"
     );
-    a.query_drop(
-        "SET @tandem_applying = 1; BEGIN; DELETE FROM items WHERE id = 1; \
-         INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
-         VALUES ('desk.items', '{\"id\":\"1\"}', 42, 'crm')",
-    )
-    .await
-    .expect("an applied delete, open");
-    let up: Option<bool> = b.query_first(flag).await.expect("flag");
-    assert_eq!(
-        up,
-        Some(true),
-        "the applied delete's tombstone raised the flag before its commit"
-    );
-    let insert = tokio::spawn(async move {
-        b.query_drop("INSERT INTO items VALUES (1, 'third')")
-            .await
-            .map(|()| b)
-    });
+    let run = crate::support::start_tandem_run(&pair.config, 2).await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    c.batch_execute("INSERT INTO items VALUES (5, 'pg')")
+        .await
+        .expect("insert on PostgreSQL");
+    let maria = &pair.maria;
+    let has = |sql: &'static str| async move {
+        let mut w = maria.connect("desk").await.ok()?;
+        let n: Option<i64> = w.query_first(sql).await.ok()?;
+        w.disconnect().await.ok();
+        (n == Some(1)).then_some(())
+    };
+    wait_for("row 5 on MariaDB", Duration::from_secs(30), || {
+        has("SELECT count(*) FROM items WHERE id = 5")
+    })
+    .await;
+    c.batch_execute("DELETE FROM items WHERE id = 5")
+        .await
+        .expect("delete on PostgreSQL");
     wait_for(
-        "the insert waiting for the delete",
+        "the applied delete's tombstone on MariaDB",
         Duration::from_secs(30),
-        || {
-            let maria = &pair.maria;
-            async move {
-                let mut w = maria.connect("desk").await.ok()?;
-                let n: Option<i64> = w
-                    .query_first(
-                        "SELECT count(*) FROM information_schema.innodb_trx \
-                         WHERE trx_state = 'LOCK WAIT'",
-                    )
-                    .await
-                    .ok()?;
-                w.disconnect().await.ok();
-                (n == Some(1)).then_some(())
-            }
-        },
+        || has("SELECT count(*) FROM tandem.tombstone WHERE node = 'crm'"),
     )
     .await;
-    a.query_drop("COMMIT; SET @tandem_applying = 0")
-        .await
-        .expect("the delete commits");
-    let b = insert
-        .await
-        .expect("the insert task")
-        .expect("the insert, once the delete committed");
     assert_eq!(
-        maria_stones(&mut a, 1).await,
-        vec![("crm".to_string(), 1), ("helpdesk".to_string(), 1)],
-        "the re-insert bumped the key's tombstones, the applied one among them"
+        maria_triggers(&mut a).await,
+        [
+            "tandem_delete_items",
+            "tandem_revive_items",
+            "tandem_update_items"
+        ],
+        "the applier made the revive trigger"
+    );
+    a.query_drop("INSERT INTO items VALUES (5, 'maria')")
+        .await
+        .expect("a local insert of the deleted key");
+    assert_eq!(
+        maria_stones(&mut a, 5).await,
+        vec![("crm".to_string(), 1)],
+        "the insert bumped the applied delete's tombstone"
     );
     let stamped: Option<(String, bool)> = a
         .query_first(
-            "SELECT _tandem_origin, _tandem_version > 1000000000000000 FROM items WHERE id = 1",
+            "SELECT _tandem_origin, _tandem_version > 1000000000000000 FROM items WHERE id = 5",
         )
         .await
         .expect("the row");
@@ -243,9 +246,31 @@ async fn maria_a_local_insert_bumps_the_tombstones_of_applied_deletes_of_its_key
         Some(("helpdesk".to_string(), true)),
         "defaults stamp the insert"
     );
-    for c in [a, b] {
-        c.disconnect().await.ok();
-    }
+    wait_for(
+        "MariaDB's insert on PostgreSQL",
+        Duration::from_secs(30),
+        || async {
+            let c = pair.pg.connect("crm").await.ok()?;
+            let v: String = c
+                .query_opt("SELECT v FROM items WHERE id = 5", &[])
+                .await
+                .ok()??
+                .get(0);
+            (v == "maria").then_some(())
+        },
+    )
+    .await;
+    let conflicts: i64 = c
+        .query_one("SELECT count(*) FROM tandem.conflict", &[])
+        .await
+        .expect("conflicts")
+        .get(0);
+    assert_eq!(
+        conflicts, 0,
+        "an insert after the delete it saw is no conflict"
+    );
+    crate::support::stop_tandem_run(run).await;
+    a.disconnect().await.ok();
 }
 
 /// An install made by the previous version (a BEFORE INSERT OR UPDATE trigger whose function bumped
@@ -438,6 +463,20 @@ async fn maria_setup_moves_an_earlier_install_onto_the_new_triggers() {
     )
     .await
     .expect("the previous version's insert trigger");
+    // The flag of the version before this one: a sequence, raised by a trigger on the tombstone
+    // table, read by the revive trigger.
+    c.query_drop(
+        "CREATE SEQUENCE tandem.tombstoned_desk_items CACHE 1000000; \
+         CREATE TRIGGER tandem.tandem_mark AFTER INSERT ON tandem.tombstone FOR EACH ROW \
+         BEGIN IF NEW.target_table = 'desk.items' THEN IF NEXTVAL(tandem.tombstoned_desk_items) < 4611686018427387904 \
+         THEN DO SETVAL(tandem.tombstoned_desk_items, 4611686018427387904); END IF; END IF; END; \
+         CREATE OR REPLACE TRIGGER desk.tandem_revive_items AFTER INSERT ON desk.items FOR EACH ROW BEGIN \
+         IF COALESCE(@tandem_applying, 0) = 0 AND NEXTVAL(tandem.tombstoned_desk_items) > 4611686018427387904 THEN \
+         UPDATE tandem.tombstone SET revived = revived + 1 WHERE target_table = 'desk.items' \
+         AND row_key = CONCAT('{', JSON_QUOTE('id'), ':', JSON_QUOTE(CAST(NEW.id AS CHAR)), '}'); END IF; END",
+    )
+    .await
+    .expect("the previous version's flag");
     c.query_drop(
         "SET @tandem_applying = 1; \
          INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
@@ -456,20 +495,30 @@ async fn maria_setup_moves_an_earlier_install_onto_the_new_triggers() {
         "setup over the earlier install: {}",
         String::from_utf8_lossy(&setup.stderr)
     );
-    let mut triggers: Vec<String> = c
-        .query("SELECT trigger_name FROM information_schema.triggers WHERE event_object_schema = 'desk'")
-        .await
-        .expect("triggers");
-    triggers.sort();
     assert_eq!(
-        triggers,
+        maria_triggers(&mut c).await,
         [
             "tandem_delete_items",
             "tandem_revive_items",
             "tandem_update_items"
         ],
-        "the table's triggers after the upgrade"
+        "the table's triggers after the upgrade (it holds an applied delete's tombstone)"
     );
+    let flags: Option<i64> = c
+        .query_first(
+            "SELECT count(*) FROM information_schema.triggers WHERE trigger_name = 'tandem_mark'",
+        )
+        .await
+        .expect("the flag trigger");
+    assert_eq!(flags, Some(0), "the earlier flag trigger is gone");
+    let left: Option<i64> = c
+        .query_first(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'tandem' \
+             AND table_name = 'tombstoned_desk_items'",
+        )
+        .await
+        .expect("the flag");
+    assert_eq!(left, Some(0), "the earlier flag is gone");
     c.query_drop("INSERT INTO items VALUES (1, 'back')")
         .await
         .expect("a re-insert");

@@ -156,6 +156,10 @@ pub enum ApplyError {
     /// driver rolls back, carries it out between transactions and tries the group again.
     #[error("a schema change of table {0} is due on the target")]
     SchemaDue(String),
+    /// A table's revive trigger must be made before the transaction can write the table's first
+    /// tombstone of another node's delete (MariaDB): made after the rollback, then tried again.
+    #[error("{0}")]
+    ReviveDue(String),
     /// The source's catalog could not be read for a schema change (retried).
     #[error("{0}")]
     SourceCatalog(String),
@@ -222,6 +226,7 @@ impl ApplyError {
             ApplyError::Spill(_)
             | ApplyError::Raced(_)
             | ApplyError::SchemaDue(_)
+            | ApplyError::ReviveDue(_)
             | ApplyError::SourceCatalog(_) => ErrorClass::Transient,
             ApplyError::Database { code, .. } => classify(code),
             ApplyError::Row { class, .. } => *class,

@@ -265,6 +265,10 @@ impl<T: Target> Link<T> {
                 Err(f) if matches!(f.error, ApplyError::SchemaDue(_)) => {
                     self.carry_out_ddl().await?;
                 }
+                // The rollback made the trigger.
+                Err(f) if matches!(f.error, ApplyError::ReviveDue(_)) => {
+                    debug!(link = %self.ctx.link(), error = %f.error, "applying the group again");
+                }
                 Err(f) if f.error.is_schema_drift() && !drifted => {
                     drifted = true;
                     self.t.forget_table(None);

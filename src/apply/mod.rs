@@ -466,7 +466,53 @@ pub async fn setup(config: &Config, node: &str, dry_run: bool) -> Result<Vec<Str
             for s in &statements {
                 t.simple(s).await.map_err(|e| setup_failed(e, s))?;
             }
+            if config.settings.manage_columns {
+                for table in setup::tables_of(config, node) {
+                    revive_where_needed(&mut t, config, node, &table).await?;
+                }
+            }
         }
     }
     Ok(statements)
+}
+
+/// Keeps a MariaDB table's revive trigger (which [`setup`]'s statements made on every managed table)
+/// only where it holds a tombstone of another node's delete (see `mysql::setup::revive_trigger`).
+/// What it drops it logs: setup's statements, as a dry run lists them, are the same every run.
+async fn revive_where_needed(
+    t: &mut MyTarget,
+    config: &Config,
+    node: &str,
+    table: &setup::SetupTable,
+) -> Result<(), ApplyError> {
+    use book::BookSession;
+    let Some(check) = mysql::setup::revive_check(node, &config.settings.schema, table) else {
+        return Ok(());
+    };
+    let q = &check.holds_other_nodes_tombstone;
+    let needed = |rows: Vec<book::TextRow>| !rows.is_empty();
+    if needed(
+        t.book_query(q, Vec::new(), false)
+            .await
+            .map_err(|e| setup_failed(e, q))?,
+    ) {
+        return Ok(());
+    }
+    t.simple(&check.drop)
+        .await
+        .map_err(|e| setup_failed(e, &check.drop))?;
+    // A running applier may have written the table's first such tombstone before the drop took
+    // the table: it saw the trigger, so it did not make it again.
+    if needed(
+        t.book_query(q, Vec::new(), false)
+            .await
+            .map_err(|e| setup_failed(e, q))?,
+    ) {
+        t.simple(&check.create)
+            .await
+            .map_err(|e| setup_failed(e, &check.create))?;
+        return Ok(());
+    }
+    tracing::info!(%node, table = %table.table, "no revive trigger: the table holds no tombstone of another node's delete (the applier makes it before it writes the first)");
+    Ok(())
 }

@@ -172,6 +172,13 @@ pub(crate) trait Target:
     async fn commit(&mut self) -> Result<(), ApplyError>;
     /// Rolls back everything since `begin`; nothing of the failed attempt stays.
     async fn rollback(&mut self) -> Result<(), ApplyError>;
+    /// Before the first tombstone this transaction writes for `table` (whose key columns are `key`):
+    /// where a local insert bumps the tombstones of its key by a trigger that exists only once the
+    /// table holds one of another node's delete (MariaDB), that the trigger is there. When it is
+    /// not, `ApplyError::ReviveDue`: the rollback makes it, and the transaction is tried again.
+    async fn check_revive(&mut self, _table: &TableRef, _key: &[String]) -> Result<(), ApplyError> {
+        Ok(())
+    }
     /// Marks the session's writes as tandem's (`true`) or as local writes that replicate (`false`).
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError>;
     /// Keeps the session's writes as tandem's for the triggers (stamps left as written) but drops the

@@ -186,6 +186,8 @@ impl<T: Target> Link<T> {
         let Some(stone) = row.tombstone() else {
             return Ok(());
         };
+        let key: Vec<String> = row.key.iter().map(|f| f.name.to_string()).collect();
+        self.t.check_revive(&info.table, &key).await?;
         self.t
             .put_tombstone(&info.table.to_string(), &row.key_text(), &stone)
             .await

@@ -17,13 +17,14 @@ pub mod setup;
 pub mod sql;
 pub mod types;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Params, Row, Value as My};
 use tracing::warn;
 
+use super::book::BookSession;
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
 use super::statement::{RowStatements, Taken};
 use super::target::{Checked, ColKind, ColumnInfo, Current, Probe, TableInfo, Target, Write};
@@ -57,6 +58,12 @@ pub struct MyTarget {
     /// How a statement may write an ENUM's empty error value (`''`, index 0) that a MySQL/MariaDB
     /// source holds, by relaxing its own sql_mode (see `sql::Relax`).
     empty_enum: Relax,
+    /// Tables whose revive trigger this transaction saw (see [`MyTarget::check_revive`]).
+    revive_seen: HashSet<TableRef>,
+    /// A table whose revive trigger is missing, with its key columns: made after the rollback.
+    revive_due: Option<(TableRef, Vec<String>)>,
+    /// Why the last attempt to make a revive trigger failed.
+    revive_failed: Option<String>,
 }
 
 fn s(v: impl Into<String>) -> My {
@@ -96,6 +103,9 @@ impl MyTarget {
             offset,
             tables: HashMap::new(),
             empty_enum: Relax::No,
+            revive_seen: HashSet::new(),
+            revive_due: None,
+            revive_failed: None,
         };
         t.simple(&session(from_mysql)).await?;
         if from_mysql {
@@ -127,6 +137,32 @@ impl MyTarget {
     pub(crate) async fn simple(&mut self, text: &str) -> Result<(), ApplyError> {
         let r = self.conn.query_drop(text).await;
         r.map_err(|e| self.db_err("a session statement", e))
+    }
+
+    /// Makes the revive trigger of `table` (between transactions: a trigger is DDL, which commits),
+    /// waiting at most ten seconds for the transactions open on the table. Local inserts that open
+    /// the table afterwards run it; the transaction tried again then writes the tombstone.
+    async fn make_revive(&mut self, table: &TableRef, key: &[String]) -> Result<(), ApplyError> {
+        let create = setup::revive_trigger(&self.schema, table, key);
+        self.simple("SET SESSION lock_wait_timeout = 10").await?;
+        let made = self.conn.query_drop(&create).await;
+        self.simple("SET SESSION lock_wait_timeout = DEFAULT")
+            .await?;
+        match made {
+            Ok(()) => {
+                self.revive_failed = None;
+                tracing::info!(node = %self.node, %table, "revive trigger made: the table holds its first tombstone of another node's delete");
+                Ok(())
+            }
+            Err(e) => {
+                let e = self.db_err("making a revive trigger", e);
+                self.revive_failed = Some(match &e {
+                    ApplyError::Database { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                });
+                Err(e)
+            }
+        }
     }
 
     async fn run(&mut self, sql: Sql) -> Result<u64, mysql_async::Error> {
@@ -272,6 +308,7 @@ impl MyTarget {
 
 impl Target for MyTarget {
     async fn begin(&mut self) -> Result<(), ApplyError> {
+        self.revive_seen.clear();
         self.simple("START TRANSACTION").await
     }
 
@@ -280,7 +317,44 @@ impl Target for MyTarget {
     }
 
     async fn rollback(&mut self) -> Result<(), ApplyError> {
-        self.simple("ROLLBACK").await
+        self.simple("ROLLBACK").await?;
+        match self.revive_due.take() {
+            Some((table, key)) => self.make_revive(&table, &key).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn check_revive(&mut self, table: &TableRef, key: &[String]) -> Result<(), ApplyError> {
+        if self.revive_seen.contains(table) {
+            return Ok(());
+        }
+        let name = crate::names::mysql_trigger("revive", table);
+        let found = self
+            .book_query(
+                "SELECT 1 FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ? \
+                 AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME = ?",
+                vec![
+                    Some(table.schema.to_string()),
+                    Some(table.name.to_string()),
+                    Some(name.clone()),
+                ],
+                false,
+            )
+            .await?;
+        if !found.is_empty() {
+            self.revive_seen.insert(table.clone());
+            return Ok(());
+        }
+        self.revive_due = Some((table.clone(), key.to_vec()));
+        let last = self
+            .revive_failed
+            .as_deref()
+            .map(|e| format!(" (the last attempt to make it failed: {e}; the apply user needs the TRIGGER privilege on the table, or run `tandem setup` again)"))
+            .unwrap_or_default();
+        Err(ApplyError::ReviveDue(format!(
+            "table {table} needs its revive trigger {name} before its first tombstone of another \
+             node's delete; it is made between transactions{last}"
+        )))
     }
 
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError> {

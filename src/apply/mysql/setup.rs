@@ -7,15 +7,16 @@
 //!
 //! ```text
 //!  insert  column defaults stamp origin and version (the columns are INVISIBLE, so only a write
-//!          that names them sets them otherwise); an AFTER INSERT trigger draws from the table's
-//!          tombstone flag (a sequence) and, once the table has tombstones of other nodes' deletes,
-//!          bumps the key's (one indexed UPDATE per row: MariaDB has no statement-level triggers)
+//!          that names them sets them otherwise); no trigger until the table holds a tombstone of
+//!          another node's delete, then an AFTER INSERT trigger bumps the key's tombstones (one
+//!          indexed UPDATE per row: MariaDB has no statement-level triggers; see `revive_trigger`)
 //!  update  a BEFORE UPDATE trigger: origin and the version bump, no SQL statement
 //!  delete  an AFTER DELETE trigger: one tombstone upsert per row
 //! ```
 
 use super::sql::{ident, literal as lit, qname};
 use crate::apply::setup::{bookkeeping_statements, migrations, SetupTable};
+use crate::model::TableRef;
 use crate::names;
 
 /// Every statement, in order. Each is idempotent.
@@ -31,31 +32,6 @@ pub fn statements(
         return out;
     }
     let now = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)";
-    // The flags exist, and are raised by every tombstone written from now on (the trigger waits
-    // for every open writer of the tombstone table), before a table's revive trigger reads its
-    // flag; the tombstones already there raise theirs.
-    let managed: Vec<&SetupTable> = tables
-        .iter()
-        .filter(|t| t.managed_version.is_some())
-        .collect();
-    for t in &managed {
-        out.push(format!(
-            "CREATE SEQUENCE IF NOT EXISTS {} CACHE 1000000",
-            flag(schema, t)
-        ));
-    }
-    if !managed.is_empty() {
-        out.push(flag_trigger(node, schema, &managed));
-    }
-    for t in &managed {
-        out.push(format!(
-            "SELECT SETVAL({}, {RAISED}) FROM DUAL WHERE EXISTS (SELECT 1 FROM {}.tombstone WHERE target_table = {} AND node <> {})",
-            flag(schema, t),
-            ident(schema),
-            lit(&t.table.to_string()),
-            lit(node)
-        ));
-    }
     for t in tables {
         let q = qname(&t.table);
         let trigger = |event: &str| {
@@ -98,22 +74,7 @@ pub fn statements(
             lit(node),
         ));
         if let Some(v) = &t.managed_version {
-            // The key lives again: the insert shows, in its own transaction, which deletes of the
-            // key this node had seen (see 005). After the row is in, so that a delete of the key
-            // still open when the insert began has committed (the insert waited for it) and is
-            // bumped too, and a REPLACE bumps the tombstone of the row it replaced.
-            out.push(format!(
-                "CREATE OR REPLACE TRIGGER {} AFTER INSERT ON {q} FOR EACH ROW BEGIN \
-                 IF COALESCE(@tandem_applying, 0) = 0 AND NEXTVAL({flag}) > {RAISED} THEN \
-                 UPDATE {s}.tombstone SET revived = revived + 1 WHERE target_table = {table} AND row_key = CONCAT('{{', {key}, '}}'); \
-                 END IF; END",
-                trigger("revive"),
-                flag = flag(schema, t),
-                s = ident(schema),
-                table = lit(&t.table.to_string()),
-                key = key_text(t, "NEW"),
-            ));
-            let key = key_text(t, "OLD");
+            let key = key_text(&t.key, "OLD");
             out.push(format!(
                 "CREATE OR REPLACE TRIGGER {} AFTER DELETE ON {q} FOR EACH ROW BEGIN \
                  IF COALESCE(@tandem_applying, 0) = 0 THEN \
@@ -126,21 +87,50 @@ pub fn statements(
                 n = lit(node),
             ));
         }
+        // Made here on every managed table, so that an earlier install's revive trigger (which read
+        // the flag dropped below) is replaced before anything it reads goes; `apply::setup` then
+        // drops it again where the table holds no tombstone of another node's delete.
+        if t.managed_version.is_some() {
+            out.push(revive_trigger(schema, &t.table, &t.key));
+        }
         // Earlier versions stamped inserts (and bumped tombstones before the row was in) in a
         // BEFORE INSERT trigger; the column defaults and the revive trigger do it now.
         out.push(format!("DROP TRIGGER IF EXISTS {}", trigger("insert")));
         out.extend(drop_legacy_triggers(t));
     }
+    // Earlier versions kept a flag per table (a sequence, raised by a trigger on the tombstone
+    // table) that the revive trigger read: the revive trigger now exists only where it is needed.
+    out.push(format!(
+        "DROP TRIGGER IF EXISTS {}.tandem_mark",
+        ident(schema)
+    ));
+    for t in tables.iter().filter(|t| t.managed_version.is_some()) {
+        out.push(format!("DROP SEQUENCE IF EXISTS {}", flag(schema, t)));
+    }
     out
 }
 
-/// A raised tombstone flag: the flag is a sequence that every local insert of the table draws from
-/// (served from its cache, no SQL statement); the first tombstone of the table sets it to this, and
-/// an insert that draws a value above it looks for tombstones of its key. `SETVAL` is not
-/// transactional: the flag is up before the tombstone is visible.
-const RAISED: u64 = 1 << 62;
+/// What `apply::setup` runs on a managed table after [`statements`]: the revive trigger stays only
+/// where the table holds a tombstone of another node's delete. The trigger is dropped first and the
+/// tombstones read after, so that one written meanwhile by a running applier (which checked the
+/// trigger in its transaction, before the drop could take the table) brings the trigger back.
+pub struct ReviveCheck {
+    pub holds_other_nodes_tombstone: String,
+    pub drop: String,
+    pub create: String,
+}
 
-/// The table's tombstone flag, qualified.
+/// The statements of [`ReviveCheck`] for `t` (managed version only).
+pub fn revive_check(node: &str, schema: &str, t: &SetupTable) -> Option<ReviveCheck> {
+    t.managed_version.as_ref()?;
+    Some(ReviveCheck {
+        holds_other_nodes_tombstone: other_nodes_tombstone(node, schema, &t.table),
+        drop: format!("DROP TRIGGER IF EXISTS {}", revive_trigger_name(&t.table)),
+        create: revive_trigger(schema, &t.table, &t.key),
+    })
+}
+
+/// The sequence that earlier versions kept as the table's tombstone flag, qualified.
 fn flag(schema: &str, t: &SetupTable) -> String {
     format!(
         "{}.{}",
@@ -149,29 +139,49 @@ fn flag(schema: &str, t: &SetupTable) -> String {
     )
 }
 
-/// The trigger on the tombstone table that raises a table's flag when its first tombstone of
-/// another node's delete is written (by the applier, whose session fires it too). A local insert
-/// need not revive the tombstones of this node's own deletes: the link that carries it to a peer
-/// carried those deletes first, in this node's commit order, and the peer counts them as seen
-/// (see `Link::unseen`). So a table whose deletes all happened here keeps its flag down, and its
-/// inserts run no SQL statement.
-fn flag_trigger(node: &str, schema: &str, tables: &[&SetupTable]) -> String {
-    let branches: Vec<String> = tables
-        .iter()
-        .map(|t| {
-            format!(
-                "IF NEW.target_table = {} THEN IF NEXTVAL({f}) < {RAISED} THEN DO SETVAL({f}, {RAISED}); END IF; ",
-                lit(&t.table.to_string()),
-                f = flag(schema, t),
-            )
-        })
-        .collect();
+/// The revive trigger of `table`, qualified.
+pub fn revive_trigger_name(table: &TableRef) -> String {
     format!(
-        "CREATE OR REPLACE TRIGGER {s}.tandem_mark AFTER INSERT ON {s}.tombstone FOR EACH ROW BEGIN \
-         IF NEW.node <> {n} THEN {}END IF; END IF; END",
-        branches.join("ELSE"),
+        "{}.{}",
+        ident(&table.schema),
+        ident(&names::mysql_trigger("revive", table))
+    )
+}
+
+/// The revive trigger of `table` (whose key columns on this node are `key`, in key order): a local
+/// insert bumps, in its own transaction, the tombstones of its key (see 005), so the insert
+/// carries every delete of the key this node had seen. After the row is in, so that a delete of the
+/// key still open when the insert began has committed (the insert waited for it) and is bumped
+/// too, and a REPLACE bumps the tombstone of the row it replaced.
+///
+/// A table needs it only once it holds a tombstone of another node's delete: the tombstones of this
+/// node's own deletes reach a peer by the link that carries the insert, before it, and the peer
+/// counts them as seen (`Link::unseen`). MariaDB has no statement-level triggers, and a row
+/// trigger, even an empty one, costs a bulk insert more than half again its time; so `tandem
+/// setup` creates it only on a table that holds such a tombstone, and the applier creates it
+/// before it writes a table's first one (`MyTarget::check_revive`), outside its transaction, so
+/// that every local insert that could see that tombstone runs it.
+pub fn revive_trigger(schema: &str, table: &TableRef, key: &[String]) -> String {
+    format!(
+        "CREATE OR REPLACE TRIGGER {} AFTER INSERT ON {} FOR EACH ROW BEGIN \
+         IF COALESCE(@tandem_applying, 0) = 0 THEN \
+         UPDATE {s}.tombstone SET revived = revived + 1 WHERE target_table = {t} AND row_key = CONCAT('{{', {k}, '}}'); \
+         END IF; END",
+        revive_trigger_name(table),
+        qname(table),
         s = ident(schema),
-        n = lit(node),
+        t = lit(&table.to_string()),
+        k = key_text(key, "NEW"),
+    )
+}
+
+/// Whether `table` holds a tombstone of another node's delete (then it needs its revive trigger).
+pub fn other_nodes_tombstone(node: &str, schema: &str, table: &TableRef) -> String {
+    format!(
+        "SELECT 1 FROM {}.tombstone WHERE target_table = {} AND node <> {} LIMIT 1",
+        ident(schema),
+        lit(&table.to_string()),
+        lit(node)
     )
 }
 
@@ -179,7 +189,7 @@ fn flag_trigger(node: &str, schema: &str, tables: &[&SetupTable]) -> String {
 /// [`crate::apply::setup::Footprint`]).
 pub fn footprint(
     node: &str,
-    schema: &str,
+    _schema: &str,
     origin: &str,
     t: &SetupTable,
     manage: bool,
@@ -197,19 +207,18 @@ pub fn footprint(
                 "column {v} BIGINT NOT NULL INVISIBLE DEFAULT the clock in microseconds"
             ));
             installs.push(format!(
-                "triggers {} (AFTER INSERT), {} (BEFORE UPDATE), {} (AFTER DELETE); the sequence \
-                 {schema}.{} (raised by the trigger tandem_mark on {schema}.tombstone)",
-                trigger("revive"),
+                "triggers {} (BEFORE UPDATE), {} (AFTER DELETE); {} (AFTER INSERT) only once the \
+                 table holds a tombstone of another node's delete (setup makes it where one is \
+                 there, the applier before it writes the table's first)",
                 trigger("update"),
                 trigger("delete"),
-                names::tombstone_flag(&t.table)
+                trigger("revive"),
             ));
             vec![
-                "insert: the column defaults and a row trigger that draws from the table's tombstone \
-                 flag (a sequence, no SQL statement); once the table has a tombstone of another \
-                 node's delete (applied here), one indexed UPDATE of the tombstone table \
-                 per inserted row (MariaDB has no statement-level triggers: a bulk load pays it per \
-                 row)"
+                "insert: the column defaults, no trigger; once the table holds a tombstone of \
+                 another node's delete, a row trigger running one indexed UPDATE of the tombstone \
+                 table per inserted row (MariaDB has no statement-level triggers: a bulk load pays \
+                 it per row, and the trigger alone costs a bulk insert more than half again)"
                     .to_string(),
                 "update: a row trigger that runs no SQL".to_string(),
                 "delete: a row trigger inserting one tombstone per deleted row".to_string(),
@@ -249,9 +258,8 @@ fn drop_legacy_triggers(t: &SetupTable) -> Vec<String> {
 
 /// The key text of the row `rec` (`OLD` or `NEW`) as CONCAT arguments, without its braces, built
 /// exactly as the applier builds it (`"col":"text",…`).
-fn key_text(t: &SetupTable, rec: &str) -> String {
-    t.key
-        .iter()
+fn key_text(key: &[String], rec: &str) -> String {
+    key.iter()
         .map(|k| {
             format!(
                 "JSON_QUOTE({}), ':', JSON_QUOTE(CAST({rec}.{} AS CHAR))",
@@ -281,34 +289,52 @@ mod tests {
     #[test]
     fn inserts_are_stamped_by_defaults_and_revive_after_the_row_is_in() {
         let all = statements_for(true);
-        let mark = all
-            .iter()
-            .position(|s| {
-                s.contains("TRIGGER `tandem`.tandem_mark AFTER INSERT ON `tandem`.tombstone")
-            })
-            .expect("the flag trigger");
-        assert!(
-            all[mark].contains("IF NEW.target_table = 'desk.item' THEN"),
-            "{}",
-            all[mark]
-        );
         assert!(all.iter().any(|s| s
             == "ALTER TABLE `desk`.`item` ALTER COLUMN `_tandem_origin` SET DEFAULT 'helpdesk'"));
         assert!(all.iter().any(|s| s.contains(
             "ALTER COLUMN `_tandem_version` SET DEFAULT (CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED))"
         )));
         assert!(!all.iter().any(|s| s.contains("BEFORE INSERT")), "{all:#?}");
-        let revive = all
-            .iter()
-            .position(|s| s.contains("`tandem_revive_item` AFTER INSERT"))
-            .expect("the revive trigger");
-        let dropped = all
-            .iter()
-            .position(|s| s == "DROP TRIGGER IF EXISTS `desk`.`tandem_insert_item`")
-            .expect("the earlier insert trigger dropped");
+        let position = |what: &str| {
+            all.iter()
+                .position(|s| s.starts_with(what))
+                .unwrap_or_else(|| panic!("{what}: {all:#?}"))
+        };
+        let revive = position("CREATE OR REPLACE TRIGGER `desk`.`tandem_revive_item` AFTER INSERT");
         assert!(
-            revive < dropped,
-            "the revive trigger exists before the old one goes"
+            !all[revive].contains("NEXTVAL"),
+            "the revive trigger reads no flag: {}",
+            all[revive]
+        );
+        let dropped = position("DROP TRIGGER IF EXISTS `desk`.`tandem_insert_item`");
+        let mark = position("DROP TRIGGER IF EXISTS `tandem`.tandem_mark");
+        let flag = position("DROP SEQUENCE IF EXISTS `tandem`.`tombstoned_desk_item`");
+        assert!(
+            revive < dropped && revive < mark && revive < flag,
+            "an earlier install's revive trigger is replaced before what it read goes"
+        );
+        let t = SetupTable {
+            table: TableRef::new("desk", "item"),
+            managed_version: Some("_tandem_version".into()),
+            key: vec!["id".into(), "site".into()],
+            old_row: None,
+        };
+        let check = revive_check("helpdesk", "tandem", &t).expect("a managed table");
+        assert_eq!(
+            check.holds_other_nodes_tombstone,
+            "SELECT 1 FROM `tandem`.tombstone WHERE target_table = 'desk.item' AND node <> 'helpdesk' LIMIT 1"
+        );
+        assert_eq!(
+            check.drop,
+            "DROP TRIGGER IF EXISTS `desk`.`tandem_revive_item`"
+        );
+        assert!(
+            check.create.contains(
+                "row_key = CONCAT('{', JSON_QUOTE('id'), ':', JSON_QUOTE(CAST(NEW.`id` AS CHAR)), ',', \
+                 JSON_QUOTE('site'), ':', JSON_QUOTE(CAST(NEW.`site` AS CHAR)), '}')"
+            ),
+            "{}",
+            check.create
         );
     }
 
