@@ -57,6 +57,11 @@ async fn apply_pg_a_replayed_update_logged_without_its_old_row_is_still_checked(
 }
 
 #[tokio::test]
+async fn apply_pg_a_replayed_reinsert_weighs_its_own_nodes_deletes_by_their_stamps() {
+    sc::a_replayed_reinsert_weighs_its_own_nodes_deletes_by_their_stamps(Kind::Pg).await;
+}
+
+#[tokio::test]
 async fn apply_pg_a_replayed_reinsert_keeps_the_tombstones_its_transaction_revived() {
     sc::a_replayed_reinsert_keeps_the_tombstones_its_transaction_revived(Kind::Pg).await;
 }

@@ -412,6 +412,57 @@ pub async fn a_replayed_reinsert_keeps_the_tombstones_its_transaction_revived(ki
     assert_eq!(f.row(1).await.expect("row")[0], s(&"x".repeat(30)));
 }
 
+/// A MariaDB source's re-insert revives no tombstone of its own node's delete (its revive trigger
+/// exists only for other nodes' deletes). Replayed from the dead letters, out of the stream's
+/// order, it still counts that delete as seen when the delete stamped no later than the insert (a
+/// delete of the inserted row itself stamps more): no conflict. A delete that came after the
+/// dead-lettered insert (stamped later than it) is not behind the replayed insert: a conflict,
+/// which the delete wins.
+pub async fn a_replayed_reinsert_weighs_its_own_nodes_deletes_by_their_stamps(kind: Kind) {
+    let mut f = Fixture::new(kind, "", 0).await;
+    let mut a = f.applier().await;
+    let long = "x".repeat(30);
+    let first = customer(1, "ann", "a@x", 10, SOURCE);
+    let doomed = customer(2, &long, "b@x", 30, SOURCE);
+    let txs = [
+        f.tx(1, vec![f.change(Op::Insert, None, Some(first.clone()))]),
+        f.tx(2, vec![f.change(Op::Delete, Some(first), None)]),
+        // Key 1 again (no tombstone revived), and key 2, which the source deletes right after.
+        f.tx(
+            3,
+            vec![f.change(
+                Op::Insert,
+                None,
+                Some(customer(1, &long, "a@x", 20, SOURCE)),
+            )],
+        ),
+        f.tx(4, vec![f.change(Op::Insert, None, Some(doomed.clone()))]),
+        f.tx(5, vec![f.change(Op::Delete, Some(doomed), None)]),
+    ];
+    a.apply(&txs).await.expect("the link goes on");
+    let dead = a.list_dead_letters(true).await.expect("list");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let kinds = async |f: &mut Fixture| -> Vec<String> {
+        f.conflicts().await.into_iter().map(|c| c.0).collect()
+    };
+    // Key 2's delete found no row (its insert is a dead letter): it left its tombstone.
+    assert_eq!(kinds(&mut f).await, ["delete_missing"]);
+    let mut a = widen_name_and_replay(&mut f, kind, dead[0].id).await;
+    assert_eq!(
+        kinds(&mut f).await,
+        ["delete_missing"],
+        "the re-insert had seen its own node's earlier delete: no conflict"
+    );
+    assert_eq!(f.row(1).await.expect("row")[0], s(&long));
+    a.replay_dead_letter(dead[1].id).await.expect("replay");
+    assert_eq!(
+        kinds(&mut f).await,
+        ["delete_missing", "insert_deleted"],
+        "the insert meets the later delete of its own row"
+    );
+    assert!(f.row(2).await.is_none(), "the later delete wins");
+}
+
 /// An update a PostgreSQL source logged without its old row (its old version in the new row's
 /// `_tandem_version_prev`) goes to the dead letters; the target's row changes meanwhile. The
 /// replay reads the old version again and meets the change: a conflict, not an overwrite (the

@@ -308,7 +308,10 @@ impl<T: Target> Link<T> {
                 .filter(|(_, a)| **a)
                 .filter_map(|(r, _)| Some((r.key_text(), r.tombstone()?)))
                 .collect();
-            if let Some(first) = rows.first().filter(|_| !stones.is_empty()) {
+            if let Some(first) = rows
+                .first()
+                .filter(|_| !stones.is_empty() && self.ctx.manage_columns)
+            {
                 let key: Vec<String> = first.key.iter().map(|f| f.name.to_string()).collect();
                 self.t.check_revive(&info.table, &key).await?;
             }

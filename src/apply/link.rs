@@ -50,6 +50,9 @@ pub struct LinkContext {
     pub schema: String,
     /// `[tandem] tombstone_retention`; `None` keeps every tombstone.
     pub tombstone_retention: Option<std::time::Duration>,
+    /// `[tandem] manage_columns`: whether tandem keeps the tables' triggers (the applier makes a
+    /// MariaDB table's revive trigger only then, see `Target::check_revive`).
+    pub manage_columns: bool,
 }
 
 impl LinkContext {

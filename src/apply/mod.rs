@@ -183,6 +183,7 @@ impl Applier {
             on_error: s.on_error,
             schema: s.schema.clone(),
             tombstone_retention: s.tombstone_retention(),
+            manage_columns: s.manage_columns,
         };
         let mapper = Mapper::new(config, source, target);
         let url = dst.url.expose();
@@ -434,7 +435,7 @@ fn setup_failed(e: ApplyError, statement: &str) -> ApplyError {
 }
 
 /// The MySQL/MariaDB session mode setup runs in.
-const SETUP_SQL_MODE: &str =
+pub(crate) const SETUP_SQL_MODE: &str =
     "SET SESSION sql_mode = 'ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES'";
 
 /// Runs `tandem setup` on `node`: every statement, in order (idempotent). With `dry_run` nothing is
@@ -490,29 +491,27 @@ async fn revive_where_needed(
         return Ok(());
     };
     let q = &check.holds_other_nodes_tombstone;
-    let needed = |rows: Vec<book::TextRow>| !rows.is_empty();
-    if needed(
-        t.book_query(q, Vec::new(), false)
-            .await
-            .map_err(|e| setup_failed(e, q))?,
-    ) {
-        return Ok(());
-    }
-    t.simple(&check.drop)
+    // The table locked for writing and the tombstones for reading while the tombstones are read
+    // and the trigger dropped: no applier writes the table's first such tombstone in between (it
+    // saw the trigger, so it would not make it again), and no local insert runs without the
+    // trigger once one is there.
+    t.simple(&check.lock)
         .await
-        .map_err(|e| setup_failed(e, &check.drop))?;
-    // A running applier may have written the table's first such tombstone before the drop took
-    // the table: it saw the trigger, so it did not make it again.
-    if needed(
-        t.book_query(q, Vec::new(), false)
+        .map_err(|e| setup_failed(e, &check.lock))?;
+    let result = async {
+        let holds = t
+            .book_query(q, Vec::new(), false)
             .await
-            .map_err(|e| setup_failed(e, q))?,
-    ) {
-        t.simple(&check.create)
-            .await
-            .map_err(|e| setup_failed(e, &check.create))?;
-        return Ok(());
+            .map_err(|e| setup_failed(e, q))?;
+        if holds.is_empty() {
+            t.simple(&check.drop)
+                .await
+                .map_err(|e| setup_failed(e, &check.drop))?;
+            tracing::info!(%node, table = %table.table, "no revive trigger: the table holds no tombstone of another node's delete (the applier makes it before it writes the first)");
+        }
+        Ok(())
     }
-    tracing::info!(%node, table = %table.table, "no revive trigger: the table holds no tombstone of another node's delete (the applier makes it before it writes the first)");
-    Ok(())
+    .await;
+    t.simple("UNLOCK TABLES").await?;
+    result
 }

@@ -148,9 +148,11 @@ impl<T: Target> Link<T> {
     /// it had seen (its transaction revived one of that node as late) is behind it, and so, while
     /// the link applies its source's transactions in their commit order, is every tombstone of the
     /// source node's own deletes: this node applied them before this insert, so they committed
-    /// there before it (a link is the one path by which a node's changes reach another). A
-    /// MariaDB node's inserts revive only the tombstones of other nodes' deletes (its revive
-    /// trigger waits for the first of those, see `apply/mysql/setup.rs`).
+    /// there before it (a link is the one path by which a node's changes reach another). Out of
+    /// that order (a dead-letter replay), a tombstone of the source node stamped no later than the
+    /// insert is behind it too. A MariaDB node's inserts revive only the tombstones of other
+    /// nodes' deletes (its revive trigger waits for the first of those, see
+    /// `apply/mysql/setup.rs`).
     pub(super) fn unseen(
         &self,
         plan: &TablePlan,
@@ -164,10 +166,16 @@ impl<T: Target> Link<T> {
             .filter(|r| r.values == values && maps_to(&self.mapper, &r.source_table, plan))
             .map(|r| &r.stone)
             .collect();
+        let incoming = row.after_version.as_ref().and_then(super::row::version_key);
         stones
             .into_iter()
             .filter(|mine| {
-                let own = self.in_stream && mine.node == self.ctx.source;
+                // A delete of this row's incarnation stamps more than the insert did (a row's
+                // version only grows): a tombstone of the source node's stamped no more than the
+                // insert is of an earlier incarnation, so the insert had seen it, also when the
+                // link does not apply in stream order (a replay).
+                let own = mine.node == self.ctx.source
+                    && (self.in_stream || incoming.is_some_and(|v| mine.version <= v));
                 let revived = seen
                     .iter()
                     .any(|s| s.node == mine.node && s.version >= mine.version);
@@ -186,8 +194,10 @@ impl<T: Target> Link<T> {
         let Some(stone) = row.tombstone() else {
             return Ok(());
         };
-        let key: Vec<String> = row.key.iter().map(|f| f.name.to_string()).collect();
-        self.t.check_revive(&info.table, &key).await?;
+        if self.ctx.manage_columns {
+            let key: Vec<String> = row.key.iter().map(|f| f.name.to_string()).collect();
+            self.t.check_revive(&info.table, &key).await?;
+        }
         self.t
             .put_tombstone(&info.table.to_string(), &row.key_text(), &stone)
             .await

@@ -62,8 +62,21 @@ pub struct MyTarget {
     revive_seen: HashSet<TableRef>,
     /// A table whose revive trigger is missing, with its key columns: made after the rollback.
     revive_due: Option<(TableRef, Vec<String>)>,
-    /// Why the last attempt to make a revive trigger failed.
-    revive_failed: Option<String>,
+    /// The last attempt to make a revive trigger, when it failed.
+    revive_failed: Option<ReviveFailed>,
+    /// Whether the session serves a MySQL/MariaDB source (its sql_mode, see [`session`]).
+    from_mysql: bool,
+}
+
+/// How long the applier waits before it tries again to make a revive trigger that it could not.
+const REVIVE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A failed attempt to make a revive trigger.
+struct ReviveFailed {
+    why: String,
+    /// Retrying cannot fix it (the server refused the statement, e.g. a missing privilege).
+    definite: bool,
+    at: std::time::Instant,
 }
 
 fn s(v: impl Into<String>) -> My {
@@ -106,6 +119,7 @@ impl MyTarget {
             revive_seen: HashSet::new(),
             revive_due: None,
             revive_failed: None,
+            from_mysql,
         };
         t.simple(&session(from_mysql)).await?;
         if from_mysql {
@@ -140,14 +154,32 @@ impl MyTarget {
     }
 
     /// Makes the revive trigger of `table` (between transactions: a trigger is DDL, which commits),
-    /// waiting at most ten seconds for the transactions open on the table. Local inserts that open
-    /// the table afterwards run it; the transaction tried again then writes the tombstone.
+    /// as setup makes it (its sql_mode, which the trigger keeps). It waits at most a second for
+    /// the transactions open on the table, during which MariaDB holds the table's new statements
+    /// back, and tries at most every [`REVIVE_RETRY`]; a refusal that retrying cannot fix (a
+    /// missing privilege) is kept, and the next check returns it as a definite error. Local
+    /// inserts that open the table afterwards run the trigger; the transaction tried again then
+    /// writes the tombstone.
     async fn make_revive(&mut self, table: &TableRef, key: &[String]) -> Result<(), ApplyError> {
+        if self
+            .revive_failed
+            .as_ref()
+            .is_some_and(|f| f.at.elapsed() < REVIVE_RETRY)
+        {
+            return Ok(());
+        }
         let create = setup::revive_trigger(&self.schema, table, key);
-        self.simple("SET SESSION lock_wait_timeout = 10").await?;
+        self.simple(&format!(
+            "{}, SESSION lock_wait_timeout = 1",
+            crate::apply::SETUP_SQL_MODE
+        ))
+        .await?;
         let made = self.conn.query_drop(&create).await;
-        self.simple("SET SESSION lock_wait_timeout = DEFAULT")
-            .await?;
+        self.simple(&format!(
+            "{}, SESSION lock_wait_timeout = DEFAULT",
+            session(self.from_mysql)
+        ))
+        .await?;
         match made {
             Ok(()) => {
                 self.revive_failed = None;
@@ -156,9 +188,14 @@ impl MyTarget {
             }
             Err(e) => {
                 let e = self.db_err("making a revive trigger", e);
-                self.revive_failed = Some(match &e {
-                    ApplyError::Database { source, .. } => source.to_string(),
-                    other => other.to_string(),
+                let (why, definite) = match &e {
+                    ApplyError::Database { source, .. } => (source.to_string(), !e.is_transient()),
+                    other => (other.to_string(), false),
+                };
+                self.revive_failed = Some(ReviveFailed {
+                    why,
+                    definite,
+                    at: std::time::Instant::now(),
                 });
                 Err(e)
             }
@@ -345,15 +382,27 @@ impl Target for MyTarget {
             self.revive_seen.insert(table.clone());
             return Ok(());
         }
+        let what = format!(
+            "table {table} needs its revive trigger {name} before its first tombstone of another \
+             node's delete"
+        );
+        if let Some(f) = self.revive_failed.as_ref().filter(|f| f.definite) {
+            return Err(ApplyError::Invalid(format!(
+                "{what}, and making it failed: {}; fix: grant the node's account the TRIGGER \
+                 privilege on the table (as `tandem setup` needs), or run `tandem setup` on node {} \
+                 once the table holds that tombstone",
+                f.why, self.node
+            )));
+        }
         self.revive_due = Some((table.clone(), key.to_vec()));
         let last = self
             .revive_failed
-            .as_deref()
-            .map(|e| format!(" (the last attempt to make it failed: {e}; the apply user needs the TRIGGER privilege on the table, or run `tandem setup` again)"))
+            .as_ref()
+            .map(|f| format!(" (the last attempt failed: {})", f.why))
             .unwrap_or_default();
         Err(ApplyError::ReviveDue(format!(
-            "table {table} needs its revive trigger {name} before its first tombstone of another \
-             node's delete; it is made between transactions{last}"
+            "{what}: it is made after this rollback, and the same work goes through when tried \
+             again{last}"
         )))
     }
 

@@ -111,22 +111,26 @@ pub fn statements(
 }
 
 /// What `apply::setup` runs on a managed table after [`statements`]: the revive trigger stays only
-/// where the table holds a tombstone of another node's delete. The trigger is dropped first and the
-/// tombstones read after, so that one written meanwhile by a running applier (which checked the
-/// trigger in its transaction, before the drop could take the table) brings the trigger back.
+/// where the table holds a tombstone of another node's delete. Under `lock` (the table locked for
+/// writing, the tombstones for reading, waiting at most 10 s), so that no applier writes such a
+/// tombstone between the read and the drop.
 pub struct ReviveCheck {
+    pub lock: String,
     pub holds_other_nodes_tombstone: String,
     pub drop: String,
-    pub create: String,
 }
 
 /// The statements of [`ReviveCheck`] for `t` (managed version only).
 pub fn revive_check(node: &str, schema: &str, t: &SetupTable) -> Option<ReviveCheck> {
     t.managed_version.as_ref()?;
     Some(ReviveCheck {
+        lock: format!(
+            "SET STATEMENT lock_wait_timeout = 10 FOR LOCK TABLES {} WRITE, {}.tombstone READ",
+            qname(&t.table),
+            ident(schema)
+        ),
         holds_other_nodes_tombstone: other_nodes_tombstone(node, schema, &t.table),
         drop: format!("DROP TRIGGER IF EXISTS {}", revive_trigger_name(&t.table)),
-        create: revive_trigger(schema, &t.table, &t.key),
     })
 }
 
@@ -328,13 +332,18 @@ mod tests {
             check.drop,
             "DROP TRIGGER IF EXISTS `desk`.`tandem_revive_item`"
         );
+        assert_eq!(
+            check.lock,
+            "SET STATEMENT lock_wait_timeout = 10 FOR LOCK TABLES `desk`.`item` WRITE, `tandem`.tombstone READ"
+        );
+        let create = revive_trigger("tandem", &t.table, &t.key);
         assert!(
-            check.create.contains(
+            create.contains(
                 "row_key = CONCAT('{', JSON_QUOTE('id'), ':', JSON_QUOTE(CAST(NEW.`id` AS CHAR)), ',', \
                  JSON_QUOTE('site'), ':', JSON_QUOTE(CAST(NEW.`site` AS CHAR)), '}')"
             ),
             "{}",
-            check.create
+            create
         );
     }
 
