@@ -79,6 +79,13 @@ pub fn tombstone_flag(table: &TableRef) -> String {
     pg_function("tombstoned", table)
 }
 
+/// The sequence (in the bookkeeping schema) that flags a PostgreSQL table some tombstone of another
+/// node's delete was written for: until then a local insert has no tombstone to bump (a peer
+/// counts this node's own deletes as seen), and the revive trigger does not fire.
+pub fn peer_tombstone_flag(table: &TableRef) -> String {
+    pg_function("peer_tombstoned", table)
+}
+
 /// The names earlier versions gave the stamp and tombstone functions (PostgreSQL cuts them to 63 bytes itself).
 pub fn legacy_pg_functions(table: &TableRef) -> [String; 2] {
     ["stamp", "tombstone"].map(|kind| format!("{kind}_{}_{}", table.schema, table.name))

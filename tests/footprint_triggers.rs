@@ -51,9 +51,11 @@ async fn maria_stones(c: &mut mysql_async::Conn, id: i32) -> Vec<(String, i64)> 
 }
 
 /// The insert of a key waits for a delete of it that is still open; the delete's tombstone, the
-/// table's first, is visible once it commits. The row trigger bumped tombstones before the row was
-/// in, so it missed this one: the insert then read, on the other node, as concurrent with a
-/// delete it had waited for.
+/// table's first of another node's delete (the applier's), is visible once it commits, and its
+/// flag was raised before. The row trigger bumped tombstones before the row was in, so it missed
+/// this one: the insert then read, on the other node, as concurrent with a delete it had waited
+/// for. A local delete raises only the tombstone flag: the re-insert of its key bumps nothing (a
+/// peer counts this node's own deletes as seen).
 #[tokio::test]
 async fn pg_a_local_insert_that_waited_for_a_delete_of_its_key_bumps_its_tombstone() {
     let pair = pair().await;
@@ -62,12 +64,40 @@ async fn pg_a_local_insert_that_waited_for_a_delete_of_its_key_bumps_its_tombsto
     // Watched from a session of its own: inside `a`'s open transaction pg_stat_activity would be
     // the snapshot of its first read, and a first read before the insert waits never changes.
     let watch = pair.pg.connect("crm").await.expect("connect");
-    a.batch_execute("INSERT INTO items VALUES (1, 'doomed')")
-        .await
-        .expect("insert");
-    a.batch_execute("BEGIN; DELETE FROM items WHERE id = 1")
-        .await
-        .expect("an open delete");
+    let flags = "SELECT pg_sequence_last_value('tandem.tombstoned_public_items'), \
+                 pg_sequence_last_value('tandem.peer_tombstoned_public_items')";
+    let raised = async |c: &tokio_postgres::Client| -> (Option<i64>, Option<i64>) {
+        let r = c.query_one(flags, &[]).await.expect("flags");
+        (r.get(0), r.get(1))
+    };
+    a.batch_execute(
+        "INSERT INTO items VALUES (1, 'doomed'), (3, 'mine'); DELETE FROM items WHERE id = 3; \
+         INSERT INTO items VALUES (3, 'mine again')",
+    )
+    .await
+    .expect("a local delete and re-insert");
+    assert_eq!(
+        raised(&watch).await,
+        (Some(1), None),
+        "a local delete raises the tombstone flag only"
+    );
+    assert_eq!(
+        pg_stones(&a, 3).await,
+        vec![("crm".to_string(), 0)],
+        "the re-insert left its own node's tombstone alone"
+    );
+    a.batch_execute(
+        "SET tandem.applying = 'on'; BEGIN; DELETE FROM items WHERE id = 1; \
+         INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+         VALUES ('public.items', '{\"id\":\"1\"}', 42, 'helpdesk')",
+    )
+    .await
+    .expect("an applied delete, open");
+    assert_eq!(
+        raised(&watch).await,
+        (Some(1), Some(1)),
+        "the applied delete's tombstone raised the peer flag before its commit"
+    );
     let insert = tokio::spawn(async move {
         b.batch_execute("INSERT INTO items VALUES (1, 'again')")
             .await
@@ -90,14 +120,16 @@ async fn pg_a_local_insert_that_waited_for_a_delete_of_its_key_bumps_its_tombsto
         },
     )
     .await;
-    a.batch_execute("COMMIT").await.expect("the delete commits");
+    a.batch_execute("COMMIT; SET tandem.applying = 'off'")
+        .await
+        .expect("the delete commits");
     insert
         .await
         .expect("the insert task")
         .expect("the insert, once the delete committed");
     assert_eq!(
         pg_stones(&a, 1).await,
-        vec![("crm".to_string(), 1)],
+        vec![("helpdesk".to_string(), 1)],
         "the re-insert bumped the tombstone of the delete it waited for"
     );
 }
@@ -300,8 +332,12 @@ async fn pg_setup_moves_an_earlier_install_onto_the_new_triggers() {
          END $$; \
          CREATE TRIGGER tandem_stamp BEFORE INSERT OR UPDATE ON items FOR EACH ROW \
            EXECUTE FUNCTION tandem.stamp_public_items(); \
-         INSERT INTO items VALUES (1, 'a'); DELETE FROM items WHERE id = 1; \
-         SELECT setval('tandem.tombstoned_public_items', 1, false)",
+         INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+           VALUES ('public.items', '{\"id\":\"1\"}', 42, 'helpdesk'); \
+         SELECT setval('tandem.tombstoned_public_items', 1, false); \
+         DROP SEQUENCE tandem.peer_tombstoned_public_items CASCADE; \
+         CREATE OR REPLACE FUNCTION tandem.mark_tombstoned() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RETURN NULL; END $$",
     )
     .await
     .expect("the previous version's install");
@@ -354,7 +390,7 @@ async fn pg_setup_moves_an_earlier_install_onto_the_new_triggers() {
         .expect("a re-insert");
     assert_eq!(
         pg_stones(&c, 1).await,
-        vec![("crm".to_string(), 1)],
+        vec![("helpdesk".to_string(), 1)],
         "the tombstone written before the upgrade raised the flag and was bumped once"
     );
 }
@@ -367,7 +403,10 @@ async fn pg_a_statement_inserting_many_keys_back_bumps_each_tombstone_once() {
     let c = pair.pg.connect("crm").await.expect("connect");
     c.batch_execute(
         "INSERT INTO items SELECT g, 'a' FROM generate_series(1, 3) g; \
-         DELETE FROM items WHERE id IN (1, 2); \
+         SET tandem.applying = 'on'; DELETE FROM items WHERE id IN (1, 2); \
+         INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+         VALUES ('public.items', '{\"id\":\"1\"}', 42, 'helpdesk'), \
+         ('public.items', '{\"id\":\"2\"}', 42, 'helpdesk'); SET tandem.applying = 'off'; \
          INSERT INTO items SELECT g, 'back' FROM generate_series(1, 5) g WHERE g <> 3",
     )
     .await
@@ -375,7 +414,7 @@ async fn pg_a_statement_inserting_many_keys_back_bumps_each_tombstone_once() {
     for id in [1, 2] {
         assert_eq!(
             pg_stones(&c, id).await,
-            vec![("crm".to_string(), 1)],
+            vec![("helpdesk".to_string(), 1)],
             "key {id}"
         );
     }
@@ -432,17 +471,18 @@ async fn pg_setup_moves_the_row_revive_trigger_to_a_statement_one_but_partitions
     );
     assert!(!revive_is_row_trigger(&c, "items").await);
     c.batch_execute(
-        "INSERT INTO items VALUES (1, 'a'); DELETE FROM items WHERE id = 1; \
+        "INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+         VALUES ('public.items', '{\"id\":\"1\"}', 42, 'helpdesk'), \
+         ('public.parts', '{\"id\":\"150\"}', 42, 'helpdesk'); \
          INSERT INTO items VALUES (1, 'back'); \
-         INSERT INTO parts VALUES (150, 'a'); DELETE FROM parts WHERE id = 150; \
          INSERT INTO parts_high VALUES (150, 'back')",
     )
     .await
     .expect("writes");
-    assert_eq!(pg_stones(&c, 1).await, vec![("crm".to_string(), 1)]);
+    assert_eq!(pg_stones(&c, 1).await, vec![("helpdesk".to_string(), 1)]);
     assert_eq!(
         pg_stones_of(&c, "public.parts", 150).await,
-        vec![("crm".to_string(), 1)],
+        vec![("helpdesk".to_string(), 1)],
         "the partition's insert bumped"
     );
 }
@@ -590,6 +630,15 @@ async fn pg_replicated_rows_fire_no_ordinary_trigger_but_raise_the_tombstone_fla
         Some(1),
         "the replicated delete's tombstone raised the flag"
     );
+    let peer: Option<i64> = c
+        .query_one(
+            "SELECT pg_sequence_last_value('tandem.peer_tombstoned_public_items')",
+            &[],
+        )
+        .await
+        .expect("peer flag")
+        .get(0);
+    assert_eq!(peer, Some(1), "and the peer flag");
     c.batch_execute("INSERT INTO items VALUES (3, 'back')")
         .await
         .expect("a local insert");

@@ -255,3 +255,75 @@ async fn tombstones_a_maria_reinsert_of_its_own_deleted_key_is_no_conflict() {
     crate::support::stop_tandem_run(run).await;
     m.disconnect().await.ok();
 }
+
+/// The same from PostgreSQL: its revive trigger waits for a tombstone of another node's delete (the
+/// table's peer flag), so the re-insert bumps nothing, and MariaDB counts PostgreSQL's own delete
+/// as seen. No conflict is logged, and the row lives on both nodes.
+#[tokio::test]
+async fn tombstones_a_pg_reinsert_of_its_own_deleted_key_is_no_conflict() {
+    let table = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20) NOT NULL);";
+    let pair = Pair::start(
+        table,
+        table,
+        "[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
+    )
+    .await;
+    let run = start_tandem_run(&pair.config, 2).await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    let on_maria = |sql: &'static str| {
+        let maria = &pair.maria;
+        async move {
+            let mut m = maria.connect("desk").await.ok()?;
+            let v: Option<String> = m.query_first(sql).await.ok()?;
+            m.disconnect().await.ok();
+            v
+        }
+    };
+    c.batch_execute("INSERT INTO items VALUES (9, 'first')")
+        .await
+        .expect("insert");
+    wait_for("the row on MariaDB", Duration::from_secs(30), || async {
+        on_maria("SELECT v FROM items WHERE id = 9").await
+    })
+    .await;
+    c.batch_execute("DELETE FROM items WHERE id = 9; INSERT INTO items VALUES (9, 'again')")
+        .await
+        .expect("delete and insert again");
+    let stones: Vec<(String, i64)> = c
+        .query("SELECT node, revived FROM tandem.tombstone", &[])
+        .await
+        .expect("stones")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        stones,
+        vec![("crm".to_string(), 0)],
+        "the insert revived nothing: its node's own delete"
+    );
+    c.batch_execute("INSERT INTO items VALUES (10, 'marker')")
+        .await
+        .expect("marker");
+    wait_for("the marker on MariaDB", Duration::from_secs(30), || async {
+        on_maria("SELECT v FROM items WHERE id = 10").await
+    })
+    .await;
+    assert_eq!(
+        on_maria("SELECT v FROM items WHERE id = 9")
+            .await
+            .as_deref(),
+        Some("again")
+    );
+    let mut m = pair.maria.connect("desk").await.expect("connect");
+    let conflicts: Option<i64> = m
+        .query_first("SELECT count(*) FROM tandem.conflict")
+        .await
+        .expect("conflicts");
+    assert_eq!(
+        conflicts,
+        Some(0),
+        "a re-insert after its own node's delete is no conflict"
+    );
+    m.disconnect().await.ok();
+    crate::support::stop_tandem_run(run).await;
+}

@@ -10,18 +10,23 @@
 //! ```text
 //!  insert  column defaults stamp origin and version; the stamp trigger fires only for a row that
 //!          names another origin or a NULL version (WHEN, evaluated in the executor, no PL/pgSQL);
-//!          the revive trigger fires only once the table's tombstone flag is set (a sequence,
-//!          read without SQL), and then bumps the keys' tombstones (one UPDATE per statement)
+//!          the revive trigger fires only once the table's peer flag is set (a sequence, read
+//!          without SQL: the table holds a tombstone of another node's delete), and then bumps the
+//!          keys' tombstones (one UPDATE per statement)
 //!  update  the stamp trigger (PL/pgSQL, no SQL statement): origin, the version bump and the old
 //!          version; any BEFORE ROW UPDATE trigger makes PostgreSQL lock the row first, a 54-byte
 //!          WAL record
 //!  delete  a PL/pgSQL row trigger: one INSERT … ON CONFLICT of the row's tombstone
 //! ```
 //!
-//! The flag is set, before its transaction commits, by whoever writes the table's first tombstone
-//! (a trigger on the tombstone table), so an insert that finds it unset has no tombstone of its key
-//! to bump: a delete of the same key that committed first made the insert wait for it before the
-//! flag was read. It is never cleared (pruning races new tombstones).
+//! A table has two flags. The tombstone flag is set, before its transaction commits, by whoever
+//! writes the table's first tombstone (a trigger on the tombstone table); the applier skips the
+//! lookup of a batch's keys while it is down. The peer flag is set so by the first tombstone of
+//! another node's delete (the applier's): a local insert need not bump the tombstones of this
+//! node's own deletes, which a peer counts as seen (`Link::unseen`), so an insert that finds the
+//! peer flag unset has no tombstone of its key to bump: a delete of the same key that committed
+//! first made the insert wait for it before the flag was read. Neither is ever cleared (pruning
+//! races new tombstones).
 
 use super::sql::{ident, literal as lit, qname};
 use crate::apply::setup::{bookkeeping_statements, migrations, SetupTable};
@@ -76,10 +81,15 @@ pub fn statements(
         ));
         for t in &managed {
             out.push(format!("CREATE SEQUENCE IF NOT EXISTS {}", flag(schema, t)));
+            out.push(format!(
+                "CREATE SEQUENCE IF NOT EXISTS {}",
+                peer_flag(schema, t)
+            ));
         }
-        out.extend(flag_trigger(schema, &managed));
+        out.extend(flag_trigger(schema, node, &managed));
         for t in &managed {
-            out.push(raise_flag(schema, t));
+            out.push(raise_flag(schema, t, &flag(schema, t), None));
+            out.push(raise_flag(schema, t, &peer_flag(schema, t), Some(node)));
         }
         out.push("COMMIT".into());
     }
@@ -172,16 +182,18 @@ pub fn footprint(
             installs.push(format!(
                 "triggers tandem_stamp (BEFORE INSERT, only for a row that names another origin \
                  or a NULL version), tandem_stamp_update (BEFORE UPDATE), tandem_revive (AFTER \
-                 INSERT per statement, once the table has a tombstone), tandem_tombstone ({} DELETE); \
-                 their functions in schema {schema}; the sequence {schema}.{} (raised by the \
-                 trigger tandem_mark on {schema}.tombstone)",
+                 INSERT per statement, once the table has a tombstone of another node's delete), \
+                 tandem_tombstone ({} DELETE); their functions in schema {schema}; the sequences \
+                 {schema}.{} and {schema}.{} (raised by the trigger tandem_mark on \
+                 {schema}.tombstone)",
                 if lean { "BEFORE" } else { "AFTER" },
-                names::tombstone_flag(&t.table)
+                names::tombstone_flag(&t.table),
+                names::peer_tombstone_flag(&t.table)
             ));
             (
                 "insert: the column defaults; no trigger function runs (the WHENs are false) until \
-                 the table has a tombstone (after its first delete here or on another node), then \
-                 one UPDATE of the tombstone table per insert statement, joined to the inserted rows"
+                 the table has a tombstone of another node's delete (applied here), then one \
+                 UPDATE of the tombstone table per insert statement, joined to the inserted rows"
                     .to_string(),
                 format!(
                     "delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone \
@@ -263,6 +275,15 @@ fn flag(schema: &str, t: &SetupTable) -> String {
         "{}.{}",
         ident(schema),
         ident(&names::tombstone_flag(&t.table))
+    )
+}
+
+/// The table's flag for tombstones of other nodes' deletes, qualified: the revive trigger's.
+fn peer_flag(schema: &str, t: &SetupTable) -> String {
+    format!(
+        "{}.{}",
+        ident(schema),
+        ident(&names::peer_tombstone_flag(&t.table))
     )
 }
 
@@ -351,7 +372,7 @@ fn revive_trigger(schema: &str, t: &SetupTable) -> Vec<String> {
     );
     let when = format!(
         "WHEN (pg_sequence_last_value({}::regclass) IS NOT NULL) EXECUTE FUNCTION {f}()",
-        lit(&flag(schema, t))
+        lit(&peer_flag(schema, t))
     );
     let create = format!(
         "BEGIN\n  DROP TRIGGER IF EXISTS tandem_revive ON {q};\n  \
@@ -372,30 +393,43 @@ fn revive_trigger(schema: &str, t: &SetupTable) -> Vec<String> {
     ]
 }
 
-/// Raises the table's flag for tombstones written before it existed.
-fn raise_flag(schema: &str, t: &SetupTable) -> String {
+/// Raises flag `p` of the table for tombstones written before it existed (with `not_of`, only
+/// tombstones of other nodes' deletes than that one).
+fn raise_flag(schema: &str, t: &SetupTable, p: &str, not_of: Option<&str>) -> String {
     format!(
         "SELECT setval({p}::regclass, 1) WHERE pg_sequence_last_value({p}::regclass) IS NULL \
-         AND EXISTS (SELECT 1 FROM {s}.tombstone WHERE target_table = {table})",
-        p = lit(&flag(schema, t)),
+         AND EXISTS (SELECT 1 FROM {s}.tombstone WHERE target_table = {table}{node})",
+        p = lit(p),
         s = ident(schema),
         table = lit(&t.table.to_string()),
+        node = not_of
+            .map(|n| format!(" AND node <> {}", lit(n)))
+            .unwrap_or_default(),
     )
 }
 
 /// The trigger on the tombstone table that sets a table's flag when its first tombstone is written,
-/// by a local delete or by the applier (whose session fires it too). `setval` is not transactional:
-/// the flag is up before the tombstone is visible.
-fn flag_trigger(schema: &str, tables: &[&SetupTable]) -> Vec<String> {
+/// by a local delete or by the applier (whose session fires it too), and its peer flag when its
+/// first tombstone of another node's delete is (by the applier): a local insert need not revive
+/// this node's own deletes, which the link that carries the insert to a peer carried first (the
+/// peer counts them as seen, `Link::unseen`). `setval` is not transactional: a flag is up before
+/// the tombstone is visible.
+fn flag_trigger(schema: &str, node: &str, tables: &[&SetupTable]) -> Vec<String> {
+    let raise = |p: &str| {
+        format!(
+            "IF pg_sequence_last_value({p}::regclass) IS NULL THEN\n      \
+             PERFORM setval({p}::regclass, 1);\n    END IF;\n"
+        )
+    };
     let branches: Vec<String> = tables
         .iter()
         .map(|t| {
-            let p = lit(&flag(schema, t));
             format!(
-                "IF NEW.target_table = {table} THEN\n    \
-                 IF pg_sequence_last_value({p}::regclass) IS NULL THEN\n      \
-                 PERFORM setval({p}::regclass, 1);\n    END IF;\n",
+                "IF NEW.target_table = {table} THEN\n    {}    IF NEW.node <> {n} THEN\n    {}    END IF;\n",
+                raise(&lit(&flag(schema, t))),
+                raise(&lit(&peer_flag(schema, t))),
                 table = lit(&t.table.to_string()),
+                n = lit(node),
             )
         })
         .collect();

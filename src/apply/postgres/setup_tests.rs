@@ -121,9 +121,9 @@ fn no_statement_runs_per_inserted_row_until_the_table_has_tombstones() {
         .expect("the revive trigger");
     assert!(
         revive.contains(
-            "pg_sequence_last_value('\"tandem\".\"tombstoned_public_item\"'::regclass) IS NOT NULL"
+            "pg_sequence_last_value('\"tandem\".\"peer_tombstoned_public_item\"'::regclass) IS NOT NULL"
         ),
-        "{revive}"
+        "the revive trigger waits for another node's tombstone: {revive}"
     );
     assert!(
         revive.contains("REFERENCING NEW TABLE AS tandem_inserted FOR EACH STATEMENT"),
@@ -194,9 +194,21 @@ fn the_flags_are_made_raised_and_armed_in_one_transaction() {
     let create = at("CREATE SEQUENCE IF NOT EXISTS \"tandem\".\"tombstoned_public_item\"");
     let arm = at("CREATE OR REPLACE TRIGGER tandem_mark");
     let raise = at("SELECT setval('\"tandem\".\"tombstoned_public_item\"'::regclass, 1)");
+    let create_peer =
+        at("CREATE SEQUENCE IF NOT EXISTS \"tandem\".\"peer_tombstoned_public_item\"");
+    let raise_peer = at("SELECT setval('\"tandem\".\"peer_tombstoned_public_item\"'::regclass, 1)");
     assert!(
         begin < lock && lock < create && create < arm && arm < raise && raise < commit,
         "{all:#?}"
+    );
+    assert!(
+        lock < create_peer && create_peer < arm && arm < raise_peer && raise_peer < commit,
+        "{all:#?}"
+    );
+    assert!(
+        all[raise_peer].ends_with("AND node <> 'crm')"),
+        "the peer flag goes up for other nodes' tombstones only: {}",
+        all[raise_peer]
     );
 }
 
@@ -219,6 +231,13 @@ fn the_flag_trigger_names_every_managed_table() {
     );
     assert!(
         f.contains("ELSIF NEW.target_table = 'sales.order' THEN"),
+        "{f}"
+    );
+    assert!(
+        f.contains("IF NEW.node <> 'crm' THEN")
+            && f.contains(
+                "PERFORM setval('\"tandem\".\"peer_tombstoned_sales_order\"'::regclass, 1)"
+            ),
         "{f}"
     );
 }
