@@ -185,26 +185,23 @@ pub fn collisions(config: &Config) -> Vec<Collision> {
                             &path,
                         );
                     }
-                    claim(
-                        format!(
-                            "node {}, schema {}, sequences",
-                            node.id, config.settings.schema
-                        ),
-                        tombstone_flag(table),
-                        format!("the tombstone flag of table {table}"),
-                        &path,
+                    let ns = format!(
+                        "node {}, schema {}, sequences",
+                        node.id, config.settings.schema
                     );
+                    for (kind, name) in [
+                        ("tombstone", tombstone_flag(table)),
+                        ("peer", peer_tombstone_flag(table)),
+                    ] {
+                        claim(
+                            ns.clone(),
+                            name,
+                            format!("the {kind} flag of table {table}"),
+                            &path,
+                        );
+                    }
                 }
                 Engine::Mysql => {
-                    claim(
-                        format!(
-                            "node {}, database {}, sequences",
-                            node.id, config.settings.schema
-                        ),
-                        tombstone_flag(table),
-                        format!("the tombstone flag of table {table}"),
-                        &path,
-                    );
                     let ns = format!("node {}, database {}, triggers", node.id, table.schema);
                     for event in ["insert", "revive", "update", "delete"] {
                         claim(

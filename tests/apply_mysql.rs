@@ -58,8 +58,8 @@ async fn apply_my_a_replayed_update_logged_without_its_old_row_is_still_checked(
 }
 
 #[tokio::test]
-async fn apply_my_a_replayed_reinsert_weighs_its_own_nodes_deletes_by_their_stamps() {
-    sc::a_replayed_reinsert_weighs_its_own_nodes_deletes_by_their_stamps(Kind::My).await;
+async fn apply_my_a_replayed_reinsert_weighs_its_own_nodes_deletes_by_when_they_came() {
+    sc::a_replayed_reinsert_weighs_its_own_nodes_deletes_by_when_they_came(Kind::My).await;
 }
 
 #[tokio::test]

@@ -412,18 +412,20 @@ pub async fn a_replayed_reinsert_keeps_the_tombstones_its_transaction_revived(ki
     assert_eq!(f.row(1).await.expect("row")[0], s(&"x".repeat(30)));
 }
 
-/// A MariaDB source's re-insert revives no tombstone of its own node's delete (its revive trigger
-/// exists only for other nodes' deletes). Replayed from the dead letters, out of the stream's
-/// order, it still counts that delete as seen when the delete stamped no later than the insert (a
-/// delete of the inserted row itself stamps more): no conflict. A delete that came after the
-/// dead-lettered insert (stamped later than it) is not behind the replayed insert: a conflict,
-/// which the delete wins.
-pub async fn a_replayed_reinsert_weighs_its_own_nodes_deletes_by_their_stamps(kind: Kind) {
+/// A source's re-insert revives no tombstone of its own node's delete (its revive trigger waits
+/// for other nodes' deletes). Replayed from the dead letters, out of the stream's order, it still
+/// counts a delete of its node that this node applied before the dead letter was recorded as seen:
+/// no conflict. A delete applied after it (of the dead-lettered row itself) is not behind the
+/// replayed insert, whatever its stamp says (here lower than the insert's, as a rule that kept
+/// another node's row could leave it): a conflict.
+pub async fn a_replayed_reinsert_weighs_its_own_nodes_deletes_by_when_they_came(kind: Kind) {
     let mut f = Fixture::new(kind, "", 0).await;
     let mut a = f.applier().await;
     let long = "x".repeat(30);
     let first = customer(1, "ann", "a@x", 10, SOURCE);
     let doomed = customer(2, &long, "b@x", 30, SOURCE);
+    // The row the source deleted, as its node last had it: stamped lower than the insert.
+    let lowered = customer(2, &long, "b@x", 5, SOURCE);
     let txs = [
         f.tx(1, vec![f.change(Op::Insert, None, Some(first.clone()))]),
         f.tx(2, vec![f.change(Op::Delete, Some(first), None)]),
@@ -436,8 +438,8 @@ pub async fn a_replayed_reinsert_weighs_its_own_nodes_deletes_by_their_stamps(ki
                 Some(customer(1, &long, "a@x", 20, SOURCE)),
             )],
         ),
-        f.tx(4, vec![f.change(Op::Insert, None, Some(doomed.clone()))]),
-        f.tx(5, vec![f.change(Op::Delete, Some(doomed), None)]),
+        f.tx(4, vec![f.change(Op::Insert, None, Some(doomed))]),
+        f.tx(5, vec![f.change(Op::Delete, Some(lowered), None)]),
     ];
     a.apply(&txs).await.expect("the link goes on");
     let dead = a.list_dead_letters(true).await.expect("list");
@@ -460,7 +462,6 @@ pub async fn a_replayed_reinsert_weighs_its_own_nodes_deletes_by_their_stamps(ki
         ["delete_missing", "insert_deleted"],
         "the insert meets the later delete of its own row"
     );
-    assert!(f.row(2).await.is_none(), "the later delete wins");
 }
 
 /// An update a PostgreSQL source logged without its old row (its old version in the new row's

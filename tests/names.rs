@@ -249,7 +249,7 @@ async fn setup_names_the_triggers_of_a_long_mysql_table_within_the_limit() {
     assert_eq!(
         origin.as_deref(),
         Some("helpdesk"),
-        "the insert trigger stamps it"
+        "the column default stamps it"
     );
 }
 

@@ -65,7 +65,7 @@ impl<T: Target> Link<T> {
         if kind.current_missing() && row.managed_version {
             let stones = self
                 .t
-                .tombstones(&info.table.to_string(), &row.key_text())
+                .tombstones(&info.table.to_string(), &row.key_text(), self.replaying)
                 .await?;
             conflict.deleted_at = stones.iter().map(|t| t.version).max();
             // Who deleted: for an insert, among the deletes it was concurrent with (a delete its

@@ -220,7 +220,9 @@ impl<T: Target> Link<T> {
             text = self.t.dead_letter_part(id, part).await?;
         }
         self.revived = revived;
+        self.replaying = Some(id);
         let result = self.replay_changes(id, &d.payload, &meta).await;
+        self.replaying = None;
         self.revived.clear();
         result?;
         self.t.touch_checkpoint(&d.source_node).await?;

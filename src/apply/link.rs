@@ -136,6 +136,8 @@ pub(crate) struct Link<T: Target> {
     /// dead-letter replay or a decision from the review queue): a delete of the source node this
     /// node holds a tombstone of then came before the insert being applied (see `Link::unseen`).
     pub(super) in_stream: bool,
+    /// The dead letter being replayed (see `Link::unseen`).
+    pub(super) replaying: Option<i64>,
     /// A committed merge waits to be announced (see `announce`).
     pub(super) announce_due: bool,
     /// When this link last pruned the target's expired tombstones.
@@ -155,6 +157,7 @@ impl<T: Target> Link<T> {
             committed: None,
             revived: Vec::new(),
             in_stream: false,
+            replaying: None,
             announce_due: true,
             last_prune: None,
             pauses: Pauses::default(),
@@ -254,7 +257,7 @@ impl<T: Target> Link<T> {
     /// under `ddl = "propagate"` (`ddl.rs`) is carried out between two tries. A race with a local
     /// write (`ApplyError::Raced`) is tried again once at once.
     async fn apply_group(&mut self, txs: &[&Transaction]) -> Result<(), Failure> {
-        let (mut drifted, mut retyped, mut raced) = (false, false, false);
+        let (mut drifted, mut retyped, mut raced, mut revived) = (false, false, false, false);
         // Each round settles one schema matter; a group touches few tables, so few rounds.
         for _ in 0..8 {
             match self.try_group(txs).await {
@@ -268,8 +271,9 @@ impl<T: Target> Link<T> {
                 Err(f) if matches!(f.error, ApplyError::SchemaDue(_)) => {
                     self.carry_out_ddl().await?;
                 }
-                // The rollback made the trigger.
-                Err(f) if matches!(f.error, ApplyError::ReviveDue(_)) => {
+                // The rollback made the trigger (or could not: then the run loop's backoff).
+                Err(f) if matches!(f.error, ApplyError::ReviveDue(_)) && !revived => {
+                    revived = true;
                     debug!(link = %self.ctx.link(), error = %f.error, "applying the group again");
                 }
                 Err(f) if f.error.is_schema_drift() && !drifted => {

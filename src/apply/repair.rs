@@ -100,7 +100,7 @@ impl<T: Target> Link<T> {
         }
         let stones = self
             .t
-            .tombstones(&info.table.to_string(), &row.key_text())
+            .tombstones(&info.table.to_string(), &row.key_text(), None)
             .await?;
         Ok(stones.iter().map(|t| t.version).max())
     }

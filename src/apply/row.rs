@@ -271,6 +271,7 @@ impl RowChange {
         Some(Tombstone {
             version: version + 1,
             node: self.origin.clone(),
+            before_dead_letter: false,
         })
     }
 

@@ -131,6 +131,10 @@ pub struct Tombstone {
     pub version: i128,
     /// Empty for tombstones written before bookkeeping version 5.
     pub node: String,
+    /// Read for a dead-letter replay: the tombstone was last written before the dead letter was
+    /// recorded (this node's clock for both), so its delete came before the dead-lettered
+    /// transaction in the source's order, when the node is the source's.
+    pub before_dead_letter: bool,
 }
 
 /// A dead-letter row.

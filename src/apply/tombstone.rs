@@ -51,6 +51,7 @@ impl Revived {
             stone: Tombstone {
                 version: text("version")?.parse().ok()?,
                 node: text("node").unwrap_or_default(),
+                before_dead_letter: false,
             },
         })
     }
@@ -132,7 +133,7 @@ impl<T: Target> Link<T> {
         }
         let stones = self
             .t
-            .tombstones(&info.table.to_string(), &row.key_text())
+            .tombstones(&info.table.to_string(), &row.key_text(), self.replaying)
             .await?;
         if stones.iter().any(|s| s.node.is_empty()) {
             // Written before bookkeeping version 5: only the stamps can be compared.
@@ -149,10 +150,12 @@ impl<T: Target> Link<T> {
     /// the link applies its source's transactions in their commit order, is every tombstone of the
     /// source node's own deletes: this node applied them before this insert, so they committed
     /// there before it (a link is the one path by which a node's changes reach another). Out of
-    /// that order (a dead-letter replay), a tombstone of the source node stamped no later than the
-    /// insert is behind it too. A MariaDB node's inserts revive only the tombstones of other
-    /// nodes' deletes (its revive trigger waits for the first of those, see
-    /// `apply/mysql/setup.rs`).
+    /// that order (a dead-letter replay), so is a tombstone of the source node last written
+    /// before the dead letter was recorded; versions cannot tell (a rule that keeps the other
+    /// side's row can lower a row's version). A node's inserts revive only the tombstones of other
+    /// nodes' deletes (the revive triggers wait for the first of those, see
+    /// `apply/mysql/setup.rs` and `apply/postgres/setup.rs`). A decision taken later from the
+    /// review queue weighs the insert by what it revived alone.
     pub(super) fn unseen(
         &self,
         plan: &TablePlan,
@@ -166,16 +169,15 @@ impl<T: Target> Link<T> {
             .filter(|r| r.values == values && maps_to(&self.mapper, &r.source_table, plan))
             .map(|r| &r.stone)
             .collect();
-        let incoming = row.after_version.as_ref().and_then(super::row::version_key);
         stones
             .into_iter()
             .filter(|mine| {
-                // A delete of this row's incarnation stamps more than the insert did (a row's
-                // version only grows): a tombstone of the source node's stamped no more than the
-                // insert is of an earlier incarnation, so the insert had seen it, also when the
-                // link does not apply in stream order (a replay).
+                // The source node's own deletes that this node applied before the insert's
+                // transaction reached it: in the stream, all of them; replayed from the dead
+                // letters, those last written before the dead letter was (a later write of the
+                // tombstone is a later delete, which the insert had not seen).
                 let own = mine.node == self.ctx.source
-                    && (self.in_stream || incoming.is_some_and(|v| mine.version <= v));
+                    && (self.in_stream || (self.replaying.is_some() && mine.before_dead_letter));
                 let revived = seen
                     .iter()
                     .any(|s| s.node == mine.node && s.version >= mine.version);

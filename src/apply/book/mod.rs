@@ -203,16 +203,22 @@ impl<S: BookSession> Checkpoints for S {}
 /// before or after them.
 #[allow(async_fn_in_trait)]
 pub(crate) trait Tombstones: BookSession {
-    /// The tombstones of a key: one per node whose deletes of it this node has seen.
+    /// The tombstones of a key: one per node whose deletes of it this node has seen. With
+    /// `dead_letter`, each says whether it was last written before that dead letter was recorded.
     async fn tombstones(
         &mut self,
         target_table: &str,
         key: &str,
+        dead_letter: Option<i64>,
     ) -> Result<Vec<Tombstone>, ApplyError> {
+        let mut params = vec![Some(dead_letter.unwrap_or(0).to_string())];
+        params.extend([Some(target_table.into()), Some(key.into())]);
         let rows = query(
             self,
-            "SELECT {text:version}, node FROM __S__.tombstone WHERE target_table = ? AND row_key = ?",
-            vec![Some(target_table.into()), Some(key.into())],
+            "SELECT {text:version}, node, CASE WHEN deleted_at < (SELECT created_at FROM \
+             __S__.dead_letter WHERE id = ?::bigint) THEN 'y' ELSE 'n' END \
+             FROM __S__.tombstone WHERE target_table = ? AND row_key = ?",
+            params,
         )
         .await?;
         Ok(rows
@@ -221,6 +227,7 @@ pub(crate) trait Tombstones: BookSession {
                 Some(Tombstone {
                     version: col(r, 0)?.parse().ok()?,
                     node: col(r, 1).unwrap_or_default(),
+                    before_dead_letter: col(r, 2).as_deref() == Some("y"),
                 })
             })
             .collect())

@@ -63,13 +63,16 @@ pub struct MyTarget {
     /// A table whose revive trigger is missing, with its key columns: made after the rollback.
     revive_due: Option<(TableRef, Vec<String>)>,
     /// The last attempt to make a revive trigger, when it failed.
-    revive_failed: Option<ReviveFailed>,
+    revive_failed: HashMap<TableRef, ReviveFailed>,
     /// Whether the session serves a MySQL/MariaDB source (its sql_mode, see [`session`]).
     from_mysql: bool,
 }
 
 /// How long the applier waits before it tries again to make a revive trigger that it could not.
 const REVIVE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a refusal that retrying cannot fix (a missing privilege) is returned as such before the
+/// applier tries again (the operator may have fixed it meanwhile).
+const REVIVE_REFUSED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A failed attempt to make a revive trigger.
 struct ReviveFailed {
@@ -118,7 +121,7 @@ impl MyTarget {
             empty_enum: Relax::No,
             revive_seen: HashSet::new(),
             revive_due: None,
-            revive_failed: None,
+            revive_failed: HashMap::new(),
             from_mysql,
         };
         t.simple(&session(from_mysql)).await?;
@@ -163,7 +166,7 @@ impl MyTarget {
     async fn make_revive(&mut self, table: &TableRef, key: &[String]) -> Result<(), ApplyError> {
         if self
             .revive_failed
-            .as_ref()
+            .get(table)
             .is_some_and(|f| f.at.elapsed() < REVIVE_RETRY)
         {
             return Ok(());
@@ -182,21 +185,27 @@ impl MyTarget {
         .await?;
         match made {
             Ok(()) => {
-                self.revive_failed = None;
+                self.revive_failed.remove(table);
                 tracing::info!(node = %self.node, %table, "revive trigger made: the table holds its first tombstone of another node's delete");
                 Ok(())
             }
             Err(e) => {
                 let e = self.db_err("making a revive trigger", e);
-                let (why, definite) = match &e {
-                    ApplyError::Database { source, .. } => (source.to_string(), !e.is_transient()),
-                    other => (other.to_string(), false),
+                // 1419: binary logging on, log_bin_trust_function_creators off, and no SUPER.
+                let definite = e.code() == DbCode::Mysql(1419) || !e.is_transient();
+                let why = match &e {
+                    ApplyError::Database { source, .. } => source.to_string(),
+                    other => other.to_string(),
                 };
-                self.revive_failed = Some(ReviveFailed {
-                    why,
-                    definite,
-                    at: std::time::Instant::now(),
-                });
+                tracing::warn!(node = %self.node, %table, error = %why, "the table's revive trigger could not be made (its first tombstone of another node's delete waits; a lock wait held the table's new statements back for up to a second)");
+                self.revive_failed.insert(
+                    table.clone(),
+                    ReviveFailed {
+                        why,
+                        definite,
+                        at: std::time::Instant::now(),
+                    },
+                );
                 Err(e)
             }
         }
@@ -386,18 +395,23 @@ impl Target for MyTarget {
             "table {table} needs its revive trigger {name} before its first tombstone of another \
              node's delete"
         );
-        if let Some(f) = self.revive_failed.as_ref().filter(|f| f.definite) {
+        if let Some(f) = self
+            .revive_failed
+            .get(table)
+            .filter(|f| f.definite && f.at.elapsed() < REVIVE_REFUSED_FOR)
+        {
             return Err(ApplyError::Invalid(format!(
-                "{what}, and making it failed: {}; fix: grant the node's account the TRIGGER \
-                 privilege on the table (as `tandem setup` needs), or run `tandem setup` on node {} \
-                 once the table holds that tombstone",
+                "{what}, and making it failed: {}; fix: grant the account of node {} the TRIGGER \
+                 privilege on the table (as `tandem setup` needs; with binary logging on and \
+                 log_bin_trust_function_creators off, also SUPER), then replay the dead letters \
+                 (tandem tries again every minute)",
                 f.why, self.node
             )));
         }
         self.revive_due = Some((table.clone(), key.to_vec()));
         let last = self
             .revive_failed
-            .as_ref()
+            .get(table)
             .map(|f| format!(" (the last attempt failed: {})", f.why))
             .unwrap_or_default();
         Err(ApplyError::ReviveDue(format!(
