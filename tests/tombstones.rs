@@ -7,6 +7,12 @@ use mysql_async::prelude::Queryable;
 
 use crate::support::{start_tandem_run, wait_for, Pair};
 
+/// A pair with the same `items` table on both nodes, set up with the file's `rules`.
+async fn items_pair(rules: &str) -> Pair {
+    let table = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20) NOT NULL);";
+    Pair::start(table, table, rules).await
+}
+
 async fn tombstones(pair: &Pair) -> (i64, i64) {
     let c = pair.pg.connect("crm").await.expect("connect");
     let on_pg: i64 = c
@@ -25,10 +31,7 @@ async fn tombstones(pair: &Pair) -> (i64, i64) {
 
 #[tokio::test]
 async fn tombstones_are_left_by_deletes_and_pruned_after_the_retention() {
-    let table = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20) NOT NULL);";
-    let pair = Pair::start(
-        table,
-        table,
+    let pair = items_pair(
         "[tandem]\ntombstone_retention = \"1s\"\n[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
     )
     .await;
@@ -87,13 +90,7 @@ async fn tombstones_are_left_by_deletes_and_pruned_after_the_retention() {
 /// tandem stopped; helpdesk is preferred, so its delete wins on both nodes.
 #[tokio::test]
 async fn tombstones_prefer_weighs_an_insert_against_the_delete_it_had_not_seen() {
-    let table = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20) NOT NULL);";
-    let pair = Pair::start(
-        table,
-        table,
-        "[[tables]]\nname = \"items\"\nkey = [\"id\"]\nconflict = \"prefer\"\nprefer = \"helpdesk\"\n",
-    )
-    .await;
+    let pair = items_pair("[[tables]]\nname = \"items\"\nkey = [\"id\"]\nconflict = \"prefer\"\nprefer = \"helpdesk\"\n").await;
     let count = |node: &'static str| {
         let pair = &pair;
         async move {
@@ -184,13 +181,7 @@ async fn tombstones_prefer_weighs_an_insert_against_the_delete_it_had_not_seen()
 /// conflict is logged, and the row lives on both nodes.
 #[tokio::test]
 async fn tombstones_a_maria_reinsert_of_its_own_deleted_key_is_no_conflict() {
-    let table = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20) NOT NULL);";
-    let pair = Pair::start(
-        table,
-        table,
-        "[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
-    )
-    .await;
+    let pair = items_pair("[[tables]]\nname = \"items\"\nkey = [\"id\"]\n").await;
     let run = start_tandem_run(&pair.config, 2).await;
     let mut m = pair.maria.connect("desk").await.expect("connect");
     m.query_drop("INSERT INTO items VALUES (9, 'first')")
@@ -261,13 +252,7 @@ async fn tombstones_a_maria_reinsert_of_its_own_deleted_key_is_no_conflict() {
 /// as seen. No conflict is logged, and the row lives on both nodes.
 #[tokio::test]
 async fn tombstones_a_pg_reinsert_of_its_own_deleted_key_is_no_conflict() {
-    let table = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20) NOT NULL);";
-    let pair = Pair::start(
-        table,
-        table,
-        "[[tables]]\nname = \"items\"\nkey = [\"id\"]\n",
-    )
-    .await;
+    let pair = items_pair("[[tables]]\nname = \"items\"\nkey = [\"id\"]\n").await;
     let run = start_tandem_run(&pair.config, 2).await;
     let c = pair.pg.connect("crm").await.expect("connect");
     let on_maria = |sql: &'static str| {
