@@ -172,9 +172,15 @@ impl<T: Target> Link<T> {
     /// Applies dead letter `id` again in one target transaction, part by part; marks it replayed, or
     /// open with the new error when it fails again for a definite reason.
     pub(super) async fn replay_on(&mut self, id: i64) -> Result<(), ApplyError> {
-        let result = self
+        let mut result = self
             .in_transaction(async |l| l.replay_parts(id).await)
             .await;
+        if matches!(result, Err(ApplyError::ReviveDue(_))) {
+            // The rollback made the table's revive trigger (MariaDB): once more, at once.
+            result = self
+                .in_transaction(async |l| l.replay_parts(id).await)
+                .await;
+        }
         if let Err(e) = &result {
             if !e.is_transient() {
                 let message = e.to_string();
