@@ -1,15 +1,18 @@
 //! Apply scenarios, each run against both engines as the target (see apply_postgres.rs and
 //! apply_mysql.rs). The batched path's (inserts, updates and deletes applied together, and what
 //! they must leave alike with row by row) are in `batches.rs`; the review queue's (`manual` parks a
-//! key, a steward resolves it) in `review_queue.rs`.
+//! key, a steward resolves it) in `review_queue.rs`; the dead letters' (a definite error parks a
+//! transaction, a replay applies it as it first came) in `dead_letters.rs`.
 
 mod batches;
+mod dead_letters;
 mod review_queue;
 pub use batches::*;
+pub use dead_letters::*;
 pub use review_queue::*;
 
 use tandem::apply;
-use tandem::model::{Change, Field, Op, TableRef, Value};
+use tandem::model::Op;
 
 use crate::apply_support::*;
 
@@ -302,200 +305,6 @@ pub async fn prefer_and_owner_rules(kind: Kind) {
         "the target owns the table: the source's insert is not applied"
     );
     assert_eq!(g.conflicts().await[0].0, "not_owner");
-}
-
-pub async fn definite_errors_go_to_the_dead_letter_table_and_replay(kind: Kind) {
-    let mut f = Fixture::new(kind, "", 0).await;
-    let mut a = f.applier().await;
-    let long = "x".repeat(30);
-    let bad = f.tx(
-        1,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(1, &long, "a@x", 10, SOURCE)),
-        )],
-    );
-    let good = f.tx(
-        2,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(2, "bob", "b@x", 10, SOURCE)),
-        )],
-    );
-    let committed = a.apply(&[bad, good]).await.expect("the link goes on");
-    assert_eq!(committed, Some(f.position(2)));
-    assert_eq!(f.row(1).await, None);
-    assert_eq!(f.row(2).await.expect("row")[0], s("bob"));
-    let dead = a.list_dead_letters(true).await.expect("list");
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0].source_position, f.position(1).to_string());
-    assert!(
-        dead[0].error.contains("customer")
-            && dead[0].error.contains("\"id\":\"1\"")
-            && dead[0].error.contains("column name"),
-        "{}",
-        dead[0].error
-    );
-    assert!(
-        !dead[0].error.contains(&long),
-        "the value is not in the message"
-    );
-    // Replay before the fix fails again and counts the attempt.
-    assert!(a.replay_dead_letter(dead[0].id).await.is_err());
-    let again = a.list_dead_letters(true).await.expect("list");
-    assert_eq!(again[0].attempts, 2);
-    let mut a = widen_name_and_replay(&mut f, kind, dead[0].id).await;
-    assert_eq!(f.row(1).await.expect("row")[0], s(&long));
-    assert!(a.list_dead_letters(true).await.expect("list").is_empty());
-}
-
-/// Widens the target's `name` column (the fix a too-long name's dead letter waits for) and replays
-/// dead letter `id` with a new applier, which it returns.
-async fn widen_name_and_replay(f: &mut Fixture, kind: Kind, id: i64) -> apply::Applier {
-    f.db.exec(match kind {
-        Kind::Pg => "ALTER TABLE customer ALTER COLUMN name TYPE VARCHAR(40)",
-        Kind::My => "ALTER TABLE customer MODIFY name VARCHAR(40)",
-    })
-    .await;
-    let mut a = f.applier().await;
-    a.replay_dead_letter(id)
-        .await
-        .expect("replay after the fix");
-    a
-}
-
-/// A dead-lettered transaction that inserts a deleted key back, having seen the delete (its
-/// trigger bumped the key's tombstone in the same transaction), is replayed as it first came: the
-/// insert applies with no conflict. The replay weighed it against an empty list of bumps, and the
-/// delete it had seen counted as concurrent (`insert_deleted`).
-pub async fn a_replayed_reinsert_keeps_the_tombstones_its_transaction_revived(kind: Kind) {
-    let mut f = Fixture::new(kind, "", 0).await;
-    let mut a = f.applier().await;
-    let first = customer(1, "ann", "a@x", 10, SOURCE);
-    let bump = Change {
-        table: TableRef::new(&f.schema, "tombstone"),
-        op: Op::Update,
-        before: None,
-        after: Some(image(&[
-            (
-                "target_table",
-                Value::Text(f.source_table("customer").to_string()),
-            ),
-            ("row_key", Value::Text("{\"id\":\"1\"}".into())),
-            ("version", Value::Int(11)),
-            ("node", Value::Text(SOURCE.into())),
-            ("revived", Value::Int(1)),
-        ])),
-    };
-    let txs = [
-        f.tx(1, vec![f.change(Op::Insert, None, Some(first.clone()))]),
-        f.tx(2, vec![f.change(Op::Delete, Some(first), None)]),
-        f.tx(
-            3,
-            vec![
-                bump,
-                f.change(
-                    Op::Insert,
-                    None,
-                    Some(customer(1, &"x".repeat(30), "a@x", 20, SOURCE)),
-                ),
-            ],
-        ),
-    ];
-    a.apply(&txs).await.expect("the link goes on");
-    let dead = a.list_dead_letters(true).await.expect("list");
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    widen_name_and_replay(&mut f, kind, dead[0].id).await;
-    assert_eq!(f.conflicts().await, [], "the insert had seen the delete");
-    assert_eq!(f.row(1).await.expect("row")[0], s(&"x".repeat(30)));
-}
-
-/// A source's re-insert revives no tombstone of its own node's delete (its revive trigger waits
-/// for other nodes' deletes). Replayed from the dead letters, out of the stream's order, it still
-/// counts a delete of its node that this node applied before the dead letter was recorded as seen:
-/// no conflict. A delete applied after it (of the dead-lettered row itself) is not behind the
-/// replayed insert, whatever its stamp says (here lower than the insert's, as a rule that kept
-/// another node's row could leave it): a conflict.
-pub async fn a_replayed_reinsert_weighs_its_own_nodes_deletes_by_when_they_came(kind: Kind) {
-    let mut f = Fixture::new(kind, "", 0).await;
-    let mut a = f.applier().await;
-    let long = "x".repeat(30);
-    let first = customer(1, "ann", "a@x", 10, SOURCE);
-    let doomed = customer(2, &long, "b@x", 30, SOURCE);
-    // The row the source deleted, as its node last had it: stamped lower than the insert.
-    let lowered = customer(2, &long, "b@x", 5, SOURCE);
-    let txs = [
-        f.tx(1, vec![f.change(Op::Insert, None, Some(first.clone()))]),
-        f.tx(2, vec![f.change(Op::Delete, Some(first), None)]),
-        // Key 1 again (no tombstone revived), and key 2, which the source deletes right after.
-        f.tx(
-            3,
-            vec![f.change(
-                Op::Insert,
-                None,
-                Some(customer(1, &long, "a@x", 20, SOURCE)),
-            )],
-        ),
-        f.tx(4, vec![f.change(Op::Insert, None, Some(doomed))]),
-        f.tx(5, vec![f.change(Op::Delete, Some(lowered), None)]),
-    ];
-    a.apply(&txs).await.expect("the link goes on");
-    let dead = a.list_dead_letters(true).await.expect("list");
-    assert_eq!(dead.len(), 2, "{dead:?}");
-    let kinds = async |f: &mut Fixture| -> Vec<String> {
-        f.conflicts().await.into_iter().map(|c| c.0).collect()
-    };
-    // Key 2's delete found no row (its insert is a dead letter): it left its tombstone.
-    assert_eq!(kinds(&mut f).await, ["delete_missing"]);
-    let mut a = widen_name_and_replay(&mut f, kind, dead[0].id).await;
-    assert_eq!(
-        kinds(&mut f).await,
-        ["delete_missing"],
-        "the re-insert had seen its own node's earlier delete: no conflict"
-    );
-    assert_eq!(f.row(1).await.expect("row")[0], s(&long));
-    a.replay_dead_letter(dead[1].id).await.expect("replay");
-    assert_eq!(
-        kinds(&mut f).await,
-        ["delete_missing", "insert_deleted"],
-        "the insert meets the later delete of its own row"
-    );
-}
-
-/// An update a PostgreSQL source logged without its old row (its old version in the new row's
-/// `_tandem_version_prev`) goes to the dead letters; the target's row changes meanwhile. The
-/// replay reads the old version again and meets the change: a conflict, not an overwrite (the
-/// replay applied it unchecked).
-pub async fn a_replayed_update_logged_without_its_old_row_is_still_checked(kind: Kind) {
-    let mut f = Fixture::new(kind, "", 0).await;
-    let mut a = f.applier().await;
-    let long = "x".repeat(30);
-    let mut after = customer(1, &long, "a@x", 11, SOURCE);
-    after.fields.push(Field {
-        name: "_tandem_version_prev".into(),
-        value: Value::Int(10),
-    });
-    let txs = [
-        f.tx(
-            1,
-            vec![f.change(
-                Op::Insert,
-                None,
-                Some(customer(1, "ann", "a@x", 10, SOURCE)),
-            )],
-        ),
-        f.tx(2, vec![f.change(Op::Update, None, Some(after))]),
-    ];
-    a.apply(&txs).await.expect("the link goes on");
-    let dead = a.list_dead_letters(true).await.expect("list");
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    f.db.exec("UPDATE customer SET name = 'local' WHERE id = 1")
-        .await;
-    widen_name_and_replay(&mut f, kind, dead[0].id).await;
-    let kinds: Vec<String> = f.conflicts().await.into_iter().map(|c| c.0).collect();
-    assert_eq!(kinds, ["update_differs"], "the replay met the local change");
 }
 
 pub async fn delete_policies_soft_and_ignore(kind: Kind) {

@@ -292,13 +292,9 @@ async fn maria_the_revive_trigger_comes_with_the_first_applied_tombstone() {
         },
     )
     .await;
-    let conflicts: i64 = c
-        .query_one("SELECT count(*) FROM tandem.conflict", &[])
-        .await
-        .expect("conflicts")
-        .get(0);
     assert_eq!(
-        conflicts, 0,
+        pair.conflicts().await.0,
+        0,
         "an insert after the delete it saw is no conflict"
     );
     crate::support::stop_tandem_run(run).await;

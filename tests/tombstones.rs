@@ -187,7 +187,6 @@ async fn tombstones_a_maria_reinsert_of_its_own_deleted_key_is_no_conflict() {
     m.query_drop("INSERT INTO items VALUES (9, 'first')")
         .await
         .expect("insert");
-    let c = pair.pg.connect("crm").await.expect("connect");
     let on_pg = |sql: &'static str| {
         let pg = &pair.pg;
         async move {
@@ -234,13 +233,9 @@ async fn tombstones_a_maria_reinsert_of_its_own_deleted_key_is_no_conflict() {
         || async { on_pg("SELECT v FROM items WHERE id = 10").await },
     )
     .await;
-    let conflicts: i64 = c
-        .query_one("SELECT count(*) FROM tandem.conflict", &[])
-        .await
-        .expect("conflicts")
-        .get(0);
     assert_eq!(
-        conflicts, 0,
+        pair.conflicts().await.0,
+        0,
         "a re-insert after its own node's delete is no conflict"
     );
     crate::support::stop_tandem_run(run).await;
@@ -299,16 +294,10 @@ async fn tombstones_a_pg_reinsert_of_its_own_deleted_key_is_no_conflict() {
             .as_deref(),
         Some("again")
     );
-    let mut m = pair.maria.connect("desk").await.expect("connect");
-    let conflicts: Option<i64> = m
-        .query_first("SELECT count(*) FROM tandem.conflict")
-        .await
-        .expect("conflicts");
     assert_eq!(
-        conflicts,
-        Some(0),
+        pair.conflicts().await.1,
+        0,
         "a re-insert after its own node's delete is no conflict"
     );
-    m.disconnect().await.ok();
     crate::support::stop_tandem_run(run).await;
 }

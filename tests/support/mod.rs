@@ -131,6 +131,24 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// The rows of each node's conflict log: (crm on PostgreSQL, helpdesk on MariaDB).
+    pub async fn conflicts(&self) -> (i64, i64) {
+        use mysql_async::prelude::Queryable;
+        let c = self.pg.connect("crm").await.expect("connect");
+        let on_pg: i64 = c
+            .query_one("SELECT count(*) FROM tandem.conflict", &[])
+            .await
+            .expect("conflicts on PostgreSQL")
+            .get(0);
+        let mut m = self.maria.connect("desk").await.expect("connect");
+        let on_maria: Option<i64> = m
+            .query_first("SELECT count(*) FROM tandem.conflict")
+            .await
+            .expect("conflicts on MariaDB");
+        m.disconnect().await.ok();
+        (on_pg, on_maria.unwrap_or(-1))
+    }
+
     pub async fn start(pg_sql: &str, maria_sql: &str, tables_toml: &str) -> Pair {
         let pair = Pair::create(pg_sql, maria_sql, tables_toml).await;
         let setup = tandem_cli(&["setup"], &pair.config).await;

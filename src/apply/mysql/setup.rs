@@ -34,13 +34,7 @@ pub fn statements(
     let now = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)";
     for t in tables {
         let q = qname(&t.table);
-        let trigger = |event: &str| {
-            format!(
-                "{}.{}",
-                ident(&t.table.schema),
-                ident(&names::mysql_trigger(event, &t.table))
-            )
-        };
+        let trigger = |event: &str| qualified_trigger(event, &t.table);
         // The version is added with a constant default (existing rows get 0, as before, without
         // evaluating the clock for each), then given the clock for the rows to come.
         out.push(format!(
@@ -129,8 +123,16 @@ pub fn revive_check(node: &str, schema: &str, t: &SetupTable) -> Option<ReviveCh
             qname(&t.table),
             ident(schema)
         ),
-        holds_other_nodes_tombstone: other_nodes_tombstone(node, schema, &t.table),
-        drop: format!("DROP TRIGGER IF EXISTS {}", revive_trigger_name(&t.table)),
+        holds_other_nodes_tombstone: format!(
+            "SELECT 1 FROM {}.tombstone WHERE target_table = {} AND node <> {} LIMIT 1",
+            ident(schema),
+            lit(&t.table.to_string()),
+            lit(node)
+        ),
+        drop: format!(
+            "DROP TRIGGER IF EXISTS {}",
+            qualified_trigger("revive", &t.table)
+        ),
     })
 }
 
@@ -143,12 +145,12 @@ fn flag(schema: &str, t: &SetupTable) -> String {
     )
 }
 
-/// The revive trigger of `table`, qualified.
-pub fn revive_trigger_name(table: &TableRef) -> String {
+/// The trigger of `table` for `event`, qualified.
+fn qualified_trigger(event: &str, table: &TableRef) -> String {
     format!(
         "{}.{}",
         ident(&table.schema),
-        ident(&names::mysql_trigger("revive", table))
+        ident(&names::mysql_trigger(event, table))
     )
 }
 
@@ -171,21 +173,11 @@ pub fn revive_trigger(schema: &str, table: &TableRef, key: &[String]) -> String 
          IF COALESCE(@tandem_applying, 0) = 0 THEN \
          UPDATE {s}.tombstone SET revived = revived + 1 WHERE target_table = {t} AND row_key = CONCAT('{{', {k}, '}}'); \
          END IF; END",
-        revive_trigger_name(table),
+        qualified_trigger("revive", table),
         qname(table),
         s = ident(schema),
         t = lit(&table.to_string()),
         k = key_text(key, "NEW"),
-    )
-}
-
-/// Whether `table` holds a tombstone of another node's delete (then it needs its revive trigger).
-pub fn other_nodes_tombstone(node: &str, schema: &str, table: &TableRef) -> String {
-    format!(
-        "SELECT 1 FROM {}.tombstone WHERE target_table = {} AND node <> {} LIMIT 1",
-        ident(schema),
-        lit(&table.to_string()),
-        lit(node)
     )
 }
 
