@@ -34,6 +34,12 @@
 //! `create_replica_schema`, `add_source`, `init_replica` (copies the empty tables), `start_replica`,
 //! then after the workloads `stop_replica`.
 //!
+//! Then the same three workloads the other way, PostgreSQL -> MariaDB, through tandem alone (issue
+//! #15 asks for them reported; pg_chameleon reads only MySQL/MariaDB), from the PostgreSQL source
+//! workloads `replicate.rs` runs (`support::pg_source`), in fresh databases on the same servers.
+//! Every figure line also gives the source's own time (until its last commit returned) and the
+//! whole run's, and for the MariaDB -> PostgreSQL pair the ceiling that puts on the ratio.
+//!
 //! Run: `cargo bench --bench chameleon` (release build). `TANDEM_BENCH_SCALE` divides the three
 //! workloads (a smoke test: `TANDEM_BENCH_SCALE=100 cargo bench --profile dev --bench chameleon`).
 //! The machine's load moves absolute numbers; the ratios of one run are what to compare.
@@ -45,6 +51,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
+use support::pg_source;
 use support::{
     connect, exited, mariadb_pid, my_connect, postmaster, processes, Error, Figures, Meters, Sizes,
     TandemRun, Tool,
@@ -153,8 +160,9 @@ async fn workloads(
         sizes.bulk
     ))
     .await?;
+    f.source_done(0, start);
     mark_and_wait(&mut src, dst, 1, what).await?;
-    f.bulk = sizes.bulk as f64 / start.elapsed().as_secs_f64();
+    f.bulk = sizes.bulk as f64 / f.delivered(0, start);
     f.cpu[0] = meters.since(cpu);
 
     let insert = src
@@ -166,8 +174,9 @@ async fn workloads(
         let id = 10_000_000 + i;
         src.exec_drop(&insert, (id, id)).await?;
     }
+    f.source_done(1, start);
     mark_and_wait(&mut src, dst, 2, what).await?;
-    f.singles = sizes.singles as f64 / start.elapsed().as_secs_f64();
+    f.singles = sizes.singles as f64 / f.delivered(1, start);
     f.cpu[1] = meters.since(cpu);
 
     // The clients connect before the clock starts, as the single client did.
@@ -194,8 +203,9 @@ async fn workloads(
     for t in tasks {
         t.await??;
     }
+    f.source_done(2, start);
     mark_and_wait(&mut src, dst, 3, what).await?;
-    f.updates = (sizes.clients * sizes.updates_each) as f64 / start.elapsed().as_secs_f64();
+    f.updates = (sizes.clients * sizes.updates_each) as f64 / f.delivered(2, start);
     f.cpu[2] = meters.since(cpu);
 
     let a: String = src
@@ -632,6 +642,78 @@ async fn tandem(maria: &MariaDb, pg: &PgServer, sizes: &Sizes) -> Result<(Figure
     Ok((figures?, rss.kib()))
 }
 
+/// A MariaDB target's marks, while `tandem run` (process `tool_pid`) delivers them.
+struct MyMarks {
+    conn: mysql_async::Conn,
+    tool_pid: u32,
+}
+
+impl pg_source::Marks for MyMarks {
+    async fn holds(&mut self, n: i32) -> Result<bool, Error> {
+        let row: Option<i32> = self
+            .conn
+            .exec_first("SELECT 1 FROM mark WHERE id = ?", (n,))
+            .await?;
+        if row.is_none() && exited(self.tool_pid) {
+            return Err("tandem PostgreSQL -> MariaDB: tandem run exited".into());
+        }
+        Ok(row.is_some())
+    }
+}
+
+/// The same workloads the other way, PostgreSQL -> MariaDB, through tandem alone (pg_chameleon
+/// replicates only from MySQL/MariaDB), in fresh databases on the same servers.
+async fn tandem_to_maria(
+    maria: &MariaDb,
+    pg: &PgServer,
+    sizes: &Sizes,
+) -> Result<(Figures, u64), Error> {
+    pg.create_database("back_src").await?;
+    let src = connect(&pg.url("back_src")).await?;
+    src.batch_execute(PG_DDL).await?;
+    maria.create_database("back_dst").await?;
+    let mut my = maria.connect("back_dst").await?;
+    my_batch(&mut my, MY_DDL).await?;
+    let run = TandemRun::start(
+        "chameleon-back",
+        &format!(
+            "[nodes.pgsrc]\nurl = \"{}\"\n[nodes.mydst]\nurl = \"{}\"\n\
+             [[tables]]\nname = \"items\"\nkey = [\"id\"]\n[[tables]]\nname = \"mark\"\nkey = [\"id\"]\n",
+            pg.url("back_src"),
+            maria.url("back_dst")
+        ),
+    )
+    .await?;
+    let pid = run.pid;
+    let rss = support::PeakRss::start(pid);
+    let meters = Meters {
+        source: postmaster(pg)?,
+        target: mariadb_pid(maria)?,
+        tool: Some(Tool::Pid(pid)),
+    };
+    let mut marks = MyMarks {
+        conn: maria.connect("back_dst").await?,
+        tool_pid: pid,
+    };
+    let what = "tandem PostgreSQL -> MariaDB";
+    let figures = pg_source::workloads(&pg.url("back_src"), &mut marks, sizes, what, &meters).await;
+    rss.stop();
+    run.stop().await?;
+    let figures = figures?;
+    let a: String = src.query_one(&pg_checksum("items"), &[]).await?.get(0);
+    let b: String = my
+        .query_first(MY_CHECKSUM)
+        .await?
+        .ok_or("the target checksum returned no row")?;
+    if a != b {
+        return Err(format!(
+            "{what}: the target differs from the source (count, checksum): {a} against {b}"
+        )
+        .into());
+    }
+    Ok((figures, rss.kib()))
+}
+
 async fn run() -> Result<(), Error> {
     let sizes = Sizes::from_env();
     // The server default for logical_decoding_work_mem (the harness lowers it to exercise spilling):
@@ -673,7 +755,12 @@ async fn run() -> Result<(), Error> {
             tc[0],
             tc[1],
             tc[2]
-        )
+        );
+        println!(
+            "  {:<28} {} (pg_chameleon / tandem)",
+            "",
+            support::bound(i, &c, &t)
+        );
     };
     line(0, "bulk, one transaction", "rows/s", c.bulk, t.bulk);
     line(
@@ -693,6 +780,23 @@ async fn run() -> Result<(), Error> {
     println!(
         "  tandem run peak RSS {:.1} MiB; every row equal on both sides for both tools",
         peak_kib as f64 / 1024.0
+    );
+    // Issue #15: "PG->MariaDB reported". No peer to hold it against.
+    let (b, back_kib) = tandem_to_maria(&maria, &pg, &sizes).await?;
+    println!("  PostgreSQL -> MariaDB, tandem alone (pg_chameleon reads only MySQL/MariaDB):");
+    let back = |i: usize, what: &str, unit: &str, figure: f64| {
+        println!(
+            "  {what:<28} tandem {figure:>8.0} {unit}   CPU s source/target + tool {:.1}/{:.1} + {:.1}   \
+             source alone {:.2} s, whole run {:.2} s",
+            b.cpu[i][0], b.cpu[i][1], b.cpu[i][2], b.source_s[i], b.total_s[i]
+        )
+    };
+    back(0, "bulk, one transaction", "rows/s", b.bulk);
+    back(1, "one-row insert transactions", "txn/s", b.singles);
+    back(2, "one-row updates, 8 clients", "txn/s", b.updates);
+    println!(
+        "  tandem run peak RSS {:.1} MiB; every row equal on both sides",
+        back_kib as f64 / 1024.0
     );
     Ok(())
 }

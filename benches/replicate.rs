@@ -13,7 +13,11 @@
 //! client commits one row into a small `mark` table that both tools replicate in commit order, and
 //! the clock stops when that row is on the target. At the end every row of both tables is compared
 //! (a checksum of all rows on each side); a difference fails the run. Peak RSS of `tandem run` is
-//! sampled from `/proc` every 20 ms.
+//! sampled from `/proc` every 20 ms. Each figure line also gives the source's own time (until its
+//! last commit returned) and the whole run's, for native and tandem, and the ceiling that puts on
+//! the ratio: no replicator delivers before the source's last commit, so native's whole run over
+//! tandem's source time is the most tandem's ratio could be in that run. The workloads themselves
+//! are in `support/pg_source.rs`.
 //!
 //! Run: `cargo bench --bench replicate` (release build). `TANDEM_BENCH_SCALE` divides the three
 //! workloads (CI runs `TANDEM_BENCH_SCALE=100` as a smoke test). The machine's load moves absolute
@@ -25,9 +29,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::pg_source::{self, PgMarks};
 use support::{connect, postmaster, Error, Figures, Meters, Sizes, TandemRun, Tool};
 use tandem::harness::{PgOptions, PgServer};
-use tokio_postgres::Client;
 
 const DDL: &str =
     "CREATE TABLE items (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2));
@@ -36,25 +40,8 @@ const DDL: &str =
 /// The checksum of a table's business columns, in key order.
 const CHECKSUM: &str = "SELECT count(*)::text || ' ' || coalesce(md5(string_agg(concat_ws('|', id, name, qty, price), ',' ORDER BY id)), '') FROM items";
 
-/// Commits mark `n` on the source and waits until the target has it.
-async fn mark_and_wait(src: &Client, dst: &Client, n: i32, what: &str) -> Result<(), Error> {
-    src.execute("INSERT INTO mark VALUES ($1)", &[&n]).await?;
-    let start = Instant::now();
-    loop {
-        let seen = dst
-            .query_opt("SELECT 1 FROM mark WHERE id = $1", &[&n])
-            .await?;
-        if seen.is_some() {
-            return Ok(());
-        }
-        if start.elapsed() > Duration::from_secs(1800) {
-            return Err(format!("{what}: the target did not catch up in 30 minutes").into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Runs the three workloads against `src`, waiting on `dst` after each.
+/// Runs the three workloads (`support::pg_source`) from `src_url`, waiting on `dst_url`, then
+/// compares every row of both sides.
 async fn workloads(
     src_url: &str,
     dst_url: &str,
@@ -62,59 +49,14 @@ async fn workloads(
     what: &str,
     meters: Meters,
 ) -> Result<Figures, Error> {
-    let src = connect(src_url).await?;
     let dst = connect(dst_url).await?;
-    let mut f = Figures::default();
-
-    let cpu = meters.read();
-    let start = Instant::now();
-    src.batch_execute(&format!(
-        "INSERT INTO items SELECT g, 'name ' || g, g % 100, g * 1.5 FROM generate_series(1, {}) g",
-        sizes.bulk
-    ))
-    .await?;
-    mark_and_wait(&src, &dst, 1, what).await?;
-    f.bulk = sizes.bulk as f64 / start.elapsed().as_secs_f64();
-    f.cpu[0] = meters.since(cpu);
-
-    let insert = src
-        .prepare("INSERT INTO items VALUES ($1, 'single ' || $1::bigint, 1, 2.5)")
-        .await?;
-    let cpu = meters.read();
-    let start = Instant::now();
-    for i in 0..sizes.singles {
-        src.execute(&insert, &[&(10_000_000 + i)]).await?;
-    }
-    mark_and_wait(&src, &dst, 2, what).await?;
-    f.singles = sizes.singles as f64 / start.elapsed().as_secs_f64();
-    f.cpu[1] = meters.since(cpu);
-
-    let cpu = meters.read();
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..sizes.clients {
-        let url = src_url.to_string();
-        let (each, rows) = (sizes.updates_each, sizes.updated_rows);
-        tasks.push(tokio::spawn(async move {
-            let client = connect(&url).await?;
-            let update = client
-                .prepare("UPDATE items SET qty = qty + 1 WHERE id = $1")
-                .await?;
-            for id in support::update_keys(c as u64, each, rows) {
-                client.execute(&update, &[&id]).await?;
-            }
-            Ok::<(), Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    mark_and_wait(&src, &dst, 3, what).await?;
-    f.updates = (sizes.clients * sizes.updates_each) as f64 / start.elapsed().as_secs_f64();
-    f.cpu[2] = meters.since(cpu);
-
+    let f = pg_source::workloads(src_url, &mut PgMarks(&dst), sizes, what, &meters).await?;
     let (a, b) = (
-        src.query_one(CHECKSUM, &[]).await?.get::<_, String>(0),
+        connect(src_url)
+            .await?
+            .query_one(CHECKSUM, &[])
+            .await?
+            .get::<_, String>(0),
         dst.query_one(CHECKSUM, &[]).await?.get::<_, String>(0),
     );
     if a != b {
@@ -282,7 +224,12 @@ async fn run() -> Result<(), Error> {
             tc[0],
             tc[1],
             tc[2]
-        )
+        );
+        println!(
+            "  {:<28} {} (native / tandem)",
+            "",
+            support::bound(i, &n, &t)
+        );
     };
     line(0, "bulk, one transaction", "rows/s", n.bulk, t.bulk);
     line(

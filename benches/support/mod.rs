@@ -20,6 +20,8 @@ use tandem::harness::{MariaDb, PgServer};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_postgres::{Client, NoTls};
 
+pub mod pg_source;
+
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs `run` on a multi-threaded tokio runtime; on an error prints `{runtime_error}: {e}` (the
@@ -346,14 +348,45 @@ impl Sizes {
     }
 }
 
-/// Each workload's figure: work units (rows or transactions) per second, and the CPU seconds the
-/// source server, the target server and the tool spent on it.
+/// Each workload's figure: work units (rows or transactions) per second, the CPU seconds the
+/// source server, the target server and the tool spent on it, and how long the source's own writes
+/// took (from the first statement until the last commit returned) against the whole run (until the
+/// target held the result).
 #[derive(Default, Clone, Copy)]
 pub struct Figures {
     pub bulk: f64,
     pub singles: f64,
     pub updates: f64,
     pub cpu: [[f64; 3]; 3],
+    pub source_s: [f64; 3],
+    pub total_s: [f64; 3],
+}
+
+impl Figures {
+    /// Records workload `i`'s source time (the clock at the source's last commit).
+    pub fn source_done(&mut self, i: usize, start: std::time::Instant) {
+        self.source_s[i] = start.elapsed().as_secs_f64();
+    }
+
+    /// Records workload `i`'s end (the target holds the result) and returns its seconds.
+    pub fn delivered(&mut self, i: usize, start: std::time::Instant) -> f64 {
+        self.total_s[i] = start.elapsed().as_secs_f64();
+        self.total_s[i]
+    }
+}
+
+/// What bounds a ratio against `peer` on workload `i`: no replicator delivers before the source's
+/// own last commit, so `peer`'s whole run over the source time of `ours` is the highest ratio `ours`
+/// could reach in this run. Printed as "source s / whole s" for both, and that ceiling.
+pub fn bound(i: usize, peer: &Figures, ours: &Figures) -> String {
+    format!(
+        "source alone {:.2} / {:.2} s, whole run {:.2} / {:.2} s, ceiling {:.2}x",
+        peer.source_s[i],
+        ours.source_s[i],
+        peer.total_s[i],
+        ours.total_s[i],
+        peer.total_s[i] / ours.source_s[i].max(1e-9)
+    )
 }
 
 /// The keys update client `client` touches: `count` keys in `1..=rows`, a fixed pseudo-random
