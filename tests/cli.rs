@@ -160,10 +160,10 @@ fn cli_check_says_what_setup_installs_and_what_it_costs() {
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
     for expected in [
         "setup on a public.customers: column _tandem_origin text DEFAULT 'a'",
-        "tandem_revive (AFTER INSERT per statement, once the table has a tombstone of another node's delete)",
+        "tandem_revive (AFTER INSERT per statement, made with the table's first tombstone of another node's delete)",
         "REPLICA IDENTITY DEFAULT when the primary key is the key (FULL otherwise)",
         "column _tandem_version_prev bigint",
-        "  insert: the column defaults; no trigger function runs (the WHENs are false) until the table has a tombstone of another node's delete",
+        "  insert: the column defaults; no trigger function runs (the WHEN is false), and no revive trigger exists, until the table has a tombstone of another node's delete",
         "  update: a PL/pgSQL row trigger that runs no SQL and keeps the old version beside the new; the WAL carries the new row (8 bytes more) and no old row",
         "  delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone table per deleted row; the WAL carries the key and the tombstone",
         "setup on b app.customers: column _tandem_origin VARCHAR(64) INVISIBLE DEFAULT 'b'",

@@ -312,7 +312,7 @@ async fn pg_setup_moves_an_earlier_install_onto_the_new_triggers() {
     // The previous version's stamp trigger, as it installed it.
     c.batch_execute(
         "DROP TRIGGER tandem_stamp ON items; DROP TRIGGER tandem_stamp_update ON items; \
-         DROP TRIGGER tandem_revive ON items; \
+         DROP TRIGGER IF EXISTS tandem_revive ON items; \
          CREATE OR REPLACE FUNCTION tandem.stamp_public_items() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN \
            IF current_setting('tandem.applying', true) = 'on' THEN RETURN NEW; END IF; \
@@ -419,17 +419,127 @@ async fn pg_a_statement_inserting_many_keys_back_bumps_each_tombstone_once() {
     }
 }
 
-/// Whether `tandem_revive` on `table` is a row trigger (`pg_trigger.tgtype` bit 0).
-async fn revive_is_row_trigger(c: &tokio_postgres::Client, table: &str) -> bool {
-    let tgtype: i16 = c
-        .query_one(
-            "SELECT tgtype FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname = 'tandem_revive'",
-            &[&table],
-        )
+/// Whether `tandem_revive` on `table` is a row trigger (`pg_trigger.tgtype` bit 0); `None` when
+/// the table has none.
+async fn revive_is_row_trigger(c: &tokio_postgres::Client, table: &str) -> Option<bool> {
+    c.query_opt(
+        "SELECT tgtype FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname = 'tandem_revive'",
+        &[&table],
+    )
+    .await
+    .expect("the revive trigger")
+    .map(|r| r.get::<_, i16>(0) & 1 == 1)
+}
+
+/// The revive trigger comes with the table's first tombstone of another node's delete, in the
+/// transaction that writes it (a rolled-back one leaves none), after waiting at most a second for
+/// the transactions open on the table; setup keeps it where such a tombstone is and drops it
+/// elsewhere. Until then a bulk insert pays no transition table.
+#[tokio::test]
+async fn pg_the_revive_trigger_comes_with_the_first_tombstone_of_another_nodes_delete() {
+    let pair = pair().await;
+    let c = pair.pg.connect("crm").await.expect("connect");
+    assert_eq!(
+        revive_is_row_trigger(&c, "items").await,
+        None,
+        "after setup"
+    );
+    c.batch_execute(
+        "INSERT INTO items VALUES (1, 'a'), (2, 'b'); DELETE FROM items WHERE id = 1; \
+         INSERT INTO items VALUES (1, 'a again')",
+    )
+    .await
+    .expect("a local delete and re-insert");
+    assert_eq!(
+        revive_is_row_trigger(&c, "items").await,
+        None,
+        "a local delete makes no revive trigger"
+    );
+    let applier = pair.pg.connect("crm").await.expect("connect");
+    let stone = "INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+                 VALUES ('public.items', '{\"id\":\"2\"}', 42, 'helpdesk')";
+    applier
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL tandem.applying = 'on'; DELETE FROM items WHERE id = 2; {stone}; ROLLBACK"
+        ))
         .await
-        .expect("the revive trigger")
+        .expect("an applied delete, rolled back");
+    assert_eq!(
+        revive_is_row_trigger(&c, "items").await,
+        None,
+        "the trigger went with the rolled-back tombstone"
+    );
+    // A transaction of the application's open on the table: making the trigger waits a second
+    // for it, then fails the applier's transaction (lock_not_available, which it retries).
+    c.batch_execute("BEGIN; INSERT INTO items VALUES (3, 'open')")
+        .await
+        .expect("an open insert");
+    let started = std::time::Instant::now();
+    let refused = applier
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL tandem.applying = 'on'; DELETE FROM items WHERE id = 2; {stone}"
+        ))
+        .await
+        .expect_err("the trigger cannot be made while the insert is open");
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    applier.batch_execute("ROLLBACK").await.expect("rollback");
+    c.batch_execute("COMMIT").await.expect("the insert commits");
+    applier
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL tandem.applying = 'on'; DELETE FROM items WHERE id = 2; {stone}"
+        ))
+        .await
+        .expect("the applied delete, again");
+    let timeout: String = applier
+        .query_one("SELECT current_setting('lock_timeout')", &[])
+        .await
+        .expect("lock_timeout")
         .get(0);
-    tgtype & 1 == 1
+    assert_eq!(timeout, "0", "the applier's lock_timeout is put back");
+    applier.batch_execute("COMMIT").await.expect("commit");
+    assert_eq!(
+        revive_is_row_trigger(&c, "items").await,
+        Some(false),
+        "the first tombstone of another node's delete made a statement trigger"
+    );
+    c.batch_execute("INSERT INTO items VALUES (2, 'back')")
+        .await
+        .expect("a local re-insert");
+    assert_eq!(
+        pg_stones(&c, 2).await,
+        vec![("helpdesk".to_string(), 1)],
+        "the re-insert bumped the applied tombstone"
+    );
+    let setup = crate::support::tandem_cli(&["setup"], &pair.config).await;
+    assert!(
+        setup.status.success(),
+        "{}",
+        crate::support::output_text(&setup)
+    );
+    assert_eq!(
+        revive_is_row_trigger(&c, "items").await,
+        Some(false),
+        "setup keeps it where another node's tombstone is"
+    );
+    c.batch_execute("DELETE FROM tandem.tombstone WHERE node = 'helpdesk'")
+        .await
+        .expect("the tombstones pruned");
+    let setup = crate::support::tandem_cli(&["setup"], &pair.config).await;
+    assert!(
+        setup.status.success(),
+        "{}",
+        crate::support::output_text(&setup)
+    );
+    assert_eq!(
+        revive_is_row_trigger(&c, "items").await,
+        None,
+        "setup drops it where none is"
+    );
 }
 
 /// Setup over the previous row-level revive trigger leaves one statement-level trigger, and a
@@ -448,8 +558,16 @@ async fn pg_setup_moves_the_row_revive_trigger_to_a_statement_one_but_partitions
     )
     .await;
     let c = pair.pg.connect("crm").await.expect("connect");
-    assert!(!revive_is_row_trigger(&c, "items").await);
-    assert!(revive_is_row_trigger(&c, "parts").await);
+    // Tombstones of another node's deletes, as the applier writes them, make the triggers.
+    c.batch_execute(
+        "INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
+         VALUES ('public.items', '{\"id\":\"1\"}', 42, 'helpdesk'), \
+         ('public.parts', '{\"id\":\"150\"}', 42, 'helpdesk')",
+    )
+    .await
+    .expect("tombstones");
+    assert_eq!(revive_is_row_trigger(&c, "items").await, Some(false));
+    assert_eq!(revive_is_row_trigger(&c, "parts").await, Some(true));
     // The previous version's row trigger, as it installed it.
     c.batch_execute(
         "DROP TRIGGER tandem_revive ON items; \
@@ -465,12 +583,10 @@ async fn pg_setup_moves_the_row_revive_trigger_to_a_statement_one_but_partitions
         "{}",
         crate::support::output_text(&setup)
     );
-    assert!(!revive_is_row_trigger(&c, "items").await);
+    assert_eq!(revive_is_row_trigger(&c, "items").await, Some(false));
+    assert_eq!(revive_is_row_trigger(&c, "parts").await, Some(true));
     c.batch_execute(
-        "INSERT INTO tandem.tombstone (target_table, row_key, version, node) \
-         VALUES ('public.items', '{\"id\":\"1\"}', 42, 'helpdesk'), \
-         ('public.parts', '{\"id\":\"150\"}', 42, 'helpdesk'); \
-         INSERT INTO items VALUES (1, 'back'); \
+        "INSERT INTO items VALUES (1, 'back'); \
          INSERT INTO parts_high VALUES (150, 'back')",
     )
     .await

@@ -10,9 +10,9 @@
 //! ```text
 //!  insert  column defaults stamp origin and version; the stamp trigger fires only for a row that
 //!          names another origin or a NULL version (WHEN, evaluated in the executor, no PL/pgSQL);
-//!          the revive trigger fires only once the table's peer flag is set (a sequence, read
-//!          without SQL: the table holds a tombstone of another node's delete), and then bumps the
-//!          keys' tombstones (one UPDATE per statement)
+//!          the revive trigger exists only once the table holds a tombstone of another node's
+//!          delete (made in the transaction that writes the first), and then bumps the keys'
+//!          tombstones (one UPDATE per statement)
 //!  update  the stamp trigger (PL/pgSQL, no SQL statement): origin, the version bump and the old
 //!          version; any BEFORE ROW UPDATE trigger makes PostgreSQL lock the row first, a 54-byte
 //!          WAL record
@@ -85,6 +85,8 @@ pub fn statements(
                 "CREATE SEQUENCE IF NOT EXISTS {}",
                 peer_flag(schema, t)
             ));
+            // The trigger on the tombstone table makes revive triggers with it.
+            out.push(revive_function(schema, t));
         }
         out.extend(flag_trigger(schema, node, &managed));
         for t in &managed {
@@ -97,7 +99,7 @@ pub fn statements(
         out.push("BEGIN".into());
         if let Some(v) = &t.managed_version {
             out.extend(tombstone_trigger(schema, node, t, v));
-            out.extend(revive_trigger(schema, t));
+            out.push(revive_where_needed(schema, node, t));
         }
         out.extend(stamp_triggers(schema, node, origin, t));
         if lean(t, manage).is_some() {
@@ -182,7 +184,8 @@ pub fn footprint(
             installs.push(format!(
                 "triggers tandem_stamp (BEFORE INSERT, only for a row that names another origin \
                  or a NULL version), tandem_stamp_update (BEFORE UPDATE), tandem_revive (AFTER \
-                 INSERT per statement, once the table has a tombstone of another node's delete), \
+                 INSERT per statement, made with the table's first tombstone of another node's \
+                 delete), \
                  tandem_tombstone ({} DELETE); their functions in schema {schema}; the sequences \
                  {schema}.{} and {schema}.{} (raised by the trigger tandem_mark on \
                  {schema}.tombstone)",
@@ -191,9 +194,10 @@ pub fn footprint(
                 names::peer_tombstone_flag(&t.table)
             ));
             (
-                "insert: the column defaults; no trigger function runs (the WHENs are false) until \
-                 the table has a tombstone of another node's delete (applied here), then one \
-                 UPDATE of the tombstone table per insert statement, joined to the inserted rows"
+                "insert: the column defaults; no trigger function runs (the WHEN is false), and no \
+                 revive trigger exists, until the table has a tombstone of another node's delete \
+                 (applied here), then one UPDATE of the tombstone table per insert statement, \
+                 joined to the inserted rows"
                     .to_string(),
                 format!(
                     "delete: a PL/pgSQL row trigger, one INSERT … ON CONFLICT into the tombstone \
@@ -336,24 +340,18 @@ fn stamp_triggers(schema: &str, node: &str, origin: &str, t: &SetupTable) -> Vec
     ]
 }
 
-/// The trigger that, once the table has tombstones, bumps the tombstones of each key a local insert
-/// brings back, in the inserting transaction: the insert then carries, in the log, which deletes
-/// of the key this node had seen (see `sql/postgres/005_tombstone_origin.sql`). It runs after the
+/// The function of the trigger that bumps the tombstones of each key a local insert brings back,
+/// in the inserting transaction: the insert then carries, in the log, which deletes of the key
+/// this node had seen (see `sql/postgres/005_tombstone_origin.sql`). The trigger runs after the
 /// statement's rows are in, so a delete of one of their keys that was still open has committed by
 /// then (the insert waited for it) and its tombstone is bumped too.
 ///
 /// One `UPDATE` per statement, joined to the rows it inserted (a transition table): a bulk insert
 /// into a table with tombstones pays one join instead of an `UPDATE` per row (200,000 rows: 0.5
-/// against 1.7 s), and a one-row insert pays about what the row trigger did. PostgreSQL fills the
-/// transition table whenever the trigger exists, before its `WHEN` is read and for the applier's
-/// session too: about 0.1 µs a narrow row, 0.5 µs a row of 512 bytes (measured against a plain
-/// table; the row trigger's false `WHEN` cost 0.25 and 0.2 µs).
-///
-/// A partitioned table keeps the row trigger (PostgreSQL clones it onto each partition; a
-/// statement trigger on the parent does not see rows inserted into a partition directly). The
-/// trigger is dropped and made again, so that an earlier row trigger's clones go with it.
-fn revive_trigger(schema: &str, t: &SetupTable) -> Vec<String> {
-    let q = qname(&t.table);
+/// against 1.7 s), and a one-row insert pays about what the row trigger did. A partitioned table
+/// keeps a row trigger (PostgreSQL clones it onto each partition; a statement trigger on the parent
+/// does not see rows inserted into a partition directly).
+fn revive_function(schema: &str, t: &SetupTable) -> String {
     let f = func(schema, &names::pg_revive_function(&t.table));
     let body = format!(
         "BEGIN\n  IF current_setting('tandem.applying', true) = 'on' THEN\n    RETURN NULL;\n  END IF;\n  \
@@ -370,27 +368,60 @@ fn revive_trigger(schema: &str, t: &SetupTable) -> Vec<String> {
         row_key = key_text(t, "NEW"),
         key = key_text(t, "n"),
     );
+    format!(
+        "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS {}",
+        dollar_quoted(&body)
+    )
+}
+
+/// PL/pgSQL that makes the revive trigger on `t` (it must not exist): per statement, or per row on
+/// a partitioned table.
+///
+/// The trigger exists only on a table that holds a tombstone of another node's delete: PostgreSQL
+/// copies each inserted row into a statement trigger's transition table whenever the trigger
+/// exists, before its `WHEN` is read (about 5% of a bulk insert's server time, measured with the
+/// trigger's `WHEN` false). Until then a local insert has no tombstone to bump (a peer counts this
+/// node's own deletes as seen, `Link::unseen`). The first such tombstone makes it, in the
+/// transaction that writes the tombstone (`tandem_mark`, see [`flag_trigger`]); setup makes it
+/// where one is there already and drops it elsewhere ([`revive_where_needed`]). Its `WHEN` still
+/// reads the peer flag, as installs of the fifteenth session did.
+fn create_revive(schema: &str, t: &SetupTable) -> String {
+    let q = qname(&t.table);
+    let f = func(schema, &names::pg_revive_function(&t.table));
     let when = format!(
         "WHEN (pg_sequence_last_value({}::regclass) IS NOT NULL) EXECUTE FUNCTION {f}()",
         lit(&peer_flag(schema, t))
     );
-    let create = format!(
-        "BEGIN\n  DROP TRIGGER IF EXISTS tandem_revive ON {q};\n  \
-         IF (SELECT c.relkind FROM pg_class c WHERE c.oid = {rel}::regclass) = 'p' THEN\n    \
+    format!(
+        "IF (SELECT c.relkind FROM pg_class c WHERE c.oid = {rel}::regclass) = 'p' THEN\n    \
          CREATE TRIGGER tandem_revive AFTER INSERT ON {q} FOR EACH ROW {when};\n  \
          ELSE\n    \
          CREATE TRIGGER tandem_revive AFTER INSERT ON {q} \
          REFERENCING NEW TABLE AS tandem_inserted FOR EACH STATEMENT {when};\n  \
-         END IF;\nEND",
+         END IF;",
         rel = lit(&q),
+    )
+}
+
+/// Setup's part of the revive trigger, in the table's transaction: dropped (an earlier install put
+/// it on every table, a row trigger before that, whose clones go with it) and made again where the
+/// table holds a tombstone of another node's delete. The table is locked first (`SHARE ROW
+/// EXCLUSIVE`, which the applier's `ROW EXCLUSIVE` in `tandem_mark` waits for and holds off), so a
+/// first such tombstone written meanwhile either committed before the look (the trigger is made
+/// here) or comes after this transaction (and makes it then).
+fn revive_where_needed(schema: &str, node: &str, t: &SetupTable) -> String {
+    let q = qname(&t.table);
+    let body = format!(
+        "BEGIN\n  LOCK TABLE {q} IN SHARE ROW EXCLUSIVE MODE;\n  \
+         DROP TRIGGER IF EXISTS tandem_revive ON {q};\n  \
+         IF EXISTS (SELECT 1 FROM {s}.tombstone WHERE target_table = {table} AND node <> {n}) THEN\n  \
+         {create}\n  END IF;\nEND",
+        s = ident(schema),
+        table = lit(&t.table.to_string()),
+        n = lit(node),
+        create = create_revive(schema, t),
     );
-    vec![
-        format!(
-            "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS {}",
-            dollar_quoted(&body)
-        ),
-        format!("DO {}", dollar_quoted(&create)),
-    ]
+    format!("DO {}", dollar_quoted(&body))
 }
 
 /// Raises flag `p` of the table for tombstones written before it existed (with `not_of`, only
@@ -414,6 +445,14 @@ fn raise_flag(schema: &str, t: &SetupTable, p: &str, not_of: Option<&str>) -> St
 /// this node's own deletes, which the link that carries the insert to a peer carried first (the
 /// peer counts them as seen, `Link::unseen`). `setval` is not transactional: a flag is up before
 /// the tombstone is visible.
+///
+/// A tombstone of another node's delete also makes the table's revive trigger if it is missing
+/// ([`create_revive`]), in the same transaction, so that both commit or neither does. The table is
+/// locked `ROW EXCLUSIVE` first (the applier's delete took that lock already, unless the row was
+/// missing), which setup's `SHARE ROW EXCLUSIVE` waits for. Making the trigger waits at most a
+/// second for the transactions open on the table (`lock_timeout`, set back afterwards), during
+/// which the table's new writes queue behind it, and then holds them off until the applier's
+/// transaction commits; a timeout fails the transaction, which the applier retries.
 fn flag_trigger(schema: &str, node: &str, tables: &[&SetupTable]) -> Vec<String> {
     let raise = |p: &str| {
         format!(
@@ -424,17 +463,28 @@ fn flag_trigger(schema: &str, node: &str, tables: &[&SetupTable]) -> Vec<String>
     let branches: Vec<String> = tables
         .iter()
         .map(|t| {
+            let q = qname(&t.table);
             format!(
-                "IF NEW.target_table = {table} THEN\n    {}    IF NEW.node <> {n} THEN\n    {}    END IF;\n",
+                "IF NEW.target_table = {table} THEN\n    {}    IF NEW.node <> {n} THEN\n    {}      \
+                 LOCK TABLE {q} IN ROW EXCLUSIVE MODE;\n      \
+                 IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {rel}::regclass \
+                 AND tgname = 'tandem_revive') THEN\n      \
+                 waited := current_setting('lock_timeout');\n      \
+                 PERFORM set_config('lock_timeout', '1s', true);\n      \
+                 {create}\n      \
+                 PERFORM set_config('lock_timeout', waited, true);\n      \
+                 END IF;\n    END IF;\n",
                 raise(&lit(&flag(schema, t))),
                 raise(&lit(&peer_flag(schema, t))),
                 table = lit(&t.table.to_string()),
                 n = lit(node),
+                rel = lit(&q),
+                create = create_revive(schema, t),
             )
         })
         .collect();
     let body = format!(
-        "BEGIN\n  {}  END IF;\n  RETURN NULL;\nEND",
+        "DECLARE\n  waited text;\nBEGIN\n  {}  END IF;\n  RETURN NULL;\nEND",
         branches.join("  ELS")
     );
     let f = func(schema, "mark_tombstoned");

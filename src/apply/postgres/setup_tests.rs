@@ -117,7 +117,7 @@ fn no_statement_runs_per_inserted_row_until_the_table_has_tombstones() {
     assert!(insert.contains("WHEN (NEW.\"_tandem_origin\" IS DISTINCT FROM 'crm' OR NEW.\"_tandem_version\" IS NULL)"), "{insert}");
     let revive = sql
         .iter()
-        .find(|s| s.contains("TRIGGER tandem_revive AFTER INSERT"))
+        .find(|s| s.starts_with("DO") && s.contains("TRIGGER tandem_revive AFTER INSERT"))
         .expect("the revive trigger");
     assert!(
         revive.contains(
@@ -128,6 +128,14 @@ fn no_statement_runs_per_inserted_row_until_the_table_has_tombstones() {
     assert!(
         revive.contains("REFERENCING NEW TABLE AS tandem_inserted FOR EACH STATEMENT"),
         "one UPDATE per statement: {revive}"
+    );
+    assert!(
+        revive.contains("LOCK TABLE \"public\".\"item\" IN SHARE ROW EXCLUSIVE MODE")
+            && revive.contains("DROP TRIGGER IF EXISTS tandem_revive")
+            && revive.contains(
+                "IF EXISTS (SELECT 1 FROM \"tandem\".tombstone WHERE target_table = 'public.item' AND node <> 'crm')"
+            ),
+        "setup keeps the revive trigger only where another node's tombstone is: {revive}"
     );
     let delete = sql
         .iter()
@@ -140,11 +148,23 @@ fn no_statement_runs_per_inserted_row_until_the_table_has_tombstones() {
         .expect("the flag trigger");
     let first_revive = sql
         .iter()
-        .position(|s| s.contains("TRIGGER tandem_revive"))
+        .position(|s| s.starts_with("DO") && s.contains("TRIGGER tandem_revive"))
         .unwrap_or(0);
     assert!(
         flag < first_revive,
         "flags are kept before any insert reads one"
+    );
+    let function = all
+        .iter()
+        .position(|s| s.contains("FUNCTION \"tandem\".\"revive_public_item\"()"))
+        .expect("the revive function");
+    let mark = all
+        .iter()
+        .position(|s| s.contains("FUNCTION \"tandem\".\"mark_tombstoned\"()"))
+        .expect("the flag function");
+    assert!(
+        function < mark,
+        "the revive function exists before the flag trigger can make a trigger calling it"
     );
     if std::env::var_os("TANDEM_PRINT_SETUP").is_some() {
         for s in &all {
@@ -165,9 +185,10 @@ fn each_table_moves_onto_the_new_triggers_in_one_transaction() {
         "tandem_stamp_update",
         "tandem_stamp ",
     ] {
+        // The last mention: the flag trigger's function (earlier) makes revive triggers too.
         let at = all
             .iter()
-            .position(|s| s.contains(&format!("TRIGGER {name}")))
+            .rposition(|s| s.contains(&format!("TRIGGER {name}")))
             .unwrap_or(usize::MAX);
         assert!(
             begin < at && at < commit,
@@ -238,6 +259,26 @@ fn the_flag_trigger_names_every_managed_table() {
             && f.contains(
                 "PERFORM setval('\"tandem\".\"peer_tombstoned_sales_order\"'::regclass, 1)"
             ),
+        "{f}"
+    );
+    // Another node's tombstone makes the table's revive trigger where it is missing, waiting at
+    // most a second for the table, the setting put back afterwards.
+    for (table, q) in [
+        ("public.item", "\"public\".\"item\""),
+        ("sales.order", "\"sales\".\"order\""),
+    ] {
+        assert!(
+            f.contains(&format!("LOCK TABLE {q} IN ROW EXCLUSIVE MODE"))
+                && f.contains(&format!(
+                    "IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '{q}'::regclass AND tgname = 'tandem_revive')"
+                ))
+                && f.contains(&format!("CREATE TRIGGER tandem_revive AFTER INSERT ON {q} REFERENCING NEW TABLE")),
+            "{table}: {f}"
+        );
+    }
+    assert!(
+        f.contains("PERFORM set_config('lock_timeout', '1s', true)")
+            && f.contains("PERFORM set_config('lock_timeout', waited, true)"),
         "{f}"
     );
 }
