@@ -333,72 +333,7 @@ async fn apply_my_a_group_of_one_row_transactions_matches_one_at_a_time() {
     sc::a_group_of_one_row_transactions_matches_one_at_a_time(Kind::My).await;
 }
 
-/// The applier makes a table's revive trigger before it writes the table's first tombstone of
-/// another node's delete. An account without the TRIGGER privilege cannot: the delete goes to the
-/// dead letters with an error that names the privilege (definite, not retried forever), and once
-/// the privilege is granted a replay (a new process, as `tandem dead-letters replay` is) makes the
-/// trigger and applies the delete.
 #[tokio::test]
 async fn apply_my_a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege() {
-    let mut f = Fixture::new(Kind::My, "", 0).await;
-    let user = crate::support::unique_name("lim");
-    let db = f.db_name.clone();
-    for sql in [
-        format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"),
-        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO '{user}'@'%'"),
-        format!("GRANT ALL ON `{}`.* TO '{user}'@'%'", f.schema),
-    ] {
-        f.db.exec(&sql).await;
-    }
-    let mut config = f.config.clone();
-    let node = config.nodes.get_mut(TARGET).expect("the target node");
-    let port = node.url.port().expect("a port");
-    node.url = tandem::config::ConnUrl::parse(&format!("mysql://{user}:pw@127.0.0.1:{port}/{db}"))
-        .expect("url");
-    let mut a = Applier::connect(&config, &f.source, TARGET)
-        .await
-        .expect("the limited account connects");
-    let row = customer(1, "ann", "a@x", 10, SOURCE);
-    a.apply(&[
-        f.tx(1, vec![f.change(Op::Insert, None, Some(row.clone()))]),
-        f.tx(2, vec![f.change(Op::Delete, Some(row), None)]),
-    ])
-    .await
-    .expect("the link goes on");
-    let dead = a.list_dead_letters(true).await.expect("list");
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert!(
-        dead[0].error.contains("revive trigger") && dead[0].error.contains("TRIGGER privilege"),
-        "{}",
-        dead[0].error
-    );
-    assert!(
-        f.row(1).await.is_some(),
-        "the delete waits in the dead letters"
-    );
-    // With binary logging on (and log_bin_trust_function_creators off) making a trigger also
-    // takes SUPER, as for setup.
-    f.db.exec(&format!("GRANT TRIGGER ON `{db}`.* TO '{user}'@'%'"))
-        .await;
-    f.db.exec(&format!("GRANT SUPER ON *.* TO '{user}'@'%'"))
-        .await;
-    let mut again = Applier::connect(&config, &f.source, TARGET)
-        .await
-        .expect("connects");
-    again
-        .replay_dead_letter(dead[0].id)
-        .await
-        .expect("the replay makes the trigger");
-    assert!(f.row(1).await.is_none(), "the delete applied");
-    let triggers =
-        f.db.one(&format!(
-            "SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = '{db}' \
-             AND trigger_name = 'tandem_revive_customer'"
-        ))
-        .await;
-    assert_eq!(
-        triggers.as_deref(),
-        Some("1"),
-        "the applier made the revive trigger"
-    );
+    sc::a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege(Kind::My).await;
 }

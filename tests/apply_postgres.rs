@@ -335,3 +335,8 @@ async fn apply_pg_a_refused_checkpoint_write_commits_nothing() {
         .expect("dead letters");
     assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
 }
+
+#[tokio::test]
+async fn apply_pg_a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege() {
+    sc::a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege(Kind::Pg).await;
+}

@@ -64,6 +64,7 @@ mod pause;
 pub mod postgres;
 mod queue;
 mod repair;
+mod revive;
 mod row;
 pub mod seed;
 pub mod setup;

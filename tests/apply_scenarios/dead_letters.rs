@@ -201,3 +201,95 @@ pub async fn a_replayed_update_logged_without_its_old_row_is_still_checked(kind:
     let kinds: Vec<String> = f.conflicts().await.into_iter().map(|c| c.0).collect();
     assert_eq!(kinds, ["update_differs"], "the replay met the local change");
 }
+
+/// The applier makes a table's revive trigger, between its transactions, before it writes the
+/// table's first tombstone of another node's delete. An account without the TRIGGER privilege
+/// cannot: the delete goes to the dead letters with an error that names the privilege (definite,
+/// not retried forever), and once the privilege is granted a replay (a new process, as `tandem
+/// dead-letters replay` is) makes the trigger and applies the delete.
+pub async fn a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege(kind: Kind) {
+    let mut f = Fixture::new(kind, "", 0).await;
+    let user = crate::support::unique_name("lim");
+    let (db, schema) = (f.db_name.clone(), f.schema.clone());
+    let (accounts, url, grant, made) = match kind {
+        Kind::Pg => (
+            vec![
+                format!("CREATE ROLE {user} LOGIN"),
+                format!(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user}"
+                ),
+                format!("GRANT USAGE ON SCHEMA {schema} TO {user}"),
+                format!("GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {user}"),
+                format!("GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {user}"),
+            ],
+            format!("postgres://{user}@127.0.0.1:{{port}}/{db}"),
+            vec![format!("GRANT TRIGGER ON customer TO {user}")],
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.customer'::regclass \
+             AND tgname = 'tandem_revive'"
+                .to_string(),
+        ),
+        Kind::My => (
+            vec![
+                format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"),
+                format!("GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO '{user}'@'%'"),
+                format!("GRANT ALL ON `{schema}`.* TO '{user}'@'%'"),
+            ],
+            format!("mysql://{user}:pw@127.0.0.1:{{port}}/{db}"),
+            // With binary logging on (and log_bin_trust_function_creators off) making a trigger
+            // also takes SUPER, as for setup.
+            vec![
+                format!("GRANT TRIGGER ON `{db}`.* TO '{user}'@'%'"),
+                format!("GRANT SUPER ON *.* TO '{user}'@'%'"),
+            ],
+            format!(
+                "SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = '{db}' \
+                 AND trigger_name = 'tandem_revive_customer'"
+            ),
+        ),
+    };
+    for sql in &accounts {
+        f.db.exec(sql).await;
+    }
+    let mut config = f.config.clone();
+    let node = config.nodes.get_mut(TARGET).expect("the target node");
+    let port = node.url.port().expect("a port");
+    node.url =
+        tandem::config::ConnUrl::parse(&url.replace("{port}", &port.to_string())).expect("url");
+    let mut a = apply::Applier::connect(&config, &f.source, TARGET)
+        .await
+        .expect("the limited account connects");
+    let row = customer(1, "ann", "a@x", 10, SOURCE);
+    a.apply(&[
+        f.tx(1, vec![f.change(Op::Insert, None, Some(row.clone()))]),
+        f.tx(2, vec![f.change(Op::Delete, Some(row), None)]),
+    ])
+    .await
+    .expect("the link goes on");
+    let dead = a.list_dead_letters(true).await.expect("list");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].error.contains("revive trigger") && dead[0].error.contains("TRIGGER privilege"),
+        "{}",
+        dead[0].error
+    );
+    assert!(
+        f.row(1).await.is_some(),
+        "the delete waits in the dead letters"
+    );
+    for sql in &grant {
+        f.db.exec(sql).await;
+    }
+    let mut again = apply::Applier::connect(&config, &f.source, TARGET)
+        .await
+        .expect("connects");
+    again
+        .replay_dead_letter(dead[0].id)
+        .await
+        .expect("the replay makes the trigger");
+    assert!(f.row(1).await.is_none(), "the delete applied");
+    assert_eq!(
+        f.db.one(&made).await.as_deref(),
+        Some("1"),
+        "the applier made the revive trigger"
+    );
+}

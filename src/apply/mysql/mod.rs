@@ -17,7 +17,7 @@ pub mod setup;
 pub mod sql;
 pub mod types;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
@@ -28,6 +28,7 @@ use super::book::BookSession;
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
 use super::statement::{RowStatements, Taken};
 use super::target::{Checked, ColKind, ColumnInfo, Current, Probe, TableInfo, Target, Write};
+use crate::apply::revive::Revives;
 use crate::model::{Field, TableRef, Value};
 use sql::{qname, Builder, Relax, Sql};
 
@@ -58,28 +59,10 @@ pub struct MyTarget {
     /// How a statement may write an ENUM's empty error value (`''`, index 0) that a MySQL/MariaDB
     /// source holds, by relaxing its own sql_mode (see `sql::Relax`).
     empty_enum: Relax,
-    /// Tables whose revive trigger this transaction saw (see [`MyTarget::check_revive`]).
-    revive_seen: HashSet<TableRef>,
-    /// A table whose revive trigger is missing, with its key columns: made after the rollback.
-    revive_due: Option<(TableRef, Vec<String>)>,
-    /// The last attempt to make a revive trigger, when it failed.
-    revive_failed: HashMap<TableRef, ReviveFailed>,
+    /// The tables' revive triggers: seen, due, failed (see [`MyTarget::check_revive`]).
+    revives: Revives,
     /// Whether the session serves a MySQL/MariaDB source (its sql_mode, see [`session`]).
     from_mysql: bool,
-}
-
-/// How long the applier waits before it tries again to make a revive trigger that it could not.
-const REVIVE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
-/// How long a refusal that retrying cannot fix (a missing privilege) is returned as such before the
-/// applier tries again (the operator may have fixed it meanwhile).
-const REVIVE_REFUSED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A failed attempt to make a revive trigger.
-struct ReviveFailed {
-    why: String,
-    /// Retrying cannot fix it (the server refused the statement, e.g. a missing privilege).
-    definite: bool,
-    at: std::time::Instant,
 }
 
 fn s(v: impl Into<String>) -> My {
@@ -119,9 +102,7 @@ impl MyTarget {
             offset,
             tables: HashMap::new(),
             empty_enum: Relax::No,
-            revive_seen: HashSet::new(),
-            revive_due: None,
-            revive_failed: HashMap::new(),
+            revives: Revives::default(),
             from_mysql,
         };
         t.simple(&session(from_mysql)).await?;
@@ -159,18 +140,11 @@ impl MyTarget {
     /// Makes the revive trigger of `table` (between transactions: a trigger is DDL, which commits),
     /// as setup makes it (its sql_mode, which the trigger keeps). It waits at most a second for
     /// the transactions open on the table, during which MariaDB holds the table's new statements
-    /// back, and tries at most every [`REVIVE_RETRY`]; a refusal that retrying cannot fix (a
-    /// missing privilege) is kept, and the next check returns it as a definite error. Local
-    /// inserts that open the table afterwards run the trigger; the transaction tried again then
-    /// writes the tombstone.
+    /// back; a refusal that retrying cannot fix (a missing privilege; 1419: binary logging on,
+    /// log_bin_trust_function_creators off, and no SUPER) is kept, and the next check returns it
+    /// as a definite error (`apply/revive.rs`). Local inserts that open the table afterwards run
+    /// the trigger; the transaction tried again then writes the tombstone.
     async fn make_revive(&mut self, table: &TableRef, key: &[String]) -> Result<(), ApplyError> {
-        if self
-            .revive_failed
-            .get(table)
-            .is_some_and(|f| f.at.elapsed() < REVIVE_RETRY)
-        {
-            return Ok(());
-        }
         let create = setup::revive_trigger(&self.schema, table, key);
         self.simple(&format!(
             "{}, SESSION lock_wait_timeout = 1",
@@ -183,32 +157,12 @@ impl MyTarget {
             session(self.from_mysql)
         ))
         .await?;
-        match made {
-            Ok(()) => {
-                self.revive_failed.remove(table);
-                tracing::info!(node = %self.node, %table, "revive trigger made: the table holds its first tombstone of another node's delete");
-                Ok(())
-            }
-            Err(e) => {
-                let e = self.db_err("making a revive trigger", e);
-                // 1419: binary logging on, log_bin_trust_function_creators off, and no SUPER.
-                let definite = e.code() == DbCode::Mysql(1419) || !e.is_transient();
-                let why = match &e {
-                    ApplyError::Database { source, .. } => source.to_string(),
-                    other => other.to_string(),
-                };
-                tracing::warn!(node = %self.node, %table, error = %why, "the table's revive trigger could not be made (its first tombstone of another node's delete waits; a lock wait held the table's new statements back for up to a second)");
-                self.revive_failed.insert(
-                    table.clone(),
-                    ReviveFailed {
-                        why,
-                        definite,
-                        at: std::time::Instant::now(),
-                    },
-                );
-                Err(e)
-            }
-        }
+        let outcome = made.map_err(|e| {
+            let e = self.db_err("making a revive trigger", e);
+            let definite = e.code() == DbCode::Mysql(1419) || !e.is_transient();
+            (e, definite)
+        });
+        self.revives.made(&self.node, table, outcome)
     }
 
     async fn run(&mut self, sql: Sql) -> Result<u64, mysql_async::Error> {
@@ -354,7 +308,7 @@ impl MyTarget {
 
 impl Target for MyTarget {
     async fn begin(&mut self) -> Result<(), ApplyError> {
-        self.revive_seen.clear();
+        self.revives.begin();
         self.simple("START TRANSACTION").await
     }
 
@@ -364,14 +318,14 @@ impl Target for MyTarget {
 
     async fn rollback(&mut self) -> Result<(), ApplyError> {
         self.simple("ROLLBACK").await?;
-        match self.revive_due.take() {
+        match self.revives.take_due() {
             Some((table, key)) => self.make_revive(&table, &key).await,
             None => Ok(()),
         }
     }
 
     async fn check_revive(&mut self, table: &TableRef, key: &[String]) -> Result<(), ApplyError> {
-        if self.revive_seen.contains(table) {
+        if self.revives.seen(table) {
             return Ok(());
         }
         let name = crate::names::mysql_trigger("revive", table);
@@ -388,36 +342,17 @@ impl Target for MyTarget {
             )
             .await?;
         if !found.is_empty() {
-            self.revive_seen.insert(table.clone());
+            self.revives.found(table);
             return Ok(());
         }
-        let what = format!(
-            "table {table} needs its revive trigger {name} before its first tombstone of another \
-             node's delete"
-        );
-        if let Some(f) = self
-            .revive_failed
-            .get(table)
-            .filter(|f| f.definite && f.at.elapsed() < REVIVE_REFUSED_FOR)
-        {
-            return Err(ApplyError::Invalid(format!(
-                "{what}, and making it failed: {}; fix: grant the account of node {} the TRIGGER \
-                 privilege on the table (as `tandem setup` needs; with binary logging on and \
-                 log_bin_trust_function_creators off, also SUPER), then replay the dead letters \
-                 (tandem tries again every minute)",
-                f.why, self.node
-            )));
-        }
-        self.revive_due = Some((table.clone(), key.to_vec()));
-        let last = self
-            .revive_failed
-            .get(table)
-            .map(|f| format!(" (the last attempt failed: {})", f.why))
-            .unwrap_or_default();
-        Err(ApplyError::ReviveDue(format!(
-            "{what}: it is made after this rollback, and the same work goes through when tried \
-             again{last}"
-        )))
+        Err(self.revives.missing(
+            &self.node,
+            table,
+            &name,
+            key,
+            "the TRIGGER privilege on the table (as `tandem setup` needs; with binary logging on \
+             and log_bin_trust_function_creators off, also SUPER)",
+        ))
     }
 
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError> {

@@ -21,6 +21,7 @@ use tokio_postgres::{Client, Row, Statement};
 use tracing::warn;
 
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
+use super::revive::Revives;
 use super::statement::{RowStatements, Taken};
 use super::target::{Checked, ColumnInfo, Current, Probe, TableInfo, Target, Write};
 use crate::model::{Field, TableRef, Value};
@@ -52,6 +53,8 @@ pub struct PgTarget {
     /// The server, database and role (no password), naming this target among the tables a
     /// `COPY` was refused into (`copy_in.rs`).
     url_key: String,
+    /// The tables' revive triggers: seen, due, failed (see [`PgTarget::check_revive`]).
+    revives: Revives,
 }
 
 /// How long a table whose batched insert found a key taken inserts the checked way.
@@ -93,9 +96,15 @@ impl PgTarget {
             copy_fits: HashMap::new(),
             connection,
             url_key: copy_in::without_password(url),
+            revives: Revives::default(),
         };
-        t.simple("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'")
-            .await?;
+        // READ COMMITTED whatever the server's default: each statement sees what committed before
+        // it (the revive trigger's check, in `tandem_mark`, relies on it, as the row checks do).
+        t.simple(
+            "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; \
+             SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        )
+        .await?;
         Ok(t)
     }
 
@@ -153,6 +162,28 @@ impl PgTarget {
             Err(e) => return Err(self.db_err("a session statement", e)),
         }
         Ok(())
+    }
+
+    /// Makes the revive trigger of `table` between transactions, in a transaction of its own
+    /// (`setup::make_revive`): it waits for the table's lock a second longer than
+    /// `deadlock_timeout`, during which the table's new writes queue behind it. A refusal that
+    /// retrying cannot fix (no TRIGGER privilege) is kept, and the next check returns it as a
+    /// definite error (`apply/revive.rs`).
+    async fn make_revive(&mut self, table: &TableRef) -> Result<(), ApplyError> {
+        let made = self
+            .client
+            .batch_execute(&setup::make_revive(&self.schema, table))
+            .await;
+        let outcome = match made {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = self.db_err("making a revive trigger", e);
+                let definite = !e.is_transient();
+                self.simple("ROLLBACK").await?;
+                Err((e, definite))
+            }
+        };
+        self.revives.made(&self.node, table, outcome)
     }
 
     fn db_err(&self, what: &str, e: tokio_postgres::Error) -> ApplyError {
@@ -348,6 +379,7 @@ fn text(row: &Row, i: usize) -> Option<String> {
 
 impl Target for PgTarget {
     async fn begin(&mut self) -> Result<(), ApplyError> {
+        self.revives.begin();
         self.simple("BEGIN").await
     }
 
@@ -356,7 +388,39 @@ impl Target for PgTarget {
     }
 
     async fn rollback(&mut self) -> Result<(), ApplyError> {
-        self.simple("ROLLBACK").await
+        self.simple("ROLLBACK").await?;
+        match self.revives.take_due() {
+            Some((table, _)) => self.make_revive(&table).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn check_revive(&mut self, table: &TableRef, key: &[String]) -> Result<(), ApplyError> {
+        if self.revives.seen(table) {
+            return Ok(());
+        }
+        let found = self
+            .client
+            .query_opt(
+                "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::text::regclass \
+                 AND tgname = 'tandem_revive'",
+                &[&qname(table)],
+            )
+            .await;
+        if found
+            .map_err(|e| self.db_err("looking for a revive trigger", e))?
+            .is_some()
+        {
+            self.revives.found(table);
+            return Ok(());
+        }
+        Err(self.revives.missing(
+            &self.node,
+            table,
+            "tandem_revive",
+            key,
+            "the TRIGGER privilege on the table (as `tandem setup` needs)",
+        ))
     }
 
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError> {

@@ -30,13 +30,43 @@
 
 use super::sql::{ident, literal as lit, qname};
 use crate::apply::setup::{bookkeeping_statements, migrations, SetupTable};
+use crate::model::TableRef;
 use crate::names;
+
+/// Setup's transactions read what committed before each statement (a server whose default is
+/// REPEATABLE READ would read its first snapshot, taken before the locks were granted).
+const ISOLATION: &str = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
 
 /// The version a local write gets: microseconds since the epoch.
 const NOW_MICROS: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
 /// The same as a column default, in double precision (cheaper per row; a version only needs to
 /// grow).
 const NOW_MICROS_DEFAULT: &str = "(date_part('epoch', clock_timestamp()) * 1000000)::bigint";
+/// How long making a revive trigger waits for the table's lock, in milliseconds, as text: a second
+/// longer than `deadlock_timeout`, so that a waiter first cancels an autovacuum that holds the
+/// table (PostgreSQL does so once `deadlock_timeout` passed) instead of timing out with it.
+const LOCK_WAIT: &str =
+    "(extract(epoch from current_setting('deadlock_timeout')::interval) * 1000 + 1000)::bigint::text";
+
+/// The applier's statements that make `table`'s revive trigger where it is missing, between its
+/// transactions (`apply/revive.rs`): a transaction of their own, so that the table's lock is held
+/// only as long as the DDL takes, not for the applier's whole group (whose row locks an
+/// application transaction may wait on meanwhile: a deadlock). A trigger made for a tombstone that
+/// then does not commit costs a bulk insert its transition table until setup drops it.
+pub fn make_revive(schema: &str, table: &TableRef) -> String {
+    let q = qname(table);
+    let body = format!(
+        "BEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {rel}::regclass \
+         AND tgname = 'tandem_revive') THEN\n  {create}\n  END IF;\nEND",
+        rel = lit(&q),
+        create = create_revive(schema, table),
+    );
+    format!(
+        "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT set_config('lock_timeout', {LOCK_WAIT}, true); \
+         DO {}; COMMIT",
+        dollar_quoted(&body)
+    )
+}
 
 /// Every statement, in order. Each is idempotent, and an install made by an earlier version (row
 /// triggers that bumped tombstones on every insert) is moved onto these objects in one transaction
@@ -73,6 +103,8 @@ pub fn statements(
         .collect();
     if !managed.is_empty() {
         out.push("BEGIN".into());
+        // The looks at the tombstones after the locks see what committed before them.
+        out.push(ISOLATION.into());
         // Writers of tombstones queue behind the lock while it waits: not for long.
         out.push("SET LOCAL lock_timeout = '10s'".into());
         out.push(format!(
@@ -97,6 +129,7 @@ pub fn statements(
     }
     for t in tables {
         out.push("BEGIN".into());
+        out.push(ISOLATION.into());
         if let Some(v) = &t.managed_version {
             out.extend(tombstone_trigger(schema, node, t, v));
             out.push(revive_where_needed(schema, node, t));
@@ -284,10 +317,14 @@ fn flag(schema: &str, t: &SetupTable) -> String {
 
 /// The table's flag for tombstones of other nodes' deletes, qualified: the revive trigger's.
 fn peer_flag(schema: &str, t: &SetupTable) -> String {
+    peer_flag_of(schema, &t.table)
+}
+
+fn peer_flag_of(schema: &str, table: &TableRef) -> String {
     format!(
         "{}.{}",
         ident(schema),
-        ident(&names::peer_tombstone_flag(&t.table))
+        ident(&names::peer_tombstone_flag(table))
     )
 }
 
@@ -385,12 +422,12 @@ fn revive_function(schema: &str, t: &SetupTable) -> String {
 /// transaction that writes the tombstone (`tandem_mark`, see [`flag_trigger`]); setup makes it
 /// where one is there already and drops it elsewhere ([`revive_where_needed`]). Its `WHEN` still
 /// reads the peer flag, as installs of the fifteenth session did.
-fn create_revive(schema: &str, t: &SetupTable) -> String {
-    let q = qname(&t.table);
-    let f = func(schema, &names::pg_revive_function(&t.table));
+fn create_revive(schema: &str, table: &TableRef) -> String {
+    let q = qname(table);
+    let f = func(schema, &names::pg_revive_function(table));
     let when = format!(
         "WHEN (pg_sequence_last_value({}::regclass) IS NOT NULL) EXECUTE FUNCTION {f}()",
-        lit(&peer_flag(schema, t))
+        lit(&peer_flag_of(schema, table))
     );
     format!(
         "IF (SELECT c.relkind FROM pg_class c WHERE c.oid = {rel}::regclass) = 'p' THEN\n    \
@@ -412,14 +449,14 @@ fn create_revive(schema: &str, t: &SetupTable) -> String {
 fn revive_where_needed(schema: &str, node: &str, t: &SetupTable) -> String {
     let q = qname(&t.table);
     let body = format!(
-        "BEGIN\n  LOCK TABLE {q} IN SHARE ROW EXCLUSIVE MODE;\n  \
+        "BEGIN\n  LOCK TABLE ONLY {q} IN SHARE ROW EXCLUSIVE MODE;\n  \
          DROP TRIGGER IF EXISTS tandem_revive ON {q};\n  \
          IF EXISTS (SELECT 1 FROM {s}.tombstone WHERE target_table = {table} AND node <> {n}) THEN\n  \
          {create}\n  END IF;\nEND",
         s = ident(schema),
         table = lit(&t.table.to_string()),
         n = lit(node),
-        create = create_revive(schema, t),
+        create = create_revive(schema, &t.table),
     );
     format!("DO {}", dollar_quoted(&body))
 }
@@ -466,11 +503,11 @@ fn flag_trigger(schema: &str, node: &str, tables: &[&SetupTable]) -> Vec<String>
             let q = qname(&t.table);
             format!(
                 "IF NEW.target_table = {table} THEN\n    {}    IF NEW.node <> {n} THEN\n    {}      \
-                 LOCK TABLE {q} IN ROW EXCLUSIVE MODE;\n      \
+                 LOCK TABLE ONLY {q} IN ROW EXCLUSIVE MODE;\n      \
                  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {rel}::regclass \
                  AND tgname = 'tandem_revive') THEN\n      \
                  waited := current_setting('lock_timeout');\n      \
-                 PERFORM set_config('lock_timeout', '1s', true);\n      \
+                 PERFORM set_config('lock_timeout', {LOCK_WAIT}, true);\n      \
                  {create}\n      \
                  PERFORM set_config('lock_timeout', waited, true);\n      \
                  END IF;\n    END IF;\n",
@@ -479,7 +516,7 @@ fn flag_trigger(schema: &str, node: &str, tables: &[&SetupTable]) -> Vec<String>
                 table = lit(&t.table.to_string()),
                 n = lit(node),
                 rel = lit(&q),
-                create = create_revive(schema, t),
+                create = create_revive(schema, &t.table),
             )
         })
         .collect();

@@ -130,7 +130,7 @@ fn no_statement_runs_per_inserted_row_until_the_table_has_tombstones() {
         "one UPDATE per statement: {revive}"
     );
     assert!(
-        revive.contains("LOCK TABLE \"public\".\"item\" IN SHARE ROW EXCLUSIVE MODE")
+        revive.contains("LOCK TABLE ONLY \"public\".\"item\" IN SHARE ROW EXCLUSIVE MODE")
             && revive.contains("DROP TRIGGER IF EXISTS tandem_revive")
             && revive.contains(
                 "IF EXISTS (SELECT 1 FROM \"tandem\".tombstone WHERE target_table = 'public.item' AND node <> 'crm')"
@@ -268,7 +268,7 @@ fn the_flag_trigger_names_every_managed_table() {
         ("sales.order", "\"sales\".\"order\""),
     ] {
         assert!(
-            f.contains(&format!("LOCK TABLE {q} IN ROW EXCLUSIVE MODE"))
+            f.contains(&format!("LOCK TABLE ONLY {q} IN ROW EXCLUSIVE MODE"))
                 && f.contains(&format!(
                     "IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '{q}'::regclass AND tgname = 'tandem_revive')"
                 ))
@@ -277,7 +277,7 @@ fn the_flag_trigger_names_every_managed_table() {
         );
     }
     assert!(
-        f.contains("PERFORM set_config('lock_timeout', '1s', true)")
+        f.contains("PERFORM set_config('lock_timeout', (extract(epoch from current_setting('deadlock_timeout')::interval) * 1000 + 1000)::bigint::text, true)")
             && f.contains("PERFORM set_config('lock_timeout', waited, true)"),
         "{f}"
     );
