@@ -252,3 +252,30 @@ fn cli_cutover_refuses_an_unknown_node_and_is_not_ready_while_nodes_are_down() {
         assert!(stdout.contains(unmet), "no {unmet:?} in:\n{stdout}");
     }
 }
+
+/// A replay that fails for a transient reason (here: the node does not answer) changed nothing,
+/// and says so, instead of claiming the entry now holds that error.
+#[test]
+fn cli_a_replay_that_cannot_reach_the_node_says_the_entry_is_unchanged() {
+    let path = write_config(
+        "[nodes.a]\nurl = \"postgres://postgres@127.0.0.1:9/app\"\n\
+         [nodes.b]\nurl = \"mysql://root@127.0.0.1:9/app\"\n\
+         [[tables]]\nname = \"customers\"\nkey = [\"id\"]\n",
+    );
+    let (code, stdout, stderr) = tandem(&[
+        "dead-letter",
+        "replay",
+        "--node",
+        "a",
+        "--config",
+        path.to_str().unwrap(),
+        "1",
+    ]);
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stderr.contains("the entry is as it was (the error is transient: replay it again)")
+            && !stderr.contains("stays open with this error"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&path).ok();
+}

@@ -406,6 +406,12 @@ async fn console_api_replays_a_dead_letter_after_its_cause_is_fixed() {
         code == 409 || code == 502,
         "the cause is still there: {code} {doc}"
     );
+    assert!(
+        doc["error"]
+            .as_str()
+            .is_some_and(|e| e.ends_with("; the entry stays open with this error")),
+        "a definite failure is recorded on the entry: {doc}"
+    );
     let (_, doc) = api(port, "GET", "/api/dead-letters?node=helpdesk", "").await;
     assert_eq!(doc["dead_letters"][0]["state"], "open", "{doc}");
     assert_eq!(

@@ -196,6 +196,20 @@ pub async fn list_dead_letters(
         .await
 }
 
+/// What a failed [`replay_dead_letter`] left of the entry, for the operator: a definite error is
+/// recorded on it (it stays open with that error, one attempt more); a transient one (the node
+/// unreachable, a lock wait, a deadlock) changed nothing, and the replay can simply be run again.
+/// `None` when there is no such entry.
+pub fn after_failed_replay(e: &ApplyError) -> Option<&'static str> {
+    match e {
+        ApplyError::Invalid(m) if m.starts_with("no dead letter") => None,
+        e if e.is_transient() => {
+            Some("the entry is as it was (the error is transient: replay it again)")
+        }
+        _ => Some("the entry stays open with this error"),
+    }
+}
+
 /// `tandem dead-letter replay`: applies dead letter `id` on `node` again, on the link it came from.
 pub async fn replay_dead_letter(config: &Config, node: &str, id: i64) -> Result<(), ApplyError> {
     let letters = list_dead_letters(config, node, false).await?;
@@ -204,4 +218,25 @@ pub async fn replay_dead_letter(config: &Config, node: &str, id: i64) -> Result<
     })?;
     let mut link = Applier::connect(config, &letter.source_node, node).await?;
     link.replay_dead_letter(id).await
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_replay_says_what_it_left_of_the_entry() {
+        let refused = ApplyError::Invalid("value too long for column name".into());
+        assert_eq!(
+            after_failed_replay(&refused),
+            Some("the entry stays open with this error")
+        );
+        let unreachable = ApplyError::ReviveDue("the trigger is made after the rollback".into());
+        assert_eq!(
+            after_failed_replay(&unreachable),
+            Some("the entry is as it was (the error is transient: replay it again)")
+        );
+        let none = ApplyError::Invalid("no dead letter with id 7 on node b".into());
+        assert_eq!(after_failed_replay(&none), None);
+    }
 }

@@ -79,7 +79,8 @@ use std::time::Duration;
 use tracing::warn;
 
 pub use admin::{
-    list_conflicts, list_dead_letters, replay_dead_letter, resolve_conflict, show_conflict,
+    after_failed_replay, list_conflicts, list_dead_letters, replay_dead_letter, resolve_conflict,
+    show_conflict,
 };
 pub use book::VerifyResult;
 pub use copy::{CopyBatch, CopyProgress, CopyStats};
@@ -305,7 +306,8 @@ impl Applier {
     }
 
     /// Applies a dead-lettered transaction of this link again (with version checks). On success the
-    /// entry is marked `replayed`; on failure it stays open with the new error and one more attempt.
+    /// entry is marked `replayed`; on a definite failure it stays open with the new error and one
+    /// more attempt, on a transient one it is left as it was ([`after_failed_replay`]).
     /// `tandem verify --repair`: `act` for the source node's row `src` (an insert image in the
     /// source's physical form; for [`RepairAct::Delete`] a delete with it as before-image) on the
     /// target, with an audit record of `kind`. `false` when this link does not carry the row.

@@ -354,10 +354,10 @@ async fn replay(a: ReplayArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!(
-                "error: node {}: {e}; the entry stays open with this error",
-                a.node
-            );
+            match apply::after_failed_replay(&e) {
+                Some(left) => eprintln!("error: node {}: {e}; {left}", a.node),
+                None => eprintln!("error: node {}: {e}", a.node),
+            }
             ExitCode::from(1)
         }
     }

@@ -390,11 +390,11 @@ pub async fn do_replay(config: &Config, node: &str, id: i64) -> Result<(), Failu
     }
     apply::replay_dead_letter(config, node, id)
         .await
-        .map_err(|e| {
-            if matches!(&e, ApplyError::Invalid(m) if m.starts_with("no dead letter")) {
-                (StatusCode::NOT_FOUND, apply::shown(&e))
-            } else {
-                action_error(node, &e)
+        .map_err(|e| match apply::after_failed_replay(&e) {
+            None => (StatusCode::NOT_FOUND, apply::shown(&e)),
+            Some(left) => {
+                let (status, m) = action_error(node, &e);
+                (status, format!("{m}; {left}"))
             }
         })
 }

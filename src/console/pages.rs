@@ -490,10 +490,7 @@ pub async fn replay(
     }
     let body = match api::do_replay(&c.config, &node, id).await {
         Ok(()) => message(&format!("Dead letter {id} on {node} was applied."), true),
-        Err((_, m)) => message(
-            &format!("{m}; the entry stays open with this error."),
-            false,
-        ),
+        Err((_, m)) => message(&format!("{m}."), false),
     };
     page(
         &title,
