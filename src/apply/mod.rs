@@ -305,9 +305,6 @@ impl Applier {
         with_link!(self, l => l.t.list_dead_letters(open_only).await)
     }
 
-    /// Applies a dead-lettered transaction of this link again (with version checks). On success the
-    /// entry is marked `replayed`; on a definite failure it stays open with the new error and one
-    /// more attempt, on a transient one it is left as it was ([`after_failed_replay`]).
     /// `tandem verify --repair`: `act` for the source node's row `src` (an insert image in the
     /// source's physical form; for [`RepairAct::Delete`] a delete with it as before-image) on the
     /// target, with an audit record of `kind`. `false` when this link does not carry the row.
@@ -335,6 +332,9 @@ impl Applier {
         with_link!(self, l => l.repair_deleted_at(src).await)
     }
 
+    /// Applies a dead-lettered transaction of this link again (with version checks). On success the
+    /// entry is marked `replayed`; on a definite failure it stays open with the new error and one
+    /// more attempt, on a transient one it is left as it was ([`after_failed_replay`]).
     pub async fn replay_dead_letter(&mut self, id: i64) -> Result<(), ApplyError> {
         with_link!(self, l => l.replay_on(id).await)
     }
