@@ -337,3 +337,8 @@ async fn apply_my_a_group_of_one_row_transactions_matches_one_at_a_time() {
 async fn apply_my_a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege() {
     sc::a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege(Kind::My).await;
 }
+
+#[tokio::test]
+async fn apply_my_a_delete_released_behind_a_resolution_makes_the_revive_trigger() {
+    sc::a_delete_released_behind_a_resolution_makes_the_revive_trigger(Kind::My).await;
+}

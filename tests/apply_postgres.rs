@@ -340,3 +340,8 @@ async fn apply_pg_a_refused_checkpoint_write_commits_nothing() {
 async fn apply_pg_a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege() {
     sc::a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege(Kind::Pg).await;
 }
+
+#[tokio::test]
+async fn apply_pg_a_delete_released_behind_a_resolution_makes_the_revive_trigger() {
+    sc::a_delete_released_behind_a_resolution_makes_the_revive_trigger(Kind::Pg).await;
+}

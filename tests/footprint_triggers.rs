@@ -432,9 +432,10 @@ async fn revive_is_row_trigger(c: &tokio_postgres::Client, table: &str) -> Optio
 }
 
 /// The revive trigger comes with the table's first tombstone of another node's delete, in the
-/// transaction that writes it (a rolled-back one leaves none), after waiting at most a second for
-/// the transactions open on the table; setup keeps it where such a tombstone is and drops it
-/// elsewhere. Until then a bulk insert pays no transition table.
+/// transaction that writes it when no applier made it before (a rolled-back one leaves none),
+/// after waiting for the transactions that hold the table's write locks (at most a second longer
+/// than `deadlock_timeout`); setup keeps it where such a tombstone is and drops it elsewhere.
+/// Until then a bulk insert pays no transition table.
 #[tokio::test]
 async fn pg_the_revive_trigger_comes_with_the_first_tombstone_of_another_nodes_delete() {
     let pair = pair().await;

@@ -157,7 +157,7 @@ pub enum ApplyError {
     #[error("a schema change of table {0} is due on the target")]
     SchemaDue(String),
     /// A table's revive trigger must be made before the transaction can write the table's first
-    /// tombstone of another node's delete (MariaDB): made after the rollback, then tried again.
+    /// tombstone of another node's delete: made after the rollback, then tried again.
     #[error("{0}")]
     ReviveDue(String),
     /// The source's catalog could not be read for a schema change (retried).

@@ -34,6 +34,9 @@ use crate::conflict::{ConflictKind, Decision};
 use crate::mapping::{Mapped, Mapper, TablePlan};
 use crate::model::{Change, Op, Position, Transaction};
 
+/// Rounds an operator's action is tried again for revive triggers made meanwhile (one per table).
+const REVIVE_ROUNDS: usize = 8;
+
 /// What a link knows about its pairing.
 #[derive(Debug, Clone)]
 pub struct LinkContext {
@@ -51,7 +54,7 @@ pub struct LinkContext {
     /// `[tandem] tombstone_retention`; `None` keeps every tombstone.
     pub tombstone_retention: Option<std::time::Duration>,
     /// `[tandem] manage_columns`: whether tandem keeps the tables' triggers (the applier makes a
-    /// MariaDB table's revive trigger only then, see `Target::check_revive`).
+    /// table's revive trigger only then, see `Target::check_revive`).
     pub manage_columns: bool,
 }
 
@@ -257,7 +260,7 @@ impl<T: Target> Link<T> {
     /// under `ddl = "propagate"` (`ddl.rs`) is carried out between two tries. A race with a local
     /// write (`ApplyError::Raced`) is tried again once at once.
     async fn apply_group(&mut self, txs: &[&Transaction]) -> Result<(), Failure> {
-        let (mut drifted, mut retyped, mut raced, mut revived) = (false, false, false, false);
+        let (mut drifted, mut retyped, mut raced, mut revived) = (false, false, false, 0);
         // Each round settles one schema matter; a group touches few tables, so few rounds.
         for _ in 0..8 {
             match self.try_group(txs).await {
@@ -271,11 +274,9 @@ impl<T: Target> Link<T> {
                 Err(f) if matches!(f.error, ApplyError::SchemaDue(_)) => {
                     self.carry_out_ddl().await?;
                 }
-                // The rollback made the trigger (or could not: then the run loop's backoff).
-                Err(f) if matches!(f.error, ApplyError::ReviveDue(_)) && !revived => {
-                    revived = true;
-                    debug!(link = %self.ctx.link(), error = %f.error, "applying the group again");
-                }
+                // The rollback made a table's revive trigger: again at once, one round per table
+                // (when it could not, the run loop's backoff).
+                Err(f) if self.revive_again(&f.error, &mut revived) => {}
                 Err(f) if f.error.is_schema_drift() && !drifted => {
                     drifted = true;
                     self.t.forget_table(None);
@@ -357,6 +358,23 @@ impl<T: Target> Link<T> {
                 Err(e)
             }
         }
+    }
+
+    /// Whether a transaction that failed with `e` is run again at once: it stopped for a table's
+    /// missing revive trigger, and either the rollback made it or this is the first round (a
+    /// refusal to make it then comes back as the definite error that names the grant, see
+    /// `apply/revive.rs`). One round per table the transaction reaches without one, at most
+    /// [`REVIVE_ROUNDS`]: a group, a replay, a resolution and the changes released behind it go
+    /// through in one call.
+    pub(super) fn revive_again(&mut self, e: &ApplyError, rounds: &mut usize) -> bool {
+        let again = matches!(e, ApplyError::ReviveDue(_))
+            && *rounds < REVIVE_ROUNDS
+            && (self.t.revive_made() || *rounds == 0);
+        if again {
+            *rounds += 1;
+            debug!(link = %self.ctx.link(), error = %e, "trying again for a revive trigger");
+        }
+        again
     }
 
     /// Adds the changes of `tx` to the group's runs. Consecutive inserts, updates or deletes of one

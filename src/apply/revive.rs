@@ -44,6 +44,8 @@ pub(crate) struct Revives {
     seen: HashSet<TableRef>,
     due: Option<(TableRef, Vec<String>)>,
     failed: HashMap<TableRef, Failed>,
+    /// The last rollback made a trigger (asked once, [`Revives::take_made`]).
+    made_now: bool,
 }
 
 impl Revives {
@@ -110,6 +112,11 @@ impl Revives {
         (!recent).then_some((table, key))
     }
 
+    /// Whether a trigger was made since the last ask.
+    pub fn take_made(&mut self) -> bool {
+        std::mem::take(&mut self.made_now)
+    }
+
     /// The outcome of making `table`'s trigger; `definite`: retrying cannot fix the error.
     #[allow(clippy::result_large_err)] // the caller's error, passed on
     pub fn made(
@@ -121,6 +128,7 @@ impl Revives {
         match outcome {
             Ok(()) => {
                 self.failed.remove(table);
+                self.made_now = true;
                 tracing::info!(%node, %table, "revive trigger made: the table holds its first tombstone of another node's delete");
                 Ok(())
             }
@@ -161,6 +169,8 @@ mod tests {
         assert_eq!(r.take_due(), Some((t.clone(), vec!["id".to_string()])));
         assert_eq!(r.take_due(), None, "due once");
         assert!(r.made("crm", &t, Ok(())).is_ok());
+        assert!(r.take_made(), "made");
+        assert!(!r.take_made(), "asked once");
         r.found(&t);
         assert!(r.seen(&t));
         r.begin();
@@ -174,6 +184,7 @@ mod tests {
         r.missing("crm", &t, "tandem_revive", &["id".into()], "TRIGGER");
         assert!(r.take_due().is_some());
         assert!(r.made("crm", &t, Err(refused())).is_err());
+        assert!(!r.take_made());
         let e = r.missing("crm", &t, "tandem_revive", &["id".into()], "TRIGGER on it");
         let text = e.to_string();
         assert!(matches!(e, ApplyError::Invalid(_)), "{text}");

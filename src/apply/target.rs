@@ -178,10 +178,16 @@ pub(crate) trait Target:
     async fn rollback(&mut self) -> Result<(), ApplyError>;
     /// Before the first tombstone this transaction writes for `table` (whose key columns are `key`):
     /// where a local insert bumps the tombstones of its key by a trigger that exists only once the
-    /// table holds one of another node's delete (MariaDB), that the trigger is there. When it is
-    /// not, `ApplyError::ReviveDue`: the rollback makes it, and the transaction is tried again.
+    /// table holds one of another node's delete, that the trigger is there. When it is not,
+    /// `ApplyError::ReviveDue`: the rollback makes it, and the transaction is tried again
+    /// ([`Target::revive_made`] says whether it did).
     async fn check_revive(&mut self, _table: &TableRef, _key: &[String]) -> Result<(), ApplyError> {
         Ok(())
+    }
+    /// Whether the last rollback made a revive trigger (asked once: the answer is reset). A
+    /// transaction that stopped for that trigger is then tried again at once.
+    fn revive_made(&mut self) -> bool {
+        false
     }
     /// Marks the session's writes as tandem's (`true`) or as local writes that replicate (`false`).
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError>;

@@ -125,3 +125,57 @@ pub async fn resolve_with_supplied_values(kind: Kind) {
         "a resolution is a local write, stamped by the local node"
     );
 }
+
+/// A delete that waited behind a parked key is the table's first tombstone of another node's
+/// delete: releasing it after the resolution makes the table's revive trigger (the rollback) and
+/// applies it in the same call, instead of leaving it waiting behind a key no longer parked.
+pub async fn a_delete_released_behind_a_resolution_makes_the_revive_trigger(kind: Kind) {
+    let mut f = Fixture::new(kind, "conflict = \"manual\"", 5).await;
+    let mut a = f.applier().await;
+    f.replicated_then_edited_locally(&mut a).await;
+    let edit = f.change(
+        Op::Update,
+        Some(customer(1, "ann", "a@x", 10, SOURCE)),
+        Some(customer(1, "remote", "a@x", 11, SOURCE)),
+    );
+    let delete = f.change(
+        Op::Delete,
+        Some(customer(1, "remote", "a@x", 11, SOURCE)),
+        None,
+    );
+    a.apply(&[f.tx(2, vec![edit]), f.tx(3, vec![delete])])
+        .await
+        .expect("apply");
+    assert_eq!(f.conflict_states().await, ["parked", "waiting"]);
+    let triggers = match kind {
+        Kind::Pg => "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.customer'::regclass \
+                     AND tgname = 'tandem_revive'"
+            .to_string(),
+        Kind::My => format!(
+            "SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = '{}' \
+             AND trigger_name = 'tandem_revive_customer'",
+            f.db_name
+        ),
+    };
+    assert_eq!(
+        f.db.one(&triggers).await.as_deref(),
+        Some("0"),
+        "no trigger yet"
+    );
+    let parked = a.list_conflicts(true, 10).await.expect("list");
+    let parked = parked
+        .iter()
+        .find(|c| c.record.state.as_str() == "parked")
+        .expect("parked entry");
+    a.resolve_conflict(parked.id, &Resolution::TakeIncoming, &Default::default())
+        .await
+        .expect("resolve, and the delete released behind it");
+    assert!(f.row(1).await.is_none(), "the released delete applied");
+    let states = f.conflict_states().await;
+    assert!(states.iter().all(|s| s == "resolved"), "{states:?}");
+    assert_eq!(
+        f.db.one(&triggers).await.as_deref(),
+        Some("1"),
+        "the revive trigger made for its tombstone"
+    );
+}

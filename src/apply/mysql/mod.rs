@@ -324,6 +324,10 @@ impl Target for MyTarget {
         }
     }
 
+    fn revive_made(&mut self) -> bool {
+        self.revives.take_made()
+    }
+
     async fn check_revive(&mut self, table: &TableRef, key: &[String]) -> Result<(), ApplyError> {
         if self.revives.seen(table) {
             return Ok(());

@@ -174,16 +174,15 @@ impl PgTarget {
             .client
             .batch_execute(&setup::make_revive(&self.schema, table))
             .await;
-        let outcome = match made {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = self.db_err("making a revive trigger", e);
-                let definite = !e.is_transient();
-                self.simple("ROLLBACK").await?;
-                Err((e, definite))
-            }
+        let Err(e) = made else {
+            return self.revives.made(&self.node, table, Ok(()));
         };
-        self.revives.made(&self.node, table, outcome)
+        let e = self.db_err("making a revive trigger", e);
+        let definite = !e.is_transient();
+        let rolled_back = self.simple("ROLLBACK").await;
+        let kept = self.revives.made(&self.node, table, Err((e, definite)));
+        rolled_back?;
+        kept
     }
 
     fn db_err(&self, what: &str, e: tokio_postgres::Error) -> ApplyError {
@@ -395,18 +394,24 @@ impl Target for PgTarget {
         }
     }
 
+    fn revive_made(&mut self) -> bool {
+        self.revives.take_made()
+    }
+
     async fn check_revive(&mut self, table: &TableRef, key: &[String]) -> Result<(), ApplyError> {
         if self.revives.seen(table) {
             return Ok(());
         }
-        let found = self
-            .client
-            .query_opt(
+        let found = match self
+            .prepared(
                 "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::text::regclass \
                  AND tgname = 'tandem_revive'",
-                &[&qname(table)],
             )
-            .await;
+            .await
+        {
+            Ok(s) => self.client.query_opt(&s, &[&qname(table)]).await,
+            Err(e) => Err(e),
+        };
         if found
             .map_err(|e| self.db_err("looking for a revive trigger", e))?
             .is_some()

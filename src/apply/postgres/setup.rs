@@ -11,8 +11,8 @@
 //!  insert  column defaults stamp origin and version; the stamp trigger fires only for a row that
 //!          names another origin or a NULL version (WHEN, evaluated in the executor, no PL/pgSQL);
 //!          the revive trigger exists only once the table holds a tombstone of another node's
-//!          delete (made in the transaction that writes the first), and then bumps the keys'
-//!          tombstones (one UPDATE per statement)
+//!          delete (the applier makes it before it writes the first, `apply/revive.rs`), and then
+//!          bumps the keys' tombstones (one UPDATE per statement)
 //!  update  the stamp trigger (PL/pgSQL, no SQL statement): origin, the version bump and the old
 //!          version; any BEFORE ROW UPDATE trigger makes PostgreSQL lock the row first, a 54-byte
 //!          WAL record
@@ -55,8 +55,11 @@ const LOCK_WAIT: &str =
 /// then does not commit costs a bulk insert its transition table until setup drops it.
 pub fn make_revive(schema: &str, table: &TableRef) -> String {
     let q = qname(table);
+    // The lock first: two links into this node making it at once wait for each other, and the
+    // second then finds it (a later statement, a later snapshot).
     let body = format!(
-        "BEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {rel}::regclass \
+        "BEGIN\n  LOCK TABLE ONLY {q} IN SHARE ROW EXCLUSIVE MODE;\n  \
+         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {rel}::regclass \
          AND tgname = 'tandem_revive') THEN\n  {create}\n  END IF;\nEND",
         rel = lit(&q),
         create = create_revive(schema, table),
@@ -418,10 +421,11 @@ fn revive_function(schema: &str, t: &SetupTable) -> String {
 /// copies each inserted row into a statement trigger's transition table whenever the trigger
 /// exists, before its `WHEN` is read (about 5% of a bulk insert's server time, measured with the
 /// trigger's `WHEN` false). Until then a local insert has no tombstone to bump (a peer counts this
-/// node's own deletes as seen, `Link::unseen`). The first such tombstone makes it, in the
-/// transaction that writes the tombstone (`tandem_mark`, see [`flag_trigger`]); setup makes it
-/// where one is there already and drops it elsewhere ([`revive_where_needed`]). Its `WHEN` still
-/// reads the peer flag, as installs of the fifteenth session did.
+/// node's own deletes as seen, `Link::unseen`). The applier makes it before it writes the first
+/// such tombstone ([`make_revive`]); `tandem_mark` makes it in the writing transaction if it is
+/// still missing ([`flag_trigger`]); setup makes it where one is there already and drops it
+/// elsewhere ([`revive_where_needed`]). Its `WHEN` still reads the peer flag, as installs of the
+/// fifteenth session did.
 fn create_revive(schema: &str, table: &TableRef) -> String {
     let q = qname(table);
     let f = func(schema, &names::pg_revive_function(table));
@@ -483,13 +487,16 @@ fn raise_flag(schema: &str, t: &SetupTable, p: &str, not_of: Option<&str>) -> St
 /// peer counts them as seen, `Link::unseen`). `setval` is not transactional: a flag is up before
 /// the tombstone is visible.
 ///
-/// A tombstone of another node's delete also makes the table's revive trigger if it is missing
-/// ([`create_revive`]), in the same transaction, so that both commit or neither does. The table is
+/// A tombstone of another node's delete also makes the table's revive trigger if it is still
+/// missing ([`create_revive`]; the applier makes it first, between its transactions, see
+/// [`make_revive`]), in the same transaction, so that both commit or neither does. The table is
 /// locked `ROW EXCLUSIVE` first (the applier's delete took that lock already, unless the row was
-/// missing), which setup's `SHARE ROW EXCLUSIVE` waits for. Making the trigger waits at most a
-/// second for the transactions open on the table (`lock_timeout`, set back afterwards), during
-/// which the table's new writes queue behind it, and then holds them off until the applier's
-/// transaction commits; a timeout fails the transaction, which the applier retries.
+/// missing), which setup's `SHARE ROW EXCLUSIVE` waits for. Making the trigger waits for the
+/// transactions that hold the table's write locks at most a second longer than
+/// `deadlock_timeout` (`lock_timeout`, set back afterwards), during which the table's new writes
+/// queue behind it, and then holds them off until the writing transaction commits; a timeout
+/// fails the transaction, which the applier retries. Inside a transaction holding row locks this
+/// can deadlock with an application transaction waiting on one of them (PostgreSQL aborts one).
 fn flag_trigger(schema: &str, node: &str, tables: &[&SetupTable]) -> Vec<String> {
     let raise = |p: &str| {
         format!(

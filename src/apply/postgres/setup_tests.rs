@@ -282,3 +282,26 @@ fn the_flag_trigger_names_every_managed_table() {
         "{f}"
     );
 }
+
+/// The applier's own transaction that makes a revive trigger: READ COMMITTED, the table locked
+/// before the look (two links making it at once wait for each other), a lock wait past
+/// `deadlock_timeout`.
+#[test]
+fn the_applier_makes_a_revive_trigger_in_a_transaction_of_its_own() {
+    let sql = make_revive("tandem", &TableRef::new("public", "item"));
+    assert!(
+        sql.starts_with("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT set_config('lock_timeout', (extract(epoch from current_setting('deadlock_timeout')::interval) * 1000 + 1000)::bigint::text, true); DO ")
+            && sql.ends_with("; COMMIT"),
+        "{sql}"
+    );
+    let lock = sql
+        .find("LOCK TABLE ONLY \"public\".\"item\" IN SHARE ROW EXCLUSIVE MODE")
+        .expect("the lock");
+    let look = sql
+        .find("IF NOT EXISTS (SELECT 1 FROM pg_trigger")
+        .expect("the look");
+    let create = sql
+        .find("CREATE TRIGGER tandem_revive AFTER INSERT ON \"public\".\"item\"")
+        .expect("the trigger");
+    assert!(lock < look && look < create, "{sql}");
+}
