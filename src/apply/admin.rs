@@ -29,19 +29,8 @@ pub(super) async fn resolve_on<T: Target>(
         Resolution::TakeIncoming => l.t.set_replicating().await?,
         _ => l.t.set_applying(false).await?,
     }
-    let mut rounds = 0;
-    let done = loop {
-        let r = l
-            .in_transaction(async |l| resolve_write(l, id, resolution, signature).await)
-            .await;
-        if !r
-            .as_ref()
-            .err()
-            .is_some_and(|e| l.revive_again(e, &mut rounds))
-        {
-            break r;
-        }
-    };
+    let done = in_transaction_reviving!(l, async |l| resolve_write(l, id, resolution, signature)
+        .await);
     l.t.set_applying(true).await?;
     let (table, key) = done?;
     release_waiting(l, &table, &key).await
@@ -122,38 +111,26 @@ async fn release_waiting<T: Target>(
     table: &str,
     key: &str,
 ) -> Result<(), ApplyError> {
-    let mut rounds = 0;
-    loop {
-        let r = l
-            .in_transaction(async |l| {
-                loop {
-                    let entries = l.t.open_entries(table, key).await?;
-                    if entries.iter().any(|e| e.state == ConflictState::Parked) {
-                        break;
-                    }
-                    let Some(next) = entries
-                        .into_iter()
-                        .find(|e| e.state == ConflictState::Waiting)
-                    else {
-                        break;
-                    };
-                    l.t.set_conflict_state(next.id, ConflictState::Resolved, Some("released"))
-                        .await?;
-                    l.apply_stored(table, next.payload.as_deref().unwrap_or_default(), None)
-                        .await?;
-                }
-                let source = l.ctx.source.clone();
-                l.t.touch_checkpoint(&source).await
-            })
-            .await;
-        if !r
-            .as_ref()
-            .err()
-            .is_some_and(|e| l.revive_again(e, &mut rounds))
-        {
-            return r;
+    in_transaction_reviving!(l, async |l| {
+        loop {
+            let entries = l.t.open_entries(table, key).await?;
+            if entries.iter().any(|e| e.state == ConflictState::Parked) {
+                break;
+            }
+            let Some(next) = entries
+                .into_iter()
+                .find(|e| e.state == ConflictState::Waiting)
+            else {
+                break;
+            };
+            l.t.set_conflict_state(next.id, ConflictState::Resolved, Some("released"))
+                .await?;
+            l.apply_stored(table, next.payload.as_deref().unwrap_or_default(), None)
+                .await?;
         }
-    }
+        let source = l.ctx.source.clone();
+        l.t.touch_checkpoint(&source).await
+    })
 }
 
 /// Any link into `node`, for the actions that read only the node's bookkeeping tables.

@@ -172,19 +172,7 @@ impl<T: Target> Link<T> {
     /// Applies dead letter `id` again in one target transaction, part by part; marks it replayed, or
     /// open with the new error when it fails again for a definite reason.
     pub(super) async fn replay_on(&mut self, id: i64) -> Result<(), ApplyError> {
-        let mut rounds = 0;
-        let result = loop {
-            let r = self
-                .in_transaction(async |l| l.replay_parts(id).await)
-                .await;
-            if !r
-                .as_ref()
-                .err()
-                .is_some_and(|e| self.revive_again(e, &mut rounds))
-            {
-                break r;
-            }
-        };
+        let result = in_transaction_reviving!(self, async |l| l.replay_parts(id).await);
         if let Err(e) = &result {
             if !e.is_transient() {
                 let message = e.to_string();

@@ -49,6 +49,26 @@
 //! | `book.rs`, `dialect.rs` | the bookkeeping statements, written once over the engines' SQL dialects |
 //! | `postgres/`, `mysql/` | each engine's session, value binding, row statement forms, setup DDL |
 
+/// `$link.in_transaction($body)`, run again at once while `Link::revive_again` says so (the body
+/// stopped for a table's missing revive trigger, which the rollback made). A macro, not a method
+/// taking the body: an async closure called more than once through a generic parameter loses the
+/// `Send` the console's handlers need.
+macro_rules! in_transaction_reviving {
+    ($link:expr, $body:expr) => {{
+        let mut rounds = 0;
+        loop {
+            let r = $link.in_transaction($body).await;
+            if !r
+                .as_ref()
+                .err()
+                .is_some_and(|e| $link.revive_again(e, &mut rounds))
+            {
+                break r;
+            }
+        }
+    }};
+}
+
 mod admin;
 mod batch;
 mod book;

@@ -7,6 +7,7 @@
 
 mod book;
 mod copy_in;
+mod revive;
 pub mod setup;
 pub mod sql;
 pub mod types;
@@ -162,27 +163,6 @@ impl PgTarget {
             Err(e) => return Err(self.db_err("a session statement", e)),
         }
         Ok(())
-    }
-
-    /// Makes the revive trigger of `table` between transactions, in a transaction of its own
-    /// (`setup::make_revive`): it waits for the table's lock a second longer than
-    /// `deadlock_timeout`, during which the table's new writes queue behind it. A refusal that
-    /// retrying cannot fix (no TRIGGER privilege) is kept, and the next check returns it as a
-    /// definite error (`apply/revive.rs`).
-    async fn make_revive(&mut self, table: &TableRef) -> Result<(), ApplyError> {
-        let made = self
-            .client
-            .batch_execute(&setup::make_revive(&self.schema, table))
-            .await;
-        let Err(e) = made else {
-            return self.revives.made(&self.node, table, Ok(()));
-        };
-        let e = self.db_err("making a revive trigger", e);
-        let definite = !e.is_transient();
-        let rolled_back = self.simple("ROLLBACK").await;
-        let kept = self.revives.made(&self.node, table, Err((e, definite)));
-        rolled_back?;
-        kept
     }
 
     fn db_err(&self, what: &str, e: tokio_postgres::Error) -> ApplyError {
@@ -399,33 +379,7 @@ impl Target for PgTarget {
     }
 
     async fn check_revive(&mut self, table: &TableRef, key: &[String]) -> Result<(), ApplyError> {
-        if self.revives.seen(table) {
-            return Ok(());
-        }
-        let found = match self
-            .prepared(
-                "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::text::regclass \
-                 AND tgname = 'tandem_revive'",
-            )
-            .await
-        {
-            Ok(s) => self.client.query_opt(&s, &[&qname(table)]).await,
-            Err(e) => Err(e),
-        };
-        if found
-            .map_err(|e| self.db_err("looking for a revive trigger", e))?
-            .is_some()
-        {
-            self.revives.found(table);
-            return Ok(());
-        }
-        Err(self.revives.missing(
-            &self.node,
-            table,
-            "tandem_revive",
-            key,
-            "the TRIGGER privilege on the table (as `tandem setup` needs)",
-        ))
+        self.check_revive_trigger(table, key).await
     }
 
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError> {
