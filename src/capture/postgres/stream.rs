@@ -113,6 +113,8 @@ pub struct PgSource {
     received: Lsn,
     /// End of the last transaction (or heartbeat) handed to the caller.
     delivered: Lsn,
+    /// How far the server's keepalives said it had sent, for heartbeats on a quiet slot.
+    quiet: QuietEnd,
     status_due: Option<Instant>,
     backoff: Backoff,
     reconnects: u64,
@@ -182,6 +184,7 @@ impl PgSource {
             confirmed: start,
             received: start,
             delivered: start,
+            quiet: QuietEnd::default(),
             status_due: None,
             backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
             reconnects: 0,
@@ -274,6 +277,9 @@ impl PgSource {
         if !self.replicating {
             self.start().await?;
         }
+        if let Some(beat) = self.quiet_heartbeat() {
+            return Ok(Some(beat));
+        }
         let now = Instant::now();
         let due = self.status_due.unwrap_or(now);
         let Some(conn) = self.conn.as_mut() else {
@@ -297,24 +303,8 @@ impl PgSource {
                 if reply {
                     self.status_due = Some(Instant::now());
                 }
-                let wal_end = Lsn(wal_end);
-                // Once everything delivered is confirmed, the keepalive's end can be confirmed too,
-                // even while a transaction is partly read or a streamed one is still open: its
-                // commit record lies beyond `wal_end`, so after a reconnect from there the server
-                // sends it again in full. Holding back for it would stall a fast shutdown for
-                // ever (the walsender waits for the flush position to reach the end of the WAL it
-                // sent, and a streamed transaction a crash ended stays open until the next
-                // running-transactions record, which a shutdown never writes).
-                let nothing_pending = self.delivered <= self.confirmed;
-                if nothing_pending && wal_end > self.confirmed && wal_end > self.delivered {
-                    self.delivered = wal_end;
-                    let p = PgPosition {
-                        commit_lsn: wal_end,
-                        lsn: wal_end,
-                    };
-                    return Ok(Some(CaptureEvent::Heartbeat(Position::Postgres(p))));
-                }
-                Ok(None)
+                self.quiet.saw(Lsn(wal_end));
+                Ok(self.quiet_heartbeat())
             }
             ReplicationMessage::XLogData {
                 wal_start, data, ..
@@ -325,6 +315,17 @@ impl PgSource {
                 self.deliver().await
             }
         }
+    }
+
+    /// A heartbeat at the end of WAL the server last said it sent, once everything delivered is
+    /// confirmed (see [`QuietEnd`]).
+    fn quiet_heartbeat(&mut self) -> Option<CaptureEvent> {
+        let lsn = self.quiet.due(self.confirmed, self.delivered)?;
+        self.delivered = lsn;
+        Some(CaptureEvent::Heartbeat(Position::Postgres(PgPosition {
+            commit_lsn: lsn,
+            lsn,
+        })))
     }
 
     /// Resolves the pending message's types (Relation messages) and hands it to the assembler.
@@ -500,6 +501,32 @@ impl PgSource {
     }
 }
 
+/// The end of WAL named by the server's latest keepalive: once everything delivered is confirmed, it
+/// can be handed out as a heartbeat and confirmed too, even while a transaction is partly read or a
+/// streamed one is still open: its commit record lies beyond that end, so after a reconnect from there
+/// the server sends it again in full. Holding back for it would stall a fast shutdown for ever (the
+/// walsender waits for the flush position to reach the end of the WAL it sent, and a streamed
+/// transaction a crash ended stays open until the next running-transactions record, which a shutdown
+/// never writes).
+///
+/// The end is kept, not dropped, when a keepalive comes while an earlier heartbeat is unconfirmed: the
+/// server sends a keepalive only while the write position reported is behind what it sent, and the
+/// write position reported is the latest keepalive's end, so a forgotten end would never be repeated
+/// and a quiet slot would stay behind it until new WAL came.
+#[derive(Debug, Default, Clone, Copy)]
+struct QuietEnd(Lsn);
+
+impl QuietEnd {
+    fn saw(&mut self, wal_end: Lsn) {
+        self.0 = self.0.max(wal_end);
+    }
+
+    /// The end, when nothing delivered waits for its confirmation and it lies past both.
+    fn due(&self, confirmed: Lsn, delivered: Lsn) -> Option<Lsn> {
+        (delivered <= confirmed && self.0 > confirmed && self.0 > delivered).then_some(self.0)
+    }
+}
+
 /// A `pg_type` row (name, schema, typtype, typbasetype, typelem, typdelim, typcategory) as [`TypeInfo`].
 pub(crate) fn type_info(r: &tokio_postgres::Row) -> Result<TypeInfo, PgCaptureError> {
     let name: String = r.try_get(0)?;
@@ -524,4 +551,41 @@ pub(crate) fn type_info(r: &tokio_postgres::Row) -> Result<TypeInfo, PgCaptureEr
         format!("{schema}.{name}")
     };
     Ok(TypeInfo { name, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_end_seen_while_a_heartbeat_waits_comes_out_once_it_is_confirmed() {
+        let mut quiet = QuietEnd::default();
+        let (mut confirmed, mut delivered) = (Lsn(100), Lsn(100));
+        // The first keepalive past the confirmed position is a heartbeat.
+        quiet.saw(Lsn(150));
+        let beat = quiet.due(confirmed, delivered);
+        assert_eq!(beat, Some(Lsn(150)));
+        delivered = Lsn(150);
+        // A later one while that heartbeat is unconfirmed waits: the slot must not pass it unasked.
+        quiet.saw(Lsn(200));
+        assert_eq!(quiet.due(confirmed, delivered), None);
+        // An older keepalive does not take the end back.
+        quiet.saw(Lsn(120));
+        // Confirming the first heartbeat frees the later end, without another keepalive.
+        confirmed = Lsn(150);
+        assert_eq!(quiet.due(confirmed, delivered), Some(Lsn(200)));
+        delivered = Lsn(200);
+        confirmed = Lsn(200);
+        assert_eq!(quiet.due(confirmed, delivered), None, "nothing new");
+    }
+
+    #[test]
+    fn no_heartbeat_while_a_delivered_transaction_is_unconfirmed() {
+        let mut quiet = QuietEnd::default();
+        quiet.saw(Lsn(300));
+        assert_eq!(quiet.due(Lsn(100), Lsn(250)), None);
+        assert_eq!(quiet.due(Lsn(250), Lsn(250)), Some(Lsn(300)));
+        // A transaction delivered past the keepalive's end leaves nothing to beat for.
+        assert_eq!(quiet.due(Lsn(350), Lsn(350)), None);
+    }
 }
