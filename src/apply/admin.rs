@@ -194,28 +194,63 @@ pub async fn list_dead_letters(
         .await
 }
 
-/// What a failed [`replay_dead_letter`] left of the entry, for the operator: a definite error is
-/// recorded on it (it stays open with that error, one attempt more); a transient one (the node
-/// unreachable, a lock wait, a deadlock) changed nothing, and the replay can simply be run again.
-/// `None` when there is no such entry.
-pub fn after_failed_replay(e: &ApplyError) -> Option<&'static str> {
-    match e {
-        ApplyError::Invalid(m) if m.starts_with("no dead letter") => None,
-        e if e.is_transient() => {
-            Some("the entry is as it was (the error is transient: replay it again)")
+/// A failed [`replay_dead_letter`]: the error, and whether the replay got as far as the entry.
+#[derive(Debug)]
+pub struct ReplayFailure {
+    pub error: ApplyError,
+    /// The replay ran on the entry: a definite error is then recorded on it.
+    reached: bool,
+}
+
+impl ReplayFailure {
+    /// What the failure left of the entry, for the operator: a definite error met by the replay is
+    /// recorded on it (it stays open with that error, one attempt more); a transient one (the node
+    /// unreachable, a lock wait, a deadlock) changed nothing, and the replay can simply be run again;
+    /// a definite one before the replay ran (a refused password, a TLS setting) changed nothing
+    /// either, and needs its fix first. `None` when there is no such entry.
+    pub fn left(&self) -> Option<&'static str> {
+        match &self.error {
+            ApplyError::Invalid(m) if m.starts_with("no dead letter") => None,
+            e if e.is_transient() => {
+                Some("the entry is as it was (the error is transient: replay it again)")
+            }
+            _ if !self.reached => {
+                Some("the entry is as it was (nothing was replayed: fix this, then replay it)")
+            }
+            _ => Some("the entry stays open with this error"),
         }
-        _ => Some("the entry stays open with this error"),
+    }
+}
+
+impl std::fmt::Display for ReplayFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
     }
 }
 
 /// `tandem dead-letter replay`: applies dead letter `id` on `node` again, on the link it came from.
-pub async fn replay_dead_letter(config: &Config, node: &str, id: i64) -> Result<(), ApplyError> {
-    let letters = list_dead_letters(config, node, false).await?;
+pub async fn replay_dead_letter(config: &Config, node: &str, id: i64) -> Result<(), ReplayFailure> {
+    let before = |error| ReplayFailure {
+        error,
+        reached: false,
+    };
+    let letters = list_dead_letters(config, node, false)
+        .await
+        .map_err(before)?;
     let letter = letters.iter().find(|d| d.id == id).ok_or_else(|| {
-        ApplyError::Invalid(format!("no dead letter with id {id} on node {node}"))
+        before(ApplyError::Invalid(format!(
+            "no dead letter with id {id} on node {node}"
+        )))
     })?;
-    let mut link = Applier::connect(config, &letter.source_node, node).await?;
-    link.replay_dead_letter(id).await
+    let mut link = Applier::connect(config, &letter.source_node, node)
+        .await
+        .map_err(before)?;
+    link.replay_dead_letter(id)
+        .await
+        .map_err(|error| ReplayFailure {
+            error,
+            reached: true,
+        })
 }
 
 #[cfg(test)]
@@ -224,17 +259,24 @@ mod replay_tests {
 
     #[test]
     fn a_failed_replay_says_what_it_left_of_the_entry() {
-        let refused = ApplyError::Invalid("value too long for column name".into());
+        let failed = |error, reached| ReplayFailure { error, reached }.left();
+        let refused = || ApplyError::Invalid("value too long for column name".into());
         assert_eq!(
-            after_failed_replay(&refused),
+            failed(refused(), true),
             Some("the entry stays open with this error")
         );
-        let unreachable = ApplyError::ReviveDue("the trigger is made after the rollback".into());
         assert_eq!(
-            after_failed_replay(&unreachable),
-            Some("the entry is as it was (the error is transient: replay it again)")
+            failed(refused(), false),
+            Some("the entry is as it was (nothing was replayed: fix this, then replay it)")
         );
+        let unreachable = || ApplyError::ReviveDue("the trigger is made after the rollback".into());
+        for reached in [true, false] {
+            assert_eq!(
+                failed(unreachable(), reached),
+                Some("the entry is as it was (the error is transient: replay it again)")
+            );
+        }
         let none = ApplyError::Invalid("no dead letter with id 7 on node b".into());
-        assert_eq!(after_failed_replay(&none), None);
+        assert_eq!(failed(none, false), None);
     }
 }

@@ -99,8 +99,8 @@ use std::time::Duration;
 use tracing::warn;
 
 pub use admin::{
-    after_failed_replay, list_conflicts, list_dead_letters, replay_dead_letter, resolve_conflict,
-    show_conflict,
+    list_conflicts, list_dead_letters, replay_dead_letter, resolve_conflict, show_conflict,
+    ReplayFailure,
 };
 pub use book::VerifyResult;
 pub use copy::{CopyBatch, CopyProgress, CopyStats};
@@ -354,7 +354,7 @@ impl Applier {
 
     /// Applies a dead-lettered transaction of this link again (with version checks). On success the
     /// entry is marked `replayed`; on a definite failure it stays open with the new error and one
-    /// more attempt, on a transient one it is left as it was ([`after_failed_replay`]).
+    /// more attempt, on a transient one it is left as it was ([`ReplayFailure::left`]).
     pub async fn replay_dead_letter(&mut self, id: i64) -> Result<(), ApplyError> {
         with_link!(self, l => l.replay_on(id).await)
     }

@@ -354,7 +354,7 @@ async fn replay(a: ReplayArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            match apply::after_failed_replay(&e) {
+            match e.left() {
                 Some(left) => eprintln!("error: node {}: {e}; {left}", a.node),
                 None => eprintln!("error: node {}: {e}", a.node),
             }

@@ -390,10 +390,10 @@ pub async fn do_replay(config: &Config, node: &str, id: i64) -> Result<(), Failu
     }
     apply::replay_dead_letter(config, node, id)
         .await
-        .map_err(|e| match apply::after_failed_replay(&e) {
-            None => (StatusCode::NOT_FOUND, apply::shown(&e)),
+        .map_err(|f| match f.left() {
+            None => (StatusCode::NOT_FOUND, apply::shown(&f.error)),
             Some(left) => {
-                let (status, m) = action_error(node, &e);
+                let (status, m) = action_error(node, &f.error);
                 (status, format!("{m}; {left}"))
             }
         })
