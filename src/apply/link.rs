@@ -387,12 +387,7 @@ impl<T: Target> Link<T> {
             position: Some(tx.position.to_string()),
             commit_time: tx.commit_time,
         });
-        let revived: Vec<Revived> = tx
-            .changes
-            .iter()
-            .flatten()
-            .filter_map(|c| Revived::from_change(&c, &self.ctx.schema))
-            .collect();
+        let revived = Revived::of_transaction(tx, &self.ctx.schema);
         if !revived.is_empty() || !self.revived.is_empty() {
             self.flush_run(run).await?;
             self.revived = revived;

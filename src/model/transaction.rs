@@ -192,18 +192,25 @@ pub enum ChangeKind {
     Bookkeeping,
 }
 
-impl Change {
-    /// What this change is, with `schema` the bookkeeping schema (`[tandem] schema`).
-    pub fn kind(&self, schema: &str) -> ChangeKind {
-        if &*self.table.schema != schema {
+impl ChangeKind {
+    /// What a change of `table` is, with `schema` the bookkeeping schema.
+    pub fn of_table(table: &TableRef, schema: &str) -> ChangeKind {
+        if &*table.schema != schema {
             return ChangeKind::Data;
         }
-        match &*self.table.name {
+        match &*table.name {
             "checkpoint" => ChangeKind::Checkpoint,
             "tombstone" => ChangeKind::Tombstone,
             "heartbeat" => ChangeKind::Heartbeat,
             _ => ChangeKind::Bookkeeping,
         }
+    }
+}
+
+impl Change {
+    /// What this change is, with `schema` the bookkeeping schema (`[tandem] schema`).
+    pub fn kind(&self, schema: &str) -> ChangeKind {
+        ChangeKind::of_table(&self.table, schema)
     }
 
     pub fn approx_bytes(&self) -> usize {
