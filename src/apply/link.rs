@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use tracing::debug;
 
+use super::batch::Run;
 use super::conflicts::soft_write;
 use super::ddl::DdlState;
 use super::error::{ApplyError, UnknownErrors};
@@ -327,7 +328,7 @@ impl<T: Target> Link<T> {
         position: &str,
         commit_time: i64,
     ) -> Result<(), Failure> {
-        let mut run = Vec::new();
+        let mut run = Run::default();
         for tx in txs {
             self.apply_body(tx, &mut run).await?;
         }
@@ -381,7 +382,7 @@ impl<T: Target> Link<T> {
     /// table are applied as a batch (`batch.rs`), across the transactions of the group (they
     /// commit together); everything else row by row, in order. A transaction that brings keys back
     /// (its `revived` tombstones) keeps its runs to itself: the insert checks read that list.
-    async fn apply_body(&mut self, tx: &Transaction, run: &mut Vec<Staged>) -> Result<(), Failure> {
+    async fn apply_body(&mut self, tx: &Transaction, run: &mut Run) -> Result<(), Failure> {
         let meta = Arc::new(TxMeta {
             origin: tx.origin.to_string(),
             position: Some(tx.position.to_string()),
@@ -408,19 +409,20 @@ impl<T: Target> Link<T> {
             }
             let op = mapped.target.as_ref().ok().map(|c| c.op);
             let batched = matches!(op, Some(Op::Insert | Op::Update | Op::Delete));
-            let joins = batched
-                && run.first().is_none_or(|first| {
-                    Arc::ptr_eq(&first.change.plan, &mapped.plan) && first.op() == op
-                })
-                && run.len() < super::batch::MAX_ROWS;
-            if !joins {
+            let bytes = if batched {
+                mapped.source.approx_bytes()
+            } else {
+                0
+            };
+            if !(batched && run.takes(&mapped.plan, op, bytes)) {
                 self.flush_run(run).await?;
             }
             if batched {
-                run.push(Staged {
+                let staged = Staged {
                     change: mapped,
                     meta: meta.clone(),
-                });
+                };
+                run.push(staged, bytes);
             } else if let Err(error) = self.apply_mapped(&mapped, &meta).await {
                 let table = Some(FailedTable::of(&mapped.plan));
                 return Err(Failure { error, table });
@@ -432,22 +434,19 @@ impl<T: Target> Link<T> {
         Ok(())
     }
 
-    async fn flush_run(&mut self, run: &mut Vec<Staged>) -> Result<(), Failure> {
-        let table = run.first().map(|s| FailedTable::of(&s.change.plan));
-        let r = match (run.len(), run.first().and_then(Staged::op)) {
-            (0, _) => Ok(()),
+    async fn flush_run(&mut self, run: &mut Run) -> Result<(), Failure> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let mut changes = run.take();
+        let table = changes.first().map(|s| FailedTable::of(&s.change.plan));
+        let r = match (changes.len(), changes.first().and_then(Staged::op)) {
             (1, _) => {
-                let c = run.remove(0);
+                let c = changes.remove(0);
                 self.apply_mapped(&c.change, &c.meta).await
             }
-            (_, Some(Op::Insert)) => {
-                let changes = std::mem::take(run);
-                self.apply_inserts(&changes).await
-            }
-            _ => {
-                let changes = std::mem::take(run);
-                self.apply_checked(&changes).await
-            }
+            (_, Some(Op::Insert)) => self.apply_inserts(&changes).await,
+            _ => self.apply_checked(&changes).await,
         };
         r.map_err(|error| Failure { error, table })
     }
