@@ -253,18 +253,15 @@ fn cli_cutover_refuses_an_unknown_node_and_is_not_ready_while_nodes_are_down() {
     }
 }
 
-/// A replay that fails for a transient reason (here: the node does not answer) changed nothing,
-/// and says so, instead of claiming the entry now holds that error.
-#[test]
-fn cli_a_replay_refused_before_it_ran_says_nothing_was_replayed() {
-    // A definite error before the replay reached the entry (here an unreadable CA file) records
-    // nothing on it: the operator is told so, not that the entry holds this error.
-    let path = write_config(
-        "[nodes.a]\nurl = \"postgres://postgres@127.0.0.1:9/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem\"\n\
+/// `tandem dead-letter replay --node a 1` with node a at `url` (node b never answers): exit code,
+/// stdout and stderr.
+fn replay_on(url: &str) -> (i32, String, String) {
+    let path = write_config(&format!(
+        "[nodes.a]\nurl = \"{url}\"\n\
          [nodes.b]\nurl = \"mysql://root@127.0.0.1:9/app\"\n\
-         [[tables]]\nname = \"customers\"\nkey = [\"id\"]\n",
-    );
-    let (code, stdout, stderr) = tandem(&[
+         [[tables]]\nname = \"customers\"\nkey = [\"id\"]\n"
+    ));
+    let out = tandem(&[
         "dead-letter",
         "replay",
         "--node",
@@ -273,6 +270,17 @@ fn cli_a_replay_refused_before_it_ran_says_nothing_was_replayed() {
         path.to_str().unwrap(),
         "1",
     ]);
+    std::fs::remove_file(&path).ok();
+    out
+}
+
+/// A definite error before the replay reached the entry (here an unreadable CA file) records
+/// nothing on it: the operator is told so, not that the entry holds this error.
+#[test]
+fn cli_a_replay_refused_before_it_ran_says_nothing_was_replayed() {
+    let (code, stdout, stderr) = replay_on(
+        "postgres://postgres@127.0.0.1:9/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+    );
     assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
     assert!(
         stderr.contains("/nonexistent/ca.pem")
@@ -282,30 +290,17 @@ fn cli_a_replay_refused_before_it_ran_says_nothing_was_replayed() {
             && !stderr.contains("stays open with this error"),
         "{stderr}"
     );
-    std::fs::remove_file(&path).ok();
 }
 
+/// A replay that fails for a transient reason (here: the node does not answer) changed nothing,
+/// and says so, instead of claiming the entry now holds that error.
 #[test]
 fn cli_a_replay_that_cannot_reach_the_node_says_the_entry_is_unchanged() {
-    let path = write_config(
-        "[nodes.a]\nurl = \"postgres://postgres@127.0.0.1:9/app\"\n\
-         [nodes.b]\nurl = \"mysql://root@127.0.0.1:9/app\"\n\
-         [[tables]]\nname = \"customers\"\nkey = [\"id\"]\n",
-    );
-    let (code, stdout, stderr) = tandem(&[
-        "dead-letter",
-        "replay",
-        "--node",
-        "a",
-        "--config",
-        path.to_str().unwrap(),
-        "1",
-    ]);
+    let (code, stdout, stderr) = replay_on("postgres://postgres@127.0.0.1:9/app");
     assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
     assert!(
         stderr.contains("the entry is as it was (the error is transient: replay it again)")
             && !stderr.contains("stays open with this error"),
         "{stderr}"
     );
-    std::fs::remove_file(&path).ok();
 }
