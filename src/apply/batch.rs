@@ -42,11 +42,11 @@ use crate::model::{Op, Value};
 /// limits, and a batch whose version checks fail small).
 pub const MAX_ROWS: usize = 500;
 
-/// Rows per batch of inserts: each batch costs a few round trips (the review queue's keys, the
-/// insert, the tombstone probe), so larger ones apply a bulk load faster (PG->PG `replicate`
-/// bench, one 200,000-row transaction: the group's apply 1.04 s at 500 rows a batch, 0.88 s at
-/// 2,000; at 8,000 slower again). The statements still split under [`MAX_PARAMS`].
-pub const MAX_INSERT_ROWS: usize = 2000;
+/// Rows per batch of inserts. Larger batches cost fewer round trips (PG->PG `replicate` bench, one
+/// 200,000-row transaction: the group's apply 1.04 s at 500 rows a batch, 0.88 s at 2,000), but at
+/// 2,000 the `memory` bench's 2,000,000-row transactions peaked at 63.7 and 75.2 MiB against 37.7
+/// and 55.4 MiB at 500, no faster: the budget wins.
+pub const MAX_INSERT_ROWS: usize = 500;
 
 /// Bytes of captured changes a batch gathers at most, so that wide rows do not make a batch
 /// outgrow the memory budget (a batch holds each change as captured and as mapped).
