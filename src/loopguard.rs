@@ -116,34 +116,16 @@ fn checkpoint_origin(change: &Change, schema: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{
-        ChangeSet, Field, ImageKind, LoopMarks, Lsn, Op, PgPosition, Position, RowImage, TableRef,
-    };
+    use crate::model::{ChangeSet, LoopMarks, Op, RowImage, TableRef};
 
     fn row(fields: &[(&str, Value)]) -> RowImage {
-        RowImage::new(
-            ImageKind::Full,
-            fields
-                .iter()
-                .map(|(n, v)| Field {
-                    name: (*n).into(),
-                    value: v.clone(),
-                })
-                .collect(),
-        )
+        RowImage::of(fields)
     }
 
     fn tx(changes: Vec<Change>, marks: LoopMarks) -> Transaction {
         Transaction {
-            origin: "crm".into(),
-            position: Position::Postgres(PgPosition {
-                commit_lsn: Lsn(1),
-                lsn: Lsn(1),
-            }),
-            commit_time: 0,
-            xid: None,
             marks,
-            changes: ChangeSet::Memory(changes),
+            ..Transaction::at_pg("crm", ChangeSet::Memory(changes))
         }
     }
 

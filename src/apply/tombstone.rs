@@ -230,19 +230,14 @@ impl<T: Target> Link<T> {
 mod tests {
     use super::*;
 
-    use crate::model::{spill::SpillBuffer, Field, ImageKind, Lsn, PgPosition, Position, RowImage};
+    use crate::model::{spill::SpillBuffer, RowImage};
 
     fn image(fields: &[(&str, &str)]) -> RowImage {
-        RowImage::new(
-            ImageKind::Full,
-            fields
-                .iter()
-                .map(|(n, v)| Field {
-                    name: (*n).into(),
-                    value: Value::Text((*v).into()),
-                })
-                .collect(),
-        )
+        let fields: Vec<(&str, Value)> = fields
+            .iter()
+            .map(|(n, v)| (*n, Value::Text((*v).into())))
+            .collect();
+        RowImage::of(&fields)
     }
 
     fn insert(id: &str) -> Change {
@@ -276,17 +271,7 @@ mod tests {
         }
         let changes = b.finish().expect("finish");
         assert_eq!(matches!(changes, ChangeSet::Spilled(_)), spill);
-        Transaction {
-            origin: "a".into(),
-            position: Position::Postgres(PgPosition {
-                commit_lsn: Lsn(1),
-                lsn: Lsn(1),
-            }),
-            commit_time: 0,
-            xid: None,
-            marks: Default::default(),
-            changes,
-        }
+        Transaction::at_pg("a", changes)
     }
 
     #[test]

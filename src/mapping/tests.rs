@@ -293,20 +293,13 @@ filter = { region = ["EU", "UK"] }
 
 #[test]
 fn a_transaction_is_mapped_in_order_leaving_out_what_is_not_synced() {
-    use crate::model::{ChangeSet, Lsn, PgPosition, Position};
+    use crate::model::ChangeSet;
     let c = config();
     let m = Mapper::new(&c, "crm", "helpdesk");
     let customers = TableRef::new("public", "customers");
-    let tx = Transaction {
-        origin: "crm".into(),
-        position: Position::Postgres(PgPosition {
-            commit_lsn: Lsn(1),
-            lsn: Lsn(1),
-        }),
-        commit_time: 0,
-        xid: None,
-        marks: Default::default(),
-        changes: ChangeSet::Memory(vec![
+    let tx = Transaction::at_pg(
+        "crm",
+        ChangeSet::Memory(vec![
             insert(customers.clone(), &[("id", Value::Int(1))]),
             insert(TableRef::new("public", "audit"), &[("id", Value::Int(2))]),
             insert(
@@ -317,7 +310,7 @@ fn a_transaction_is_mapped_in_order_leaving_out_what_is_not_synced() {
                 ],
             ),
         ]),
-    };
+    );
     let mapped: Vec<Mapped> = m.map_tx(&tx).map(|r| r.expect("in memory")).collect();
     assert_eq!(mapped.len(), 2, "the unsynced table's change is left out");
     assert!(mapped.iter().all(|x| x.plan.business == "customer"));

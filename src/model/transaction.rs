@@ -305,6 +305,39 @@ pub struct Transaction {
 }
 
 #[cfg(test)]
+impl RowImage {
+    /// A full image of `fields`, for tests.
+    pub(crate) fn of(fields: &[(&str, Value)]) -> RowImage {
+        let fields = fields
+            .iter()
+            .map(|(name, value)| Field {
+                name: (*name).into(),
+                value: value.clone(),
+            })
+            .collect();
+        RowImage::new(ImageKind::Full, fields)
+    }
+}
+
+#[cfg(test)]
+impl Transaction {
+    /// A transaction of `origin` at PostgreSQL position 0/1 holding `changes`, for tests.
+    pub(crate) fn at_pg(origin: &str, changes: ChangeSet) -> Transaction {
+        Transaction {
+            origin: origin.into(),
+            position: Position::Postgres(super::PgPosition {
+                commit_lsn: super::Lsn(1),
+                lsn: super::Lsn(1),
+            }),
+            commit_time: 0,
+            xid: None,
+            marks: LoopMarks::default(),
+            changes,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
