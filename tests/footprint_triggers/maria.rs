@@ -6,7 +6,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 
 use super::pair;
-use crate::support::wait_for;
+use crate::support::{tandem_cli, wait_for};
 
 async fn maria_stones(c: &mut mysql_async::Conn, id: i32) -> Vec<(String, i64)> {
     c.exec(
@@ -167,12 +167,7 @@ async fn maria_setup_moves_an_earlier_install_onto_the_new_triggers() {
     )
     .await
     .expect("a delete applied under the earlier install");
-    let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["setup", "--config"])
-        .arg(&pair.config)
-        .output()
-        .await
-        .expect("run setup");
+    let setup = tandem_cli(&["setup"], &pair.config).await;
     assert!(
         setup.status.success(),
         "setup over the earlier install: {}",

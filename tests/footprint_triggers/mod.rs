@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 
-use crate::support::{wait_for, Pair};
+use crate::support::{tandem_cli, wait_for, Pair};
 
 const PG_TABLE: &str = "CREATE TABLE items (id int PRIMARY KEY, v text)";
 const MARIA_TABLE: &str = "CREATE TABLE items (id int PRIMARY KEY, v varchar(20))";
@@ -217,12 +217,7 @@ async fn pg_setup_moves_an_earlier_install_onto_the_new_triggers() {
     )
     .await
     .expect("the previous version's install");
-    let setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["setup", "--config"])
-        .arg(&pair.config)
-        .output()
-        .await
-        .expect("run setup");
+    let setup = tandem_cli(&["setup"], &pair.config).await;
     assert!(
         setup.status.success(),
         "setup over the earlier install: {}",
