@@ -38,15 +38,12 @@ use crate::config::DeletePolicy;
 use crate::mapping::TablePlan;
 use crate::model::{Op, Value};
 
-/// Rows per batch of updates or deletes (keeps statements well under the engines' parameter
-/// limits, and a batch whose version checks fail small).
+/// Rows per batch (keeps statements well under the engines' parameter limits, and a batch whose
+/// version checks fail small). Larger insert batches cost fewer round trips (PG->PG `replicate`
+/// bench, one 200,000-row transaction: the group's apply 1.04 s at 500 rows a batch, 0.88 s at
+/// 2,000), but at 2,000 the `memory` bench's 2,000,000-row transactions peaked at 63.7 and 75.2 MiB
+/// against 37.7 and 55.4 MiB at 500, no faster: the budget wins.
 pub const MAX_ROWS: usize = 500;
-
-/// Rows per batch of inserts. Larger batches cost fewer round trips (PG->PG `replicate` bench, one
-/// 200,000-row transaction: the group's apply 1.04 s at 500 rows a batch, 0.88 s at 2,000), but at
-/// 2,000 the `memory` bench's 2,000,000-row transactions peaked at 63.7 and 75.2 MiB against 37.7
-/// and 55.4 MiB at 500, no faster: the budget wins.
-pub const MAX_INSERT_ROWS: usize = 500;
 
 /// Bytes of captured changes a batch gathers at most, so that wide rows do not make a batch
 /// outgrow the memory budget (a batch holds each change as captured and as mapped).
@@ -66,14 +63,9 @@ impl Run {
         let Some(first) = self.staged.first() else {
             return true;
         };
-        let rows = if op == Some(Op::Insert) {
-            MAX_INSERT_ROWS
-        } else {
-            MAX_ROWS
-        };
         Arc::ptr_eq(&first.change.plan, plan)
             && first.op() == op
-            && self.staged.len() < rows
+            && self.staged.len() < MAX_ROWS
             && self.bytes + bytes <= MAX_RUN_BYTES
     }
 
@@ -469,7 +461,7 @@ mod tests {
     #[test]
     fn a_run_holds_one_table_and_kind_up_to_its_rows_and_bytes() {
         let m = mapper();
-        assert_eq!(fill(&m, &change("item", Op::Insert, "x")), MAX_INSERT_ROWS);
+        assert_eq!(fill(&m, &change("item", Op::Insert, "x")), MAX_ROWS);
         assert_eq!(fill(&m, &change("item", Op::Update, "x")), MAX_ROWS);
         assert_eq!(fill(&m, &change("item", Op::Delete, "x")), MAX_ROWS);
         // Wide rows: the bytes close the run first; a row wider than the bound still goes alone.
