@@ -342,3 +342,66 @@ async fn apply_my_a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege
 async fn apply_my_a_delete_released_behind_a_resolution_makes_the_revive_trigger() {
     sc::a_delete_released_behind_a_resolution_makes_the_revive_trigger(Kind::My).await;
 }
+
+/// A target whose `max_allowed_packet` is smaller than a batch of wide rows: the batches shrink to
+/// fit it (before, the server refused the statement and closed the connection, and the same group
+/// was sent again after every reconnect: the link never moved). A row that alone is larger is
+/// refused before it is sent, with an error that names the setting, and the session stays up.
+#[tokio::test]
+async fn apply_my_batches_fit_the_targets_max_allowed_packet() {
+    const PACKET: usize = 256 << 10;
+    let server = tandem::harness::MariaDb::start_with(tandem::harness::MariaDbOptions {
+        settings: vec![("max-allowed-packet".into(), PACKET.to_string())],
+    })
+    .await
+    .expect("MariaDB starts");
+    let mut f = Fixture::on_maria(&server).await;
+    f.db.exec("ALTER TABLE typed MODIFY t LONGTEXT").await;
+    let mut a = f.applier().await;
+    let table = f.source_table("typed");
+    let typed = |id: i64, text: String| Change {
+        table: table.clone(),
+        op: Op::Insert,
+        before: None,
+        after: Some(image(&[
+            ("id", Value::Int(id)),
+            ("t", Value::Text(text)),
+            ("_tandem_version", Value::Int(5)),
+            ("_tandem_origin", Value::Text(SOURCE.into())),
+        ])),
+    };
+    // 40 rows of 20,000 characters: 800,000 bytes, three times the packet.
+    let wide = (1..=40)
+        .map(|id| typed(id, format!("{id:05}").repeat(4_000)))
+        .collect();
+    a.apply(&[f.tx(1, wide)]).await.expect("applied in batches");
+    assert_eq!(
+        f.db.one("SELECT CONCAT(COUNT(*), ' ', SUM(LENGTH(t))) FROM typed")
+            .await,
+        Some("40 800000".to_string())
+    );
+
+    let huge = typed(41, "h".repeat(PACKET + 1));
+    let e = a
+        .apply(&[f.tx(2, vec![huge])])
+        .await
+        .expect_err("a row larger than the packet cannot be written");
+    let text = e.to_string();
+    assert!(!e.is_transient(), "{text}");
+    // It says why the row was not applied, what to change, and that no dead letter could hold it.
+    assert!(
+        text.contains("the target's max_allowed_packet is 262144 bytes")
+            && text.contains("fix: raise max_allowed_packet on the target")
+            && text.contains("could not be recorded in the dead-letter table"),
+        "{text}"
+    );
+    // Nothing of it was written, and the session is the same one (not closed by the server).
+    a.apply(&[f.tx(3, vec![typed(42, "small".into())])])
+        .await
+        .expect("the next transaction applies");
+    assert_eq!(
+        f.db.one("SELECT GROUP_CONCAT(id ORDER BY id) FROM typed WHERE id > 40")
+            .await,
+        Some("42".to_string())
+    );
+}

@@ -143,6 +143,22 @@ impl Fixture {
         target_priority: i32,
         source: &str,
     ) -> Fixture {
+        Self::build(kind, table_extra, target_priority, source, maria().await).await
+    }
+
+    /// A MySQL/MariaDB fixture on `server` instead of the shared one (a server started with
+    /// settings of its own).
+    pub async fn on_maria(server: &MariaDb) -> Fixture {
+        Self::build(Kind::My, "", 0, SOURCE, server).await
+    }
+
+    async fn build(
+        kind: Kind,
+        table_extra: &str,
+        target_priority: i32,
+        source: &str,
+        maria: &MariaDb,
+    ) -> Fixture {
         let db_name = unique_name("ap");
         let schema = unique_name("tk");
         let (url, other, target_table, source_table) = match kind {
@@ -159,13 +175,9 @@ impl Fixture {
                 )
             }
             Kind::My => {
-                maria()
-                    .await
-                    .create_database(&db_name)
-                    .await
-                    .expect("create db");
+                maria.create_database(&db_name).await.expect("create db");
                 (
-                    maria().await.url(&db_name),
+                    maria.url(&db_name),
                     "postgres://postgres@127.0.0.1:9/src".to_string(),
                     db_name.clone(),
                     "public".to_string(),
@@ -201,7 +213,10 @@ on = {{ {TARGET} = "{target_table}.typed", {source} = "{source_table}.typed" }}
         );
         let (config, _) = Config::from_str_with_env(&text, "test.toml", &|_| None)
             .unwrap_or_else(|e| panic!("test config: {:?}", e.problems));
-        let mut db = Db::open(kind, &db_name).await;
+        let mut db = match kind {
+            Kind::Pg => Db::open(kind, &db_name).await,
+            Kind::My => Db::My(maria.connect(&db_name).await.expect("connect")),
+        };
         db.exec(CUSTOMER).await;
         db.exec(ORDERS).await;
         db.exec(if kind == Kind::Pg { TYPED_PG } else { TYPED_MY })

@@ -96,7 +96,10 @@ pub async fn start_run(config: &Path) -> Result<tokio::process::Child, Error> {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["run", "--config"])
         .arg(config)
-        .env("TANDEM_LOG", "info")
+        .env(
+            "TANDEM_LOG",
+            std::env::var("TANDEM_BENCH_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
@@ -118,8 +121,22 @@ pub async fn start_run(config: &Path) -> Result<tokio::process::Child, Error> {
     if ready != Ok(true) {
         return Err("tandem run did not start its links".into());
     }
-    // Keep reading so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Keep reading so the child never blocks on a full pipe; with `TANDEM_BENCH_LOG` (a log
+    // filter, e.g. `debug`) the lines go to `tandem-bench.log` in the temporary directory.
+    let mut log = match std::env::var_os("TANDEM_BENCH_LOG") {
+        Some(_) => Some(std::fs::File::create(
+            std::env::temp_dir().join("tandem-bench.log"),
+        )?),
+        None => None,
+    };
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(f) = log.as_mut() {
+                use std::io::Write;
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    });
     Ok(child)
 }
 

@@ -49,14 +49,25 @@ pub const MAX_ROWS: usize = 500;
 /// outgrow the memory budget (a batch holds each change as captured and as mapped).
 pub const MAX_RUN_BYTES: usize = 4 << 20;
 
-/// The changes gathered for one batch: consecutive changes of one kind to one table.
-#[derive(Default)]
+/// The changes gathered for one batch: consecutive changes of one kind to one table, at most
+/// [`MAX_ROWS`] of them and `limit` bytes of captured changes.
 pub(super) struct Run {
     staged: Vec<Staged>,
     bytes: usize,
+    limit: usize,
 }
 
 impl Run {
+    /// An empty run whose batches hold at most `limit` bytes of captured changes
+    /// ([`super::target::Target::batch_bytes`]).
+    pub(super) fn new(limit: usize) -> Run {
+        Run {
+            staged: Vec::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
     /// Whether a change of `plan`, of kind `op` and `bytes` large, belongs in this run: the same
     /// table and kind, and room left (a first change always fits).
     pub(super) fn takes(&self, plan: &Arc<TablePlan>, op: Option<Op>, bytes: usize) -> bool {
@@ -66,7 +77,7 @@ impl Run {
         Arc::ptr_eq(&first.change.plan, plan)
             && first.op() == op
             && self.staged.len() < MAX_ROWS
-            && self.bytes + bytes <= MAX_RUN_BYTES
+            && self.bytes + bytes <= self.limit
     }
 
     pub(super) fn push(&mut self, staged: Staged, bytes: usize) {
@@ -448,7 +459,12 @@ mod tests {
 
     /// Fills a run with copies of `c` until it refuses one; returns how many it took.
     fn fill(m: &Mapper, c: &Change) -> usize {
-        let mut run = Run::default();
+        fill_up_to(m, c, MAX_RUN_BYTES)
+    }
+
+    /// [`fill`] for a run of at most `limit` bytes.
+    fn fill_up_to(m: &Mapper, c: &Change, limit: usize) -> usize {
+        let mut run = Run::new(limit);
         loop {
             let (s, bytes) = staged(m, c.clone());
             if !run.takes(&s.change.plan, s.op(), bytes) {
@@ -469,8 +485,12 @@ mod tests {
         assert_eq!(fill(&m, &wide), 2);
         let huge = change("item", Op::Insert, &"h".repeat(MAX_RUN_BYTES + 1));
         assert_eq!(fill(&m, &huge), 1);
+        // A target's own bound (MySQL's max_allowed_packet) closes it sooner.
+        let row = change("item", Op::Insert, &"r".repeat(10_000));
+        assert_eq!(fill_up_to(&m, &row, 35_000), 3);
+        assert_eq!(fill_up_to(&m, &row, 5_000), 1);
         // Another table or another kind closes it.
-        let mut run = Run::default();
+        let mut run = Run::new(MAX_RUN_BYTES);
         let (s, bytes) = staged(&m, change("item", Op::Insert, "x"));
         run.push(s, bytes);
         for other in [

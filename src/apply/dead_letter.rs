@@ -122,9 +122,23 @@ impl<T: Target> Link<T> {
         }
         let table = table.map(|t| t.business).unwrap_or_default();
         let position = tx.position.to_string();
-        let parts = self
+        let recorded = self
             .in_transaction(async |l| l.record(tx, &position, &error).await)
-            .await?;
+            .await;
+        let parts = match recorded {
+            Ok(parts) => parts,
+            Err(e) if e.is_transient() => return Err(e),
+            // Neither applied nor recordable (a row larger than MySQL's max_allowed_packet): the
+            // link halts, saying both.
+            Err(e) => {
+                return Err(ApplyError::Invalid(format!(
+                    "{}; the transaction at {position} could not be recorded in the dead-letter \
+                     table either: {}",
+                    super::shown(&error),
+                    super::error::with_cause(&e)
+                )))
+            }
+        };
         self.committed = Some(tx.position.clone());
         warn!(link = %self.ctx.link(), position = %position, code = %error.code(), table = %table, parts, "transaction sent to the dead-letter table; its error column says why");
         crate::observe::dead_letter(&self.ctx.source, &self.ctx.target, &table);
@@ -139,7 +153,8 @@ impl<T: Target> Link<T> {
         position: &str,
         error: &ApplyError,
     ) -> Result<i32, ApplyError> {
-        let mut parts = Parts::new(tx.changes.iter(), PART_BYTES);
+        // Parts small enough for the target's statements (MySQL's max_allowed_packet).
+        let mut parts = Parts::new(tx.changes.iter(), PART_BYTES.min(self.t.batch_bytes()));
         let first = match parts.next() {
             Some(part) => part.map_err(ApplyError::Spill)?,
             None => "[]".into(),

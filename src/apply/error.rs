@@ -39,6 +39,9 @@ pub fn classify(code: &DbCode) -> ErrorClass {
 pub fn known_class(code: &DbCode) -> Option<ErrorClass> {
     match code {
         DbCode::SqlState(s) => crate::classify::sqlstate(s),
+        // A statement over the target's max_allowed_packet: sent again it is refused again (a
+        // reader's connection, where the server sends it for a packet it could not read, retries).
+        DbCode::Mysql(super::mysql::PACKET_TOO_LARGE) => Some(ErrorClass::Definite),
         DbCode::Mysql(n) => crate::classify::mysql(*n),
         DbCode::Refused(_) => Some(ErrorClass::Definite),
         DbCode::None => None,
@@ -335,6 +338,15 @@ pub fn scrub_values_keeping(message: &str, names: &[&str]) -> String {
     out
 }
 
+/// `e` with the server's own message where `e` keeps it only as its cause (a bookkeeping
+/// statement's error).
+pub fn with_cause(e: &ApplyError) -> String {
+    match e {
+        ApplyError::Database { source, .. } => format!("{e}: {source}"),
+        _ => super::shown(e),
+    }
+}
+
 /// What to suggest for a definite error, by code: what to change. Whether the change then waits in
 /// the dead-letter table (replay it) or halted the link (restart) is said where that happens.
 pub fn fix_for(code: &DbCode) -> &'static str {
@@ -346,6 +358,7 @@ pub fn fix_for(code: &DbCode) -> &'static str {
         DbCode::Mysql(1366) => "the value has no form in the target column's type (NaN or an infinity into DECIMAL, a character the column's character set lacks): change it at the source or convert the column (utf8mb4)",
         DbCode::Mysql(1416) => "the value is no 2-D geometry MySQL/MariaDB can hold (bytes that are not WKB, a PostGIS geometry with Z or M coordinates): change it at the source, or map the column to a bytes column",
         DbCode::Mysql(1292) => "the date or time is outside what the target column holds (infinity, a year past 9999 or before 1): change it at the source or keep the column one-way",
+        DbCode::Mysql(super::mysql::PACKET_TOO_LARGE) => "raise max_allowed_packet on the target above the row's size (SET GLOBAL max_allowed_packet = …, and in the server's option file; sessions opened after it take it)",
         DbCode::SqlState(s) if s == "23502" => "give the target column a default or map a value for it",
         DbCode::Mysql(1048 | 1364) => "give the target column a default or map a value for it",
         DbCode::SqlState(s) if s == "42P01" || s == "3F000" => "create the table on the target or correct its name under tables.on in the file",

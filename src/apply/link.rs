@@ -328,7 +328,7 @@ impl<T: Target> Link<T> {
         position: &str,
         commit_time: i64,
     ) -> Result<(), Failure> {
-        let mut run = Run::default();
+        let mut run = Run::new(self.t.batch_bytes());
         for tx in txs {
             self.apply_body(tx, &mut run).await?;
         }

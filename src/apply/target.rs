@@ -189,6 +189,12 @@ pub(crate) trait Target:
     fn revive_made(&mut self) -> bool {
         false
     }
+    /// Bytes of captured changes one batch gathers at most on this target (see `batch.rs`):
+    /// [`MAX_RUN_BYTES`](super::batch::MAX_RUN_BYTES), or less where the server refuses larger
+    /// statements.
+    fn batch_bytes(&self) -> usize {
+        super::batch::MAX_RUN_BYTES
+    }
     /// Marks the session's writes as tandem's (`true`) or as local writes that replicate (`false`).
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError>;
     /// Keeps the session's writes as tandem's for the triggers (stamps left as written) but drops the

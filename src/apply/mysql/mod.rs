@@ -28,9 +28,13 @@ use super::book::BookSession;
 use super::error::{classify, fix_for, ApplyError, DbCode, DriverError, ErrorClass};
 use super::statement::{RowStatements, Taken};
 use super::target::{Checked, ColKind, ColumnInfo, Current, Probe, TableInfo, Target, Write};
+use crate::apply::batch::MAX_RUN_BYTES;
 use crate::apply::revive::Revives;
 use crate::model::{Field, TableRef, Value};
 use sql::{qname, Builder, Relax, Sql};
+
+/// ER_NET_PACKET_TOO_LARGE: a statement over the server's `max_allowed_packet`.
+pub(crate) const PACKET_TOO_LARGE: u16 = 1153;
 
 const ISOLATION: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
 
@@ -63,6 +67,9 @@ pub struct MyTarget {
     revives: Revives,
     /// Whether the session serves a MySQL/MariaDB source (its sql_mode, see [`session`]).
     from_mysql: bool,
+    /// The session's `max_allowed_packet`: the server refuses a larger statement and closes the
+    /// connection, so tandem does not send one (see [`MyTarget::fits`]).
+    max_packet: usize,
 }
 
 fn s(v: impl Into<String>) -> My {
@@ -104,8 +111,17 @@ impl MyTarget {
             empty_enum: Relax::No,
             revives: Revives::default(),
             from_mysql,
+            max_packet: usize::MAX,
         };
         t.simple(&session(from_mysql)).await?;
+        let max_packet: Option<u64> = t
+            .conn
+            .query_first("SELECT @@max_allowed_packet")
+            .await
+            .map_err(|e| t.db_err("reading max_allowed_packet", e))?;
+        t.max_packet = max_packet
+            .and_then(|m| usize::try_from(m).ok())
+            .unwrap_or(usize::MAX);
         if from_mysql {
             let version: Option<String> = t
                 .conn
@@ -165,7 +181,38 @@ impl MyTarget {
         self.revives.made(&self.node, table, outcome)
     }
 
+    /// Refuses, without sending it, a statement the server would refuse for its size: a packet
+    /// over `max_allowed_packet` makes MariaDB answer error 1153 and close the connection, and the
+    /// same statement would be sent again after every reconnect. The refusal carries that code,
+    /// definite on a target (`apply::error::known_class`), whose fix names the setting. The
+    /// estimate is generous: a prepared statement's text, or its parameters as `COM_STMT_EXECUTE`
+    /// sends them (each value with the longest length prefix, two bytes of type, the header).
+    fn fits(&self, sql: &Sql) -> Result<(), mysql_async::Error> {
+        let values: usize = sql
+            .params
+            .iter()
+            .map(|p| match p {
+                My::Bytes(b) => b.len() + 9,
+                _ => 16,
+            })
+            .sum();
+        let size = (64 + 2 * sql.params.len() + values).max(sql.text.len() + 64);
+        if size <= self.max_packet {
+            return Ok(());
+        }
+        Err(mysql_async::Error::Server(mysql_async::ServerError {
+            code: PACKET_TOO_LARGE,
+            state: "08S01".into(),
+            message: format!(
+                "tandem did not send a statement of about {size} bytes: the target's \
+                 max_allowed_packet is {} bytes",
+                self.max_packet
+            ),
+        }))
+    }
+
     async fn run(&mut self, sql: Sql) -> Result<u64, mysql_async::Error> {
+        self.fits(&sql)?;
         self.conn
             .exec_drop(sql.text, Params::Positional(sql.params))
             .await?;
@@ -173,6 +220,7 @@ impl MyTarget {
     }
 
     async fn rows(&mut self, sql: Sql) -> Result<Vec<Row>, mysql_async::Error> {
+        self.fits(&sql)?;
         self.conn
             .exec(sql.text, Params::Positional(sql.params))
             .await
@@ -357,6 +405,12 @@ impl Target for MyTarget {
             "the TRIGGER privilege on the table (as `tandem setup` needs; with binary logging on \
              and log_bin_trust_function_creators off, also SUPER)",
         ))
+    }
+
+    /// Half the session's `max_allowed_packet` (at most [`MAX_RUN_BYTES`]): a batch's statement
+    /// carries its rows' values and a little more, well under twice their captured size.
+    fn batch_bytes(&self) -> usize {
+        (self.max_packet / 2).clamp(1, MAX_RUN_BYTES)
     }
 
     async fn set_applying(&mut self, on: bool) -> Result<(), ApplyError> {
