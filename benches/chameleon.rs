@@ -40,7 +40,8 @@
 //! Every figure line also gives the source's own time (until its last commit returned) and the
 //! whole run's, and for the MariaDB -> PostgreSQL pair the ceiling that puts on the ratio.
 //!
-//! Run: `cargo bench --bench chameleon` (release build). `TANDEM_BENCH_SCALE` divides the three
+//! Run: `cargo bench --bench chameleon` (release build); `TANDEM_BENCH_TANDEM_ONLY=1` runs tandem's
+//! workloads alone, both directions (to compare two builds). `TANDEM_BENCH_SCALE` divides the three
 //! workloads (a smoke test: `TANDEM_BENCH_SCALE=100 cargo bench --profile dev --bench chameleon`).
 //! The machine's load moves absolute numbers; the ratios of one run are what to compare.
 
@@ -376,6 +377,16 @@ async fn run() -> Result<(), Error> {
         sizes.updates_each,
         sizes.updated_rows
     );
+    // `TANDEM_BENCH_TANDEM_ONLY=1`: tandem's runs alone (to compare two builds of tandem).
+    if std::env::var("TANDEM_BENCH_TANDEM_ONLY").is_ok_and(|v| v == "1") {
+        let (t, peak_kib) = tandem(&maria, &pg, &sizes).await?;
+        println!("  MariaDB -> PostgreSQL, tandem alone (TANDEM_BENCH_TANDEM_ONLY=1):");
+        alone(&t, peak_kib);
+        let (b, back_kib) = tandem_to_maria(&maria, &pg, &sizes).await?;
+        println!("  PostgreSQL -> MariaDB, tandem alone:");
+        alone(&b, back_kib);
+        return Ok(());
+    }
     let c = chameleon(&maria, &pg, &sizes).await?;
     let (t, peak_kib) = tandem(&maria, &pg, &sizes).await?;
     let line = |i: usize, what: &str, unit: &str, peer: f64, tandem: f64| {
@@ -419,6 +430,12 @@ async fn run() -> Result<(), Error> {
     // Issue #15: "PG->MariaDB reported". No peer to hold it against.
     let (b, back_kib) = tandem_to_maria(&maria, &pg, &sizes).await?;
     println!("  PostgreSQL -> MariaDB, tandem alone (pg_chameleon reads only MySQL/MariaDB):");
+    alone(&b, back_kib);
+    Ok(())
+}
+
+/// Tandem's figures of one direction, with no peer to hold them against.
+fn alone(b: &Figures, peak_kib: u64) {
     let back = |i: usize, what: &str, unit: &str, figure: f64| {
         println!(
             "  {what:<28} tandem {figure:>8.0} {unit}   CPU s source/target + tool {:.1}/{:.1} + {:.1}   \
@@ -431,9 +448,8 @@ async fn run() -> Result<(), Error> {
     back(2, "one-row updates, 8 clients", "txn/s", b.updates);
     println!(
         "  tandem run peak RSS {:.1} MiB; every row equal on both sides",
-        back_kib as f64 / 1024.0
+        peak_kib as f64 / 1024.0
     );
-    Ok(())
 }
 
 fn main() {

@@ -63,6 +63,10 @@ pub struct Settings {
     /// of at least one second (`"12h"`, `"90m"`), or `"never"` to keep them all. An insert that
     /// arrives later than this after a delete of its key is weighed without that delete's record.
     pub tombstone_retention: String,
+    /// How long a link waits, when the source has nothing more ready, for more transactions to
+    /// join a small group it is about to apply: `"2ms"` (default), up to `"1s"`; `"0s"` applies
+    /// each group at once.
+    pub group_wait: String,
 }
 
 impl Settings {
@@ -82,6 +86,12 @@ impl Settings {
             text => super::resolve::parse_duration(text).ok(),
         }
     }
+
+    /// The group wait (validated when the file is read; the default where it does not parse).
+    pub fn group_wait(&self) -> std::time::Duration {
+        super::resolve::parse_duration(self.group_wait.trim())
+            .unwrap_or(std::time::Duration::from_millis(2))
+    }
 }
 
 impl Default for Settings {
@@ -97,6 +107,7 @@ impl Default for Settings {
             deletes: None,
             on_error: OnError::DeadLetter,
             tombstone_retention: "7d".into(),
+            group_wait: "2ms".into(),
         }
     }
 }

@@ -594,3 +594,26 @@ fn durations_take_the_humantime_forms() {
     assert!(p.message.contains("unit"), "{}", p.message);
     assert!(p.fix.contains("\"10s\""), "{}", p.fix);
 }
+
+#[test]
+fn group_wait_is_read_and_checked() {
+    let (c, _) = load(MINIMAL).unwrap();
+    assert_eq!(c.settings.group_wait(), std::time::Duration::from_millis(2));
+    for (text, want) in [("0s", 0), ("500us", 500), ("1s", 1_000_000)] {
+        let (c, _) = load(&format!("[tandem]\ngroup_wait = \"{text}\"\n{MINIMAL}")).unwrap();
+        assert_eq!(
+            c.settings.group_wait(),
+            std::time::Duration::from_micros(want)
+        );
+    }
+    assert_problem(
+        &format!("[tandem]\ngroup_wait = \"2s\"\n{MINIMAL}"),
+        "tandem.group_wait",
+        "longer than 1s",
+    );
+    assert_problem(
+        &format!("[tandem]\ngroup_wait = \"soon\"\n{MINIMAL}"),
+        "tandem.group_wait",
+        "not a duration",
+    );
+}

@@ -210,7 +210,17 @@ async fn run_once(
             }
             CaptureEvent::Transaction(tx) => (tx, fed.permit),
         };
-        let group = gather(&config, source, target, events, meter, &mut feed, first);
+        let mut group = gather(&config, source, target, events, meter, &mut feed, first);
+        // A small group, ended only because nothing more was ready: wait a moment for more to
+        // join it (`[tandem] group_wait`), so that a steady stream of small transactions costs
+        // the target a commit per few dozen, not per few.
+        let wait = config.settings.group_wait();
+        if !wait.is_zero() && group.lingers() {
+            tokio::time::sleep(wait).await;
+            fill(
+                &config, source, target, events, meter, &mut feed, &mut group,
+            );
+        }
         pending = group.pending;
         if group.txs.is_empty() {
             if !group.more {
@@ -344,6 +354,24 @@ struct Group {
     failure: Option<CaptureError>,
     /// More was ready than the group could take (no idle time to report).
     more: bool,
+    /// The captured bytes the group holds (bounded by the memory budget).
+    held: usize,
+}
+
+/// Groups of fewer transactions than this wait `[tandem] group_wait` for more when nothing else
+/// is ready (see [`Group::lingers`]).
+const LINGER_BELOW: usize = 16;
+
+impl Group {
+    /// Whether the group is worth waiting on: it holds a few transactions and ended only because
+    /// the source had nothing more ready (no heartbeat, error, budget or size ended it).
+    fn lingers(&self) -> bool {
+        !self.txs.is_empty()
+            && self.txs.len() < LINGER_BELOW
+            && self.pending.is_none()
+            && self.failure.is_none()
+            && !self.more
+    }
 }
 
 /// Groups what the source already has ready behind `first` into one target transaction (never
@@ -364,12 +392,26 @@ fn gather(
         pending: None,
         failure: None,
         more: false,
+        held: first.changes.approx_bytes(),
     };
+    admit(config, meter, source, target, events, first, &mut group.txs);
+    fill(config, source, target, events, meter, feed, &mut group);
+    group
+}
+
+/// Adds to `group` what the source has ready now, until something ends it (see [`gather`]).
+fn fill(
+    config: &Config,
+    source: &str,
+    target: &str,
+    events: &Events,
+    meter: &mut LinkMeter,
+    feed: &mut Feed,
+    group: &mut Group,
+) {
     // The memory budget bounds the group as it bounds one transaction: a transaction that would
     // take the group past it waits for the next group.
     let budget = memory_budget(config);
-    let mut held = first.changes.approx_bytes();
-    admit(config, meter, source, target, events, first, &mut group.txs);
     while group.txs.len() < MAX_GROUP {
         let Some(fed) = feed.ready() else {
             break;
@@ -378,7 +420,7 @@ fn gather(
         match fed.event {
             Ok(CaptureEvent::Transaction(tx)) => {
                 let bytes = tx.changes.approx_bytes();
-                if !joins(held, bytes, budget) {
+                if !joins(group.held, bytes, budget) {
                     group.pending = Some(Fed {
                         event: Ok(CaptureEvent::Transaction(tx)),
                         permit: fed.permit,
@@ -386,7 +428,7 @@ fn gather(
                     group.more = true;
                     break;
                 }
-                held += bytes;
+                group.held += bytes;
                 group.last = tx.position.clone();
                 group.permits.extend(fed.permit);
                 admit(config, meter, source, target, events, tx, &mut group.txs);
@@ -405,7 +447,6 @@ fn gather(
             }
         }
     }
-    group
 }
 
 /// The log line and event of each applied transaction.
