@@ -390,7 +390,7 @@ async fn apply_my_batches_fit_the_targets_max_allowed_packet() {
     assert!(!e.is_transient(), "{text}");
     // It says why the row was not applied, what to change, and that no dead letter could hold it.
     assert!(
-        text.contains("the target's max_allowed_packet is 262144 bytes")
+        text.contains("max_allowed_packet on this target is 262144 bytes")
             && text.contains("fix: raise max_allowed_packet on the target")
             && text.contains("could not be recorded in the dead-letter table"),
         "{text}"

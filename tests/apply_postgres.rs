@@ -345,3 +345,47 @@ async fn apply_pg_a_refused_revive_trigger_is_a_dead_letter_naming_the_privilege
 async fn apply_pg_a_delete_released_behind_a_resolution_makes_the_revive_trigger() {
     sc::a_delete_released_behind_a_resolution_makes_the_revive_trigger(Kind::Pg).await;
 }
+
+/// A replay that fails for a definite reason, and whose error cannot be recorded on the entry
+/// either (here a trigger on the dead-letter table, enabled ALWAYS so that the applier's replica role fires it, refuses the update), says the entry is as it
+/// was and why, instead of "stays open with this error"; the replay's own error is the one shown.
+#[tokio::test]
+async fn apply_pg_a_replay_whose_error_cannot_be_recorded_says_the_entry_is_as_it_was() {
+    let mut f = Fixture::new(Kind::Pg, "", 0).await;
+    let mut a = f.applier().await;
+    let long = "x".repeat(30);
+    let bad = f.tx(
+        1,
+        vec![f.change(
+            Op::Insert,
+            None,
+            Some(customer(1, &long, "a@x", 10, SOURCE)),
+        )],
+    );
+    a.apply(&[bad]).await.expect("dead-lettered");
+    let dead = a.list_dead_letters(true).await.expect("list");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    f.db.exec(&format!(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$BEGIN RAISE EXCEPTION 'dead letters are read-only today'; END$$; \
+         CREATE TRIGGER refuse BEFORE UPDATE ON \"{0}\".dead_letter \
+         FOR EACH ROW EXECUTE FUNCTION refuse();          ALTER TABLE \"{0}\".dead_letter ENABLE ALWAYS TRIGGER refuse",
+        f.schema
+    ))
+    .await;
+    let failure = tandem::apply::replay_dead_letter(&f.config, TARGET, dead[0].id)
+        .await
+        .expect_err("the name is still too long");
+    let left = failure.left().expect("the entry exists");
+    assert!(
+        left.starts_with("the entry is as it was (recording this error on it failed")
+            && left.contains("dead letters are read-only today"),
+        "{left}"
+    );
+    assert!(
+        failure.to_string().contains("column name"),
+        "the replay's own error: {failure}"
+    );
+    let again = a.list_dead_letters(true).await.expect("list");
+    assert_eq!(again[0].attempts, 1, "nothing was recorded");
+}

@@ -143,13 +143,17 @@ impl Fixture {
         target_priority: i32,
         source: &str,
     ) -> Fixture {
-        Self::build(kind, table_extra, target_priority, source, maria().await).await
+        let server = match kind {
+            Kind::Pg => None,
+            Kind::My => Some(maria().await),
+        };
+        Self::build(kind, table_extra, target_priority, source, server).await
     }
 
     /// A MySQL/MariaDB fixture on `server` instead of the shared one (a server started with
     /// settings of its own).
     pub async fn on_maria(server: &MariaDb) -> Fixture {
-        Self::build(Kind::My, "", 0, SOURCE, server).await
+        Self::build(Kind::My, "", 0, SOURCE, Some(server)).await
     }
 
     async fn build(
@@ -157,7 +161,7 @@ impl Fixture {
         table_extra: &str,
         target_priority: i32,
         source: &str,
-        maria: &MariaDb,
+        maria: Option<&MariaDb>,
     ) -> Fixture {
         let db_name = unique_name("ap");
         let schema = unique_name("tk");
@@ -175,6 +179,7 @@ impl Fixture {
                 )
             }
             Kind::My => {
+                let maria = maria.expect("a MariaDB server for a MySQL fixture");
                 maria.create_database(&db_name).await.expect("create db");
                 (
                     maria.url(&db_name),
@@ -215,7 +220,13 @@ on = {{ {TARGET} = "{target_table}.typed", {source} = "{source_table}.typed" }}
             .unwrap_or_else(|e| panic!("test config: {:?}", e.problems));
         let mut db = match kind {
             Kind::Pg => Db::open(kind, &db_name).await,
-            Kind::My => Db::My(maria.connect(&db_name).await.expect("connect")),
+            Kind::My => Db::My(
+                maria
+                    .expect("a MariaDB server for a MySQL fixture")
+                    .connect(&db_name)
+                    .await
+                    .expect("connect"),
+            ),
         };
         db.exec(CUSTOMER).await;
         db.exec(ORDERS).await;

@@ -200,25 +200,36 @@ pub struct ReplayFailure {
     pub error: ApplyError,
     /// The replay ran on the entry: a definite error is then recorded on it.
     reached: bool,
+    /// Recording a definite error on the entry failed too: why (the entry is as it was).
+    unrecorded: Option<String>,
 }
 
 impl ReplayFailure {
     /// What the failure left of the entry, for the operator: a definite error met by the replay is
-    /// recorded on it (it stays open with that error, one attempt more); a transient one (the node
-    /// unreachable, a lock wait, a deadlock) changed nothing, and the replay can simply be run again;
-    /// a definite one before the replay ran (a refused password, a TLS setting) changed nothing
-    /// either, and needs its fix first. `None` when there is no such entry.
-    pub fn left(&self) -> Option<&'static str> {
-        match &self.error {
-            ApplyError::Invalid(m) if m.starts_with("no dead letter") => None,
+    /// recorded on it (it stays open with that error, one attempt more) unless recording it failed
+    /// too; a transient one (the node unreachable, a lock wait, a deadlock) changed nothing, and
+    /// the replay can simply be run again; a definite one before the replay ran (a refused
+    /// password, a TLS setting) changed nothing either, and needs its fix first. `None` when there
+    /// is no such entry.
+    pub fn left(&self) -> Option<String> {
+        let left = match &self.error {
+            ApplyError::Invalid(m) if m.starts_with("no dead letter") => return None,
             e if e.is_transient() => {
-                Some("the entry is as it was (the error is transient: replay it again)")
+                "the entry is as it was (the error is transient: replay it again)"
             }
             _ if !self.reached => {
-                Some("the entry is as it was (nothing was replayed: fix this, then replay it)")
+                "the entry is as it was (nothing was replayed: fix this, then replay it)"
             }
-            _ => Some("the entry stays open with this error"),
-        }
+            _ => match &self.unrecorded {
+                Some(why) => {
+                    return Some(format!(
+                        "the entry is as it was (recording this error on it failed: {why})"
+                    ))
+                }
+                None => "the entry stays open with this error",
+            },
+        };
+        Some(left.to_string())
     }
 }
 
@@ -233,6 +244,7 @@ pub async fn replay_dead_letter(config: &Config, node: &str, id: i64) -> Result<
     let before = |error| ReplayFailure {
         error,
         reached: false,
+        unrecorded: None,
     };
     let letters = list_dead_letters(config, node, false)
         .await
@@ -245,11 +257,12 @@ pub async fn replay_dead_letter(config: &Config, node: &str, id: i64) -> Result<
     let mut link = Applier::connect(config, &letter.source_node, node)
         .await
         .map_err(before)?;
-    link.replay_dead_letter(id)
+    link.replay_noting(id)
         .await
-        .map_err(|error| ReplayFailure {
+        .map_err(|(error, unrecorded)| ReplayFailure {
             error,
             reached: true,
+            unrecorded: unrecorded.as_ref().map(super::error::with_cause),
         })
 }
 
@@ -259,21 +272,38 @@ mod replay_tests {
 
     #[test]
     fn a_failed_replay_says_what_it_left_of_the_entry() {
-        let failed = |error, reached| ReplayFailure { error, reached }.left();
+        let failed = |error, reached| {
+            ReplayFailure {
+                error,
+                reached,
+                unrecorded: None,
+            }
+            .left()
+        };
         let refused = || ApplyError::Invalid("value too long for column name".into());
+        let some = |s: &str| Some(s.to_string());
         assert_eq!(
             failed(refused(), true),
-            Some("the entry stays open with this error")
+            some("the entry stays open with this error")
         );
         assert_eq!(
             failed(refused(), false),
-            Some("the entry is as it was (nothing was replayed: fix this, then replay it)")
+            some("the entry is as it was (nothing was replayed: fix this, then replay it)")
+        );
+        let unrecorded = ReplayFailure {
+            error: refused(),
+            reached: true,
+            unrecorded: Some("permission denied for table dead_letter".into()),
+        };
+        assert_eq!(
+            unrecorded.left(),
+            some("the entry is as it was (recording this error on it failed: permission denied for table dead_letter)")
         );
         let unreachable = || ApplyError::ReviveDue("the trigger is made after the rollback".into());
         for reached in [true, false] {
             assert_eq!(
                 failed(unreachable(), reached),
-                Some("the entry is as it was (the error is transient: replay it again)")
+                some("the entry is as it was (the error is transient: replay it again)")
             );
         }
         let none = ApplyError::Invalid("no dead letter with id 7 on node b".into());

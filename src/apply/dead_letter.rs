@@ -185,19 +185,24 @@ impl<T: Target> Link<T> {
     }
 
     /// Applies dead letter `id` again in one target transaction, part by part; marks it replayed, or
-    /// open with the new error when it fails again for a definite reason.
-    pub(super) async fn replay_on(&mut self, id: i64) -> Result<(), ApplyError> {
+    /// open with the new error when it fails again for a definite reason. The error, and the
+    /// error of recording it on the entry when that failed too (the entry is then as it was).
+    pub(super) async fn replay_on(
+        &mut self,
+        id: i64,
+    ) -> Result<(), (ApplyError, Option<ApplyError>)> {
         let result = in_transaction_reviving!(self, async |l| l.replay_parts(id).await);
-        if let Err(e) = &result {
-            if !e.is_transient() {
-                let message = e.to_string();
-                self.in_transaction(async |l| {
-                    l.t.set_dead_letter(id, "open", Some(&message)).await
-                })
-                .await?;
-            }
+        let Err(e) = result else {
+            return Ok(());
+        };
+        if e.is_transient() {
+            return Err((e, None));
         }
-        result
+        let message = e.to_string();
+        let recorded = self
+            .in_transaction(async |l| l.t.set_dead_letter(id, "open", Some(&message)).await)
+            .await;
+        Err((e, recorded.err()))
     }
 
     async fn replay_parts(&mut self, id: i64) -> Result<(), ApplyError> {

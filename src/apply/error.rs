@@ -342,7 +342,9 @@ pub fn scrub_values_keeping(message: &str, names: &[&str]) -> String {
 /// statement's error).
 pub fn with_cause(e: &ApplyError) -> String {
     match e {
-        ApplyError::Database { source, .. } => format!("{e}: {source}"),
+        ApplyError::Database { source, .. } => {
+            format!("{e}: {}", scrub_values(&source.to_string()))
+        }
         _ => super::shown(e),
     }
 }
@@ -381,6 +383,19 @@ pub fn dead_letter_error(e: &ApplyError, target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A statement over a MySQL/MariaDB target's max_allowed_packet is refused again if sent
+    /// again: definite for the applier, while a reader's connection still retries it.
+    #[test]
+    fn a_packet_too_large_is_definite_on_a_target_only() {
+        let code = DbCode::Mysql(super::super::mysql::PACKET_TOO_LARGE);
+        assert_eq!(classify(&code), ErrorClass::Definite);
+        assert!(fix_for(&code).contains("max_allowed_packet"));
+        assert_eq!(
+            crate::classify::mysql(super::super::mysql::PACKET_TOO_LARGE),
+            Some(ErrorClass::Transient)
+        );
+    }
 
     #[test]
     fn classification_follows_the_codes() {

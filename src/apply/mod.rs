@@ -356,6 +356,15 @@ impl Applier {
     /// entry is marked `replayed`; on a definite failure it stays open with the new error and one
     /// more attempt, on a transient one it is left as it was ([`ReplayFailure::left`]).
     pub async fn replay_dead_letter(&mut self, id: i64) -> Result<(), ApplyError> {
+        self.replay_noting(id).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Applier::replay_dead_letter`], with the error of recording a definite failure on the
+    /// entry when that failed too.
+    pub(crate) async fn replay_noting(
+        &mut self,
+        id: i64,
+    ) -> Result<(), (ApplyError, Option<ApplyError>)> {
         with_link!(self, l => l.replay_on(id).await)
     }
 }

@@ -216,7 +216,12 @@ async fn run_once(
         // the target a commit per few dozen, not per few.
         let wait = config.settings.group_wait();
         if !wait.is_zero() && group.lingers() {
-            tokio::time::sleep(wait).await;
+            // Nothing of the group is confirmed yet: a stop meanwhile loses nothing.
+            tokio::select! {
+                biased;
+                _ = stop.changed() => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
             fill(
                 &config, source, target, events, meter, &mut feed, &mut group,
             );

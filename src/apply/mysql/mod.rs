@@ -36,6 +36,10 @@ use sql::{qname, Builder, Relax, Sql};
 /// ER_NET_PACKET_TOO_LARGE: a statement over the server's `max_allowed_packet`.
 pub(crate) const PACKET_TOO_LARGE: u16 = 1153;
 
+/// The largest packet payload of the protocol; mysql_async sends parameters that would make a
+/// larger `COM_STMT_EXECUTE` as long data instead.
+const MAX_PAYLOAD: usize = (1 << 24) - 1;
+
 const ISOLATION: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
 
 /// The session's settings. The sql_mode is strict, so that a value the column cannot hold fails
@@ -187,16 +191,34 @@ impl MyTarget {
     /// definite on a target (`apply::error::known_class`), whose fix names the setting. The
     /// estimate is generous: a prepared statement's text, or its parameters as `COM_STMT_EXECUTE`
     /// sends them (each value with the longest length prefix, two bytes of type, the header).
+    /// Parameters whose `COM_STMT_EXECUTE` would pass 16 MiB go as long data, one packet per byte
+    /// value (mysql_common's rule), and the server holds each value to the setting alone.
     fn fits(&self, sql: &Sql) -> Result<(), mysql_async::Error> {
-        let values: usize = sql
-            .params
-            .iter()
-            .map(|p| match p {
-                My::Bytes(b) => b.len() + 9,
-                _ => 16,
-            })
-            .sum();
-        let size = (64 + 2 * sql.params.len() + values).max(sql.text.len() + 64);
+        let value = |p: &My| match p {
+            My::Bytes(b) => b.len() + 9,
+            _ => 16,
+        };
+        let head = 64 + 2 * sql.params.len();
+        let values: usize = sql.params.iter().map(value).sum();
+        let size = if head + values <= MAX_PAYLOAD {
+            head + values
+        } else {
+            let others: usize = sql
+                .params
+                .iter()
+                .filter(|p| !matches!(p, My::Bytes(_)))
+                .map(value)
+                .sum();
+            let largest = sql
+                .params
+                .iter()
+                .filter(|p| matches!(p, My::Bytes(_)))
+                .map(value)
+                .max()
+                .unwrap_or(0);
+            (head + others).max(largest + 16)
+        };
+        let size = size.max(sql.text.len() + 64);
         if size <= self.max_packet {
             return Ok(());
         }
@@ -204,8 +226,8 @@ impl MyTarget {
             code: PACKET_TOO_LARGE,
             state: "08S01".into(),
             message: format!(
-                "tandem did not send a statement of about {size} bytes: the target's \
-                 max_allowed_packet is {} bytes",
+                "tandem did not send a statement of about {size} bytes: max_allowed_packet \
+                 on this target is {} bytes",
                 self.max_packet
             ),
         }))
@@ -533,6 +555,11 @@ impl Target for MyTarget {
         match self.run(self.builder(t).insert_many(rows)).await {
             Ok(_) => return Ok(Some(vec![true; rows.len()])),
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => {}
+            // Too large to send together (values that grow in the statement, as long bit strings
+            // do): nothing was sent, and the rows go one by one.
+            Err(mysql_async::Error::Server(e)) if e.code == PACKET_TOO_LARGE && rows.len() > 1 => {
+                return Ok(None)
+            }
             Err(e) => return Err(self.batch_err(t, rows, e)),
         }
         let keys: Vec<Vec<Field>> = rows.iter().map(|w| w.key.clone()).collect();
@@ -555,8 +582,12 @@ impl Target for MyTarget {
         let sql = self.builder(t).insert_many(new);
         match self.run(sql).await {
             Ok(_) => Ok(Some(exists.into_iter().map(|e| !e).collect())),
-            // A failed statement is rolled back whole; the transaction goes on.
+            // A failed statement is rolled back whole; the transaction goes on. One too large was
+            // not sent.
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => Ok(None),
+            Err(mysql_async::Error::Server(e)) if e.code == PACKET_TOO_LARGE && new.len() > 1 => {
+                Ok(None)
+            }
             Err(e) => Err(self.batch_err(t, new, e)),
         }
     }
