@@ -347,22 +347,16 @@ async fn apply_pg_a_delete_released_behind_a_resolution_makes_the_revive_trigger
 }
 
 /// A replay that fails for a definite reason, and whose error cannot be recorded on the entry
-/// either (here a trigger on the dead-letter table, enabled ALWAYS so that the applier's replica role fires it, refuses the update), says the entry is as it
-/// was and why, instead of "stays open with this error"; the replay's own error is the one shown.
+/// either (here a trigger on the dead-letter table, enabled ALWAYS so that the applier's replica
+/// role fires it, refuses the update), says the entry is as it was and why, instead of "stays open
+/// with this error"; the replay's own error is the one shown.
 #[tokio::test]
 async fn apply_pg_a_replay_whose_error_cannot_be_recorded_says_the_entry_is_as_it_was() {
     let mut f = Fixture::new(Kind::Pg, "", 0).await;
     let mut a = f.applier().await;
-    let long = "x".repeat(30);
-    let bad = f.tx(
-        1,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(1, &long, "a@x", 10, SOURCE)),
-        )],
-    );
-    a.apply(&[bad]).await.expect("dead-lettered");
+    a.apply(&[f.too_long_insert(1, 1)])
+        .await
+        .expect("dead-lettered");
     let dead = a.list_dead_letters(true).await.expect("list");
     assert_eq!(dead.len(), 1, "{dead:?}");
     f.db.exec(&format!(

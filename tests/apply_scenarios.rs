@@ -541,15 +541,7 @@ pub async fn values_of_every_kind_are_converted(kind: Kind) {
 pub async fn halt_policy_stops_the_link(kind: Kind) {
     let mut f = Fixture::new(kind, "on_error = \"halt\"", 0).await;
     let mut a = f.applier().await;
-    let long = "x".repeat(30);
-    let bad = f.tx(
-        1,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(1, &long, "a@x", 10, SOURCE)),
-        )],
-    );
+    let bad = f.too_long_insert(1, 1);
     let err = a.apply(&[bad]).await.expect_err("halts");
     assert!(!err.is_transient(), "{err}");
     assert_eq!(a.committed(), None);

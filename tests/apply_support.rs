@@ -301,6 +301,20 @@ on = {{ {TARGET} = "{target_table}.typed", {source} = "{source_table}.typed" }}
         }
     }
 
+    /// Source transaction `n`: an insert of customer `id` (version 10) whose name is too long for
+    /// the target's column, a definite error (the dead-letter tests' usual refusal).
+    pub fn too_long_insert(&self, n: u64, id: i32) -> Transaction {
+        let long = "x".repeat(30);
+        self.tx(
+            n,
+            vec![self.change(
+                Op::Insert,
+                None,
+                Some(customer(id, &long, "a@x", 10, SOURCE)),
+            )],
+        )
+    }
+
     pub fn change(&self, op: Op, before: Option<RowImage>, after: Option<RowImage>) -> Change {
         Change {
             table: self.source_table("customer"),

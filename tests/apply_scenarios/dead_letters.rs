@@ -12,14 +12,7 @@ pub async fn definite_errors_go_to_the_dead_letter_table_and_replay(kind: Kind) 
     let mut f = Fixture::new(kind, "", 0).await;
     let mut a = f.applier().await;
     let long = "x".repeat(30);
-    let bad = f.tx(
-        1,
-        vec![f.change(
-            Op::Insert,
-            None,
-            Some(customer(1, &long, "a@x", 10, SOURCE)),
-        )],
-    );
+    let bad = f.too_long_insert(1, 1);
     let good = f.tx(
         2,
         vec![f.change(
