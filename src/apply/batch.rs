@@ -178,13 +178,9 @@ impl<T: Target> Link<T> {
             return Ok(());
         };
         let first = self.row_change(plan, &info, first)?;
-        let bytes: usize = changes.iter().map(|c| c.change.source.approx_bytes()).sum();
-        let wide =
-            first.full_write_len() * changes.len() > MAX_PARAMS || bytes > self.t.batch_bytes();
-        if wide && changes.len() > 1 {
-            // A wide table (or, from the initial copy, more bytes than the target's statements
-            // take): two smaller batches, in order (told from the first row, before the others
-            // are made).
+        if first.full_write_len() * changes.len() > MAX_PARAMS && changes.len() > 1 {
+            // A wide table: two smaller batches, in order (told from the first row, before the
+            // others are made).
             let (head, tail) = changes.split_at(changes.len() / 2);
             Box::pin(self.apply_inserts(head)).await?;
             return Box::pin(self.apply_inserts(tail)).await;

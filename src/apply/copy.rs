@@ -23,6 +23,7 @@
 //! and the copy goes on; under `"halt"` the first refused row halts the copy, its error naming the
 //! table, the row's key and the fix (the rows before it in the batch are written).
 
+use super::batch::Run;
 use super::error::ApplyError;
 use super::link::{Link, Staged, TxMeta};
 use super::row::{version_key, RowChange};
@@ -299,16 +300,23 @@ impl<T: Target> Link<T> {
             }
         }
         stats.written = write.len() as u64;
-        if !write.is_empty() {
-            let meta = std::sync::Arc::new(meta.clone());
-            let staged: Vec<Staged> = write
-                .into_iter()
-                .map(|change| Staged {
-                    change,
-                    meta: meta.clone(),
-                })
-                .collect();
-            self.apply_inserts(&staged).await?;
+        // Inserted in batches as a link's runs are cut: rows, and bytes the target's statements
+        // take (a MySQL/MariaDB target's max_allowed_packet).
+        let meta = std::sync::Arc::new(meta.clone());
+        let mut run = Run::new(self.t.batch_bytes());
+        for change in write {
+            let bytes = change.source.approx_bytes();
+            let staged = Staged {
+                change,
+                meta: meta.clone(),
+            };
+            if !run.takes(&staged.change.plan, staged.op(), bytes) {
+                self.apply_inserts(&run.take()).await?;
+            }
+            run.push(staged, bytes);
+        }
+        if !run.is_empty() {
+            self.apply_inserts(&run.take()).await?;
         }
         let mut touch = Vec::new();
         let keys: Vec<String> = differing.iter().map(RowChange::key_text).collect();

@@ -266,18 +266,17 @@ fn check_settings(s: &Settings, problems: &mut Vec<Problem>) {
             "write a number with a unit (\"7d\", \"12h\", \"90m\", \"30s\") or \"never\"",
         ));
     }
-    match parse_duration(s.group_wait.trim()) {
-        Ok(d) if d <= Duration::from_secs(1) => {}
-        Ok(_) => problems.push(Problem::error(
+    let wrong = match parse_duration(s.group_wait.trim()) {
+        Ok(d) if d <= Duration::from_secs(1) => None,
+        Ok(_) => Some(format!("{:?} is longer than 1s", s.group_wait)),
+        Err(why) => Some(format!("{:?} is not a duration ({why})", s.group_wait)),
+    };
+    if let Some(message) = wrong {
+        problems.push(Problem::error(
             "tandem.group_wait",
-            format!("{:?} is longer than 1s", s.group_wait),
+            message,
             "write a short duration (\"2ms\", \"500us\") or \"0s\" to apply each group at once",
-        )),
-        Err(why) => problems.push(Problem::error(
-            "tandem.group_wait",
-            format!("{:?} is not a duration ({why})", s.group_wait),
-            "write a short duration (\"2ms\", \"500us\") or \"0s\" to apply each group at once",
-        )),
+        ));
     }
     for (key, value) in [
         ("origin_column", &s.origin_column),
